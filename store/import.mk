@@ -1,0 +1,1 @@
+# store/import.mk: the dataset import parsers (part of the store library).

@@ -1,0 +1,119 @@
+/* cli.c: shared command-line conventions. */
+#include "config.h"
+#include "util/cli.h"
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <time.h>
+
+static const char *progname = "dpo";
+static volatile sig_atomic_t got_signal;
+
+void util_set_progname(const char *name)
+{
+	progname = name;
+}
+
+const char *util_progname(void)
+{
+	return progname;
+}
+
+const char *util_db_path(const char *opt)
+{
+	if (opt && *opt)
+		return opt;
+	const char *env = getenv("DPO_DB");
+	if (env && *env)
+		return env;
+	return "./dpo.db";
+}
+
+static void vmsg(const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: ", progname);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void util_warn(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg(fmt, ap);
+	va_end(ap);
+}
+
+void util_die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg(fmt, ap);
+	va_end(ap);
+	exit(UTIL_EXIT_FAIL);
+}
+
+void util_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg(fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "Try '%s --help' for more information.\n", progname);
+	exit(UTIL_EXIT_USAGE);
+}
+
+void util_print_version(void)
+{
+	printf("%s (dpo) %s\n", progname, PACKAGE_VERSION);
+}
+
+void util_parse_long(const char *opt, const char *val, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(val, &end, 10);
+	if (errno || end == val || *end)
+		util_usage_error("option %s: '%s' is not an integer", opt, val);
+	*out = v;
+}
+
+void util_parse_double(const char *opt, const char *val, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(val, &end);
+	if (errno || end == val || *end || !isfinite(v))
+		util_usage_error("option %s: '%s' is not a number", opt, val);
+	*out = v;
+}
+
+void util_utc_now(char *out, unsigned long n)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	got_signal = 1;
+}
+
+void util_catch_interrupts(void)
+{
+	struct sigaction sa = {0};
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+int util_interrupted(void)
+{
+	return got_signal != 0;
+}

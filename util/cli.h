@@ -1,0 +1,37 @@
+/* cli.h: the command-line conventions shared by every dpo program
+ * (DESIGN.md): --db resolution, --help/--version, errors and exit codes. */
+#ifndef DPO_CLI_H
+#define DPO_CLI_H
+#include <stdio.h>
+
+enum { UTIL_EXIT_OK = 0, UTIL_EXIT_FAIL = 1, UTIL_EXIT_USAGE = 2, UTIL_EXIT_INTERRUPTED = 130 };
+
+/* Set the program name used in messages (e.g. "dpo-db"). The string must
+ * outlive the program (pass argv[0]'s basename or a literal). */
+void util_set_progname(const char *name);
+/* The program name set above ("dpo" before). */
+const char *util_progname(void);
+/* The database path: opt when not NULL, else $DPO_DB, else "./dpo.db".
+ * Returns a pointer owned by the caller's arguments or the environment. */
+const char *util_db_path(const char *opt);
+/* Print "PROG: message" to stderr. */
+void util_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print "PROG: message" to stderr and exit with status 1. */
+void util_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* Print "PROG: message" and a hint to run --help, exit with status 2. */
+void util_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* Print "PROG (dpo) VERSION" to stdout. */
+void util_print_version(void);
+/* Parse a decimal integer option value into *out; on a bad value exits 2
+ * naming the option. */
+void util_parse_long(const char *opt, const char *val, long *out);
+/* Parse a floating-point option value into *out; exits 2 on a bad value. */
+void util_parse_double(const char *opt, const char *val, double *out);
+/* Current UTC time as ISO 8601 ("2026-11-26T17:11:38Z") into out (>= 21 bytes). */
+void util_utc_now(char *out, unsigned long n);
+/* Install SIGINT/SIGTERM handlers that set a flag instead of killing. */
+void util_catch_interrupts(void);
+/* Nonzero once SIGINT or SIGTERM has arrived after util_catch_interrupts. */
+int util_interrupted(void);
+
+#endif
