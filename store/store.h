@@ -102,4 +102,220 @@ int store_rollback(store *st);
 int store_add_record(store *st, const store_record *rec, const char *source,
 		     const char *split, store_import_counts *counts);
 
+/* ---- identities ---------------------------------------------------------- */
+
+/* Who generated completions: a model (name + fingerprint + sampling params as
+ * canonical JSON) or an import source (kind "import", name = source). */
+typedef struct store_generator {
+	const char *kind;        /* "model" or "import" */
+	const char *name;
+	const char *fingerprint; /* model fingerprint, or NULL */
+	const char *params_json; /* sampling parameters as JSON, or NULL */
+} store_generator;
+
+/* Find or create the generator row; its id goes to *id. */
+int store_generator_id(store *st, const store_generator *g, int64_t *id);
+
+/* Who labels: a human (name), a judge (provider + model + template hash +
+ * params; name is a readable identity string built by the caller), or an
+ * import ("import:<source>"). Names are unique. */
+typedef struct store_annotator {
+	const char *kind;          /* "human", "judge" or "import" */
+	const char *name;
+	const char *provider;      /* judges only, else NULL */
+	const char *model;         /* judges only */
+	const char *template_hash; /* judges only */
+	const char *params_json;   /* judges only */
+} store_annotator;
+
+/* Find (by name) or create the annotator row; its id goes to *id. */
+int store_annotator_id(store *st, const store_annotator *a, int64_t *id);
+
+/* ---- prompts and completions ------------------------------------------------ */
+
+/* Add a prompt (plain text, or messages when msgs != NULL) from source into
+ * split (NULL: "train"). An identical prompt (same content hash) is reused:
+ * *created is set to 0 and its id returned. id/created may be NULL. */
+int store_prompt_add(store *st, const char *text, const store_msg *msgs, size_t nmsgs,
+		     const char *source, const char *split, int64_t *id, int *created);
+
+/* Add a completion of prompt_id by generator_id; an identical text for the
+ * same prompt is reused (*created = 0). id/created may be NULL. */
+int store_completion_add(store *st, int64_t prompt_id, const char *text, int64_t generator_id,
+			 int64_t *id, int *created);
+
+/* A prompt as handed to callbacks; every pointer is valid only during the
+ * callback. Exactly one of text and messages_json is non-NULL. */
+typedef struct store_prompt {
+	int64_t id;
+	const char *hash;
+	const char *text;          /* plain prompt, or NULL */
+	const char *messages_json; /* conversation as a JSON array of {role, content}, or NULL */
+	const char *source;
+	const char *split;
+} store_prompt;
+
+/* Callbacks return 0 to go on, nonzero to stop the iteration early (the
+ * iterating function then returns that value). */
+typedef int (*store_prompt_cb)(void *ud, const store_prompt *p);
+
+/* Visit prompts in id order, filtered by split and source (NULL: any), at
+ * most limit (<= 0: all). */
+int store_prompts_foreach(store *st, const char *split, const char *source, long limit,
+			  store_prompt_cb cb, void *ud);
+
+/* Look up one prompt by id and hand it to cb. STORE_ENOTFOUND if absent. */
+int store_prompt_get(store *st, int64_t id, store_prompt_cb cb, void *ud);
+
+/* A completion as handed to callbacks (pointers valid during the callback). */
+typedef struct store_completion {
+	int64_t id, prompt_id, generator_id;
+	const char *text;
+	const char *hash;
+	const char *generator; /* generator name */
+} store_completion;
+
+typedef int (*store_completion_cb)(void *ud, const store_completion *c);
+
+/* Visit the completions of prompt_id in id order, only those of
+ * generator_id when it is > 0. */
+int store_completions_foreach(store *st, int64_t prompt_id, int64_t generator_id,
+			      store_completion_cb cb, void *ud);
+
+/* Count the completions of prompt_id (of generator_id when > 0) into *n. */
+int store_completions_count(store *st, int64_t prompt_id, int64_t generator_id, long *n);
+
+/* ---- comparisons (every label is one) ---------------------------------------- */
+
+/* One judgment of two completions of one prompt by one annotator. The store
+ * keeps completion_a < completion_b: store_comparison_add swaps a/b (and
+ * the verdict and shown_first with them) when given the other order. */
+typedef struct store_comparison {
+	int64_t id;            /* set by the store */
+	int64_t prompt_id;
+	int64_t completion_a, completion_b;
+	int64_t annotator_id;
+	const char *verdict;     /* "a", "b", "tie", "both_bad" or "skip" */
+	const char *shown_first; /* which was shown first/left: "a", "b", or NULL (unknown) */
+	const char *rationale;   /* or NULL */
+	double confidence;       /* 0..1, or NAN when not given */
+	int64_t duration_ms;     /* time taken to decide, or -1 */
+	int inconsistent;        /* judge verdicts disagreed across the two orders */
+	int64_t run_id;          /* the run that produced it, or 0 */
+	const char *created_at;  /* ISO 8601 UTC; NULL on add means now */
+	const char *annotator;   /* annotator name (filled when iterating) */
+	const char *annotator_kind; /* "human", "judge" or "import" (filled when iterating) */
+} store_comparison;
+
+/* Add a comparison. If this annotator already judged this pair, nothing is
+ * written, *created is 0 and *id is the existing row (use
+ * store_comparison_delete first to replace). id/created may be NULL. */
+int store_comparison_add(store *st, const store_comparison *c, int64_t *id, int *created);
+
+/* Delete one comparison by id (undo). STORE_ENOTFOUND if absent. */
+int store_comparison_delete(store *st, int64_t id);
+
+typedef int (*store_comparison_cb)(void *ud, const store_comparison *c);
+
+/* Visit comparisons of prompt_id (all when 0) in id order. */
+int store_comparisons_foreach(store *st, int64_t prompt_id, store_comparison_cb cb, void *ud);
+
+/* ---- work queues for judges and annotators ------------------------------------- */
+
+/* An unordered pair of completions of one prompt (completion_a < completion_b). */
+typedef struct store_pair_ref {
+	int64_t prompt_id, completion_a, completion_b;
+} store_pair_ref;
+
+typedef int (*store_pair_ref_cb)(void *ud, const store_pair_ref *p);
+
+/* Which pairs to hand out. */
+typedef struct store_queue_filter {
+	const char *split;      /* NULL: any */
+	const char *source;     /* NULL: any */
+	int64_t annotator_id;   /* skip pairs this annotator has judged (0: none) */
+	int include_labeled;    /* 0: skip pairs with a human or import comparison */
+	int max_annotations;    /* > 0: skip pairs already judged by this many humans */
+	long limit;             /* <= 0: all */
+} store_queue_filter;
+
+/* Visit, in (prompt id, a, b) order, every pair of completions of prompts
+ * with two or more completions that passes the filter. */
+int store_queue_foreach(store *st, const store_queue_filter *f, store_pair_ref_cb cb, void *ud);
+
+/* Visit pairs on which two or more human annotators gave different
+ * non-skip verdicts (for review). */
+int store_disagreements_foreach(store *st, const char *split, store_pair_ref_cb cb, void *ud);
+
+/* ---- preference pairs (derived, never stored) ------------------------------------ */
+
+/* Resolution policies: "majority", "humans-over-judges", "unanimous",
+ * "consistent-judge". Ties, both-bad and skips never make a pair. */
+typedef struct store_pair {
+	int64_t prompt_id, chosen_id, rejected_id;
+	const char *prompt_text;          /* or NULL */
+	const char *prompt_messages_json; /* or NULL */
+	const char *chosen, *rejected;
+	const char *split, *source;
+	int n_annotations;                /* comparisons that decided it */
+} store_pair;
+
+typedef int (*store_pair_cb)(void *ud, const store_pair *p);
+
+/* Visit the resolved pairs of split (NULL: all) under policy (NULL:
+ * "majority"), only those with at least min_annotations deciding
+ * comparisons, in a stable order (prompt id, chosen id, rejected id).
+ * STORE_EINVAL for an unknown policy. */
+int store_pairs_foreach(store *st, const char *split, const char *policy, int min_annotations,
+			store_pair_cb cb, void *ud);
+
+/* ---- runs and metrics ----------------------------------------------------------- */
+
+/* Record the start of a run (kind "generate", "judge", "train", "eval",
+ * "import"); command is the command line without secrets; params_json may
+ * be NULL. The new id goes to *run_id. */
+int store_run_begin(store *st, const char *kind, const char *command, const char *params_json,
+		    int64_t *run_id);
+/* Record the end of a run with status "ok", "failed" or "interrupted" and an
+ * optional JSON summary. */
+int store_run_end(store *st, int64_t run_id, const char *status, const char *summary_json);
+/* Record one metric value of a run at a step (step -1 for run-level). */
+int store_metric_add(store *st, int64_t run_id, long step, const char *name, double value);
+
+/* ---- judge request cache -------------------------------------------------------- */
+
+/* Look up a cached response by request hash. On a hit *response gets a
+ * malloc'ed copy (caller frees) and STORE_OK is returned; on a miss
+ * STORE_ENOTFOUND. */
+int store_cache_get(store *st, const char *request_hash, char **response);
+/* Store (or replace) the response to a request. meta_json (model, tokens,
+ * cost; never a key) may be NULL. */
+int store_cache_put(store *st, const char *request_hash, const char *response, const char *meta_json);
+
+/* ---- reference log-prob cache ---------------------------------------------------- */
+
+/* Key: reference-model fingerprint + tokenisation fingerprint (tokenizer
+ * hash, chat format, truncation settings) + prompt id + completion id. */
+typedef struct store_reflogp_key {
+	const char *ref_fingerprint;
+	const char *tok_fingerprint;
+	int64_t prompt_id, completion_id;
+} store_reflogp_key;
+
+/* Fetch a cached summed log-prob and its token count; STORE_ENOTFOUND on a miss. */
+int store_reflogp_get(store *st, const store_reflogp_key *k, double *logp, long *ntokens);
+/* Store a summed log-prob and its token count. */
+int store_reflogp_put(store *st, const store_reflogp_key *k, double logp, long ntokens);
+
+/* ---- maintenance, statistics, splits ----------------------------------------------- */
+
+/* Check integrity and schema version; a human-readable report (caller
+ * frees) goes to *report. STORE_ECORRUPT when a check fails. */
+int store_check(store *st, char **report);
+
+/* Reassign every prompt to "test" or "train", deterministically from its
+ * content hash and seed, with about test_fraction in "test". Counts go to
+ * *n_train / *n_test (may be NULL). */
+int store_split(store *st, double test_fraction, uint64_t seed, long *n_train, long *n_test);
+
 #endif

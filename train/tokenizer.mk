@@ -1,0 +1,1 @@
+# train/tokenizer.mk: tokenizer and chat templates (library train/libtok.a).
