@@ -1,0 +1,1 @@
+# train/trainer.mk: the DPO trainer (backward passes, losses, AdamW, checkpoints) and dpo-train.
