@@ -98,6 +98,12 @@ void util_utc_now(char *out, unsigned long n)
 	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+const char *util_datadir(void)
+{
+	const char *d = getenv("DPO_DATADIR");
+	return d && *d ? d : PKGDATADIR;
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;

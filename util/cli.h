@@ -29,6 +29,10 @@ void util_parse_long(const char *opt, const char *val, long *out);
 void util_parse_double(const char *opt, const char *val, double *out);
 /* Current UTC time as ISO 8601 ("2026-11-26T17:11:38Z") into out (>= 21 bytes). */
 void util_utc_now(char *out, unsigned long n);
+/* The folder of dpo's installed data (templates, price table, examples):
+ * $DPO_DATADIR when set (tests point it at the source tree's share/), else
+ * the configured $(pkgdatadir). Never NULL. */
+const char *util_datadir(void);
 /* Install SIGINT/SIGTERM handlers that set a flag instead of killing. */
 void util_catch_interrupts(void);
 /* Nonzero once SIGINT or SIGTERM has arrived after util_catch_interrupts. */
