@@ -1,1 +1,29 @@
-# store/import.mk: the dataset import parsers (part of the store library).
+# store/import.mk: the dataset importers (part of the store library) and
+# `dpo-db import`, their tests, fuzz target and benchmark.
+noinst_HEADERS += store/import.h
+store_libstore_a_SOURCES += store/import_parse.c store/import_file.c store/dpo-db-import.c
+
+check_PROGRAMS += tests/test_import
+tests_test_import_SOURCES = tests/test_import.c
+tests_test_import_LDADD = $(STORE_LIBS)
+TESTS += tests/test_import
+
+# libFuzzer target over the parser layer; without --enable-fuzzing it replays
+# the seeds in fuzz/seeds/import as a test.
+FUZZ_TARGETS += fuzz/fuzz_import
+check_PROGRAMS += fuzz/fuzz_import
+fuzz_fuzz_import_SOURCES = fuzz/fuzz_import.c $(FUZZ_MAIN)
+fuzz_fuzz_import_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS) -DFUZZ_SEEDS='"$(abs_top_srcdir)/fuzz/seeds/import"'
+fuzz_fuzz_import_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
+fuzz_fuzz_import_LDADD = $(STORE_LIBS)
+if !FUZZING
+TESTS += fuzz/fuzz_import
+endif
+EXTRA_DIST += fuzz/seeds/import
+
+TESTS += tests/cli_db_import.sh
+EXTRA_DIST += tests/cli_db_import.sh tests/data/import
+
+# `make bench`: dpo-db import vs a Python json + sqlite3 import, peak RSS.
+BENCH_RUN += bench/bench_import.sh
+EXTRA_DIST += bench/bench_import.sh bench/bench_import.py

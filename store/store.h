@@ -72,8 +72,12 @@ typedef struct store_import_counts {
 /* A new, closed handle. Never NULL. Free with store_free. */
 store *store_new(void);
 /* Open (and create if missing) the database at path: WAL, foreign keys, a
- * busy timeout, and the schema migrated to the current version. Returns
- * STORE_OK or a negative code (message in store_errmsg). */
+ * busy timeout, and the schema migrated to the current version (inside one
+ * transaction). Returns STORE_OK, STORE_EVERSION for a database of a newer
+ * dpo, STORE_ECORRUPT for a file that is not a dpo database (not SQLite,
+ * damaged, or another program's), or another negative code; the message
+ * (store_errmsg) names the path. On failure the handle stays closed and can
+ * be opened again. */
 int store_open(store *st, const char *path);
 /* Close the database and free the handle. NULL is allowed. */
 void store_free(store *st);
@@ -84,7 +88,12 @@ int store_schema_version(void);
 
 /* ---- transactions ------------------------------------------------------- */
 
-/* Start an immediate (write) transaction. Returns STORE_OK or a code. */
+/* How long a write waits for another process's write transaction before
+ * failing with STORE_EBUSY, in milliseconds (default 30000; 0: fail at once). */
+int store_set_busy_timeout(store *st, int ms);
+
+/* Start an immediate (write) transaction: it waits up to the busy timeout
+ * for another writer. Returns STORE_OK, STORE_EBUSY or a code. */
 int store_begin(store *st);
 /* Commit the open transaction. */
 int store_commit(store *st);
@@ -133,14 +142,20 @@ int store_annotator_id(store *st, const store_annotator *a, int64_t *id);
 
 /* ---- prompts and completions ------------------------------------------------ */
 
-/* Add a prompt (plain text, or messages when msgs != NULL) from source into
- * split (NULL: "train"). An identical prompt (same content hash) is reused:
- * *created is set to 0 and its id returned. id/created may be NULL. */
+/* Add a prompt (plain text, or messages when msgs != NULL) from source
+ * (NULL: "manual") into split (NULL: "train"). An identical prompt (same
+ * content hash: SHA-256 of "text\0" + text, or of the compact JSON array of
+ * {"role", "content"} messages) is reused, keeping its first source and
+ * split: *created is set to 0 and its id returned. id/created may be NULL.
+ * STORE_EINVAL for both or neither of text/msgs, or a bad role. */
 int store_prompt_add(store *st, const char *text, const store_msg *msgs, size_t nmsgs,
 		     const char *source, const char *split, int64_t *id, int *created);
 
 /* Add a completion of prompt_id by generator_id; an identical text for the
- * same prompt is reused (*created = 0). id/created may be NULL. */
+ * same prompt (same SHA-256) is reused (*created = 0). id/created may be
+ * NULL. STORE_EINVAL when the prompt or generator does not exist. Runs in
+ * its own transaction unless one is open (as do the other single-row
+ * writes below). */
 int store_completion_add(store *st, int64_t prompt_id, const char *text, int64_t generator_id,
 			 int64_t *id, int *created);
 
@@ -209,7 +224,10 @@ typedef struct store_comparison {
 
 /* Add a comparison. If this annotator already judged this pair, nothing is
  * written, *created is 0 and *id is the existing row (use
- * store_comparison_delete first to replace). id/created may be NULL. */
+ * store_comparison_delete first to replace). id/created may be NULL.
+ * STORE_EINVAL for a bad verdict or shown_first, a confidence outside 0..1,
+ * a completion compared with itself, or completions not both of prompt_id.
+ * May be called from inside an iteration callback. */
 int store_comparison_add(store *st, const store_comparison *c, int64_t *id, int *created);
 
 /* Delete one comparison by id (undo). STORE_ENOTFOUND if absent. */
@@ -237,10 +255,16 @@ typedef struct store_queue_filter {
 	int include_labeled;    /* 0: skip pairs with a human or import comparison */
 	int max_annotations;    /* > 0: skip pairs already judged by this many humans */
 	long limit;             /* <= 0: all */
+	int64_t after_prompt_id; /* > 0: start after this prompt (resume a scan cheaply) */
 } store_queue_filter;
 
 /* Visit, in (prompt id, a, b) order, every pair of completions of prompts
- * with two or more completions that passes the filter. */
+ * with two or more completions that passes the filter. With
+ * include_labeled 0 the prompts are found through an index of prompts that
+ * still have a pair without a human or import label, so the next item
+ * comes without a scan however much is labelled; the other filters are
+ * checked per prompt (use after_prompt_id to resume a long scan). cb may
+ * add comparisons. */
 int store_queue_foreach(store *st, const store_queue_filter *f, store_pair_ref_cb cb, void *ud);
 
 /* Visit pairs on which two or more human annotators gave different
@@ -257,17 +281,26 @@ typedef struct store_pair {
 	const char *prompt_messages_json; /* or NULL */
 	const char *chosen, *rejected;
 	const char *split, *source;
-	int n_annotations;                /* comparisons that decided it */
+	int n_annotations;                /* a/b votes that agree with the result */
 } store_pair;
 
 typedef int (*store_pair_cb)(void *ud, const store_pair *p);
 
 /* Visit the resolved pairs of split (NULL: all) under policy (NULL:
  * "majority"), only those with at least min_annotations deciding
- * comparisons, in a stable order (prompt id, chosen id, rejected id).
- * STORE_EINVAL for an unknown policy. */
+ * comparisons, in a stable order: by prompt id, then within a prompt by the
+ * content hash of the chosen, then of the rejected completion (content, not
+ * ids, so that export -> import -> export keeps the order). STORE_EINVAL for
+ * an unknown policy. */
 int store_pairs_foreach(store *st, const char *split, const char *policy, int min_annotations,
 			store_pair_cb cb, void *ud);
+
+/* Count the pairs store_pairs_foreach would visit into *n (without reading
+ * any text). */
+int store_pairs_count(store *st, const char *split, const char *policy, int min_annotations, long *n);
+
+/* The policy names, NULL-terminated (for usage text and statistics). */
+extern const char *const store_policies[];
 
 /* ---- runs and metrics ----------------------------------------------------------- */
 
@@ -281,6 +314,39 @@ int store_run_begin(store *st, const char *kind, const char *command, const char
 int store_run_end(store *st, int64_t run_id, const char *status, const char *summary_json);
 /* Record one metric value of a run at a step (step -1 for run-level). */
 int store_metric_add(store *st, int64_t run_id, long step, const char *name, double value);
+
+/* A run as handed to callbacks (pointers valid during the callback). */
+typedef struct store_run {
+	int64_t id;
+	const char *kind, *command;
+	const char *params_json;  /* or NULL */
+	const char *started_at;
+	const char *ended_at;     /* NULL while running */
+	const char *status;       /* "running", "ok", "failed" or "interrupted" */
+	const char *summary_json; /* or NULL */
+} store_run;
+
+typedef int (*store_run_cb)(void *ud, const store_run *r);
+
+/* Hand run run_id to cb. STORE_ENOTFOUND if absent. */
+int store_run_get(store *st, int64_t run_id, store_run_cb cb, void *ud);
+/* Visit runs of kind (NULL: all) in id order. */
+int store_runs_foreach(store *st, const char *kind, store_run_cb cb, void *ud);
+
+/* One metric value (name valid during the callback; value NAN if NULL). */
+typedef struct store_metric {
+	int64_t run_id;
+	long step;
+	const char *name;
+	double value;
+} store_metric;
+
+typedef int (*store_metric_cb)(void *ud, const store_metric *m);
+
+/* Visit the metrics of run_id (only those called name when not NULL),
+ * ordered by name, then step. Adding the same (run, name, step) twice
+ * keeps the last value. */
+int store_metrics_foreach(store *st, int64_t run_id, const char *name, store_metric_cb cb, void *ud);
 
 /* ---- judge request cache -------------------------------------------------------- */
 
@@ -309,13 +375,77 @@ int store_reflogp_put(store *st, const store_reflogp_key *k, double logp, long n
 
 /* ---- maintenance, statistics, splits ----------------------------------------------- */
 
-/* Check integrity and schema version; a human-readable report (caller
- * frees) goes to *report. STORE_ECORRUPT when a check fails. */
+/* Check integrity (PRAGMA integrity_check), foreign keys, the schema
+ * version and the store's per-prompt counters; a human-readable report
+ * (caller frees, also on failure) goes to *report. STORE_ECORRUPT when a
+ * check fails. */
 int store_check(store *st, char **report);
 
 /* Reassign every prompt to "test" or "train", deterministically from its
  * content hash and seed, with about test_fraction in "test". Counts go to
  * *n_train / *n_test (may be NULL). */
 int store_split(store *st, double test_fraction, uint64_t seed, long *n_train, long *n_test);
+
+/* The path the store was opened with, or NULL when closed. Owned by the handle. */
+const char *store_path(const store *st);
+
+/* ---- statistics ------------------------------------------------------------------ */
+
+/* One statistic: a count in a section, e.g. ("split", "train", "prompts", 12).
+ * Sections and their columns, in this order:
+ *   "total"         key "all": prompts, completions, comparisons, annotators, generators
+ *   "split"         key split name: prompts, completions, comparisons
+ *   "source"        key source: prompts, completions, comparisons
+ *   "annotator"     key annotator name (detail = kind): comparisons, a, b, tie, both_bad, skip
+ *   "verdict"       key verdict: comparisons
+ *   "position_bias" key annotator name (detail = kind): n (a/b wins with the shown order
+ *                   known), first (those won by the completion shown first)
+ *   "pairs"         key policy name: pairs (resolvable pairs, all splits)
+ * Strings are valid during the callback. */
+typedef struct store_stat {
+	const char *section, *key, *detail, *column;
+	long value;
+} store_stat;
+
+typedef int (*store_stat_cb)(void *ud, const store_stat *s);
+
+/* Compute the statistics above and hand them to cb one by one. */
+int store_stats_foreach(store *st, store_stat_cb cb, void *ud);
+
+/* ---- agreement ------------------------------------------------------------------- */
+
+/* Verdict categories for agreement statistics. */
+enum { STORE_CAT_A, STORE_CAT_B, STORE_CAT_TIE, STORE_CAT_BOTH_BAD, STORE_NCAT };
+
+/* The category of a verdict string, or -1 (skip or unknown). */
+int store_verdict_category(const char *verdict);
+
+/* Cohen's kappa from a STORE_NCAT x STORE_NCAT contingency table (rows:
+ * rater 1, columns: rater 2). NAN when the table is empty; 1 when both
+ * raters agree on every item even if chance agreement is 1. */
+double store_cohen_kappa(const long table[STORE_NCAT][STORE_NCAT]);
+
+/* Krippendorff's alpha (nominal) from per-unit category counts: units[u][k]
+ * = how many raters put unit u in category k. Units with fewer than two
+ * ratings are ignored. NAN when there are no pairable values; 1 when every
+ * pairable value falls in one category (no disagreement is possible). */
+double store_krippendorff_alpha(const long (*units)[STORE_NCAT], size_t nunits);
+
+/* One labelled pair for agreement: every non-skip verdict on it. Handed in
+ * (prompt id, a, b) order; arrays are valid during the callback. */
+typedef struct store_pair_votes {
+	int64_t prompt_id, completion_a, completion_b;
+	size_t n;
+	const int64_t *annotator_ids;
+	const char *const *annotator_names;
+	const char *const *annotator_kinds;
+	const int *categories; /* STORE_CAT_* */
+} store_pair_votes;
+
+typedef int (*store_pair_votes_cb)(void *ud, const store_pair_votes *v);
+
+/* Visit every pair with at least one non-skip verdict (one verdict per
+ * annotator: the comparisons table guarantees it). */
+int store_votes_foreach(store *st, store_pair_votes_cb cb, void *ud);
 
 #endif

@@ -1,0 +1,45 @@
+#!/bin/sh
+# bench_import.sh BUILDDIR: `dpo-db import` throughput on a generated 200k-pair
+# TRL file, next to a Python standard-library import (json + sqlite3) of the
+# same file run in the same invocation, and dpo-db's peak RSS at 50k and 200k
+# pairs (memory must not grow with the file). Goal: >= 100k pairs/s and >= 2x
+# the Python baseline. Set BENCH_IMPORT_PAIRS to change the large size.
+set -eu
+build=${1:?usage: bench_import.sh BUILDDIR}
+here=$(cd "$(dirname "$0")" && pwd)
+dpodb=$build/dpo-db
+py=${PYTHON:-python3}
+big=${BENCH_IMPORT_PAIRS:-200000}
+small=$((big / 4))
+command -v "$py" >/dev/null 2>&1 || { echo "bench_import: $py not found, skipped"; exit 0; }
+[ -x "$dpodb" ] || { echo "bench_import: $dpodb not built" >&2; exit 1; }
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/dpo-bench-import.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+"$py" "$here/bench_import.py" generate "$small" "$tmp/small.jsonl"
+"$py" "$here/bench_import.py" generate "$big" "$tmp/big.jsonl"
+echo "input: $big pairs, $(wc -c <"$tmp/big.jsonl") bytes"
+
+# dpo-db: wall seconds and peak RSS of the process, fresh database each time
+run_dpo() { # FILE DB -> "wall-seconds cpu-seconds peak-kib"
+	rm -f "$2" "$2-wal" "$2-shm"
+	"$py" "$here/bench_import.py" run "$dpodb" --db "$2" import --quiet "$1"
+}
+set -- $(run_dpo "$tmp/small.jsonl" "$tmp/s.db"); s_rss=$3
+set -- $(run_dpo "$tmp/big.jsonl" "$tmp/b.db"); b_sec=$1 b_cpu=$2 b_rss=$3
+c_rate=$(awk -v n="$big" -v t="$b_sec" 'BEGIN { printf "%.0f", n / t }')
+c_crate=$(awk -v n="$big" -v t="$b_cpu" 'BEGIN { printf "%.0f", n / t }')
+echo "dpo-db: $big pairs in $b_sec s ($b_cpu s CPU): $c_rate pairs/s, $c_crate pairs/CPU-s"
+
+p_out=$("$py" "$here/bench_import.py" baseline "$tmp/big.jsonl" "$tmp/py.db")
+echo "$p_out"
+p_rate=$(echo "$p_out" | sed -n 's/.*: \([0-9]*\) pairs\/s, .*/\1/p')
+p_crate=$(echo "$p_out" | sed -n 's/.*, \([0-9]*\) pairs\/CPU-s$/\1/p')
+
+echo "peak RSS of dpo-db: $s_rss KiB at $small pairs, $b_rss KiB at $big pairs"
+awk -v c="$c_rate" -v p="$p_rate" -v cc="$c_crate" -v pc="$p_crate" -v s="$s_rss" -v b="$b_rss" 'BEGIN {
+	printf "ratio dpo-db / python: %.2fx wall, %.2fx CPU (goal >= 2x: %s)\n", c / p, cc / pc,
+		(c / p >= 2) ? "met" : "NOT met"
+	printf "dpo-db: %d pairs/s (goal >= 100000: %s)\n", c, (c >= 100000) ? "met" : "NOT met"
+	printf "RSS growth from the small to the large file: %.2fx (flat: %s)\n", b / s, (b / s < 1.5) ? "yes" : "NO"
+}'

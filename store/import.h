@@ -1,0 +1,133 @@
+/* import.h: reading preference datasets (JSON Lines) into the store.
+ *
+ * Two layers. The parser layer needs no database: a store_import_parser
+ * turns one JSON line into a store_record (borrowed pointers, valid until the
+ * next parse) or an error message naming the field and what was expected.
+ * The file layer (store_import_file) streams a file, plain or gzip, through
+ * store_add_record inside one transaction.
+ *
+ * Formats (store_import_format):
+ *   trl            {"prompt","chosen","rejected"} as strings (standard) or
+ *                  lists of {role, content} (conversational); without
+ *                  "prompt", chosen/rejected are whole conversations whose
+ *                  shared prefix is the prompt (implicit prompt).
+ *   hh             Anthropic HH-RLHF {"chosen","rejected"} transcripts. The
+ *                  prompt is kept as plain text, byte for byte, through the
+ *                  last "\n\nAssistant:"; the completion is the rest minus one
+ *                  leading space.
+ *   ultrafeedback  raw ({"instruction"|"prompt", "completions": [{"response",
+ *                  "model", "annotations"|"ratings"|"fine-grained_score"|
+ *                  "overall_score"}]}: every pair becomes a comparison by mean
+ *                  rating) or binarized ({"prompt","chosen","rejected",
+ *                  "score_chosen","score_rejected"}, scores possibly inside
+ *                  "metadata"; equal scores give a tie).
+ *   sharegpt       ShareGPT / LLaMA-Factory DPO ({"conversations": [{from,
+ *                  value}], "chosen": {from, value}, "rejected": {...},
+ *                  optional "system"}) and LLaMA-Factory v1
+ *                  ({"chosen_messages","rejected_messages"}).
+ *   prompts        {"prompt": str|messages} or {"messages": [...]}: prompts
+ *                  only, no completions.
+ *   candidates     {"prompt"|"messages", "completions": [str | {"text",
+ *                  "model"?}]}: completions without labels.
+ * Every label says a = chosen, b = rejected. */
+#ifndef DPO_STORE_IMPORT_H
+#define DPO_STORE_IMPORT_H
+#include <stddef.h>
+#include <stdio.h>
+#include "store/store.h"
+
+typedef enum store_import_format {
+	STORE_IMPORT_AUTO = 0,
+	STORE_IMPORT_TRL,
+	STORE_IMPORT_HH,
+	STORE_IMPORT_ULTRAFEEDBACK,
+	STORE_IMPORT_SHAREGPT,
+	STORE_IMPORT_PROMPTS,
+	STORE_IMPORT_CANDIDATES,
+} store_import_format;
+
+/* Parse a format name ("auto", "trl", "hh", "ultrafeedback", "sharegpt",
+ * "prompts", "candidates") into *fmt. Returns STORE_OK or STORE_EINVAL. */
+int store_import_format_from_name(const char *name, store_import_format *fmt);
+/* The name of a format (a static string). */
+const char *store_import_format_name(store_import_format fmt);
+
+/* ---- parser layer (no database) ------------------------------------------- */
+
+typedef struct store_import_parser store_import_parser;
+
+/* A new parser for fmt. With STORE_IMPORT_AUTO the first record that parses
+ * fixes the format (see store_import_parser_format) and every later record
+ * must match it. Never NULL; free with store_import_parser_free. */
+store_import_parser *store_import_parser_new(store_import_format fmt);
+/* Free the parser. NULL is allowed. */
+void store_import_parser_free(store_import_parser *p);
+
+/* Parse one line (len bytes, need not be NUL-terminated) into *rec. Every
+ * pointer in *rec is owned by the parser and valid until the next call or
+ * store_import_parser_free. Returns STORE_OK, or STORE_EINVAL with the reason
+ * (e.g. `field "chosen" must be a string or a list of messages`) in
+ * store_import_parser_errmsg. A failed line does not fix an auto format. */
+int store_import_parse(store_import_parser *p, const char *line, size_t len, store_record *rec);
+/* The reason the last parse failed ("" if it did not). Owned by the parser. */
+const char *store_import_parser_errmsg(const store_import_parser *p);
+/* The format in use: the one given, or the one detected (AUTO until the
+ * first record parses). */
+store_import_format store_import_parser_format(const store_import_parser *p);
+/* A readable description of the layout seen first, e.g. "trl (standard)",
+ * "sharegpt (llama-factory v1)"; "" before any record. Owned by the parser. */
+const char *store_import_parser_variant(const store_import_parser *p);
+
+/* Detect the format of one line from its fields alone, without validating
+ * the values. Returns STORE_OK with *fmt set, or STORE_EINVAL when the line is
+ * not a JSON object or matches no format (then *fmt is AUTO). */
+int store_import_detect(const char *line, size_t len, store_import_format *fmt);
+
+/* Nonzero when the n bytes at s are valid UTF-8 (no overlongs, surrogates or
+ * code points past U+10FFFF). When invalid and bad_at is not NULL, the
+ * offset of the first bad byte goes there. */
+int store_import_utf8_valid(const char *s, size_t n, size_t *bad_at);
+
+/* ---- file layer ------------------------------------------------------------ */
+
+/* Called every few thousand lines and at the end. Returning nonzero stops
+ * the import: the file's transaction is rolled back and store_import_file
+ * returns STORE_ERR with "FILE:LINE: interrupted" (e.g. on Ctrl-C). */
+typedef int (*store_import_progress_cb)(void *ud, long lines, unsigned long long bytes);
+
+typedef struct store_import_opts {
+	store_import_format format;  /* AUTO to detect per file */
+	const char *source;          /* NULL: the file's base name without extensions */
+	const char *split;           /* NULL: "train" */
+	/* NULL: the first bad record aborts the import and nothing of the file
+	 * is kept. Otherwise each bad line is written here as one JSON object
+	 * {"file","line","reason","record"} and the rest is imported. */
+	FILE *rejects;
+	store_import_progress_cb progress; /* may be NULL */
+	void *progress_ud;
+} store_import_opts;
+
+typedef struct store_import_result {
+	store_import_counts counts;   /* what store_add_record reported */
+	long lines;                   /* lines read, blank ones included */
+	long rejected;                /* lines written to opts.rejects */
+	store_import_format format;   /* the format used (detected under AUTO) */
+	char variant[64];             /* see store_import_parser_variant */
+	char source[256];             /* the source name used */
+	char errmsg[1024];            /* on failure: "FILE:LINE: reason" or "FILE: reason" */
+} store_import_result;
+
+/* Import one file (path, "-" for standard input; gzip is detected) into st
+ * in one transaction (store_begin .. store_commit; the caller must not hold
+ * one open). On any error the transaction is rolled back, leaving the
+ * database as before, and a negative code is returned with the message in
+ * res->errmsg. A file with no records is an error ("no records"). *res is
+ * overwritten. */
+int store_import_file(store *st, const char *path, const store_import_opts *opts,
+		      store_import_result *res);
+
+/* The default source name of path: its base name without the extensions
+ * .gz, .jsonl, .json, .ndjson, .jl and .txt ("stdin" for "-"). Caller frees. */
+char *store_import_default_source(const char *path);
+
+#endif

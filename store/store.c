@@ -1,0 +1,970 @@
+/* store.c: opening the store (schema, migrations, pragmas), the statement
+ * cache, errors, transactions, runs and metrics, the two caches, integrity
+ * checks and splits. */
+#include "config.h"
+#include "store/store_int.h"
+#include "util/cli.h"
+#include "util/sha256.h"
+#include "util/xmalloc.h"
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* "DPO1": marks a file as a dpo database (PRAGMA application_id). */
+#define STORE_APPLICATION_ID 0x44504f31
+#define STORE_BUSY_MS 30000
+
+/* ---- schema ------------------------------------------------------------- */
+
+/* Migration step i brings a database from version i to version i + 1. Never
+ * edit a released step: add a new one. */
+static const char *const MIGRATIONS[] = {
+	/* 0 -> 1: the core tables. */
+	"CREATE TABLE meta(\n"
+	"  key TEXT PRIMARY KEY,\n"
+	"  value TEXT NOT NULL\n"
+	") WITHOUT ROWID;\n"
+	"CREATE TABLE prompts(\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  hash BLOB NOT NULL UNIQUE,\n" /* SHA-256, 32 bytes */
+	"  kind TEXT NOT NULL CHECK (kind IN ('text', 'chat')),\n"
+	"  content TEXT NOT NULL,\n"
+	"  source TEXT NOT NULL,\n"
+	"  split TEXT NOT NULL DEFAULT 'train',\n"
+	"  created_at TEXT NOT NULL,\n"
+	/* maintained by the store: how many completions, and how many of
+	 * their pairs carry a human or import comparison */
+	"  n_completions INTEGER NOT NULL DEFAULT 0,\n"
+	"  n_labeled_pairs INTEGER NOT NULL DEFAULT 0\n"
+	");\n"
+	"CREATE INDEX prompts_split ON prompts(split, id);\n"
+	"CREATE INDEX prompts_source ON prompts(source, id);\n"
+	/* prompts with a pair nobody (human or import) labelled: the
+	 * annotation queue finds the next one without scanning */
+	"CREATE INDEX prompts_open ON prompts(id)\n"
+	"  WHERE n_labeled_pairs < n_completions * (n_completions - 1) / 2;\n"
+	"CREATE TABLE generators(\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  kind TEXT NOT NULL CHECK (kind IN ('model', 'import')),\n"
+	"  name TEXT NOT NULL,\n"
+	"  fingerprint TEXT NOT NULL DEFAULT '',\n"
+	"  params TEXT NOT NULL DEFAULT '',\n"
+	"  created_at TEXT NOT NULL,\n"
+	"  UNIQUE (kind, name, fingerprint, params)\n"
+	");\n"
+	"CREATE TABLE completions(\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  prompt_id INTEGER NOT NULL REFERENCES prompts(id) ON DELETE CASCADE,\n"
+	"  hash BLOB NOT NULL,\n" /* SHA-256 of text, 32 bytes */
+	"  text TEXT NOT NULL,\n"
+	"  generator_id INTEGER NOT NULL REFERENCES generators(id),\n"
+	"  created_at TEXT NOT NULL,\n"
+	"  UNIQUE (prompt_id, hash)\n"
+	");\n"
+	"CREATE TABLE annotators(\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  kind TEXT NOT NULL CHECK (kind IN ('human', 'judge', 'import')),\n"
+	"  name TEXT NOT NULL UNIQUE,\n"
+	"  provider TEXT,\n"
+	"  model TEXT,\n"
+	"  template_hash TEXT,\n"
+	"  params TEXT,\n"
+	"  created_at TEXT NOT NULL\n"
+	");\n"
+	"CREATE TABLE runs(\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  kind TEXT NOT NULL,\n"
+	"  command TEXT NOT NULL,\n"
+	"  params TEXT,\n"
+	"  started_at TEXT NOT NULL,\n"
+	"  ended_at TEXT,\n"
+	"  status TEXT NOT NULL DEFAULT 'running'\n"
+	"    CHECK (status IN ('running', 'ok', 'failed', 'interrupted')),\n"
+	"  summary TEXT\n"
+	");\n"
+	"CREATE TABLE metrics(\n"
+	"  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+	"  step INTEGER NOT NULL,\n"
+	"  name TEXT NOT NULL,\n"
+	"  value REAL,\n"
+	"  PRIMARY KEY (run_id, name, step)\n"
+	") WITHOUT ROWID;\n"
+	"CREATE TABLE comparisons(\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  prompt_id INTEGER NOT NULL REFERENCES prompts(id) ON DELETE CASCADE,\n"
+	"  completion_a INTEGER NOT NULL REFERENCES completions(id) ON DELETE CASCADE,\n"
+	"  completion_b INTEGER NOT NULL REFERENCES completions(id) ON DELETE CASCADE,\n"
+	"  annotator_id INTEGER NOT NULL REFERENCES annotators(id),\n"
+	"  verdict TEXT NOT NULL CHECK (verdict IN ('a', 'b', 'tie', 'both_bad', 'skip')),\n"
+	"  shown_first TEXT CHECK (shown_first IN ('a', 'b')),\n"
+	"  rationale TEXT,\n"
+	"  confidence REAL,\n"
+	"  duration_ms INTEGER,\n"
+	"  inconsistent INTEGER NOT NULL DEFAULT 0,\n"
+	"  run_id INTEGER REFERENCES runs(id),\n"
+	"  created_at TEXT NOT NULL,\n"
+	"  CHECK (completion_a < completion_b),\n"
+	"  UNIQUE (annotator_id, completion_a, completion_b)\n"
+	");\n"
+	"CREATE INDEX comparisons_pair ON comparisons(prompt_id, completion_a, completion_b);\n",
+
+	/* 1 -> 2: the judge's request cache and the trainer's reference
+	 * log-prob cache. */
+	"CREATE TABLE request_cache(\n"
+	"  hash TEXT PRIMARY KEY,\n"
+	"  response TEXT NOT NULL,\n"
+	"  meta TEXT,\n"
+	"  created_at TEXT NOT NULL\n"
+	") WITHOUT ROWID;\n"
+	"CREATE TABLE reflogp_cache(\n"
+	"  ref_fingerprint TEXT NOT NULL,\n"
+	"  tok_fingerprint TEXT NOT NULL,\n"
+	"  prompt_id INTEGER NOT NULL REFERENCES prompts(id) ON DELETE CASCADE,\n"
+	"  completion_id INTEGER NOT NULL REFERENCES completions(id) ON DELETE CASCADE,\n"
+	"  logp REAL NOT NULL,\n"
+	"  ntokens INTEGER NOT NULL,\n"
+	"  created_at TEXT NOT NULL,\n"
+	"  PRIMARY KEY (ref_fingerprint, tok_fingerprint, prompt_id, completion_id)\n"
+	") WITHOUT ROWID;\n",
+};
+
+#define STORE_SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
+
+static const char *const STMT_SQL[SS_COUNT] = {
+	[SS_PROMPT_INSERT] = "INSERT INTO prompts(hash, kind, content, source, split, created_at, n_completions, "
+			     "n_labeled_pairs) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(hash) DO NOTHING",
+	[SS_PROMPT_BY_HASH] = "SELECT id FROM prompts WHERE hash = ?1",
+	[SS_PROMPT_GET] = "SELECT id, hash, kind, content, source, split FROM prompts WHERE id = ?1",
+	[SS_COMPLETION_INSERT] = "INSERT INTO completions(prompt_id, hash, text, generator_id, created_at) "
+				 "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(prompt_id, hash) DO NOTHING",
+	[SS_COMPLETION_BY_HASH] = "SELECT id FROM completions WHERE prompt_id = ?1 AND hash = ?2",
+	[SS_COMPLETION_PROMPT] = "SELECT prompt_id FROM completions WHERE id = ?1",
+	[SS_COMPLETION_TEXT] = "SELECT text FROM completions WHERE id = ?1",
+	[SS_GENERATOR_INSERT] = "INSERT INTO generators(kind, name, fingerprint, params, created_at) "
+				"VALUES (?1, ?2, ?3, ?4, ?5) "
+				"ON CONFLICT(kind, name, fingerprint, params) DO NOTHING",
+	[SS_GENERATOR_FIND] = "SELECT id FROM generators "
+			      "WHERE kind = ?1 AND name = ?2 AND fingerprint = ?3 AND params = ?4",
+	[SS_ANNOTATOR_INSERT] = "INSERT INTO annotators(kind, name, provider, model, template_hash, params, "
+				"created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(name) DO NOTHING",
+	[SS_ANNOTATOR_FIND] = "SELECT id, kind FROM annotators WHERE name = ?1",
+	[SS_COMPARISON_INSERT] =
+		"INSERT INTO comparisons(prompt_id, completion_a, completion_b, annotator_id, verdict, "
+		"shown_first, rationale, confidence, duration_ms, inconsistent, run_id, created_at) "
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
+		"ON CONFLICT(annotator_id, completion_a, completion_b) DO NOTHING",
+	[SS_COMPARISON_FIND] = "SELECT id FROM comparisons "
+			       "WHERE annotator_id = ?1 AND completion_a = ?2 AND completion_b = ?3",
+	[SS_COMPARISON_DELETE] = "DELETE FROM comparisons WHERE id = ?1",
+	[SS_PAIR_VOTES] = "SELECT c.completion_a, c.completion_b, a.kind, c.annotator_id "
+			  "FROM comparisons c JOIN annotators a ON a.id = c.annotator_id "
+			  "WHERE c.prompt_id = ?1",
+	[SS_CACHE_GET] = "SELECT response FROM request_cache WHERE hash = ?1",
+	[SS_CACHE_PUT] = "INSERT INTO request_cache(hash, response, meta, created_at) VALUES (?1, ?2, ?3, ?4) "
+			 "ON CONFLICT(hash) DO UPDATE SET response = excluded.response, meta = excluded.meta, "
+			 "created_at = excluded.created_at",
+	[SS_REFLOGP_GET] = "SELECT logp, ntokens FROM reflogp_cache WHERE ref_fingerprint = ?1 "
+			   "AND tok_fingerprint = ?2 AND prompt_id = ?3 AND completion_id = ?4",
+	[SS_REFLOGP_PUT] = "INSERT INTO reflogp_cache(ref_fingerprint, tok_fingerprint, prompt_id, "
+			   "completion_id, logp, ntokens, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+			   "ON CONFLICT(ref_fingerprint, tok_fingerprint, prompt_id, completion_id) DO UPDATE "
+			   "SET logp = excluded.logp, ntokens = excluded.ntokens, created_at = excluded.created_at",
+	[SS_PROMPT_COUNTS] = "UPDATE prompts SET n_completions = n_completions + ?2, "
+			     "n_labeled_pairs = n_labeled_pairs + ?3 WHERE id = ?1",
+	[SS_PAIR_LABELED] = "SELECT count(*) FROM comparisons x JOIN annotators a ON a.id = x.annotator_id "
+			    "WHERE x.prompt_id = ?1 AND x.completion_a = ?2 AND x.completion_b = ?3 "
+			    "AND a.kind <> 'judge'",
+	[SS_ANNOTATOR_KIND] = "SELECT kind FROM annotators WHERE id = ?1",
+	[SS_COMPARISON_ROW] = "SELECT prompt_id, completion_a, completion_b, annotator_id FROM comparisons "
+			      "WHERE id = ?1",
+	[SS_METRIC_ADD] = "INSERT INTO metrics(run_id, step, name, value) VALUES (?1, ?2, ?3, ?4) "
+			  "ON CONFLICT(run_id, name, step) DO UPDATE SET value = excluded.value",
+};
+
+/* ---- errors and helpers ------------------------------------------------- */
+
+int store__err(store *st, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(st->err, sizeof st->err, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int store__dberr(store *st, const char *what)
+{
+	int code = st->db ? sqlite3_errcode(st->db) & 0xff : SQLITE_ERROR;
+	const char *msg = st->db ? sqlite3_errmsg(st->db) : "database not open";
+	int rc;
+	switch (code) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED: rc = STORE_EBUSY; break;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB: rc = STORE_ECORRUPT; break;
+	case SQLITE_CONSTRAINT:
+	case SQLITE_MISMATCH:
+	case SQLITE_TOOBIG: rc = STORE_EINVAL; break;
+	default: rc = STORE_ERR;
+	}
+	if (rc == STORE_EBUSY)
+		return store__err(st, rc, "%s: %s: the database is locked by another process", st->path ? st->path : "",
+				  what);
+	return store__err(st, rc, "%s: %s: %s", st->path ? st->path : "", what, msg);
+}
+
+sqlite3_stmt *store__stmt(store *st, enum store_stmt_id id)
+{
+	sqlite3_stmt *s = st->stmt[id];
+	if (!s) {
+		if (sqlite3_prepare_v3(st->db, STMT_SQL[id], -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+			store__dberr(st, "prepare");
+			return NULL;
+		}
+		st->stmt[id] = s;
+	} else {
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+	}
+	return s;
+}
+
+sqlite3_stmt *store__prepare(store *st, const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+		store__dberr(st, "prepare");
+		sqlite3_finalize(s);
+		return NULL;
+	}
+	return s;
+}
+
+int store__exec(store *st, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
+	sqlite3_free(msg);
+	if (rc != SQLITE_OK)
+		return store__dberr(st, "exec");
+	return STORE_OK;
+}
+
+const char *store__now(store *st)
+{
+	time_t t = time(NULL);
+	if ((long)t != st->now_sec) {
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(st->now, sizeof st->now, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		st->now_sec = (long)t;
+	}
+	return st->now;
+}
+
+void store__hex(const void *blob, int n, char hex[65])
+{
+	static const char digits[] = "0123456789abcdef";
+	const unsigned char *b = blob;
+	if (!b || n != 32)
+		n = 0;
+	for (int i = 0; i < n; i++) {
+		hex[2 * i] = digits[b[i] >> 4];
+		hex[2 * i + 1] = digits[b[i] & 15];
+	}
+	hex[2 * n] = 0;
+}
+
+void store__bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+const char *store__col_text(sqlite3_stmt *s, int i)
+{
+	return (const char *)sqlite3_column_text(s, i);
+}
+
+void store__memo_clear(store *st)
+{
+	for (int i = 0; i < STORE_MEMO_N; i++) {
+		free(st->gen_memo[i].key);
+		free(st->ann_memo[i].key);
+		st->gen_memo[i].key = NULL;
+		st->ann_memo[i].key = NULL;
+	}
+}
+
+/* ---- opening ------------------------------------------------------------ */
+
+store *store_new(void)
+{
+	store *st = xcalloc(1, sizeof *st);
+	st->now_sec = -1;
+	return st;
+}
+
+static void store_close(store *st)
+{
+	for (int i = 0; i < SS_COUNT; i++) {
+		sqlite3_finalize(st->stmt[i]);
+		st->stmt[i] = NULL;
+	}
+	store__memo_clear(st);
+	if (st->db)
+		sqlite3_close_v2(st->db);
+	st->db = NULL;
+	free(st->path);
+	st->path = NULL;
+}
+
+void store_free(store *st)
+{
+	if (!st)
+		return;
+	store_close(st);
+	util_buf_free(&st->scratch);
+	free(st);
+}
+
+const char *store_errmsg(const store *st)
+{
+	return st ? st->err : "";
+}
+
+int store_schema_version(void)
+{
+	return STORE_SCHEMA_VERSION;
+}
+
+static int pragma_int(store *st, const char *sql, long long *out)
+{
+	sqlite3_stmt *s = store__prepare(st, sql);
+	if (!s)
+		return st->err[0] ? store__dberr(st, "read header") : STORE_ERR;
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*out = sqlite3_column_int64(s, 0);
+		rc = STORE_OK;
+	} else {
+		rc = store__dberr(st, "read header");
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* Read application id, schema version and number of schema objects. */
+static int read_header(store *st, long long *app, long long *ver, long long *nobj)
+{
+	int rc;
+	if ((rc = pragma_int(st, "PRAGMA application_id", app)) ||
+	    (rc = pragma_int(st, "PRAGMA user_version", ver)) ||
+	    (rc = pragma_int(st, "SELECT count(*) FROM sqlite_master", nobj)))
+		return rc;
+	return STORE_OK;
+}
+
+/* Decide what the header means: 1 = needs migration, 0 = current, or an
+ * error code. */
+static int classify(store *st, long long app, long long ver, long long nobj, int target)
+{
+	if (app == STORE_APPLICATION_ID) {
+		if (ver > STORE_SCHEMA_VERSION)
+			return store__err(st, STORE_EVERSION,
+					  "%s: schema version %lld is newer than this dpo supports (%d); "
+					  "upgrade dpo to open it",
+					  st->path, ver, STORE_SCHEMA_VERSION);
+		return ver < target;
+	}
+	if (app == 0 && ver == 0 && nobj == 0)
+		return 1; /* empty: a new database */
+	return store__err(st, STORE_ECORRUPT, "%s: not a dpo database (an SQLite file of another program)",
+			  st->path);
+}
+
+static int migrate(store *st, int target)
+{
+	long long app, ver, nobj;
+	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return store__dberr(st, "create or migrate the schema");
+	int rc;
+	/* Re-read under the write lock: another process may have migrated. */
+	if ((rc = read_header(st, &app, &ver, &nobj)))
+		goto out;
+	rc = classify(st, app, ver, nobj, target);
+	if (rc <= 0)
+		goto out; /* an error, or already migrated by another process */
+	for (int v = (int)ver; v < target; v++) {
+		if ((rc = store__exec(st, MIGRATIONS[v]))) {
+			store__err(st, rc, "%s: migrating the schema to version %d failed: %s", st->path, v + 1,
+				   sqlite3_errmsg(st->db));
+			goto out;
+		}
+	}
+	char sql[160];
+	snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = %d;", STORE_APPLICATION_ID,
+		 target);
+	if ((rc = store__exec(st, sql)))
+		goto out;
+	if (ver == 0) {
+		sqlite3_stmt *s = store__prepare(st, "INSERT OR REPLACE INTO meta(key, value) VALUES "
+						     "('created_by', ?1), ('created_at', ?2)");
+		if (!s) {
+			rc = STORE_ERR;
+			goto out;
+		}
+		char *by = xasprintf("dpo %s", PACKAGE_VERSION);
+		sqlite3_bind_text(s, 1, by, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(s, 2, store__now(st), -1, SQLITE_TRANSIENT);
+		free(by);
+		rc = sqlite3_step(s) == SQLITE_DONE ? STORE_OK : store__dberr(st, "write meta");
+		sqlite3_finalize(s);
+		if (rc)
+			goto out;
+	}
+out:
+	if (rc < 0) {
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	return store__exec(st, "COMMIT");
+}
+
+int store__open_version(store *st, const char *path, int target)
+{
+	long long app, ver, nobj;
+	int rc, need;
+
+	store_close(st);
+	st->err[0] = 0;
+	if (target < 1 || target > STORE_SCHEMA_VERSION)
+		return store__err(st, STORE_EINVAL, "schema version %d does not exist", target);
+	st->path = xstrdup(path);
+	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		rc = store__err(st, STORE_ERR, "%s: cannot open: %s", path,
+				st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		goto out;
+	}
+	sqlite3_extended_result_codes(st->db, 0);
+	sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
+	if ((rc = read_header(st, &app, &ver, &nobj))) {
+		if (rc == STORE_ECORRUPT)
+			store__err(st, rc, "%s: not a dpo database (not an SQLite file, or damaged)", path);
+		goto out;
+	}
+	need = classify(st, app, ver, nobj, target);
+	if (need < 0) {
+		rc = need;
+		goto out;
+	}
+	/* WAL is persistent in the file; set it once the file is known to be
+	 * ours (a failure, e.g. in a read-only directory, is not fatal). */
+	sqlite3_exec(st->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
+	if ((rc = store__exec(st, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; "
+				     "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;")))
+		goto out;
+	if (need)
+		rc = migrate(st, target);
+out:
+	if (rc) {
+		char msg[sizeof st->err];
+		memcpy(msg, st->err, sizeof msg);
+		store_close(st);
+		memcpy(st->err, msg, sizeof msg);
+	}
+	return rc;
+}
+
+int store_open(store *st, const char *path)
+{
+	return store__open_version(st, path, STORE_SCHEMA_VERSION);
+}
+
+/* ---- transactions ------------------------------------------------------- */
+
+int store_begin(store *st)
+{
+	if (!st->db)
+		return store__err(st, STORE_EINVAL, "store_begin: the store is not open");
+	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return store__dberr(st, "begin transaction");
+	return STORE_OK;
+}
+
+int store_commit(store *st)
+{
+	if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		int rc = store__dberr(st, "commit");
+		if (!sqlite3_get_autocommit(st->db)) {
+			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+			store__memo_clear(st);
+		}
+		return rc;
+	}
+	return STORE_OK;
+}
+
+int store_rollback(store *st)
+{
+	store__memo_clear(st);
+	if (!st->db || sqlite3_get_autocommit(st->db))
+		return STORE_OK;
+	for (int i = 0; i < SS_COUNT; i++)
+		if (st->stmt[i])
+			sqlite3_reset(st->stmt[i]);
+	if (sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+		return store__dberr(st, "rollback");
+	return STORE_OK;
+}
+
+int store__tx_auto(store *st, int *started)
+{
+	*started = 0;
+	if (!st->db)
+		return store__err(st, STORE_EINVAL, "the store is not open");
+	if (!sqlite3_get_autocommit(st->db))
+		return STORE_OK;
+	int rc = store_begin(st);
+	if (!rc)
+		*started = 1;
+	return rc;
+}
+
+int store__tx_end(store *st, int started, int rc)
+{
+	if (!started)
+		return rc;
+	if (rc) {
+		char msg[sizeof st->err];
+		memcpy(msg, st->err, sizeof msg);
+		store_rollback(st);
+		memcpy(st->err, msg, sizeof msg);
+		return rc;
+	}
+	return store_commit(st);
+}
+
+/* ---- runs and metrics --------------------------------------------------- */
+
+int store_run_begin(store *st, const char *kind, const char *command, const char *params_json, int64_t *run_id)
+{
+	if (!kind || !*kind || !command)
+		return store__err(st, STORE_EINVAL, "store_run_begin: kind and command are required");
+	sqlite3_stmt *s = store__prepare(st, "INSERT INTO runs(kind, command, params, started_at) "
+					     "VALUES (?1, ?2, ?3, ?4)");
+	if (!s)
+		return STORE_ERR;
+	int rc = STORE_OK;
+	store__bind_text(s, 1, kind);
+	store__bind_text(s, 2, command);
+	store__bind_text(s, 3, params_json);
+	store__bind_text(s, 4, store__now(st));
+	if (sqlite3_step(s) != SQLITE_DONE)
+		rc = store__dberr(st, "record run");
+	else if (run_id)
+		*run_id = sqlite3_last_insert_rowid(st->db);
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int store_run_end(store *st, int64_t run_id, const char *status, const char *summary_json)
+{
+	if (!status || (strcmp(status, "ok") && strcmp(status, "failed") && strcmp(status, "interrupted")))
+		return store__err(st, STORE_EINVAL, "store_run_end: status must be ok, failed or interrupted, not \"%s\"",
+				  status ? status : "(null)");
+	sqlite3_stmt *s = store__prepare(st, "UPDATE runs SET status = ?2, summary = ?3, ended_at = ?4 "
+					     "WHERE id = ?1");
+	if (!s)
+		return STORE_ERR;
+	int rc = STORE_OK;
+	sqlite3_bind_int64(s, 1, run_id);
+	store__bind_text(s, 2, status);
+	store__bind_text(s, 3, summary_json);
+	store__bind_text(s, 4, store__now(st));
+	if (sqlite3_step(s) != SQLITE_DONE)
+		rc = store__dberr(st, "end run");
+	else if (sqlite3_changes(st->db) == 0)
+		rc = store__err(st, STORE_ENOTFOUND, "no run with id %lld", (long long)run_id);
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int store_metric_add(store *st, int64_t run_id, long step, const char *name, double value)
+{
+	if (!name || !*name)
+		return store__err(st, STORE_EINVAL, "store_metric_add: a metric needs a name");
+	sqlite3_stmt *s = store__stmt(st, SS_METRIC_ADD);
+	if (!s)
+		return STORE_ERR;
+	int rc = STORE_OK;
+	sqlite3_bind_int64(s, 1, run_id);
+	sqlite3_bind_int64(s, 2, step);
+	store__bind_text(s, 3, name);
+	if (isnan(value))
+		sqlite3_bind_null(s, 4);
+	else
+		sqlite3_bind_double(s, 4, value);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		rc = store__dberr(st, "add metric");
+	sqlite3_reset(s);
+	return rc;
+}
+
+int store_run_get(store *st, int64_t run_id, store_run_cb cb, void *ud)
+{
+	sqlite3_stmt *s = store__prepare(st, "SELECT id, kind, command, params, started_at, ended_at, status, "
+					     "summary FROM runs WHERE id = ?1");
+	if (!s)
+		return STORE_ERR;
+	sqlite3_bind_int64(s, 1, run_id);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		store_run r = {
+			.id = sqlite3_column_int64(s, 0),
+			.kind = store__col_text(s, 1),
+			.command = store__col_text(s, 2),
+			.params_json = store__col_text(s, 3),
+			.started_at = store__col_text(s, 4),
+			.ended_at = store__col_text(s, 5),
+			.status = store__col_text(s, 6),
+			.summary_json = store__col_text(s, 7),
+		};
+		rc = cb(ud, &r);
+	} else if (rc == SQLITE_DONE) {
+		rc = store__err(st, STORE_ENOTFOUND, "no run with id %lld", (long long)run_id);
+	} else {
+		rc = store__dberr(st, "read run");
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int store_runs_foreach(store *st, const char *kind, store_run_cb cb, void *ud)
+{
+	sqlite3_stmt *s = store__prepare(st, "SELECT id, kind, command, params, started_at, ended_at, status, "
+					     "summary FROM runs WHERE ?1 IS NULL OR kind = ?1 ORDER BY id");
+	if (!s)
+		return STORE_ERR;
+	store__bind_text(s, 1, kind);
+	int rc, r = STORE_OK;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		store_run run = {
+			.id = sqlite3_column_int64(s, 0),
+			.kind = store__col_text(s, 1),
+			.command = store__col_text(s, 2),
+			.params_json = store__col_text(s, 3),
+			.started_at = store__col_text(s, 4),
+			.ended_at = store__col_text(s, 5),
+			.status = store__col_text(s, 6),
+			.summary_json = store__col_text(s, 7),
+		};
+		if ((r = cb(ud, &run)))
+			break;
+	}
+	if (!r && rc != SQLITE_DONE)
+		r = store__dberr(st, "read runs");
+	sqlite3_finalize(s);
+	return r;
+}
+
+int store_metrics_foreach(store *st, int64_t run_id, const char *name, store_metric_cb cb, void *ud)
+{
+	sqlite3_stmt *s = store__prepare(st, "SELECT run_id, step, name, value FROM metrics WHERE run_id = ?1 "
+					     "AND (?2 IS NULL OR name = ?2) ORDER BY name, step");
+	if (!s)
+		return STORE_ERR;
+	sqlite3_bind_int64(s, 1, run_id);
+	store__bind_text(s, 2, name);
+	int rc, r = STORE_OK;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		store_metric m = {
+			.run_id = sqlite3_column_int64(s, 0),
+			.step = (long)sqlite3_column_int64(s, 1),
+			.name = store__col_text(s, 2),
+			.value = sqlite3_column_type(s, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(s, 3),
+		};
+		if ((r = cb(ud, &m)))
+			break;
+	}
+	if (!r && rc != SQLITE_DONE)
+		r = store__dberr(st, "read metrics");
+	sqlite3_finalize(s);
+	return r;
+}
+
+/* ---- judge request cache ------------------------------------------------ */
+
+int store_cache_get(store *st, const char *request_hash, char **response)
+{
+	*response = NULL;
+	if (!request_hash)
+		return store__err(st, STORE_EINVAL, "store_cache_get: no request hash");
+	sqlite3_stmt *s = store__stmt(st, SS_CACHE_GET);
+	if (!s)
+		return STORE_ERR;
+	store__bind_text(s, 1, request_hash);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*response = xstrdup(store__col_text(s, 0));
+		rc = STORE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = store__err(st, STORE_ENOTFOUND, "request %s is not cached", request_hash);
+	} else {
+		rc = store__dberr(st, "read request cache");
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+int store_cache_put(store *st, const char *request_hash, const char *response, const char *meta_json)
+{
+	if (!request_hash || !response)
+		return store__err(st, STORE_EINVAL, "store_cache_put: request hash and response are required");
+	sqlite3_stmt *s = store__stmt(st, SS_CACHE_PUT);
+	if (!s)
+		return STORE_ERR;
+	store__bind_text(s, 1, request_hash);
+	store__bind_text(s, 2, response);
+	store__bind_text(s, 3, meta_json);
+	store__bind_text(s, 4, store__now(st));
+	int rc = sqlite3_step(s) == SQLITE_DONE ? STORE_OK : store__dberr(st, "write request cache");
+	sqlite3_reset(s);
+	return rc;
+}
+
+/* ---- reference log-prob cache ------------------------------------------- */
+
+static int reflogp_key_ok(store *st, const store_reflogp_key *k, const char *fn)
+{
+	if (!k || !k->ref_fingerprint || !k->tok_fingerprint)
+		return store__err(st, STORE_EINVAL, "%s: the key needs both fingerprints", fn);
+	return STORE_OK;
+}
+
+int store_reflogp_get(store *st, const store_reflogp_key *k, double *logp, long *ntokens)
+{
+	int rc = reflogp_key_ok(st, k, "store_reflogp_get");
+	if (rc)
+		return rc;
+	sqlite3_stmt *s = store__stmt(st, SS_REFLOGP_GET);
+	if (!s)
+		return STORE_ERR;
+	store__bind_text(s, 1, k->ref_fingerprint);
+	store__bind_text(s, 2, k->tok_fingerprint);
+	sqlite3_bind_int64(s, 3, k->prompt_id);
+	sqlite3_bind_int64(s, 4, k->completion_id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		if (logp)
+			*logp = sqlite3_column_double(s, 0);
+		if (ntokens)
+			*ntokens = (long)sqlite3_column_int64(s, 1);
+		rc = STORE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = store__err(st, STORE_ENOTFOUND, "no cached reference log-prob for completion %lld",
+				(long long)k->completion_id);
+	} else {
+		rc = store__dberr(st, "read reference log-prob cache");
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+int store_reflogp_put(store *st, const store_reflogp_key *k, double logp, long ntokens)
+{
+	int rc = reflogp_key_ok(st, k, "store_reflogp_put");
+	if (rc)
+		return rc;
+	if (!isfinite(logp) || ntokens < 0)
+		return store__err(st, STORE_EINVAL, "store_reflogp_put: log-prob must be finite and ntokens >= 0");
+	sqlite3_stmt *s = store__stmt(st, SS_REFLOGP_PUT);
+	if (!s)
+		return STORE_ERR;
+	store__bind_text(s, 1, k->ref_fingerprint);
+	store__bind_text(s, 2, k->tok_fingerprint);
+	sqlite3_bind_int64(s, 3, k->prompt_id);
+	sqlite3_bind_int64(s, 4, k->completion_id);
+	sqlite3_bind_double(s, 5, logp);
+	sqlite3_bind_int64(s, 6, ntokens);
+	store__bind_text(s, 7, store__now(st));
+	rc = sqlite3_step(s) == SQLITE_DONE ? STORE_OK : store__dberr(st, "write reference log-prob cache");
+	sqlite3_reset(s);
+	return rc;
+}
+
+/* ---- maintenance -------------------------------------------------------- */
+
+int store_check(store *st, char **report)
+{
+	util_buf b = UTIL_BUF_INIT;
+	int bad = 0, rc = STORE_OK;
+	long long app = 0, ver = 0, nobj = 0;
+	sqlite3_stmt *s = NULL;
+
+	*report = NULL;
+	if (!st->db) {
+		rc = store__err(st, STORE_EINVAL, "store_check: the store is not open");
+		goto out;
+	}
+	util_buf_addf(&b, "database: %s\n", st->path);
+	if ((rc = read_header(st, &app, &ver, &nobj)))
+		goto out;
+	if (app != STORE_APPLICATION_ID || ver != STORE_SCHEMA_VERSION) {
+		util_buf_addf(&b, "schema version: %lld, expected %d: FAILED\n", ver, STORE_SCHEMA_VERSION);
+		bad = 1;
+	} else {
+		util_buf_addf(&b, "schema version: %lld: ok\n", ver);
+	}
+	if (!(s = store__prepare(st, "PRAGMA integrity_check"))) {
+		rc = STORE_ECORRUPT;
+		goto out;
+	}
+	int n = 0, step;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *msg = store__col_text(s, 0);
+		if (msg && !strcmp(msg, "ok"))
+			continue;
+		if (n++ < 20)
+			util_buf_addf(&b, "integrity: %s\n", msg ? msg : "?");
+		bad = 1;
+	}
+	if (step != SQLITE_DONE) {
+		rc = store__dberr(st, "integrity check");
+		goto out;
+	}
+	util_buf_addf(&b, "integrity check: %s\n", n ? "FAILED" : "ok");
+	sqlite3_finalize(s);
+	if (!(s = store__prepare(st, "PRAGMA foreign_key_check"))) {
+		rc = STORE_ECORRUPT;
+		goto out;
+	}
+	n = 0;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n++ < 20)
+			util_buf_addf(&b, "foreign key: table %s row %lld refers to a missing row of %s\n",
+				      store__col_text(s, 0), (long long)sqlite3_column_int64(s, 1),
+				      store__col_text(s, 2));
+		bad = 1;
+	}
+	if (step != SQLITE_DONE) {
+		rc = store__dberr(st, "foreign key check");
+		goto out;
+	}
+	util_buf_addf(&b, "foreign key check: %s\n", n ? "FAILED" : "ok");
+	sqlite3_finalize(s);
+	s = store__prepare(st, "SELECT count(*) FROM prompts p WHERE n_completions <> "
+			       "(SELECT count(*) FROM completions c WHERE c.prompt_id = p.id) "
+			       "OR n_labeled_pairs <> (SELECT count(*) FROM (SELECT DISTINCT x.completion_a, "
+			       "x.completion_b FROM comparisons x JOIN annotators a ON a.id = x.annotator_id "
+			       "WHERE x.prompt_id = p.id AND a.kind <> 'judge'))");
+	if (!s) {
+		rc = STORE_ERR;
+		goto out;
+	}
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		rc = store__dberr(st, "counter check");
+		goto out;
+	}
+	long long stale = sqlite3_column_int64(s, 0);
+	if (stale) {
+		util_buf_addf(&b, "prompt counters: %lld prompts out of date: FAILED\n", stale);
+		bad = 1;
+	} else {
+		util_buf_adds(&b, "prompt counters: ok\n");
+	}
+	if (bad)
+		rc = store__err(st, STORE_ECORRUPT, "%s: the database failed its checks", st->path);
+out:
+	sqlite3_finalize(s);
+	if (rc && !bad && b.len)
+		util_buf_addf(&b, "check failed: %s\n", st->err);
+	*report = util_buf_detach(&b);
+	return rc;
+}
+
+/* The split of a prompt: "test" when the first 64 bits of
+ * SHA-256(seed as 8 big-endian bytes || hash) fall below test_fraction * 2^64. */
+static int split_is_test(const char *hash, uint64_t seed, double frac)
+{
+	unsigned char in[8], d[32];
+	util_sha256 c;
+	for (int i = 0; i < 8; i++)
+		in[i] = (unsigned char)(seed >> (56 - 8 * i));
+	util_sha256_init(&c);
+	util_sha256_update(&c, in, 8);
+	util_sha256_update(&c, hash, strlen(hash));
+	util_sha256_final(&c, d);
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | d[i];
+	if (frac >= 1.0)
+		return 1;
+	if (frac <= 0.0)
+		return 0;
+	return (double)v < frac * 18446744073709551616.0;
+}
+
+int store_split(store *st, double test_fraction, uint64_t seed, long *n_train, long *n_test)
+{
+	long ntr = 0, nte = 0;
+	int started = 0, rc, step;
+	sqlite3_stmt *s = NULL, *u = NULL;
+
+	if (!(test_fraction >= 0.0 && test_fraction <= 1.0))
+		return store__err(st, STORE_EINVAL, "test fraction must be between 0 and 1, not %g", test_fraction);
+	if ((rc = store__tx_auto(st, &started)))
+		return rc;
+	if (!(s = store__prepare(st, "SELECT id, hash, split FROM prompts ORDER BY id")) ||
+	    !(u = store__prepare(st, "UPDATE prompts SET split = ?2 WHERE id = ?1"))) {
+		rc = STORE_ERR;
+		goto out;
+	}
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		char hex[65];
+		store__hex(sqlite3_column_blob(s, 1), sqlite3_column_bytes(s, 1), hex);
+		int test = split_is_test(hex, seed, test_fraction);
+		const char *want = test ? "test" : "train";
+		test ? nte++ : ntr++;
+		if (!strcmp(store__col_text(s, 2), want))
+			continue;
+		sqlite3_bind_int64(u, 1, sqlite3_column_int64(s, 0));
+		sqlite3_bind_text(u, 2, want, -1, SQLITE_STATIC);
+		if (sqlite3_step(u) != SQLITE_DONE) {
+			rc = store__dberr(st, "update split");
+			goto out;
+		}
+		sqlite3_reset(u);
+	}
+	if (step != SQLITE_DONE)
+		rc = store__dberr(st, "read prompts");
+out:
+	sqlite3_finalize(s);
+	sqlite3_finalize(u);
+	rc = store__tx_end(st, started, rc);
+	if (!rc) {
+		if (n_train)
+			*n_train = ntr;
+		if (n_test)
+			*n_test = nte;
+	}
+	return rc;
+}
+
+int store_set_busy_timeout(store *st, int ms)
+{
+	if (!st->db)
+		return store__err(st, STORE_EINVAL, "store_set_busy_timeout: the store is not open");
+	sqlite3_busy_timeout(st->db, ms > 0 ? ms : 0);
+	return STORE_OK;
+}
+
+const char *store_path(const store *st)
+{
+	return st && st->path ? st->path : NULL;
+}

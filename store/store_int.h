@@ -1,0 +1,93 @@
+/* store_int.h: private to the store library (the store sources and its unit tests).
+ * The handle, the prepared-statement cache and the error helpers. */
+#ifndef DPO_STORE_INT_H
+#define DPO_STORE_INT_H
+#include "store/store.h"
+#include "util/buf.h"
+#include <sqlite3.h>
+
+/* Hot-path statements, prepared once per handle (see STMT_SQL in store.c). */
+enum store_stmt_id {
+	SS_PROMPT_INSERT,
+	SS_PROMPT_BY_HASH,
+	SS_PROMPT_GET,
+	SS_COMPLETION_INSERT,
+	SS_COMPLETION_BY_HASH,
+	SS_COMPLETION_PROMPT,
+	SS_COMPLETION_TEXT,
+	SS_GENERATOR_INSERT,
+	SS_GENERATOR_FIND,
+	SS_ANNOTATOR_INSERT,
+	SS_ANNOTATOR_FIND,
+	SS_COMPARISON_INSERT,
+	SS_COMPARISON_FIND,
+	SS_COMPARISON_DELETE,
+	SS_PAIR_VOTES,
+	SS_CACHE_GET,
+	SS_CACHE_PUT,
+	SS_REFLOGP_GET,
+	SS_REFLOGP_PUT,
+	SS_METRIC_ADD,
+	SS_PROMPT_COUNTS,
+	SS_PAIR_LABELED,
+	SS_ANNOTATOR_KIND,
+	SS_COMPARISON_ROW,
+	SS_COUNT
+};
+
+/* A small memo of name -> id (import generators/annotators), cleared on
+ * rollback because the rows it points at may be gone. */
+typedef struct store_memo {
+	char *key;
+	int64_t id;
+} store_memo;
+
+#define STORE_MEMO_N 16
+
+struct store {
+	sqlite3 *db;
+	char *path;
+	char err[1024];
+	sqlite3_stmt *stmt[SS_COUNT];
+	store_memo gen_memo[STORE_MEMO_N];
+	store_memo ann_memo[STORE_MEMO_N];
+	util_buf scratch; /* canonical serialisations */
+	char now[32];     /* cached created_at */
+	long now_sec;
+};
+
+/* Set the handle's message and return code. */
+int store__err(store *st, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Set the message from the SQLite error of the handle ("what: sqlite message")
+ * and return the matching STORE_E* code. */
+int store__dberr(store *st, const char *what);
+/* The cached statement id, reset and with its bindings cleared; NULL on a
+ * prepare error (message set). Call sqlite3_reset when done. */
+sqlite3_stmt *store__stmt(store *st, enum store_stmt_id id);
+/* Prepare a one-off statement (caller finalizes); NULL on error (message set). */
+sqlite3_stmt *store__prepare(store *st, const char *sql);
+/* Execute SQL without results; STORE_OK or a code. */
+int store__exec(store *st, const char *sql);
+/* Current UTC time as ISO 8601, cached per second; owned by the handle. */
+const char *store__now(store *st);
+/* Write a 32-byte hash (a BLOB column) as 64 hex digits; "" when blob is
+ * NULL or not 32 bytes. */
+void store__hex(const void *blob, int n, char hex[65]);
+/* Bind a string or NULL. */
+void store__bind_text(sqlite3_stmt *s, int i, const char *v);
+/* Column text or NULL. */
+const char *store__col_text(sqlite3_stmt *s, int i);
+/* Begin an immediate transaction unless one is open; *started says whether
+ * this call began it (then finish with store__tx_end). */
+int store__tx_auto(store *st, int *started);
+/* Commit (rc == STORE_OK) or roll back a transaction begun by store__tx_auto
+ * when started; returns rc, or the commit's error. */
+int store__tx_end(store *st, int started, int rc);
+/* Forget the name -> id memos (after a rollback). */
+void store__memo_clear(store *st);
+
+/* Open path migrated only up to schema version `version` (tests build older
+ * layouts with it). */
+int store__open_version(store *st, const char *path, int version);
+
+#endif

@@ -1,0 +1,158 @@
+/* store_stats.c: dataset statistics and inter-annotator agreement measures. */
+#include "config.h"
+#include "store/store_int.h"
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Run sql whose rows are (key, detail, value...) and hand each value to cb
+ * as (section, key, detail, cols[i], value). */
+static int stat_query(store *st, const char *section, const char *sql, const char *const *cols, store_stat_cb cb,
+		      void *ud)
+{
+	sqlite3_stmt *s = store__prepare(st, sql);
+	if (!s)
+		return STORE_ERR;
+	int step, rc = STORE_OK;
+	while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		store_stat x = {.section = section, .key = store__col_text(s, 0), .detail = store__col_text(s, 1)};
+		if (!x.key)
+			x.key = "";
+		for (int i = 0; cols[i] && !rc; i++) {
+			x.column = cols[i];
+			x.value = (long)sqlite3_column_int64(s, 2 + i);
+			rc = cb(ud, &x);
+		}
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = store__dberr(st, "statistics");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+#define PER_PROMPT_COUNTS                                                                       \
+	"WITH pc AS (SELECT prompt_id, count(*) AS n FROM completions GROUP BY prompt_id), "    \
+	"cc AS (SELECT prompt_id, count(*) AS n FROM comparisons GROUP BY prompt_id) "
+
+int store_stats_foreach(store *st, store_stat_cb cb, void *ud)
+{
+	static const char *const total_cols[] = {"prompts", "completions", "comparisons", "annotators",
+						 "generators", NULL};
+	static const char *const group_cols[] = {"prompts", "completions", "comparisons", NULL};
+	static const char *const ann_cols[] = {"comparisons", "a", "b", "tie", "both_bad", "skip", NULL};
+	static const char *const verdicts[] = {"a", "b", "tie", "both_bad", "skip", NULL};
+	static const char *const bias_cols[] = {"n", "first", NULL};
+	static const char *const one_col[] = {"comparisons", NULL};
+	int rc;
+
+	if (!st->db)
+		return store__err(st, STORE_EINVAL, "the store is not open");
+	if ((rc = stat_query(st, "total",
+			     "SELECT 'all', NULL, (SELECT count(*) FROM prompts), (SELECT count(*) FROM completions), "
+			     "(SELECT count(*) FROM comparisons), (SELECT count(*) FROM annotators), "
+			     "(SELECT count(*) FROM generators)",
+			     total_cols, cb, ud)))
+		return rc;
+	if ((rc = stat_query(st, "split",
+			     PER_PROMPT_COUNTS "SELECT p.split, NULL, count(*), coalesce(sum(pc.n), 0), "
+					       "coalesce(sum(cc.n), 0) FROM prompts p "
+					       "LEFT JOIN pc ON pc.prompt_id = p.id LEFT JOIN cc ON cc.prompt_id = p.id "
+					       "GROUP BY p.split ORDER BY p.split",
+			     group_cols, cb, ud)))
+		return rc;
+	if ((rc = stat_query(st, "source",
+			     PER_PROMPT_COUNTS "SELECT p.source, NULL, count(*), coalesce(sum(pc.n), 0), "
+					       "coalesce(sum(cc.n), 0) FROM prompts p "
+					       "LEFT JOIN pc ON pc.prompt_id = p.id LEFT JOIN cc ON cc.prompt_id = p.id "
+					       "GROUP BY p.source ORDER BY p.source",
+			     group_cols, cb, ud)))
+		return rc;
+	if ((rc = stat_query(st, "annotator",
+			     "SELECT a.name, a.kind, count(c.id), coalesce(sum(c.verdict = 'a'), 0), "
+			     "coalesce(sum(c.verdict = 'b'), 0), coalesce(sum(c.verdict = 'tie'), 0), "
+			     "coalesce(sum(c.verdict = 'both_bad'), 0), coalesce(sum(c.verdict = 'skip'), 0) "
+			     "FROM annotators a LEFT JOIN comparisons c ON c.annotator_id = a.id "
+			     "GROUP BY a.id ORDER BY a.name",
+			     ann_cols, cb, ud)))
+		return rc;
+	for (int i = 0; verdicts[i]; i++) {
+		char sql[128];
+		snprintf(sql, sizeof sql, "SELECT '%s', NULL, count(*) FROM comparisons WHERE verdict = '%s'",
+			 verdicts[i], verdicts[i]);
+		if ((rc = stat_query(st, "verdict", sql, one_col, cb, ud)))
+			return rc;
+	}
+	if ((rc = stat_query(st, "position_bias",
+			     "SELECT a.name, a.kind, count(*), sum(c.verdict = c.shown_first) "
+			     "FROM comparisons c JOIN annotators a ON a.id = c.annotator_id "
+			     "WHERE c.shown_first IS NOT NULL AND c.verdict IN ('a', 'b') "
+			     "GROUP BY a.id ORDER BY a.name",
+			     bias_cols, cb, ud)))
+		return rc;
+	for (int i = 0; store_policies[i]; i++) {
+		long n = 0;
+		if ((rc = store_pairs_count(st, NULL, store_policies[i], 1, &n)))
+			return rc;
+		store_stat x = {.section = "pairs", .key = store_policies[i], .column = "pairs", .value = n};
+		if ((rc = cb(ud, &x)))
+			return rc;
+	}
+	return STORE_OK;
+}
+
+/* ---- agreement measures ------------------------------------------------- */
+
+double store_cohen_kappa(const long t[STORE_NCAT][STORE_NCAT])
+{
+	double n = 0, agree = 0, row[STORE_NCAT] = {0}, col[STORE_NCAT] = {0};
+	for (int i = 0; i < STORE_NCAT; i++)
+		for (int j = 0; j < STORE_NCAT; j++) {
+			n += (double)t[i][j];
+			row[i] += (double)t[i][j];
+			col[j] += (double)t[i][j];
+			if (i == j)
+				agree += (double)t[i][j];
+		}
+	if (n <= 0)
+		return NAN;
+	double po = agree / n, pe = 0;
+	for (int k = 0; k < STORE_NCAT; k++)
+		pe += (row[k] / n) * (col[k] / n);
+	if (pe >= 1.0)
+		return po >= 1.0 ? 1.0 : NAN;
+	return (po - pe) / (1.0 - pe);
+}
+
+double store_krippendorff_alpha(const long (*units)[STORE_NCAT], size_t nunits)
+{
+	double o[STORE_NCAT][STORE_NCAT] = {{0}};
+	for (size_t u = 0; u < nunits; u++) {
+		long m = 0;
+		for (int k = 0; k < STORE_NCAT; k++)
+			m += units[u][k];
+		if (m < 2)
+			continue;
+		for (int c = 0; c < STORE_NCAT; c++)
+			for (int k = 0; k < STORE_NCAT; k++) {
+				double pairs = (double)units[u][c] * (double)(units[u][k] - (c == k));
+				o[c][k] += pairs / (double)(m - 1);
+			}
+	}
+	double nc[STORE_NCAT] = {0}, n = 0, dobs = 0, dexp = 0;
+	for (int c = 0; c < STORE_NCAT; c++)
+		for (int k = 0; k < STORE_NCAT; k++) {
+			nc[c] += o[c][k];
+			n += o[c][k];
+			if (c != k)
+				dobs += o[c][k];
+		}
+	if (n <= 1)
+		return NAN;
+	for (int c = 0; c < STORE_NCAT; c++)
+		for (int k = 0; k < STORE_NCAT; k++)
+			if (c != k)
+				dexp += nc[c] * nc[k];
+	if (dexp <= 0)
+		return dobs <= 0 ? 1.0 : NAN;
+	return 1.0 - (n - 1.0) * dobs / dexp;
+}

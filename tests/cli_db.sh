@@ -1,0 +1,173 @@
+#!/bin/sh
+# cli_db.sh: dpo-db init/check/stats/agreement/split/export and usage errors.
+. "$top_srcdir/tests/tap.sh"
+D="$top_srcdir/tests/data/store"
+EX="$top_srcdir/share/examples/preferences.jsonl"
+DB="$T/a.db"
+
+# pyget FILE EXPR...: load the JSON document d from FILE (failing if it is
+# not one) and print each EXPR evaluated over it on a line of its own.
+# Python starts slowly, so each document is read once.
+pyget() { python3 -c '
+import json,sys
+d = json.load(open(sys.argv[1]))
+for e in sys.argv[2:]: print(eval(e))' "$@"; }
+# line N of $1
+nth() { printf '%s\n' "$1" | sed -n "$2p"; }
+status() { "$@" >/dev/null 2>&1; echo $?; }
+
+# ---- help, version, usage errors
+ok "--help" dpo-db --help
+like "--help lists the commands" "$(dpo-db --help)" "agreement"
+ok "-h" dpo-db -h
+like "--version" "$(dpo-db --version)" "dpo-db (dpo)"
+is "no command: exit 2" "$(status dpo-db)" 2
+is "unknown command: exit 2" "$(status dpo-db --db "$DB" frobnicate)" 2
+like "unknown command is named" "$(dpo-db --db "$DB" frobnicate 2>&1)" "unknown command 'frobnicate'"
+is "unknown global option: exit 2" "$(status dpo-db --frob init)" 2
+is "unknown subcommand option: exit 2" "$(status dpo-db --db "$DB" stats --frob)" 2
+is "init with an extra argument: exit 2" "$(status dpo-db --db "$DB" init extra)" 2
+ok "subcommand --help" dpo-db stats --help
+
+# ---- init, check, --db resolution
+like "init prints path and schema version" "$(dpo-db --db "$DB" init)" "$DB: schema version"
+ok "database file created" test -f "$DB"
+ok "init again (idempotent)" dpo-db --db "$DB" init
+(cd "$T" && dpo-db init >/dev/null 2>&1)
+ok "default database ./dpo.db" test -f "$T/dpo.db"
+DPO_DB="$T/env.db" dpo-db init >/dev/null 2>&1
+ok "\$DPO_DB is used" test -f "$T/env.db"
+dpo-db --db "$T/after.db" init >/dev/null 2>&1
+ok "--db after the command is accepted" dpo-db init --db "$T/after2.db"
+ok "check passes" dpo-db --db "$DB" check
+like "check reports" "$(dpo-db --db "$DB" check)" "integrity check: ok"
+printf 'this is not a database at all, just text, long enough for a header.......................\n' >"$T/junk.db"
+is "check on a text file: exit 1" "$(status dpo-db --db "$T/junk.db" check)" 1
+like "the error names the file" "$(dpo-db --db "$T/junk.db" check 2>&1)" "$T/junk.db: not a dpo database"
+cp "$DB" "$T/newer.db"
+sqlite3 "$T/newer.db" "PRAGMA user_version = 99"
+is "a newer schema: exit 1" "$(status dpo-db --db "$T/newer.db" check)" 1
+like "says it is newer" "$(dpo-db --db "$T/newer.db" stats 2>&1)" "newer"
+
+# ---- stats on an empty and on a filled database
+ok "stats on an empty database" dpo-db --db "$DB" stats
+dpo-db --db "$DB" stats --json >"$T/s0.json"
+ok "import the example" dpo-db --db "$DB" import "$EX"
+dpo-db --db "$DB" stats >"$T/stats.txt"
+like "stats text shows totals" "$(cat "$T/stats.txt")" "totals: 12 prompts, 24 completions, 12 comparisons"
+like "stats text shows resolvable pairs" "$(cat "$T/stats.txt")" "resolvable pairs: majority 12"
+dpo-db --db "$DB" stats --json >"$T/s1.json"
+v=$(pyget "$T/s0.json" 'd["totals"]["prompts"]')
+is "stats --json on an empty database is JSON" "$v" 0
+v=$(pyget "$T/s1.json" 'd["totals"]["prompts"]' 'd["by_split"]["train"]["comparisons"]' \
+	'd["verdicts"]["a"] + d["verdicts"]["b"]' 'sorted(d["resolvable_pairs"].values())')
+is "stats --json prompts" "$(nth "$v" 1)" 12
+is "stats --json by split" "$(nth "$v" 2)" 12
+is "stats --json verdicts" "$(nth "$v" 3)" 12
+is "stats --json pairs per policy" "$(nth "$v" 4)" "[12, 12, 12, 12]"
+
+# ---- export and the round trip
+dpo-db --db "$DB" export - >"$T/out.jsonl" 2>/dev/null
+is "export - writes one line per pair" "$(wc -l <"$T/out.jsonl" | tr -d ' ')" 12
+for f in trl trl-conversational hh; do
+	rm -f "$T/rt.db"
+	dpo-db --db "$DB" export "$T/e1.$f.jsonl" --format "$f" 2>/dev/null
+	dpo-db --db "$T/rt.db" import --quiet "$T/e1.$f.jsonl" >/dev/null 2>&1
+	dpo-db --db "$T/rt.db" export --format="$f" "$T/e2.$f.jsonl" 2>/dev/null
+	ok "$f: export -> import -> export is byte-identical" cmp "$T/e1.$f.jsonl" "$T/e2.$f.jsonl"
+done
+ok "exported lines: JSON, keys in order; hh lines are transcripts" python3 -c '
+import json,sys
+for l in open(sys.argv[1]):
+    d = json.loads(l)
+    assert list(d) == ["prompt", "chosen", "rejected"], list(d)
+for l in open(sys.argv[2]):
+    d = json.loads(l)
+    assert list(d) == ["chosen", "rejected"]
+    for k in d: assert d[k].startswith("\n\nHuman: ") and "\n\nAssistant: " in d[k]' "$T/out.jsonl" "$T/e1.hh.jsonl"
+like "non-ASCII written raw" "$(cat "$T/e1.trl.jsonl")" "100 °C"
+dpo-db --db "$DB" export "$T/out.jsonl.gz" 2>/dev/null
+ok "export .gz is gzip" sh -c "gzip -dc '$T/out.jsonl.gz' | cmp - '$T/e1.trl.jsonl'"
+echo "old content" >"$T/keep.jsonl"
+is "unknown policy: exit 2" "$(status dpo-db --db "$DB" export "$T/keep.jsonl" --resolve dictator)" 2
+is "unknown format: exit 2" "$(status dpo-db --db "$DB" export "$T/keep.jsonl" --format csv)" 2
+is "bad --min-annotations: exit 2" "$(status dpo-db --db "$DB" export "$T/keep.jsonl" --min-annotations x)" 2
+is "no output given: exit 2" "$(status dpo-db --db "$DB" export)" 2
+is "the output was left alone" "$(cat "$T/keep.jsonl")" "old content"
+is "export into a missing directory: exit 1" "$(status dpo-db --db "$DB" export "$T/no/such/dir/x.jsonl")" 1
+is "no temporary files left behind" "$(ls "$T" | grep -c '\.tmp\.')" 0
+is "--min-annotations 2: nothing decided twice" "$(dpo-db --db "$DB" export - --min-annotations 2 2>/dev/null | wc -l | tr -d ' ')" 0
+
+# ---- split
+dpo-db --db "$DB" split --test-fraction 0.5 --seed 7 >"$T/split1.txt"
+ok "split" test -s "$T/split1.txt"
+like "split prints counts" "$(cat "$T/split1.txt")" "train: "
+dpo-db --db "$DB" export - --split test 2>/dev/null >"$T/test1.jsonl"
+dpo-db --db "$DB" split --test-fraction 0.9 --seed 3 >/dev/null
+dpo-db --db "$DB" split --test-fraction 0.5 --seed 7 >"$T/split2.txt"
+dpo-db --db "$DB" export - --split test 2>/dev/null >"$T/test2.jsonl"
+ok "split is deterministic (same counts)" cmp "$T/split1.txt" "$T/split2.txt"
+ok "split is deterministic (same prompts)" cmp "$T/test1.jsonl" "$T/test2.jsonl"
+ntest=$(sed -n 's/^test: //p' "$T/split1.txt")
+is "export --split test exports the test prompts" "$(wc -l <"$T/test1.jsonl" | tr -d ' ')" "$ntest"
+is "train + test = all" "$(($(sed -n 's/^train: //p' "$T/split1.txt") + ntest))" 12
+dpo-db --db "$DB" split --test-fraction 0 >/dev/null
+is "fraction 0: no test prompts" "$(dpo-db --db "$DB" export - --split test 2>/dev/null | wc -l | tr -d ' ')" 0
+is "split without --test-fraction: exit 2" "$(status dpo-db --db "$DB" split)" 2
+is "split --test-fraction 2: exit 2" "$(status dpo-db --db "$DB" split --test-fraction 2)" 2
+is "split --seed -1: exit 2" "$(status dpo-db --db "$DB" split --test-fraction 0.1 --seed -1)" 2
+
+# ---- agreement on two sources labelling the same pairs
+A="$T/agree.db"
+dpo-db --db "$A" import --quiet --format candidates "$D/candidates.jsonl" >/dev/null 2>&1
+dpo-db --db "$A" import --quiet --source one "$D/labels_1.jsonl" >/dev/null 2>&1
+dpo-db --db "$A" import --quiet --source two "$D/labels_2.jsonl" >/dev/null 2>&1
+ok "agreement" dpo-db --db "$A" agreement
+like "agreement text names the annotators" "$(dpo-db --db "$A" agreement)" "import:one"
+dpo-db --db "$A" agreement --json >"$T/ag.json"
+v=$(pyget "$T/ag.json" 'len(d["kappa"])' 'd["kappa"][0]["n"]' 'round(d["kappa"][0]["kappa"], 9)' \
+	'round(d["alpha"]["value"], 9)' 'd["judge_vs_human"]["with_ties"]["n"]')
+is "agreement --json: one pair of annotators" "$(nth "$v" 1)" 1
+is "kappa n" "$(nth "$v" 2)" 6
+is "kappa = 1/3 (po 4/6, pe 1/2)" "$(nth "$v" 3)" 0.333333333
+is "alpha = 7/18" "$(nth "$v" 4)" 0.388888889
+is "no judges: judge-vs-human n = 0" "$(nth "$v" 5)" 0
+is "majority resolves the 4 agreed pairs" "$(dpo-db --db "$A" export - 2>/dev/null | wc -l | tr -d ' ')" 4
+is "both sources agree on them" "$(dpo-db --db "$A" export - --min-annotations 2 2>/dev/null | wc -l | tr -d ' ')" 4
+dpo-db --db "$A" stats --json >"$T/s2.json"
+v=$(pyget "$T/s2.json" '[v["comparisons"] for v in d["by_annotator"].values()]' 'd["resolvable_pairs"]["unanimous"]')
+is "stats: two annotators with 6 comparisons each" "$(nth "$v" 1)" "[6, 6]"
+is "stats: unanimous pairs" "$(nth "$v" 2)" 4
+
+# A judge joins (written straight into the tables: judges run elsewhere),
+# voting a, b, tie, b, b, a on the six pairs in prompt order. By hand:
+# kappa(one, j1) = 1/7, kappa(two, j1) = 3/7; alpha over three raters =
+# 59/178; judge vs human: 7 of 12 label pairs agree with ties, 7 of 10
+# without (the tie item left out).
+sqlite3 "$A" "INSERT INTO annotators(kind, name, created_at) VALUES ('judge', 'j1', '2026-01-01T00:00:00Z');
+INSERT INTO comparisons(prompt_id, completion_a, completion_b, annotator_id, verdict, created_at)
+SELECT c.prompt_id, c.completion_a, c.completion_b, (SELECT id FROM annotators WHERE name = 'j1'),
+  CASE (SELECT count(*) FROM prompts q WHERE q.id <= c.prompt_id)
+    WHEN 1 THEN 'a' WHEN 2 THEN 'b' WHEN 3 THEN 'tie' WHEN 4 THEN 'b' WHEN 5 THEN 'b' ELSE 'a' END,
+  '2026-01-01T00:00:00Z'
+FROM comparisons c JOIN annotators a ON a.id = c.annotator_id WHERE a.name = 'import:one';"
+dpo-db --db "$A" agreement --json >"$T/ag2.json"
+v=$(pyget "$T/ag2.json" '[(k["annotator_1"], k["annotator_2"], k["n"]) for k in d["kappa"]]' \
+	'round(d["kappa"][1]["kappa"], 9)' 'round(d["kappa"][2]["kappa"], 9)' 'round(d["alpha"]["value"], 9)' \
+	'd["alpha"]["units"]' \
+	'(round(d["judge_vs_human"]["with_ties"]["agreement"], 9), d["judge_vs_human"]["with_ties"]["n"])' \
+	'(round(d["judge_vs_human"]["without_ties"]["agreement"], 9), d["judge_vs_human"]["without_ties"]["n"])')
+is "three pairs of annotators, sorted, 6 items each" "$(nth "$v" 1)" \
+	"[('import:one', 'import:two', 6), ('import:one', 'j1', 6), ('import:two', 'j1', 6)]"
+is "kappa(one, j1) = 1/7" "$(nth "$v" 2)" 0.142857143
+is "kappa(two, j1) = 3/7" "$(nth "$v" 3)" 0.428571429
+is "alpha over three raters = 59/178" "$(nth "$v" 4)" 0.331460674
+is "alpha units" "$(nth "$v" 5)" 6
+is "judge vs human with ties: 7/12" "$(nth "$v" 6)" "(0.583333333, 12)"
+is "judge vs human without ties: 7/10" "$(nth "$v" 7)" "(0.7, 10)"
+like "agreement text shows judge vs human" "$(dpo-db --db "$A" agreement)" "58.3% agreement (n=12)"
+dpo-db --db "$A" split --test-fraction 0.5 --seed 3 --json >"$T/split.json"
+is "split --json" "$(pyget "$T/split.json" 'd["train"] + d["test"]')" 6
+ok "check after everything" dpo-db --db "$A" check
+
+done_testing

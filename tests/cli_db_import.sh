@@ -1,0 +1,266 @@
+#!/bin/sh
+# cli_db_import.sh: `dpo-db import` end to end: every format, .gz and stdin,
+# re-import, bad records (abort and --skip-bad), invalid UTF-8, wrong types,
+# empty files, a 10 MB line, usage errors, the real samples in
+# $DPO_SHARED/data, two importers at once, and export -> import -> export.
+. "$top_srcdir/tests/tap.sh"
+D=$top_srcdir/tests/data/import
+DB=$T/a.db
+
+skip() { # name reason
+	_tap_n=$((_tap_n + 1))
+	echo "ok $_tap_n - $1 # SKIP $2"
+}
+
+# The summary of the last import with its "FILE: " prefix removed.
+summary() { sed 's/^[^:]*: //' "$T/.out"; }
+
+# A fingerprint of the whole database: its SQL dump when sqlite3 is there,
+# else the statistics.
+snapshot() {
+	if command -v sqlite3 >/dev/null 2>&1; then
+		sqlite3 "$1" .dump
+	else
+		dpo-db --db "$1" stats --json
+	fi
+}
+
+have_sqlite() { command -v sqlite3 >/dev/null 2>&1; }
+
+# ---- every format, detected ------------------------------------------------
+imp() { # file expected-summary
+	ok "import $1" dpo-db --db "$DB" import "$D/$1"
+	is "summary of $1" "$(summary)" "$2"
+}
+imp trl.jsonl "trl (standard) (detected), source trl: 3 records, prompts 3 new / 0 duplicate, completions 6 new / 0 duplicate, comparisons 3 new / 0 duplicate, 0 rejected"
+imp trl_conversational.jsonl "trl (conversational) (detected), source trl_conversational: 2 records, prompts 2 new / 0 duplicate, completions 4 new / 0 duplicate, comparisons 2 new / 0 duplicate, 0 rejected"
+imp trl_implicit.jsonl "trl (implicit prompt) (detected), source trl_implicit: 2 records, prompts 2 new / 0 duplicate, completions 4 new / 0 duplicate, comparisons 2 new / 0 duplicate, 0 rejected"
+imp hh.jsonl "hh (detected), source hh: 3 records, prompts 3 new / 0 duplicate, completions 6 new / 0 duplicate, comparisons 3 new / 0 duplicate, 0 rejected"
+imp ultrafeedback_binarized.jsonl "ultrafeedback (binarized) (detected), source ultrafeedback_binarized: 3 records, prompts 3 new / 0 duplicate, completions 6 new / 0 duplicate, comparisons 3 new / 0 duplicate, 0 rejected"
+imp ultrafeedback_raw.jsonl "ultrafeedback (raw) (detected), source ultrafeedback_raw: 2 records, prompts 2 new / 0 duplicate, completions 5 new / 0 duplicate, comparisons 4 new / 0 duplicate, 0 rejected"
+imp sharegpt.jsonl "sharegpt (detected), source sharegpt: 2 records, prompts 2 new / 0 duplicate, completions 4 new / 0 duplicate, comparisons 2 new / 0 duplicate, 0 rejected"
+imp llama_factory_v1.jsonl "sharegpt (llama-factory v1) (detected), source llama_factory_v1: 1 records, prompts 1 new / 0 duplicate, completions 2 new / 0 duplicate, comparisons 1 new / 0 duplicate, 0 rejected"
+imp prompts.jsonl "prompts (detected), source prompts: 3 records, prompts 3 new / 0 duplicate, completions 0 new / 0 duplicate, comparisons 0 new / 0 duplicate, 0 rejected"
+imp candidates.jsonl "candidates (detected), source candidates: 2 records, prompts 2 new / 0 duplicate, completions 5 new / 0 duplicate, comparisons 0 new / 0 duplicate, 0 rejected"
+
+# ---- re-importing adds nothing -------------------------------------------------
+before=$(snapshot "$DB")
+ok "re-import every file" dpo-db --db "$DB" import "$D/trl.jsonl" "$D/trl_conversational.jsonl" \
+	"$D/trl_implicit.jsonl" "$D/hh.jsonl" "$D/ultrafeedback_binarized.jsonl" "$D/ultrafeedback_raw.jsonl" \
+	"$D/sharegpt.jsonl" "$D/llama_factory_v1.jsonl" "$D/prompts.jsonl" "$D/candidates.jsonl"
+is "re-import: ten summaries" "$(wc -l <"$T/.out" | tr -d ' ')" 10
+is "re-import: nothing new" "$(grep -c ' [1-9][0-9]* new' "$T/.out")" 0
+is "re-import: the duplicates counted" "$(sed -n 1p "$T/.out" | sed 's/^[^:]*: //')" \
+	"trl (standard) (detected), source trl: 3 records, prompts 0 new / 3 duplicate, completions 0 new / 6 duplicate, comparisons 0 new / 3 duplicate, 0 rejected"
+is "re-import leaves the database as it was" "$(snapshot "$DB")" "$before"
+
+# ---- what went in -----------------------------------------------------------------
+if have_sqlite; then
+	is "verdicts: ties from equal UltraFeedback scores, b from a lower mean rating" \
+		"$(sqlite3 "$DB" "SELECT verdict || '=' || count(*) FROM comparisons GROUP BY verdict ORDER BY verdict" | tr '\n' ' ')" \
+		"a=17 b=1 tie=2 "
+	is "annotators are import:<source>" \
+		"$(sqlite3 "$DB" "SELECT count(*) FROM annotators WHERE kind = 'import' AND name LIKE 'import:%'")" 8
+	is "UltraFeedback models become generators" \
+		"$(sqlite3 "$DB" "SELECT group_concat(name, ',') FROM (SELECT name FROM generators WHERE kind = 'model' ORDER BY name)")" \
+		"model-a,model-b,model-c,vllm-model"
+	is "HH prompts are kept as text through the last Assistant:" \
+		"$(sqlite3 "$DB" "SELECT count(*) FROM prompts WHERE source = 'hh' AND kind = 'text' AND content LIKE char(10,10) || 'Human: %' AND content LIKE '%' || char(10,10) || 'Assistant:'")" 3
+	is "ShareGPT roles converted (system, user, assistant)" \
+		"$(sqlite3 "$DB" "SELECT content FROM prompts WHERE source = 'sharegpt' AND content LIKE '%terse%'" | grep -o '"role": *"[a-z]*"' | sed 's/.*"\([a-z]*\)"$/\1/' | tr '\n' ' ')" \
+		"system user assistant user "
+else
+	skip "database contents" "sqlite3 not installed"
+fi
+
+# ---- options ------------------------------------------------------------------------
+ok "--source and --split" dpo-db --db "$T/o.db" import --source mine --split test "$D/trl.jsonl"
+is "--source named in the summary" "$(summary)" \
+	"trl (standard) (detected), source mine: 3 records, prompts 3 new / 0 duplicate, completions 6 new / 0 duplicate, comparisons 3 new / 0 duplicate, 0 rejected"
+if have_sqlite; then
+	is "--split and --source stored" "$(sqlite3 "$T/o.db" "SELECT DISTINCT source || '/' || split FROM prompts")" "mine/test"
+	is "annotator import:mine" "$(sqlite3 "$T/o.db" "SELECT name FROM annotators")" "import:mine"
+fi
+ok "--format=trl --json" dpo-db --db "$T/o2.db" import --format=trl --json "$D/trl.jsonl"
+like "--json summary" "$(cat "$T/.out")" '"format": "trl", "variant": "trl (standard)", "source": "trl", "lines": 3, "records": 3, "prompts_new": 3'
+is "--json is one line" "$(wc -l <"$T/.out" | tr -d ' ')" 1
+fails "--format hh on a TRL file" dpo-db --db "$T/o2.db" import --format hh "$D/trl.jsonl"
+like "--format hh on a TRL file: the reason" "$(cat "$T/.err")" "trl.jsonl:1: field \"chosen\" must start with \"\\n\\nHuman:\""
+
+# ---- .gz and standard input -------------------------------------------------------------
+if command -v gzip >/dev/null 2>&1; then
+	gzip -c "$D/hh.jsonl" >"$T/talk.jsonl.gz"
+	ok "import .gz" dpo-db --db "$T/gz.db" import "$T/talk.jsonl.gz"
+	is ".gz summary, source without extensions" "$(summary)" \
+		"hh (detected), source talk: 3 records, prompts 3 new / 0 duplicate, completions 6 new / 0 duplicate, comparisons 3 new / 0 duplicate, 0 rejected"
+else
+	skip "import .gz" "gzip not installed"
+fi
+dpo-db --db "$T/in.db" import - <"$D/sharegpt.jsonl" >"$T/.out" 2>"$T/.err"
+is "import - (standard input)" "$?" 0
+is "standard input: source stdin" "$(summary)" \
+	"sharegpt (detected), source stdin: 2 records, prompts 2 new / 0 duplicate, completions 4 new / 0 duplicate, comparisons 2 new / 0 duplicate, 0 rejected"
+
+# ---- a bad record aborts and leaves the database unchanged ---------------------------------
+before=$(snapshot "$DB")
+expect_fail() { # name file message
+	dpo-db --db "$DB" import "$D/$2" >"$T/.out" 2>"$T/.err"
+	is "$1: exit 1" "$?" 1
+	is "$1: message" "$(cat "$T/.err")" "dpo-db: $D/$2$3"
+	is "$1: database unchanged" "$(snapshot "$DB")" "$before"
+}
+expect_fail "bad record on line 3" bad_line3.jsonl ":3: chosen and rejected are identical"
+expect_fail "invalid UTF-8" bad_utf8.jsonl ":2: invalid UTF-8 at byte 16"
+expect_fail "wrong type" wrong_type.jsonl ":2: field \"chosen\" must be a string or a list of messages"
+expect_fail "empty file" empty.jsonl ": no records"
+expect_fail "blank lines only" blank.jsonl ": no records"
+expect_fail "HH prompts that differ" hh_bad.jsonl ":2: the prompts of \"chosen\" and \"rejected\" differ (from byte 11 on)"
+printf '{"prompt": "Q", "chosen": "A", "rejected": "B"}\n{"chosen": "\\n\\nHuman: x\\n\\nAssistant: y", "rejected": "\\n\\nHuman: x\\n\\nAssistant: z"}\n' >"$T/mixed.jsonl"
+dpo-db --db "$DB" import "$T/mixed.jsonl" >"$T/.out" 2>"$T/.err"
+is "a record of another format: exit 1" "$?" 1
+like "a record of another format: message" "$(cat "$T/.err")" \
+	"mixed.jsonl:2: field \"prompt\" is missing (records without one need \"chosen\" and \"rejected\" as whole conversations, or --format hh for HH-RLHF transcripts) (this record looks like hh, but the file's first record was trl)"
+fails "a missing file" dpo-db --db "$DB" import "$T/nonexistent.jsonl"
+like "a missing file: message" "$(cat "$T/.err")" "nonexistent.jsonl: No such file or directory"
+dpo-db --db "$DB" import "$D/trl.jsonl" "$D/bad_line3.jsonl" >"$T/.out" 2>"$T/.err"
+is "a bad second file: exit 1" "$?" 1
+is "a bad second file: the first one was imported (all duplicates here)" "$(summary)" \
+	"trl (standard) (detected), source trl: 3 records, prompts 0 new / 3 duplicate, completions 0 new / 6 duplicate, comparisons 0 new / 3 duplicate, 0 rejected"
+is "database still unchanged" "$(snapshot "$DB")" "$before"
+
+# ---- --skip-bad ----------------------------------------------------------------------------------
+ok "--skip-bad imports the rest" dpo-db --db "$T/s.db" import --skip-bad "$T/rej.jsonl" "$D/bad_line3.jsonl" "$D/hh_bad.jsonl"
+is "--skip-bad: summary (1)" "$(sed -n 1p "$T/.out" | sed 's/^[^:]*: //')" \
+	"trl (standard) (detected), source bad_line3: 3 records, prompts 3 new / 0 duplicate, completions 6 new / 0 duplicate, comparisons 3 new / 0 duplicate, 1 rejected"
+is "--skip-bad: summary (2)" "$(sed -n 2p "$T/.out" | sed 's/^[^:]*: //')" \
+	"hh (detected), source hh_bad: 2 records, prompts 2 new / 0 duplicate, completions 4 new / 0 duplicate, comparisons 2 new / 0 duplicate, 3 rejected"
+like "--skip-bad: says where the rejects went" "$(cat "$T/.err")" "4 bad records written to $T/rej.jsonl"
+is "--skip-bad: four rejects" "$(wc -l <"$T/rej.jsonl" | tr -d ' ')" 4
+is "--skip-bad: the first reject" "$(sed -n 1p "$T/rej.jsonl")" \
+	"{\"file\": \"$D/bad_line3.jsonl\", \"line\": 3, \"reason\": \"chosen and rejected are identical\", \"record\": \"{\\\"prompt\\\": \\\"P3\\\", \\\"chosen\\\": \\\"A\\\", \\\"rejected\\\": \\\"A\\\"}\"}"
+like "--skip-bad: differing HH prompts" "$(sed -n 2p "$T/rej.jsonl")" '"line": 2, "reason": "the prompts of \"chosen\" and \"rejected\" differ (from byte 11 on)"'
+like "--skip-bad: empty HH response" "$(sed -n 3p "$T/rej.jsonl")" '"line": 3, "reason": "the final response of \"chosen\" is empty"'
+like "--skip-bad: no Assistant turn" "$(sed -n 4p "$T/rej.jsonl")" '"line": 4, "reason": "field \"chosen\" has no \"\\n\\nAssistant:\" turn"'
+ok "--skip-bad with invalid UTF-8" dpo-db --db "$T/s.db" import --skip-bad "$T/rej2.jsonl" "$D/bad_utf8.jsonl"
+like "--skip-bad: invalid bytes replaced by U+FFFD in the rejects file" "$(cat "$T/rej2.jsonl")" \
+	"\"line\": 2, \"reason\": \"invalid UTF-8 at byte 16\", \"record\": \"{\\\"prompt\\\": \\\"P2 $(printf '\357\277\275\357\277\275')\\\""
+if command -v python3 >/dev/null 2>&1; then
+	ok "the rejects files are valid JSON Lines" python3 -c '
+import json, sys
+for p in sys.argv[1:]:
+    for line in open(p, encoding="utf-8"):
+        d = json.loads(line)
+        assert set(d) == {"file", "line", "reason", "record"}, d
+' "$T/rej.jsonl" "$T/rej2.jsonl"
+fi
+fails "--skip-bad does not hide an empty file" dpo-db --db "$T/s.db" import --skip-bad "$T/rej3.jsonl" "$D/empty.jsonl"
+
+# ---- a 10 MB line ------------------------------------------------------------------------------------
+big=$(head -c 10485760 /dev/zero | tr '\0' x)
+printf '{"prompt": "Q big", "chosen": "%s", "rejected": "short"}\n' "$big" >"$T/big.jsonl"
+printf '{"prompt": "Q big", "chosen": "%s, "rejected": "short"}\n' "$big" >"$T/bigbad.jsonl"
+unset big
+ok "a 10 MB line imports" dpo-db --db "$T/big.db" import "$T/big.jsonl"
+like "a 10 MB line: one record" "$(summary)" "1 records, prompts 1 new"
+dpo-db --db "$T/big.db" import "$T/bigbad.jsonl" >"$T/.out" 2>"$T/.err"
+is "a broken 10 MB line: exit 1" "$?" 1
+like "a broken 10 MB line: message" "$(cat "$T/.err")" "bigbad.jsonl:1: invalid JSON near byte"
+rm -f "$T/big.jsonl" "$T/bigbad.jsonl"
+
+# ---- usage errors -------------------------------------------------------------------------------
+dpo-db --db "$T/u.db" import >/dev/null 2>&1
+is "no FILE: exit 2" "$?" 2
+dpo-db --db "$T/u.db" import --format nope "$D/trl.jsonl" >/dev/null 2>"$T/.err"
+is "unknown format: exit 2" "$?" 2
+like "unknown format: message" "$(cat "$T/.err")" 'unknown format "nope"'
+dpo-db --db "$T/u.db" import --bogus "$D/trl.jsonl" >/dev/null 2>&1
+is "unknown option: exit 2" "$?" 2
+ok "import --help" dpo-db import --help
+like "import --help lists the formats" "$(cat "$T/.out")" "ultrafeedback, sharegpt, prompts"
+
+# ---- two importers at once ------------------------------------------------------------------------
+gen() { # prefix n
+	awk -v p="$1" -v n="$2" 'BEGIN { for (i = 0; i < n; i++)
+		printf "{\"prompt\": \"%s prompt %d\", \"chosen\": \"good %d\", \"rejected\": \"bad %d\"}\n", p, i, i, i }'
+}
+gen one 3000 >"$T/one.jsonl"
+gen two 3000 >"$T/two.jsonl"
+dpo-db --db "$T/c.db" init >/dev/null 2>&1
+dpo-db --db "$T/c.db" import "$T/one.jsonl" >"$T/c1.out" 2>"$T/c1.err" &
+p1=$!
+dpo-db --db "$T/c.db" import "$T/two.jsonl" >"$T/c2.out" 2>"$T/c2.err" &
+p2=$!
+wait $p1; r1=$?
+wait $p2; r2=$?
+is "concurrent import 1 succeeds" "$r1" 0
+is "concurrent import 2 succeeds" "$r2" 0
+[ "$r1" = 0 ] || sed 's/^/#   /' "$T/c1.err"
+[ "$r2" = 0 ] || sed 's/^/#   /' "$T/c2.err"
+ok "after both: everything is there" dpo-db --db "$T/c.db" import "$T/one.jsonl" "$T/two.jsonl"
+is "after both: nothing lost" "$(sed 's/^[^:]*: //' "$T/.out" | tr '\n' '|')" \
+"trl (standard) (detected), source one: 3000 records, prompts 0 new / 3000 duplicate, completions 0 new / 6000 duplicate, comparisons 0 new / 3000 duplicate, 0 rejected|trl (standard) (detected), source two: 3000 records, prompts 0 new / 3000 duplicate, completions 0 new / 6000 duplicate, comparisons 0 new / 3000 duplicate, 0 rejected|"
+
+# ---- export -> import -> export --------------------------------------------------------------------
+if dpo-db export --help >/dev/null 2>&1; then
+	for pair in trl:trl.jsonl trl-conversational:trl_conversational.jsonl hh:hh.jsonl; do
+		f=${pair%%:*} src=${pair#*:}
+		rm -f "$T/r1.db"* "$T/r2.db"*
+		dpo-db --db "$T/r1.db" import "$D/$src" >/dev/null 2>&1 &&
+			dpo-db --db "$T/r1.db" export "$T/e1.jsonl" --format "$f" >/dev/null 2>"$T/.err" &&
+			dpo-db --db "$T/r2.db" import "$T/e1.jsonl" >/dev/null 2>>"$T/.err" &&
+			dpo-db --db "$T/r2.db" export "$T/e2.jsonl" --format "$f" >/dev/null 2>>"$T/.err"
+		is "export $f -> import -> export: exit 0" "$?" 0
+		ok "export $f -> import -> export: byte-identical" cmp "$T/e1.jsonl" "$T/e2.jsonl"
+		is "export $f: every pair exported" "$(wc -l <"$T/e1.jsonl" | tr -d ' ')" "$(wc -l <"$D/$src" | tr -d ' ')"
+	done
+	if command -v python3 >/dev/null 2>&1; then
+		ok "export hh gives the original HH transcripts" python3 -c '
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+b = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8")]
+key = lambda r: (r["chosen"], r["rejected"])
+assert sorted(map(key, a)) == sorted(map(key, b)), (a, b)
+' "$T/e1.jsonl" "$D/hh.jsonl"
+	fi
+else
+	skip "export round trips" "dpo-db export is not available"
+fi
+
+# ---- the example data shipped in share/ -------------------------------------------------------------
+ok "share/examples import" dpo-db --db "$T/ex.db" import "$top_srcdir/share/examples/preferences.jsonl" \
+	"$top_srcdir/share/examples/prompts.jsonl" "$top_srcdir/share/examples/candidates.jsonl"
+is "share/examples: counts" "$(sed 's/^[^:]*: //' "$T/.out" | tr '\n' '|')" \
+"trl (standard) (detected), source preferences: 12 records, prompts 12 new / 0 duplicate, completions 24 new / 0 duplicate, comparisons 12 new / 0 duplicate, 0 rejected|\
+prompts (detected), source prompts: 8 records, prompts 8 new / 0 duplicate, completions 0 new / 0 duplicate, comparisons 0 new / 0 duplicate, 0 rejected|\
+candidates (detected), source candidates: 6 records, prompts 6 new / 0 duplicate, completions 18 new / 0 duplicate, comparisons 0 new / 0 duplicate, 0 rejected|"
+
+# ---- the real samples in $DPO_SHARED/data --------------------------------------------------------------
+if have_shared; then
+	S=$DPO_SHARED/data
+	hh=$S/hh-rlhf/harmless-base/test-first200.jsonl.gz
+	uf=$S/ultrafeedback-binarized-sample/eval_clean.jsonl
+	lf=$S/llama-factory-demo/v1_dpo_demo.jsonl
+	dpo-db --db "$T/real.db" import "$hh" >"$T/.out" 2>"$T/.err"
+	is "HH-RLHF sample without --skip-bad: exit 1" "$?" 1
+	is "HH-RLHF sample: the empty response on line 87" "$(cat "$T/.err")" \
+		"dpo-db: $hh:87: the final response of \"chosen\" is empty"
+	ok "real samples with --skip-bad" dpo-db --db "$T/real.db" import --skip-bad "$T/real-rej.jsonl" "$hh" "$uf" "$lf"
+	is "HH-RLHF sample: counts" "$(sed -n 1p "$T/.out" | sed 's/^[^:]*: //')" \
+		"hh (detected), source test-first200: 199 records, prompts 199 new / 0 duplicate, completions 398 new / 0 duplicate, comparisons 199 new / 0 duplicate, 1 rejected"
+	is "UltraFeedback sample: counts" "$(sed -n 2p "$T/.out" | sed 's/^[^:]*: //')" \
+		"ultrafeedback (binarized) (detected), source eval_clean: 199 records, prompts 199 new / 0 duplicate, completions 398 new / 0 duplicate, comparisons 199 new / 0 duplicate, 1 rejected"
+	is "LLaMA-Factory sample: counts" "$(sed -n 3p "$T/.out" | sed 's/^[^:]*: //')" \
+		"sharegpt (llama-factory v1) (detected), source v1_dpo_demo: 10 records, prompts 10 new / 0 duplicate, completions 20 new / 0 duplicate, comparisons 10 new / 0 duplicate, 0 rejected"
+	like "UltraFeedback sample: line 44 has chosen == rejected" "$(sed -n 2p "$T/real-rej.jsonl")" \
+		'"line": 44, "reason": "chosen and rejected are identical"'
+	if have_sqlite; then
+		is "UltraFeedback sample: 24 ties from equal scores" \
+			"$(sqlite3 "$T/real.db" "SELECT count(*) FROM comparisons c JOIN annotators a ON a.id = c.annotator_id WHERE a.name = 'import:eval_clean' AND verdict = 'tie'")" 24
+	fi
+	ok "real samples again: all duplicates" dpo-db --db "$T/real.db" import --skip-bad "$T/real-rej.jsonl" "$hh" "$uf" "$lf"
+	is "real samples again: nothing new" "$(grep -c ' [1-9][0-9]* new' "$T/.out")" 0
+else
+	skip "real samples" "no shared data in $DPO_SHARED"
+fi
+
+done_testing

@@ -1,0 +1,992 @@
+/* test_store.c: unit tests of the store library (store/store.h). */
+#include "config.h"
+#include "store/store.h"
+#include "store/store_int.h"
+#include "tests/tap.h"
+#include "util/sha256.h"
+#include "util/xmalloc.h"
+#include <sqlite3.h>
+#include <stdint.h>
+#include <unistd.h>
+
+static char tmpdir[] = "/tmp/dpo-test-store.XXXXXX";
+
+static char *tpath(const char *name)
+{
+	return xasprintf("%s/%s", tmpdir, name);
+}
+
+/* Run one SQL statement on a raw connection; returns the first column of
+ * the first row as an integer (or -1). */
+static long long raw_sql(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	long long v = -1;
+	if (sqlite3_open(path, &db) == SQLITE_OK && sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return v;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	fputs(text, f);
+	fclose(f);
+}
+
+/* ---- opening and migrations -------------------------------------------- */
+
+static void test_open(void)
+{
+	store *st = store_new();
+	char *p = tpath("new.db");
+	TAP_IS_STR(store_errmsg(st), "", "a new handle has no error");
+	TAP_IS_INT(store_open(st, p), STORE_OK, "open creates a new database");
+	TAP_IS_STR(store_path(st), p, "store_path");
+	TAP_OK(store_schema_version() >= 2, "schema version %d", store_schema_version());
+	store_free(st);
+	TAP_IS_INT(raw_sql(p, "PRAGMA user_version"), store_schema_version(), "user_version is the current version");
+	TAP_IS_INT(raw_sql(p, "SELECT count(*) FROM meta WHERE key = 'created_by'"), 1, "meta row written");
+	char *jm = NULL;
+	{
+		sqlite3 *db;
+		sqlite3_stmt *s;
+		sqlite3_open(p, &db);
+		sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL);
+		if (sqlite3_step(s) == SQLITE_ROW)
+			jm = xstrdup((const char *)sqlite3_column_text(s, 0));
+		sqlite3_finalize(s);
+		sqlite3_close(db);
+	}
+	TAP_IS_STR(jm, "wal", "journal mode is WAL");
+	free(jm);
+	st = store_new();
+	TAP_IS_INT(store_open(st, p), STORE_OK, "reopening an existing database");
+	store_free(st);
+	store_free(NULL);
+
+	/* An older layout migrates, keeping its data. */
+	char *old = tpath("old.db");
+	st = store_new();
+	TAP_IS_INT(store__open_version(st, old, 1), STORE_OK, "build a version-1 database");
+	int64_t pid;
+	TAP_IS_INT(store_prompt_add(st, "kept across migration", NULL, 0, "t", NULL, &pid, NULL), STORE_OK,
+		   "write to the version-1 database");
+	store_free(st);
+	TAP_IS_INT(raw_sql(old, "PRAGMA user_version"), 1, "it is at version 1");
+	TAP_IS_INT(raw_sql(old, "SELECT count(*) FROM sqlite_master WHERE name = 'request_cache'"), 0,
+		   "version 1 has no request cache");
+	st = store_new();
+	TAP_IS_INT(store_open(st, old), STORE_OK, "opening the version-1 database migrates it");
+	char *resp = NULL;
+	TAP_IS_INT(store_cache_put(st, "h", "r", NULL), STORE_OK, "the migrated database has the request cache");
+	TAP_IS_INT(store_cache_get(st, "h", &resp), STORE_OK, "and reads it back");
+	free(resp);
+	store_free(st);
+	TAP_IS_INT(raw_sql(old, "PRAGMA user_version"), store_schema_version(), "migrated to the current version");
+	TAP_IS_INT(raw_sql(old, "SELECT count(*) FROM prompts WHERE content = 'kept across migration'"), 1,
+		   "data kept across the migration");
+
+	/* A newer version is refused. */
+	char *newer = tpath("newer.db");
+	st = store_new();
+	store_open(st, newer);
+	store_free(st);
+	raw_sql(newer, "PRAGMA user_version = 99");
+	st = store_new();
+	TAP_IS_INT(store_open(st, newer), STORE_EVERSION, "a newer schema is refused");
+	TAP_OK(strstr(store_errmsg(st), "newer") && strstr(store_errmsg(st), newer), "message: %s",
+	       store_errmsg(st));
+	TAP_IS_INT(store_begin(st), STORE_EINVAL, "the refused handle is closed");
+	store_free(st);
+
+	/* Not SQLite at all. */
+	char *junk = tpath("junk.db");
+	write_file(junk, "this is a text file, certainly not an SQLite database, but long enough to have a "
+			 "header of one hundred bytes or more..............................\n");
+	st = store_new();
+	TAP_IS_INT(store_open(st, junk), STORE_ECORRUPT, "a text file is refused");
+	TAP_OK(strstr(store_errmsg(st), junk) != NULL, "message names the path: %s", store_errmsg(st));
+	store_free(st);
+
+	/* SQLite, but another program's. */
+	char *foreign = tpath("foreign.db");
+	raw_sql(foreign, "CREATE TABLE foo(x)");
+	st = store_new();
+	TAP_IS_INT(store_open(st, foreign), STORE_ECORRUPT, "another program's SQLite file is refused");
+	TAP_OK(strstr(store_errmsg(st), "not a dpo database") != NULL, "message: %s", store_errmsg(st));
+	store_free(st);
+	TAP_IS_INT(raw_sql(foreign, "SELECT count(*) FROM sqlite_master"), 1, "and left untouched");
+
+	/* An empty file is a new database. */
+	char *empty = tpath("empty.db");
+	write_file(empty, "");
+	st = store_new();
+	TAP_IS_INT(store_open(st, empty), STORE_OK, "an empty file becomes a new database");
+	store_free(st);
+
+	/* A missing directory. */
+	st = store_new();
+	TAP_OK(store_open(st, "/nonexistent-dir/x/dpo.db") < 0, "a missing directory fails: %s", store_errmsg(st));
+	store_free(st);
+	free(p), free(old), free(newer), free(junk), free(foreign), free(empty);
+}
+
+/* ---- prompts, completions, identities ---------------------------------- */
+
+typedef struct got_prompt {
+	int n;
+	char hash[65], text[256], msgs[512], source[64], split[64];
+	int has_text, has_msgs;
+} got_prompt;
+
+static int grab_prompt(void *ud, const store_prompt *p)
+{
+	got_prompt *g = ud;
+	g->n++;
+	snprintf(g->hash, sizeof g->hash, "%s", p->hash);
+	g->has_text = p->text != NULL;
+	g->has_msgs = p->messages_json != NULL;
+	snprintf(g->text, sizeof g->text, "%s", p->text ? p->text : "");
+	snprintf(g->msgs, sizeof g->msgs, "%s", p->messages_json ? p->messages_json : "");
+	snprintf(g->source, sizeof g->source, "%s", p->source);
+	snprintf(g->split, sizeof g->split, "%s", p->split);
+	return 0;
+}
+
+static int count_cb(void *ud, const void *x)
+{
+	(void)x;
+	(*(int *)ud)++;
+	return 0;
+}
+
+static void test_prompts(store *st)
+{
+	int64_t id1, id2, id3;
+	int created = -1;
+	TAP_IS_INT(store_prompt_add(st, "hello", NULL, 0, "src", NULL, &id1, &created), STORE_OK, "add text prompt");
+	TAP_IS_INT(created, 1, "created");
+	TAP_IS_INT(store_prompt_add(st, "hello", NULL, 0, "other", "test", &id2, &created), STORE_OK,
+		   "add it again");
+	TAP_IS_INT(created, 0, "not created twice");
+	TAP_IS_INT(id2, id1, "same id");
+	got_prompt g = {0};
+	TAP_IS_INT(store_prompt_get(st, id1, grab_prompt, &g), STORE_OK, "get prompt");
+	char want[65];
+	util_sha256 c;
+	util_sha256_init(&c);
+	util_sha256_update(&c, "text\0hello", 10);
+	util_sha256_final_hex(&c, want);
+	TAP_IS_STR(g.hash, want, "text prompt hash is SHA-256(\"text\\0\" + text)");
+	TAP_IS_STR(g.text, "hello", "text");
+	TAP_OK(g.has_text && !g.has_msgs, "exactly one of text/messages");
+	TAP_IS_STR(g.source, "src", "the first source is kept");
+	TAP_IS_STR(g.split, "train", "the first split is kept (default train)");
+
+	store_msg m[] = {{"system", "be brief"}, {"user", "say \"hi\"\n"}};
+	TAP_IS_INT(store_prompt_add(st, NULL, m, 2, "chat", "test", &id3, &created), STORE_OK, "add chat prompt");
+	TAP_IS_INT(created, 1, "created");
+	memset(&g, 0, sizeof g);
+	store_prompt_get(st, id3, grab_prompt, &g);
+	const char *json = "[{\"role\":\"system\",\"content\":\"be brief\"},"
+			   "{\"role\":\"user\",\"content\":\"say \\\"hi\\\"\\n\"}]";
+	TAP_IS_STR(g.msgs, json, "messages stored as compact JSON");
+	util_sha256_hex(json, strlen(json), want);
+	TAP_IS_STR(g.hash, want, "chat prompt hash is SHA-256 of the compact JSON");
+	TAP_OK(!g.has_text && g.has_msgs, "chat prompt has messages only");
+	TAP_IS_STR(g.split, "test", "split");
+
+	store_msg bad[] = {{"robot", "x"}};
+	TAP_IS_INT(store_prompt_add(st, NULL, bad, 1, "chat", NULL, NULL, NULL), STORE_EINVAL, "bad role refused");
+	TAP_OK(strstr(store_errmsg(st), "robot") != NULL, "message names it: %s", store_errmsg(st));
+	TAP_IS_INT(store_prompt_add(st, "x", m, 2, "s", NULL, NULL, NULL), STORE_EINVAL, "text and messages refused");
+	TAP_IS_INT(store_prompt_add(st, NULL, NULL, 0, "s", NULL, NULL, NULL), STORE_EINVAL, "no prompt refused");
+	TAP_IS_INT(store_prompt_get(st, 99999, grab_prompt, &g), STORE_ENOTFOUND, "get missing prompt");
+
+	int n = 0;
+	TAP_IS_INT(store_prompts_foreach(st, NULL, NULL, 0, (store_prompt_cb)count_cb, &n), STORE_OK, "foreach");
+	TAP_IS_INT(n, 2, "two prompts");
+	n = 0;
+	store_prompts_foreach(st, "test", NULL, 0, (store_prompt_cb)count_cb, &n);
+	TAP_IS_INT(n, 1, "one in split test");
+	n = 0;
+	store_prompts_foreach(st, NULL, "src", 0, (store_prompt_cb)count_cb, &n);
+	TAP_IS_INT(n, 1, "one from source src");
+	n = 0;
+	store_prompts_foreach(st, NULL, NULL, 1, (store_prompt_cb)count_cb, &n);
+	TAP_IS_INT(n, 1, "limit 1");
+
+	/* generators */
+	int64_t g1, g2, g3;
+	store_generator gm = {"model", "tiny", "fp1", "{\"t\":1}"};
+	TAP_IS_INT(store_generator_id(st, &gm, &g1), STORE_OK, "generator created");
+	TAP_IS_INT(store_generator_id(st, &gm, &g2), STORE_OK, "generator found");
+	TAP_IS_INT(g1, g2, "same generator id");
+	gm.params_json = "{\"t\":0.5}";
+	store_generator_id(st, &gm, &g3);
+	TAP_OK(g3 != g1, "other parameters: another generator");
+	store_generator gbad = {"person", "x", NULL, NULL};
+	TAP_IS_INT(store_generator_id(st, &gbad, &g3), STORE_EINVAL, "bad generator kind");
+
+	/* completions */
+	int64_t c1, c2, c3;
+	TAP_IS_INT(store_completion_add(st, id1, "one", g1, &c1, &created), STORE_OK, "add completion");
+	TAP_IS_INT(created, 1, "created");
+	TAP_IS_INT(store_completion_add(st, id1, "one", g2, &c2, &created), STORE_OK, "same text again");
+	TAP_IS_INT(created, 0, "deduplicated");
+	TAP_IS_INT(c2, c1, "same completion id");
+	store_completion_add(st, id1, "two", g3, &c3, NULL);
+	int64_t cx;
+	TAP_IS_INT(store_completion_add(st, id3, "one", g1, &cx, &created), STORE_OK, "same text, other prompt");
+	TAP_IS_INT(created, 1, "is a new completion");
+	TAP_IS_INT(store_completion_add(st, 99999, "x", g1, NULL, NULL), STORE_EINVAL, "missing prompt refused");
+	long cnt = 0;
+	store_completions_count(st, id1, 0, &cnt);
+	TAP_IS_INT(cnt, 2, "count completions");
+	store_completions_count(st, id1, g3, &cnt);
+	TAP_IS_INT(cnt, 1, "count by generator");
+	n = 0;
+	store_completions_foreach(st, id1, 0, (store_completion_cb)count_cb, &n);
+	TAP_IS_INT(n, 2, "foreach completions");
+
+	/* annotators */
+	int64_t a1, a2;
+	store_annotator h = {.kind = "human", .name = "alice"};
+	TAP_IS_INT(store_annotator_id(st, &h, &a1), STORE_OK, "human annotator");
+	TAP_IS_INT(store_annotator_id(st, &h, &a2), STORE_OK, "found again");
+	TAP_IS_INT(a1, a2, "same id");
+	store_annotator j = {"judge", "alice", "openai", "m", "th", "{}"};
+	TAP_IS_INT(store_annotator_id(st, &j, &a2), STORE_EINVAL, "same name, other kind refused");
+	j.name = "judge:m";
+	TAP_IS_INT(store_annotator_id(st, &j, &a2), STORE_OK, "judge annotator");
+	TAP_OK(a2 != a1, "another id");
+
+	/* comparisons: canonical order */
+	store_comparison cmp = {
+		.prompt_id = id1, .completion_a = c3, .completion_b = c1, .annotator_id = a1,
+		.verdict = "a", .shown_first = "a", .rationale = "because", .confidence = 0.75,
+		.duration_ms = 1200, .run_id = 0,
+	};
+	int64_t cid, cid2;
+	TAP_IS_INT(store_comparison_add(st, &cmp, &cid, &created), STORE_OK, "add comparison in reverse order");
+	TAP_IS_INT(created, 1, "created");
+	TAP_IS_INT(store_comparison_add(st, &cmp, &cid2, &created), STORE_OK, "add it again");
+	TAP_IS_INT(created, 0, "not twice");
+	TAP_IS_INT(cid2, cid, "existing id returned");
+	store_comparison cmp2 = cmp;
+	cmp2.completion_a = c1, cmp2.completion_b = c3, cmp2.verdict = "b";
+	TAP_IS_INT(store_comparison_add(st, &cmp2, &cid2, &created), STORE_OK, "the same pair in canonical order");
+	TAP_IS_INT(created, 0, "is the same comparison");
+	TAP_IS_INT(raw_sql(store_path(st), "SELECT count(*) FROM comparisons WHERE completion_a < completion_b "
+					   "AND verdict = 'b' AND shown_first = 'b'"),
+		   1, "stored with a < b, verdict and shown_first swapped");
+	cmp2.annotator_id = a2, cmp2.verdict = "maybe";
+	TAP_IS_INT(store_comparison_add(st, &cmp2, NULL, NULL), STORE_EINVAL, "bad verdict refused");
+	cmp2.verdict = "tie", cmp2.shown_first = "c";
+	TAP_IS_INT(store_comparison_add(st, &cmp2, NULL, NULL), STORE_EINVAL, "bad shown_first refused");
+	cmp2.shown_first = NULL, cmp2.completion_b = cx;
+	TAP_IS_INT(store_comparison_add(st, &cmp2, NULL, NULL), STORE_EINVAL, "completions of two prompts refused");
+	cmp2.completion_b = c1;
+	TAP_IS_INT(store_comparison_add(st, &cmp2, NULL, NULL), STORE_EINVAL, "a completion against itself refused");
+	cmp2.completion_b = c3, cmp2.confidence = NAN, cmp2.duration_ms = -1;
+	TAP_IS_INT(store_comparison_add(st, &cmp2, &cid2, &created), STORE_OK, "judge comparison");
+	n = 0;
+	store_comparisons_foreach(st, id1, (store_comparison_cb)count_cb, &n);
+	TAP_IS_INT(n, 2, "two comparisons on the prompt");
+	TAP_IS_INT(store_comparison_delete(st, cid2), STORE_OK, "delete");
+	TAP_IS_INT(store_comparison_delete(st, cid2), STORE_ENOTFOUND, "delete again");
+	n = 0;
+	store_comparisons_foreach(st, 0, (store_comparison_cb)count_cb, &n);
+	TAP_IS_INT(n, 1, "one comparison left");
+}
+
+/* ---- importing records -------------------------------------------------- */
+
+static void test_records(store *st)
+{
+	store_rec_completion comps[] = {{"good answer", NULL}, {"bad answer", "gpt-x"}};
+	store_rec_label lab[] = {{1, 0, "b"}}; /* completions[0] better, given reversed */
+	store_record r = {.prompt_text = "question?", .completions = comps, .ncompletions = 2, .labels = lab,
+			  .nlabels = 1};
+	store_import_counts k = {0};
+	TAP_IS_INT(store_add_record(st, &r, "ds", NULL, &k), STORE_EINVAL, "add_record outside a transaction");
+	TAP_IS_INT(store_begin(st), STORE_OK, "begin");
+	TAP_IS_INT(store_add_record(st, &r, "ds", NULL, &k), STORE_OK, "add record");
+	TAP_IS_INT(store_commit(st), STORE_OK, "commit");
+	TAP_OK(k.records == 1 && k.prompts_new == 1 && k.completions_new == 2 && k.comparisons_new == 1,
+	       "counts new: %ld %ld %ld %ld", k.records, k.prompts_new, k.completions_new, k.comparisons_new);
+	store_begin(st);
+	TAP_IS_INT(store_add_record(st, &r, "ds", NULL, &k), STORE_OK, "add it again");
+	store_commit(st);
+	TAP_OK(k.records == 2 && k.prompts_dup == 1 && k.completions_dup == 2 && k.comparisons_dup == 1 &&
+		       k.prompts_new == 1,
+	       "counts duplicates: %ld %ld %ld", k.prompts_dup, k.completions_dup, k.comparisons_dup);
+	const char *path = store_path(st);
+	TAP_IS_INT(raw_sql(path, "SELECT count(*) FROM comparisons c JOIN annotators a ON a.id = c.annotator_id "
+				 "JOIN completions x ON x.id = c.completion_a WHERE a.name = 'import:ds' "
+				 "AND a.kind = 'import' AND x.text = 'good answer' AND c.verdict = 'a' "
+				 "AND c.shown_first IS NULL"),
+		   1, "label stored by import:ds, re-mapped to (a, b) order");
+	TAP_IS_INT(raw_sql(path, "SELECT count(*) FROM completions c JOIN generators g ON g.id = c.generator_id "
+				 "WHERE c.text = 'bad answer' AND g.kind = 'model' AND g.name = 'gpt-x'"),
+		   1, "completion's model is its generator");
+	TAP_IS_INT(raw_sql(path, "SELECT count(*) FROM completions c JOIN generators g ON g.id = c.generator_id "
+				 "WHERE c.text = 'good answer' AND g.kind = 'import' AND g.name = 'ds'"),
+		   1, "else the import source is");
+
+	store_rec_completion same[] = {{"same", NULL}, {"same", NULL}};
+	store_rec_label lab2[] = {{0, 1, "a"}};
+	store_record r2 = {.prompt_text = "q2", .completions = same, .ncompletions = 2, .labels = lab2, .nlabels = 1};
+	store_begin(st);
+	TAP_IS_INT(store_add_record(st, &r2, "ds", NULL, &k), STORE_EINVAL, "identical chosen and rejected refused");
+	TAP_IS_STR(store_errmsg(st), "chosen and rejected are identical", "message");
+	TAP_IS_INT(raw_sql(path, "SELECT count(*) FROM prompts WHERE content = 'q2'"), 0,
+		   "the bad record wrote nothing");
+	store_rec_label lab3[] = {{0, 5, "a"}};
+	r2.labels = lab3;
+	TAP_IS_INT(store_add_record(st, &r2, "ds", NULL, &k), STORE_EINVAL, "label index out of range");
+	store_rec_label lab4[] = {{0, 1, "skip"}};
+	r.labels = lab4;
+	TAP_IS_INT(store_add_record(st, &r, "ds", NULL, &k), STORE_EINVAL, "bad label verdict");
+	/* rollback: nothing stays */
+	store_msg msgs[] = {{"user", "rolled back"}};
+	store_record r3 = {.messages = msgs, .nmessages = 1, .completions = comps, .ncompletions = 2};
+	TAP_IS_INT(store_add_record(st, &r3, "ds2", "test", &k), STORE_OK, "add a chat record");
+	TAP_IS_INT(store_rollback(st), STORE_OK, "rollback");
+	TAP_IS_INT(raw_sql(path, "SELECT count(*) FROM prompts WHERE source = 'ds2'"), 0, "rolled back");
+	TAP_IS_INT(store_rollback(st), STORE_OK, "rollback without a transaction is safe");
+	/* the memoised generator ids were forgotten with the rollback */
+	store_begin(st);
+	TAP_IS_INT(store_add_record(st, &r3, "ds2", "test", &k), STORE_OK, "add it for real");
+	TAP_IS_INT(store_commit(st), STORE_OK, "commit");
+	TAP_IS_INT(raw_sql(path, "SELECT count(*) FROM prompts WHERE source = 'ds2' AND split = 'test' "
+				 "AND kind = 'chat'"),
+		   1, "chat prompt imported into split test");
+}
+
+/* ---- resolution policies ------------------------------------------------ */
+
+/* One vote: annotator index (see names below) and verdict, 'I' flag for an
+ * inconsistent judge verdict. */
+typedef struct vote {
+	int who;
+	const char *verdict;
+	int inconsistent;
+} vote;
+
+enum { H1, H2, H3, J1, J2, I1, NWHO };
+static const char *who_name[NWHO] = {"h1", "h2", "h3", "j1", "j2", "import:x"};
+static const char *who_kind[NWHO] = {"human", "human", "human", "judge", "judge", "import"};
+
+/* Expected result per policy: 'a', 'b' or 0, with n. */
+typedef struct expect {
+	char winner;
+	int n;
+} expect;
+
+typedef struct policy_case {
+	const char *name;
+	vote votes[6];
+	int nvotes;
+	expect e[4]; /* majority, humans-over-judges, unanimous, consistent-judge */
+} policy_case;
+
+static const policy_case cases[] = {
+	{"one human a", {{H1, "a", 0}}, 1, {{'a', 1}, {'a', 1}, {'a', 1}, {'a', 1}}},
+	{"humans split", {{H1, "a", 0}, {H2, "b", 0}}, 2, {{0, 0}, {0, 0}, {0, 0}, {0, 0}}},
+	{"human a, two judges b", {{H1, "a", 0}, {J1, "b", 0}, {J2, "b", 0}}, 3,
+	 {{'b', 2}, {'a', 1}, {0, 0}, {'b', 2}}},
+	{"judges a (one inconsistent), human b", {{J1, "a", 0}, {J2, "a", 1}, {H1, "b", 0}}, 3,
+	 {{'a', 2}, {'b', 1}, {0, 0}, {0, 0}}},
+	{"human a, human tie", {{H1, "a", 0}, {H2, "tie", 0}}, 2, {{'a', 1}, {'a', 1}, {0, 0}, {'a', 1}}},
+	{"human a, human skip", {{H1, "a", 0}, {H2, "skip", 0}}, 2, {{'a', 1}, {'a', 1}, {'a', 1}, {'a', 1}}},
+	{"judges b b, human skip", {{J1, "b", 0}, {J2, "b", 0}, {H3, "skip", 0}}, 3, {{'b', 2}, {'b', 2}, {'b', 2}, {'b', 2}}},
+	{"import a, judge b", {{I1, "a", 0}, {J1, "b", 0}}, 2, {{0, 0}, {'a', 1}, {0, 0}, {0, 0}}},
+	{"both bad", {{H1, "both_bad", 0}}, 1, {{0, 0}, {0, 0}, {0, 0}, {0, 0}}},
+	{"only an inconsistent judge", {{J1, "a", 1}}, 1, {{'a', 1}, {'a', 1}, {'a', 1}, {0, 0}}},
+	{"humans b b a, judges a a", {{H1, "b", 0}, {H2, "b", 0}, {H3, "a", 0}, {J1, "a", 0}, {J2, "a", 0}}, 5,
+	 {{'a', 3}, {'b', 2}, {0, 0}, {'a', 3}}},
+	{"judge a, judge b inconsistent", {{J1, "a", 0}, {J2, "b", 1}}, 2, {{0, 0}, {0, 0}, {0, 0}, {'a', 1}}},
+	{"ties only", {{H1, "tie", 0}, {J1, "tie", 0}}, 2, {{0, 0}, {0, 0}, {0, 0}, {0, 0}}},
+};
+#define NCASES (sizeof cases / sizeof cases[0])
+
+typedef struct case_ids {
+	int64_t prompt, ca, cb;
+} case_ids;
+
+typedef struct pair_got {
+	case_ids *ids;
+	char winner[NCASES];
+	int n[NCASES];
+	int seen;
+	int bad_text;
+	int64_t last_p;
+	char last_ch[65], last_rh[65];
+	int order_ok;
+} pair_got;
+
+static int grab_pair(void *ud, const store_pair *p)
+{
+	pair_got *g = ud;
+	/* stable order: prompt id, then hash of chosen, then of rejected */
+	char ch[65], rh[65];
+	util_sha256_hex(p->chosen, strlen(p->chosen), ch);
+	util_sha256_hex(p->rejected, strlen(p->rejected), rh);
+	int c = strcmp(ch, g->last_ch), r = strcmp(rh, g->last_rh);
+	if (g->seen && !(p->prompt_id > g->last_p || (p->prompt_id == g->last_p && (c > 0 || (c == 0 && r > 0)))))
+		g->order_ok = 0;
+	g->last_p = p->prompt_id;
+	memcpy(g->last_ch, ch, 65);
+	memcpy(g->last_rh, rh, 65);
+	g->seen++;
+	for (size_t i = 0; i < NCASES; i++) {
+		if (g->ids[i].prompt != p->prompt_id)
+			continue;
+		g->winner[i] = p->chosen_id == g->ids[i].ca ? 'a' : 'b';
+		g->n[i] = p->n_annotations;
+		char want[64];
+		snprintf(want, sizeof want, "policy prompt %zu", i);
+		if (!p->prompt_text || strcmp(p->prompt_text, want) ||
+		    strcmp(p->chosen, g->winner[i] == 'a' ? "first" : "second") ||
+		    strcmp(p->rejected, g->winner[i] == 'a' ? "second" : "first") || strcmp(p->split, "pol"))
+			g->bad_text++;
+	}
+	return 0;
+}
+
+static void test_policies(store *st)
+{
+	int64_t who[NWHO], gen;
+	case_ids ids[NCASES];
+	store_generator g = {"import", "pol", NULL, NULL};
+	store_generator_id(st, &g, &gen);
+	for (int i = 0; i < NWHO; i++) {
+		store_annotator a = {.kind = who_kind[i], .name = who_name[i]};
+		store_annotator_id(st, &a, &who[i]);
+	}
+	int setup_ok = 1;
+	store_begin(st);
+	for (size_t i = 0; i < NCASES; i++) {
+		char text[64];
+		snprintf(text, sizeof text, "policy prompt %zu", i);
+		setup_ok &= !store_prompt_add(st, text, NULL, 0, "pol", "pol", &ids[i].prompt, NULL);
+		setup_ok &= !store_completion_add(st, ids[i].prompt, "first", gen, &ids[i].ca, NULL);
+		setup_ok &= !store_completion_add(st, ids[i].prompt, "second", gen, &ids[i].cb, NULL);
+		for (int v = 0; v < cases[i].nvotes; v++) {
+			store_comparison c = {
+				.prompt_id = ids[i].prompt, .completion_a = ids[i].ca, .completion_b = ids[i].cb,
+				.annotator_id = who[cases[i].votes[v].who], .verdict = cases[i].votes[v].verdict,
+				.confidence = NAN, .duration_ms = -1, .inconsistent = cases[i].votes[v].inconsistent,
+			};
+			setup_ok &= !store_comparison_add(st, &c, NULL, NULL);
+		}
+	}
+	store_commit(st);
+	TAP_OK(setup_ok, "policy cases set up (%s)", store_errmsg(st));
+	for (int p = 0; store_policies[p]; p++) {
+		for (int pass = 0; pass < 2; pass++) {
+			pair_got got = {.ids = ids, .order_ok = 1};
+			int rc = store_pairs_foreach(st, "pol", store_policies[p], 0, grab_pair, &got);
+			TAP_IS_INT(rc, STORE_OK, "%s: resolve (pass %d)", store_policies[p], pass);
+			int all = 1;
+			for (size_t i = 0; i < NCASES; i++) {
+				if (got.winner[i] != cases[i].e[p].winner || got.n[i] != cases[i].e[p].n) {
+					all = 0;
+					tap_diag("%s / %s: got %c n=%d, want %c n=%d", store_policies[p],
+						 cases[i].name, got.winner[i] ? got.winner[i] : '-', got.n[i],
+						 cases[i].e[p].winner ? cases[i].e[p].winner : '-', cases[i].e[p].n);
+				}
+			}
+			TAP_OK(all, "%s: every case resolves as expected", store_policies[p]);
+			TAP_IS_INT(got.bad_text, 0, "%s: texts, split handed over", store_policies[p]);
+			TAP_OK(got.order_ok, "%s: stable order", store_policies[p]);
+			long n = -1;
+			store_pairs_count(st, "pol", store_policies[p], 0, &n);
+			TAP_IS_INT(n, got.seen, "%s: store_pairs_count agrees", store_policies[p]);
+		}
+	}
+	/* min_annotations */
+	pair_got got = {.ids = ids, .order_ok = 1};
+	store_pairs_foreach(st, "pol", "majority", 2, grab_pair, &got);
+	int want = 0;
+	for (size_t i = 0; i < NCASES; i++)
+		want += cases[i].e[0].winner && cases[i].e[0].n >= 2;
+	TAP_IS_INT(got.seen, want, "min_annotations 2 keeps pairs decided by two or more votes");
+	TAP_IS_INT(store_pairs_foreach(st, NULL, "dictator", 0, grab_pair, &got), STORE_EINVAL, "unknown policy");
+	TAP_OK(strstr(store_errmsg(st), "dictator") != NULL, "message names it");
+	got = (pair_got){.ids = ids, .order_ok = 1};
+	TAP_IS_INT(store_pairs_foreach(st, "pol", NULL, 0, grab_pair, &got), STORE_OK, "NULL policy is majority");
+	TAP_IS_INT(got.winner[2], 'b', "majority result");
+
+	/* order within a prompt with three completions: (chosen, rejected) */
+	int64_t p, c[3];
+	store_prompt_add(st, "three", NULL, 0, "pol", "pol3", &p, NULL);
+	for (int i = 0; i < 3; i++) {
+		char t[8];
+		snprintf(t, sizeof t, "c%d", i);
+		store_completion_add(st, p, t, gen, &c[i], NULL);
+	}
+	struct {
+		int x, y;
+		const char *v;
+	} v3[] = {{0, 1, "b"}, {0, 2, "a"}, {1, 2, "a"}};
+	for (int i = 0; i < 3; i++) {
+		store_comparison cc = {.prompt_id = p, .completion_a = c[v3[i].x], .completion_b = c[v3[i].y],
+				       .annotator_id = who[H1], .verdict = v3[i].v, .confidence = NAN,
+				       .duration_ms = -1};
+		store_comparison_add(st, &cc, NULL, NULL);
+	}
+	got = (pair_got){.ids = ids, .order_ok = 1};
+	store_pairs_foreach(st, "pol3", NULL, 0, grab_pair, &got);
+	TAP_IS_INT(got.seen, 3, "three pairs");
+	TAP_OK(got.order_ok, "ordered by (chosen hash, rejected hash) within the prompt");
+}
+
+/* ---- queues ------------------------------------------------------------- */
+
+typedef struct refs {
+	int n;
+	store_pair_ref r[16];
+} refs;
+
+static int grab_ref(void *ud, const store_pair_ref *p)
+{
+	refs *g = ud;
+	if (g->n < 16)
+		g->r[g->n] = *p;
+	g->n++;
+	return 0;
+}
+
+typedef struct labeler {
+	store *st;
+	int64_t annotator;
+	int n, failed;
+} labeler;
+
+/* Label each pair as the queue hands it over (as the annotation UI does). */
+static int label_cb(void *ud, const store_pair_ref *p)
+{
+	labeler *l = ud;
+	store_comparison c = {.prompt_id = p->prompt_id, .completion_a = p->completion_a,
+			      .completion_b = p->completion_b, .annotator_id = l->annotator, .verdict = "tie",
+			      .shown_first = "b", .confidence = NAN, .duration_ms = 900};
+	if (store_comparison_add(l->st, &c, NULL, NULL))
+		l->failed++;
+	l->n++;
+	return 0;
+}
+
+static void test_queue(store *st)
+{
+	int64_t gen, p, p2, c[3], c2[2], h1, h2, j1;
+	store_generator g = {"import", "q", NULL, NULL};
+	store_generator_id(st, &g, &gen);
+	store_prompt_add(st, "queue prompt", NULL, 0, "q", "qsplit", &p, NULL);
+	for (int i = 0; i < 3; i++) {
+		char t[8];
+		snprintf(t, sizeof t, "q%d", i);
+		store_completion_add(st, p, t, gen, &c[i], NULL);
+	}
+	store_prompt_add(st, "queue prompt 2", NULL, 0, "q", "qsplit", &p2, NULL);
+	store_completion_add(st, p2, "x", gen, &c2[0], NULL);
+	store_completion_add(st, p2, "y", gen, &c2[1], NULL);
+	int64_t lonely;
+	store_prompt_add(st, "queue prompt lonely", NULL, 0, "q", "qsplit", &lonely, NULL);
+	store_completion_add(st, lonely, "only", gen, NULL, NULL);
+	store_annotator a = {.kind = "human", .name = "qh1"};
+	store_annotator_id(st, &a, &h1);
+	a.name = "qh2";
+	store_annotator_id(st, &a, &h2);
+	store_annotator j = {.kind = "judge", .name = "qj1"};
+	store_annotator_id(st, &j, &j1);
+
+	refs r = {0};
+	store_queue_filter f = {.split = "qsplit"};
+	TAP_IS_INT(store_queue_foreach(st, &f, grab_ref, &r), STORE_OK, "queue");
+	TAP_IS_INT(r.n, 4, "3 + 1 pairs, the one-completion prompt skipped");
+	TAP_OK(r.r[0].completion_a == c[0] && r.r[0].completion_b == c[1] && r.r[1].completion_b == c[2] &&
+		       r.r[2].completion_a == c[1] && r.r[3].prompt_id == p2,
+	       "in (prompt, a, b) order");
+	store_comparison cc = {.prompt_id = p, .completion_a = c[0], .completion_b = c[1], .annotator_id = h1,
+			       .verdict = "a", .confidence = NAN, .duration_ms = -1};
+	store_comparison_add(st, &cc, NULL, NULL);
+	cc.completion_b = c[2], cc.annotator_id = j1;
+	store_comparison_add(st, &cc, NULL, NULL);
+	r.n = 0;
+	store_queue_foreach(st, &f, grab_ref, &r);
+	TAP_IS_INT(r.n, 3, "a human-labelled pair leaves the queue");
+	r.n = 0;
+	f.include_labeled = 1;
+	store_queue_foreach(st, &f, grab_ref, &r);
+	TAP_IS_INT(r.n, 4, "include_labeled keeps it");
+	r.n = 0;
+	f.annotator_id = j1;
+	store_queue_foreach(st, &f, grab_ref, &r);
+	TAP_IS_INT(r.n, 3, "the judge's own pairs are skipped");
+	r.n = 0;
+	f.annotator_id = 0, f.max_annotations = 1;
+	store_queue_foreach(st, &f, grab_ref, &r);
+	TAP_IS_INT(r.n, 3, "max_annotations 1 skips the pair with one human label");
+	r.n = 0;
+	f.max_annotations = 0, f.limit = 2;
+	store_queue_foreach(st, &f, grab_ref, &r);
+	TAP_IS_INT(r.n, 2, "limit");
+	r.n = 0;
+	f.limit = 0, f.after_prompt_id = p;
+	store_queue_foreach(st, &f, grab_ref, &r);
+	TAP_OK(r.n == 1 && r.r[0].prompt_id == p2, "after_prompt_id resumes after a prompt");
+	r.n = 0;
+	store_queue_filter f2 = {.split = "no-such-split"};
+	store_queue_foreach(st, &f2, grab_ref, &r);
+	TAP_IS_INT(r.n, 0, "empty split: empty queue");
+
+	/* disagreements: h1 said a on (c0, c1); h2 says b */
+	r.n = 0;
+	store_disagreements_foreach(st, "qsplit", grab_ref, &r);
+	TAP_IS_INT(r.n, 0, "no disagreement yet");
+	cc.completion_b = c[1], cc.annotator_id = h2, cc.verdict = "skip";
+	store_comparison_add(st, &cc, NULL, NULL);
+	r.n = 0;
+	store_disagreements_foreach(st, "qsplit", grab_ref, &r);
+	TAP_IS_INT(r.n, 0, "a skip is no disagreement");
+	int64_t del;
+	store_comparison_add(st, &cc, &del, NULL);
+	store_comparison_delete(st, del);
+	cc.verdict = "b";
+	store_comparison_add(st, &cc, NULL, NULL);
+	r.n = 0;
+	store_disagreements_foreach(st, "qsplit", grab_ref, &r);
+	TAP_OK(r.n == 1 && r.r[0].completion_a == c[0] && r.r[0].completion_b == c[1], "a vs b is a disagreement");
+	r.n = 0;
+	store_disagreements_foreach(st, NULL, grab_ref, &r);
+	/* plus three among the policy cases: a/b, a/tie and b,b/a by humans */
+	TAP_IS_INT(r.n, 4, "all splits: also the policy cases' human disagreements");
+	/* the prompt counters behind the queue's index */
+	char *sql = xasprintf("SELECT n_completions * 10 + n_labeled_pairs FROM prompts WHERE id = %lld",
+			      (long long)p);
+	TAP_IS_INT(raw_sql(store_path(st), sql), 31, "3 completions, 1 human-labelled pair (judges do not count)");
+	free(sql);
+	/* delete one of the two human labels of (c0, c1): still labelled */
+	cc.annotator_id = h1, cc.verdict = "a";
+	int64_t h1c;
+	store_comparison_add(st, &cc, &h1c, NULL);
+	store_comparison_delete(st, h1c);
+	sql = xasprintf("SELECT n_labeled_pairs FROM prompts WHERE id = %lld", (long long)p);
+	TAP_IS_INT(raw_sql(store_path(st), sql), 1, "deleting one of two labels keeps the pair labelled");
+	r.n = 0;
+	f = (store_queue_filter){.split = "qsplit"};
+	store_queue_foreach(st, &f, grab_ref, &r);
+	TAP_IS_INT(r.n, 3, "queue unchanged");
+	store_comparison_add(st, &cc, &h1c, NULL); /* put it back */
+	free(sql);
+
+	/* labelling inside the queue's callback */
+	labeler lb = {st, 0, 0, 0};
+	store_annotator a3 = {.kind = "human", .name = "qh3"};
+	store_annotator_id(st, &a3, &lb.annotator);
+	f = (store_queue_filter){.split = "qsplit"};
+	TAP_IS_INT(store_queue_foreach(st, &f, label_cb, &lb), STORE_OK, "label while iterating the queue");
+	TAP_OK(lb.n == 3 && lb.failed == 0, "labelled %d pairs, %d failed (%s)", lb.n, lb.failed, store_errmsg(st));
+	r.n = 0;
+	store_queue_foreach(st, &f, grab_ref, &r);
+	TAP_IS_INT(r.n, 0, "queue empty afterwards");
+}
+
+/* ---- runs, metrics, caches, check, split -------------------------------- */
+
+typedef struct run_got {
+	char status[32], summary[64];
+	int ended;
+	int nmetrics;
+	double last;
+} run_got;
+
+static int grab_run(void *ud, const store_run *r)
+{
+	run_got *g = ud;
+	snprintf(g->status, sizeof g->status, "%s", r->status);
+	snprintf(g->summary, sizeof g->summary, "%s", r->summary_json ? r->summary_json : "");
+	g->ended = r->ended_at != NULL;
+	return 0;
+}
+
+static int grab_metric(void *ud, const store_metric *m)
+{
+	run_got *g = ud;
+	g->nmetrics++;
+	g->last = m->value;
+	return 0;
+}
+
+static void test_runs_caches(store *st)
+{
+	int64_t run;
+	run_got g = {0};
+	TAP_IS_INT(store_run_begin(st, "train", "dpo-train --x", "{\"lr\":1}", &run), STORE_OK, "run begin");
+	store_run_get(st, run, grab_run, &g);
+	TAP_IS_STR(g.status, "running", "running");
+	TAP_OK(!g.ended, "no end time yet");
+	TAP_IS_INT(store_metric_add(st, run, 1, "loss", 0.7), STORE_OK, "metric");
+	store_metric_add(st, run, 2, "loss", 0.6);
+	store_metric_add(st, run, 2, "loss", 0.5);
+	store_metric_add(st, run, -1, "acc", 0.9);
+	store_metrics_foreach(st, run, "loss", grab_metric, &g);
+	TAP_IS_INT(g.nmetrics, 2, "two loss values (same step replaced)");
+	TAP_NEAR(g.last, 0.5, 0, "last value kept");
+	TAP_IS_INT(store_run_end(st, run, "ok", "{\"done\":true}"), STORE_OK, "run end");
+	store_run_get(st, run, grab_run, &g);
+	TAP_IS_STR(g.status, "ok", "status ok");
+	TAP_IS_STR(g.summary, "{\"done\":true}", "summary");
+	TAP_OK(g.ended, "end time set");
+	TAP_IS_INT(store_run_end(st, run, "great", NULL), STORE_EINVAL, "bad status");
+	TAP_IS_INT(store_run_end(st, 99999, "ok", NULL), STORE_ENOTFOUND, "unknown run");
+	TAP_IS_INT(store_run_get(st, 99999, grab_run, &g), STORE_ENOTFOUND, "get unknown run");
+	int n = 0;
+	store_runs_foreach(st, "train", (store_run_cb)count_cb, &n);
+	TAP_IS_INT(n, 1, "runs_foreach by kind");
+
+	char *resp = (char *)"untouched";
+	TAP_IS_INT(store_cache_get(st, "req1", &resp), STORE_ENOTFOUND, "cache miss");
+	TAP_OK(resp == NULL, "response NULL on a miss");
+	TAP_IS_INT(store_cache_put(st, "req1", "answer 1", "{\"tokens\":3}"), STORE_OK, "cache put");
+	TAP_IS_INT(store_cache_get(st, "req1", &resp), STORE_OK, "cache hit");
+	TAP_IS_STR(resp, "answer 1", "cached response");
+	free(resp);
+	store_cache_put(st, "req1", "answer 2", NULL);
+	store_cache_get(st, "req1", &resp);
+	TAP_IS_STR(resp, "answer 2", "replaced");
+	free(resp);
+
+	int64_t p, c, gen;
+	store_generator gg = {"import", "rl", NULL, NULL};
+	store_generator_id(st, &gg, &gen);
+	store_prompt_add(st, "ref prompt", NULL, 0, "rl", NULL, &p, NULL);
+	store_completion_add(st, p, "ref completion", gen, &c, NULL);
+	store_reflogp_key k = {"ref-fp", "tok-fp", p, c};
+	double lp = 0;
+	long nt = 0;
+	TAP_IS_INT(store_reflogp_get(st, &k, &lp, &nt), STORE_ENOTFOUND, "reflogp miss");
+	TAP_IS_INT(store_reflogp_put(st, &k, -12.5, 7), STORE_OK, "reflogp put");
+	TAP_IS_INT(store_reflogp_get(st, &k, &lp, &nt), STORE_OK, "reflogp hit");
+	TAP_OK(lp == -12.5 && nt == 7, "values back (%g, %ld)", lp, nt);
+	store_reflogp_key k2 = {"ref-fp", "tok-fp-2", p, c};
+	TAP_IS_INT(store_reflogp_get(st, &k2, &lp, &nt), STORE_ENOTFOUND, "another tokenisation misses");
+	store_reflogp_put(st, &k, -1.25, 3);
+	store_reflogp_get(st, &k, &lp, &nt);
+	TAP_OK(lp == -1.25 && nt == 3, "replaced");
+	TAP_IS_INT(store_reflogp_put(st, &k, NAN, 3), STORE_EINVAL, "NaN refused");
+
+	char *report = NULL;
+	TAP_IS_INT(store_check(st, &report), STORE_OK, "check passes");
+	TAP_OK(report && strstr(report, "integrity check: ok") && strstr(report, "foreign key check: ok") &&
+		       strstr(report, "prompt counters: ok"),
+	       "report says ok");
+	free(report);
+	/* a damaged counter is found */
+	char *sql = xasprintf("UPDATE prompts SET n_completions = n_completions + 5 WHERE id = %lld", (long long)p);
+	raw_sql(store_path(st), sql);
+	free(sql);
+	TAP_IS_INT(store_check(st, &report), STORE_ECORRUPT, "check finds a stale counter");
+	TAP_OK(report && strstr(report, "prompt counters: 1 prompts out of date: FAILED"), "report says so");
+	free(report);
+	sql = xasprintf("UPDATE prompts SET n_completions = n_completions - 5 WHERE id = %lld", (long long)p);
+	raw_sql(store_path(st), sql);
+	free(sql);
+	TAP_IS_INT(store_check(st, &report), STORE_OK, "check passes again");
+	free(report);
+}
+
+/* Two handles on one file: a writer holding the lock makes the other wait
+ * for its busy timeout, then fail with STORE_EBUSY. */
+static void test_busy(void)
+{
+	char *path = tpath("busy.db");
+	store *a = store_new(), *b = store_new();
+	TAP_IS_INT(store_open(a, path), STORE_OK, "open first handle");
+	TAP_IS_INT(store_open(b, path), STORE_OK, "open second handle");
+	TAP_IS_INT(store_set_busy_timeout(b, 50), STORE_OK, "set busy timeout");
+	TAP_IS_INT(store_begin(a), STORE_OK, "first handle begins a write");
+	store_prompt_add(a, "locked", NULL, 0, "busy", NULL, NULL, NULL);
+	TAP_IS_INT(store_begin(b), STORE_EBUSY, "second writer gets STORE_EBUSY after its timeout");
+	TAP_OK(strstr(store_errmsg(b), "locked") != NULL, "message: %s", store_errmsg(b));
+	int n = 0;
+	TAP_IS_INT(store_prompts_foreach(b, NULL, NULL, 0, (store_prompt_cb)count_cb, &n), STORE_OK,
+		   "a reader is not blocked by the writer");
+	TAP_IS_INT(n, 0, "and does not see its uncommitted rows");
+	TAP_IS_INT(store_commit(a), STORE_OK, "first commits");
+	TAP_IS_INT(store_begin(b), STORE_OK, "now the second can write");
+	TAP_IS_INT(store_rollback(b), STORE_OK, "rollback");
+	n = 0;
+	store_prompts_foreach(b, NULL, NULL, 0, (store_prompt_cb)count_cb, &n);
+	TAP_IS_INT(n, 1, "the committed row is visible");
+	store_free(a);
+	store_free(b);
+	store *c = store_new();
+	TAP_IS_INT(store_set_busy_timeout(c, 10), STORE_EINVAL, "busy timeout on a closed handle");
+	store_free(c);
+	free(path);
+}
+
+static int collect_split(void *ud, const store_prompt *p)
+{
+	util_buf *b = ud;
+	util_buf_addc(b, p->split[1] == 'e' ? 'T' : 't');
+	return 0;
+}
+
+static void test_split(void)
+{
+	store *st = store_new();
+	char *path = tpath("split.db");
+	store_open(st, path);
+	store_begin(st);
+	for (int i = 0; i < 400; i++) {
+		char t[32];
+		snprintf(t, sizeof t, "split prompt %d", i);
+		store_prompt_add(st, t, NULL, 0, "s", NULL, NULL, NULL);
+	}
+	store_commit(st);
+	long tr = 0, te = 0;
+	TAP_IS_INT(store_split(st, 0.25, 42, &tr, &te), STORE_OK, "split");
+	TAP_IS_INT(tr + te, 400, "every prompt assigned");
+	TAP_OK(te > 60 && te < 140, "about a quarter in test (%ld)", te);
+	util_buf a = UTIL_BUF_INIT, b = UTIL_BUF_INIT, c = UTIL_BUF_INIT;
+	store_prompts_foreach(st, NULL, NULL, 0, collect_split, &a);
+	store_split(st, 0.6, 7, NULL, NULL);
+	store_split(st, 0.25, 42, &tr, &te);
+	store_prompts_foreach(st, NULL, NULL, 0, collect_split, &b);
+	TAP_IS_STR(a.data, b.data, "same seed and fraction: same assignment");
+	store_split(st, 0.25, 43, NULL, NULL);
+	store_prompts_foreach(st, NULL, NULL, 0, collect_split, &c);
+	TAP_OK(strcmp(a.data, c.data) != 0, "another seed: another assignment");
+	/* a larger fraction only moves prompts into test (threshold is monotone) */
+	util_buf d = UTIL_BUF_INIT;
+	store_split(st, 0.5, 42, NULL, NULL);
+	store_prompts_foreach(st, NULL, NULL, 0, collect_split, &d);
+	int mono = 1;
+	for (size_t i = 0; i < a.len; i++)
+		if (a.data[i] == 'T' && d.data[i] != 'T')
+			mono = 0;
+	TAP_OK(mono, "test at 0.25 stays test at 0.5");
+	store_split(st, 0, 1, &tr, &te);
+	TAP_OK(te == 0 && tr == 400, "fraction 0: all train");
+	store_split(st, 1, 1, &tr, &te);
+	TAP_OK(te == 400 && tr == 0, "fraction 1: all test");
+	TAP_IS_INT(store_split(st, 1.5, 1, &tr, &te), STORE_EINVAL, "fraction 1.5 refused");
+	util_buf_free(&a), util_buf_free(&b), util_buf_free(&c), util_buf_free(&d);
+	store_free(st);
+	free(path);
+}
+
+/* ---- agreement ---------------------------------------------------------- */
+
+static void test_agreement(store *st)
+{
+	long t1[STORE_NCAT][STORE_NCAT] = {{20, 5}, {10, 15}};
+	/* po = 35/50 = 0.7; pe = 0.5*0.6 + 0.5*0.4 = 0.5; kappa = 0.2/0.5 */
+	TAP_NEAR(store_cohen_kappa(t1), 0.4, 1e-12, "kappa, 2x2 table");
+	long t2[STORE_NCAT][STORE_NCAT] = {{10, 2, 0, 0}, {1, 8, 1, 0}, {0, 1, 5, 0}, {0, 0, 0, 2}};
+	/* po = 25/30; pe = (12*11 + 10*11 + 6*6 + 2*2)/900 = 282/900 */
+	TAP_NEAR(store_cohen_kappa(t2), (25.0 / 30 - 282.0 / 900) / (1 - 282.0 / 900), 1e-12, "kappa, 4x4 table");
+	long t3[STORE_NCAT][STORE_NCAT] = {{0}};
+	TAP_OK(isnan(store_cohen_kappa(t3)), "kappa of nothing is NaN");
+	long t4[STORE_NCAT][STORE_NCAT] = {{5}};
+	TAP_NEAR(store_cohen_kappa(t4), 1.0, 0, "kappa of total agreement on one category is 1");
+	long t5[STORE_NCAT][STORE_NCAT] = {{0, 5}, {5, 0}};
+	TAP_NEAR(store_cohen_kappa(t5), -1.0, 1e-12, "kappa of total disagreement is -1");
+
+	/* units: (a,a) (a,b) (b,b,b) (tie,a) (a): coincidences o_aa = 2,
+	 * o_ab = o_ba = 1, o_bb = 3, o_at = o_ta = 1; n_a = 4, n_b = 4, n_t = 1,
+	 * n = 9; alpha = 1 - 8 * 4 / (2 * (16 + 4 + 4)) = 1/3 */
+	long units[][STORE_NCAT] = {{2, 0, 0, 0}, {1, 1, 0, 0}, {0, 3, 0, 0}, {1, 0, 1, 0}, {1, 0, 0, 0}};
+	TAP_NEAR(store_krippendorff_alpha(units, 5), 1.0 / 3.0, 1e-12, "alpha, hand-computed table");
+	long perfect[][STORE_NCAT] = {{2, 0, 0, 0}, {0, 3, 0, 0}};
+	TAP_NEAR(store_krippendorff_alpha(perfect, 2), 1.0, 1e-12, "alpha of perfect agreement");
+	long single[][STORE_NCAT] = {{1, 0, 0, 0}};
+	TAP_OK(isnan(store_krippendorff_alpha(single, 1)), "alpha without pairable values is NaN");
+	/* two raters, alpha for 2 raters with binary data: (a,a),(b,b),(a,b),(b,a)
+	 * o_aa = 2, o_bb = 2, o_ab = o_ba = 2, n = 8: alpha = 1 - 7*4/(2*16) = 0.125 */
+	long two[][STORE_NCAT] = {{2, 0}, {0, 2}, {1, 1}, {1, 1}};
+	TAP_NEAR(store_krippendorff_alpha(two, 4), 0.125, 1e-12, "alpha, 2 raters binary");
+
+	TAP_IS_INT(store_verdict_category("a"), STORE_CAT_A, "category a");
+	TAP_IS_INT(store_verdict_category("both_bad"), STORE_CAT_BOTH_BAD, "category both_bad");
+	TAP_IS_INT(store_verdict_category("skip"), -1, "skip has no category");
+
+	int n = 0;
+	TAP_IS_INT(store_votes_foreach(st, (store_pair_votes_cb)count_cb, &n), STORE_OK, "votes_foreach");
+	TAP_OK(n > 0, "visits labelled pairs (%d)", n);
+}
+
+typedef struct stat_got {
+	int n;
+	long prompts_total, pairs_majority, verdict_a, bias_n;
+} stat_got;
+
+static int grab_stat(void *ud, const store_stat *s)
+{
+	stat_got *g = ud;
+	g->n++;
+	if (!strcmp(s->section, "total") && !strcmp(s->column, "prompts"))
+		g->prompts_total = s->value;
+	if (!strcmp(s->section, "pairs") && !strcmp(s->key, "majority"))
+		g->pairs_majority = s->value;
+	if (!strcmp(s->section, "verdict") && !strcmp(s->key, "a"))
+		g->verdict_a = s->value;
+	if (!strcmp(s->section, "position_bias") && !strcmp(s->column, "n"))
+		g->bias_n += s->value;
+	return 0;
+}
+
+static void test_stats(store *st)
+{
+	stat_got g = {0};
+	TAP_IS_INT(store_stats_foreach(st, grab_stat, &g), STORE_OK, "stats");
+	TAP_IS_INT(g.prompts_total, raw_sql(store_path(st), "SELECT count(*) FROM prompts"), "total prompts");
+	long n = 0;
+	store_pairs_count(st, NULL, "majority", 1, &n);
+	TAP_IS_INT(g.pairs_majority, n, "resolvable pairs");
+	TAP_IS_INT(g.verdict_a, raw_sql(store_path(st), "SELECT count(*) FROM comparisons WHERE verdict = 'a'"),
+		   "verdict a count");
+	TAP_IS_INT(g.bias_n, raw_sql(store_path(st), "SELECT count(*) FROM comparisons WHERE shown_first IS NOT NULL "
+						     "AND verdict IN ('a', 'b')"),
+		   "position bias counts only known orders");
+}
+
+int main(void)
+{
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	test_open();
+	store *st = store_new();
+	char *p = tpath("main.db");
+	if (store_open(st, p)) {
+		printf("Bail out! %s\n", store_errmsg(st));
+		return 1;
+	}
+	test_prompts(st);
+	test_records(st);
+	test_policies(st);
+	test_queue(st);
+	test_runs_caches(st);
+	test_agreement(st);
+	test_stats(st);
+	store_free(st);
+	test_split();
+	test_busy();
+	free(p);
+	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		tap_diag("could not remove %s", tmpdir);
+	free(cmd);
+	return tap_done();
+}
