@@ -1,0 +1,242 @@
+/* test_layers.c: every optimized forward kernel of train/layers.h equals its
+ * plain reference (with the BLAS path on and off), plus a few hand-computed
+ * values so that the references themselves are checked. */
+#include "config.h"
+#include "tests/tap.h"
+#include "train/layers.h"
+#include "util/xmalloc.h"
+
+#include <stdint.h>
+
+static uint64_t rng = 88172645463325252ull;
+
+static float frand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (float)((rng >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
+}
+
+static float *randv(size_t n, float scale)
+{
+	float *p = xmalloc(sizeof(float) * (n ? n : 1));
+	for (size_t i = 0; i < n; i++)
+		p[i] = frand() * scale;
+	return p;
+}
+
+/* max |a - b| / (1 + |b|) */
+static double maxrel(const float *a, const float *b, size_t n)
+{
+	double m = 0.0;
+	for (size_t i = 0; i < n; i++) {
+		double d = fabs((double)a[i] - b[i]) / (1.0 + fabs(b[i]));
+		if (!(d <= m))
+			m = isnan(d) ? INFINITY : d;
+	}
+	return m;
+}
+
+static const struct { int B, T, C, OC; } shapes[] = {
+	{1, 1, 8, 8}, {1, 5, 7, 3}, {2, 9, 33, 65}, {3, 17, 64, 130}, {4, 33, 128, 256},
+};
+#define NSHAPES (int)(sizeof shapes / sizeof shapes[0])
+
+static void test_matmul(void)
+{
+	for (int blas = 0; blas < 2; blas++) {
+		train_layers_use_blas = blas;
+		for (int s = 0; s < NSHAPES; s++) {
+			int N = shapes[s].B * shapes[s].T, C = shapes[s].C, OC = shapes[s].OC;
+			float *x = randv((size_t)N * C, 1), *w = randv((size_t)OC * C, 1);
+			float *b = randv(OC, 1);
+			float *o1 = xmalloc(sizeof(float) * N * OC), *o2 = xmalloc(sizeof(float) * N * OC);
+			for (int bias = 0; bias < 2; bias++) {
+				train_matmul_forward(o1, x, w, bias ? b : NULL, N, C, OC);
+				train_matmul_forward_ref(o2, x, w, bias ? b : NULL, N, C, OC);
+				TAP_OK(maxrel(o1, o2, (size_t)N * OC) < 1e-5,
+				       "matmul N=%d C=%d OC=%d bias=%d blas=%d", N, C, OC, bias, blas);
+			}
+			free(x), free(w), free(b), free(o1), free(o2);
+		}
+	}
+	train_layers_use_blas = 1;
+	/* a hand-computed value: [1 2] . [[3 4] [5 6]]^T + [1 -1] = [12 16] */
+	float x[2] = {1, 2}, w[4] = {3, 4, 5, 6}, b[2] = {1, -1}, o[2];
+	train_matmul_forward_ref(o, x, w, b, 1, 2, 2);
+	TAP_OK(o[0] == 12 && o[1] == 16, "matmul reference by hand");
+}
+
+static void test_norms(void)
+{
+	for (int s = 0; s < NSHAPES; s++) {
+		int N = shapes[s].B * shapes[s].T, C = shapes[s].C;
+		float *x = randv((size_t)N * C, 3), *w = randv(C, 1), *b = randv(C, 1);
+		float *o1 = xmalloc(sizeof(float) * N * C), *o2 = xmalloc(sizeof(float) * N * C);
+		float *m1 = xmalloc(sizeof(float) * N), *m2 = xmalloc(sizeof(float) * N);
+		float *r1 = xmalloc(sizeof(float) * N), *r2 = xmalloc(sizeof(float) * N);
+		train_layernorm_forward(o1, m1, r1, x, w, b, N, C, 1e-5f);
+		train_layernorm_forward_ref(o2, m2, r2, x, w, b, N, C, 1e-5f);
+		TAP_OK(maxrel(o1, o2, (size_t)N * C) < 1e-6 && maxrel(m1, m2, N) < 1e-6 &&
+			       maxrel(r1, r2, N) < 1e-6,
+		       "layernorm N=%d C=%d", N, C);
+		train_rmsnorm_forward(o1, r1, x, w, N, C, 1e-6f);
+		train_rmsnorm_forward_ref(o2, r2, x, w, N, C, 1e-6f);
+		TAP_OK(maxrel(o1, o2, (size_t)N * C) < 1e-6 && maxrel(r1, r2, N) < 1e-6,
+		       "rmsnorm N=%d C=%d", N, C);
+		/* in place */
+		memcpy(o1, x, sizeof(float) * N * C);
+		train_rmsnorm_forward(o1, NULL, o1, w, N, C, 1e-6f);
+		TAP_OK(maxrel(o1, o2, (size_t)N * C) < 1e-6, "rmsnorm in place N=%d C=%d", N, C);
+		free(x), free(w), free(b), free(o1), free(o2), free(m1), free(m2), free(r1), free(r2);
+	}
+	/* by hand: x = [1 3], mean 2, var 1, rstd = 1/sqrt(1+eps) */
+	float x[2] = {1, 3}, w[2] = {1, 1}, o[2], mean, rstd;
+	train_layernorm_forward_ref(o, &mean, &rstd, x, w, NULL, 1, 2, 0.0f);
+	TAP_OK(mean == 2 && fabsf(o[0] + 1) < 1e-6 && fabsf(o[1] - 1) < 1e-6,
+	       "layernorm reference by hand");
+	train_rmsnorm_forward_ref(o, &rstd, x, w, 1, 2, 0.0f);
+	TAP_NEAR(o[1], 3 / sqrt(5.0), 1e-6, "rmsnorm reference by hand");
+}
+
+static void test_attention(void)
+{
+	static const struct { int B, T, NH, NKV, hd, past; } cs[] = {
+		{1, 1, 1, 1, 4, 0}, {1, 7, 4, 2, 16, 0}, {2, 13, 4, 4, 8, 0}, {3, 9, 8, 2, 16, 5},
+		{2, 1, 6, 3, 32, 40}, {1, 64, 4, 1, 64, 0},
+	};
+	for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+		int B = cs[i].B, T = cs[i].T, NH = cs[i].NH, NKV = cs[i].NKV, hd = cs[i].hd;
+		int S = T + cs[i].past + 3;
+		int pos0[3] = {cs[i].past, cs[i].past > 0 ? cs[i].past - 1 : 0, 0};
+		size_t qn = (size_t)B * T * NH * hd, kn = (size_t)B * S * NKV * hd;
+		float *q = randv(qn, 2), *k = randv(kn, 2), *v = randv(kn, 1);
+		float *o1 = xmalloc(sizeof(float) * qn), *o2 = xmalloc(sizeof(float) * qn);
+		float *l1 = xmalloc(sizeof(float) * B * NH * T), *l2 = xmalloc(sizeof(float) * B * NH * T);
+		train_attention_forward(o1, l1, q, k, v, cs[i].past ? pos0 : NULL, B, T, S, NH, NKV, hd);
+		train_attention_forward_ref(o2, l2, q, k, v, cs[i].past ? pos0 : NULL, B, T, S, NH,
+					    NKV, hd);
+		TAP_OK(maxrel(o1, o2, qn) < 1e-5 && maxrel(l1, l2, (size_t)B * NH * T) < 1e-5,
+		       "attention B=%d T=%d NH=%d NKV=%d hd=%d past=%d", B, T, NH, NKV, hd,
+		       cs[i].past);
+		free(q), free(k), free(v), free(o1), free(o2), free(l1), free(l2);
+	}
+	/* by hand: the first query sees only the first key: out = v0, lse = q.k0/sqrt(hd) */
+	float q[2] = {1, 1}, k[4] = {2, 0, 0, 0}, v[4] = {5, 6, 7, 8}, o[2], l;
+	train_attention_forward_ref(o, &l, q, k, v, NULL, 1, 1, 2, 1, 1, 2);
+	TAP_OK(o[0] == 5 && o[1] == 6 && fabsf(l - 2 / sqrtf(2)) < 1e-6,
+	       "attention reference by hand (causal mask)");
+}
+
+static void test_pointwise(void)
+{
+	size_t n = 100003;
+	float *x = randv(n, 4), *y = randv(n, 4), *o1 = xmalloc(sizeof(float) * n);
+	float *o2 = xmalloc(sizeof(float) * n);
+	train_gelu_forward(o1, x, n);
+	train_gelu_forward_ref(o2, x, n);
+	TAP_OK(maxrel(o1, o2, n) == 0, "gelu");
+	float g[3] = {0, 1, -30}, go[3];
+	train_gelu_forward_ref(go, g, 3);
+	TAP_OK(go[0] == 0 && fabsf(go[1] - 0.841192f) < 1e-5 && fabsf(go[2]) < 1e-6,
+	       "gelu (tanh approximation) by hand");
+	train_residual_forward(o1, x, y, n);
+	train_residual_forward_ref(o2, x, y, n);
+	TAP_OK(maxrel(o1, o2, n) == 0, "residual");
+	int N = 37, H = 1351; /* inp [N, 2H] fits in n */
+	train_swiglu_forward(o1, x, N, H);
+	train_swiglu_forward_ref(o2, x, N, H);
+	TAP_OK(maxrel(o1, o2, (size_t)N * H) == 0, "swiglu");
+	float sg[2] = {1, 2}, so;
+	train_swiglu_forward_ref(&so, sg, 1, 1);
+	TAP_NEAR(so, 2 / (1 + exp(-1.0)), 1e-6, "swiglu by hand: silu(1) * 2");
+	free(x), free(y), free(o1), free(o2);
+}
+
+static void test_rope_embed(void)
+{
+	int B = 2, T = 11, H = 3, hd = 16, maxT = 64, C = 24, V = 50;
+	float *cs = xmalloc(sizeof(float) * maxT * hd / 2), *sn = xmalloc(sizeof(float) * maxT * hd / 2);
+	train_rope_tables(cs, sn, maxT, hd, 10000.0, 0);
+	TAP_OK(cs[0] == 1 && sn[0] == 0 && fabsf(cs[hd / 2] - cosf(1)) < 1e-7,
+	       "rope tables: position 0 is the identity, position 1 angle 1 for i=0");
+	size_t n = (size_t)B * T * H * hd;
+	float *x = randv(n, 1), *o1 = xmalloc(sizeof(float) * n), *o2 = xmalloc(sizeof(float) * n);
+	int pos0[2] = {3, 40};
+	train_rope_forward(o1, x, cs, sn, pos0, B, T, H, hd);
+	train_rope_forward_ref(o2, x, cs, sn, pos0, B, T, H, hd);
+	TAP_OK(maxrel(o1, o2, n) == 0, "rope");
+	memcpy(o1, x, sizeof(float) * n);
+	train_rope_forward(o1, o1, cs, sn, pos0, B, T, H, hd);
+	TAP_OK(maxrel(o1, o2, n) == 0, "rope in place");
+	/* rotation keeps the norm of each pair */
+	double d = 0;
+	for (size_t i = 0; i < n; i += hd)
+		for (int j = 0; j < hd / 2; j++) {
+			double a = x[i + j] * x[i + j] + x[i + j + hd / 2] * x[i + j + hd / 2];
+			double b = o1[i + j] * o1[i + j] + o1[i + j + hd / 2] * o1[i + j + hd / 2];
+			d = fmax(d, fabs(a - b));
+		}
+	TAP_OK(d < 1e-5, "rope rotates pairs (i, i + hd/2)");
+	float bt[2], bs[2];
+	train_rope_tables(bt, bs, 1, 4, 10000.0, 1);
+	TAP_OK(bt[0] == 1, "rope tables with bf16 inverse frequencies");
+	free(x), free(o1), free(o2);
+
+	int ids[22];
+	for (int i = 0; i < B * T; i++)
+		ids[i] = (i * 7) % V;
+	float *wte = randv((size_t)V * C, 1), *wpe = randv((size_t)maxT * C, 1);
+	float *e1 = xmalloc(sizeof(float) * B * T * C), *e2 = xmalloc(sizeof(float) * B * T * C);
+	for (int k = 0; k < 2; k++) {
+		train_embedding_forward(e1, ids, wte, k ? wpe : NULL, pos0, B, T, C);
+		train_embedding_forward_ref(e2, ids, wte, k ? wpe : NULL, pos0, B, T, C);
+		TAP_OK(maxrel(e1, e2, (size_t)B * T * C) == 0, "embedding (positions %d)", k);
+	}
+	TAP_OK(e1[C + 1] == wte[7 * C + 1] + wpe[4 * C + 1], "embedding by hand");
+	free(wte), free(wpe), free(e1), free(e2), free(cs), free(sn);
+}
+
+static void test_logprob(void)
+{
+	static const struct { int N, C, V; } cs[] = {
+		{1, 4, 5}, {7, 16, 1000}, {5, 32, 4096}, {9, 24, 4097}, {3, 8, 10000},
+	};
+	for (int blas = 0; blas < 2; blas++) {
+		train_layers_use_blas = blas;
+		for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+			int N = cs[i].N, C = cs[i].C, V = cs[i].V;
+			float *h = randv((size_t)N * C, 2), *w = randv((size_t)V * C, 1);
+			int *tg = xmalloc(sizeof(int) * N);
+			for (int n = 0; n < N; n++)
+				tg[n] = n == 1 ? -1 : (n * 911 + 3) % V;
+			float *l1 = xmalloc(sizeof(float) * N), *l2 = xmalloc(sizeof(float) * N);
+			float *s1 = xmalloc(sizeof(float) * N), *s2 = xmalloc(sizeof(float) * N);
+			train_logprob_forward(l1, s1, h, w, tg, N, C, V);
+			train_logprob_forward_ref(l2, s2, h, w, tg, N, C, V);
+			TAP_OK(maxrel(l1, l2, N) < 1e-5 && maxrel(s1, s2, N) < 1e-5,
+			       "logprob N=%d C=%d V=%d blas=%d (chunked vs full)", N, C, V, blas);
+			if (N > 1)
+				TAP_OK(l1[1] == 0, "logprob: target -1 gives 0");
+			free(h), free(w), free(tg), free(l1), free(l2), free(s1), free(s2);
+		}
+	}
+	train_layers_use_blas = 1;
+	/* uniform logits: log p = -log V */
+	float h[2] = {0, 0}, w[6] = {1, 2, 3, 4, 5, 6}, lp, ls;
+	int t = 2;
+	train_logprob_forward(&lp, &ls, h, w, &t, 1, 2, 3);
+	TAP_NEAR(lp, -log(3.0), 1e-6, "logprob by hand: uniform over 3");
+}
+
+int main(void)
+{
+	test_matmul();
+	test_norms();
+	test_attention();
+	test_pointwise();
+	test_rope_embed();
+	test_logprob();
+	return tap_done();
+}

@@ -1,0 +1,489 @@
+/* dpo-generate: sample K completions per prompt of the store from a model
+ * (the reference policy) and store them with their provenance. */
+#include "config.h"
+#include "store/store.h"
+#include "train/chat.h"
+#include "train/layers.h"
+#include "train/model.h"
+#include "train/sample.h"
+#include "train/tokenizer.h"
+#include "util/buf.h"
+#include "util/cli.h"
+#include "util/progress.h"
+#include "util/xmalloc.h"
+
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: dpo-generate [--db PATH] --model DIR --n K [OPTIONS]\n"
+		"Sample completions from a model for every prompt of the store that has fewer\n"
+		"than K completions from this model, and store them with their provenance\n"
+		"(model fingerprint, sampling parameters, seed). Rerunning continues where the\n"
+		"last run stopped.\n"
+		"\n"
+		"  --db PATH            database (default $DPO_DB, else ./dpo.db)\n"
+		"  --model DIR          Hugging Face model folder (with its tokenizer)\n"
+		"  --n K                completions per prompt (default 2)\n"
+		"  --split S            only prompts of split S\n"
+		"  --limit N            only the first N prompts (in id order)\n"
+		"  --batch N            sequences decoded together (default 4)\n"
+		"  --name NAME          generator name (default: the model folder's name)\n"
+		"  --chat               render plain-text prompts as a user turn too\n"
+		"                       (conversations always use the chat template)\n"
+		"  --chat-format NAME   template family (%s)\n"
+		"  --greedy | --temperature T (default 1) | --top-k K | --top-p P | --min-p P\n"
+		"  --seed S             base seed (default 0); each completion's seed derives\n"
+		"                       from it, the prompt and the completion's index\n"
+		"  --max-new-tokens N   (default 256)   --stop STR (repeatable)\n"
+		"  --threads N          compute threads (default: all cores)\n"
+		"  --json               print the summary as one JSON object\n"
+		"  -h, --help           this text       --version   print the version\n"
+		"Exit status: 0 success, 1 failure, 2 usage error, 130 interrupted (rerun to resume).\n",
+		train_chat_format_names());
+}
+
+/* One prompt that lacks completions. */
+struct job {
+	int64_t id;
+	char *hash;
+	char *text;          /* plain prompt or NULL */
+	char *messages_json; /* or NULL */
+	long have, need;
+};
+
+struct collect {
+	store *st;
+	int64_t gen_id;
+	long k;
+	struct job *jobs;
+	size_t n, cap;
+	int failed;
+};
+
+static int collect_cb(void *ud, const store_prompt *p)
+{
+	struct collect *c = ud;
+	long have = 0;
+	if (store_completions_count(c->st, p->id, c->gen_id, &have)) {
+		c->failed = 1;
+		return 1;
+	}
+	if (have >= c->k)
+		return 0;
+	if (c->n == c->cap)
+		c->jobs = xreallocarray(c->jobs, c->cap = c->cap ? 2 * c->cap : 64, sizeof *c->jobs);
+	struct job *j = &c->jobs[c->n++];
+	j->id = p->id;
+	j->hash = xstrdup(p->hash ? p->hash : "");
+	j->text = p->text ? xstrdup(p->text) : NULL;
+	j->messages_json = p->messages_json ? xstrdup(p->messages_json) : NULL;
+	j->have = have;
+	j->need = c->k - have;
+	return 0;
+}
+
+static uint64_t mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* The seed of completion index k of a prompt: a function of the base seed,
+ * the prompt's content hash and k only. */
+static uint64_t row_seed(uint64_t base, const char *hash, long k)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (const char *p = hash; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	return mix(mix(base) ^ h ^ mix((uint64_t)k));
+}
+
+struct stop_ctx {
+	train_tokenizer *tok;
+	char **stops;
+	int nstops;
+};
+
+static int stop_cb(void *ctx, int row, const int *ids, int n)
+{
+	struct stop_ctx *s = ctx;
+	(void)row;
+	if (util_interrupted())
+		return 1; /* end every row now; the caller discards them */
+	if (!s->nstops)
+		return 0;
+	char *text = train_tokenizer_decode(s->tok, ids, n);
+	int hit = 0;
+	for (int i = 0; i < s->nstops && !hit; i++)
+		hit = strstr(text, s->stops[i]) != NULL;
+	free(text);
+	return hit;
+}
+
+/* Encode a job's prompt. Returns 0, or -1 with a message in *err. */
+static int encode_job(const struct job *j, train_tokenizer *tok, train_chat **ch,
+		      const char *fmt, int chat_plain, int **ids, int *n, char **err)
+{
+	int32_t *e = NULL;
+	size_t ne = 0;
+	if (j->messages_json || chat_plain) {
+		if (!*ch && !(*ch = train_chat_new(tok, fmt, err)))
+			return -1;
+		store_msg *msgs = NULL;
+		size_t nm = 0;
+		cJSON *root = NULL;
+		if (j->messages_json) {
+			root = cJSON_Parse(j->messages_json);
+			if (!cJSON_IsArray(root)) {
+				cJSON_Delete(root);
+				*err = xasprintf("prompt %lld: messages are not a JSON list",
+						 (long long)j->id);
+				return -1;
+			}
+			msgs = xcalloc(cJSON_GetArraySize(root) + 1, sizeof *msgs);
+			for (const cJSON *m = root->child; m; m = m->next) {
+				const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "role");
+				const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+				msgs[nm].role = cJSON_IsString(r) ? r->valuestring : NULL;
+				msgs[nm].content = cJSON_IsString(c) ? c->valuestring : NULL;
+				nm++;
+			}
+		} else {
+			msgs = xcalloc(1, sizeof *msgs);
+			msgs[0] = (store_msg){"user", j->text};
+			nm = 1;
+		}
+		int rc = train_chat_encode(*ch, msgs, nm, 1, &e, &ne);
+		free(msgs);
+		cJSON_Delete(root);
+		if (rc) {
+			*err = xasprintf("prompt %lld: %s", (long long)j->id, train_chat_errmsg(*ch));
+			return -1;
+		}
+		*ids = e;
+		*n = (int)ne;
+		return 0;
+	}
+	if (train_tokenizer_encode(tok, j->text, strlen(j->text), &e, &ne)) {
+		*err = xasprintf("prompt %lld: %s", (long long)j->id, train_tokenizer_errmsg(tok));
+		return -1;
+	}
+	int bos = train_tokenizer_add_bos(tok) ? train_tokenizer_bos_id(tok) : -1;
+	*ids = xmalloc(sizeof(int) * (ne + 1));
+	*n = 0;
+	if (bos >= 0)
+		(*ids)[(*n)++] = bos;
+	memcpy(*ids + *n, e, sizeof(int) * ne);
+	*n += (int)ne;
+	free(e);
+	return 0;
+}
+
+static char *cut_at_stop(char *text, char **stops, int nstops)
+{
+	char *cut = NULL;
+	for (int i = 0; i < nstops; i++) {
+		char *h = strstr(text, stops[i]);
+		if (h && (!cut || h < cut))
+			cut = h;
+	}
+	if (cut)
+		*cut = '\0';
+	return text;
+}
+
+int main(int argc, char **argv)
+{
+	enum { O_DB = 256, O_MODEL, O_N, O_SPLIT, O_LIMIT, O_BATCH, O_NAME, O_CHAT, O_FMT,
+	       O_GREEDY, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_SEED, O_MAX, O_STOP, O_THREADS,
+	       O_JSON, O_VERSION };
+	static const struct option opts[] = {
+		{"db", required_argument, NULL, O_DB},
+		{"model", required_argument, NULL, O_MODEL},
+		{"n", required_argument, NULL, O_N},
+		{"split", required_argument, NULL, O_SPLIT},
+		{"limit", required_argument, NULL, O_LIMIT},
+		{"batch", required_argument, NULL, O_BATCH},
+		{"name", required_argument, NULL, O_NAME},
+		{"chat", no_argument, NULL, O_CHAT},
+		{"chat-format", required_argument, NULL, O_FMT},
+		{"greedy", no_argument, NULL, O_GREEDY},
+		{"temperature", required_argument, NULL, O_TEMP},
+		{"top-k", required_argument, NULL, O_TOPK},
+		{"top-p", required_argument, NULL, O_TOPP},
+		{"min-p", required_argument, NULL, O_MINP},
+		{"seed", required_argument, NULL, O_SEED},
+		{"max-new-tokens", required_argument, NULL, O_MAX},
+		{"stop", required_argument, NULL, O_STOP},
+		{"threads", required_argument, NULL, O_THREADS},
+		{"json", no_argument, NULL, O_JSON},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, O_VERSION},
+		{0}};
+	const char *db = NULL, *mdir = NULL, *split = NULL, *name = NULL, *fmt = NULL;
+	long k = 2, limit = 0, batch = 4, seed = 0, maxnew = 256, threads = 0, topk = 0;
+	int chat_plain = 0, json = 0, c, nstops = 0;
+	char **stops = NULL;
+	train_sampling s;
+	train_sampling_default(&s);
+	util_set_progname("dpo-generate");
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_DB: db = optarg; break;
+		case O_MODEL: mdir = optarg; break;
+		case O_N: util_parse_long("--n", optarg, &k); break;
+		case O_SPLIT: split = optarg; break;
+		case O_LIMIT: util_parse_long("--limit", optarg, &limit); break;
+		case O_BATCH: util_parse_long("--batch", optarg, &batch); break;
+		case O_NAME: name = optarg; break;
+		case O_CHAT: chat_plain = 1; break;
+		case O_FMT: fmt = optarg; break;
+		case O_GREEDY: s.greedy = 1; break;
+		case O_TEMP: util_parse_double("--temperature", optarg, &s.temperature); break;
+		case O_TOPK: util_parse_long("--top-k", optarg, &topk); break;
+		case O_TOPP: util_parse_double("--top-p", optarg, &s.top_p); break;
+		case O_MINP: util_parse_double("--min-p", optarg, &s.min_p); break;
+		case O_SEED: util_parse_long("--seed", optarg, &seed); break;
+		case O_MAX: util_parse_long("--max-new-tokens", optarg, &maxnew); break;
+		case O_STOP:
+			stops = xreallocarray(stops, nstops + 1, sizeof *stops);
+			stops[nstops++] = optarg;
+			break;
+		case O_THREADS: util_parse_long("--threads", optarg, &threads); break;
+		case O_JSON: json = 1; break;
+		case 'h': usage(stdout); return 0;
+		case O_VERSION: util_print_version(); return 0;
+		default: util_usage_error("bad option");
+		}
+	}
+	if (optind != argc)
+		util_usage_error("unexpected argument '%s'", argv[optind]);
+	if (!mdir)
+		util_usage_error("--model DIR is required");
+	if (k < 1 || k > 10000)
+		util_usage_error("--n must be between 1 and 10000");
+	if (batch < 1 || batch > 256)
+		util_usage_error("--batch must be between 1 and 256");
+	if (maxnew < 1 || maxnew > 1 << 20)
+		util_usage_error("--max-new-tokens must be >= 1");
+	if (topk < 0 || topk > 1 << 30)
+		util_usage_error("--top-k must be >= 0");
+	s.top_k = (int)topk;
+	const char *bad = train_sampling_check(&s);
+	if (bad)
+		util_usage_error("%s", bad);
+	if (s.greedy && k > 1)
+		util_warn("--greedy with --n %ld: identical completions are stored once", k);
+	train_set_threads(threads > 0 && threads < 4096 ? (int)threads : 0);
+
+	char *err = NULL;
+	train_model *m = train_model_load(mdir, &err);
+	if (!m)
+		util_die("%s", err);
+	train_tokenizer *tok = train_tokenizer_load(mdir, &err);
+	if (!tok)
+		util_die("%s", err ? err : "cannot load the tokenizer");
+	train_chat *ch = NULL;
+	if (fmt) {
+		/* check the name now rather than at the first conversation */
+		if (!(ch = train_chat_new(tok, fmt, &err)))
+			util_usage_error("%s", err);
+	}
+	char *mcopy = xstrdup(mdir);
+	size_t ml = strlen(mcopy);
+	while (ml > 1 && mcopy[ml - 1] == '/')
+		mcopy[--ml] = '\0';
+	char *gname = xstrdup(name ? name : basename(mcopy));
+
+	/* canonical sampling parameters (sorted keys) */
+	util_buf pj = UTIL_BUF_INIT;
+	util_buf_addf(&pj, "{\"greedy\":%s,\"max_new_tokens\":%ld,\"min_p\":%.17g,\"seed\":%ld,"
+		      "\"stop\":[",
+		      s.greedy ? "true" : "false", maxnew, s.min_p, seed);
+	for (int i = 0; i < nstops; i++) {
+		if (i)
+			util_buf_addc(&pj, ',');
+		util_buf_add_json_string(&pj, stops[i], strlen(stops[i]));
+	}
+	util_buf_addf(&pj, "],\"temperature\":%.17g,\"top_k\":%d,\"top_p\":%.17g}", s.temperature,
+		      s.top_k, s.top_p);
+
+	store *st = store_new();
+	const char *dbpath = util_db_path(db);
+	if (store_open(st, dbpath))
+		util_die("%s: %s", dbpath, store_errmsg(st));
+	store_generator g = {"model", gname, train_model_fingerprint(m), util_buf_str(&pj)};
+	int64_t gen_id, run_id = 0;
+	if (store_generator_id(st, &g, &gen_id))
+		util_die("%s: %s", dbpath, store_errmsg(st));
+	struct collect col = {st, gen_id, k, NULL, 0, 0, 0};
+	if (store_prompts_foreach(st, split, NULL, limit, collect_cb, &col) || col.failed)
+		util_die("%s: %s", dbpath, store_errmsg(st));
+
+	util_buf cmd = UTIL_BUF_INIT;
+	for (int i = 0; i < argc; i++)
+		util_buf_addf(&cmd, "%s%s", i ? " " : "", argv[i]);
+	util_buf rp = UTIL_BUF_INIT;
+	util_buf_adds(&rp, "{\"model\":");
+	util_buf_add_json_string(&rp, mdir, strlen(mdir));
+	util_buf_addf(&rp, ",\"fingerprint\":\"%s\",\"n\":%ld,\"sampling\":%s}",
+		      train_model_fingerprint(m), k, util_buf_str(&pj));
+	if (store_run_begin(st, "generate", util_buf_str(&cmd), util_buf_str(&rp), &run_id))
+		util_die("%s: %s", dbpath, store_errmsg(st));
+
+	const train_config *cfg = train_model_config(m);
+	int eos[TRAIN_MAX_EOS + 2], neos = 0;
+	for (int i = 0; i < cfg->n_eos; i++)
+		eos[neos++] = cfg->eos[i];
+	if (train_tokenizer_eos_id(tok) >= 0)
+		eos[neos++] = train_tokenizer_eos_id(tok);
+	struct stop_ctx sc = {tok, stops, nstops};
+	train_gen_opts o = {.sampling = s, .max_new = (int)maxnew, .eos = eos, .n_eos = neos,
+			    .stop = stop_cb, .ctx = &sc, .batch = (int)batch};
+
+	util_catch_interrupts();
+	util_progress *pr = util_progress_new("generate", (double)col.n, "prompts");
+	long done = 0, stored = 0, dups = 0, skipped = 0, tokens = 0;
+	double t0 = util_now();
+	int rc = 0, interrupted = 0, turn_end_added = 0;
+	/* one prompt at a time (its K rows decode together, in batches), committed
+	 * as soon as it is done: an interruption loses at most this prompt */
+	for (size_t ji = 0; ji < col.n; ji++) {
+		if (util_interrupted()) {
+			interrupted = 1;
+			break;
+		}
+		struct job *j = &col.jobs[ji];
+		int *ids = NULL, n = 0;
+		if (encode_job(j, tok, &ch, fmt, chat_plain, &ids, &n, &err)) {
+			util_warn("%s (skipped)", err);
+			free(err);
+			err = NULL;
+			skipped++;
+			continue;
+		}
+		if (ch && !turn_end_added) {
+			int32_t te = train_tokenizer_token_id(tok, train_chat_turn_end(ch));
+			if (te >= 0)
+				eos[neos++] = te;
+			o.n_eos = neos;
+			turn_end_added = 1;
+		}
+		if (n < 1 || n + 1 > cfg->max_pos) {
+			util_warn("prompt %lld: %d tokens do not fit the context of %d (skipped)",
+				  (long long)j->id, n, cfg->max_pos);
+			free(ids);
+			skipped++;
+			continue;
+		}
+		int nr = (int)j->need;
+		const int **pp = xmalloc(sizeof(*pp) * nr);
+		int *pl = xmalloc(sizeof(int) * nr);
+		uint64_t *seeds = xmalloc(sizeof(uint64_t) * nr);
+		train_gen_result *res = xcalloc(nr, sizeof *res);
+		for (int r = 0; r < nr; r++) {
+			pp[r] = ids;
+			pl[r] = n;
+			seeds[r] = row_seed((uint64_t)seed, j->hash, j->have + r);
+		}
+		int gr = train_generate(m, nr, pp, pl, seeds, &o, res, &err);
+		if (util_interrupted()) {
+			/* this prompt was in flight: store nothing of it */
+			interrupted = 1;
+			free(err);
+			err = NULL;
+		} else if (gr) {
+			util_warn("prompt %lld: %s (skipped)", (long long)j->id, err);
+			free(err);
+			err = NULL;
+			skipped++;
+		} else if (store_begin(st) == 0) {
+			int ok = 1;
+			for (int r = 0; r < nr && ok; r++) {
+				char *text = train_tokenizer_decode(tok, res[r].ids, res[r].n);
+				if (res[r].finish == TRAIN_FINISH_STOP)
+					cut_at_stop(text, stops, nstops);
+				int created = 0;
+				if (store_completion_add(st, j->id, text, gen_id, NULL, &created))
+					ok = 0;
+				else if (created)
+					stored++;
+				else
+					dups++;
+				tokens += res[r].n;
+				free(text);
+			}
+			if (!ok || store_commit(st)) {
+				util_warn("%s: %s", dbpath, store_errmsg(st));
+				store_rollback(st);
+				rc = 1;
+			}
+		} else {
+			util_warn("%s: %s", dbpath, store_errmsg(st));
+			rc = 1;
+		}
+		for (int r = 0; r < nr; r++)
+			free(res[r].ids);
+		free(res);
+		free(seeds);
+		free(pl);
+		free(pp);
+		free(ids);
+		if (rc || interrupted)
+			break;
+		done++;
+		char extra[64];
+		double dt = util_now() - t0;
+		snprintf(extra, sizeof extra, "%.1f tok/s", dt > 0 ? tokens / dt : 0.0);
+		util_progress_update(pr, (double)done, extra);
+	}
+	util_progress_finish(pr);
+	util_progress_free(pr);
+	double secs = util_now() - t0;
+	util_buf sum = UTIL_BUF_INIT;
+	util_buf_addf(&sum, "{\"generator_id\":%lld,\"prompts_pending\":%zu,\"prompts_done\":%ld,"
+		      "\"completions_stored\":%ld,\"duplicates\":%ld,\"prompts_skipped\":%ld,"
+		      "\"tokens\":%ld,\"seconds\":%.3f,\"tokens_per_s\":%.2f}",
+		      (long long)gen_id, col.n, done, stored, dups, skipped, tokens, secs,
+		      secs > 0 ? tokens / secs : 0.0);
+	const char *status = rc ? "failed" : interrupted ? "interrupted" : "ok";
+	if (store_run_end(st, run_id, status, util_buf_str(&sum)))
+		util_warn("%s: %s", dbpath, store_errmsg(st));
+	if (json)
+		printf("%s\n", util_buf_str(&sum));
+	else
+		printf("generator %lld (%s): %ld prompts, %ld completions stored, %ld duplicates, "
+		       "%ld skipped, %ld tokens in %.1fs (%.1f tok/s)\n",
+		       (long long)gen_id, gname, done, stored, dups, skipped, tokens, secs,
+		       secs > 0 ? tokens / secs : 0.0);
+	if (interrupted)
+		util_warn("interrupted after %ld of %zu prompts; rerun the same command to resume",
+			  done, col.n);
+	for (size_t i = 0; i < col.n; i++) {
+		free(col.jobs[i].hash);
+		free(col.jobs[i].text);
+		free(col.jobs[i].messages_json);
+	}
+	free(col.jobs);
+	util_buf_free(&sum);
+	util_buf_free(&cmd);
+	util_buf_free(&rp);
+	util_buf_free(&pj);
+	store_free(st);
+	train_chat_free(ch);
+	train_tokenizer_free(tok);
+	train_model_free(m);
+	free(gname);
+	free(mcopy);
+	free(stops);
+	return rc ? UTIL_EXIT_FAIL : interrupted ? UTIL_EXIT_INTERRUPTED : 0;
+}

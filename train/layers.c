@@ -1,0 +1,598 @@
+/* layers.c: forward kernels (see layers.h). Each optimized kernel sits next
+ * to its plain reference. */
+#include "config.h"
+#include "train/layers.h"
+#include "util/xmalloc.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef HAVE_BLAS
+#include <cblas.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* ---- embedding ---- */
+
+void train_embedding_forward_ref(float *out, const int *ids, const float *wte, const float *wpe,
+				 const int *pos0, int B, int T, int C)
+{
+	for (int b = 0; b < B; b++)
+		for (int t = 0; t < T; t++) {
+			float *o = out + ((size_t)b * T + t) * C;
+			const float *e = wte + (size_t)ids[b * T + t] * C;
+			int p = (pos0 ? pos0[b] : 0) + t;
+			for (int i = 0; i < C; i++)
+				o[i] = e[i] + (wpe ? wpe[(size_t)p * C + i] : 0.0f);
+		}
+}
+
+void train_embedding_forward(float *out, const int *ids, const float *wte, const float *wpe,
+			     const int *pos0, int B, int T, int C)
+{
+#pragma omp parallel for collapse(2) if ((size_t)B * T * C > 65536)
+	for (int b = 0; b < B; b++)
+		for (int t = 0; t < T; t++) {
+			float *o = out + ((size_t)b * T + t) * C;
+			const float *e = wte + (size_t)ids[b * T + t] * C;
+			if (wpe) {
+				const float *pe = wpe + (size_t)((pos0 ? pos0[b] : 0) + t) * C;
+				for (int i = 0; i < C; i++)
+					o[i] = e[i] + pe[i];
+			} else {
+				memcpy(o, e, sizeof(float) * C);
+			}
+		}
+}
+
+/* ---- layernorm ---- */
+
+static void layernorm_row(float *o, float *mean, float *rstd, const float *x, const float *w,
+			  const float *bias, int C, float eps)
+{
+	double m = 0.0;
+	for (int i = 0; i < C; i++)
+		m += x[i];
+	m /= C;
+	double v = 0.0;
+	for (int i = 0; i < C; i++) {
+		double d = x[i] - m;
+		v += d * d;
+	}
+	v /= C;
+	float s = (float)(1.0 / sqrt(v + eps));
+	float mf = (float)m;
+	for (int i = 0; i < C; i++)
+		o[i] = (x[i] - mf) * s * w[i] + (bias ? bias[i] : 0.0f);
+	if (mean)
+		*mean = mf;
+	if (rstd)
+		*rstd = s;
+}
+
+void train_layernorm_forward_ref(float *out, float *mean, float *rstd, const float *inp,
+				 const float *weight, const float *bias, int N, int C, float eps)
+{
+	for (int n = 0; n < N; n++)
+		layernorm_row(out + (size_t)n * C, mean ? mean + n : NULL, rstd ? rstd + n : NULL,
+			      inp + (size_t)n * C, weight, bias, C, eps);
+}
+
+void train_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+			     const float *weight, const float *bias, int N, int C, float eps)
+{
+#pragma omp parallel for if ((size_t)N * C > 32768)
+	for (int n = 0; n < N; n++)
+		layernorm_row(out + (size_t)n * C, mean ? mean + n : NULL, rstd ? rstd + n : NULL,
+			      inp + (size_t)n * C, weight, bias, C, eps);
+}
+
+/* ---- rmsnorm ---- */
+
+static void rmsnorm_row(float *o, float *rstd, const float *x, const float *w, int C, float eps)
+{
+	double ss = 0.0;
+	for (int i = 0; i < C; i++)
+		ss += (double)x[i] * x[i];
+	float s = (float)(1.0 / sqrt(ss / C + eps));
+	for (int i = 0; i < C; i++)
+		o[i] = x[i] * s * w[i];
+	if (rstd)
+		*rstd = s;
+}
+
+void train_rmsnorm_forward_ref(float *out, float *rstd, const float *inp, const float *weight,
+			       int N, int C, float eps)
+{
+	for (int n = 0; n < N; n++)
+		rmsnorm_row(out + (size_t)n * C, rstd ? rstd + n : NULL, inp + (size_t)n * C, weight,
+			    C, eps);
+}
+
+void train_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight,
+			   int N, int C, float eps)
+{
+#pragma omp parallel for if ((size_t)N * C > 32768)
+	for (int n = 0; n < N; n++)
+		rmsnorm_row(out + (size_t)n * C, rstd ? rstd + n : NULL, inp + (size_t)n * C, weight,
+			    C, eps);
+}
+
+/* ---- matmul ---- */
+
+void train_matmul_forward_ref(float *out, const float *inp, const float *weight,
+			      const float *bias, int N, int C, int OC)
+{
+	for (int n = 0; n < N; n++) {
+		const float *x = inp + (size_t)n * C;
+		for (int o = 0; o < OC; o++) {
+			const float *w = weight + (size_t)o * C;
+			float s = bias ? bias[o] : 0.0f;
+			for (int i = 0; i < C; i++)
+				s += x[i] * w[i];
+			out[(size_t)n * OC + o] = s;
+		}
+	}
+}
+
+/* 4 floats as one GCC/Clang vector (an SSE register, the x86-64 baseline;
+ * NEON on arm64). Loops below keep two of them per row for 8 lanes. */
+typedef float v4f __attribute__((vector_size(16)));
+
+static inline v4f load4(const float *p)
+{
+	v4f v;
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+static inline float hsum(v4f a, v4f b)
+{
+	v4f v = a + b;
+	return (v[0] + v[1]) + (v[2] + v[3]);
+}
+
+/* Dot product in 8 lanes. */
+static inline float dot8(const float *a, const float *b, int n)
+{
+	v4f acc0 = {0}, acc1 = {0};
+	int i = 0;
+	for (; i + 8 <= n; i += 8) {
+		acc0 += load4(a + i) * load4(b + i);
+		acc1 += load4(a + i + 4) * load4(b + i + 4);
+	}
+	float s = hsum(acc0, acc1);
+	for (; i < n; i++)
+		s += a[i] * b[i];
+	return s;
+}
+
+/* Plain optimized kernel: a tile of 4 input rows shares each weight row, so
+ * the weight matrix is read N/4 times instead of N; OpenMP over output
+ * columns so that decoding (N small) is spread across threads. */
+static void matmul_plain(float *out, const float *inp, const float *weight, const float *bias,
+			 int N, int C, int OC)
+{
+#pragma omp parallel for schedule(static) if ((size_t)N * C * OC > 100000)
+	for (int o = 0; o < OC; o++) {
+		const float *w = weight + (size_t)o * C;
+		float bo = bias ? bias[o] : 0.0f;
+		int n = 0;
+		for (; n + 4 <= N; n += 4) {
+			const float *x0 = inp + (size_t)n * C;
+			const float *x1 = x0 + C, *x2 = x1 + C, *x3 = x2 + C;
+			v4f a0 = {0}, b0 = {0}, a1 = {0}, b1 = {0}, a2 = {0}, b2 = {0}, a3 = {0},
+			    b3 = {0};
+			int i = 0;
+			for (; i + 8 <= C; i += 8) {
+				v4f wa = load4(w + i), wb = load4(w + i + 4);
+				a0 += load4(x0 + i) * wa;
+				b0 += load4(x0 + i + 4) * wb;
+				a1 += load4(x1 + i) * wa;
+				b1 += load4(x1 + i + 4) * wb;
+				a2 += load4(x2 + i) * wa;
+				b2 += load4(x2 + i + 4) * wb;
+				a3 += load4(x3 + i) * wa;
+				b3 += load4(x3 + i + 4) * wb;
+			}
+			float s0 = hsum(a0, b0), s1 = hsum(a1, b1), s2 = hsum(a2, b2);
+			float s3 = hsum(a3, b3);
+			for (; i < C; i++) {
+				s0 += x0[i] * w[i];
+				s1 += x1[i] * w[i];
+				s2 += x2[i] * w[i];
+				s3 += x3[i] * w[i];
+			}
+			out[(size_t)n * OC + o] = s0 + bo;
+			out[(size_t)(n + 1) * OC + o] = s1 + bo;
+			out[(size_t)(n + 2) * OC + o] = s2 + bo;
+			out[(size_t)(n + 3) * OC + o] = s3 + bo;
+		}
+		for (; n < N; n++)
+			out[(size_t)n * OC + o] = dot8(inp + (size_t)n * C, w, C) + bo;
+	}
+}
+
+/* Set by the bench and tests: 0 forces the plain kernel even with BLAS. */
+int train_layers_use_blas = 1;
+
+void train_set_threads(int n)
+{
+	if (n <= 0)
+		return;
+#ifdef _OPENMP
+	omp_set_num_threads(n);
+#endif
+#ifdef HAVE_BLAS
+	openblas_set_num_threads(n);
+#endif
+}
+
+void train_matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
+			  int N, int C, int OC)
+{
+#ifdef HAVE_BLAS
+	if (train_layers_use_blas && N >= 16 && (size_t)N * C * OC >= 1u << 20) {
+		if (bias) {
+			for (int n = 0; n < N; n++)
+				memcpy(out + (size_t)n * OC, bias, sizeof(float) * OC);
+		}
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight,
+			    C, bias ? 1.0f : 0.0f, out, OC);
+		return;
+	}
+#endif
+	matmul_plain(out, inp, weight, bias, N, C, OC);
+}
+
+/* ---- qkv split ---- */
+
+void train_qkv_split_forward(float *q, float *k, float *v, const float *qkv, int N, int NH,
+			     int NKV, int hd)
+{
+	size_t qn = (size_t)NH * hd, kn = (size_t)NKV * hd, row = qn + 2 * kn;
+	for (int n = 0; n < N; n++) {
+		const float *r = qkv + (size_t)n * row;
+		memcpy(q + (size_t)n * qn, r, sizeof(float) * qn);
+		memcpy(k + (size_t)n * kn, r + qn, sizeof(float) * kn);
+		memcpy(v + (size_t)n * kn, r + qn + kn, sizeof(float) * kn);
+	}
+}
+
+/* ---- rope ---- */
+
+double train_round_dtype(double x, int dtype)
+{
+	float f = (float)x;
+	if (dtype == 1) {
+		uint32_t u;
+		memcpy(&u, &f, 4);
+		u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+		memcpy(&f, &u, 4);
+		return f;
+	}
+	if (dtype == 2) {
+		/* float16: 11 significant bits; inverse frequencies are in
+		 * (0, 1], use the normal/subnormal spacing of that range */
+		int e;
+		frexp(x, &e);
+		double q = ldexp(1.0, (e - 1 < -14 ? -14 : e - 1) - 10);
+		return nearbyint(x / q) * q;
+	}
+	return x;
+}
+
+void train_rope_tables_freq(float *cos_tab, float *sin_tab, int maxT, int hd,
+			    const double *inv_freq)
+{
+	int h = hd / 2;
+	for (int i = 0; i < h; i++)
+		for (int p = 0; p < maxT; p++) {
+			double a = p * inv_freq[i];
+			cos_tab[(size_t)p * h + i] = (float)cos(a);
+			sin_tab[(size_t)p * h + i] = (float)sin(a);
+		}
+}
+
+void train_rope_tables(float *cos_tab, float *sin_tab, int maxT, int hd, double theta,
+		       int inv_freq_dtype)
+{
+	int h = hd / 2;
+	double *inv = xmalloc(sizeof(double) * (h ? h : 1));
+	for (int i = 0; i < h; i++)
+		inv[i] = train_round_dtype((float)pow(theta, -(2.0 * i) / hd), inv_freq_dtype);
+	train_rope_tables_freq(cos_tab, sin_tab, maxT, hd, inv);
+	free(inv);
+}
+
+static inline void rope_vec(float *o, const float *x, const float *c, const float *s, int h)
+{
+	for (int i = 0; i < h; i++) {
+		float a = x[i], b = x[i + h];
+		o[i] = a * c[i] - b * s[i];
+		o[i + h] = b * c[i] + a * s[i];
+	}
+}
+
+void train_rope_forward_ref(float *out, const float *inp, const float *cos_tab,
+			    const float *sin_tab, const int *pos0, int B, int T, int H, int hd)
+{
+	int h = hd / 2;
+	for (int b = 0; b < B; b++)
+		for (int t = 0; t < T; t++) {
+			int p = (pos0 ? pos0[b] : 0) + t;
+			for (int j = 0; j < H; j++) {
+				size_t off = (((size_t)b * T + t) * H + j) * hd;
+				rope_vec(out + off, inp + off, cos_tab + (size_t)p * h,
+					 sin_tab + (size_t)p * h, h);
+			}
+		}
+}
+
+void train_rope_forward(float *out, const float *inp, const float *cos_tab, const float *sin_tab,
+			const int *pos0, int B, int T, int H, int hd)
+{
+	int h = hd / 2;
+#pragma omp parallel for collapse(2) if ((size_t)B * T * H * hd > 65536)
+	for (int b = 0; b < B; b++)
+		for (int t = 0; t < T; t++) {
+			int p = (pos0 ? pos0[b] : 0) + t;
+			for (int j = 0; j < H; j++) {
+				size_t off = (((size_t)b * T + t) * H + j) * hd;
+				rope_vec(out + off, inp + off, cos_tab + (size_t)p * h,
+					 sin_tab + (size_t)p * h, h);
+			}
+		}
+}
+
+/* ---- attention ---- */
+
+/* One query row: scores over keys 0..last, softmax, weighted sum of v.
+ * att is scratch of at least last+1 floats. */
+static void attn_row(float *o, float *lse, const float *qv, const float *kb, const float *vb,
+		     int last, int kstride, int hd, float scale, float *att)
+{
+	float mx = -INFINITY;
+	for (int s = 0; s <= last; s++) {
+		float d = dot8(qv, kb + (size_t)s * kstride, hd) * scale;
+		att[s] = d;
+		if (d > mx)
+			mx = d;
+	}
+	double sum = 0.0;
+	for (int s = 0; s <= last; s++) {
+		float e = expf(att[s] - mx);
+		att[s] = e;
+		sum += e;
+	}
+	float inv = (float)(1.0 / sum);
+	memset(o, 0, sizeof(float) * hd);
+	for (int s = 0; s <= last; s++) {
+		float p = att[s] * inv;
+		const float *vv = vb + (size_t)s * kstride;
+		for (int i = 0; i < hd; i++)
+			o[i] += p * vv[i];
+	}
+	if (lse)
+		*lse = mx + (float)log(sum);
+}
+
+void train_attention_forward_ref(float *out, float *lse, const float *q, const float *k,
+				 const float *v, const int *pos0, int B, int T, int S, int NH,
+				 int NKV, int hd)
+{
+	float scale = 1.0f / sqrtf((float)hd);
+	int group = NH / NKV;
+	int kstride = NKV * hd;
+	for (int b = 0; b < B; b++) {
+		int p0 = pos0 ? pos0[b] : 0;
+		for (int h = 0; h < NH; h++) {
+			int kh = h / group;
+			const float *kb = k + (size_t)b * S * kstride + (size_t)kh * hd;
+			const float *vb = v + (size_t)b * S * kstride + (size_t)kh * hd;
+			for (int t = 0; t < T; t++) {
+				int last = p0 + t;
+				const float *qv = q + (((size_t)b * T + t) * NH + h) * hd;
+				float *o = out + (((size_t)b * T + t) * NH + h) * hd;
+				float mx = -INFINITY;
+				for (int s = 0; s <= last; s++) {
+					float d = 0.0f;
+					for (int i = 0; i < hd; i++)
+						d += qv[i] * kb[(size_t)s * kstride + i];
+					d *= scale;
+					if (d > mx)
+						mx = d;
+				}
+				double sum = 0.0;
+				for (int s = 0; s <= last; s++) {
+					float d = 0.0f;
+					for (int i = 0; i < hd; i++)
+						d += qv[i] * kb[(size_t)s * kstride + i];
+					sum += exp(d * scale - mx);
+				}
+				for (int i = 0; i < hd; i++)
+					o[i] = 0.0f;
+				for (int s = 0; s <= last; s++) {
+					float d = 0.0f;
+					for (int i = 0; i < hd; i++)
+						d += qv[i] * kb[(size_t)s * kstride + i];
+					float p = (float)(exp(d * scale - mx) / sum);
+					for (int i = 0; i < hd; i++)
+						o[i] += p * vb[(size_t)s * kstride + i];
+				}
+				if (lse)
+					lse[((size_t)b * NH + h) * T + t] = mx + (float)log(sum);
+			}
+		}
+	}
+}
+
+void train_attention_forward(float *out, float *lse, const float *q, const float *k,
+			     const float *v, const int *pos0, int B, int T, int S, int NH, int NKV,
+			     int hd)
+{
+	float scale = 1.0f / sqrtf((float)hd);
+	int group = NH / NKV;
+	int kstride = NKV * hd;
+	int maxlast = 0;
+	for (int b = 0; b < B; b++) {
+		int l = (pos0 ? pos0[b] : 0) + T;
+		if (l > maxlast)
+			maxlast = l;
+	}
+#pragma omp parallel if ((size_t)B * NH * T * maxlast * hd > 100000)
+	{
+		float *att = xmalloc(sizeof(float) * (size_t)(maxlast + 1));
+#pragma omp for collapse(3) schedule(dynamic, 4)
+		for (int b = 0; b < B; b++)
+			for (int h = 0; h < NH; h++)
+				for (int t = 0; t < T; t++) {
+					int p0 = pos0 ? pos0[b] : 0;
+					int kh = h / group;
+					const float *kb = k + (size_t)b * S * kstride + (size_t)kh * hd;
+					const float *vb = v + (size_t)b * S * kstride + (size_t)kh * hd;
+					attn_row(out + (((size_t)b * T + t) * NH + h) * hd,
+						 lse ? lse + ((size_t)b * NH + h) * T + t : NULL,
+						 q + (((size_t)b * T + t) * NH + h) * hd, kb, vb, p0 + t,
+						 kstride, hd, scale, att);
+				}
+		free(att);
+	}
+}
+
+/* ---- gelu ---- */
+
+#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+
+void train_gelu_forward_ref(float *out, const float *inp, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		float x = inp[i];
+		out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
+	}
+}
+
+void train_gelu_forward(float *out, const float *inp, size_t n)
+{
+#pragma omp parallel for if (n > 65536)
+	for (size_t i = 0; i < n; i++) {
+		float x = inp[i];
+		out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
+	}
+}
+
+/* ---- swiglu ---- */
+
+void train_swiglu_forward_ref(float *out, const float *inp, int N, int H)
+{
+	for (int n = 0; n < N; n++)
+		for (int i = 0; i < H; i++) {
+			float g = inp[(size_t)n * 2 * H + i], u = inp[(size_t)n * 2 * H + H + i];
+			out[(size_t)n * H + i] = g / (1.0f + expf(-g)) * u;
+		}
+}
+
+void train_swiglu_forward(float *out, const float *inp, int N, int H)
+{
+#pragma omp parallel for if ((size_t)N * H > 65536)
+	for (int n = 0; n < N; n++) {
+		const float *g = inp + (size_t)n * 2 * H, *u = g + H;
+		float *o = out + (size_t)n * H;
+		for (int i = 0; i < H; i++)
+			o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+	}
+}
+
+/* ---- residual ---- */
+
+void train_residual_forward_ref(float *out, const float *a, const float *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		out[i] = a[i] + b[i];
+}
+
+void train_residual_forward(float *out, const float *a, const float *b, size_t n)
+{
+#pragma omp parallel for if (n > 65536)
+	for (size_t i = 0; i < n; i++)
+		out[i] = a[i] + b[i];
+}
+
+/* ---- per-token log-prob ---- */
+
+void train_logprob_forward_ref(float *logp, float *lse, const float *h, const float *wlm,
+			       const int *targets, int N, int C, int V)
+{
+	for (int n = 0; n < N; n++) {
+		const float *x = h + (size_t)n * C;
+		double mx = -INFINITY, tgt = 0.0;
+		for (int v = 0; v < V; v++) {
+			double d = 0.0;
+			for (int i = 0; i < C; i++)
+				d += (double)x[i] * wlm[(size_t)v * C + i];
+			if (d > mx)
+				mx = d;
+		}
+		double sum = 0.0;
+		for (int v = 0; v < V; v++) {
+			double d = 0.0;
+			for (int i = 0; i < C; i++)
+				d += (double)x[i] * wlm[(size_t)v * C + i];
+			sum += exp(d - mx);
+			if (v == targets[n])
+				tgt = d;
+		}
+		double l = mx + log(sum);
+		logp[n] = targets[n] >= 0 ? (float)(tgt - l) : 0.0f;
+		if (lse)
+			lse[n] = (float)l;
+	}
+}
+
+void train_logprob_forward(float *logp, float *lse, const float *h, const float *wlm,
+			   const int *targets, int N, int C, int V)
+{
+	int chunk = V < TRAIN_LOGPROB_CHUNK ? V : TRAIN_LOGPROB_CHUNK;
+	float *scratch = xmalloc(sizeof(float) * (size_t)N * chunk);
+	float *mx = xmalloc(sizeof(float) * (size_t)N);
+	double *sum = xmalloc(sizeof(double) * (size_t)N);
+	float *tgt = xmalloc(sizeof(float) * (size_t)N);
+	for (int n = 0; n < N; n++) {
+		mx[n] = -INFINITY;
+		sum[n] = 0.0;
+		tgt[n] = 0.0f;
+	}
+	for (int v0 = 0; v0 < V; v0 += chunk) {
+		int cv = V - v0 < chunk ? V - v0 : chunk;
+		train_matmul_forward(scratch, h, wlm + (size_t)v0 * C, NULL, N, C, cv);
+#pragma omp parallel for if ((size_t)N * cv > 16384)
+		for (int n = 0; n < N; n++) {
+			const float *r = scratch + (size_t)n * cv;
+			float m = mx[n];
+			for (int j = 0; j < cv; j++)
+				if (r[j] > m)
+					m = r[j];
+			/* online log-sum-exp: rescale the running sum */
+			double s = sum[n] * exp((double)mx[n] - m);
+			for (int j = 0; j < cv; j++)
+				s += exp((double)r[j] - m);
+			sum[n] = s;
+			mx[n] = m;
+			if (targets[n] >= v0 && targets[n] < v0 + cv)
+				tgt[n] = r[targets[n] - v0];
+		}
+	}
+	for (int n = 0; n < N; n++) {
+		float l = mx[n] + (float)log(sum[n]);
+		logp[n] = targets[n] >= 0 ? tgt[n] - l : 0.0f;
+		if (lse)
+			lse[n] = l;
+	}
+	free(scratch);
+	free(mx);
+	free(sum);
+	free(tgt);
+}

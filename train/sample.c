@@ -1,0 +1,264 @@
+/* sample.c: sampling filters and batched generation. */
+#include "config.h"
+#include "train/sample.h"
+#include "util/xmalloc.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void train_sampling_default(train_sampling *s)
+{
+	s->greedy = 0;
+	s->temperature = 1.0;
+	s->top_k = 0;
+	s->top_p = 1.0;
+	s->min_p = 0.0;
+}
+
+const char *train_sampling_check(const train_sampling *s)
+{
+	if (s->greedy)
+		return NULL;
+	if (!(s->temperature > 0) || !isfinite(s->temperature))
+		return "temperature must be > 0 (use --greedy for argmax decoding)";
+	if (s->top_k < 0)
+		return "top-k must be >= 0";
+	if (!(s->top_p > 0 && s->top_p <= 1))
+		return "top-p must be in (0, 1]";
+	if (!(s->min_p >= 0 && s->min_p < 1))
+		return "min-p must be in [0, 1)";
+	return NULL;
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+void train_rng_seed(train_rng *r, uint64_t seed)
+{
+	for (int i = 0; i < 4; i++) {
+		uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+		r->s[i] = z ^ (z >> 31);
+	}
+}
+
+uint64_t train_rng_next(train_rng *r)
+{
+	uint64_t *s = r->s;
+	uint64_t res = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return res;
+}
+
+double train_rng_uniform(train_rng *r)
+{
+	return (train_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+typedef struct cand {
+	float logit;
+	int id;
+} cand;
+
+static int cand_desc(const void *a, const void *b)
+{
+	const cand *x = a, *y = b;
+	if (x->logit != y->logit)
+		return x->logit > y->logit ? -1 : 1;
+	return x->id - y->id; /* ties: lower id first, deterministic */
+}
+
+int train_sample_token(const float *logits, int V, const train_sampling *s, train_rng *r)
+{
+	int best = 0;
+	for (int v = 1; v < V; v++)
+		if (logits[v] > logits[best])
+			best = v;
+	if (s->greedy || !isfinite(logits[best]))
+		return best;
+	double invt = 1.0 / s->temperature;
+	double mx = logits[best] * invt;
+	int sorted = s->top_k > 0 || s->top_p < 1.0;
+	cand *c = xmalloc(sizeof(cand) * V);
+	int n = 0;
+	for (int v = 0; v < V; v++) {
+		double z = logits[v] * invt;
+		/* with sorting ahead, drop tokens whose probability relative to
+		 * the best is below 1e-12: their total mass is negligible */
+		if (!(z > -INFINITY) || (sorted && z - mx < -27.6))
+			continue;
+		c[n].logit = (float)z;
+		c[n].id = v;
+		n++;
+	}
+	if (sorted) {
+		qsort(c, n, sizeof *c, cand_desc);
+		if (s->top_k > 0 && s->top_k < n)
+			n = s->top_k;
+	}
+	double *p = xmalloc(sizeof(double) * (n ? n : 1));
+	double total = 0.0;
+	for (int i = 0; i < n; i++) {
+		p[i] = exp((double)c[i].logit - mx);
+		total += p[i];
+	}
+	if (s->top_p < 1.0) {
+		double cum = 0.0;
+		int keep = n;
+		for (int i = 0; i < n; i++) {
+			cum += p[i] / total;
+			if (cum >= s->top_p) {
+				keep = i + 1;
+				break;
+			}
+		}
+		n = keep;
+	}
+	if (s->min_p > 0.0) {
+		/* relative to the most probable token: p = 1 at mx */
+		int k = 0;
+		for (int i = 0; i < n; i++)
+			if (p[i] >= s->min_p) {
+				p[k] = p[i];
+				c[k] = c[i];
+				k++;
+			}
+		n = k;
+	}
+	total = 0.0;
+	for (int i = 0; i < n; i++)
+		total += p[i];
+	int tok = best;
+	double u = train_rng_uniform(r) * total, acc = 0.0;
+	for (int i = 0; i < n; i++) {
+		acc += p[i];
+		tok = c[i].id;
+		if (u < acc)
+			break;
+	}
+	free(p);
+	free(c);
+	return tok;
+}
+
+const char *train_finish_name(train_finish f)
+{
+	switch (f) {
+	case TRAIN_FINISH_EOS:
+		return "eos";
+	case TRAIN_FINISH_STOP:
+		return "stop";
+	default:
+		return "length";
+	}
+}
+
+int train_generate(const train_model *m, int nb, const int *const *prompts, const int *plen,
+		   const uint64_t *seeds, const train_gen_opts *o, train_gen_result *out,
+		   char **err)
+{
+	const train_config *c = train_model_config(m);
+	int V = c->vocab, rc = 0;
+	int batch = o->batch > 0 && o->batch < nb ? o->batch : nb;
+	memset(out, 0, sizeof *out * nb);
+	for (int i = 0; i < nb; i++) {
+		if (plen[i] < 1 || plen[i] + 1 > c->max_pos) {
+			*err = xasprintf("prompt %d: %d tokens (expected 1 to %d)", i, plen[i],
+					 c->max_pos - 1);
+			return TRAIN_EARG;
+		}
+		out[i].ids = xmalloc(sizeof(int) * (o->max_new > 0 ? o->max_new : 1));
+	}
+	float *logits = xmalloc(sizeof(float) * V * batch);
+	int *rows = xmalloc(sizeof(int) * batch), *next = xmalloc(sizeof(int) * batch);
+	int *slot_of = xmalloc(sizeof(int) * batch); /* prompt index of each cache row */
+	train_rng *rng = xmalloc(sizeof(train_rng) * nb);
+	for (int i = 0; i < nb; i++)
+		train_rng_seed(&rng[i], seeds ? seeds[i] : (uint64_t)i);
+	for (int b0 = 0; b0 < nb; b0 += batch) {
+		int nrow = nb - b0 < batch ? nb - b0 : batch, cap = 0;
+		for (int i = 0; i < nrow; i++) {
+			int need = plen[b0 + i] + o->max_new;
+			if (need > cap)
+				cap = need;
+		}
+		if (cap > c->max_pos)
+			cap = c->max_pos;
+		train_kv *kv = train_kv_new(m, nrow, cap);
+		int active = 0;
+		for (int i = 0; i < nrow; i++) {
+			int p = b0 + i;
+			if (train_model_prefill(m, kv, i, prompts[p], plen[p], logits + (size_t)i * V)) {
+				*err = xasprintf("prompt %d: token id out of range (vocabulary %d)", p, V);
+				rc = TRAIN_EARG;
+				train_kv_free(kv);
+				goto out;
+			}
+			rows[active] = i;
+			slot_of[i] = p;
+			active++;
+		}
+		/* logits of active row j are at logits + j*V */
+		while (active > 0) {
+			int nact = 0;
+			for (int j = 0; j < active; j++) {
+				int row = rows[j], p = slot_of[row];
+				train_gen_result *res = &out[p];
+				int tok = train_sample_token(logits + (size_t)j * V, V, &o->sampling,
+							     &rng[p]);
+				int done = 0;
+				for (int e = 0; e < o->n_eos; e++)
+					if (tok == o->eos[e]) {
+						res->finish = TRAIN_FINISH_EOS;
+						done = 1;
+					}
+				if (!done) {
+					res->ids[res->n++] = tok;
+					if (o->stop && o->stop(o->ctx, p, res->ids, res->n)) {
+						res->finish = TRAIN_FINISH_STOP;
+						done = 1;
+					} else if (res->n >= o->max_new ||
+						   train_kv_len(kv, row) + 1 > cap) {
+						res->finish = TRAIN_FINISH_LENGTH;
+						done = 1;
+					}
+				}
+				if (!done) {
+					rows[nact] = row;
+					next[nact] = tok;
+					nact++;
+				}
+			}
+			active = nact;
+			if (active && train_model_decode(m, kv, rows, next, active, logits)) {
+				*err = xstrdup("decoding failed");
+				rc = TRAIN_EARG;
+				train_kv_free(kv);
+				goto out;
+			}
+		}
+		train_kv_free(kv);
+	}
+out:
+	if (rc)
+		for (int i = 0; i < nb; i++) {
+			free(out[i].ids);
+			out[i].ids = NULL;
+			out[i].n = 0;
+		}
+	free(logits);
+	free(rows);
+	free(next);
+	free(slot_of);
+	free(rng);
+	return rc;
+}
