@@ -1,0 +1,44 @@
+/* fuzz_judge_response.c: libFuzzer target for what dpo-judge reads back from
+ * a judge: both providers' response JSON, error bodies, Retry-After values
+ * and the verdict extraction. The first byte picks the provider and whether
+ * a boundary nonce is used; the rest is the response body. */
+#include "config.h"
+#include "judge/judge.h"
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 1)
+		return 0;
+	judge_provider p = (data[0] & 1) ? JUDGE_PROVIDER_ANTHROPIC : JUDGE_PROVIDER_OPENAI;
+	const char *nonce = (data[0] & 2) ? "0123456789abcdef" : NULL;
+	const char *body = (const char *)data + 1;
+	size_t n = size - 1;
+	char err[256];
+	judge_reply r;
+
+	if (judge_reply_parse(p, body, n, &r, err, sizeof err) == JUDGE_OK) {
+		int v = judge_verdict_find(r.text, strlen(r.text), nonce);
+		if (v && v != 'A' && v != 'B' && v != 'C')
+			abort();
+		v = judge_verdict_json(r.text, strlen(r.text));
+		if (v && v != 'A' && v != 'B' && v != 'C')
+			abort();
+		free(r.text);
+	}
+	/* the raw bytes as an answer text, a verdict word, an error body */
+	int v = judge_verdict_find(body, n, nonce);
+	if (v && v != 'A' && v != 'B' && v != 'C')
+		abort();
+	judge_verdict_word(body, n);
+	free(judge_error_message(body, n));
+	/* a Retry-After header value (NUL-terminated copy) */
+	char hv[64];
+	size_t k = n < sizeof hv - 1 ? n : sizeof hv - 1;
+	memcpy(hv, body, k);
+	hv[k] = '\0';
+	judge_parse_retry_after(hv, 1700000000);
+	return 0;
+}

@@ -1,0 +1,1432 @@
+/* dpo-judge: label pairs of completions in the store with an LLM judge
+ * (OpenAI-compatible or Anthropic API) or a local verifier program. */
+#include "config.h"
+#include "judge/judge.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/cli.h"
+#include "util/progress.h"
+#include "util/sha256.h"
+#include "util/xmalloc.h"
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+/* The nonce seed is fixed: the same pair always gives the same request, so
+ * reruns hit the request cache. */
+#define NONCE_SEED 0x64706f6a75646765ULL
+
+typedef struct opts {
+	const char *db, *provider_name, *model, *base_url, *key_env, *command, *template_path;
+	const char *references, *prices_path, *split, *source, *pairs;
+	judge_provider provider;
+	double temperature;
+	long max_tokens, limit, concurrency, max_retries, seed, random_n;
+	double rpm, tpm, timeout, backoff;
+	int json_verdict, swap, include_labeled, retry_failed, dry_run, json, quiet, http2;
+} opts;
+
+/* One pair to judge. */
+typedef struct pair {
+	int64_t prompt_id, ca, cb;
+	char v[2];          /* verdict per order in a/b terms: 'a', 'b', 't'; 0 none */
+	char raw[2];        /* raw verdict letter per order */
+	int outstanding;    /* requests not finished */
+	int issued;         /* requests handed out (0..norders) */
+	int failed;
+	int first_b;        /* no-swap: completion b was shown first */
+	char *err;
+	char *rationale;
+	double t0;
+} pair;
+
+/* One request (one order of one pair). */
+typedef struct req {
+	judge_job job;
+	size_t pair;
+	int order;          /* 0: a shown first, 1: b shown first */
+	char nonce[17];
+	char hash[65];
+	int verdict;        /* 'A', 'B', 'C' or 0 */
+	judge_usage usage;
+	char *rationale;
+	struct req *prev, *next; /* the list of requests handed to the engine */
+} req;
+
+typedef struct refmap {
+	char **prompt;      /* plain prompt text, or NULL */
+	int64_t *prompt_id; /* or -1 */
+	char **text;
+	size_t n;
+} refmap;
+
+typedef struct ctx {
+	opts *o;
+	store *st;
+	judge_template *tmpl;
+	judge_prices *prices;
+	refmap refs;
+	char *url;
+	struct curl_slist *headers;
+	char *api_key;
+	int64_t annotator_id, run_id;
+	pair *pairs;
+	size_t npairs, next_pair;
+	int norders;
+	/* prompt cache: the prompt and the completions of one prompt */
+	int64_t cur_prompt;
+	char *cur_text, *cur_messages;
+	int64_t *cids;
+	char **ctexts;
+	size_t nc;
+	/* transactions */
+	int in_tx;
+	double tx_start;
+	/* counters */
+	long requests, cached, sent, done_requests, errors, retries;
+	long judged, consistent, inconsistent, failed_pairs, decisive, first_wins;
+	long in_tok, out_tok, failed_shown;
+	double cost;
+	int cost_known;
+	double price_in, price_out;
+	util_progress *prog;
+	judge_engine *eng;
+	req *inflight;
+	int fatal;
+	char fatal_msg[600];
+	int store_failed;
+	double start;
+} ctx;
+
+static void usage(void)
+{
+	printf("Usage: dpo-judge [OPTION]...\n"
+	       "Label pairs of completions in the store with an LLM judge or a local verifier.\n"
+	       "\n"
+	       "Judge:\n"
+	       "  --provider NAME        openai (default; any OpenAI-compatible server), anthropic, exec\n"
+	       "  --model NAME           model to ask (required for openai and anthropic)\n"
+	       "  --base-url URL         API base (default $OPENAI_BASE_URL or https://api.openai.com/v1;\n"
+	       "                         anthropic: $ANTHROPIC_BASE_URL or https://api.anthropic.com)\n"
+	       "  --api-key-env NAME     read the key from $NAME (default OPENAI_API_KEY / ANTHROPIC_API_KEY)\n"
+	       "  --command CMD          exec: program run per request (sh -c); reads a JSON object with\n"
+	       "                         prompt, response_a, response_b on stdin, prints A, B, C or\n"
+	       "                         {\"verdict\": \"A\"} on stdout\n"
+	       "  --template FILE        judging prompt template (default: pairwise from the data folder;\n"
+	       "                         a bare name such as pairwise-reference is looked up there)\n"
+	       "  --references FILE      JSONL of {\"prompt\" or \"prompt_id\", \"reference\"} for {{reference}}\n"
+	       "  --json-verdict         ask for a structured (JSON) verdict\n"
+	       "  --swap, --no-swap      judge both orders (default) or one order per pair\n"
+	       "  --temperature X        sampling temperature (default 0)\n"
+	       "  --max-tokens N         answer length limit (default 1024)\n"
+	       "\n"
+	       "What to judge:\n"
+	       "  --db PATH              database (default $DPO_DB or ./dpo.db)\n"
+	       "  --pairs all|random:N   every pending pair (default) or N of them chosen with --seed\n"
+	       "  --split NAME           only prompts of this split\n"
+	       "  --source NAME          only prompts from this source\n"
+	       "  --limit N              at most N pairs\n"
+	       "  --include-labeled      also judge pairs humans or imports labeled\n"
+	       "  --retry-failed         judge again only the pairs that failed before\n"
+	       "  --seed N               seed for --pairs random:N (default 0)\n"
+	       "\n"
+	       "Engine:\n"
+	       "  --concurrency N        requests in flight (default 16)\n"
+	       "  --rpm N, --tpm N       requests / tokens per minute limits (default none)\n"
+	       "  --timeout SEC          per try (default 120)\n"
+	       "  --max-retries N        retries per request (default 6)\n"
+	       "  --backoff MS           delay before the first retry (default 500; doubles each time,\n"
+	       "                         at most 60 s, with jitter; a Retry-After header wins)\n"
+	       "  --no-http2             use HTTP/1.1 only\n"
+	       "  --prices FILE          price table overriding the default one\n"
+	       "  --dry-run              print requests, tokens and cost; send nothing\n"
+	       "  --json                 print the summary as one JSON document\n"
+	       "  -q, --quiet            no progress line\n"
+	       "  -h, --help             this help\n"
+	       "      --version          print the version\n"
+	       "\n"
+	       "Keys are read from the environment only and never printed or stored.\n"
+	       "Exit status: 0 done, 1 failure, 2 usage error, 130 interrupted (rerun to resume).\n");
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static const char *datadir(void)
+{
+	const char *d = getenv("DPO_DATADIR");
+	return d && *d ? d : PKGDATADIR;
+}
+
+static char *find_data_file(const char *name)
+{
+	if (strchr(name, '/') || access(name, R_OK) == 0)
+		return xstrdup(name);
+	char *p = xasprintf("%s/judge/%s", datadir(), name);
+	if (access(p, R_OK) == 0)
+		return p;
+	free(p);
+	p = xasprintf("%s/judge/%s.txt", datadir(), name);
+	if (access(p, R_OK) == 0)
+		return p;
+	free(p);
+	return xstrdup(name);
+}
+
+/* Replace every occurrence of the key in s by "[redacted]". */
+static void redact(char *s, size_t cap, const char *key)
+{
+	if (!key || strlen(key) < 4)
+		return;
+	char *p;
+	size_t kl = strlen(key);
+	while ((p = strstr(s, key))) {
+		util_buf b = UTIL_BUF_INIT;
+		util_buf_add(&b, s, (size_t)(p - s));
+		util_buf_adds(&b, "[redacted]");
+		util_buf_adds(&b, p + kl);
+		snprintf(s, cap, "%s", util_buf_str(&b));
+		util_buf_free(&b);
+	}
+}
+
+static int store_fail(ctx *c, const char *what)
+{
+	if (!c->store_failed)
+		util_warn("%s: %s: %s", util_db_path(c->o->db), what, store_errmsg(c->st));
+	c->store_failed = 1;
+	return 1;
+}
+
+static int tx_begin(ctx *c)
+{
+	if (c->in_tx)
+		return 0;
+	if (store_begin(c->st) != STORE_OK)
+		return store_fail(c, "cannot start a transaction");
+	c->in_tx = 1;
+	c->tx_start = util_now();
+	return 0;
+}
+
+static int tx_commit(ctx *c)
+{
+	if (!c->in_tx)
+		return 0;
+	c->in_tx = 0;
+	if (store_commit(c->st) != STORE_OK)
+		return store_fail(c, "cannot commit");
+	return 0;
+}
+
+/* ---- loading texts -------------------------------------------------------------- */
+
+static int on_prompt(void *ud, const store_prompt *p)
+{
+	ctx *c = ud;
+	free(c->cur_text);
+	free(c->cur_messages);
+	c->cur_messages = p->messages_json ? xstrdup(p->messages_json) : NULL;
+	if (p->text) {
+		c->cur_text = xstrdup(p->text);
+	} else {
+		/* a conversation: "role: content" paragraphs */
+		util_buf b = UTIL_BUF_INIT;
+		cJSON *j = cJSON_Parse(p->messages_json ? p->messages_json : "[]");
+		const cJSON *m;
+		cJSON_ArrayForEach(m, j)
+		{
+			const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "role");
+			const cJSON *t = cJSON_GetObjectItemCaseSensitive(m, "content");
+			if (!cJSON_IsString(r) || !cJSON_IsString(t))
+				continue;
+			if (b.len)
+				util_buf_adds(&b, "\n\n");
+			util_buf_addf(&b, "%s: %s", r->valuestring, t->valuestring);
+		}
+		cJSON_Delete(j);
+		c->cur_text = util_buf_detach(&b);
+		util_buf_free(&b);
+	}
+	return 0;
+}
+
+static int on_completion(void *ud, const store_completion *cp)
+{
+	ctx *c = ud;
+	c->cids = xreallocarray(c->cids, c->nc + 1, sizeof *c->cids);
+	c->ctexts = xreallocarray(c->ctexts, c->nc + 1, sizeof *c->ctexts);
+	c->cids[c->nc] = cp->id;
+	c->ctexts[c->nc] = xstrdup(cp->text);
+	c->nc++;
+	return 0;
+}
+
+static void drop_prompt(ctx *c)
+{
+	for (size_t i = 0; i < c->nc; i++)
+		free(c->ctexts[i]);
+	free(c->ctexts);
+	free(c->cids);
+	c->ctexts = NULL;
+	c->cids = NULL;
+	c->nc = 0;
+	free(c->cur_text);
+	free(c->cur_messages);
+	c->cur_text = c->cur_messages = NULL;
+	c->cur_prompt = 0;
+}
+
+static int load_prompt(ctx *c, int64_t id)
+{
+	if (c->cur_prompt == id)
+		return 0;
+	drop_prompt(c);
+	if (store_prompt_get(c->st, id, on_prompt, c) != STORE_OK ||
+	    store_completions_foreach(c->st, id, 0, on_completion, c) != STORE_OK)
+		return store_fail(c, "cannot read a prompt");
+	c->cur_prompt = id;
+	return 0;
+}
+
+static const char *completion_text(ctx *c, int64_t id)
+{
+	for (size_t i = 0; i < c->nc; i++)
+		if (c->cids[i] == id)
+			return c->ctexts[i];
+	return NULL;
+}
+
+static const char *reference_of(ctx *c, int64_t prompt_id, const char *text)
+{
+	for (size_t i = 0; i < c->refs.n; i++) {
+		if (c->refs.prompt_id[i] == prompt_id)
+			return c->refs.text[i];
+		if (c->refs.prompt[i] && text && !strcmp(c->refs.prompt[i], text))
+			return c->refs.text[i];
+	}
+	return NULL;
+}
+
+static void refs_free(refmap *r)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		free(r->prompt[i]);
+		free(r->text[i]);
+	}
+	free(r->prompt);
+	free(r->prompt_id);
+	free(r->text);
+}
+
+static int refs_load(refmap *r, const char *path, char *hash)
+{
+	FILE *f = fopen(path, "rb");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	long lineno = 0;
+	util_sha256 h;
+	if (!f) {
+		util_warn("%s: cannot open: %m", path);
+		return -1;
+	}
+	util_sha256_init(&h);
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		lineno++;
+		util_sha256_update(&h, line, (size_t)len);
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			line[--len] = '\0';
+		if (len == 0)
+			continue;
+		cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
+		const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "prompt");
+		const cJSON *pid = cJSON_GetObjectItemCaseSensitive(j, "prompt_id");
+		const cJSON *ref = cJSON_GetObjectItemCaseSensitive(j, "reference");
+		if (!cJSON_IsObject(j) || !cJSON_IsString(ref) || !(cJSON_IsString(p) || cJSON_IsNumber(pid))) {
+			util_warn("%s:%ld: expected an object with a string \"reference\" and a string "
+				  "\"prompt\" or a number \"prompt_id\"",
+				  path, lineno);
+			cJSON_Delete(j);
+			free(line);
+			fclose(f);
+			return -1;
+		}
+		r->prompt = xreallocarray(r->prompt, r->n + 1, sizeof *r->prompt);
+		r->prompt_id = xreallocarray(r->prompt_id, r->n + 1, sizeof *r->prompt_id);
+		r->text = xreallocarray(r->text, r->n + 1, sizeof *r->text);
+		r->prompt[r->n] = cJSON_IsString(p) ? xstrdup(p->valuestring) : NULL;
+		r->prompt_id[r->n] = cJSON_IsNumber(pid) ? (int64_t)pid->valuedouble : -1;
+		r->text[r->n] = xstrdup(ref->valuestring);
+		r->n++;
+		cJSON_Delete(j);
+	}
+	free(line);
+	fclose(f);
+	util_sha256_final_hex(&h, hash);
+	return 0;
+}
+
+/* ---- building requests ---------------------------------------------------------- */
+
+/* Fill r's body for order r->order of pair p. Returns 0, or -1 when the
+ * pair cannot be judged (message in *why). */
+static int build_request(ctx *c, req *r, const char **why)
+{
+	pair *p = &c->pairs[r->pair];
+	const char *ta, *tb, *first, *second, *ref = NULL;
+	int64_t id1, id2;
+	util_buf b = UTIL_BUF_INIT;
+
+	if (load_prompt(c, p->prompt_id)) {
+		*why = "cannot read the prompt";
+		return -1;
+	}
+	ta = completion_text(c, p->ca);
+	tb = completion_text(c, p->cb);
+	if (!ta || !tb) {
+		*why = "a completion of the pair is missing";
+		return -1;
+	}
+	int b_first = r->order == 1 || p->first_b;
+	first = b_first ? tb : ta;
+	second = b_first ? ta : tb;
+	id1 = b_first ? p->cb : p->ca;
+	id2 = b_first ? p->ca : p->cb;
+	if (c->refs.n || (c->tmpl && judge_template_uses_reference(c->tmpl))) {
+		ref = reference_of(c, p->prompt_id, c->cur_text);
+		if (!ref && c->tmpl && judge_template_uses_reference(c->tmpl)) {
+			*why = "no reference answer for this prompt in --references";
+			return -1;
+		}
+	}
+	if (c->o->provider == JUDGE_PROVIDER_EXEC) {
+		util_buf_adds(&b, "{\"prompt\":");
+		util_buf_add_json_string(&b, c->cur_text, strlen(c->cur_text));
+		if (c->cur_messages) {
+			util_buf_adds(&b, ",\"messages\":");
+			util_buf_adds(&b, c->cur_messages);
+		}
+		util_buf_adds(&b, ",\"response_a\":");
+		util_buf_add_json_string(&b, first, strlen(first));
+		util_buf_adds(&b, ",\"response_b\":");
+		util_buf_add_json_string(&b, second, strlen(second));
+		if (ref) {
+			util_buf_adds(&b, ",\"reference\":");
+			util_buf_add_json_string(&b, ref, strlen(ref));
+		}
+		util_buf_addf(&b, ",\"prompt_id\":%lld,\"completion_a\":%lld,\"completion_b\":%lld}\n",
+			      (long long)p->prompt_id, (long long)id1, (long long)id2);
+		r->job.command = c->o->command;
+	} else {
+		const char *texts[4] = {c->cur_text, first, second, ref};
+		util_buf prompt = UTIL_BUF_INIT;
+		judge_fields f = {c->cur_text, first, second, ref, NULL, c->o->json_verdict};
+		judge_params prm = {c->o->model, c->o->temperature, c->o->max_tokens, c->o->json_verdict};
+		judge_nonce(NONCE_SEED, texts, 4, r->nonce);
+		f.nonce = r->nonce;
+		judge_template_render(c->tmpl, &f, &prompt);
+		judge_request_body(c->o->provider, &prm, util_buf_str(&prompt), &b);
+		util_buf_free(&prompt);
+		/* the cache key: target and body, never headers (the key lives there) */
+		util_sha256 h;
+		util_sha256_init(&h);
+		util_sha256_update(&h, "POST ", 5);
+		util_sha256_update(&h, c->url, strlen(c->url));
+		util_sha256_update(&h, "\n", 1);
+		util_sha256_update(&h, b.data, b.len);
+		util_sha256_final_hex(&h, r->hash);
+		r->job.url = c->url;
+		r->job.headers = c->headers;
+	}
+	r->job.body_len = b.len;
+	r->job.body = util_buf_detach(&b);
+	util_buf_free(&b);
+	r->job.est_tokens = (double)r->job.body_len / 4.0 + (double)c->o->max_tokens;
+	r->job.ud = r;
+	return 0;
+}
+
+static void req_free(req *r)
+{
+	if (!r)
+		return;
+	free(r->job.body);
+	judge_job_clear(&r->job);
+	free(r->rationale);
+	free(r);
+}
+
+/* ---- results ---------------------------------------------------------------------- */
+
+/* Parse a successful answer into r->verdict (0 when none). Returns 0, or -1
+ * with a message in r->job.errmsg when the answer is malformed. */
+static int parse_answer(ctx *c, req *r, const char *body, size_t n)
+{
+	char err[256];
+	if (c->o->provider == JUDGE_PROVIDER_EXEC) {
+		size_t lo = 0, hi = n;
+		while (lo < hi && (body[lo] == ' ' || body[lo] == '\n' || body[lo] == '\r' || body[lo] == '\t'))
+			lo++;
+		if (lo < hi && body[lo] == '{') {
+			cJSON *j = cJSON_ParseWithLength(body + lo, hi - lo);
+			const cJSON *rat = cJSON_GetObjectItemCaseSensitive(j, "rationale");
+			if (cJSON_IsString(rat) && rat->valuestring && !r->rationale)
+				r->rationale = xstrdup(rat->valuestring);
+			cJSON_Delete(j);
+			r->verdict = judge_verdict_json(body + lo, hi - lo);
+		} else {
+			r->verdict = judge_verdict_word(body + lo, hi - lo);
+		}
+		if (!r->verdict) {
+			int k = (int)strcspn(body + lo, "\n");
+			snprintf(r->job.errmsg, sizeof r->job.errmsg,
+				 "the verifier printed \"%.*s\"; expected A, B, C or {\"verdict\": \"A\"}",
+				 k > 80 ? 80 : k, body + lo);
+			return -1;
+		}
+		return 0;
+	}
+	judge_reply rep;
+	int prc = judge_reply_parse(c->o->provider, body, n, &rep, err, sizeof err);
+	if (prc != JUDGE_OK) {
+		/* a broken body is retried; a well-formed one without an answer
+		 * would come back the same, so the pair fails */
+		snprintf(r->job.errmsg, sizeof r->job.errmsg, "%s", err);
+		r->verdict = 0;
+		return prc == JUDGE_EINVAL ? -1 : 0;
+	}
+	r->usage = rep.usage;
+	r->verdict = 0;
+	if (rep.structured || c->o->json_verdict)
+		r->verdict = judge_verdict_json(rep.text, strlen(rep.text));
+	if (!r->verdict && !rep.structured)
+		r->verdict = judge_verdict_find(rep.text, strlen(rep.text), r->nonce);
+	free(rep.text);
+	return 0;
+}
+
+static int cb_accept(void *ud, judge_job *job)
+{
+	ctx *c = ud;
+	req *r = job->ud;
+	return parse_answer(c, r, util_buf_str(&job->response), job->response.len) ? 1 : 0;
+}
+
+static void cb_retry(void *ud, judge_job *job, double delay_ms)
+{
+	ctx *c = ud;
+	(void)job;
+	(void)delay_ms;
+	c->retries++;
+}
+
+static char verdict_ab(int v, int b_first)
+{
+	if (v == 'C')
+		return 't';
+	if (v == 'A')
+		return b_first ? 'b' : 'a';
+	if (v == 'B')
+		return b_first ? 'a' : 'b';
+	return 0;
+}
+
+static const char *verdict_name(char v)
+{
+	return v == 'a' ? "a" : v == 'b' ? "b" : "tie";
+}
+
+/* All requests of pair p have finished: write its comparison. */
+static int pair_finished(ctx *c, pair *p)
+{
+	store_comparison cmp;
+	char rat[200];
+	int created = 0;
+
+	memset(&cmp, 0, sizeof cmp);
+	cmp.prompt_id = p->prompt_id;
+	cmp.completion_a = p->ca;
+	cmp.completion_b = p->cb;
+	cmp.annotator_id = c->annotator_id;
+	cmp.confidence = NAN;
+	cmp.duration_ms = (int64_t)((util_now() - p->t0) * 1000);
+	cmp.run_id = c->run_id;
+	if (p->failed) {
+		cmp.verdict = "skip";
+		cmp.rationale = p->err ? p->err : "judge error";
+		c->failed_pairs++;
+	} else if (c->norders == 2) {
+		cmp.shown_first = "a";
+		if (p->v[0] == p->v[1]) {
+			cmp.verdict = verdict_name(p->v[0]);
+			c->consistent++;
+		} else {
+			cmp.verdict = "tie";
+			cmp.inconsistent = 1;
+			c->inconsistent++;
+		}
+		snprintf(rat, sizeof rat, "a shown first: %s; b shown first: %s%s%s",
+			 verdict_name(p->v[0]), verdict_name(p->v[1]), p->rationale ? "; " : "",
+			 p->rationale ? p->rationale : "");
+		cmp.rationale = rat;
+		c->judged++;
+	} else {
+		cmp.shown_first = p->first_b ? "b" : "a";
+		cmp.verdict = verdict_name(p->v[0]);
+		cmp.rationale = p->rationale;
+		c->judged++;
+	}
+	if (tx_begin(c))
+		return 1;
+	if (store_comparison_add(c->st, &cmp, NULL, &created) != STORE_OK)
+		return store_fail(c, "cannot add a comparison");
+	free(p->err);
+	free(p->rationale);
+	p->err = p->rationale = NULL;
+	return 0;
+}
+
+static void record_usage(ctx *c, req *r, util_buf *meta)
+{
+	c->in_tok += r->usage.input_tokens;
+	c->out_tok += r->usage.output_tokens;
+	double cost = 0;
+	if (c->cost_known) {
+		cost = (double)r->usage.input_tokens * c->price_in / 1e6 +
+		       (double)r->usage.output_tokens * c->price_out / 1e6;
+		c->cost += cost;
+	}
+	util_buf_adds(meta, "{\"model\":");
+	util_buf_add_json_string(meta, c->o->model, strlen(c->o->model));
+	util_buf_addf(meta, ",\"input_tokens\":%ld,\"output_tokens\":%ld", r->usage.input_tokens,
+		      r->usage.output_tokens);
+	if (c->cost_known)
+		util_buf_addf(meta, ",\"cost_usd\":%.17g", cost);
+	util_buf_addc(meta, '}');
+}
+
+/* A request finished (from the engine or from the cache). Takes r. */
+static int request_done(ctx *c, req *r, int from_cache)
+{
+	pair *p = &c->pairs[r->pair];
+	int rc = 0;
+
+	c->done_requests++;
+	if (r->job.fatal && !from_cache) {
+		c->fatal = 1;
+		snprintf(c->fatal_msg, sizeof c->fatal_msg, "%s", r->job.errmsg);
+		redact(c->fatal_msg, sizeof c->fatal_msg, c->api_key);
+		req_free(r);
+		return 1;
+	}
+	if (r->job.ok && !from_cache && c->o->provider != JUDGE_PROVIDER_EXEC) {
+		util_buf meta = UTIL_BUF_INIT;
+		record_usage(c, r, &meta);
+		if (c->eng && (r->usage.input_tokens || r->usage.output_tokens))
+			judge_engine_tokens_used(c->eng, r->job.est_tokens - (double)(r->usage.input_tokens +
+										       r->usage.output_tokens));
+		/* only answers that carried a verdict are worth keeping */
+		if (r->verdict) {
+			if (tx_begin(c) ||
+			    store_cache_put(c->st, r->hash, util_buf_str(&r->job.response), util_buf_str(&meta)) !=
+				    STORE_OK)
+				rc = store_fail(c, "cannot write the request cache");
+		}
+		util_buf_free(&meta);
+	}
+	if (r->job.ok && !r->verdict) {
+		if (!r->job.errmsg[0])
+			snprintf(r->job.errmsg, sizeof r->job.errmsg,
+				 "the judge's answer has no final verdict ([[A]], [[B]] or [[C]])");
+		r->job.ok = 0;
+	}
+	if (!r->job.ok) {
+		c->errors++;
+		if (!p->failed) {
+			p->failed = 1;
+			redact(r->job.errmsg, sizeof r->job.errmsg, c->api_key);
+			p->err = xasprintf("judge error: %s", r->job.errmsg);
+			if (c->failed_shown < 5) {
+				if (c->prog && isatty(2))
+					fputc('\n', stderr);
+				util_warn("prompt %lld, completions %lld and %lld: %s", (long long)p->prompt_id,
+					  (long long)p->ca, (long long)p->cb, r->job.errmsg);
+			} else if (c->failed_shown == 5) {
+				util_warn("(more failures are not shown; see the comparisons' rationale)");
+			}
+			c->failed_shown++;
+		}
+	} else {
+		int b_first = r->order == 1 || p->first_b;
+		p->v[r->order] = verdict_ab(r->verdict, b_first);
+		p->raw[r->order] = (char)r->verdict;
+		if (r->verdict == 'A' || r->verdict == 'B') {
+			c->decisive++;
+			c->first_wins += r->verdict == 'A';
+		}
+		if (r->rationale && !p->rationale)
+			p->rationale = xstrdup(r->rationale);
+	}
+	p->outstanding--;
+	if (p->outstanding == 0 && p->issued == c->norders && !rc)
+		rc = pair_finished(c, p);
+	req_free(r);
+	return rc;
+}
+
+/* ---- engine callbacks ------------------------------------------------------------ */
+
+static judge_job *cb_next(void *ud)
+{
+	ctx *c = ud;
+	while (c->next_pair < c->npairs && !c->fatal && !c->store_failed) {
+		pair *p = &c->pairs[c->next_pair];
+		req *r = xcalloc(1, sizeof *r);
+		const char *why = NULL;
+		r->pair = c->next_pair;
+		r->order = p->issued;
+		if (p->issued == 0)
+			p->t0 = util_now();
+		p->issued++;
+		p->outstanding++;
+		if (p->issued == c->norders)
+			c->next_pair++;
+		if (build_request(c, r, &why)) {
+			snprintf(r->job.errmsg, sizeof r->job.errmsg, "%s", why);
+			if (request_done(c, r, 1))
+				return NULL;
+			continue;
+		}
+		if (r->job.url) {
+			char *cached = NULL;
+			if (store_cache_get(c->st, r->hash, &cached) == STORE_OK) {
+				int bad = parse_answer(c, r, cached, strlen(cached));
+				free(cached);
+				if (!bad && r->verdict) {
+					c->cached++;
+					r->job.ok = 1;
+					if (request_done(c, r, 1))
+						return NULL;
+					continue;
+				}
+				r->verdict = 0;
+				r->usage.input_tokens = r->usage.output_tokens = 0;
+				r->job.errmsg[0] = '\0';
+			}
+		}
+		c->sent++;
+		r->next = c->inflight;
+		if (r->next)
+			r->next->prev = r;
+		c->inflight = r;
+		return &r->job;
+	}
+	return NULL;
+}
+
+static void unlink_req(ctx *c, req *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		c->inflight = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+}
+
+static int cb_done(void *ud, judge_job *job)
+{
+	ctx *c = ud;
+	unlink_req(c, job->ud);
+	return request_done(c, job->ud, 0);
+}
+
+static void progress(ctx *c)
+{
+	char extra[128];
+	if (!c->prog)
+		return;
+	snprintf(extra, sizeof extra, "%ld errors, %ld retries", c->errors, c->retries);
+	util_progress_update(c->prog, (double)c->done_requests, extra);
+}
+
+static int cb_tick(void *ud)
+{
+	ctx *c = ud;
+	if (c->in_tx && util_now() - c->tx_start >= 0.05)
+		if (tx_commit(c))
+			return 1;
+	progress(c);
+	return c->store_failed;
+}
+
+/* ---- choosing pairs ---------------------------------------------------------------- */
+
+typedef struct collect {
+	ctx *c;
+	size_t cap, seen;
+	uint64_t rng;
+	long random_n;
+} collect;
+
+static uint64_t rnd(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+static void add_pair(ctx *c, size_t *cap, int64_t prompt, int64_t a, int64_t b)
+{
+	if (c->npairs == *cap) {
+		*cap = *cap ? *cap * 2 : 256;
+		c->pairs = xreallocarray(c->pairs, *cap, sizeof *c->pairs);
+	}
+	pair *p = &c->pairs[c->npairs++];
+	memset(p, 0, sizeof *p);
+	p->prompt_id = prompt;
+	p->ca = a;
+	p->cb = b;
+}
+
+static int on_queue_pair(void *ud, const store_pair_ref *pr)
+{
+	collect *k = ud;
+	ctx *c = k->c;
+	k->seen++;
+	if (k->random_n > 0 && c->npairs >= (size_t)k->random_n) {
+		/* reservoir sampling */
+		uint64_t j = rnd(&k->rng) % k->seen;
+		if (j < (uint64_t)k->random_n) {
+			pair *p = &c->pairs[j];
+			p->prompt_id = pr->prompt_id;
+			p->ca = pr->completion_a;
+			p->cb = pr->completion_b;
+		}
+		return 0;
+	}
+	add_pair(c, &k->cap, pr->prompt_id, pr->completion_a, pr->completion_b);
+	return 0;
+}
+
+static int on_failed(void *ud, const store_comparison *cmp)
+{
+	collect *k = ud;
+	ctx *c = k->c;
+	if (cmp->annotator_id != c->annotator_id || !cmp->verdict || strcmp(cmp->verdict, "skip"))
+		return 0;
+	add_pair(c, &k->cap, cmp->prompt_id, cmp->completion_a, cmp->completion_b);
+	/* t0 holds the comparison's id until choose_pairs deletes it */
+	c->pairs[c->npairs - 1].t0 = (double)cmp->id;
+	return 0;
+}
+
+static int cmp_pair(const void *x, const void *y)
+{
+	const pair *a = x, *b = y;
+	if (a->prompt_id != b->prompt_id)
+		return a->prompt_id < b->prompt_id ? -1 : 1;
+	if (a->ca != b->ca)
+		return a->ca < b->ca ? -1 : 1;
+	return a->cb < b->cb ? -1 : a->cb > b->cb;
+}
+
+/* The display order of a pair without --swap: fixed per pair, about half
+ * each way, so that position bias does not favour lower ids. */
+static int first_b_of(const pair *p)
+{
+	uint64_t s = (uint64_t)p->prompt_id * 1000003u ^ (uint64_t)p->ca * 7919u ^ (uint64_t)p->cb;
+	return (int)(rnd(&s) & 1);
+}
+
+static int choose_pairs(ctx *c)
+{
+	collect k = {c, 0, 0, (uint64_t)c->o->seed * 2654435761u + 17, c->o->random_n};
+	if (c->o->retry_failed) {
+		if (store_comparisons_foreach(c->st, 0, on_failed, &k) != STORE_OK)
+			return store_fail(c, "cannot read comparisons");
+	} else {
+		store_queue_filter f;
+		memset(&f, 0, sizeof f);
+		f.split = c->o->split;
+		f.source = c->o->source;
+		f.annotator_id = c->annotator_id;
+		f.include_labeled = c->o->include_labeled;
+		f.limit = c->o->random_n > 0 ? 0 : c->o->limit;
+		if (store_queue_foreach(c->st, &f, on_queue_pair, &k) != STORE_OK)
+			return store_fail(c, "cannot read the queue of pairs");
+		if (c->npairs)
+			qsort(c->pairs, c->npairs, sizeof *c->pairs, cmp_pair);
+	}
+	if (c->o->limit > 0 && c->npairs > (size_t)c->o->limit)
+		c->npairs = (size_t)c->o->limit;
+	if (c->o->retry_failed && !c->o->dry_run) {
+		if (tx_begin(c))
+			return 1;
+		for (size_t i = 0; i < c->npairs; i++)
+			if (store_comparison_delete(c->st, (int64_t)c->pairs[i].t0) != STORE_OK)
+				return store_fail(c, "cannot remove a failed comparison");
+		if (tx_commit(c))
+			return 1;
+	}
+	for (size_t i = 0; i < c->npairs; i++) {
+		c->pairs[i].t0 = 0;
+		c->pairs[i].first_b = c->norders == 1 ? first_b_of(&c->pairs[i]) : 0;
+	}
+	return 0;
+}
+
+/* ---- identity ---------------------------------------------------------------------- */
+
+static char *identity_params(const opts *o, const char *refs_hash)
+{
+	util_buf b = UTIL_BUF_INIT;
+	if (o->provider == JUDGE_PROVIDER_EXEC) {
+		util_buf_addf(&b, "{\"swap\":%s", o->swap ? "true" : "false");
+	} else {
+		util_buf_addf(&b, "{\"temperature\":%.17g,\"max_tokens\":%ld,\"json_verdict\":%s,\"swap\":%s",
+			      o->temperature, o->max_tokens, o->json_verdict ? "true" : "false",
+			      o->swap ? "true" : "false");
+	}
+	if (refs_hash)
+		util_buf_addf(&b, ",\"references\":\"%s\"", refs_hash);
+	util_buf_addc(&b, '}');
+	char *s = util_buf_detach(&b);
+	util_buf_free(&b);
+	return s;
+}
+
+/* ---- summary ---------------------------------------------------------------------- */
+
+static void json_num(util_buf *b, const char *name, double v, int first)
+{
+	util_buf_addf(b, "%s\"%s\":", first ? "" : ",", name);
+	if (isfinite(v))
+		util_buf_addf(b, "%.17g", v);
+	else
+		util_buf_adds(b, "null");
+}
+
+static char *summary_json(ctx *c, double wall, const char *status)
+{
+	util_buf b = UTIL_BUF_INIT;
+	long pairs_judged = c->consistent + c->inconsistent;
+	util_buf_adds(&b, "{\"status\":");
+	util_buf_add_json_string(&b, status, strlen(status));
+	json_num(&b, "pairs", (double)c->npairs, 0);
+	json_num(&b, "judged", (double)c->judged, 0);
+	json_num(&b, "consistent", c->norders == 2 ? (double)c->consistent : NAN, 0);
+	json_num(&b, "inconsistent", c->norders == 2 ? (double)c->inconsistent : NAN, 0);
+	json_num(&b, "consistency_rate",
+		 c->norders == 2 && pairs_judged ? (double)c->consistent / (double)pairs_judged : NAN, 0);
+	json_num(&b, "first_position_win_rate", c->decisive ? (double)c->first_wins / (double)c->decisive : NAN,
+		 0);
+	json_num(&b, "failed_pairs", (double)c->failed_pairs, 0);
+	json_num(&b, "errors", (double)c->errors, 0);
+	json_num(&b, "retries", (double)c->retries, 0);
+	json_num(&b, "requests", (double)c->requests, 0);
+	json_num(&b, "sent", (double)c->sent, 0);
+	json_num(&b, "cached", (double)c->cached, 0);
+	util_buf_addf(&b, ",\"tokens\":{\"input\":%ld,\"output\":%ld}", c->in_tok, c->out_tok);
+	json_num(&b, "cost_usd", c->cost_known ? c->cost : NAN, 0);
+	json_num(&b, "wall_s", wall, 0);
+	util_buf_addc(&b, '}');
+	char *s = util_buf_detach(&b);
+	util_buf_free(&b);
+	return s;
+}
+
+static void print_summary(ctx *c, double wall)
+{
+	long pj = c->consistent + c->inconsistent;
+	printf("judged %ld of %zu pairs", c->judged, c->npairs);
+	if (c->failed_pairs)
+		printf(", %ld failed (rerun with --retry-failed)", c->failed_pairs);
+	printf(" in %.1f s\n", wall);
+	if (c->norders == 2 && pj)
+		printf("consistency: %ld consistent, %ld inconsistent (%.1f%%)\n", c->consistent,
+		       c->inconsistent, 100.0 * (double)c->consistent / (double)pj);
+	if (c->decisive)
+		printf("first-position win rate: %.1f%% of %ld decisive verdicts\n",
+		       100.0 * (double)c->first_wins / (double)c->decisive, c->decisive);
+	printf("requests: %ld sent, %ld from cache, %ld retries, %ld errors\n", c->sent, c->cached,
+	       c->retries, c->errors);
+	if (c->o->provider != JUDGE_PROVIDER_EXEC) {
+		printf("tokens: %ld input, %ld output", c->in_tok, c->out_tok);
+		if (c->cost_known)
+			printf("; cost $%.4f\n", c->cost);
+		else
+			printf("; cost unknown (no price for %s)\n", c->o->model);
+	}
+}
+
+/* ---- dry run ----------------------------------------------------------------------- */
+
+static int dry_run(ctx *c)
+{
+	long nreq = 0, ncached = 0;
+	double in_tok = 0, out_tok = 0;
+	for (size_t i = 0; i < c->npairs; i++) {
+		for (int o = 0; o < c->norders; o++) {
+			req r;
+			const char *why;
+			memset(&r, 0, sizeof r);
+			r.pair = i;
+			r.order = o;
+			if (build_request(c, &r, &why)) {
+				util_warn("prompt %lld, completions %lld and %lld: %s",
+					  (long long)c->pairs[i].prompt_id, (long long)c->pairs[i].ca,
+					  (long long)c->pairs[i].cb, why);
+				continue;
+			}
+			char *cached = NULL;
+			if (r.job.url && store_cache_get(c->st, r.hash, &cached) == STORE_OK) {
+				ncached++;
+				free(cached);
+			} else {
+				nreq++;
+				if (r.job.url) {
+					in_tok += (double)r.job.body_len / 4.0;
+					out_tok += (double)c->o->max_tokens;
+				}
+			}
+			free(r.job.body);
+		}
+	}
+	double cost = c->cost_known ? in_tok * c->price_in / 1e6 + out_tok * c->price_out / 1e6 : NAN;
+	if (c->o->json) {
+		util_buf b = UTIL_BUF_INIT;
+		util_buf_adds(&b, "{\"dry_run\":true");
+		json_num(&b, "pairs", (double)c->npairs, 0);
+		json_num(&b, "requests", (double)nreq, 0);
+		json_num(&b, "cached", (double)ncached, 0);
+		json_num(&b, "estimated_input_tokens", floor(in_tok), 0);
+		json_num(&b, "max_output_tokens", out_tok, 0);
+		json_num(&b, "estimated_cost_usd", cost, 0);
+		util_buf_adds(&b, "}\n");
+		fputs(util_buf_str(&b), stdout);
+		util_buf_free(&b);
+	} else {
+		printf("dry run: %zu pairs, %ld requests to send (%ld answered from the cache)\n", c->npairs,
+		       nreq, ncached);
+		if (c->o->provider != JUDGE_PROVIDER_EXEC) {
+			printf("estimated tokens: about %.0f input, at most %.0f output\n", in_tok, out_tok);
+			if (c->cost_known)
+				printf("estimated cost: at most $%.4f (%s at $%g in / $%g out per 1M tokens)\n",
+				       cost, c->o->model, c->price_in, c->price_out);
+			else
+				printf("estimated cost: unknown (no price for %s; see --prices)\n", c->o->model);
+		}
+		printf("nothing was sent\n");
+	}
+	return 0;
+}
+
+/* ---- main ------------------------------------------------------------------------- */
+
+enum {
+	O_PROVIDER = 256, O_MODEL, O_BASE_URL, O_KEY_ENV, O_COMMAND, O_TEMPLATE, O_REFS, O_JSON_VERDICT,
+	O_SWAP, O_NO_SWAP, O_TEMP, O_MAX_TOKENS, O_DB, O_PAIRS, O_SPLIT, O_SOURCE, O_LIMIT, O_INCL,
+	O_RETRY_FAILED, O_SEED, O_CONC, O_RPM, O_TPM, O_TIMEOUT, O_MAX_RETRIES, O_PRICES, O_DRY, O_JSON,
+	O_VERSION, O_NO_HTTP2, O_BACKOFF,
+};
+
+static const struct option longopts[] = {
+	{"provider", required_argument, 0, O_PROVIDER},
+	{"model", required_argument, 0, O_MODEL},
+	{"base-url", required_argument, 0, O_BASE_URL},
+	{"api-key-env", required_argument, 0, O_KEY_ENV},
+	{"command", required_argument, 0, O_COMMAND},
+	{"template", required_argument, 0, O_TEMPLATE},
+	{"references", required_argument, 0, O_REFS},
+	{"json-verdict", no_argument, 0, O_JSON_VERDICT},
+	{"swap", no_argument, 0, O_SWAP},
+	{"no-swap", no_argument, 0, O_NO_SWAP},
+	{"temperature", required_argument, 0, O_TEMP},
+	{"max-tokens", required_argument, 0, O_MAX_TOKENS},
+	{"db", required_argument, 0, O_DB},
+	{"pairs", required_argument, 0, O_PAIRS},
+	{"split", required_argument, 0, O_SPLIT},
+	{"source", required_argument, 0, O_SOURCE},
+	{"limit", required_argument, 0, O_LIMIT},
+	{"include-labeled", no_argument, 0, O_INCL},
+	{"retry-failed", no_argument, 0, O_RETRY_FAILED},
+	{"seed", required_argument, 0, O_SEED},
+	{"concurrency", required_argument, 0, O_CONC},
+	{"rpm", required_argument, 0, O_RPM},
+	{"tpm", required_argument, 0, O_TPM},
+	{"timeout", required_argument, 0, O_TIMEOUT},
+	{"max-retries", required_argument, 0, O_MAX_RETRIES},
+	{"backoff", required_argument, 0, O_BACKOFF},
+	{"prices", required_argument, 0, O_PRICES},
+	{"dry-run", no_argument, 0, O_DRY},
+	{"json", no_argument, 0, O_JSON},
+	{"no-http2", no_argument, 0, O_NO_HTTP2},
+	{"quiet", no_argument, 0, 'q'},
+	{"help", no_argument, 0, 'h'},
+	{"version", no_argument, 0, O_VERSION},
+	{0, 0, 0, 0},
+};
+
+static void parse_args(int argc, char **argv, opts *o)
+{
+	int ch;
+	memset(o, 0, sizeof *o);
+	o->provider_name = "openai";
+	o->max_tokens = 1024;
+	o->concurrency = 16;
+	o->max_retries = 6;
+	o->timeout = 120;
+	o->backoff = 500;
+	o->swap = 1;
+	o->http2 = 1;
+	o->pairs = "all";
+	while ((ch = getopt_long(argc, argv, "hq", longopts, NULL)) != -1) {
+		switch (ch) {
+		case O_PROVIDER: o->provider_name = optarg; break;
+		case O_MODEL: o->model = optarg; break;
+		case O_BASE_URL: o->base_url = optarg; break;
+		case O_KEY_ENV: o->key_env = optarg; break;
+		case O_COMMAND: o->command = optarg; break;
+		case O_TEMPLATE: o->template_path = optarg; break;
+		case O_REFS: o->references = optarg; break;
+		case O_JSON_VERDICT: o->json_verdict = 1; break;
+		case O_SWAP: o->swap = 1; break;
+		case O_NO_SWAP: o->swap = 0; break;
+		case O_TEMP: util_parse_double("--temperature", optarg, &o->temperature); break;
+		case O_MAX_TOKENS: util_parse_long("--max-tokens", optarg, &o->max_tokens); break;
+		case O_DB: o->db = optarg; break;
+		case O_PAIRS: o->pairs = optarg; break;
+		case O_SPLIT: o->split = optarg; break;
+		case O_SOURCE: o->source = optarg; break;
+		case O_LIMIT: util_parse_long("--limit", optarg, &o->limit); break;
+		case O_INCL: o->include_labeled = 1; break;
+		case O_RETRY_FAILED: o->retry_failed = 1; break;
+		case O_SEED: util_parse_long("--seed", optarg, &o->seed); break;
+		case O_CONC: util_parse_long("--concurrency", optarg, &o->concurrency); break;
+		case O_RPM: util_parse_double("--rpm", optarg, &o->rpm); break;
+		case O_TPM: util_parse_double("--tpm", optarg, &o->tpm); break;
+		case O_TIMEOUT: util_parse_double("--timeout", optarg, &o->timeout); break;
+		case O_MAX_RETRIES: util_parse_long("--max-retries", optarg, &o->max_retries); break;
+		case O_BACKOFF: util_parse_double("--backoff", optarg, &o->backoff); break;
+		case O_PRICES: o->prices_path = optarg; break;
+		case O_DRY: o->dry_run = 1; break;
+		case O_JSON: o->json = 1; break;
+		case O_NO_HTTP2: o->http2 = 0; break;
+		case 'q': o->quiet = 1; break;
+		case 'h': usage(); exit(0);
+		case O_VERSION: util_print_version(); exit(0);
+		default: fprintf(stderr, "Try 'dpo-judge --help' for more information.\n"); exit(2);
+		}
+	}
+	if (optind < argc)
+		util_usage_error("unexpected argument '%s'", argv[optind]);
+	if (judge_provider_parse(o->provider_name, &o->provider))
+		util_usage_error("option --provider: '%s' is not one of openai, anthropic, exec",
+				 o->provider_name);
+	if (o->provider == JUDGE_PROVIDER_EXEC) {
+		if (!o->command || !*o->command)
+			util_usage_error("--provider exec needs --command CMD");
+		if (o->json_verdict || o->template_path)
+			util_usage_error("--json-verdict and --template do not apply to --provider exec");
+	} else {
+		if (o->command)
+			util_usage_error("--command is only for --provider exec");
+		if (!o->model || !*o->model)
+			util_usage_error("--model is required for --provider %s", o->provider_name);
+	}
+	if (!strcmp(o->pairs, "all")) {
+		o->random_n = 0;
+	} else if (!strncmp(o->pairs, "random:", 7)) {
+		util_parse_long("--pairs random:N", o->pairs + 7, &o->random_n);
+		if (o->random_n < 1)
+			util_usage_error("option --pairs: N in random:N must be at least 1");
+	} else {
+		util_usage_error("option --pairs: '%s' is not 'all' or 'random:N'", o->pairs);
+	}
+	if (o->concurrency < 1 || o->concurrency > 4096)
+		util_usage_error("option --concurrency: must be between 1 and 4096");
+	if (o->max_tokens < 1)
+		util_usage_error("option --max-tokens: must be at least 1");
+	if (o->max_retries < 0 || o->max_retries > 100)
+		util_usage_error("option --max-retries: must be between 0 and 100");
+	if (o->timeout <= 0)
+		util_usage_error("option --timeout: must be positive");
+	if (o->backoff < 0 || o->backoff > 60000)
+		util_usage_error("option --backoff: must be between 0 and 60000 ms");
+	if (o->rpm < 0 || o->tpm < 0)
+		util_usage_error("options --rpm and --tpm must not be negative");
+	if (o->limit < 0)
+		util_usage_error("option --limit: must not be negative");
+	if (o->temperature < 0 || o->temperature > 2)
+		util_usage_error("option --temperature: must be between 0 and 2");
+}
+
+static char *command_line(int argc, char **argv)
+{
+	util_buf b = UTIL_BUF_INIT;
+	for (int i = 0; i < argc; i++) {
+		const char *a = i == 0 ? "dpo-judge" : argv[i];
+		if (i)
+			util_buf_addc(&b, ' ');
+		if (*a && !a[strcspn(a, " \t\n'\"\\$`;&|<>*?()[]{}~#!")]) {
+			util_buf_adds(&b, a);
+			continue;
+		}
+		util_buf_addc(&b, '\'');
+		for (; *a; a++) {
+			if (*a == '\'')
+				util_buf_adds(&b, "'\\''");
+			else
+				util_buf_addc(&b, *a);
+		}
+		util_buf_addc(&b, '\'');
+	}
+	char *s = util_buf_detach(&b);
+	util_buf_free(&b);
+	return s;
+}
+
+int main(int argc, char **argv)
+{
+	opts o;
+	ctx c;
+	char err[512], refs_hash[65];
+	int rc = UTIL_EXIT_FAIL, erc = 0;
+	char *params = NULL, *name = NULL, *cmdline = NULL, *tpath = NULL, *summary = NULL;
+	judge_engine *eng = NULL;
+	const char *status = "failed";
+
+	util_set_progname("dpo-judge");
+	parse_args(argc, argv, &o);
+	memset(&c, 0, sizeof c);
+	c.o = &o;
+	c.norders = o.swap ? 2 : 1;
+	c.st = store_new();
+
+	/* template, references, prices */
+	if (o.provider != JUDGE_PROVIDER_EXEC) {
+		tpath = find_data_file(o.template_path ? o.template_path : "pairwise.txt");
+		c.tmpl = judge_template_load(tpath, err, sizeof err);
+		if (!c.tmpl) {
+			util_warn("%s", err);
+			goto out;
+		}
+		if (judge_template_uses_reference(c.tmpl) && !o.references) {
+			util_warn("%s: the template uses {{reference}}; give --references FILE", tpath);
+			rc = UTIL_EXIT_USAGE;
+			goto out;
+		}
+	}
+	if (o.references && refs_load(&c.refs, o.references, refs_hash))
+		goto out;
+	if (o.provider != JUDGE_PROVIDER_EXEC) {
+		char *pp = find_data_file("prices.json");
+		judge_prices *base = judge_prices_load(pp, NULL, err, sizeof err);
+		free(pp);
+		if (!base && !o.prices_path)
+			util_warn("warning: %s; costs are not counted", err);
+		if (o.prices_path) {
+			c.prices = judge_prices_load(o.prices_path, base, err, sizeof err);
+			judge_prices_free(base);
+			if (!c.prices) {
+				util_warn("%s", err);
+				goto out;
+			}
+		} else {
+			c.prices = base;
+		}
+		c.cost_known = judge_prices_lookup(c.prices, o.model, &c.price_in, &c.price_out) == 0;
+	}
+
+	/* endpoint and key */
+	if (o.provider == JUDGE_PROVIDER_OPENAI || o.provider == JUDGE_PROVIDER_ANTHROPIC) {
+		int oa = o.provider == JUDGE_PROVIDER_OPENAI;
+		const char *env_base = getenv(oa ? "OPENAI_BASE_URL" : "ANTHROPIC_BASE_URL");
+		const char *def = oa ? "https://api.openai.com/v1" : "https://api.anthropic.com";
+		const char *base = o.base_url ? o.base_url : env_base && *env_base ? env_base : def;
+		size_t bl = strlen(base);
+		while (bl > 0 && base[bl - 1] == '/')
+			bl--;
+		c.url = xasprintf("%.*s%s", (int)bl, base, oa ? "/chat/completions" : "/v1/messages");
+		const char *kenv = o.key_env ? o.key_env : oa ? "OPENAI_API_KEY" : "ANTHROPIC_API_KEY";
+		const char *key = getenv(kenv);
+		if (key && *key) {
+			c.api_key = xstrdup(key);
+		} else if (!o.dry_run && (!strcmp(base, def) || o.key_env)) {
+			util_warn("$%s is not set; the API key is read from the environment", kenv);
+			goto out;
+		}
+		c.headers = curl_slist_append(c.headers, "Content-Type: application/json");
+		c.headers = curl_slist_append(c.headers, "Expect:");
+		if (c.api_key) {
+			char *h = oa ? xasprintf("Authorization: Bearer %s", c.api_key)
+				     : xasprintf("x-api-key: %s", c.api_key);
+			c.headers = curl_slist_append(c.headers, h);
+			memset(h, 0, strlen(h));
+			free(h);
+		}
+		if (!oa)
+			c.headers = curl_slist_append(c.headers, "anthropic-version: 2023-06-01");
+	}
+
+	/* the store and the judge's identity */
+	if (store_open(c.st, util_db_path(o.db)) != STORE_OK) {
+		util_warn("%s", store_errmsg(c.st));
+		goto out;
+	}
+	params = identity_params(&o, o.references ? refs_hash : NULL);
+	{
+		char th[65], ph[65];
+		const char *model = o.provider == JUDGE_PROVIDER_EXEC ? (o.model ? o.model : o.command) : o.model;
+		if (c.tmpl)
+			snprintf(th, sizeof th, "%s", judge_template_hash(c.tmpl));
+		else
+			util_sha256_hex(o.command, strlen(o.command), th);
+		char *mat = xasprintf("%s\n%s\n%s\n%s", judge_provider_name(o.provider), model, th, params);
+		util_sha256_hex(mat, strlen(mat), ph);
+		free(mat);
+		name = xasprintf("judge:%s:%s:%.12s", judge_provider_name(o.provider), model, ph);
+		store_annotator a = {"judge", name, judge_provider_name(o.provider), model, th, params};
+		if (o.dry_run && tx_begin(&c))
+			goto out;
+		if (store_annotator_id(c.st, &a, &c.annotator_id) != STORE_OK) {
+			util_warn("%s: %s", util_db_path(o.db), store_errmsg(c.st));
+			goto out;
+		}
+	}
+	if (choose_pairs(&c))
+		goto out;
+	c.requests = (long)c.npairs * c.norders;
+	if (o.dry_run) {
+		rc = dry_run(&c) ? UTIL_EXIT_FAIL : UTIL_EXIT_OK;
+		store_rollback(c.st);
+		c.in_tx = 0;
+		goto out;
+	}
+
+	cmdline = command_line(argc, argv);
+	if (store_run_begin(c.st, "judge", cmdline, params, &c.run_id) != STORE_OK) {
+		util_warn("%s: %s", util_db_path(o.db), store_errmsg(c.st));
+		goto out;
+	}
+	judge_engine_opts eo;
+	judge_engine_opts_default(&eo);
+	eo.concurrency = (int)o.concurrency;
+	eo.rpm = o.rpm;
+	eo.tpm = o.tpm;
+	eo.timeout_s = o.timeout;
+	eo.max_retries = (int)o.max_retries;
+	eo.backoff_base_ms = o.backoff;
+	eo.http2 = o.http2;
+	eo.seed = (uint64_t)o.seed + 1;
+	eng = judge_engine_new(&eo);
+	c.eng = eng;
+	util_catch_interrupts();
+	if (!o.quiet && c.requests)
+		c.prog = util_progress_new("judging", (double)c.requests, "req");
+	c.start = util_now();
+	judge_engine_cbs cbs = {cb_next, cb_done, cb_tick, cb_retry, cb_accept, &c};
+	erc = judge_engine_run(eng, &cbs);
+	tx_commit(&c);
+	if (c.prog) {
+		progress(&c);
+		util_progress_finish(c.prog);
+	}
+	double wall = util_now() - c.start;
+	if (erc == JUDGE_EINTR) {
+		status = "interrupted";
+		rc = UTIL_EXIT_INTERRUPTED;
+	} else if (c.fatal || c.store_failed || erc) {
+		status = "failed";
+		rc = UTIL_EXIT_FAIL;
+	} else {
+		status = "ok";
+		rc = c.failed_pairs ? UTIL_EXIT_FAIL : UTIL_EXIT_OK;
+	}
+	summary = summary_json(&c, wall, status);
+	if (!c.store_failed) {
+		struct {
+			const char *n;
+			double v;
+		} m[] = {
+			{"judged", (double)c.judged},
+			{"consistent", (double)c.consistent},
+			{"inconsistent", (double)c.inconsistent},
+			{"failed_pairs", (double)c.failed_pairs},
+			{"errors", (double)c.errors},
+			{"retries", (double)c.retries},
+			{"requests_sent", (double)c.sent},
+			{"requests_cached", (double)c.cached},
+			{"input_tokens", (double)c.in_tok},
+			{"output_tokens", (double)c.out_tok},
+			{"cost_usd", c.cost_known ? c.cost : NAN},
+			{"consistency_rate", c.consistent + c.inconsistent
+						     ? (double)c.consistent / (double)(c.consistent + c.inconsistent)
+						     : NAN},
+			{"first_position_win_rate", c.decisive ? (double)c.first_wins / (double)c.decisive : NAN},
+			{"wall_s", wall},
+		};
+		int mrc = tx_begin(&c);
+		for (size_t i = 0; !mrc && i < sizeof m / sizeof *m; i++)
+			if (isfinite(m[i].v) && store_metric_add(c.st, c.run_id, -1, m[i].n, m[i].v) != STORE_OK)
+				mrc = store_fail(&c, "cannot record metrics");
+		if (!mrc && store_run_end(c.st, c.run_id, status, summary) != STORE_OK)
+			mrc = store_fail(&c, "cannot record the run");
+		if (!mrc)
+			tx_commit(&c);
+		else
+			rc = UTIL_EXIT_FAIL;
+	}
+	if (o.json)
+		printf("%s\n", summary);
+	else
+		print_summary(&c, wall);
+	if (c.fatal)
+		util_warn("stopping: %s", c.fatal_msg);
+	if (erc == JUDGE_EINTR)
+		util_warn("interrupted: %ld pairs saved; run the same command again to judge the rest",
+			  c.judged + c.failed_pairs);
+	else if (c.failed_pairs && !c.fatal)
+		util_warn("%ld pairs failed; rerun with --retry-failed to try them again", c.failed_pairs);
+out:
+	while (c.inflight) {
+		req *r = c.inflight;
+		unlink_req(&c, r);
+		req_free(r);
+	}
+	if (c.in_tx)
+		store_rollback(c.st);
+	judge_engine_free(eng);
+	store_free(c.st);
+	judge_template_free(c.tmpl);
+	judge_prices_free(c.prices);
+	refs_free(&c.refs);
+	drop_prompt(&c);
+	for (size_t i = 0; i < c.npairs; i++) {
+		free(c.pairs[i].err);
+		free(c.pairs[i].rationale);
+	}
+	free(c.pairs);
+	curl_slist_free_all(c.headers);
+	if (c.api_key) {
+		memset(c.api_key, 0, strlen(c.api_key));
+		free(c.api_key);
+	}
+	util_progress_free(c.prog);
+	free(c.url);
+	free(params);
+	free(name);
+	free(cmdline);
+	free(tpath);
+	free(summary);
+	return rc;
+}

@@ -1,0 +1,262 @@
+/* judge.h: the pieces of dpo-judge that need no database: verdict
+ * extraction, prompt templates, provider request/response formats, retry
+ * and rate-limit arithmetic, the price table, and the request engine (one
+ * curl multi loop that also drives local verifier processes).
+ *
+ * Conventions: functions return 0 or a negative JUDGE_E* code; strings
+ * handed in are borrowed for the call unless a comment says otherwise. */
+#ifndef DPO_JUDGE_H
+#define DPO_JUDGE_H
+#include <stddef.h>
+#include <stdint.h>
+#include "util/buf.h"
+
+enum {
+	JUDGE_OK = 0,
+	JUDGE_ERR = -1,     /* generic failure; a message says what */
+	JUDGE_EINVAL = -2,  /* bad input (template, JSON that does not parse) */
+	JUDGE_EINTR = -5,   /* interrupted (SIGINT/SIGTERM) */
+};
+
+/* ---- verdicts ----------------------------------------------------------- */
+
+/* Verdict characters: 'A' (first shown better), 'B' (second shown better),
+ * 'C' (tie); 0 when none. */
+
+/* Find the judge's final verdict in text[0..n): the last "[[A]]", "[[B]]"
+ * or "[[C]]" token (case-insensitive, spaces inside the brackets allowed),
+ * searched from the end, skipping every region that starts with
+ * "BEGIN <nonce>" and ends with "END <nonce>" (or the end of the text),
+ * i.e. material the judge echoed from the embedded prompt and responses.
+ * nonce may be NULL or "" (no region is skipped). Returns 'A', 'B', 'C' or 0. */
+int judge_verdict_find(const char *text, size_t n, const char *nonce);
+
+/* Parse a verdict given as a word: "A", "B", "C", "tie" (case-insensitive,
+ * surrounding blanks and one pair of [[ ]] allowed). Returns 'A', 'B', 'C'
+ * or 0. */
+int judge_verdict_word(const char *s, size_t n);
+
+/* Parse the verdict of a structured (JSON) answer: an object with a string
+ * member "verdict" as accepted by judge_verdict_word. Returns 'A', 'B', 'C'
+ * or 0 (not JSON, no such member, or a bad value). */
+int judge_verdict_json(const char *s, size_t n);
+
+/* ---- templates ---------------------------------------------------------- */
+
+typedef struct judge_template judge_template;
+
+/* The fields a template can use. Any may be NULL (renders as ""). */
+typedef struct judge_fields {
+	const char *prompt;
+	const char *response_a; /* shown first */
+	const char *response_b; /* shown second */
+	const char *reference;
+	const char *nonce;      /* boundary marker nonce, see judge_nonce */
+	int json_verdict;       /* {{verdict_format}} asks for JSON instead of [[X]] */
+} judge_fields;
+
+/* Parse template text (copied). Placeholders are {{prompt}},
+ * {{response_a}}, {{response_b}}, {{reference}} and {{verdict_format}}.
+ * prompt and responses are embedded between "BEGIN <nonce>" and
+ * "END <nonce>" marker lines, as is the reference. A template must use
+ * {{response_a}} and {{response_b}}; an unknown {{name}} is an error.
+ * Returns NULL and writes a message into err (size errsz) naming the line. */
+judge_template *judge_template_parse(const char *text, const char *name, char *err, size_t errsz);
+/* Read and parse a template file. Returns NULL with a message on error. */
+judge_template *judge_template_load(const char *path, char *err, size_t errsz);
+/* Free a template (NULL allowed). */
+void judge_template_free(judge_template *t);
+/* SHA-256 (64 hex digits) of the template text. Owned by the template. */
+const char *judge_template_hash(const judge_template *t);
+/* Nonzero when the template uses {{reference}}. */
+int judge_template_uses_reference(const judge_template *t);
+/* Render into out (appended). */
+void judge_template_render(const judge_template *t, const judge_fields *f, util_buf *out);
+
+/* Derive a boundary nonce (16 hex digits + NUL) for one request from a seed
+ * and the texts it embeds; the nonce is chosen so that it occurs in none of
+ * texts[0..n) (NULL entries are skipped). Deterministic, so that a rerun
+ * builds the same request (and hits the request cache), and unpredictable
+ * to whoever wrote a response without the other texts and the seed. */
+void judge_nonce(uint64_t seed, const char *const *texts, size_t n, char out[17]);
+
+/* ---- providers ---------------------------------------------------------- */
+
+typedef enum judge_provider {
+	JUDGE_PROVIDER_OPENAI,
+	JUDGE_PROVIDER_ANTHROPIC,
+	JUDGE_PROVIDER_EXEC,
+} judge_provider;
+
+/* "openai", "anthropic", "exec". */
+const char *judge_provider_name(judge_provider p);
+/* Parse a provider name; returns 0 and sets *p, or JUDGE_EINVAL. */
+int judge_provider_parse(const char *name, judge_provider *p);
+
+/* Request parameters. */
+typedef struct judge_params {
+	const char *model;
+	double temperature;
+	long max_tokens;
+	int json_verdict;
+} judge_params;
+
+/* Append the JSON request body for one rendered judging prompt to out.
+ * OpenAI: chat/completions with one user message (json_verdict: a
+ * response_format json_schema with "reasoning" and "verdict"). Anthropic:
+ * /v1/messages with one user message (json_verdict: a forced tool
+ * "record_verdict" whose input holds "reasoning" and "verdict"). */
+void judge_request_body(judge_provider p, const judge_params *prm, const char *user_text,
+			util_buf *out);
+
+/* Token usage of one response. */
+typedef struct judge_usage {
+	long input_tokens, output_tokens;
+} judge_usage;
+
+/* A parsed response. */
+typedef struct judge_reply {
+	char *text;       /* the answer text (or the tool input JSON); caller frees */
+	int structured;   /* text is a JSON verdict object (tool use) */
+	judge_usage usage;
+} judge_reply;
+
+/* Parse a successful (HTTP 200) response body. On success fills *r (free
+ * r->text) and returns 0. Returns JUDGE_EINVAL when the body is not a JSON
+ * object (malformed or truncated: worth retrying), JUDGE_ERR when it is one
+ * without the expected fields; err gets a message either way. */
+int judge_reply_parse(judge_provider p, const char *body, size_t n, judge_reply *r, char *err,
+		      size_t errsz);
+
+/* Extract a human-readable message from an error response body (the
+ * provider's error.message, else the body itself shortened). Returns a
+ * malloc'ed string. */
+char *judge_error_message(const char *body, size_t n);
+
+/* Nonzero when an HTTP status is worth retrying: 408, 409, 429, 5xx (529
+ * included). */
+int judge_status_retryable(long status);
+
+/* Parse a Retry-After value (delta seconds, possibly fractional, or an HTTP
+ * date, relative to now_epoch) into milliseconds; -1 if unparseable. */
+long judge_parse_retry_after(const char *v, long now_epoch);
+
+/* ---- backoff and token buckets ----------------------------------------- */
+
+/* Delay before retry number attempt (1 for the first retry): when
+ * retry_after_ms >= 0 the server's value is used as is (capped at
+ * max_ms * 10); otherwise base_ms * 2^(attempt-1), capped at max_ms, with
+ * "equal jitter": half fixed, half scaled by u in [0,1). */
+double judge_backoff_ms(int attempt, double base_ms, double max_ms, long retry_after_ms, double u);
+
+/* A token bucket: rate units per second, burst capacity. */
+typedef struct judge_bucket {
+	double rate, capacity, level, last;
+} judge_bucket;
+
+/* Start full at time now (seconds). rate <= 0 means unlimited. */
+void judge_bucket_init(judge_bucket *b, double rate, double capacity, double now);
+/* Try to take n units at time now. Returns 0 and debits (the level may go
+ * below zero when n exceeds the capacity and the bucket was full), or
+ * returns the seconds to wait before trying again. */
+double judge_bucket_take(judge_bucket *b, double n, double now);
+/* Adjust by delta units (positive: give back, negative: charge more). */
+void judge_bucket_adjust(judge_bucket *b, double delta, double now);
+
+/* ---- prices ------------------------------------------------------------- */
+
+typedef struct judge_prices judge_prices;
+
+/* Load a price table: a JSON object mapping model names to
+ * {"input": USD per 1M input tokens, "output": USD per 1M output tokens};
+ * keys starting with "_" are comments. Returns NULL with a message. When
+ * base is not NULL the file's entries are added over a copy of base. */
+judge_prices *judge_prices_load(const char *path, const judge_prices *base, char *err, size_t errsz);
+/* Free (NULL allowed). */
+void judge_prices_free(judge_prices *p);
+/* Prices of model: an exact entry, else the longest entry that is a prefix
+ * of model (so "gpt-4o-mini-2024-07-18" finds "gpt-4o-mini"). Returns 0 and
+ * sets *in, *out (USD per 1M tokens), or -1 when unknown. */
+int judge_prices_lookup(const judge_prices *p, const char *model, double *in, double *out);
+
+/* ---- the request engine ------------------------------------------------ */
+
+typedef struct judge_engine judge_engine;
+
+/* What one request is. The caller fills the request part before handing
+ * it to the engine and owns the structure; the engine fills the result. */
+typedef struct judge_job {
+	/* request */
+	const char *url;          /* HTTP: POST target (borrowed until done) */
+	const void *headers;      /* HTTP: a struct curl_slist * (borrowed) */
+	const char *command;      /* exec: run with /bin/sh -c (borrowed) */
+	char *body;               /* request body / exec stdin; owned by the caller */
+	size_t body_len;
+	double est_tokens;        /* for the --tpm bucket */
+	void *ud;                 /* caller data */
+	/* result */
+	long status;              /* HTTP status, or exec exit status */
+	util_buf response;        /* the response body / exec stdout */
+	int attempts;             /* tries made */
+	int ok;                   /* 1: success (HTTP 200 / exit 0) */
+	int fatal;                /* the run must stop (see errmsg) */
+	char errmsg[512];         /* why it failed */
+	/* engine-private */
+	void *priv;
+} judge_job;
+
+typedef struct judge_engine_opts {
+	int concurrency;          /* requests in flight at most (>= 1) */
+	double rpm, tpm;          /* <= 0: unlimited */
+	double timeout_s;         /* per try, whole transfer */
+	int max_retries;
+	double backoff_base_ms, backoff_max_ms;
+	uint64_t seed;            /* jitter */
+	size_t max_response;      /* bytes; a larger response is an error */
+	int http2;                /* offer HTTP/2 */
+} judge_engine_opts;
+
+/* Defaults: concurrency 16, no limits, timeout 120 s, 6 retries, backoff
+ * 500 ms doubling up to 60 s, 4 MiB responses, HTTP/2. */
+void judge_engine_opts_default(judge_engine_opts *o);
+
+/* Callbacks. next: hand out the next job (or NULL when there is none for
+ * now; the engine asks again later). done: a job has finished (ok, failed
+ * after retries, or fatal); return nonzero to stop the run. tick: called
+ * at least every 100 ms; return nonzero to stop. retry: informs that job
+ * will be retried after delay_ms (may be NULL). A job finishes with
+ * ok = 1, or ok = 0 and errmsg set (fatal = 1 when the run must stop: a
+ * non-retryable HTTP status, a curl error that is not transient, a
+ * verifier that cannot be run). */
+typedef struct judge_engine_cbs {
+	judge_job *(*next)(void *ud);
+	int (*done)(void *ud, judge_job *job);
+	int (*tick)(void *ud);
+	void (*retry)(void *ud, judge_job *job, double delay_ms);
+	/* accept: a try succeeded (HTTP 2xx, exit status 0); return 0 to take
+	 * it, or nonzero after writing job->errmsg to count it as failed (an
+	 * HTTP request is then retried, a verifier is not). May be NULL. */
+	int (*accept)(void *ud, judge_job *job);
+	void *ud;
+} judge_engine_cbs;
+
+/* A new engine (curl multi handle). Never NULL; aborts if curl cannot start. */
+judge_engine *judge_engine_new(const judge_engine_opts *o);
+/* Free (NULL allowed); jobs still running are aborted. */
+void judge_engine_free(judge_engine *e);
+/* Run until next returns NULL with nothing in flight, a callback asks to
+ * stop, or an interrupt arrives (util_interrupted): returns 0, the
+ * callback's nonzero value, or JUDGE_EINTR. Jobs in flight when it stops
+ * are abandoned (never passed to done); the caller still owns them. */
+int judge_engine_run(judge_engine *e, const judge_engine_cbs *cb);
+/* Counters. */
+long judge_engine_retries(const judge_engine *e);
+/* Correct the --tpm bucket once a response tells the real token count:
+ * delta = estimated - actual tokens (positive gives tokens back). */
+void judge_engine_tokens_used(judge_engine *e, double delta);
+/* Reset a job's result part before (re)submitting it. */
+void judge_job_reset(judge_job *j);
+/* Free a job's response buffer and engine state (not body or ud). */
+void judge_job_clear(judge_job *j);
+
+#endif

@@ -1,0 +1,769 @@
+/* judge_engine.c: one curl multi loop that runs judging requests: HTTP
+ * POSTs with keep-alive (HTTP/2 where offered), --rpm/--tpm token buckets,
+ * retries with backoff honouring Retry-After, bounded response buffers;
+ * and local verifier processes (the exec provider) driven by the same poll. */
+#include "config.h"
+#include "judge/judge.h"
+#include "util/cli.h"
+#include "util/progress.h"
+#include "util/xmalloc.h"
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+enum jstate { J_WAITING, J_HTTP, J_EXEC };
+
+typedef struct jpriv {
+	enum jstate state;
+	double not_before;   /* J_WAITING: earliest start */
+	double started;      /* start of the current try */
+	int charged;         /* buckets were charged for this try */
+	/* HTTP */
+	CURL *easy;
+	long retry_after_ms; /* from the last response, -1 if none */
+	int too_large;
+	size_t limit;        /* response cap in bytes */
+	/* exec */
+	pid_t pid;
+	int in_fd, out_fd, err_fd;
+	size_t in_off;
+	util_buf err;
+	int exited, wstatus;
+} jpriv;
+
+struct judge_engine {
+	judge_engine_opts o;
+	CURLM *multi;
+	CURL **pool;
+	size_t npool;
+	judge_job **slot;
+	int nslots, nactive;
+	judge_bucket rpm, tpm;
+	double pause_until;
+	long retries;
+	uint64_t rng;
+	int epfd;            /* epoll set: curl's sockets and the verifiers' pipes */
+	double curl_due;     /* when curl's timer fires; < 0: not armed */
+	int exec_wait;       /* a verifier closed its pipes but has not been reaped */
+};
+
+/* epoll tags: curl sockets carry the fd, pipes the fd with this bit set */
+#define PIPE_TAG (1ULL << 40)
+
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *ud, void *sockp)
+{
+	judge_engine *e = ud;
+	struct epoll_event ev = {0};
+	(void)easy;
+	if (what == CURL_POLL_REMOVE) {
+		epoll_ctl(e->epfd, EPOLL_CTL_DEL, s, NULL);
+		curl_multi_assign(e->multi, s, NULL);
+		return 0;
+	}
+	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+	ev.data.u64 = (uint64_t)s;
+	if (sockp) {
+		epoll_ctl(e->epfd, EPOLL_CTL_MOD, s, &ev);
+	} else {
+		if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, s, &ev) && errno == EEXIST)
+			epoll_ctl(e->epfd, EPOLL_CTL_MOD, s, &ev);
+		curl_multi_assign(e->multi, s, e);
+	}
+	return 0;
+}
+
+static int on_timer(CURLM *m, long timeout_ms, void *ud)
+{
+	judge_engine *e = ud;
+	(void)m;
+	e->curl_due = timeout_ms < 0 ? -1 : util_now() + (double)timeout_ms / 1000.0;
+	return 0;
+}
+
+static void watch_pipe(judge_engine *e, int fd, uint32_t events)
+{
+	struct epoll_event ev = {0};
+	if (fd < 0)
+		return;
+	ev.events = events;
+	ev.data.u64 = PIPE_TAG | (uint64_t)fd;
+	epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+void judge_engine_opts_default(judge_engine_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->concurrency = 16;
+	o->timeout_s = 120;
+	o->max_retries = 6;
+	o->backoff_base_ms = 500;
+	o->backoff_max_ms = 60000;
+	o->seed = 1;
+	o->max_response = (size_t)4 << 20;
+	o->http2 = 1;
+}
+
+static double uniform(judge_engine *e)
+{
+	/* xorshift64* */
+	e->rng ^= e->rng >> 12;
+	e->rng ^= e->rng << 25;
+	e->rng ^= e->rng >> 27;
+	return (double)((e->rng * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+}
+
+judge_engine *judge_engine_new(const judge_engine_opts *o)
+{
+	judge_engine *e = xcalloc(1, sizeof *e);
+	struct sigaction sa = {0};
+
+	e->o = *o;
+	if (e->o.concurrency < 1)
+		e->o.concurrency = 1;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "%s: cannot initialise libcurl\n", util_progname());
+		abort();
+	}
+	e->multi = curl_multi_init();
+	if (!e->multi) {
+		fprintf(stderr, "%s: cannot create a curl multi handle\n", util_progname());
+		abort();
+	}
+	curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)e->o.concurrency + 4);
+	e->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (e->epfd < 0) {
+		fprintf(stderr, "%s: epoll_create1: %s\n", util_progname(), strerror(errno));
+		abort();
+	}
+	e->curl_due = -1;
+	curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+	curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
+	curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+	curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
+	e->nslots = e->o.concurrency;
+	e->slot = xcalloc((size_t)e->nslots, sizeof *e->slot);
+	e->pool = xcalloc((size_t)e->nslots, sizeof *e->pool);
+	double now = util_now();
+	/* bursts of about one second's worth of the per-minute limits */
+	judge_bucket_init(&e->rpm, e->o.rpm / 60.0, e->o.rpm / 60.0 < 1 ? 1 : e->o.rpm / 60.0, now);
+	judge_bucket_init(&e->tpm, e->o.tpm / 60.0, e->o.tpm / 60.0, now);
+	e->rng = e->o.seed * 0x9E3779B97F4A7C15ULL + 0x632BE59BD9B4E019ULL;
+	if (!e->rng)
+		e->rng = 1;
+	/* a verifier that exits before reading its input must not kill us */
+	sa.sa_handler = SIG_IGN;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGPIPE, &sa, NULL);
+	return e;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* Stop whatever a job is doing and drop its engine state. */
+static void job_abandon(judge_engine *e, judge_job *j)
+{
+	jpriv *p = j->priv;
+	if (!p)
+		return;
+	if (p->easy) {
+		curl_multi_remove_handle(e->multi, p->easy);
+		e->pool[e->npool++] = p->easy;
+		p->easy = NULL;
+	}
+	if (p->pid > 0) {
+		kill(p->pid, SIGKILL);
+		waitpid(p->pid, NULL, 0);
+		p->pid = 0;
+	}
+	close_fd(&p->in_fd);
+	close_fd(&p->out_fd);
+	close_fd(&p->err_fd);
+	util_buf_free(&p->err);
+	free(p);
+	j->priv = NULL;
+}
+
+void judge_engine_free(judge_engine *e)
+{
+	if (!e)
+		return;
+	for (int i = 0; i < e->nslots; i++)
+		if (e->slot[i])
+			job_abandon(e, e->slot[i]);
+	for (size_t i = 0; i < e->npool; i++)
+		curl_easy_cleanup(e->pool[i]);
+	curl_multi_cleanup(e->multi);
+	curl_global_cleanup();
+	free(e->pool);
+	free(e->slot);
+	close(e->epfd);
+	free(e);
+}
+
+long judge_engine_retries(const judge_engine *e)
+{
+	return e->retries;
+}
+
+void judge_engine_tokens_used(judge_engine *e, double delta)
+{
+	judge_bucket_adjust(&e->tpm, delta, util_now());
+}
+
+void judge_job_reset(judge_job *j)
+{
+	j->status = 0;
+	util_buf_reset(&j->response);
+	j->attempts = 0;
+	j->ok = 0;
+	j->fatal = 0;
+	j->errmsg[0] = '\0';
+}
+
+void judge_job_clear(judge_job *j)
+{
+	util_buf_free(&j->response);
+	if (j->priv) {
+		jpriv *p = j->priv;
+		util_buf_free(&p->err);
+		free(p);
+		j->priv = NULL;
+	}
+}
+
+/* ---- HTTP ---------------------------------------------------------------- */
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
+{
+	judge_job *j = ud;
+	jpriv *p = j->priv;
+	size_t n = size * nmemb;
+	if (j->response.len + n > p->limit) {
+		p->too_large = 1;
+		return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+	}
+	util_buf_add(&j->response, data, n);
+	return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+	judge_job *j = ud;
+	jpriv *p = j->priv;
+	size_t n = size * nmemb;
+	char line[256];
+	if (n >= 5 && !strncmp(data, "HTTP/", 5)) {
+		p->retry_after_ms = -1; /* a new response (after 100-continue, say) */
+		return n;
+	}
+	if (n >= sizeof line)
+		return n;
+	memcpy(line, data, n);
+	line[n] = '\0';
+	if (!strncasecmp(line, "retry-after-ms:", 15)) {
+		char *end;
+		double v = strtod(line + 15, &end);
+		if (end != line + 15 && v >= 0 && v < 1e10)
+			p->retry_after_ms = (long)(v + 0.5);
+	} else if (!strncasecmp(line, "retry-after:", 12) && p->retry_after_ms < 0) {
+		p->retry_after_ms = judge_parse_retry_after(line + 12, (long)time(NULL));
+	}
+	return n;
+}
+
+static int start_http(judge_engine *e, judge_job *j)
+{
+	jpriv *p = j->priv;
+	CURL *c = e->npool ? e->pool[--e->npool] : curl_easy_init();
+	if (!c) {
+		snprintf(j->errmsg, sizeof j->errmsg, "cannot create a curl handle");
+		return -1;
+	}
+	curl_easy_reset(c);
+	p->easy = c;
+	p->retry_after_ms = -1;
+	p->too_large = 0;
+	p->limit = e->o.max_response;
+	util_buf_reset(&j->response);
+	curl_easy_setopt(c, CURLOPT_URL, j->url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_POST, 1L);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, j->body);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)j->body_len);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, (struct curl_slist *)j->headers);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, j);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, j);
+	curl_easy_setopt(c, CURLOPT_PRIVATE, j);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "dpo-judge/" PACKAGE_VERSION);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(e->o.timeout_s * 1000));
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)(e->o.timeout_s < 30 ? e->o.timeout_s * 1000 : 30000));
+	curl_easy_setopt(c, CURLOPT_HTTP_VERSION,
+			 e->o.http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(c, CURLOPT_PIPEWAIT, 1L);
+	if (curl_multi_add_handle(e->multi, c) != CURLM_OK) {
+		p->easy = NULL;
+		e->pool[e->npool++] = c;
+		snprintf(j->errmsg, sizeof j->errmsg, "cannot start a transfer");
+		return -1;
+	}
+	p->state = J_HTTP;
+	return 0;
+}
+
+/* Curl errors worth another try: the network or the server hiccuped. */
+static int curl_retryable(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_BAD_CONTENT_ENCODING:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* ---- exec ---------------------------------------------------------------- */
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static int start_exec(judge_engine *e, judge_job *j)
+{
+	jpriv *p = j->priv;
+	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
+		snprintf(j->errmsg, sizeof j->errmsg, "cannot create pipes: %s", strerror(errno));
+		goto fail;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		snprintf(j->errmsg, sizeof j->errmsg, "cannot fork: %s", strerror(errno));
+		goto fail;
+	}
+	if (pid == 0) {
+		struct sigaction sa = {0};
+		sa.sa_handler = SIG_DFL;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGPIPE, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
+			_exit(126);
+		execl("/bin/sh", "sh", "-c", j->command, (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	close(err[1]);
+	p->pid = pid;
+	p->in_fd = in[1];
+	p->out_fd = out[0];
+	p->err_fd = err[0];
+	p->in_off = 0;
+	p->exited = 0;
+	util_buf_reset(&p->err);
+	util_buf_reset(&j->response);
+	set_nonblock(p->in_fd);
+	set_nonblock(p->out_fd);
+	set_nonblock(p->err_fd);
+	if (j->body_len == 0)
+		close_fd(&p->in_fd);
+	/* closing an end later also drops it from the set: only we hold it */
+	watch_pipe(e, p->in_fd, EPOLLOUT);
+	watch_pipe(e, p->out_fd, EPOLLIN);
+	watch_pipe(e, p->err_fd, EPOLLIN);
+	p->state = J_EXEC;
+	return 0;
+fail:
+	for (int i = 0; i < 2; i++) {
+		close_fd(&in[i]);
+		close_fd(&out[i]);
+		close_fd(&err[i]);
+	}
+	return -1;
+}
+
+/* Move data to and from a verifier. Returns 1 once it has finished. */
+static int pump_exec(judge_engine *e, judge_job *j)
+{
+	jpriv *p = j->priv;
+	char chunk[8192];
+	ssize_t r;
+
+	while (p->in_fd >= 0 && p->in_off < j->body_len) {
+		r = write(p->in_fd, j->body + p->in_off, j->body_len - p->in_off);
+		if (r > 0) {
+			p->in_off += (size_t)r;
+		} else if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+			break;
+		} else {
+			close_fd(&p->in_fd); /* EPIPE: it stopped reading; fine */
+			break;
+		}
+	}
+	if (p->in_fd >= 0 && p->in_off >= j->body_len)
+		close_fd(&p->in_fd);
+	while (p->out_fd >= 0) {
+		r = read(p->out_fd, chunk, sizeof chunk);
+		if (r > 0) {
+			if (j->response.len + (size_t)r > e->o.max_response) {
+				p->too_large = 1;
+				close_fd(&p->out_fd);
+				kill(p->pid, SIGKILL);
+				break;
+			}
+			util_buf_add(&j->response, chunk, (size_t)r);
+		} else if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+			break;
+		} else {
+			close_fd(&p->out_fd);
+		}
+	}
+	while (p->err_fd >= 0) {
+		r = read(p->err_fd, chunk, sizeof chunk);
+		if (r > 0) {
+			if (p->err.len < 4096)
+				util_buf_add(&p->err, chunk, (size_t)r);
+		} else if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+			break;
+		} else {
+			close_fd(&p->err_fd);
+		}
+	}
+	if (!p->exited && p->out_fd < 0 && p->err_fd < 0) {
+		pid_t w = waitpid(p->pid, &p->wstatus, WNOHANG);
+		if (w == p->pid) {
+			p->exited = 1;
+			p->pid = 0;
+		}
+	}
+	return p->exited;
+}
+
+/* ---- the loop ------------------------------------------------------------ */
+
+static void retry_or_fail(judge_engine *e, judge_job *j, const judge_engine_cbs *cb, int rate_limited,
+			  int *finished)
+{
+	jpriv *p = j->priv;
+	if (j->attempts <= e->o.max_retries) {
+		double d = judge_backoff_ms(j->attempts, e->o.backoff_base_ms, e->o.backoff_max_ms,
+					    p->retry_after_ms, uniform(e));
+		double now = util_now();
+		p->state = J_WAITING;
+		p->not_before = now + d / 1000.0;
+		if (rate_limited && p->not_before > e->pause_until)
+			e->pause_until = p->not_before;
+		e->retries++;
+		if (cb->retry)
+			cb->retry(cb->ud, j, d);
+		*finished = 0;
+	} else {
+		size_t l = strlen(j->errmsg);
+		snprintf(j->errmsg + l, sizeof j->errmsg - l, " (gave up after %d tries)", j->attempts);
+		*finished = 1;
+	}
+}
+
+/* A try of job j ended; decide: done, retry, or fatal. Returns 1 when the job
+ * is finished (ok or not). */
+static int http_finished(judge_engine *e, judge_job *j, CURLcode rc, const judge_engine_cbs *cb)
+{
+	jpriv *p = j->priv;
+	int finished = 1;
+	long status = 0;
+
+	curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_multi_remove_handle(e->multi, p->easy);
+	e->pool[e->npool++] = p->easy;
+	p->easy = NULL;
+	j->status = status;
+	j->errmsg[0] = '\0';
+	if (rc == CURLE_WRITE_ERROR && p->too_large) {
+		snprintf(j->errmsg, sizeof j->errmsg, "the response is larger than %zu bytes",
+			 e->o.max_response);
+		return 1;
+	}
+	if (rc != CURLE_OK) {
+		snprintf(j->errmsg, sizeof j->errmsg, "%s", curl_easy_strerror(rc));
+		if (curl_retryable(rc)) {
+			retry_or_fail(e, j, cb, 0, &finished);
+		} else {
+			j->fatal = 1;
+		}
+		return finished;
+	}
+	if (status >= 200 && status < 300) {
+		if (cb->accept && cb->accept(cb->ud, j) != 0) {
+			p->retry_after_ms = -1;
+			retry_or_fail(e, j, cb, 0, &finished);
+			return finished;
+		}
+		j->ok = 1;
+		return 1;
+	}
+	char *msg = judge_error_message(util_buf_str(&j->response), j->response.len);
+	snprintf(j->errmsg, sizeof j->errmsg, "HTTP %ld: %s", status, msg);
+	free(msg);
+	if (judge_status_retryable(status))
+		retry_or_fail(e, j, cb, status == 429 || status == 529 || status == 503, &finished);
+	else
+		j->fatal = 1;
+	return finished;
+}
+
+static int exec_finished(judge_engine *e, judge_job *j, const judge_engine_cbs *cb)
+{
+	jpriv *p = j->priv;
+	int st = p->wstatus;
+	(void)e;
+	j->errmsg[0] = '\0';
+	if (p->too_large) {
+		snprintf(j->errmsg, sizeof j->errmsg, "the verifier wrote more than %zu bytes",
+			 e->o.max_response);
+		return 1;
+	}
+	if (WIFEXITED(st)) {
+		j->status = WEXITSTATUS(st);
+	} else {
+		j->status = -1;
+		snprintf(j->errmsg, sizeof j->errmsg, "the verifier was killed by signal %d",
+			 WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+		return 1;
+	}
+	if (j->status != 0) {
+		const char *es = util_buf_str(&p->err);
+		int n = (int)strcspn(es, "\n");
+		snprintf(j->errmsg, sizeof j->errmsg, "the verifier exited with status %ld%s%.*s",
+			 j->status, n ? ": " : "", n > 300 ? 300 : n, es);
+		if (j->status == 126 || j->status == 127)
+			j->fatal = 1; /* not executable / not found: every pair would fail */
+		return 1;
+	}
+	if (cb->accept && cb->accept(cb->ud, j) != 0)
+		return 1;
+	j->ok = 1;
+	return 1;
+}
+
+/* Start the next try of a waiting job. Returns 1 if it finished at once
+ * (could not start). */
+static int start_try(judge_engine *e, judge_job *j)
+{
+	jpriv *p = j->priv;
+	int rc;
+	j->attempts++;
+	p->started = util_now();
+	rc = j->command ? start_exec(e, j) : start_http(e, j);
+	if (rc) {
+		j->fatal = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Take a finished job out of its slot and report it. */
+static int finish(judge_engine *e, int slot, const judge_engine_cbs *cb)
+{
+	judge_job *j = e->slot[slot];
+	jpriv *p = j->priv;
+	e->slot[slot] = NULL;
+	e->nactive--;
+	close_fd(&p->in_fd);
+	close_fd(&p->out_fd);
+	close_fd(&p->err_fd);
+	util_buf_free(&p->err);
+	free(p);
+	j->priv = NULL;
+	return cb->done(cb->ud, j);
+}
+
+static int find_slot(judge_engine *e, judge_job *j)
+{
+	for (int i = 0; i < e->nslots; i++)
+		if (e->slot[i] == j)
+			return i;
+	return -1;
+}
+
+int judge_engine_run(judge_engine *e, const judge_engine_cbs *cb)
+{
+	int rc = 0, exhausted = 0;
+	double last_tick = util_now();
+
+	for (;;) {
+		double now = util_now();
+		if (util_interrupted()) {
+			rc = JUDGE_EINTR;
+			break;
+		}
+		/* fill free slots */
+		exhausted = 0;
+		while (e->nactive < e->nslots) {
+			judge_job *j = cb->next(cb->ud);
+			if (!j) {
+				exhausted = 1;
+				break;
+			}
+			int s = find_slot(e, NULL);
+			jpriv *p = xcalloc(1, sizeof *p);
+			p->state = J_WAITING;
+			p->not_before = now;
+			p->in_fd = p->out_fd = p->err_fd = -1;
+			j->priv = p;
+			judge_job_reset(j);
+			e->slot[s] = j;
+			e->nactive++;
+		}
+		if (exhausted && e->nactive == 0)
+			break;
+		/* start waiting jobs whose time has come */
+		double wake = now + (e->exec_wait ? 0.005 : 0.1);
+		e->exec_wait = 0;
+		for (int i = 0; i < e->nslots && !rc; i++) {
+			judge_job *j = e->slot[i];
+			if (!j || ((jpriv *)j->priv)->state != J_WAITING)
+				continue;
+			jpriv *p = j->priv;
+			double t = p->not_before > e->pause_until ? p->not_before : e->pause_until;
+			if (!j->command && t <= now && !p->charged) {
+				double w1 = judge_bucket_take(&e->rpm, 1, now);
+				double w2 = w1 > 0 ? 0 : judge_bucket_take(&e->tpm, j->est_tokens, now);
+				if (w1 > 0 || w2 > 0) {
+					if (w2 > 0)
+						judge_bucket_adjust(&e->rpm, 1, now);
+					p->not_before = now + (w1 > w2 ? w1 : w2);
+					t = p->not_before;
+				} else {
+					p->charged = 1;
+				}
+			}
+			if (t > now) {
+				if (t < wake)
+					wake = t;
+				continue;
+			}
+			p->charged = 0;
+			if (start_try(e, j))
+				rc = finish(e, i, cb);
+		}
+		if (rc)
+			break;
+		/* wait for sockets, pipes or the next timer (at most 100 ms) */
+		int running = 0;
+		double due = wake;
+		if (e->curl_due >= 0 && e->curl_due < due)
+			due = e->curl_due;
+		long timeout_ms = (long)((due - util_now()) * 1000.0 + 0.999);
+		if (timeout_ms < 0)
+			timeout_ms = 0;
+		if (timeout_ms > 100)
+			timeout_ms = 100;
+		struct epoll_event evs[64];
+		int nev = epoll_wait(e->epfd, evs, 64, (int)timeout_ms);
+		for (int i = 0; i < nev; i++) {
+			if (evs[i].data.u64 & PIPE_TAG)
+				continue; /* verifiers are pumped below */
+			int flags = (evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
+				    (evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+				    (evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+			curl_multi_socket_action(e->multi, (curl_socket_t)evs[i].data.u64, flags, &running);
+		}
+		if (e->curl_due >= 0 && util_now() >= e->curl_due) {
+			e->curl_due = -1;
+			curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+		}
+		CURLMsg *m;
+		int left;
+		while (!rc && (m = curl_multi_info_read(e->multi, &left))) {
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			judge_job *j = NULL;
+			CURLcode res = m->data.result;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+			if (!j)
+				continue;
+			if (http_finished(e, j, res, cb))
+				rc = finish(e, find_slot(e, j), cb);
+		}
+		if (rc)
+			break;
+		/* verifiers: pump, time out, finish */
+		now = util_now();
+		for (int i = 0; i < e->nslots && !rc; i++) {
+			judge_job *j = e->slot[i];
+			if (!j || ((jpriv *)j->priv)->state != J_EXEC)
+				continue;
+			jpriv *p = j->priv;
+			if (pump_exec(e, j)) {
+				if (exec_finished(e, j, cb))
+					rc = finish(e, i, cb);
+				continue;
+			}
+			if (now - p->started > e->o.timeout_s) {
+				kill(p->pid, SIGKILL);
+				waitpid(p->pid, NULL, 0);
+				p->pid = 0;
+				job_abandon(e, j);
+				j->priv = p = xcalloc(1, sizeof *p);
+				p->in_fd = p->out_fd = p->err_fd = -1;
+				snprintf(j->errmsg, sizeof j->errmsg,
+					 "the verifier did not finish within %g s (killed)", e->o.timeout_s);
+				rc = finish(e, i, cb);
+				continue;
+			}
+			if (p->out_fd < 0 && p->err_fd < 0)
+				e->exec_wait = 1; /* only the exit status is missing: look again soon */
+		}
+		if (rc)
+			break;
+		if (now - last_tick >= 0.1) {
+			last_tick = now;
+			if (cb->tick && (rc = cb->tick(cb->ud)))
+				break;
+		}
+	}
+	/* abandon whatever is still in flight */
+	for (int i = 0; i < e->nslots; i++) {
+		if (e->slot[i]) {
+			job_abandon(e, e->slot[i]);
+			e->slot[i] = NULL;
+		}
+	}
+	e->nactive = 0;
+	return rc;
+}

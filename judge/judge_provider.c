@@ -1,0 +1,220 @@
+/* judge_provider.c: request bodies and response parsing for the OpenAI chat
+ * completions API (and the servers that speak it) and Anthropic's messages
+ * API. */
+#include "config.h"
+#include "judge/judge.h"
+#include "util/xmalloc.h"
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <curl/curl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *judge_provider_name(judge_provider p)
+{
+	switch (p) {
+	case JUDGE_PROVIDER_OPENAI: return "openai";
+	case JUDGE_PROVIDER_ANTHROPIC: return "anthropic";
+	case JUDGE_PROVIDER_EXEC: return "exec";
+	}
+	return "?";
+}
+
+int judge_provider_parse(const char *name, judge_provider *p)
+{
+	if (!strcmp(name, "openai"))
+		*p = JUDGE_PROVIDER_OPENAI;
+	else if (!strcmp(name, "anthropic"))
+		*p = JUDGE_PROVIDER_ANTHROPIC;
+	else if (!strcmp(name, "exec"))
+		*p = JUDGE_PROVIDER_EXEC;
+	else
+		return JUDGE_EINVAL;
+	return JUDGE_OK;
+}
+
+/* The JSON schema of a structured verdict. */
+static const char verdict_schema[] =
+	"{\"type\":\"object\",\"properties\":{\"reasoning\":{\"type\":\"string\"},"
+	"\"verdict\":{\"type\":\"string\",\"enum\":[\"A\",\"B\",\"C\"]}},"
+	"\"required\":[\"reasoning\",\"verdict\"],\"additionalProperties\":false}";
+
+static void add_num(util_buf *out, double v)
+{
+	util_buf_addf(out, "%.17g", v);
+}
+
+void judge_request_body(judge_provider p, const judge_params *prm, const char *user_text,
+			util_buf *out)
+{
+	util_buf_adds(out, "{\"model\":");
+	util_buf_add_json_string(out, prm->model ? prm->model : "", strlen(prm->model ? prm->model : ""));
+	util_buf_addf(out, ",\"max_tokens\":%ld,\"temperature\":", prm->max_tokens);
+	add_num(out, prm->temperature);
+	util_buf_adds(out, ",\"messages\":[{\"role\":\"user\",\"content\":");
+	util_buf_add_json_string(out, user_text, strlen(user_text));
+	util_buf_adds(out, "}]");
+	if (prm->json_verdict && p == JUDGE_PROVIDER_OPENAI) {
+		util_buf_adds(out, ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":"
+				   "{\"name\":\"verdict\",\"strict\":true,\"schema\":");
+		util_buf_adds(out, verdict_schema);
+		util_buf_adds(out, "}}");
+	} else if (prm->json_verdict && p == JUDGE_PROVIDER_ANTHROPIC) {
+		util_buf_adds(out, ",\"tools\":[{\"name\":\"record_verdict\",\"description\":"
+				   "\"Record the final verdict of the comparison.\",\"input_schema\":");
+		util_buf_adds(out, verdict_schema);
+		util_buf_adds(out, "}],\"tool_choice\":{\"type\":\"tool\",\"name\":\"record_verdict\"}");
+	}
+	util_buf_addc(out, '}');
+}
+
+static long get_long(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0 ||
+	    v->valuedouble > 1e15)
+		return 0;
+	return (long)v->valuedouble;
+}
+
+int judge_reply_parse(judge_provider p, const char *body, size_t n, judge_reply *r, char *err,
+		      size_t errsz)
+{
+	int rc = JUDGE_EINVAL;
+	cJSON *j = NULL;
+	const cJSON *usage;
+
+	memset(r, 0, sizeof *r);
+	j = cJSON_ParseWithLength(body, n);
+	if (!j || !cJSON_IsObject(j)) {
+		snprintf(err, errsz, "the response is not a JSON object");
+		goto out;
+	}
+	rc = JUDGE_ERR; /* JSON, but not the expected shape */
+	usage = cJSON_GetObjectItemCaseSensitive(j, "usage");
+	if (p == JUDGE_PROVIDER_OPENAI) {
+		const cJSON *ch = cJSON_GetObjectItemCaseSensitive(j, "choices");
+		const cJSON *c0 = cJSON_IsArray(ch) ? cJSON_GetArrayItem(ch, 0) : NULL;
+		const cJSON *msg = cJSON_IsObject(c0) ? cJSON_GetObjectItemCaseSensitive(c0, "message") : NULL;
+		const cJSON *content = cJSON_IsObject(msg) ? cJSON_GetObjectItemCaseSensitive(msg, "content") : NULL;
+		if (!cJSON_IsString(content) || !content->valuestring) {
+			snprintf(err, errsz, "the response has no string choices[0].message.content");
+			goto out;
+		}
+		r->text = xstrdup(content->valuestring);
+		if (cJSON_IsObject(usage)) {
+			r->usage.input_tokens = get_long(usage, "prompt_tokens");
+			r->usage.output_tokens = get_long(usage, "completion_tokens");
+		}
+	} else if (p == JUDGE_PROVIDER_ANTHROPIC) {
+		const cJSON *content = cJSON_GetObjectItemCaseSensitive(j, "content");
+		const cJSON *it;
+		util_buf text = UTIL_BUF_INIT;
+		int have = 0;
+		if (!cJSON_IsArray(content)) {
+			snprintf(err, errsz, "the response has no content array");
+			goto out;
+		}
+		cJSON_ArrayForEach(it, content)
+		{
+			const cJSON *type = cJSON_GetObjectItemCaseSensitive(it, "type");
+			if (!cJSON_IsString(type))
+				continue;
+			if (!strcmp(type->valuestring, "tool_use")) {
+				const cJSON *in = cJSON_GetObjectItemCaseSensitive(it, "input");
+				if (cJSON_IsObject(in)) {
+					char *s = cJSON_PrintUnformatted(in);
+					util_buf_free(&text);
+					r->text = xstrdup(s);
+					cJSON_free(s);
+					r->structured = 1;
+					have = 2;
+					break;
+				}
+			} else if (!strcmp(type->valuestring, "text")) {
+				const cJSON *t = cJSON_GetObjectItemCaseSensitive(it, "text");
+				if (cJSON_IsString(t) && t->valuestring) {
+					util_buf_adds(&text, t->valuestring);
+					have = 1;
+				}
+			}
+		}
+		if (have == 1)
+			r->text = util_buf_detach(&text);
+		util_buf_free(&text);
+		if (!have) {
+			snprintf(err, errsz, "the response has no text or tool_use content");
+			goto out;
+		}
+		if (cJSON_IsObject(usage)) {
+			r->usage.input_tokens = get_long(usage, "input_tokens");
+			r->usage.output_tokens = get_long(usage, "output_tokens");
+		}
+	} else {
+		snprintf(err, errsz, "no JSON reply format for this provider");
+		goto out;
+	}
+	rc = JUDGE_OK;
+out:
+	cJSON_Delete(j);
+	return rc;
+}
+
+char *judge_error_message(const char *body, size_t n)
+{
+	char *msg = NULL;
+	cJSON *j = body ? cJSON_ParseWithLength(body, n) : NULL;
+	if (cJSON_IsObject(j)) {
+		const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+		const cJSON *m = NULL;
+		if (cJSON_IsObject(e))
+			m = cJSON_GetObjectItemCaseSensitive(e, "message");
+		else if (cJSON_IsString(e))
+			m = e;
+		if (!m)
+			m = cJSON_GetObjectItemCaseSensitive(j, "message");
+		if (cJSON_IsString(m) && m->valuestring)
+			msg = xstrdup(m->valuestring);
+	}
+	cJSON_Delete(j);
+	if (!msg) {
+		size_t k = n > 300 ? 300 : n;
+		msg = xstrndup(body ? body : "", body ? k : 0);
+		for (char *s = msg; *s; s++)
+			if ((unsigned char)*s < 0x20)
+				*s = ' ';
+		if (!*msg) {
+			free(msg);
+			msg = xstrdup("(empty response body)");
+		}
+	}
+	return msg;
+}
+
+int judge_status_retryable(long status)
+{
+	return status == 408 || status == 409 || status == 429 || (status >= 500 && status <= 599);
+}
+
+long judge_parse_retry_after(const char *v, long now_epoch)
+{
+	char *end;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	if (!*v)
+		return -1;
+	if (isdigit((unsigned char)*v)) {
+		double s = strtod(v, &end);
+		while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+			end++;
+		if (!*end && isfinite(s) && s >= 0 && s < 1e7)
+			return (long)(s * 1000.0 + 0.5);
+	}
+	time_t t = curl_getdate(v, NULL);
+	if (t == (time_t)-1)
+		return -1;
+	long d = (long)t - now_epoch;
+	return d > 0 ? d * 1000 : 0;
+}

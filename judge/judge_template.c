@@ -1,0 +1,216 @@
+/* judge_template.c: judging prompt templates with {{placeholders}}. */
+#include "config.h"
+#include "judge/judge.h"
+#include "util/sha256.h"
+#include "util/xmalloc.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum seg_kind { SEG_TEXT, SEG_PROMPT, SEG_A, SEG_B, SEG_REF, SEG_VERDICT };
+
+typedef struct seg {
+	enum seg_kind kind;
+	size_t off, len; /* SEG_TEXT: slice of the template text */
+} seg;
+
+struct judge_template {
+	char *text;
+	seg *segs;
+	size_t nsegs;
+	int uses_ref;
+	char hash[65];
+};
+
+static const struct {
+	const char *name;
+	enum seg_kind kind;
+} placeholders[] = {
+	{"prompt", SEG_PROMPT},         {"response_a", SEG_A},
+	{"response_b", SEG_B},          {"reference", SEG_REF},
+	{"verdict_format", SEG_VERDICT},
+};
+
+static void add_seg(judge_template *t, enum seg_kind k, size_t off, size_t len)
+{
+	if (k == SEG_TEXT && len == 0)
+		return;
+	t->segs = xreallocarray(t->segs, t->nsegs + 1, sizeof *t->segs);
+	t->segs[t->nsegs].kind = k;
+	t->segs[t->nsegs].off = off;
+	t->segs[t->nsegs].len = len;
+	t->nsegs++;
+}
+
+static long line_of(const char *s, size_t off)
+{
+	long line = 1;
+	for (size_t i = 0; i < off; i++)
+		line += s[i] == '\n';
+	return line;
+}
+
+judge_template *judge_template_parse(const char *text, const char *name, char *err, size_t errsz)
+{
+	judge_template *t = xcalloc(1, sizeof *t);
+	int have_a = 0, have_b = 0;
+	size_t n = strlen(text), pos = 0, lit = 0;
+
+	if (!name)
+		name = "template";
+	t->text = xstrdup(text);
+	util_sha256_hex(text, n, t->hash);
+	while (pos < n) {
+		const char *o = strstr(t->text + pos, "{{");
+		if (!o)
+			break;
+		size_t at = (size_t)(o - t->text);
+		const char *c = strstr(o + 2, "}}");
+		if (!c) {
+			snprintf(err, errsz, "%s:%ld: \"{{\" without a closing \"}}\"", name,
+				 line_of(t->text, at));
+			goto fail;
+		}
+		size_t nl = (size_t)(c - o - 2);
+		int found = -1;
+		for (size_t i = 0; i < sizeof placeholders / sizeof *placeholders; i++)
+			if (strlen(placeholders[i].name) == nl && !memcmp(o + 2, placeholders[i].name, nl))
+				found = (int)i;
+		if (found < 0) {
+			snprintf(err, errsz,
+				 "%s:%ld: unknown placeholder \"{{%.*s}}\" (expected prompt, response_a, "
+				 "response_b, reference or verdict_format)",
+				 name, line_of(t->text, at), (int)(nl > 40 ? 40 : nl), o + 2);
+			goto fail;
+		}
+		add_seg(t, SEG_TEXT, lit, at - lit);
+		enum seg_kind k = placeholders[found].kind;
+		add_seg(t, k, 0, 0);
+		have_a |= k == SEG_A;
+		have_b |= k == SEG_B;
+		t->uses_ref |= k == SEG_REF;
+		pos = lit = (size_t)(c - t->text) + 2;
+	}
+	add_seg(t, SEG_TEXT, lit, n - lit);
+	if (!have_a || !have_b) {
+		snprintf(err, errsz, "%s: the template must use both {{response_a}} and {{response_b}}",
+			 name);
+		goto fail;
+	}
+	return t;
+fail:
+	judge_template_free(t);
+	return NULL;
+}
+
+judge_template *judge_template_load(const char *path, char *err, size_t errsz)
+{
+	FILE *f = fopen(path, "rb");
+	util_buf b = UTIL_BUF_INIT;
+	char chunk[4096];
+	size_t r;
+	judge_template *t = NULL;
+
+	if (!f) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	while ((r = fread(chunk, 1, sizeof chunk, f)) > 0)
+		util_buf_add(&b, chunk, r);
+	if (ferror(f)) {
+		snprintf(err, errsz, "%s: read error", path);
+	} else if (memchr(util_buf_str(&b), '\0', b.len)) {
+		snprintf(err, errsz, "%s: the template contains a NUL byte", path);
+	} else {
+		t = judge_template_parse(util_buf_str(&b), path, err, errsz);
+	}
+	fclose(f);
+	util_buf_free(&b);
+	return t;
+}
+
+void judge_template_free(judge_template *t)
+{
+	if (!t)
+		return;
+	free(t->text);
+	free(t->segs);
+	free(t);
+}
+
+const char *judge_template_hash(const judge_template *t)
+{
+	return t->hash;
+}
+
+int judge_template_uses_reference(const judge_template *t)
+{
+	return t->uses_ref;
+}
+
+static void embed(util_buf *out, const char *s, const char *nonce)
+{
+	util_buf_addf(out, "<<<BEGIN %s>>>\n", nonce ? nonce : "");
+	util_buf_adds(out, s ? s : "");
+	util_buf_addf(out, "\n<<<END %s>>>", nonce ? nonce : "");
+}
+
+void judge_template_render(const judge_template *t, const judge_fields *f, util_buf *out)
+{
+	for (size_t i = 0; i < t->nsegs; i++) {
+		const seg *s = &t->segs[i];
+		switch (s->kind) {
+		case SEG_TEXT: util_buf_add(out, t->text + s->off, s->len); break;
+		case SEG_PROMPT: embed(out, f->prompt, f->nonce); break;
+		case SEG_A: embed(out, f->response_a, f->nonce); break;
+		case SEG_B: embed(out, f->response_b, f->nonce); break;
+		case SEG_REF: embed(out, f->reference, f->nonce); break;
+		case SEG_VERDICT:
+			if (f->json_verdict)
+				util_buf_adds(out,
+					      "Reply with a JSON object only: {\"reasoning\": \"<your short "
+					      "explanation>\", \"verdict\": \"A\"}, where verdict is \"A\" "
+					      "when Response A is better, \"B\" when Response B is better, and "
+					      "\"C\" when neither is better.");
+			else
+				util_buf_adds(out,
+					      "Finish with your decision alone on the last line, written as "
+					      "exactly one of: [[A]] (Response A is better), [[B]] (Response B "
+					      "is better) or [[C]] (neither is better).");
+			break;
+		}
+	}
+}
+
+void judge_nonce(uint64_t seed, const char *const *texts, size_t n, char out[17])
+{
+	for (uint32_t round = 0;; round++) {
+		util_sha256 c;
+		unsigned char d[32], sb[8];
+		char hex[65];
+		util_sha256_init(&c);
+		util_sha256_update(&c, "dpo-judge nonce", 16);
+		for (int i = 0; i < 8; i++)
+			sb[i] = (unsigned char)(seed >> (8 * i));
+		util_sha256_update(&c, sb, 8);
+		unsigned char rb[4] = {(unsigned char)round, (unsigned char)(round >> 8),
+				       (unsigned char)(round >> 16), (unsigned char)(round >> 24)};
+		util_sha256_update(&c, rb, 4);
+		for (size_t i = 0; i < n; i++) {
+			if (!texts[i])
+				continue;
+			util_sha256_update(&c, texts[i], strlen(texts[i]) + 1);
+		}
+		util_sha256_final(&c, d);
+		for (int i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", d[i]);
+		memcpy(out, hex, 16);
+		out[16] = '\0';
+		int clash = 0;
+		for (size_t i = 0; i < n && !clash; i++)
+			clash = texts[i] && strstr(texts[i], out);
+		if (!clash)
+			return;
+	}
+}
