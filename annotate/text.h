@@ -1,0 +1,60 @@
+/* text.h: text layout for dpo-annotate, without curses: UTF-8 decoding to
+ * wide characters, display widths (utf8proc, independent of the locale), word
+ * wrapping to a column count, and a word-level diff (LCS over words). */
+#ifndef DPO_ANN_TEXT_H
+#define DPO_ANN_TEXT_H
+#include <stddef.h>
+#include <wchar.h>
+
+/* Per-character attributes of an ann_text. */
+enum {
+	ANN_MARK_DIFF = 1,   /* part of a word not in the other text */
+	ANN_MARK_HEAD = 2,   /* a heading (role of a turn, a completion title) */
+	ANN_MARK_DIM = 4,    /* secondary text */
+};
+
+/* A decoded text: w[0..n) code points with one attribute byte each. */
+typedef struct ann_text {
+	wchar_t *w;
+	unsigned char *mark;
+	size_t n, cap;
+} ann_text;
+
+/* One display line: characters [start, end) of the text. */
+typedef struct ann_line {
+	size_t start, end;
+} ann_line;
+
+/* Append UTF-8 string s (NULL: nothing) to t with attribute mark. Invalid
+ * bytes become U+FFFD, tabs become four spaces, carriage returns are
+ * dropped and other control characters (except newline) become U+FFFD, so
+ * that everything appended can be drawn. */
+void ann_text_add_utf8(ann_text *t, const char *s, unsigned char mark);
+/* Empty the text (memory kept). */
+void ann_text_reset(ann_text *t);
+/* Free the memory of t (the struct itself is the caller's). */
+void ann_text_free(ann_text *t);
+
+/* Display columns of c: 0 (combining), 1 or 2 (wide). */
+int ann_wcwidth(wchar_t c);
+/* Display columns of w[0..n). */
+size_t ann_wcswidth(const wchar_t *w, size_t n);
+
+/* Wrap w[0..n) into lines at most width (>= 1) columns wide: breaks after
+ * spaces where possible, inside a word when it is longer than a line, and
+ * at every newline (not included in any line). An empty text is one empty
+ * line. Lines go to *lines (grown with xrealloc; *cap is its capacity;
+ * caller frees); returns their number. */
+size_t ann_wrap(const wchar_t *w, size_t n, int width, ann_line **lines, size_t *cap);
+
+/* Mark with ANN_MARK_DIFF the characters of words of a that are not in a
+ * longest common subsequence of the words of a and b, and the same in b.
+ * Words are maximal runs of non-space characters, compared exactly. Texts
+ * too long for the quadratic table (above max_cells word pairs after
+ * trimming the common start and end; 0: a built-in 4M) are marked changed
+ * in their whole differing middle. Returns the number of common words. */
+size_t ann_worddiff(ann_text *a, ann_text *b, size_t max_cells);
+/* Clear the ANN_MARK_DIFF bits of t. */
+void ann_text_clear_diff(ann_text *t);
+
+#endif

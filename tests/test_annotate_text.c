@@ -1,0 +1,239 @@
+/* test_annotate_text.c: unit tests of dpo-annotate's text layout (UTF-8
+ * decoding, display widths, wrapping, word diff) and screen layout (side by
+ * side vs stacked, 80x24) without curses. */
+#include "config.h"
+#include "annotate/session.h"
+#include "annotate/text.h"
+#include "annotate/ui.h"
+#include "store/store.h"
+#include "tests/tap.h"
+#include "util/xmalloc.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The wrapped lines of s at width, joined with "|" (as UTF-8). */
+static char *wrap_str(const char *s, int width)
+{
+	ann_text t = {0};
+	ann_line *lines = NULL;
+	size_t cap = 0;
+	ann_text_add_utf8(&t, s, 0);
+	size_t n = ann_wrap(t.w, t.n, width, &lines, &cap);
+	char *out = xcalloc(t.n * 4 + n + 1, 1);
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			out[o++] = '|';
+		for (size_t k = lines[i].start; k < lines[i].end; k++) {
+			unsigned long c = (unsigned long)t.w[k];
+			if (c < 0x80)
+				out[o++] = (char)c;
+			else if (c < 0x800) {
+				out[o++] = (char)(0xc0 | (c >> 6));
+				out[o++] = (char)(0x80 | (c & 0x3f));
+			} else {
+				out[o++] = (char)(0xe0 | (c >> 12));
+				out[o++] = (char)(0x80 | ((c >> 6) & 0x3f));
+				out[o++] = (char)(0x80 | (c & 0x3f));
+			}
+		}
+	}
+	free(lines);
+	ann_text_free(&t);
+	return out;
+}
+
+static void test_wrap(void)
+{
+	static const struct {
+		const char *in;
+		int width;
+		const char *want;
+	} cases[] = {
+		{"", 10, ""},
+		{"hello", 10, "hello"},
+		{"hello world", 5, "hello|world"},
+		{"hello world", 8, "hello |world"},
+		{"hello world", 11, "hello world"},
+		{"abcdefghij", 4, "abcd|efgh|ij"},
+		{"a\nb\n\nc", 10, "a|b||c"},
+		{"line\n", 10, "line|"},
+		{"one two three four", 9, "one two |three |four"},
+		{"tab\there", 20, "tab    here"},
+		{"日本語のテキスト", 6, "日本語|のテキ|スト"},
+		{"ab日本", 3, "ab|日|本"},
+		{"x 日本語", 4, "x |日本|語"},
+		{"café au lait", 4, "café|au |lait"},
+		{"e\xcc\x81t\xc3\xa9", 2, "e\xcc\x81t|\xc3\xa9"}, /* combining accent takes no column */
+		{"bad\xff byte", 20, "bad\xef\xbf\xbd byte"},
+		{"ctl\x01x", 20, "ctl\xef\xbf\xbdx"},
+		{"cr\r\nlf", 20, "cr|lf"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *got = wrap_str(cases[i].in, cases[i].width);
+		TAP_IS_STR(got, cases[i].want, "wrap case %zu at width %d", i, cases[i].width);
+		free(got);
+	}
+	/* no line is ever wider than the width */
+	const char *long_text = "Lorem ipsum dolor sit amet, 日本語 consectetur adipiscing elit, sed do "
+				"eiusmod tempor incididunt ut labore et dolore magna aliqua. Supercalifragilistic";
+	ann_text t = {0};
+	ann_text_add_utf8(&t, long_text, 0);
+	ann_line *lines = NULL;
+	size_t cap = 0;
+	int ok = 1;
+	size_t chars = 0;
+	for (int w = 1; w < 40; w++) {
+		size_t n = ann_wrap(t.w, t.n, w, &lines, &cap);
+		size_t covered = 0;
+		for (size_t k = 0; k < n; k++) {
+			int cols = (int)ann_wcswidth(t.w + lines[k].start, lines[k].end - lines[k].start);
+			ok &= cols <= w || (w == 1 && lines[k].end - lines[k].start == 1);
+			covered += lines[k].end - lines[k].start;
+		}
+		chars = covered;
+		ok &= covered + 32 >= t.n; /* only overflowing spaces are dropped */
+	}
+	TAP_OK(ok, "wrapped lines fit their width at every width 1..39 (%zu chars)", chars);
+	free(lines);
+	ann_text_free(&t);
+	TAP_IS_INT(ann_wcwidth(L'a'), 1, "ASCII is one column");
+	TAP_IS_INT(ann_wcwidth(0x65e5), 2, "CJK is two columns");
+	TAP_IS_INT(ann_wcwidth(0x301), 0, "combining accent is zero columns");
+	TAP_IS_INT(ann_wcwidth(0x1f600), 2, "emoji is two columns");
+}
+
+/* The words of s marked as changed, joined with spaces. */
+static char *diff_words(const ann_text *t)
+{
+	char *out = xcalloc(t->n + 2, 1);
+	size_t o = 0;
+	int in = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->mark[i] & ANN_MARK_DIFF) {
+			if (!in && o)
+				out[o++] = ' ';
+			out[o++] = t->w[i] < 0x80 ? (char)t->w[i] : '?';
+			in = 1;
+		} else {
+			in = 0;
+		}
+	}
+	return out;
+}
+
+static void test_diff(void)
+{
+	static const struct {
+		const char *a, *b;
+		const char *want_a, *want_b;
+		size_t common;
+	} cases[] = {
+		{"same words here", "same words here", "", "", 3},
+		{"the cat sat", "the dog sat", "cat", "dog", 2},
+		{"a b c d", "a c d e", "b", "e", 3},
+		{"", "new words", "", "new words", 0},
+		{"old words", "", "old words", "", 0},
+		{"one  two\nthree", "one two three", "", "", 3},
+		{"x y z", "z y x", "x y", "y x", 1},
+		{"The answer is 4.", "The answer is four.", "4.", "four.", 3},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		ann_text a = {0}, b = {0};
+		ann_text_add_utf8(&a, cases[i].a, 0);
+		ann_text_add_utf8(&b, cases[i].b, 0);
+		size_t common = ann_worddiff(&a, &b, 0);
+		char *ga = diff_words(&a), *gb = diff_words(&b);
+		TAP_IS_INT(common, cases[i].common, "diff case %zu: common words", i);
+		TAP_IS_STR(ga, cases[i].want_a, "diff case %zu: changed in a", i);
+		TAP_IS_STR(gb, cases[i].want_b, "diff case %zu: changed in b", i);
+		free(ga);
+		free(gb);
+		ann_text_clear_diff(&a);
+		ga = diff_words(&a);
+		TAP_IS_STR(ga, "", "diff case %zu: cleared", i);
+		free(ga);
+		ann_text_free(&a);
+		ann_text_free(&b);
+	}
+	/* too big for the table: the differing middle is marked whole */
+	ann_text a = {0}, b = {0};
+	ann_text_add_utf8(&a, "keep p q r keep", 0);
+	ann_text_add_utf8(&b, "keep x q y keep", 0);
+	size_t common = ann_worddiff(&a, &b, 4);
+	char *ga = diff_words(&a);
+	TAP_IS_STR(ga, "p q r", "over the cell limit: whole middle marked");
+	TAP_IS_INT(common, 2, "over the cell limit: only the common ends count");
+	free(ga);
+	ann_text_free(&a);
+	ann_text_free(&b);
+}
+
+static void test_layout(void)
+{
+	char path[] = "/tmp/dpo-test-annlayout-XXXXXX";
+	int fd = mkstemp(path);
+	if (fd < 0) {
+		printf("Bail out! mkstemp\n");
+		exit(1);
+	}
+	close(fd);
+	unlink(path);
+	store *st = store_new();
+	int64_t pid, gid;
+	store_generator g = {.kind = "import", .name = "layout"};
+	if (store_open(st, path) || store_generator_id(st, &g, &gid) ||
+	    store_prompt_add(st, "A prompt long enough to need two lines on a narrow screen, or even three of them.",
+			     NULL, 0, "t", NULL, &pid, NULL) ||
+	    store_completion_add(st, pid, "left text with 日本語", gid, NULL, NULL) ||
+	    store_completion_add(st, pid, "right text", gid, NULL, NULL)) {
+		printf("Bail out! fixture: %s\n", store_errmsg(st));
+		exit(1);
+	}
+	ann_options o = {.annotator = "lay", .overlap = 1, .retries = -1};
+	ann_session *s = ann_session_new(st, &o);
+	ann_session_load(s);
+	ann_ui ui;
+	ann_ui_init(&ui, s, ANN_MODE_PAIR, "lay", 0, 0, NULL);
+	ann_ui_prepare(&ui, 24, 80);
+	const ann_pane *l = &ui.pane[ANN_PANE_LEFT], *r = &ui.pane[ANN_PANE_RIGHT], *p = &ui.pane[ANN_PANE_PROMPT];
+	TAP_OK(!ui.too_small && !ui.side_by_side, "80x24: stacked");
+	TAP_OK(l->body.w == 80 && r->body.w == 80, "80x24: both panes full width");
+	TAP_OK(r->body.y > l->body.y + l->body.h - 1, "80x24: right pane below the left one");
+	TAP_IS_INT(p->body.y, 1, "prompt under the header");
+	TAP_IS_INT(p->body.h, 2, "prompt takes the lines it needs");
+	TAP_OK(r->body.y + r->body.h <= 22, "80x24: panes end above the info and status lines");
+	TAP_OK(l->body.h >= 2 && r->body.h >= 2, "80x24: both panes have room (%d, %d)", l->body.h, r->body.h);
+	ann_ui_prepare(&ui, 30, 120);
+	TAP_OK(ui.side_by_side, "120x30: side by side");
+	TAP_OK(l->body.y == r->body.y && r->body.x > l->body.x + l->body.w - 1, "120x30: right pane beside the left");
+	TAP_IS_INT(l->body.w + r->body.w + 1, 120, "120x30: widths plus separator fill the screen");
+	ann_ui_prepare(&ui, 24, 80);
+	TAP_OK(!ui.side_by_side, "shrinking back to 80 columns stacks again");
+	ann_ui_prepare(&ui, 5, 20);
+	TAP_OK(ui.too_small, "a tiny terminal is reported too small");
+	char status[256];
+	ann_ui_prepare(&ui, 24, 80);
+	ann_ui_status(&ui, status, sizeof status);
+	TAP_OK(strstr(status, "lay") && strstr(status, "item 1/1") && strstr(status, "done 0/1"),
+	       "status line: annotator, position, done/total (%s)", status);
+	ann_ui_free(&ui);
+	ann_session_free(s);
+	store_free(st);
+	unlink(path);
+	char *wal = xasprintf("%s-wal", path), *shm = xasprintf("%s-shm", path);
+	unlink(wal);
+	unlink(shm);
+	free(wal);
+	free(shm);
+}
+
+int main(void)
+{
+	test_wrap();
+	test_diff();
+	test_layout();
+	return tap_done();
+}
