@@ -7,6 +7,7 @@
 #include "annotate/ui.h"
 #include "store/store.h"
 #include "util/cli.h"
+#include "util/file.h"
 #include "util/progress.h"
 #include "util/xmalloc.h"
 #include <curses.h>
@@ -100,27 +101,12 @@ static void usage(FILE *f)
 
 static char *read_file(const char *path)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f)
+	size_t n;
+	char *buf = util_read_file(path, &n);
+	if (!buf)
 		util_die("%s: %s", path, strerror(errno));
-	char *buf = NULL;
-	size_t n = 0, cap = 0;
-	for (;;) {
-		if (n + 4096 + 1 > cap) {
-			cap = cap ? 2 * cap : 8192;
-			if (cap > ((size_t)16 << 20))
-				util_die("%s: guidelines longer than 16 MiB", path);
-			buf = xrealloc(buf, cap);
-		}
-		size_t r = fread(buf + n, 1, 4096, f);
-		n += r;
-		if (r < 4096)
-			break;
-	}
-	if (ferror(f))
-		util_die("%s: %s", path, strerror(errno));
-	fclose(f);
-	buf[n] = 0;
+	if (n > ((size_t)16 << 20))
+		util_die("%s: guidelines longer than 16 MiB", path);
 	return buf;
 }
 

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "train/layers.h"
 #include "train/model.h"
+#include "util/file.h"
 #include "util/progress.h"
 #include "util/xmalloc.h"
 
@@ -24,23 +25,12 @@
 
 static char *slurp(const char *path, size_t *len)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
+	char *text = util_read_file(path, len);
+	if (!text) {
 		perror(path);
 		exit(1);
 	}
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	if (n < 0 || n > (1 << 24)) {
-		fprintf(stderr, "bench_forward: %s: not a config file\n", path);
-		exit(1);
-	}
-	fseek(f, 0, SEEK_SET);
-	char *b = xmalloc((size_t)n + 1);
-	*len = fread(b, 1, (size_t)n, f);
-	b[*len] = 0;
-	fclose(f);
-	return b;
+	return text;
 }
 
 /* GB/s of a streaming read of a 512 MiB buffer (best of 3). */

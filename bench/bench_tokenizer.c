@@ -16,6 +16,7 @@
 
 #include "train/tokenizer.h"
 #include "util/buf.h"
+#include "util/file.h"
 #include "util/progress.h"
 #include "util/xmalloc.h"
 
@@ -38,19 +39,14 @@ int main(int argc, char **argv)
 			      : xasprintf("%s/data/tinystories-sample/tinystories_sample.txt",
 					  sh ? sh : "../shared");
 	double mb = argc > 3 ? atof(argv[3]) : 4.0;
-	FILE *f = fopen(file, "rb");
-	if (!f) {
+	util_buf sample = UTIL_BUF_INIT;
+	if (!(sample.data = util_read_file(file, &sample.len))) {
 		printf("SKIP bench_tokenizer: no text file %s\n", file);
 		free(dir);
 		free(file);
 		return 0;
 	}
-	util_buf sample = UTIL_BUF_INIT;
-	char chunk[8192];
-	size_t r;
-	while ((r = fread(chunk, 1, sizeof chunk, f)) > 0)
-		util_buf_add(&sample, chunk, r);
-	fclose(f);
+	sample.cap = sample.len + 1;
 	char *err = NULL;
 	train_tokenizer *t = train_tokenizer_load(dir, &err);
 	if (!t) {

@@ -13,22 +13,12 @@
 #include "tests/tap.h"
 #include "train/tokenizer.h"
 #include "util/buf.h"
+#include "util/file.h"
 #include "util/xmalloc.h"
 
 static char *slurp(const char *path, size_t *len)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	util_buf b = UTIL_BUF_INIT;
-	char chunk[8192];
-	size_t r;
-	while ((r = fread(chunk, 1, sizeof chunk, f)) > 0)
-		util_buf_add(&b, chunk, r);
-	fclose(f);
-	if (len)
-		*len = b.len;
-	return util_buf_detach(&b);
+	return util_read_file(path, len);
 }
 
 static void ids_str(util_buf *b, const int32_t *ids, size_t n)

@@ -1,6 +1,7 @@
 /* test_util.c: unit tests for util/ (buffer, sha256, line reader). */
 #include "tests/tap.h"
 #include "util/buf.h"
+#include "util/file.h"
 #include "util/lineread.h"
 #include "util/sha256.h"
 #include "util/xmalloc.h"
@@ -123,8 +124,32 @@ static void test_lineread(void)
 	unlink(path);
 }
 
+static void test_file(void)
+{
+	char dir[] = "/tmp/dpo-test-file-XXXXXX";
+	TAP_OK(mkdtemp(dir) != NULL, "make a scratch folder");
+	char *path = xasprintf("%s/f.txt", dir);
+	TAP_OK(util_read_file(path, NULL) == NULL, "reading a missing file fails");
+	TAP_IS_INT(util_write_file_atomic(path, "hello\0world", 11), 0, "atomic write");
+	size_t len = 0;
+	char *d = util_read_file(path, &len);
+	TAP_OK(d && len == 11 && !memcmp(d, "hello\0world", 11) && d[11] == '\0', "read back, NUL kept, terminated");
+	free(d);
+	TAP_IS_INT(util_write_file_atomic(path, "x", 1), 0, "atomic overwrite");
+	d = util_read_file(path, &len);
+	TAP_IS_STR(d, "x", "overwritten content");
+	free(d);
+	char *bad = xasprintf("%s/no/such/dir/f", dir);
+	TAP_IS_INT(util_write_file_atomic(bad, "x", 1), -1, "write into a missing folder fails");
+	free(bad);
+	unlink(path);
+	free(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
+	test_file();
 	test_sha256();
 	test_buf();
 	test_lineread();

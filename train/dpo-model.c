@@ -9,6 +9,7 @@
 #include "train/tokenizer.h"
 #include "util/buf.h"
 #include "util/cli.h"
+#include "util/file.h"
 #include "util/progress.h"
 #include "util/xmalloc.h"
 
@@ -88,20 +89,10 @@ static train_tokenizer *load_tok(const char *dir)
 
 static char *slurp(const char *path, size_t *len)
 {
-	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-	util_buf b = UTIL_BUF_INIT;
-	char tmp[65536];
-	size_t r;
-	if (!f)
+	char *text = util_read_file(path, len);
+	if (!text)
 		util_die("%s: %s", path, strerror(errno));
-	while ((r = fread(tmp, 1, sizeof tmp, f)) > 0)
-		util_buf_add(&b, tmp, r);
-	if (ferror(f))
-		util_die("%s: read error", path);
-	if (f != stdin)
-		fclose(f);
-	*len = b.len;
-	return util_buf_detach(&b);
+	return text;
 }
 
 /* Parse "1 2 3", "1,2,3" or "[1, 2, 3]". Exits 2 on junk. */

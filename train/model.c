@@ -4,6 +4,7 @@
 #include "train/layers.h"
 #include "train/safetensors.h"
 #include "util/buf.h"
+#include "util/file.h"
 #include "util/sha256.h"
 #include "util/xmalloc.h"
 
@@ -312,25 +313,10 @@ static char *normalise_config(const char *json, size_t len)
 
 static char *read_file(const char *path, size_t *len, char **err)
 {
-	FILE *f = fopen(path, "rb");
-	util_buf b = UTIL_BUF_INIT;
-	char tmp[65536];
-	size_t r;
-	if (!f) {
+	char *text = util_read_file(path, len);
+	if (!text)
 		*err = xasprintf("%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	while ((r = fread(tmp, 1, sizeof tmp, f)) > 0)
-		util_buf_add(&b, tmp, r);
-	if (ferror(f)) {
-		*err = xasprintf("%s: read error", path);
-		fclose(f);
-		util_buf_free(&b);
-		return NULL;
-	}
-	fclose(f);
-	*len = b.len;
-	return util_buf_detach(&b);
+	return text;
 }
 
 /* Shard file names listed by an index (unique, sorted). */
@@ -634,25 +620,10 @@ train_model *train_model_init(const char *config_json, size_t len, uint64_t seed
 
 static int write_text_atomic(const char *path, const char *text, char **err)
 {
-	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), rc = -1;
-	size_t n = strlen(text);
-	if (fd < 0)
-		goto ioerr;
-	if (write(fd, text, n) != (ssize_t)n || fsync(fd) != 0) {
-		close(fd);
-		goto ioerr;
-	}
-	if (close(fd) != 0 || rename(tmp, path) != 0)
-		goto ioerr;
-	rc = 0;
-	goto out;
-ioerr:
+	if (util_write_file_atomic(path, text, strlen(text)) == 0)
+		return 0;
 	*err = xasprintf("%s: %s", path, strerror(errno));
-	unlink(tmp);
-out:
-	free(tmp);
-	return rc;
+	return -1;
 }
 
 int train_model_save(const train_model *m, const char *dir, char **err)

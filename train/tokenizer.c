@@ -16,6 +16,7 @@
 #include <utf8proc.h>
 
 #include "util/buf.h"
+#include "util/file.h"
 #include "util/sha256.h"
 #include "util/xmalloc.h"
 
@@ -131,28 +132,6 @@ static uint64_t hash_u64(uint64_t x)
 	x *= 0xc4ceb9fe1a85ec53ULL;
 	x ^= x >> 33;
 	return x;
-}
-
-static int read_file(const char *path, char **data, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return -1;
-	util_buf b = UTIL_BUF_INIT;
-	char chunk[65536];
-	size_t r;
-	while ((r = fread(chunk, 1, sizeof chunk, f)) > 0)
-		util_buf_add(&b, chunk, r);
-	int bad = ferror(f);
-	fclose(f);
-	if (bad) {
-		util_buf_free(&b);
-		errno = EIO;
-		return -1;
-	}
-	*len = b.len;
-	*data = util_buf_detach(&b);
-	return 0;
 }
 
 static int file_exists(const char *path)
@@ -1126,12 +1105,12 @@ static int load_two_files(train_tokenizer *t, const char *vpath, const char *mpa
 	size_t vl = 0, ml = 0;
 	cJSON *j = NULL;
 	int rc = 0;
-	if (read_file(vpath, &vd, &vl)) {
+	if (!(vd = util_read_file(vpath, &vl))) {
 		set_err(t, "%s: %s", vpath, strerror(errno));
 		rc = TRAIN_TOK_EIO;
 		goto out;
 	}
-	if (read_file(mpath, &md, &ml)) {
+	if (!(md = util_read_file(mpath, &ml))) {
 		set_err(t, "%s: %s", mpath, strerror(errno));
 		rc = TRAIN_TOK_EIO;
 		goto out;
@@ -1191,7 +1170,7 @@ static int load_config(train_tokenizer *t, const char *path)
 	size_t l = 0;
 	cJSON *j = NULL;
 	int rc = 0;
-	if (read_file(path, &d, &l)) {
+	if (!(d = util_read_file(path, &l))) {
 		set_err(t, "%s: %s", path, strerror(errno));
 		return TRAIN_TOK_EIO;
 	}
@@ -1314,7 +1293,7 @@ train_tokenizer *train_tokenizer_load_files(const char *json_path, const char *c
 	char *d = NULL;
 	size_t l = 0;
 	t->src = json_path;
-	if (read_file(json_path, &d, &l)) {
+	if (!(d = util_read_file(json_path, &l))) {
 		set_err(t, "%s: %s", json_path, strerror(errno));
 		return fail(t, err);
 	}
@@ -1348,7 +1327,7 @@ train_tokenizer *train_tokenizer_load_vocab_merges(const char *vocab_path, const
 	} else if (!style && config_path) {
 		char *d = NULL;
 		size_t l = 0;
-		if (!read_file(config_path, &d, &l)) {
+		if ((d = util_read_file(config_path, &l))) {
 			cJSON *j = cJSON_ParseWithLength(d, l);
 			const char *cls = jstr(j, "tokenizer_class");
 			qwen = cls && strstr(cls, "Qwen2") != NULL;
@@ -1391,7 +1370,7 @@ train_tokenizer *train_tokenizer_load(const char *dir, char **err)
 	if (t && file_exists(jinja)) {
 		char *d = NULL;
 		size_t l = 0;
-		if (read_file(jinja, &d, &l)) {
+		if (!(d = util_read_file(jinja, &l))) {
 			if (err)
 				*err = xasprintf("%s: %s", jinja, strerror(errno));
 			train_tokenizer_free(t);
