@@ -1,0 +1,101 @@
+#!/bin/sh
+# cli_train.sh: dpo-train's options and guarantees on the tiny fixtures:
+# usage errors, bad data, gradient accumulation (== full batch), resume from
+# a checkpoint (== the uninterrupted run, exactly), NaN stops with the last
+# checkpoint intact, EOS/truncation, training from the store with the
+# reference log-prob cache and the run's metrics recorded.
+. "$top_srcdir/tests/tap.sh"
+# Tiny models run many short parallel regions; on a busy machine libgomp's
+# spinning idle threads cost more than the work itself.
+OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+export OMP_WAIT_POLICY
+have_shared || skip_all "no ../shared fixtures"
+cmp="$top_builddir/tests/test_trainer_cmp"
+fx="$DPO_SHARED/fixtures/tiny-llama"
+"$cmp" pairs "$fx/oracle.json" >"$T/p.jsonl"
+base="--model $fx/policy --ref-model $fx/reference --beta 0.1 --lr 1e-3 --max-grad-norm 1 --schedule constant --no-append-eos --quiet"
+
+# usage and data errors
+dpo-train --from-jsonl "$T/p.jsonl" --model "$fx/policy" >/dev/null 2>&1
+is "no --out: exit 2" "$?" 2
+dpo-train --from-jsonl "$T/p.jsonl" --model "$fx/policy" --out "$T/x" --loss nope 2>"$T/err"
+is "unknown loss: exit 2" "$?" 2
+like "unknown loss named" "$(cat "$T/err")" '"nope"'
+ok "--help" dpo-train --help
+ok "--version" dpo-train --version
+{ head -2 "$T/p.jsonl"; echo '{"prompt": "x", "chosen": 3, "rejected": "y"}'; } >"$T/bad.jsonl"
+dpo-train --from-jsonl "$T/bad.jsonl" $base --out "$T/x" 2>"$T/err"
+is "bad line: exit 1" "$?" 1
+like "bad line named with its field" "$(cat "$T/err")" 'bad.jsonl:3: field "chosen" must be a string or a list of messages'
+
+# gradient accumulation: 5 micro-batches of 1 pair == the full batch of adamw_run
+ok "grad-accum run" dpo-train --from-jsonl "$T/p.jsonl" $base --batch-size 1 --grad-accum 5 \
+	--steps 8 --log-json "$T/ga.log" --out "$T/ga"
+ok "grad-accum reproduces adamw_run" "$cmp" log "$fx/oracle.json" "$T/ga.log"
+ok "grad-accum final parameters" "$cmp" params "$fx/adamw_final_params.safetensors" "$T/ga/model.safetensors"
+
+# resume: 2 pairs per step, shuffled epochs, linear schedule, weight decay
+run="--from-jsonl $T/p.jsonl $base --batch-size 2 --steps 7 --schedule linear --warmup-steps 2 --weight-decay 0.1 --seed 7"
+ok "uninterrupted run with checkpoints" dpo-train $run --save-every 3 --log-json "$T/a.log" --out "$T/a"
+ok "checkpoint-6 is kept" test -s "$T/a/checkpoint-6/model.safetensors" -a -s "$T/a/checkpoint-6/optimizer.bin"
+ok "checkpoint-3 was superseded" test ! -e "$T/a/checkpoint-3"
+ok "no temporary checkpoint left" test -z "$(ls -A "$T/a" | grep '^\.')"
+ok "resume from checkpoint-6" dpo-train $run --resume "$T/a/checkpoint-6" --log-json "$T/b.log" --out "$T/b"
+ok "resumed steps equal the uninterrupted run" "$cmp" same "$T/a.log" "$T/b.log"
+ok "resumed final model equals the uninterrupted one" cmp "$T/a/model.safetensors" "$T/b/model.safetensors"
+dpo-train $run --steps 9 --resume "$T/a/checkpoint-6" --out "$T/c" 2>"$T/err"
+is "resume with another step count: exit 1" "$?" 1
+like "says why" "$(cat "$T/err")" "run of 7 steps"
+
+# NaN/inf: a huge learning rate blows the weights up; the run stops, the checkpoint stays
+dpo-train --from-jsonl "$T/p.jsonl" $base --batch-size 5 --steps 6 --lr 1e38 --save-every 1 \
+	--out "$T/nan" 2>"$T/err"
+is "non-finite loss: exit 1" "$?" 1
+like "clear message" "$(cat "$T/err")" "stopping (last checkpoint: $T/nan/checkpoint-"
+ck=$(sed -n 's/.*last checkpoint: \([^)]*\)).*/\1/p' "$T/err")
+ok "the last checkpoint is complete" test -s "$ck/model.safetensors" -a -s "$ck/optimizer.bin" \
+	-a -s "$ck/ref_logps.bin" -a -s "$ck/config.json"
+ok "its weights file parses" "$cmp" params "$ck/model.safetensors" "$ck/model.safetensors"
+like "its state is that of the last good step" "$(cat "$ck/trainer_state.json")" '"step": 1,'
+ok "no final model written by the failed run" test ! -e "$T/nan/model.safetensors"
+
+# EOS appended by default; truncation reported
+dpo-train --from-jsonl "$T/p.jsonl" --model "$fx/policy" --steps 1 --batch-size 5 --max-length 30 \
+	--max-prompt-length 8 --out "$T/eos" 2>"$T/err"
+is "EOS and truncation run: exit 0" "$?" 0
+like "truncated pairs reported" "$(cat "$T/err")" "4 truncated to --max-length 30"
+ok "dpo_run.json records the run" grep -q '"truncated":[[:space:]]*4' "$T/eos/dpo_run.json"
+
+# evaluation on held-out pairs
+ok "eval run" dpo-train --from-jsonl "$T/p.jsonl" $base --batch-size 5 --steps 2 \
+	--eval-jsonl "$T/p.jsonl" --eval-every 1 --log-json "$T/ev.log" --out "$T/ev"
+is "eval lines: after step 1 and at the end" "$(grep -c '"eval_loss"' "$T/ev.log")" 2
+ok "eval metrics use TRL names" grep -q '"eval_rewards/accuracies"' "$T/ev.log"
+
+# losses: every loss runs (reference-free ones without a reference pass)
+for l in robust hinge ipo sft simpo sigmoid,sft; do
+	ok "--loss $l" dpo-train --from-jsonl "$T/p.jsonl" --model "$fx/policy" --steps 1 \
+		--batch-size 5 --loss $l --label-smoothing 0.1 --out "$T/l" --quiet
+done
+
+# the store: pairs, reference cache, run and metrics
+if command -v dpo-db >/dev/null 2>&1; then
+	db="$T/d.db"
+	dpo-db --db "$db" import -q "$T/p.jsonl" >/dev/null 2>&1
+	ok "train from the store" dpo-train --from-db --db "$db" --model "$fx/policy" \
+		--ref-model "$fx/reference" --no-append-eos --steps 2 --batch-size 5 --out "$T/s1"
+	like "first run computes the reference log-probs" "$(cat "$T/.err")" "0 from the cache, 5 computed"
+	ok "second run" dpo-train --from-db --db "$db" --model "$fx/policy" \
+		--ref-model "$fx/reference" --no-append-eos --steps 2 --batch-size 5 --out "$T/s2" \
+		--log-json "$T/s2.log"
+	like "second run reuses them" "$(cat "$T/.err")" "5 from the cache, 0 computed"
+	ok "same losses from cached reference log-probs" "$cmp" same "$T/s2.log" "$T/s2.log"
+	if command -v sqlite3 >/dev/null 2>&1; then
+		is "two train runs recorded ok" "$(sqlite3 "$db" "select count(*) from runs where kind='train' and status='ok'")" 2
+		is "metrics recorded with TRL names" \
+			"$(sqlite3 "$db" "select count(distinct name) from metrics where name in ('loss','grad_norm','learning_rate','rewards/chosen','rewards/rejected','rewards/accuracies','rewards/margins','logps/chosen','logps/rejected')")" 9
+	fi
+	dpo-train --from-db --db "$db" --split nosuch --model "$fx/policy" --out "$T/s3" 2>"$T/err"
+	is "empty split: exit 1" "$?" 1
+fi
+done_testing
