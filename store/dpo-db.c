@@ -2,6 +2,7 @@
  * the preference store. `import` lives in dpo-db-import.c. */
 #include "config.h"
 #include "store/dpo_db.h"
+#include "store/report.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/cli.h"
@@ -56,6 +57,9 @@ static void usage(FILE *f)
 		"  split --test-fraction F [--seed S] [--json]\n"
 		"                   reassign prompts to test/train, deterministically from each prompt's\n"
 		"                   content hash and the seed\n"
+		"  report OUT.html [--title T]\n"
+		"                   one self-contained HTML page (inline SVG): labels, agreement,\n"
+		"                   judge position bias and consistency, training curves\n"
 		"\n"
 		"Every command also accepts --db PATH after its name. Exit status: 0 success, 1 failure,\n"
 		"2 usage error. See dpo-db(1).\n");
@@ -976,6 +980,29 @@ out:
 
 /* ---- main --------------------------------------------------------------- */
 
+/* Remove "--db PATH" / "--db=PATH" from a subcommand's arguments (up to a
+ * "--"), storing PATH in *db_opt, so that subcommands parsing their own
+ * options accept --db after the command name too. */
+static void take_db_option(int *argc, char **argv, const char **db_opt)
+{
+	for (int i = 1; i < *argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			break;
+		if (!strcmp(argv[i], "--db") && i + 1 < *argc) {
+			*db_opt = argv[i + 1];
+			memmove(&argv[i], &argv[i + 2], (size_t)(*argc - i - 2) * sizeof *argv);
+			*argc -= 2;
+			i--;
+		} else if (!strncmp(argv[i], "--db=", 5)) {
+			*db_opt = argv[i] + 5;
+			memmove(&argv[i], &argv[i + 1], (size_t)(*argc - i - 1) * sizeof *argv);
+			*argc -= 1;
+			i--;
+		}
+	}
+	argv[*argc] = NULL;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -1011,25 +1038,12 @@ int main(int argc, char **argv)
 		return cmd_agreement(sargc, sargv);
 	if (!strcmp(cmd, "split"))
 		return cmd_split(sargc, sargv);
-	if (!strcmp(cmd, "import")) {
-		/* import parses its own options; honour a --db given after it */
-		for (int i = 1; i < sargc; i++) {
-			if (!strcmp(sargv[i], "--"))
-				break;
-			if (!strcmp(sargv[i], "--db") && i + 1 < sargc) {
-				db_opt = sargv[i + 1];
-				memmove(&sargv[i], &sargv[i + 2], (size_t)(sargc - i - 2) * sizeof *sargv);
-				sargc -= 2;
-				i--;
-			} else if (!strncmp(sargv[i], "--db=", 5)) {
-				db_opt = sargv[i] + 5;
-				memmove(&sargv[i], &sargv[i + 1], (size_t)(sargc - i - 1) * sizeof *sargv);
-				sargc -= 1;
-				i--;
-			}
-		}
-		sargv[sargc] = NULL;
-		return db_cmd_import(sargc, sargv, util_db_path(db_opt));
+	if (!strcmp(cmd, "import") || !strcmp(cmd, "report")) {
+		/* these parse their own options; honour a --db given after the command */
+		take_db_option(&sargc, sargv, &db_opt);
+		if (!strcmp(cmd, "import"))
+			return db_cmd_import(sargc, sargv, util_db_path(db_opt));
+		return db_cmd_report(sargc, sargv, util_db_path(db_opt));
 	}
-	util_usage_error("unknown command '%s' (init, check, import, export, stats, agreement, split)", cmd);
+	util_usage_error("unknown command '%s' (init, check, import, export, stats, agreement, split, report)", cmd);
 }

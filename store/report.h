@@ -1,0 +1,29 @@
+/* report.h: an HTML report of a preference store (part of store/libstore.a).
+ *
+ * One self-contained page: inline CSS and SVG, no script, no external
+ * reference. Sections: counts, the label distribution (overall and per
+ * annotator), annotator agreement (Cohen's kappa per pair of annotators,
+ * Krippendorff's alpha), the judges' position bias and consistency across
+ * the two orders, the training curves of every "train" run (loss,
+ * rewards/margins, rewards/accuracies) and the results of "eval" runs. */
+#ifndef DPO_STORE_REPORT_H
+#define DPO_STORE_REPORT_H
+#include "store/store.h"
+#include "util/buf.h"
+
+/* Append the report of the open store st to out; title (may be NULL) goes
+ * into the page title and heading. Returns STORE_OK or the store's error
+ * code (message in store_errmsg). */
+int store_report_html(store *st, const char *title, util_buf *out);
+
+/* Append s to out with &, <, >, " and ' escaped for HTML text and attribute
+ * values. NULL appends nothing. */
+void store_report_escape(util_buf *out, const char *s);
+
+/* `dpo-db report OUT.html [--title T]`: argv[0] is "report"; dbpath is the
+ * resolved database path. OUT "-" writes to standard output; otherwise the
+ * file is written atomically (temporary file, then rename). Returns the
+ * process exit status (0, 1 or 2). */
+int db_cmd_report(int argc, char **argv, const char *dbpath);
+
+#endif
