@@ -8,25 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tests/tap.h"
+#include "util/file.h"
 #include "train/loss.h"
 
 static char *slurp(const char *path)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *s = malloc(n + 1);
-	if (fread(s, 1, n, f) != (size_t)n) {
-		free(s);
-		fclose(f);
-		return NULL;
-	}
-	s[n] = 0;
-	fclose(f);
-	return s;
+	return util_read_file(path, NULL);
 }
 
 static int get_vec(const cJSON *o, const char *key, double *out, int max)

@@ -5,6 +5,7 @@
  * tiny-llama, and the real tiny GPT-2 (50257 vocabulary) loads and runs. */
 #include "config.h"
 #include "tests/tap.h"
+#include "util/file.h"
 #include "train/model.h"
 #include "util/xmalloc.h"
 
@@ -12,16 +13,11 @@
 
 static cJSON *load_json(const char *path)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f)
+	size_t n;
+	char *buf = util_read_file(path, &n);
+	if (!buf)
 		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *buf = xmalloc((size_t)n + 1);
-	size_t r = fread(buf, 1, (size_t)n, f);
-	fclose(f);
-	cJSON *j = cJSON_ParseWithLength(buf, r);
+	cJSON *j = cJSON_ParseWithLength(buf, n);
 	free(buf);
 	return j;
 }

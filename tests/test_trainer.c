@@ -18,24 +18,14 @@
 #include <string.h>
 #include <unistd.h>
 #include "tests/tap.h"
+#include "util/file.h"
 #include "train/model.h"
 #include "train/safetensors.h"
 #include "train/trainer.h"
 
 static char *slurp(const char *path)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *s = malloc(n + 1);
-	if (fread(s, 1, n, f) != (size_t)n)
-		n = 0;
-	s[n] = 0;
-	fclose(f);
-	return s;
+	return util_read_file(path, NULL);
 }
 
 static int *ids_of(const cJSON *a, int *n)

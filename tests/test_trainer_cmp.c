@@ -16,23 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include "train/safetensors.h"
+#include "util/file.h"
 
 static char *slurp(const char *path)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
+	char *text = util_read_file(path, NULL);
+	if (!text) {
 		fprintf(stderr, "test_trainer_cmp: cannot read %s\n", path);
 		exit(1);
 	}
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *s = malloc(n + 1);
-	if (fread(s, 1, n, f) != (size_t)n)
-		n = 0;
-	s[n] = 0;
-	fclose(f);
-	return s;
+	return text;
 }
 
 static cJSON *load_json(const char *path)
