@@ -423,7 +423,7 @@ int store_verdict_category(const char *verdict);
 /* Cohen's kappa from a STORE_NCAT x STORE_NCAT contingency table (rows:
  * rater 1, columns: rater 2). NAN when the table is empty; 1 when both
  * raters agree on every item even if chance agreement is 1. */
-double store_cohen_kappa(const long table[STORE_NCAT][STORE_NCAT]);
+double store_cohen_kappa(const long (*table)[STORE_NCAT]);
 
 /* Krippendorff's alpha (nominal) from per-unit category counts: units[u][k]
  * = how many raters put unit u in category k. Units with fewer than two

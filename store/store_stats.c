@@ -102,7 +102,7 @@ int store_stats_foreach(store *st, store_stat_cb cb, void *ud)
 
 /* ---- agreement measures ------------------------------------------------- */
 
-double store_cohen_kappa(const long t[STORE_NCAT][STORE_NCAT])
+double store_cohen_kappa(const long (*t)[STORE_NCAT])
 {
 	double n = 0, agree = 0, row[STORE_NCAT] = {0}, col[STORE_NCAT] = {0};
 	for (int i = 0; i < STORE_NCAT; i++)
