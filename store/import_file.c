@@ -2,6 +2,7 @@
  * (plain or gzip) through the parser and store_add_record in one
  * transaction. See import.h. */
 #include "store/import.h"
+#include "store/store_int.h"
 #include "util/buf.h"
 #include "util/lineread.h"
 #include "util/xmalloc.h"
@@ -112,7 +113,7 @@ int store_import_file(store *st, const char *path, const store_import_opts *opts
 		goto out;
 	}
 	p = store_import_parser_new(opts->format);
-	if ((rc = store_begin(st))) {
+	if ((rc = store__bulk_begin(st))) {
 		seterr(res, "%s: %s", path, store_errmsg(st));
 		goto out;
 	}
@@ -174,7 +175,7 @@ int store_import_file(store *st, const char *path, const store_import_opts *opts
 		rc = STORE_ERR;
 		goto out;
 	}
-	if ((rc = store_commit(st))) {
+	if ((rc = store__bulk_commit(st))) {
 		seterr(res, "%s: %s", path, store_errmsg(st));
 		goto out;
 	}
@@ -183,7 +184,7 @@ int store_import_file(store *st, const char *path, const store_import_opts *opts
 		(void)opts->progress(opts->progress_ud, res->lines, util_lineread_offset(r));
 out:
 	if (in_tx)
-		store_rollback(st);
+		store__bulk_rollback(st);
 	if (p) {
 		res->format = store_import_parser_format(p);
 		snprintf(res->variant, sizeof res->variant, "%s", store_import_parser_variant(p));

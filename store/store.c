@@ -16,6 +16,8 @@
 /* "DPO1": marks a file as a dpo database (PRAGMA application_id). */
 #define STORE_APPLICATION_ID 0x44504f31
 #define STORE_BUSY_MS 30000
+/* Page size of new databases (existing ones keep theirs). */
+#define STORE_PAGE_SIZE_STR "32768"
 
 /* ---- schema ------------------------------------------------------------- */
 
@@ -463,6 +465,12 @@ int store__open_version(store *st, const char *path, int target)
 		rc = need;
 		goto out;
 	}
+	/* A new, empty file: larger pages than SQLite's 4 KiB default mean
+	 * fewer B-tree levels, page splits and WAL frames on bulk imports (the
+	 * size has to be set before WAL mode writes the header). */
+	if (app == 0 && ver == 0 && nobj == 0 &&
+	    (rc = store__exec(st, "PRAGMA page_size = " STORE_PAGE_SIZE_STR)))
+		goto out;
 	/* WAL is persistent in the file; set it once the file is known to be
 	 * ours (a failure, e.g. in a read-only directory, is not fatal). */
 	sqlite3_exec(st->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
@@ -521,6 +529,51 @@ int store_rollback(store *st)
 	if (sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
 		return store__dberr(st, "rollback");
 	return STORE_OK;
+}
+
+/* ---- bulk imports ------------------------------------------------------- */
+
+int store__bulk_begin(store *st)
+{
+	int rc;
+	if (!st->db)
+		return store__err(st, STORE_EINVAL, "store_begin: the store is not open");
+	if (!sqlite3_get_autocommit(st->db))
+		return store__err(st, STORE_EINVAL, "a bulk import cannot run inside another transaction");
+	/* The rows an import refers to are ones it found or inserted itself
+	 * under the write lock, so the foreign-key lookups are redundant. The
+	 * pragma only takes effect outside a transaction. Memoised ids are
+	 * re-read in the new transaction. */
+	store__memo_clear(st);
+	if ((rc = store__exec(st, "PRAGMA foreign_keys = OFF")))
+		return rc;
+	st->bulk_fk_off = 1;
+	if ((rc = store_begin(st)))
+		goto fail;
+	return STORE_OK;
+fail:
+	store__bulk_rollback(st);
+	return rc;
+}
+
+int store__bulk_commit(store *st)
+{
+	int rc = store_commit(st);
+	if (st->bulk_fk_off && sqlite3_get_autocommit(st->db)) {
+		sqlite3_exec(st->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+		st->bulk_fk_off = 0;
+	}
+	return rc;
+}
+
+int store__bulk_rollback(store *st)
+{
+	int rc = store_rollback(st);
+	if (st->db && st->bulk_fk_off && sqlite3_get_autocommit(st->db)) {
+		sqlite3_exec(st->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+		st->bulk_fk_off = 0;
+	}
+	return rc;
 }
 
 int store__tx_auto(store *st, int *started)

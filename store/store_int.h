@@ -54,6 +54,7 @@ struct store {
 	util_buf scratch; /* canonical serialisations */
 	char now[32];     /* cached created_at */
 	long now_sec;
+	int bulk_fk_off;  /* a bulk import turned foreign_keys off */
 };
 
 /* Set the handle's message and return code. */
@@ -85,6 +86,18 @@ int store__tx_auto(store *st, int *started);
 int store__tx_end(store *st, int started, int rc);
 /* Forget the name -> id memos (after a rollback). */
 void store__memo_clear(store *st);
+
+/* A bulk import's transaction (store_import_file): begin an immediate
+ * transaction with foreign-key enforcement off (the importer only refers to
+ * rows it found or inserted itself under the write lock, so the lookups are
+ * redundant). Must not be called inside a transaction. STORE_OK or a code
+ * (message set; nothing left open). */
+int store__bulk_begin(store *st);
+/* Commit a bulk import and turn foreign keys back on. On failure the
+ * transaction is rolled back (see store_commit). STORE_OK or a code. */
+int store__bulk_commit(store *st);
+/* Roll back a bulk import and turn foreign keys back on. */
+int store__bulk_rollback(store *st);
 
 /* Open path migrated only up to schema version `version` (tests build older
  * layouts with it). */
