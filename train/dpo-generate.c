@@ -3,6 +3,7 @@
 #include "config.h"
 #include "store/store.h"
 #include "train/chat.h"
+#include "train/gen_cli.h"
 #include "train/layers.h"
 #include "train/model.h"
 #include "train/sample.h"
@@ -107,28 +108,6 @@ static uint64_t row_seed(uint64_t base, const char *hash, long k)
 	return mix(mix(base) ^ h ^ mix((uint64_t)k));
 }
 
-struct stop_ctx {
-	train_tokenizer *tok;
-	char **stops;
-	int nstops;
-};
-
-static int stop_cb(void *ctx, int row, const int *ids, int n)
-{
-	struct stop_ctx *s = ctx;
-	(void)row;
-	if (util_interrupted())
-		return 1; /* end every row now; the caller discards them */
-	if (!s->nstops)
-		return 0;
-	char *text = train_tokenizer_decode(s->tok, ids, n);
-	int hit = 0;
-	for (int i = 0; i < s->nstops && !hit; i++)
-		hit = strstr(text, s->stops[i]) != NULL;
-	free(text);
-	return hit;
-}
-
 /* Encode a job's prompt. Returns 0, or -1 with a message in *err. */
 static int encode_job(const struct job *j, train_tokenizer *tok, train_chat **ch,
 		      const char *fmt, int chat_plain, int **ids, int *n, char **err)
@@ -188,23 +167,10 @@ static int encode_job(const struct job *j, train_tokenizer *tok, train_chat **ch
 	return 0;
 }
 
-static char *cut_at_stop(char *text, char **stops, int nstops)
-{
-	char *cut = NULL;
-	for (int i = 0; i < nstops; i++) {
-		char *h = strstr(text, stops[i]);
-		if (h && (!cut || h < cut))
-			cut = h;
-	}
-	if (cut)
-		*cut = '\0';
-	return text;
-}
-
 int main(int argc, char **argv)
 {
 	enum { O_DB = 256, O_MODEL, O_N, O_SPLIT, O_LIMIT, O_BATCH, O_NAME, O_CHAT, O_FMT,
-	       O_GREEDY, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_SEED, O_MAX, O_STOP, O_THREADS,
+	       O_THREADS,
 	       O_JSON, O_VERSION };
 	static const struct option opts[] = {
 		{"db", required_argument, NULL, O_DB},
@@ -216,25 +182,18 @@ int main(int argc, char **argv)
 		{"name", required_argument, NULL, O_NAME},
 		{"chat", no_argument, NULL, O_CHAT},
 		{"chat-format", required_argument, NULL, O_FMT},
-		{"greedy", no_argument, NULL, O_GREEDY},
-		{"temperature", required_argument, NULL, O_TEMP},
-		{"top-k", required_argument, NULL, O_TOPK},
-		{"top-p", required_argument, NULL, O_TOPP},
-		{"min-p", required_argument, NULL, O_MINP},
-		{"seed", required_argument, NULL, O_SEED},
-		{"max-new-tokens", required_argument, NULL, O_MAX},
-		{"stop", required_argument, NULL, O_STOP},
+		TRAIN_GEN_LONG_OPTIONS,
 		{"threads", required_argument, NULL, O_THREADS},
 		{"json", no_argument, NULL, O_JSON},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, O_VERSION},
 		{0}};
 	const char *db = NULL, *mdir = NULL, *split = NULL, *name = NULL, *fmt = NULL;
-	long k = 2, limit = 0, batch = 4, seed = 0, maxnew = 256, threads = 0, topk = 0;
-	int chat_plain = 0, json = 0, c, nstops = 0;
-	char **stops = NULL;
-	train_sampling s;
-	train_sampling_default(&s);
+	long k = 2, limit = 0, batch = 4, threads = 0;
+	int chat_plain = 0, json = 0, c;
+	train_gen_cli gc;
+	train_gen_cli_init(&gc, 256);
+	gc.interrupted = util_interrupted; /* end every row now; the caller discards them */
 	util_set_progname("dpo-generate");
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -247,22 +206,13 @@ int main(int argc, char **argv)
 		case O_NAME: name = optarg; break;
 		case O_CHAT: chat_plain = 1; break;
 		case O_FMT: fmt = optarg; break;
-		case O_GREEDY: s.greedy = 1; break;
-		case O_TEMP: util_parse_double("--temperature", optarg, &s.temperature); break;
-		case O_TOPK: util_parse_long("--top-k", optarg, &topk); break;
-		case O_TOPP: util_parse_double("--top-p", optarg, &s.top_p); break;
-		case O_MINP: util_parse_double("--min-p", optarg, &s.min_p); break;
-		case O_SEED: util_parse_long("--seed", optarg, &seed); break;
-		case O_MAX: util_parse_long("--max-new-tokens", optarg, &maxnew); break;
-		case O_STOP:
-			stops = xreallocarray(stops, nstops + 1, sizeof *stops);
-			stops[nstops++] = optarg;
-			break;
 		case O_THREADS: util_parse_long("--threads", optarg, &threads); break;
 		case O_JSON: json = 1; break;
 		case 'h': usage(stdout); return 0;
 		case O_VERSION: util_print_version(); return 0;
-		default: util_usage_error("bad option");
+		default:
+			if (!train_gen_cli_option(&gc, c, optarg))
+				util_usage_error("bad option");
 		}
 	}
 	if (optind != argc)
@@ -273,14 +223,8 @@ int main(int argc, char **argv)
 		util_usage_error("--n must be between 1 and 10000");
 	if (batch < 1 || batch > 256)
 		util_usage_error("--batch must be between 1 and 256");
-	if (maxnew < 1 || maxnew > 1 << 20)
-		util_usage_error("--max-new-tokens must be >= 1");
-	if (topk < 0 || topk > 1 << 30)
-		util_usage_error("--top-k must be >= 0");
-	s.top_k = (int)topk;
-	const char *bad = train_sampling_check(&s);
-	if (bad)
-		util_usage_error("%s", bad);
+	train_gen_cli_check(&gc);
+	const train_sampling s = gc.sampling;
 	if (s.greedy && k > 1)
 		util_warn("--greedy with --n %ld: identical completions are stored once", k);
 	train_set_threads(threads > 0 && threads < 4096 ? (int)threads : 0);
@@ -308,11 +252,11 @@ int main(int argc, char **argv)
 	util_buf pj = UTIL_BUF_INIT;
 	util_buf_addf(&pj, "{\"greedy\":%s,\"max_new_tokens\":%ld,\"min_p\":%.17g,\"seed\":%ld,"
 		      "\"stop\":[",
-		      s.greedy ? "true" : "false", maxnew, s.min_p, seed);
-	for (int i = 0; i < nstops; i++) {
+		      s.greedy ? "true" : "false", gc.max_new, s.min_p, gc.seed);
+	for (int i = 0; i < gc.nstops; i++) {
 		if (i)
 			util_buf_addc(&pj, ',');
-		util_buf_add_json_string(&pj, stops[i], strlen(stops[i]));
+		util_buf_add_json_string(&pj, gc.stops[i], strlen(gc.stops[i]));
 	}
 	util_buf_addf(&pj, "],\"temperature\":%.17g,\"top_k\":%d,\"top_p\":%.17g}", s.temperature,
 		      s.top_k, s.top_p);
@@ -346,9 +290,9 @@ int main(int argc, char **argv)
 		eos[neos++] = cfg->eos[i];
 	if (train_tokenizer_eos_id(tok) >= 0)
 		eos[neos++] = train_tokenizer_eos_id(tok);
-	struct stop_ctx sc = {tok, stops, nstops};
-	train_gen_opts o = {.sampling = s, .max_new = (int)maxnew, .eos = eos, .n_eos = neos,
-			    .stop = stop_cb, .ctx = &sc, .batch = (int)batch};
+	gc.tok = tok;
+	train_gen_opts o = {.sampling = s, .max_new = (int)gc.max_new, .eos = eos, .n_eos = neos,
+			    .stop = train_gen_cli_stop, .ctx = &gc, .batch = (int)batch};
 
 	util_catch_interrupts();
 	util_progress *pr = util_progress_new("generate", (double)col.n, "prompts");
@@ -393,7 +337,7 @@ int main(int argc, char **argv)
 		for (int r = 0; r < nr; r++) {
 			pp[r] = ids;
 			pl[r] = n;
-			seeds[r] = row_seed((uint64_t)seed, j->hash, j->have + r);
+			seeds[r] = row_seed((uint64_t)gc.seed, j->hash, j->have + r);
 		}
 		int gr = train_generate(m, nr, pp, pl, seeds, &o, res, &err);
 		if (util_interrupted()) {
@@ -411,7 +355,7 @@ int main(int argc, char **argv)
 			for (int r = 0; r < nr && ok; r++) {
 				char *text = train_tokenizer_decode(tok, res[r].ids, res[r].n);
 				if (res[r].finish == TRAIN_FINISH_STOP)
-					cut_at_stop(text, stops, nstops);
+					train_gen_cli_cut(&gc, text);
 				int created = 0;
 				if (store_completion_add(st, j->id, text, gen_id, NULL, &created))
 					ok = 0;
@@ -484,6 +428,6 @@ int main(int argc, char **argv)
 	train_model_free(m);
 	free(gname);
 	free(mcopy);
-	free(stops);
+	train_gen_cli_free(&gc);
 	return rc ? UTIL_EXIT_FAIL : interrupted ? UTIL_EXIT_INTERRUPTED : 0;
 }

@@ -2,6 +2,7 @@
  * model directories with the dpo model engine. */
 #include "config.h"
 #include "train/chat.h"
+#include "train/gen_cli.h"
 #include "train/layers.h"
 #include "train/llama2c.h"
 #include "train/model.h"
@@ -414,54 +415,25 @@ static int cmd_score(int argc, char **argv)
 
 /* ---- generate ---- */
 
-struct stop_ctx {
-	train_tokenizer *tok;
-	const char **stops;
-	int nstops;
-};
-
-static int stop_cb(void *ctx, int row, const int *ids, int n)
-{
-	struct stop_ctx *s = ctx;
-	(void)row;
-	if (!s->nstops)
-		return 0;
-	char *text = train_tokenizer_decode(s->tok, ids, n);
-	int hit = 0;
-	for (int i = 0; i < s->nstops && !hit; i++)
-		hit = strstr(text, s->stops[i]) != NULL;
-	free(text);
-	return hit;
-}
-
 static int cmd_generate(int argc, char **argv)
 {
-	enum { O_CHAT = 256, O_FMT, O_SYS, O_GREEDY, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_SEED,
-	       O_MAX, O_STOP, O_JSON, O_THREADS, O_PIDS };
+	enum { O_CHAT = 256, O_FMT, O_SYS, O_JSON, O_THREADS, O_PIDS };
 	static const struct option opts[] = {
 		{"prompt", required_argument, NULL, 'p'},
 		{"prompt-ids", required_argument, NULL, O_PIDS},
 		{"chat", no_argument, NULL, O_CHAT},
 		{"chat-format", required_argument, NULL, O_FMT},
 		{"system", required_argument, NULL, O_SYS},
-		{"greedy", no_argument, NULL, O_GREEDY},
-		{"temperature", required_argument, NULL, O_TEMP},
-		{"top-k", required_argument, NULL, O_TOPK},
-		{"top-p", required_argument, NULL, O_TOPP},
-		{"min-p", required_argument, NULL, O_MINP},
-		{"seed", required_argument, NULL, O_SEED},
-		{"max-new-tokens", required_argument, NULL, O_MAX},
-		{"stop", required_argument, NULL, O_STOP},
+		TRAIN_GEN_LONG_OPTIONS,
 		{"json", no_argument, NULL, O_JSON},
 		{"threads", required_argument, NULL, O_THREADS},
 		{"help", no_argument, NULL, 'h'},
 		{0}};
 	const char *prompt = NULL, *pids = NULL, *fmt = NULL, *sys = NULL;
-	const char **stops = NULL;
-	int nstops = 0, chat = 0, json = 0, c;
-	long seed = 0, maxnew = 128, threads = 0, topk = 0;
-	train_sampling s;
-	train_sampling_default(&s);
+	int chat = 0, json = 0, c;
+	long threads = 0;
+	train_gen_cli gc;
+	train_gen_cli_init(&gc, 128);
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': prompt = optarg; break;
@@ -469,21 +441,12 @@ static int cmd_generate(int argc, char **argv)
 		case O_CHAT: chat = 1; break;
 		case O_FMT: fmt = optarg; chat = 1; break;
 		case O_SYS: sys = optarg; break;
-		case O_GREEDY: s.greedy = 1; break;
-		case O_TEMP: util_parse_double("--temperature", optarg, &s.temperature); break;
-		case O_TOPK: util_parse_long("--top-k", optarg, &topk); break;
-		case O_TOPP: util_parse_double("--top-p", optarg, &s.top_p); break;
-		case O_MINP: util_parse_double("--min-p", optarg, &s.min_p); break;
-		case O_SEED: util_parse_long("--seed", optarg, &seed); break;
-		case O_MAX: util_parse_long("--max-new-tokens", optarg, &maxnew); break;
-		case O_STOP:
-			stops = xreallocarray(stops, nstops + 1, sizeof *stops);
-			stops[nstops++] = optarg;
-			break;
 		case O_JSON: json = 1; break;
 		case O_THREADS: util_parse_long("--threads", optarg, &threads); break;
 		case 'h': usage(stdout); return 0;
-		default: util_usage_error("generate: bad option");
+		default:
+			if (!train_gen_cli_option(&gc, c, optarg))
+				util_usage_error("generate: bad option");
 		}
 	}
 	if (optind + 1 != argc)
@@ -492,14 +455,7 @@ static int cmd_generate(int argc, char **argv)
 		util_usage_error("generate: give --prompt TEXT or --prompt-ids IDS");
 	if (pids && chat)
 		util_usage_error("generate: --chat needs --prompt TEXT");
-	if (topk < 0 || topk > 1 << 30)
-		util_usage_error("--top-k must be >= 0");
-	s.top_k = (int)topk;
-	const char *bad = train_sampling_check(&s);
-	if (bad)
-		util_usage_error("%s", bad);
-	if (maxnew < 1 || maxnew > 1 << 20)
-		util_usage_error("--max-new-tokens must be >= 1");
+	train_gen_cli_check(&gc);
 	set_threads(threads);
 	const char *dir = argv[optind];
 
@@ -507,7 +463,7 @@ static int cmd_generate(int argc, char **argv)
 	 * --stop works without one (ids only) */
 	train_tokenizer *tok = NULL;
 	train_chat *ch = NULL;
-	if (prompt || nstops) {
+	if (prompt || gc.nstops) {
 		tok = load_tok(dir);
 	} else {
 		char *e = NULL;
@@ -561,12 +517,12 @@ static int cmd_generate(int argc, char **argv)
 		if (te >= 0)
 			eos[neos++] = te;
 	}
-	struct stop_ctx sc = {tok, stops, nstops};
-	train_gen_opts o = {.sampling = s, .max_new = (int)maxnew, .eos = eos, .n_eos = neos,
-			    .stop = nstops ? stop_cb : NULL, .ctx = &sc, .batch = 1};
+	gc.tok = tok;
+	train_gen_opts o = {.sampling = gc.sampling, .max_new = (int)gc.max_new, .eos = eos, .n_eos = neos,
+			    .stop = gc.nstops ? train_gen_cli_stop : NULL, .ctx = &gc, .batch = 1};
 	train_gen_result res;
 	const int *pp = ids;
-	uint64_t sd = (uint64_t)seed;
+	uint64_t sd = (uint64_t)gc.seed;
 	char *err = NULL;
 	double t0 = util_now();
 	if (train_generate(m, 1, &pp, &n, &sd, &o, &res, &err))
@@ -575,17 +531,8 @@ static int cmd_generate(int argc, char **argv)
 	char *text = NULL;
 	if (tok) {
 		text = train_tokenizer_decode(tok, res.ids, res.n);
-		if (res.finish == TRAIN_FINISH_STOP) {
-			/* cut at the earliest stop string */
-			char *cut = NULL;
-			for (int i = 0; i < nstops; i++) {
-				char *h = strstr(text, stops[i]);
-				if (h && (!cut || h < cut))
-					cut = h;
-			}
-			if (cut)
-				*cut = '\0';
-		}
+		if (res.finish == TRAIN_FINISH_STOP)
+			train_gen_cli_cut(&gc, text);
 	}
 	util_buf b = UTIL_BUF_INIT;
 	if (json) {
@@ -598,7 +545,7 @@ static int cmd_generate(int argc, char **argv)
 			util_buf_adds(&b, "null");
 		util_buf_addf(&b, ",\"n_tokens\":%d,\"finish_reason\":\"%s\",\"seed\":%ld,"
 			      "\"seconds\":%.3f,\"tokens_per_s\":%.2f}\n",
-			      res.n, train_finish_name(res.finish), seed, dt,
+			      res.n, train_finish_name(res.finish), gc.seed, dt,
 			      dt > 0 ? res.n / dt : 0.0);
 	} else if (text) {
 		util_buf_addf(&b, "%s\n", text);
@@ -612,7 +559,7 @@ static int cmd_generate(int argc, char **argv)
 	free(text);
 	free(res.ids);
 	free(ids);
-	free(stops);
+	train_gen_cli_free(&gc);
 	train_chat_free(ch);
 	train_tokenizer_free(tok);
 	train_model_free(m);
