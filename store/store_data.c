@@ -5,6 +5,7 @@
 #include "util/sha256.h"
 #include "util/xmalloc.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -482,23 +483,40 @@ static int pair_labels(store *st, int64_t prompt_id, int64_t a, int64_t b, long 
 	return rc;
 }
 
-/* The kind of annotator id: 'h', 'j' or 'i' into *kind. */
-static int annotator_kind(store *st, int64_t id, char *kind)
+/* Step statement sid (one parameter, an id) to its row. Returns STORE_OK
+ * with the statement on the row (the caller reads it, then resets it), or
+ * an error naming noun and id (the statement is reset). */
+static int row_by_id(store *st, enum store_stmt_id sid, int64_t id, const char *noun, sqlite3_stmt **row)
 {
-	sqlite3_stmt *s = store__stmt(st, SS_ANNOTATOR_KIND);
+	sqlite3_stmt *s = store__stmt(st, sid);
 	if (!s)
 		return STORE_ERR;
 	sqlite3_bind_int64(s, 1, id);
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		*kind = store__col_text(s, 0)[0];
-		rc = STORE_OK;
-	} else if (rc == SQLITE_DONE) {
-		rc = store__err(st, STORE_EINVAL, "no annotator with id %lld", (long long)id);
+		*row = s;
+		return STORE_OK;
+	}
+	if (rc == SQLITE_DONE) {
+		rc = store__err(st, STORE_EINVAL, "no %s with id %lld", noun, (long long)id);
 	} else {
-		rc = store__dberr(st, "find annotator");
+		char what[64];
+		snprintf(what, sizeof what, "find %s", noun);
+		rc = store__dberr(st, what);
 	}
 	sqlite3_reset(s);
+	return rc;
+}
+
+/* The kind of annotator id: 'h', 'j' or 'i' into *kind. */
+static int annotator_kind(store *st, int64_t id, char *kind)
+{
+	sqlite3_stmt *s;
+	int rc = row_by_id(st, SS_ANNOTATOR_KIND, id, "annotator", &s);
+	if (rc == STORE_OK) {
+		*kind = store__col_text(s, 0)[0];
+		sqlite3_reset(s);
+	}
 	return rc;
 }
 
@@ -582,20 +600,12 @@ static int comparison_insert(store *st, const store_comparison *c, int64_t a, in
 /* The prompt of completion id into *prompt_id. */
 static int completion_prompt(store *st, int64_t id, int64_t *prompt_id)
 {
-	sqlite3_stmt *s = store__stmt(st, SS_COMPLETION_PROMPT);
-	if (!s)
-		return STORE_ERR;
-	sqlite3_bind_int64(s, 1, id);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	sqlite3_stmt *s;
+	int rc = row_by_id(st, SS_COMPLETION_PROMPT, id, "completion", &s);
+	if (rc == STORE_OK) {
 		*prompt_id = sqlite3_column_int64(s, 0);
-		rc = STORE_OK;
-	} else if (rc == SQLITE_DONE) {
-		rc = store__err(st, STORE_EINVAL, "no completion with id %lld", (long long)id);
-	} else {
-		rc = store__dberr(st, "find completion");
+		sqlite3_reset(s);
 	}
-	sqlite3_reset(s);
 	return rc;
 }
 
