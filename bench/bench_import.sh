@@ -19,6 +19,7 @@ trap 'rm -rf "$tmp"' EXIT
 "$py" "$here/bench_import.py" generate "$small" "$tmp/small.jsonl"
 "$py" "$here/bench_import.py" generate "$big" "$tmp/big.jsonl"
 echo "input: $big pairs, $(wc -c <"$tmp/big.jsonl") bytes"
+sync # the inputs' writeback must not land inside the timed runs
 
 # dpo-db: wall seconds and peak RSS of the process, fresh database each time
 run_dpo() { # FILE DB -> "wall-seconds cpu-seconds peak-kib"

@@ -7,6 +7,8 @@
 #include "util/lineread.h"
 #include "util/xmalloc.h"
 #include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,77 +93,316 @@ static int blank(const char *s, size_t n)
 	return 1;
 }
 
+/* ---- the reading thread ------------------------------------------------------
+ *
+ * Reading (and gunzipping) and parsing run on a second thread, a few
+ * hundred lines ahead of the thread that writes to the database: the
+ * reader fills batches of parsed records (deep copies in the batch's arena)
+ * in a small ring, the writer takes them in order. The writer alone touches
+ * the store, the rejects file and the progress callback; the reader alone
+ * touches the line reader and the parser until it is joined. */
+
+#define BATCH_LINES 1024
+#define NBATCHES 4
+#define ARENA_BLOCK 65536
+
+typedef struct arena_blk {
+	struct arena_blk *next;
+	size_t used, cap;
+	max_align_t data[];
+} arena_blk;
+
+/* Bump allocator whose blocks never move: pointers stay valid until reset. */
+typedef struct arena {
+	arena_blk *head;
+} arena;
+
+static void *arena_alloc(arena *a, size_t n)
+{
+	n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+	if (!a->head || a->head->cap - a->head->used < n) {
+		size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+		arena_blk *b = xmalloc(sizeof *b + cap);
+		b->next = a->head;
+		b->used = 0;
+		b->cap = cap;
+		a->head = b;
+	}
+	void *p = (char *)a->head->data + a->head->used;
+	a->head->used += n;
+	return p;
+}
+
+static const char *arena_strndup(arena *a, const char *s, size_t n)
+{
+	if (!s)
+		return NULL;
+	char *d = arena_alloc(a, n + 1);
+	memcpy(d, s, n);
+	d[n] = '\0';
+	return d;
+}
+
+static const char *arena_strdup(arena *a, const char *s)
+{
+	return s ? arena_strndup(a, s, strlen(s)) : NULL;
+}
+
+/* Free every block but one of the standard size, which is kept empty. */
+static void arena_reset(arena *a)
+{
+	arena_blk *keep = NULL;
+	while (a->head) {
+		arena_blk *b = a->head;
+		a->head = b->next;
+		if (!keep && b->cap == ARENA_BLOCK) {
+			keep = b;
+			keep->used = 0;
+			keep->next = NULL;
+		} else {
+			free(b);
+		}
+	}
+	a->head = keep;
+}
+
+static void arena_free(arena *a)
+{
+	arena_reset(a);
+	free(a->head);
+	a->head = NULL;
+}
+
+typedef struct imp_item {
+	long lineno;
+	int blank;             /* an empty line: skipped */
+	int parsed;            /* rec is valid; else reason says why not */
+	const char *line;      /* the raw line (for the rejects file) */
+	size_t len;
+	const char *reason;
+	store_record rec;
+} imp_item;
+
+typedef struct imp_batch {
+	imp_item items[BATCH_LINES];
+	int n;
+	int last;                  /* the reader stopped after this batch */
+	unsigned long long offset; /* input bytes read so far, at the batch's end */
+	arena mem;
+} imp_batch;
+
+typedef struct imp_pipe {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	imp_batch b[NBATCHES];
+	int head, count;       /* the writer's next batch; batches filled */
+	int stop;              /* the writer wants no more */
+	util_lineread *r;
+	store_import_parser *p;
+	int read_failed;       /* the line reader failed (message below) */
+	char read_err[256];
+} imp_pipe;
+
+/* Copy a parsed record into the arena, with its content hashes. */
+static void record_copy(arena *a, store_record *dst, const store_record *src)
+{
+	*dst = *src;
+	dst->prompt_text = arena_strdup(a, src->prompt_text);
+	if (src->messages) {
+		store_msg *m = arena_alloc(a, src->nmessages * sizeof *m + 1);
+		for (size_t i = 0; i < src->nmessages; i++) {
+			m[i].role = arena_strdup(a, src->messages[i].role);
+			m[i].content = arena_strdup(a, src->messages[i].content);
+		}
+		dst->messages = m;
+	}
+	if (src->completions) {
+		store_rec_completion *c = arena_alloc(a, src->ncompletions * sizeof *c + 1);
+		for (size_t i = 0; i < src->ncompletions; i++) {
+			c[i].text = arena_strdup(a, src->completions[i].text);
+			c[i].model = arena_strdup(a, src->completions[i].model);
+		}
+		dst->completions = c;
+		unsigned char *h = arena_alloc(a, 32 * src->ncompletions);
+		dst->completion_hashes = h;
+	}
+	if (src->prompt_text)
+		dst->prompt_hash = arena_alloc(a, 32);
+	/* hashed here, on the reading thread */
+	store_record_hash(dst, (unsigned char *)dst->prompt_hash, (unsigned char *)dst->completion_hashes);
+	if (src->labels) {
+		store_rec_label *l = arena_alloc(a, src->nlabels * sizeof *l + 1);
+		for (size_t i = 0; i < src->nlabels; i++) {
+			l[i] = src->labels[i];
+			l[i].verdict = arena_strdup(a, src->labels[i].verdict);
+		}
+		dst->labels = l;
+	}
+}
+
+static void *reader_main(void *arg)
+{
+	imp_pipe *pp = arg;
+	int tail = 0, last = 0;
+	while (!last) {
+		pthread_mutex_lock(&pp->mu);
+		while (pp->count == NBATCHES && !pp->stop)
+			pthread_cond_wait(&pp->cv, &pp->mu);
+		int stop = pp->stop;
+		pthread_mutex_unlock(&pp->mu);
+		if (stop)
+			break;
+		/* batch b is free: the writer is done with it */
+		imp_batch *b = &pp->b[tail];
+		arena_reset(&b->mem);
+		b->n = 0;
+		while (b->n < BATCH_LINES) {
+			const char *line;
+			size_t len;
+			int got = util_lineread_next(pp->r, &line, &len);
+			if (got != 1) {
+				if (got < 0) {
+					pp->read_failed = 1;
+					snprintf(pp->read_err, sizeof pp->read_err, "%s", util_lineread_error(pp->r));
+				}
+				last = 1;
+				break;
+			}
+			imp_item *it = &b->items[b->n++];
+			it->lineno = util_lineread_lineno(pp->r);
+			it->blank = blank(line, len);
+			if (it->blank)
+				continue;
+			store_record rec;
+			it->parsed = store_import_parse(pp->p, line, len, &rec) == STORE_OK;
+			if (it->parsed) {
+				record_copy(&b->mem, &it->rec, &rec);
+				it->line = NULL;
+				it->reason = NULL;
+			} else {
+				it->reason = arena_strdup(&b->mem, store_import_parser_errmsg(pp->p));
+			}
+			/* the line itself is needed for the rejects file only, and
+			 * only when the store refuses the record or it did not parse */
+			it->line = arena_strndup(&b->mem, line, len);
+			it->len = len;
+		}
+		b->last = last;
+		b->offset = util_lineread_offset(pp->r);
+		tail = (tail + 1) % NBATCHES;
+		pthread_mutex_lock(&pp->mu);
+		pp->count++;
+		pthread_cond_broadcast(&pp->cv);
+		pthread_mutex_unlock(&pp->mu);
+	}
+	return NULL;
+}
+
+/* The writer's next batch (blocks until the reader filled one). */
+static imp_batch *pipe_take(imp_pipe *pp)
+{
+	pthread_mutex_lock(&pp->mu);
+	while (pp->count == 0)
+		pthread_cond_wait(&pp->cv, &pp->mu);
+	imp_batch *b = &pp->b[pp->head];
+	pthread_mutex_unlock(&pp->mu);
+	return b;
+}
+
+/* Give the writer's current batch back to the reader. */
+static void pipe_release(imp_pipe *pp)
+{
+	pthread_mutex_lock(&pp->mu);
+	pp->head = (pp->head + 1) % NBATCHES;
+	pp->count--;
+	pthread_cond_broadcast(&pp->cv);
+	pthread_mutex_unlock(&pp->mu);
+}
+
 int store_import_file(store *st, const char *path, const store_import_opts *opts, store_import_result *res)
 {
-	int rc = STORE_OK, in_tx = 0;
-	util_lineread *r = NULL;
-	store_import_parser *p = NULL;
+	int rc = STORE_OK, in_tx = 0, started = 0, done = 0;
+	imp_pipe *pp = xcalloc(1, sizeof *pp);
+	pthread_t reader;
 	util_buf rb = UTIL_BUF_INIT;
 	char *src = NULL;
-	const char *line;
-	size_t len;
-	int got;
+	unsigned long long offset = 0;
 
 	memset(res, 0, sizeof *res);
 	res->format = opts->format;
 	src = opts->source ? xstrdup(opts->source) : store_import_default_source(path);
 	snprintf(res->source, sizeof res->source, "%s", src);
-	r = util_lineread_open(path);
-	if (!r) {
+	pthread_mutex_init(&pp->mu, NULL);
+	pthread_cond_init(&pp->cv, NULL);
+	pp->r = util_lineread_open(path);
+	if (!pp->r) {
 		seterr(res, "%s: %s", path, strerror(errno));
 		rc = STORE_ERR;
 		goto out;
 	}
-	p = store_import_parser_new(opts->format);
+	pp->p = store_import_parser_new(opts->format);
+	if (pthread_create(&reader, NULL, reader_main, pp)) {
+		seterr(res, "%s: cannot start the reading thread", path);
+		rc = STORE_ERR;
+		goto out;
+	}
+	started = 1;
 	if ((rc = store__bulk_begin(st))) {
 		seterr(res, "%s: %s", path, store_errmsg(st));
 		goto out;
 	}
 	in_tx = 1;
-	while ((got = util_lineread_next(r, &line, &len)) == 1) {
-		store_record rec;
-		const char *reason;
-		long lineno = util_lineread_lineno(r);
-		res->lines = lineno;
-		if (opts->progress && (lineno & 4095) == 0 &&
-		    opts->progress(opts->progress_ud, lineno, util_lineread_offset(r))) {
-			seterr(res, "%s:%ld: interrupted", path, lineno);
-			rc = STORE_ERR;
-			goto out;
-		}
-		if (blank(line, len))
-			continue;
-		rc = store_import_parse(p, line, len, &rec);
-		if (rc == STORE_OK) {
-			long before = res->counts.records;
-			rc = store_add_record(st, &rec, src, opts->split, &res->counts);
-			if (rc == STORE_OK)
-				continue;
-			/* The store checks a record before writing any of it (and
-			 * counts it only then): a refusal before that point is a
-			 * bad line like any other; later, it is fatal. */
-			if (rc != STORE_EINVAL || res->counts.records != before) {
-				seterr(res, "%s:%ld: %s", path, lineno, store_errmsg(st));
+	while (!done) {
+		imp_batch *b = pipe_take(pp);
+		for (int i = 0; i < b->n; i++) {
+			imp_item *it = &b->items[i];
+			const char *reason;
+			long lineno = it->lineno;
+			res->lines = lineno;
+			if (opts->progress && (lineno & 4095) == 0 &&
+			    opts->progress(opts->progress_ud, lineno, offset)) {
+				seterr(res, "%s:%ld: interrupted", path, lineno);
+				rc = STORE_ERR;
 				goto out;
 			}
-			reason = store_errmsg(st);
-		} else {
-			reason = store_import_parser_errmsg(p);
+			if (it->blank)
+				continue;
+			if (it->parsed) {
+				long before = res->counts.records;
+				rc = store_add_record(st, &it->rec, src, opts->split, &res->counts);
+				if (rc == STORE_OK)
+					continue;
+				/* The store checks a record before writing any of it
+				 * (and counts it only then): a refusal before that
+				 * point is a bad line like any other; later, it is
+				 * fatal. */
+				if (rc != STORE_EINVAL || res->counts.records != before) {
+					seterr(res, "%s:%ld: %s", path, lineno, store_errmsg(st));
+					goto out;
+				}
+				reason = store_errmsg(st);
+			} else {
+				reason = it->reason;
+			}
+			if (!opts->rejects) {
+				seterr(res, "%s:%ld: %s", path, lineno, reason);
+				rc = STORE_EINVAL;
+				goto out;
+			}
+			if (write_reject(opts->rejects, &rb, path, lineno, reason, it->line, it->len)) {
+				seterr(res, "writing the rejects file: %s", strerror(errno));
+				rc = STORE_ERR;
+				goto out;
+			}
+			res->rejected++;
+			rc = STORE_OK;
 		}
-		if (!opts->rejects) {
-			seterr(res, "%s:%ld: %s", path, lineno, reason);
-			goto out;
-		}
-		if (write_reject(opts->rejects, &rb, path, lineno, reason, line, len)) {
-			seterr(res, "writing the rejects file: %s", strerror(errno));
-			rc = STORE_ERR;
-			goto out;
-		}
-		res->rejected++;
-		rc = STORE_OK;
+		offset = b->offset;
+		done = b->last;
+		pipe_release(pp);
 	}
-	if (got < 0) {
-		seterr(res, "%s: %s", path, util_lineread_error(r));
+	if (pp->read_failed) {
+		seterr(res, "%s: %s", path, pp->read_err);
 		rc = STORE_ERR;
 		goto out;
 	}
@@ -181,16 +422,28 @@ int store_import_file(store *st, const char *path, const store_import_opts *opts
 	}
 	in_tx = 0;
 	if (opts->progress)
-		(void)opts->progress(opts->progress_ud, res->lines, util_lineread_offset(r));
+		(void)opts->progress(opts->progress_ud, res->lines, offset);
 out:
 	if (in_tx)
 		store__bulk_rollback(st);
-	if (p) {
-		res->format = store_import_parser_format(p);
-		snprintf(res->variant, sizeof res->variant, "%s", store_import_parser_variant(p));
+	if (started) {
+		pthread_mutex_lock(&pp->mu);
+		pp->stop = 1;
+		pthread_cond_broadcast(&pp->cv);
+		pthread_mutex_unlock(&pp->mu);
+		pthread_join(reader, NULL);
 	}
-	store_import_parser_free(p);
-	util_lineread_close(r);
+	if (pp->p) {
+		res->format = store_import_parser_format(pp->p);
+		snprintf(res->variant, sizeof res->variant, "%s", store_import_parser_variant(pp->p));
+	}
+	store_import_parser_free(pp->p);
+	util_lineread_close(pp->r);
+	for (int i = 0; i < NBATCHES; i++)
+		arena_free(&pp->b[i].mem);
+	pthread_mutex_destroy(&pp->mu);
+	pthread_cond_destroy(&pp->cv);
+	free(pp);
 	util_buf_free(&rb);
 	free(src);
 	return rc;

@@ -7,6 +7,7 @@
 #include "util/sha256.h"
 #include "util/xmalloc.h"
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,40 @@ static const char *const MIGRATIONS[] = {
 	"  created_at TEXT NOT NULL,\n"
 	"  PRIMARY KEY (ref_fingerprint, tok_fingerprint, prompt_id, completion_id)\n"
 	") WITHOUT ROWID;\n",
+
+	/* 2 -> 3: fewer indexes to maintain on imports. A comparison is
+	 * unique by (prompt, a, b, annotator) -- the same rows as by (annotator,
+	 * a, b), since a completion has one prompt -- so the one key also
+	 * serves the per-prompt and per-pair lookups that comparisons_pair
+	 * served. The verdict check is spelled with OR: SQLite evaluates an IN
+	 * list of more than two constants through a temporary B-tree built
+	 * for every row. prompts_split and prompts_source go: the queries filter
+	 * by split or source with (?n IS NULL OR col = ?n), which cannot use
+	 * them, and the per-split and per-source stats scan anyway. */
+	"CREATE TABLE comparisons_v3(\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  prompt_id INTEGER NOT NULL REFERENCES prompts(id) ON DELETE CASCADE,\n"
+	"  completion_a INTEGER NOT NULL REFERENCES completions(id) ON DELETE CASCADE,\n"
+	"  completion_b INTEGER NOT NULL REFERENCES completions(id) ON DELETE CASCADE,\n"
+	"  annotator_id INTEGER NOT NULL REFERENCES annotators(id),\n"
+	"  verdict TEXT NOT NULL CHECK (verdict = 'a' OR verdict = 'b' OR verdict = 'tie' "
+	"OR verdict = 'both_bad' OR verdict = 'skip'),\n"
+	"  shown_first TEXT CHECK (shown_first IN ('a', 'b')),\n"
+	"  rationale TEXT,\n"
+	"  confidence REAL,\n"
+	"  duration_ms INTEGER,\n"
+	"  inconsistent INTEGER NOT NULL DEFAULT 0,\n"
+	"  run_id INTEGER REFERENCES runs(id),\n"
+	"  created_at TEXT NOT NULL,\n"
+	"  CHECK (completion_a < completion_b),\n"
+	"  UNIQUE (prompt_id, completion_a, completion_b, annotator_id)\n"
+	");\n"
+	"INSERT INTO comparisons_v3 SELECT id, prompt_id, completion_a, completion_b, annotator_id, verdict, "
+	"shown_first, rationale, confidence, duration_ms, inconsistent, run_id, created_at FROM comparisons;\n"
+	"DROP TABLE comparisons;\n"
+	"ALTER TABLE comparisons_v3 RENAME TO comparisons;\n"
+	"DROP INDEX prompts_source;\n"
+	"DROP INDEX prompts_split;\n",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -157,9 +192,9 @@ static const char *const STMT_SQL[SS_COUNT] = {
 		"INSERT INTO comparisons(prompt_id, completion_a, completion_b, annotator_id, verdict, "
 		"shown_first, rationale, confidence, duration_ms, inconsistent, run_id, created_at) "
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
-		"ON CONFLICT(annotator_id, completion_a, completion_b) DO NOTHING",
-	[SS_COMPARISON_FIND] = "SELECT id FROM comparisons "
-			       "WHERE annotator_id = ?1 AND completion_a = ?2 AND completion_b = ?3",
+		"ON CONFLICT(prompt_id, completion_a, completion_b, annotator_id) DO NOTHING",
+	[SS_COMPARISON_FIND] = "SELECT id FROM comparisons WHERE prompt_id = ?4 "
+			       "AND completion_a = ?2 AND completion_b = ?3 AND annotator_id = ?1",
 	[SS_COMPARISON_DELETE] = "DELETE FROM comparisons WHERE id = ?1",
 	[SS_PAIR_VOTES] = "SELECT c.completion_a, c.completion_b, a.kind, c.annotator_id "
 			  "FROM comparisons c JOIN annotators a ON a.id = c.annotator_id "
@@ -438,11 +473,21 @@ out:
 	return store__exec(st, "COMMIT");
 }
 
+/* Process-wide SQLite settings, made once before SQLite initialises: no
+ * memory statistics (they take a global mutex on every allocation, and we
+ * never read them). */
+static void sqlite_setup(void)
+{
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int store__open_version(store *st, const char *path, int target)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	long long app, ver, nobj;
 	int rc, need;
 
+	pthread_once(&once, sqlite_setup);
 	store_close(st);
 	st->err[0] = 0;
 	if (target < 1 || target > STORE_SCHEMA_VERSION)

@@ -57,7 +57,18 @@ typedef struct store_record {
 	size_t ncompletions;
 	const store_rec_label *labels;
 	size_t nlabels;
+	/* Optional content hashes computed ahead by store_record_hash (e.g. on
+	 * another thread): 32 bytes for a text prompt (unused for messages),
+	 * and 32 per completion. NULL: store_add_record computes them. */
+	const unsigned char *prompt_hash;
+	const unsigned char *completion_hashes;
 } store_record;
+
+/* Compute the content hashes store_add_record would: into prompt_hash (32
+ * bytes; only for a text prompt, else left alone) and completion_hashes (32
+ * bytes per completion; NULL texts are skipped). Needs no store; safe to
+ * call from any thread. Both buffers are the caller's. */
+void store_record_hash(const store_record *rec, unsigned char *prompt_hash, unsigned char *completion_hashes);
 
 /* Counters filled by store_add_record (added to, never reset). */
 typedef struct store_import_counts {

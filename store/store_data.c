@@ -61,8 +61,39 @@ static int messages_json(store *st, const store_msg *msgs, size_t n, util_buf *b
 
 /* store_prompt_add, with the counters a new prompt starts with (an import
  * knows them in advance and so saves an update). */
-static int prompt_insert(store *st, const char *text, const store_msg *msgs, size_t nmsgs, const char *source,
-			 const char *split, int ncomp, int nlab, int64_t *id, int *created)
+/* The content hash of a text prompt. */
+static void text_prompt_hash(const char *text, unsigned char hash[32])
+{
+	util_sha256 c;
+	util_sha256_init(&c);
+	util_sha256_update(&c, "text", 5); /* with the NUL */
+	util_sha256_update(&c, text, strlen(text));
+	util_sha256_final(&c, hash);
+}
+
+/* The content hash of a completion text of n bytes. */
+static void completion_hash(const char *text, size_t n, unsigned char hash[32])
+{
+	util_sha256 c;
+	util_sha256_init(&c);
+	util_sha256_update(&c, text, n);
+	util_sha256_final(&c, hash);
+}
+
+void store_record_hash(const store_record *rec, unsigned char *prompt_hash, unsigned char *completion_hashes)
+{
+	if (rec->prompt_text && prompt_hash)
+		text_prompt_hash(rec->prompt_text, prompt_hash);
+	for (size_t i = 0; completion_hashes && i < rec->ncompletions; i++)
+		if (rec->completions[i].text)
+			completion_hash(rec->completions[i].text, strlen(rec->completions[i].text),
+					completion_hashes + 32 * i);
+}
+
+/* text_hash: the text prompt's hash computed ahead, or NULL. */
+static int prompt_insert(store *st, const char *text, const unsigned char *text_hash, const store_msg *msgs,
+			 size_t nmsgs, const char *source, const char *split, int ncomp, int nlab, int64_t *id,
+			 int *created)
 {
 	unsigned char hash[32];
 	const char *content, *kind;
@@ -82,11 +113,10 @@ static int prompt_insert(store *st, const char *text, const store_msg *msgs, siz
 	if (!*split)
 		return store__err(st, STORE_EINVAL, "a split name cannot be empty");
 	if (text) {
-		util_sha256 c;
-		util_sha256_init(&c);
-		util_sha256_update(&c, "text", 5); /* with the NUL */
-		util_sha256_update(&c, text, strlen(text));
-		util_sha256_final(&c, hash);
+		if (text_hash)
+			memcpy(hash, text_hash, 32);
+		else
+			text_prompt_hash(text, hash);
 		content = text;
 		kind = "text";
 	} else {
@@ -143,7 +173,7 @@ static int prompt_insert(store *st, const char *text, const store_msg *msgs, siz
 int store_prompt_add(store *st, const char *text, const store_msg *msgs, size_t nmsgs, const char *source,
 		     const char *split, int64_t *id, int *created)
 {
-	return prompt_insert(st, text, msgs, nmsgs, source, split, 0, 0, id, created);
+	return prompt_insert(st, text, NULL, msgs, nmsgs, source, split, 0, 0, id, created);
 }
 
 /* Fill p from a row (id, hash, kind, content, source, split); hex holds
@@ -344,17 +374,18 @@ static int prompt_counts(store *st, int64_t prompt_id, int dcomp, int dlab)
 	return rc;
 }
 
-/* Insert or find a completion; the caller updates the prompt's counters. */
-static int completion_insert(store *st, int64_t prompt_id, const char *text, int64_t generator_id, int64_t *id,
-			     int *created)
+/* Insert or find a completion (text_hash: its hash computed ahead, or
+ * NULL); the caller updates the prompt's counters. */
+static int completion_insert(store *st, int64_t prompt_id, const char *text, const unsigned char *text_hash,
+			     int64_t generator_id, int64_t *id, int *created)
 {
 	unsigned char hash[32];
 	int rc;
 	size_t n = strlen(text);
-	util_sha256 c;
-	util_sha256_init(&c);
-	util_sha256_update(&c, text, n);
-	util_sha256_final(&c, hash);
+	if (text_hash)
+		memcpy(hash, text_hash, 32);
+	else
+		completion_hash(text, n, hash);
 	sqlite3_stmt *s = store__stmt(st, SS_COMPLETION_INSERT);
 	if (!s)
 		return STORE_ERR;
@@ -405,7 +436,7 @@ int store_completion_add(store *st, int64_t prompt_id, const char *text, int64_t
 		return store__err(st, STORE_EINVAL, "a completion needs a text");
 	if ((rc = store__tx_auto(st, &started)))
 		return rc;
-	rc = completion_insert(st, prompt_id, text, generator_id, id, &made);
+	rc = completion_insert(st, prompt_id, text, NULL, generator_id, id, &made);
 	if (!rc && made)
 		rc = prompt_counts(st, prompt_id, 1, 0);
 	rc = store__tx_end(st, started, rc);
@@ -584,6 +615,7 @@ static int comparison_insert(store *st, const store_comparison *c, int64_t a, in
 	sqlite3_bind_int64(s, 1, c->annotator_id);
 	sqlite3_bind_int64(s, 2, a);
 	sqlite3_bind_int64(s, 3, b);
+	sqlite3_bind_int64(s, 4, c->prompt_id);
 	if (sqlite3_step(s) == SQLITE_ROW) {
 		if (id)
 			*id = sqlite3_column_int64(s, 0);
@@ -818,8 +850,8 @@ int store_add_record(store *st, const store_record *rec, const char *source, con
 	}
 
 	counts->records++;
-	if ((rc = prompt_insert(st, rec->prompt_text, rec->messages, rec->nmessages, source, split, ncomp0, nlab0,
-				&prompt_id, &prompt_new)))
+	if ((rc = prompt_insert(st, rec->prompt_text, rec->prompt_hash, rec->messages, rec->nmessages, source, split,
+				ncomp0, nlab0, &prompt_id, &prompt_new)))
 		goto out;
 	prompt_new ? counts->prompts_new++ : counts->prompts_dup++;
 	if (rec->ncompletions > sizeof stack_ids / sizeof stack_ids[0]) {
@@ -830,7 +862,8 @@ int store_add_record(store *st, const store_record *rec, const char *source, con
 		int64_t gen;
 		if ((rc = import_generator(st, rec->completions[i].model, source, &gen)))
 			goto out;
-		if ((rc = completion_insert(st, prompt_id, rec->completions[i].text, gen, &ids[i], &created)))
+		const unsigned char *h = rec->completion_hashes ? rec->completion_hashes + 32 * i : NULL;
+		if ((rc = completion_insert(st, prompt_id, rec->completions[i].text, h, gen, &ids[i], &created)))
 			goto out;
 		is_new[i] = (char)created;
 		dcomp += created;

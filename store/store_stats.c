@@ -68,11 +68,12 @@ int store_stats_foreach(store *st, store_stat_cb cb, void *ud)
 			     group_cols, cb, ud)))
 		return rc;
 	if ((rc = stat_query(st, "annotator",
-			     "SELECT a.name, a.kind, count(c.id), coalesce(sum(c.verdict = 'a'), 0), "
-			     "coalesce(sum(c.verdict = 'b'), 0), coalesce(sum(c.verdict = 'tie'), 0), "
-			     "coalesce(sum(c.verdict = 'both_bad'), 0), coalesce(sum(c.verdict = 'skip'), 0) "
-			     "FROM annotators a LEFT JOIN comparisons c ON c.annotator_id = a.id "
-			     "GROUP BY a.id ORDER BY a.name",
+			     "SELECT a.name, a.kind, coalesce(c.n, 0), coalesce(c.va, 0), coalesce(c.vb, 0), "
+			     "coalesce(c.vt, 0), coalesce(c.vbb, 0), coalesce(c.vs, 0) FROM annotators a "
+			     "LEFT JOIN (SELECT annotator_id, count(*) AS n, sum(verdict = 'a') AS va, "
+			     "sum(verdict = 'b') AS vb, sum(verdict = 'tie') AS vt, sum(verdict = 'both_bad') AS vbb, "
+			     "sum(verdict = 'skip') AS vs FROM comparisons GROUP BY annotator_id) c "
+			     "ON c.annotator_id = a.id ORDER BY a.name",
 			     ann_cols, cb, ud)))
 		return rc;
 	for (int i = 0; verdicts[i]; i++) {

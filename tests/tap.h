@@ -4,6 +4,7 @@
  *   TAP_IS_INT(got, want, "name");   integer equality, prints both on failure
  *   TAP_IS_STR(got, want, "name");   string equality (NULL-safe)
  *   TAP_NEAR(got, want, tol, "name") |got-want| <= tol
+ *   TAP_SKIP(n, "reason");           n cases skipped
  *   tap_skip_all("reason");          whole program skipped (exits 0)
  *   return tap_done();               prints the plan, returns the exit status
  */
@@ -67,6 +68,15 @@ static inline void tap_diag(const char *fmt, ...)
 	va_end(ap);
 	printf("\n");
 }
+
+/* Report n cases as skipped, with the reason. */
+static inline void tap_skip(int n, const char *reason)
+{
+	for (int i = 0; i < n; i++)
+		printf("ok %d # SKIP %s\n", ++tap_n, reason);
+	fflush(stdout);
+}
+#define TAP_SKIP(n, reason) tap_skip((n), (reason))
 
 /* Skip the whole program: prints "1..0 # SKIP reason" and exits 0. */
 static inline void tap_skip_all(const char *reason)

@@ -76,7 +76,29 @@ static void test_open(void)
 	int64_t pid;
 	TAP_IS_INT(store_prompt_add(st, "kept across migration", NULL, 0, "t", NULL, &pid, NULL), STORE_OK,
 		   "write to the version-1 database");
+	store_rec_completion mc[] = {{"first", NULL}, {"second", NULL}};
+	store_rec_label ml[] = {{0, 1, "a"}};
+	store_record mr = {.prompt_text = "a labelled pair", .completions = mc, .ncompletions = 2, .labels = ml,
+			   .nlabels = 1};
+	store_import_counts mk = {0};
+	/* the current statements target the current schema: write the old
+	 * rows with the calls whose tables did not change, and the comparison
+	 * in SQL */
+	int64_t mp, mg, m1, m2, ma;
+	store_generator mgen = {.kind = "import", .name = "old"};
+	store_annotator mann = {.kind = "import", .name = "import:old"};
+	TAP_OK(!store_prompt_add(st, "a labelled pair", NULL, 0, "old", NULL, &mp, NULL) &&
+		       !store_generator_id(st, &mgen, &mg) && !store_annotator_id(st, &mann, &ma) &&
+		       !store_completion_add(st, mp, "first", mg, &m1, NULL) &&
+		       !store_completion_add(st, mp, "second", mg, &m2, NULL),
+	       "a prompt with two completions in the version-1 database");
 	store_free(st);
+	char sql[256];
+	snprintf(sql, sizeof sql,
+		 "INSERT INTO comparisons(prompt_id, completion_a, completion_b, annotator_id, verdict, created_at) "
+		 "VALUES (%lld, %lld, %lld, %lld, 'a', 'then') RETURNING id",
+		 (long long)mp, (long long)m1, (long long)m2, (long long)ma);
+	TAP_OK(raw_sql(old, sql) > 0, "and a comparison");
 	TAP_IS_INT(raw_sql(old, "PRAGMA user_version"), 1, "it is at version 1");
 	TAP_IS_INT(raw_sql(old, "SELECT count(*) FROM sqlite_master WHERE name = 'request_cache'"), 0,
 		   "version 1 has no request cache");
@@ -90,6 +112,34 @@ static void test_open(void)
 	TAP_IS_INT(raw_sql(old, "PRAGMA user_version"), store_schema_version(), "migrated to the current version");
 	TAP_IS_INT(raw_sql(old, "SELECT count(*) FROM prompts WHERE content = 'kept across migration'"), 1,
 		   "data kept across the migration");
+	TAP_IS_INT(raw_sql(old, "SELECT count(*) FROM comparisons WHERE verdict = 'a'"), 1,
+		   "comparisons kept across the rebuild of their table");
+	TAP_IS_INT(raw_sql(old, "SELECT count(*) FROM sqlite_master WHERE name IN ('prompts_split', 'prompts_source', "
+				"'comparisons_pair', 'comparisons_v3')"),
+		   0, "the dropped indexes and the temporary table are gone");
+	TAP_IS_INT(raw_sql(old, "INSERT INTO comparisons(prompt_id, completion_a, completion_b, annotator_id, verdict, "
+				"created_at) SELECT prompt_id, completion_a, completion_b, annotator_id + 1000, 'maybe', "
+				"created_at FROM comparisons RETURNING 1"),
+		   -1, "the migrated table still checks verdicts");
+	TAP_IS_INT(raw_sql(old, "INSERT INTO comparisons(prompt_id, completion_a, completion_b, annotator_id, verdict, "
+				"created_at) SELECT prompt_id, completion_a, completion_b, annotator_id + 1000, 'both_bad', "
+				"created_at FROM comparisons RETURNING 1"),
+		   1, "and takes a good one");
+	raw_sql(old, "DELETE FROM comparisons WHERE verdict = 'both_bad' RETURNING 1");
+	st = store_new();
+	store_open(st, old);
+	unsigned char ph[32], ch[64];
+	store_record_hash(&mr, ph, ch);
+	mr.prompt_hash = ph;
+	mr.completion_hashes = ch;
+	memset(&mk, 0, sizeof mk);
+	store_begin(st);
+	TAP_IS_INT(store_add_record(st, &mr, "old", NULL, &mk), STORE_OK, "the same record, hashed ahead");
+	store_commit(st);
+	TAP_OK(mk.prompts_dup == 1 && mk.completions_dup == 2 && mk.comparisons_dup == 1 && mk.comparisons_new == 0,
+	       "is found in the migrated database: %ld %ld %ld duplicates", mk.prompts_dup, mk.completions_dup,
+	       mk.comparisons_dup);
+	store_free(st);
 
 	/* A newer version is refused. */
 	char *newer = tpath("newer.db");

@@ -1,6 +1,14 @@
-/* sha256.c: SHA-256 as specified in FIPS 180-4. */
+/* sha256.c: SHA-256 as specified in FIPS 180-4: a portable compression
+ * function, and on x86-64 CPUs with the SHA extensions a second one built on
+ * them, chosen once at run time. */
 #include "util/sha256.h"
 #include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SHA256_X86 1
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
 
 static const uint32_t K[64] = {
 	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -15,7 +23,8 @@ static const uint32_t K[64] = {
 
 #define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
 
-static void compress(uint32_t h[8], const unsigned char *p)
+/* The portable compression function: one 64-byte block into h. */
+static void compress_c(uint32_t h[8], const unsigned char *p)
 {
 	uint32_t w[64];
 	for (int i = 0; i < 16; i++)
@@ -39,6 +48,87 @@ static void compress(uint32_t h[8], const unsigned char *p)
 	}
 	h[0] += a; h[1] += b; h[2] += c; h[3] += d;
 	h[4] += e; h[5] += f; h[6] += g; h[7] += k;
+}
+
+#ifdef SHA256_X86
+/* The same compression with the SHA-NI instructions. The state is kept as
+ * the two halves the instructions want: (a, b, e, f) and (c, d, g, h), in
+ * reversed lane order. Each group of four rounds adds four schedule words
+ * (w[g % 4]) to four constants and runs two double-rounds; groups 4..15
+ * first extend the schedule: W[t] = s1(W[t-2]) + W[t-7] + s0(W[t-15]) +
+ * W[t-16], four words at a time (msg1 adds the s0 terms, alignr picks
+ * W[t-7..t-4], msg2 adds the s1 terms). */
+__attribute__((target("sha,sse4.1,ssse3"))) static void compress_ni(uint32_t h[8], const unsigned char *p)
+{
+	const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+	__m128i dcba = _mm_loadu_si128((const __m128i *)&h[0]);
+	__m128i hgfe = _mm_loadu_si128((const __m128i *)&h[4]);
+	__m128i cdab = _mm_shuffle_epi32(dcba, 0xB1);
+	__m128i efgh = _mm_shuffle_epi32(hgfe, 0x1B);
+	__m128i abef = _mm_alignr_epi8(cdab, efgh, 8);
+	__m128i cdgh = _mm_blend_epi16(efgh, cdab, 0xF0);
+	__m128i abef0 = abef, cdgh0 = cdgh, w[4];
+
+	for (int g = 0; g < 16; g++) {
+		__m128i *x = &w[g & 3];
+		if (g < 4) {
+			*x = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * g)), bswap);
+		} else {
+			__m128i x1 = w[(g + 1) & 3], x2 = w[(g + 2) & 3], x3 = w[(g + 3) & 3];
+			__m128i t = _mm_add_epi32(_mm_sha256msg1_epu32(*x, x1), _mm_alignr_epi8(x3, x2, 4));
+			*x = _mm_sha256msg2_epu32(t, x3);
+		}
+		__m128i m = _mm_add_epi32(*x, _mm_loadu_si128((const __m128i *)&K[4 * g]));
+		cdgh = _mm_sha256rnds2_epu32(cdgh, abef, m);
+		abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(m, 0x0E));
+	}
+	abef = _mm_add_epi32(abef, abef0);
+	cdgh = _mm_add_epi32(cdgh, cdgh0);
+
+	__m128i feba = _mm_shuffle_epi32(abef, 0x1B);
+	__m128i dchg = _mm_shuffle_epi32(cdgh, 0xB1);
+	_mm_storeu_si128((__m128i *)&h[0], _mm_blend_epi16(feba, dchg, 0xF0));
+	_mm_storeu_si128((__m128i *)&h[4], _mm_alignr_epi8(dchg, feba, 8));
+}
+
+/* Whether this CPU has SHA-NI, SSE4.1 and SSSE3. */
+static int cpu_has_sha(void)
+{
+	unsigned a, b, c, d;
+	if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 19)) || !(c & (1u << 9)))
+		return 0;
+	if (__get_cpuid_max(0, NULL) < 7)
+		return 0;
+	__cpuid_count(7, 0, a, b, c, d);
+	return (b >> 29) & 1;
+}
+#endif
+
+/* The compression function in use: -1 not chosen yet, 0 portable, 1 SHA-NI. */
+static int accel = -1;
+
+int util_sha256_accel(int enable)
+{
+#ifdef SHA256_X86
+	accel = enable && cpu_has_sha();
+#else
+	(void)enable;
+	accel = 0;
+#endif
+	return accel;
+}
+
+static void compress(uint32_t h[8], const unsigned char *p)
+{
+	if (accel < 0)
+		util_sha256_accel(1);
+#ifdef SHA256_X86
+	if (accel) {
+		compress_ni(h, p);
+		return;
+	}
+#endif
+	compress_c(h, p);
 }
 
 void util_sha256_init(util_sha256 *c)
@@ -77,15 +167,17 @@ void util_sha256_update(util_sha256 *c, const void *data, size_t n)
 void util_sha256_final(util_sha256 *c, unsigned char out[32])
 {
 	uint64_t bits = c->nbytes * 8;
-	unsigned char pad = 0x80;
-	util_sha256_update(c, &pad, 1);
-	unsigned char zero = 0;
-	while (c->fill != 56)
-		util_sha256_update(c, &zero, 1);
-	unsigned char len[8];
+	c->block[c->fill++] = 0x80;
+	if (c->fill > 56) {
+		memset(c->block + c->fill, 0, 64 - c->fill);
+		compress(c->h, c->block);
+		c->fill = 0;
+	}
+	memset(c->block + c->fill, 0, 56 - c->fill);
 	for (int i = 0; i < 8; i++)
-		len[i] = (unsigned char)(bits >> (56 - 8 * i));
-	util_sha256_update(c, len, 8);
+		c->block[56 + i] = (unsigned char)(bits >> (56 - 8 * i));
+	compress(c->h, c->block);
+	c->fill = 0;
 	for (int i = 0; i < 8; i++) {
 		out[4 * i] = (unsigned char)(c->h[i] >> 24);
 		out[4 * i + 1] = (unsigned char)(c->h[i] >> 16);
