@@ -60,6 +60,10 @@ void train_rmsnorm_forward_ref(float *out, float *rstd, const float *inp, const 
  * input rows). Benchmarks and tests set 0 to time/test the plain
  * kernel. Not thread-safe to change while kernels run. */
 extern int train_layers_use_blas;
+/* Nonzero (the default): the plain kernel uses its AVX2+FMA variant on
+ * x86-64 CPUs that have both (checked at run time); tests set 0 to compare
+ * the two. Not thread-safe to change while kernels run. */
+extern int train_layers_use_simd;
 
 /* Use n compute threads (n > 0) for OpenMP and, when built with BLAS, for
  * OpenBLAS; n <= 0 leaves the defaults (all cores). */
