@@ -39,7 +39,11 @@ dpo-judge --db "$DB4" --provider exec --command "sleep 5" --timeout 0.3 --no-swa
 is "slow verifier: killed after --timeout, pair failed" "$(jget "$T/t.json" failed_pairs)" 1
 dpo-judge --db "$DB4" --provider exec --command "/nonexistent/verifier" >/dev/null 2>"$T/n.err"
 is "missing verifier: exit 1" "$?" 1
-like "missing verifier: says so" "$(cat "$T/n.err")" "exited with status 127"
+like "missing verifier: says so" "$(cat "$T/n.err")" "cannot run /nonexistent/verifier: No such file"
+# a bare name goes through sh -c, which reports 127
+dpo-judge --db "$DB4" --provider exec --command "no-such-verifier-here judge" >/dev/null 2>"$T/n2.err"
+is "missing verifier by name: exit 1" "$?" 1
+like "missing verifier by name: sh says 127" "$(cat "$T/n2.err")" "exited with status 127"
 dpo-judge --db "$DB4" --provider exec --command "$V longer" --dry-run >"$T/d.out" 2>&1
 like "exec dry run" "$(cat "$T/d.out")" "1 pairs, 2 requests to send"
 
