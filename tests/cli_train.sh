@@ -97,5 +97,23 @@ if command -v dpo-db >/dev/null 2>&1; then
 	fi
 	dpo-train --from-db --db "$db" --split nosuch --model "$fx/policy" --out "$T/s3" 2>"$T/err"
 	is "empty split: exit 1" "$?" 1
+
+	# --beta-sweep: one policy per beta, each a full run; finished ones reused
+	sw="--from-db --db $db --model $fx/policy --ref-model $fx/reference --no-append-eos --steps 2 --batch-size 5 --lr 1e-3"
+	ok "beta sweep" dpo-train $sw --beta-sweep 0.1,0.5 --out "$T/sw" --log-json "$T/sw.log"
+	ok "the first policy trained with beta 0.1" grep -q '"beta":[[:space:]]*0.1,' "$T/sw/beta-0.1/dpo_run.json"
+	ok "the second with beta 0.5" grep -q '"beta":[[:space:]]*0.5,' "$T/sw/beta-0.5/dpo_run.json"
+	like "sweep.json lists them" "$(tr -d ' \t\n' <"$T/sw/sweep.json")" \
+		'"policies":[{"beta":0.1,"dir":"'"$T"'/sw/beta-0.1"},{"beta":0.5,"dir":"'"$T"'/sw/beta-0.5"}]'
+	ok "a log per beta" test -s "$T/sw.log.beta-0.1" -a -s "$T/sw.log.beta-0.5"
+	ok "the two policies differ" sh -c "! cmp -s '$T/sw/beta-0.1/model.safetensors' '$T/sw/beta-0.5/model.safetensors'"
+	ok "the same run as a plain --beta 0.5" dpo-train $sw --beta 0.5 --out "$T/b05" --quiet
+	ok "gives the same model" cmp "$T/sw/beta-0.5/model.safetensors" "$T/b05/model.safetensors"
+	ok "rerun of the sweep" dpo-train $sw --beta-sweep 0.1,0.5,1 --out "$T/sw"
+	like "reuses the finished policies" "$(cat "$T/.err")" "beta 0.5: reusing $T/sw/beta-0.5"
+	ok "and trains the new one" test -s "$T/sw/beta-1/model.safetensors"
+	dpo-train $sw --beta-sweep 0.1,x --out "$T/sw2" 2>"$T/err"
+	is "bad sweep list: exit 2" "$?" 2
+	like "says what it expected" "$(cat "$T/err")" "positive numbers separated by commas"
 fi
 done_testing

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -56,6 +57,7 @@ struct opts {
 	const char *resume, *out;
 	long threads;
 	int quiet;
+	const char *beta_sweep;
 };
 
 enum {
@@ -63,7 +65,7 @@ enum {
 	O_RESOLVE, O_MIN_ANN, O_LOSS, O_LOSS_WEIGHTS, O_BETA, O_LS, O_GAMMA, O_IPO_NORM, O_LR,
 	O_WD, O_B1, O_B2, O_EPS, O_MAXGN, O_WR, O_WS, O_SCHED, O_BS, O_GA, O_EPOCHS, O_STEPS,
 	O_SEED, O_MAXLEN, O_MAXPL, O_NOEOS, O_BOS, O_CHAT, O_LOGJSON, O_LOGEVERY, O_SAVEEVERY,
-	O_EVALEVERY, O_RESUME, O_OUT, O_THREADS, O_QUIET, O_VERSION
+	O_EVALEVERY, O_RESUME, O_OUT, O_THREADS, O_QUIET, O_VERSION, O_SWEEP
 };
 
 static const struct option longopts[] = {
@@ -108,6 +110,7 @@ static const struct option longopts[] = {
 	{"eval-every", required_argument, 0, O_EVALEVERY},
 	{"resume", required_argument, 0, O_RESUME},
 	{"out", required_argument, 0, O_OUT},
+	{"beta-sweep", required_argument, 0, O_SWEEP},
 	{"threads", required_argument, 0, O_THREADS},
 	{"quiet", no_argument, 0, O_QUIET},
 	{"help", no_argument, 0, 'h'},
@@ -174,6 +177,9 @@ static void usage(FILE *f)
 		"                          files, dpo_run.json) and checkpoints\n"
 		"  --save-every N          atomic checkpoint OUT/checkpoint-STEP every N steps\n"
 		"  --resume DIR            continue from a checkpoint directory\n"
+		"  --beta-sweep B1,B2,...  train one policy per beta into OUT/beta-B (each a full run\n"
+		"                          with these options; finished ones are reused), e.g. for\n"
+		"                          the reward-vs-KL frontier with dpo-eval and dpo-db report\n"
 		"  --log-json FILE         one JSON line of metrics per step\n"
 		"  --log-every N           progress line every N steps (default 1)\n"
 		"  --threads N             worker threads (default: all cores)\n"
@@ -881,6 +887,101 @@ static void fail_run(run *r, const char *fmt, ...)
 	util_die("%s", msg);
 }
 
+/* --beta-sweep: run this program once per beta with the same arguments
+ * plus --beta B --out OUT/beta-B (and --log-json FILE.beta-B), one after the
+ * other; a policy already there is reused. Returns the exit status. */
+static int beta_sweep(const struct opts *o, int argc, char **argv0)
+{
+	double betas[64];
+	int nb = 0;
+	const char *p = o->beta_sweep;
+	while (*p) {
+		char *end;
+		double b = strtod(p, &end);
+		if (end == p || !(b > 0) || !isfinite(b) || (*end && *end != ','))
+			util_usage_error("--beta-sweep: expected positive numbers separated by commas, not \"%s\"",
+					 o->beta_sweep);
+		if (nb == 64)
+			util_usage_error("--beta-sweep: at most 64 values");
+		betas[nb++] = b;
+		p = *end ? end + 1 : end;
+	}
+	if (nb == 0)
+		util_usage_error("--beta-sweep: no values");
+	if (mkdir(o->out, 0777) && errno != EEXIST)
+		util_die("%s: %s", o->out, strerror(errno));
+	setenv("DPO_SWEEP_CHILD", "1", 1);
+	cJSON *sum = cJSON_CreateObject(), *pol = cJSON_AddArrayToObject(sum, "policies");
+	int status = UTIL_EXIT_OK;
+	for (int i = 0; i < nb; i++) {
+		char bs[32];
+		snprintf(bs, sizeof bs, "%g", betas[i]);
+		char *dir = xasprintf("%s/beta-%s", o->out, bs);
+		char *done = xasprintf("%s/model.safetensors", dir);
+		char *logj = o->log_json ? xasprintf("%s.beta-%s", o->log_json, bs) : NULL;
+		struct stat sb;
+		if (stat(done, &sb) == 0) {
+			if (!o->quiet)
+				util_warn("beta %s: reusing %s", bs, dir);
+		} else {
+			if (!o->quiet)
+				util_warn("beta %s (%d of %d): training into %s", bs, i + 1, nb, dir);
+			char **av = xcalloc((size_t)argc + 7, sizeof *av);
+			int n = 0;
+			for (int k = 0; k < argc; k++)
+				av[n++] = argv0[k];
+			av[n++] = "--beta";
+			av[n++] = bs;
+			av[n++] = "--out";
+			av[n++] = dir;
+			if (logj) {
+				av[n++] = "--log-json";
+				av[n++] = logj;
+			}
+			av[n] = NULL;
+			fflush(NULL);
+			pid_t pid = fork();
+			if (pid == 0) {
+				execv("/proc/self/exe", av);
+				execvp(argv0[0], av);
+				_exit(127);
+			}
+			int st = 0;
+			if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+				util_warn("beta %s: the training run failed (%s)", bs,
+					  pid < 0 ? strerror(errno)
+					  : WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "see above");
+				status = UTIL_EXIT_FAIL;
+			}
+			free(av);
+		}
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddNumberToObject(e, "beta", betas[i]);
+		cJSON_AddStringToObject(e, "dir", dir);
+		cJSON_AddItemToArray(pol, e);
+		free(dir);
+		free(done);
+		free(logj);
+		if (status != UTIL_EXIT_OK || util_interrupted())
+			break;
+	}
+	if (status == UTIL_EXIT_OK) {
+		char *js = cJSON_Print(sum), *path = xasprintf("%s/sweep.json", o->out);
+		size_t len = strlen(js);
+		js = xrealloc(js, len + 2);
+		js[len++] = '\n';
+		js[len] = '\0';
+		if (write_file_sync(path, js, len))
+			util_die("%s: %s", path, strerror(errno));
+		if (!o->quiet)
+			util_warn("%d policies in %s (listed in %s)", nb, o->out, path);
+		free(path);
+		free(js);
+	}
+	cJSON_Delete(sum);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	train_runtime_tune(argv);
@@ -907,6 +1008,8 @@ int main(int argc, char **argv)
 	o->seed = 42;
 	o->max_length = 1024;
 	o->log_every = 1;
+	char **argv0 = xcalloc((size_t)argc + 1, sizeof *argv0); /* before getopt permutes it */
+	memcpy(argv0, argv, sizeof *argv0 * (size_t)argc);
 	int c;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -951,6 +1054,10 @@ int main(int argc, char **argv)
 		case O_EVALEVERY: parse_nonneg("--eval-every", optarg, &o->eval_every, 0); break;
 		case O_RESUME: o->resume = optarg; break;
 		case O_OUT: o->out = optarg; break;
+		case O_SWEEP:
+			if (!getenv("DPO_SWEEP_CHILD")) /* a sweep's own runs ignore it */
+				o->beta_sweep = optarg;
+			break;
 		case O_THREADS: parse_nonneg("--threads", optarg, &o->threads, 1); break;
 		case O_QUIET: o->quiet = 1; break;
 		case 'h': usage(stdout); return UTIL_EXIT_OK;
@@ -983,6 +1090,13 @@ int main(int argc, char **argv)
 	r->loss.ipo_length_norm = o->ipo_length_norm;
 	if (!(o->beta > 0))
 		util_usage_error("--beta must be positive");
+	if (o->beta_sweep) {
+		if (o->resume)
+			util_usage_error("--beta-sweep and --resume do not go together");
+		int src = beta_sweep(o, argc, argv0);
+		free(argv0);
+		return src;
+	}
 	if (!(o->label_smoothing >= 0 && o->label_smoothing < 0.5))
 		util_usage_error("--label-smoothing must be in [0, 0.5)");
 	if (!(o->lr >= 0) || !(o->weight_decay >= 0) || !(o->warmup_ratio >= 0 && o->warmup_ratio < 1))
