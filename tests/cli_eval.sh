@@ -6,7 +6,8 @@
 V="$top_builddir/share/task/task-verify"
 [ -x "$V" ] || skip_all "share/task/task-verify is not built"
 P="$top_srcdir/tests/data/task/prompts.jsonl"
-jget() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1"; }
+# a top-level field of dpo-eval's JSON (the best_of_n list set aside)
+jget() { sed 's/,"best_of_n":\[[^]]*\]//' "$1" | sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p"; }
 
 # two random tiny models of the task (different seeds)
 dpo-model init --config "$top_srcdir/share/task/config.json" --tokenizer "$top_srcdir/share/task" \
@@ -69,6 +70,35 @@ is "verifier judge: every prompt counted" \
 fails "failing judge: exit non-zero" dpo-eval --db "$DB" --policy "$T/m2" --baseline "$T/m1" \
 	--split test --max-new-tokens 3 -q --threads 1 -- --provider exec --command "exit 3" --max-retries 0
 
+# best-of-N from the baseline's samples: a checker that calls only the first
+# of every 4 samples right gives c = 1 of K = 4 on every prompt: accuracy
+# 1 - C(3,N)/C(4,N) = 1/4, 1/2, 1 and KL q log(q/p) + (1-p)^N (N-1) log(1-p)
+# with p = 1/4, q = 1 - (3/4)^N: 0, 0.0830107, 0.414556
+dpo-eval --policy "$T/m1" --baseline "$T/m2" --prompts "$P" --max-new-tokens 4 --samples 4 \
+	--task-command "awk '{ print (NR % 4 == 1) ? 1 : 0 }'" --json -q --threads 1 >"$T/bon.json" 2>/dev/null
+like "best-of-N: N = 1, 2, 4 with their accuracy and KL" "$(cat "$T/bon.json")" \
+	'"best_of_n":[{"n":1,"accuracy":0.25,"kl":0},{"n":2,"accuracy":0.5,"kl":0.0830107},{"n":4,"accuracy":1,"kl":0.414556}]'
+is "best-of-N: the policy's beta is unknown for an untrained model" "$(jget "$T/bon.json" policy_beta)" null
+
+# conversation prompts use the chat template (tiny-qwen3's ChatML), from a
+# file and from the store; the checker sees the messages as the prompt
+if have_shared; then
+	Q="$DPO_SHARED/fixtures/tiny-qwen3/policy"
+	printf '{"messages": [{"role": "user", "content": "Say hi"}]}\n{"prompt": "plain text"}\n' >"$T/chat.jsonl"
+	dpo-eval --policy "$Q" --baseline "$Q" --prompts "$T/chat.jsonl" --max-new-tokens 3 --json -q \
+		--threads 1 --task-command "cat >'$T/seen.jsonl'; yes 0 | head -n 2" >"$T/chat.json" 2>"$T/chat.err"
+	is "conversation prompts from a file: exit 0" "$?" 0
+	is "conversation prompts: same model, KL 0" "$(jget "$T/chat.json" kl)" 0
+	like "the checker gets the messages" "$(head -1 "$T/seen.jsonl")" '{"prompt":[{"role":"user","content":"Say hi"}],'
+	like "and plain text as text" "$(sed -n 2p "$T/seen.jsonl")" '{"prompt":"plain text",'
+	CDB=$T/chat.db
+	dpo-db --db "$CDB" import --format prompts --split test -q "$T/chat.jsonl" >/dev/null 2>&1
+	dpo-eval --db "$CDB" --policy "$Q" --baseline "$Q" --split test --max-new-tokens 3 --json -q \
+		--threads 1 >"$T/chatdb.json" 2>"$T/chatdb.err"
+	is "conversation prompts from the store: exit 0" "$?" 0
+	is "both prompts evaluated" "$(jget "$T/chatdb.json" prompts)" 2
+fi
+
 # usage errors
 dpo-eval --policy "$T/m1" >/dev/null 2>&1
 is "no --baseline: exit 2" "$?" 2
@@ -79,7 +109,7 @@ is "--samples 0: exit 2" "$?" 2
 printf '{"prompt": "12345>"}\n{"text": 1}\n' >"$T/badp.jsonl"
 dpo-eval --policy "$T/m1" --baseline "$T/m1" --prompts "$T/badp.jsonl" -q >/dev/null 2>"$T/bp.err"
 is "bad prompt file: exit 1" "$?" 1
-like "bad prompt file: names the line and field" "$(cat "$T/bp.err")" "badp.jsonl:2: field \"prompt\" must be a string"
+like "bad prompt file: names the line and field" "$(cat "$T/bp.err")" "badp.jsonl:2: field \"prompt\" must be a string or a list of messages"
 dpo-eval --policy "$T/nope" --baseline "$T/m1" --prompts "$P" -q >/dev/null 2>"$T/nm.err"
 is "missing model: exit 1" "$?" 1
 ok "--help" dpo-eval --help

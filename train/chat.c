@@ -2,6 +2,7 @@
  * rendered by C code (see chat.h for the formats). */
 #include "train/chat.h"
 
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -428,5 +429,30 @@ int train_chat_encode(train_chat *c, const store_msg *msgs, size_t n, int gen, i
 	if (rc)
 		set_err(c, "%s", train_tokenizer_errmsg(c->tok));
 	free(text);
+	return rc;
+}
+
+int train_chat_encode_json(train_chat *c, const char *messages_json, int gen, int32_t **ids, size_t *nids)
+{
+	*ids = NULL;
+	*nids = 0;
+	cJSON *root = cJSON_Parse(messages_json);
+	if (!cJSON_IsArray(root)) {
+		cJSON_Delete(root);
+		set_err(c, "the messages are not a JSON list");
+		return TRAIN_CHAT_EINPUT;
+	}
+	store_msg *msgs = xcalloc((size_t)cJSON_GetArraySize(root) + 1, sizeof *msgs);
+	size_t nm = 0;
+	for (const cJSON *m = root->child; m; m = m->next) {
+		const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "role");
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(m, "content");
+		msgs[nm].role = cJSON_IsString(r) ? r->valuestring : NULL;
+		msgs[nm].content = cJSON_IsString(t) ? t->valuestring : NULL;
+		nm++;
+	}
+	int rc = train_chat_encode(c, msgs, nm, gen, ids, nids);
+	free(msgs);
+	cJSON_Delete(root);
 	return rc;
 }

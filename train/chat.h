@@ -83,6 +83,13 @@ int train_chat_render(train_chat *c, const store_msg *msgs, size_t n, int add_ge
 int train_chat_encode(train_chat *c, const store_msg *msgs, size_t n, int add_generation_prompt,
 		      int32_t **ids, size_t *nids);
 
+/* train_chat_encode of a conversation given as the store keeps it: a JSON
+ * array of {"role", "content"} objects (store_prompt.messages_json).
+ * Returns 0, or TRAIN_CHAT_EINPUT when it is not such an array (message in
+ * train_chat_errmsg) or as train_chat_encode. */
+int train_chat_encode_json(train_chat *c, const char *messages_json, int add_generation_prompt,
+			   int32_t **ids, size_t *nids);
+
 /* The text that ends an assistant turn in this format ("<|im_end|>",
  * "<|eot_id|>", or the EOS token), useful as an extra stop string; never
  * NULL. Owned by the handle. */

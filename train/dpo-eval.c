@@ -25,12 +25,14 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "train/chat.h"
 #include "train/layers.h"
 #include "train/model.h"
 #include "train/sample.h"
 #include "train/tokenizer.h"
 #include "util/buf.h"
 #include "util/cli.h"
+#include "util/file.h"
 #include "util/lineread.h"
 #include "util/progress.h"
 #include "util/xmalloc.h"
@@ -46,8 +48,8 @@ static void usage(void)
 	       "Prompts:\n"
 	       "  --db PATH            database (default $DPO_DB, else ./dpo.db)\n"
 	       "  --split S            prompts of this split of the store (default test)\n"
-	       "  --prompts FILE       JSON Lines {\"prompt\": TEXT} instead of the store\n"
-	       "                       (no judging: the judge works on the store)\n"
+	       "  --prompts FILE       JSON Lines {\"prompt\": TEXT or messages} instead of the\n"
+	       "                       store (no judging: the judge works on the store)\n"
 	       "  --limit N            only the first N prompts\n"
 	       "Models and sampling:\n"
 	       "  --policy DIR         the trained model\n"
@@ -55,6 +57,9 @@ static void usage(void)
 	       "  --samples K          samples per prompt and model (default 1)\n"
 	       "  --greedy | --temperature T (default 1) | --top-k K | --top-p P\n"
 	       "  --max-new-tokens N   (default 128)\n"
+	       "  --chat               render plain-text prompts as a user turn too\n"
+	       "                       (conversations always use the chat template)\n"
+	       "  --chat-format NAME   template family (%s)\n"
 	       "  --seed S             base seed (default 0); both models use the same seeds\n"
 	       "  --threads N          compute threads (default: all cores)\n"
 	       "Scoring:\n"
@@ -67,12 +72,14 @@ static void usage(void)
 	       "  --json               print the results as one JSON object\n"
 	       "  -q, --quiet          no progress output\n"
 	       "  -h, --help           this text      --version   print the version\n"
-	       "Exit status: 0 success, 1 failure, 2 usage error.\n");
+	       "Exit status: 0 success, 1 failure, 2 usage error.\n",
+	       train_chat_format_names());
 }
 
 struct prompt {
 	int64_t id;     /* store id, 0 for --prompts */
-	char *text;
+	char *text;     /* plain prompt, or the conversation's messages as JSON */
+	int chat;       /* text is a conversation */
 	int *ids;
 	int n;
 };
@@ -87,27 +94,25 @@ struct sample {
 struct prompts {
 	struct prompt *v;
 	size_t n, cap;
-	long skipped;
 	long limit;
 };
 
-static void prompts_push(struct prompts *ps, int64_t id, const char *text)
+static void prompts_push(struct prompts *ps, int64_t id, const char *text, int chat)
 {
 	if (ps->n == ps->cap) {
 		ps->cap = ps->cap ? 2 * ps->cap : 64;
 		ps->v = xreallocarray(ps->v, ps->cap, sizeof *ps->v);
 	}
-	ps->v[ps->n++] = (struct prompt){.id = id, .text = xstrdup(text)};
+	ps->v[ps->n++] = (struct prompt){.id = id, .text = xstrdup(text), .chat = chat};
 }
 
 static int collect_cb(void *ud, const store_prompt *p)
 {
 	struct prompts *ps = ud;
-	if (!p->text) {
-		ps->skipped++; /* conversations: not supported here */
-		return 0;
-	}
-	prompts_push(ps, p->id, p->text);
+	if (p->text)
+		prompts_push(ps, p->id, p->text, 0);
+	else
+		prompts_push(ps, p->id, p->messages_json, 1);
 	return 0;
 }
 
@@ -132,9 +137,18 @@ static void read_prompt_file(const char *path, struct prompts *ps)
 		const cJSON *p = o ? cJSON_GetObjectItemCaseSensitive(o, "prompt") : NULL;
 		if (!o || !cJSON_IsObject(o))
 			util_die("%s:%ld: not a JSON object", path, lineno);
-		if (!cJSON_IsString(p))
-			util_die("%s:%ld: field \"prompt\" must be a string", path, lineno);
-		prompts_push(ps, 0, p->valuestring);
+		if (!p)
+			p = cJSON_GetObjectItemCaseSensitive(o, "messages");
+		if (cJSON_IsString(p)) {
+			prompts_push(ps, 0, p->valuestring, 0);
+		} else if (cJSON_IsArray(p)) {
+			char *js = cJSON_PrintUnformatted(p);
+			prompts_push(ps, 0, js, 1);
+			free(js);
+		} else {
+			util_die("%s:%ld: field \"prompt\" must be a string or a list of messages", path,
+				 lineno);
+		}
 		cJSON_Delete(o);
 	}
 	free(line);
@@ -221,7 +235,10 @@ static void run_checker(const char *cmd, struct prompts *ps, struct sample *smp,
 		util_buf_reset(&b);
 		util_buf_adds(&b, "{\"prompt\":");
 		const char *pt = ps->v[i / K].text;
-		util_buf_add_json_string(&b, pt, strlen(pt));
+		if (ps->v[i / K].chat)
+			util_buf_adds(&b, pt); /* the conversation, as a JSON list of messages */
+		else
+			util_buf_add_json_string(&b, pt, strlen(pt));
 		util_buf_adds(&b, ",\"response\":");
 		util_buf_add_json_string(&b, smp[i].text, strlen(smp[i].text));
 		util_buf_adds(&b, "}\n");
@@ -356,6 +373,58 @@ static void wilson(double p, double n, double *lo, double *hi)
 	*hi = c + h > 1 ? 1 : c + h;
 }
 
+/* Best-of-N sampling from the baseline, the usual yardstick next to a
+ * trained policy (the DPO paper's reward-vs-KL frontier): of N samples keep
+ * a right one when there is one. For each prompt with c right of K
+ * samples, its accuracy is the unbiased estimate 1 - C(K-c, N) / C(K, N);
+ * its KL to the baseline, with p = c / K, is that of selecting by a 0/1
+ * reward with ties broken at random: q log(q / p) + (1-p)^N log((1-p)^(N-1))
+ * where q = 1 - (1-p)^N. Both averaged over prompts into acc and kl. */
+static void best_of_n(const struct sample *smp, size_t nprompts, int K, int N, double *acc, double *kl)
+{
+	double a = 0, k = 0;
+	for (size_t i = 0; i < nprompts; i++) {
+		int c = 0;
+		for (int j = 0; j < K; j++)
+			c += smp[i * K + j].correct == 1;
+		double miss = 1; /* C(K-c, N) / C(K, N) */
+		for (int t = 0; t < N; t++)
+			miss *= (double)(K - c - t) / (double)(K - t);
+		if (miss < 0)
+			miss = 0;
+		a += 1 - miss;
+		double p = (double)c / K, w = pow(1 - p, N), q = 1 - w;
+		if (c > 0 && c < K)
+			k += q * log(q / p) + w * (N - 1) * log(1 - p);
+	}
+	*acc = a / (double)nprompts;
+	*kl = k / (double)nprompts;
+}
+
+/* The loss and beta a policy was trained with, from its dpo_run.json
+ * (written by dpo-train); loss empty and beta NAN when unknown. */
+static void policy_beta(const char *dir, char *loss, size_t losscap, double *beta)
+{
+	*beta = NAN;
+	loss[0] = '\0';
+	char *path = xasprintf("%s/dpo_run.json", dir);
+	size_t len;
+	char *text = util_read_file(path, &len);
+	free(path);
+	if (!text)
+		return;
+	cJSON *o = cJSON_ParseWithLength(text, len);
+	const cJSON *a = o ? cJSON_GetObjectItemCaseSensitive(o, "arguments") : NULL;
+	const cJSON *b = a ? cJSON_GetObjectItemCaseSensitive(a, "beta") : NULL;
+	const cJSON *l = a ? cJSON_GetObjectItemCaseSensitive(a, "loss") : NULL;
+	if (cJSON_IsString(l))
+		snprintf(loss, losscap, "%s", l->valuestring);
+	if (cJSON_IsNumber(b) && strcmp(loss, "sft"))
+		*beta = b->valuedouble;
+	cJSON_Delete(o);
+	free(text);
+}
+
 static void json_num(util_buf *b, const char *name, double v)
 {
 	if (isfinite(v))
@@ -365,7 +434,8 @@ static void json_num(util_buf *b, const char *name, double v)
 }
 
 enum { O_POLICY = 256, O_BASELINE, O_DB, O_SPLIT, O_PROMPTS, O_LIMIT, O_SAMPLES, O_GREEDY,
-       O_TEMP, O_TOPK, O_TOPP, O_MAXNEW, O_SEED, O_THREADS, O_TASK, O_JUDGE, O_JSON, O_VERSION };
+       O_TEMP, O_TOPK, O_TOPP, O_MAXNEW, O_SEED, O_THREADS, O_TASK, O_JUDGE, O_JSON, O_VERSION,
+       O_CHAT, O_FMT };
 
 int main(int argc, char **argv)
 {
@@ -386,6 +456,8 @@ int main(int argc, char **argv)
 		{"seed", required_argument, NULL, O_SEED},
 		{"threads", required_argument, NULL, O_THREADS},
 		{"task-command", required_argument, NULL, O_TASK},
+		{"chat", no_argument, NULL, O_CHAT},
+		{"chat-format", required_argument, NULL, O_FMT},
 		{"judge", required_argument, NULL, O_JUDGE},
 		{"json", no_argument, NULL, O_JSON},
 		{"quiet", no_argument, NULL, 'q'},
@@ -394,7 +466,8 @@ int main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const char *pdir = NULL, *bdir = NULL, *dbopt = NULL, *split = "test", *pfile = NULL;
-	const char *task = NULL, *judgeprog = NULL;
+	const char *task = NULL, *judgeprog = NULL, *chatfmt = NULL;
+	int chat_plain = 0;
 	long limit = 0, K = 1, maxnew = 128, seed = 0, threads = 0, topk = 0;
 	int json = 0, quiet = 0;
 	train_sampling s;
@@ -417,6 +490,8 @@ int main(int argc, char **argv)
 		case O_SEED: util_parse_long("--seed", optarg, &seed); break;
 		case O_THREADS: util_parse_long("--threads", optarg, &threads); break;
 		case O_TASK: task = optarg; break;
+		case O_CHAT: chat_plain = 1; break;
+		case O_FMT: chatfmt = optarg; break;
 		case O_JUDGE: judgeprog = optarg; break;
 		case O_JSON: json = 1; break;
 		case 'q': quiet = 1; break;
@@ -477,20 +552,34 @@ int main(int argc, char **argv)
 		if (store_prompts_foreach(st, split, NULL, limit, collect_cb, &ps) < 0)
 			util_die("%s: %s", dbpath, store_errmsg(st));
 	}
-	if (ps.skipped)
-		util_warn("%ld conversation prompts skipped (plain-text prompts only)", ps.skipped);
 	if (ps.n == 0)
 		util_die("no prompts%s%s", pfile ? " in " : " in split ", pfile ? pfile : split);
 	const train_config *cfg = train_model_config(pm);
 	int bos = train_tokenizer_add_bos(tok) ? train_tokenizer_bos_id(tok) : -1;
+	train_chat *ch = NULL;
 	for (size_t i = 0; i < ps.n; i++) {
 		struct prompt *p = &ps.v[i];
 		int32_t *e = NULL;
 		size_t ne = 0;
-		if (train_tokenizer_encode(tok, p->text, strlen(p->text), &e, &ne))
+		int templ = p->chat || chat_plain;
+		if (templ) {
+			/* the chat template of the policy's tokenizer (its own BOS text included) */
+			if (!ch && !(ch = train_chat_new(tok, chatfmt, &err)))
+				util_die("%s", err);
+			int rc;
+			if (p->chat) {
+				rc = train_chat_encode_json(ch, p->text, 1, &e, &ne);
+			} else {
+				store_msg m = {"user", p->text};
+				rc = train_chat_encode(ch, &m, 1, 1, &e, &ne);
+			}
+			if (rc)
+				util_die("prompt %zu: %s", i + 1, train_chat_errmsg(ch));
+		} else if (train_tokenizer_encode(tok, p->text, strlen(p->text), &e, &ne)) {
 			util_die("prompt %zu: %s", i + 1, train_tokenizer_errmsg(tok));
+		}
 		p->ids = xmalloc(sizeof(int) * (ne + 1));
-		if (bos >= 0)
+		if (bos >= 0 && !templ)
 			p->ids[p->n++] = bos;
 		memcpy(p->ids + p->n, e, sizeof(int) * ne);
 		p->n += (int)ne;
@@ -508,6 +597,14 @@ int main(int argc, char **argv)
 	for (int i = 0; i < cfg->n_eos; i++)
 		if (neos == 0 || cfg->eos[i] != eos[0])
 			eos[neos++] = cfg->eos[i];
+	if (ch && neos < TRAIN_MAX_EOS) { /* a chat turn also ends at the format's end-of-turn token */
+		int32_t te = train_tokenizer_token_id(tok, train_chat_turn_end(ch));
+		int dup = te < 0;
+		for (int i = 0; i < neos; i++)
+			dup |= eos[i] == te;
+		if (!dup)
+			eos[neos++] = te;
+	}
 	train_gen_opts go = {.sampling = s, .max_new = (int)maxnew, .eos = eos, .n_eos = neos,
 			     .batch = (int)K};
 	size_t ns = ps.n * (size_t)K;
@@ -539,6 +636,20 @@ int main(int argc, char **argv)
 		acc_p = (double)cp / (double)ns;
 		acc_b = (double)cb / (double)ns;
 	}
+	/* best-of-N from the baseline's samples: N = 1, 2, 4, ... up to K */
+	int bon_n[32], nbon = 0;
+	double bon_acc[32], bon_kl[32];
+	if (task) {
+		for (long n = 1; n <= K && nbon < 31; n *= 2)
+			bon_n[nbon++] = (int)n;
+		if (bon_n[nbon - 1] != K)
+			bon_n[nbon++] = (int)K;
+		for (int b = 0; b < nbon; b++)
+			best_of_n(bsm, ps.n, (int)K, bon_n[b], &bon_acc[b], &bon_kl[b]);
+	}
+	char ploss[64];
+	double pbeta;
+	policy_beta(pdir, ploss, sizeof ploss, &pbeta);
 
 	/* win rate through the judge */
 	long wins = 0, losses = 0, ties = 0, unjudged = 0;
@@ -553,7 +664,12 @@ int main(int argc, char **argv)
 		util_buf_add_json_string(&prm, pdir, strlen(pdir));
 		util_buf_adds(&prm, ",\"baseline\":");
 		util_buf_add_json_string(&prm, bdir, strlen(bdir));
-		util_buf_addf(&prm, ",\"samples\":%ld,\"seed\":%ld}", K, seed);
+		util_buf_addf(&prm, ",\"samples\":%ld,\"seed\":%ld", K, seed);
+		if (ploss[0]) {
+			util_buf_adds(&prm, ",\"policy_loss\":");
+			util_buf_add_json_string(&prm, ploss, strlen(ploss));
+		}
+		util_buf_addc(&prm, '}');
 		if (store_run_begin(st, "eval", util_buf_str(&cmd), util_buf_str(&prm), &run_id))
 			util_die("%s: %s", dbpath, store_errmsg(st));
 		util_buf_free(&cmd);
@@ -610,10 +726,14 @@ int main(int argc, char **argv)
 		const struct { const char *n; double v; } mv[] = {
 			{"eval/win_rate", wr}, {"eval/win_rate_lo", wlo}, {"eval/win_rate_hi", whi},
 			{"eval/kl", kl}, {"eval/accuracy_policy", acc_p},
-			{"eval/accuracy_baseline", acc_b},
+			{"eval/accuracy_baseline", acc_b}, {"eval/beta", pbeta},
 		};
 		for (size_t i = 0; i < sizeof mv / sizeof mv[0]; i++)
 			if (isfinite(mv[i].v) && store_metric_add(st, run_id, -1, mv[i].n, mv[i].v))
+				util_die("%s: %s", dbpath, store_errmsg(st));
+		for (int b = 0; b < nbon; b++)
+			if (store_metric_add(st, run_id, bon_n[b], "eval/bon_accuracy", bon_acc[b]) ||
+			    store_metric_add(st, run_id, bon_n[b], "eval/bon_kl", bon_kl[b]))
 				util_die("%s: %s", dbpath, store_errmsg(st));
 	}
 
@@ -629,6 +749,15 @@ int main(int argc, char **argv)
 		json_num(&out, "win_rate_ci_high", whi);
 		util_buf_addf(&out, ",\"wins\":%ld,\"losses\":%ld,\"ties\":%ld,\"unjudged\":%ld", wins,
 			      losses, ties, unjudged);
+		json_num(&out, "policy_beta", pbeta);
+		util_buf_adds(&out, ",\"best_of_n\":[");
+		for (int b = 0; b < nbon; b++) {
+			util_buf_addf(&out, "%s{\"n\":%d", b ? "," : "", bon_n[b]);
+			json_num(&out, "accuracy", bon_acc[b]);
+			json_num(&out, "kl", bon_kl[b]);
+			util_buf_addc(&out, '}');
+		}
+		util_buf_addc(&out, ']');
 		util_buf_addf(&out, ",\"run_id\":%lld}\n", (long long)run_id);
 	} else {
 		util_buf_addf(&out, "prompts:           %zu (%ld samples each)\n", ps.n, K);
@@ -636,6 +765,9 @@ int main(int argc, char **argv)
 			util_buf_addf(&out, "accuracy:          baseline %.1f%%, policy %.1f%% (%+.1f points)\n",
 				      100 * acc_b, 100 * acc_p, 100 * (acc_p - acc_b));
 		util_buf_addf(&out, "KL to baseline:    %.4f nats (+- %.4f)\n", kl, kl_se);
+		for (int b = 1; b < nbon; b++)
+			util_buf_addf(&out, "best-of-%-3d base: accuracy %.1f%% at KL %.4f nats\n", bon_n[b],
+				      100 * bon_acc[b], bon_kl[b]);
 		if (isfinite(wr))
 			util_buf_addf(&out, "win rate:          %.1f%% [95%% CI %.1f%%, %.1f%%] "
 				      "(%ld wins, %ld losses, %ld ties%s)\n",
@@ -663,6 +795,7 @@ int main(int argc, char **argv)
 	}
 	free(ps.v);
 	store_free(st);
+	train_chat_free(ch);
 	train_tokenizer_free(tok);
 	train_model_free(pm);
 	train_model_free(bm);

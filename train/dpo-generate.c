@@ -117,33 +117,13 @@ static int encode_job(const struct job *j, train_tokenizer *tok, train_chat **ch
 	if (j->messages_json || chat_plain) {
 		if (!*ch && !(*ch = train_chat_new(tok, fmt, err)))
 			return -1;
-		store_msg *msgs = NULL;
-		size_t nm = 0;
-		cJSON *root = NULL;
+		int rc;
 		if (j->messages_json) {
-			root = cJSON_Parse(j->messages_json);
-			if (!cJSON_IsArray(root)) {
-				cJSON_Delete(root);
-				*err = xasprintf("prompt %lld: messages are not a JSON list",
-						 (long long)j->id);
-				return -1;
-			}
-			msgs = xcalloc(cJSON_GetArraySize(root) + 1, sizeof *msgs);
-			for (const cJSON *m = root->child; m; m = m->next) {
-				const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "role");
-				const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
-				msgs[nm].role = cJSON_IsString(r) ? r->valuestring : NULL;
-				msgs[nm].content = cJSON_IsString(c) ? c->valuestring : NULL;
-				nm++;
-			}
+			rc = train_chat_encode_json(*ch, j->messages_json, 1, &e, &ne);
 		} else {
-			msgs = xcalloc(1, sizeof *msgs);
-			msgs[0] = (store_msg){"user", j->text};
-			nm = 1;
+			store_msg m = {"user", j->text};
+			rc = train_chat_encode(*ch, &m, 1, 1, &e, &ne);
 		}
-		int rc = train_chat_encode(*ch, msgs, nm, 1, &e, &ne);
-		free(msgs);
-		cJSON_Delete(root);
 		if (rc) {
 			*err = xasprintf("prompt %lld: %s", (long long)j->id, train_chat_errmsg(*ch));
 			return -1;
