@@ -55,6 +55,9 @@ struct run {
 	char *kind, *command, *status, *started;
 	struct series m[3]; /* loss, rewards/margins, rewards/accuracies */
 	double eval[6];
+	double beta;        /* eval runs: the policy's beta (NAN: unknown) */
+	struct series bon;  /* eval runs: best-of-N of the baseline, x KL, y accuracy */
+	long *bon_n;        /* the N of each point of bon */
 };
 
 struct rep {
@@ -207,6 +210,7 @@ static int run_cb(void *ud, const store_run *ru)
 	x->started = xstrdup(ru->started_at ? ru->started_at : "");
 	for (int i = 0; i < 6; i++)
 		x->eval[i] = NAN;
+	x->beta = NAN;
 	return 0;
 }
 
@@ -227,6 +231,28 @@ static int metric_cb(void *ud, const store_metric *m)
 	}
 	if ((k = col_index(eval_names, 6, m->name)) >= 0 && m->step < 0)
 		x->eval[k] = m->value;
+	if (!strcmp(m->name, "eval/beta") && m->step < 0)
+		x->beta = m->value;
+	int isacc = !strcmp(m->name, "eval/bon_accuracy"), iskl = !strcmp(m->name, "eval/bon_kl");
+	if ((isacc || iskl) && m->step > 0 && isfinite(m->value)) {
+		/* one point per N (the step): find it or add it, x = KL, y = accuracy */
+		struct series *s = &x->bon;
+		size_t i = 0;
+		while (i < s->n && x->bon_n[i] != m->step)
+			i++;
+		if (i == s->n) {
+			if (s->n == s->cap) {
+				s->cap = s->cap ? 2 * s->cap : 16;
+				s->x = xreallocarray(s->x, s->cap, sizeof(double));
+				s->y = xreallocarray(s->y, s->cap, sizeof(double));
+				x->bon_n = xreallocarray(x->bon_n, s->cap, sizeof(long));
+			}
+			x->bon_n[i] = m->step;
+			s->x[i] = s->y[i] = NAN;
+			s->n++;
+		}
+		(iskl ? s->x : s->y)[i] = m->value;
+	}
 	return 0;
 }
 
@@ -249,6 +275,9 @@ static void rep_free(struct rep *r)
 			free(x->m[k].x);
 			free(x->m[k].y);
 		}
+		free(x->bon.x);
+		free(x->bon.y);
+		free(x->bon_n);
 	}
 	free(r->runs);
 	for (size_t i = 0; i < r->nsplits; i++)
@@ -576,6 +605,123 @@ static void section_eval(util_buf *o, struct rep *r)
 	util_buf_adds(o, "</table>\n");
 }
 
+/* Whether eval run i has a known beta, accuracy and KL, and no later eval
+ * run has the same beta (the frontier shows one point per beta: the last). */
+static int frontier_point(const struct rep *r, size_t i)
+{
+	const struct run *x = &r->runs[i];
+	if (strcmp(x->kind, "eval") || !isfinite(x->beta) || !isfinite(x->eval[1]) || !isfinite(x->eval[5]))
+		return 0;
+	for (size_t k = 0; k < r->nruns; k++)
+		if (r->runs[k].id > x->id && !strcmp(r->runs[k].kind, "eval") && r->runs[k].beta == x->beta &&
+		    isfinite(r->runs[k].eval[1]) && isfinite(r->runs[k].eval[5]))
+			return 0;
+	return 1;
+}
+
+/* Accuracy against KL to the reference: one point per evaluated policy
+ * whose beta is known, and the best-of-N curve of the reference from the
+ * eval run with the most best-of-N points -- the DPO paper's frontier. */
+static void section_frontier(util_buf *o, struct rep *r)
+{
+	struct run *bon = NULL;
+	size_t npts = 0;
+	for (size_t i = 0; i < r->nruns; i++) {
+		struct run *x = &r->runs[i];
+		if (strcmp(x->kind, "eval"))
+			continue;
+		npts += frontier_point(r, i);
+		if (x->bon.n >= 2 && (!bon || x->bon.n >= bon->bon.n))
+			bon = x;
+	}
+	if (npts == 0 && !bon)
+		return;
+	double x0 = 0, x1 = 0, y0 = 0, y1 = 1;
+	for (size_t i = 0; i < r->nruns; i++) {
+		struct run *x = &r->runs[i];
+		if (frontier_point(r, i))
+			x1 = fmax(x1, x->eval[5]);
+	}
+	if (bon)
+		for (size_t i = 0; i < bon->bon.n; i++)
+			if (isfinite(bon->bon.x[i]))
+				x1 = fmax(x1, bon->bon.x[i]);
+	if (x1 <= 0)
+		x1 = 1;
+	x1 *= 1.08;
+	int W = 560, H = 320, L = 60, R = 16, T = 28, B = 56;
+	double pw = W - L - R, ph = H - T - B;
+#define PX(v) (L + pw * ((v) - x0) / (x1 - x0))
+#define PY(v) (T + ph - ph * ((v) - y0) / (y1 - y0))
+	util_buf_adds(o, "<h2>Accuracy against KL to the reference</h2>\n<p>Each dot is a policy trained from the "
+		      "reference with the beta shown (its last evaluation), at its held-out accuracy and its sampled KL to the "
+		      "reference (dpo-eval). The line is best-of-N sampling from the reference (keep a right "
+		      "answer among N samples), at the KL of that selection, from the reference's own "
+		      "samples.</p>\n");
+	util_buf_addf(o, "<svg class=\"chart\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\">"
+		      "<title>Accuracy against KL to the reference</title>\n", W, H, W, H);
+	util_buf_addf(o, "<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
+		      "stroke=\"#999\"/>\n", L, T, pw, ph);
+	for (int g = 0; g <= 4; g++) {
+		double yv = y0 + (y1 - y0) * g / 4.0, xv = x0 + (x1 - x0) * g / 4.0;
+		util_buf_addf(o, "<line x1=\"%d\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
+			      "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.0f%%</text>\n",
+			      L, L + pw, PY(yv), PY(yv), L - 4, PY(yv) + 4, 100 * yv);
+		util_buf_addf(o, "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%.2g</text>\n", PX(xv),
+			      T + ph + 16, xv);
+	}
+	util_buf_addf(o, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">KL to the reference (nats)"
+		      "</text>\n<text x=\"14\" y=\"%.0f\" transform=\"rotate(-90 14 %.0f)\" "
+		      "text-anchor=\"middle\">held-out accuracy</text>\n",
+		      L + pw / 2, T + ph + 34.0, T + ph / 2, T + ph / 2);
+	if (bon) {
+		util_buf_addf(o, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", palette[0]);
+		for (size_t i = 0; i < bon->bon.n; i++)
+			if (isfinite(bon->bon.x[i]) && isfinite(bon->bon.y[i]))
+				util_buf_addf(o, "%s%.1f,%.1f", i ? " " : "", PX(bon->bon.x[i]), PY(bon->bon.y[i]));
+		util_buf_adds(o, "\"/>\n");
+		for (size_t i = 0; i < bon->bon.n; i++)
+			if (isfinite(bon->bon.x[i]) && isfinite(bon->bon.y[i]))
+				util_buf_addf(o, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>"
+					      "<text x=\"%.1f\" y=\"%.1f\" fill=\"%s\">N=%ld</text>\n",
+					      PX(bon->bon.x[i]), PY(bon->bon.y[i]), palette[0],
+					      PX(bon->bon.x[i]) + 4, PY(bon->bon.y[i]) - 4, palette[0], bon->bon_n[i]);
+	}
+	for (size_t i = 0; i < r->nruns; i++) {
+		struct run *x = &r->runs[i];
+		if (!frontier_point(r, i))
+			continue;
+		util_buf_addf(o, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>"
+			      "<text x=\"%.1f\" y=\"%.1f\" fill=\"%s\">&#946;=%g</text>\n",
+			      PX(fmax(0, x->eval[5])), PY(x->eval[1]), palette[1], PX(fmax(0, x->eval[5])) + 5,
+			      PY(x->eval[1]) + 12, palette[1], x->beta);
+	}
+	util_buf_addf(o, "<text x=\"%d\" y=\"%d\" fill=\"%s\">&#9679; DPO policies</text>"
+		      "<text x=\"%d\" y=\"%d\" fill=\"%s\">&#8212; best-of-N from the reference</text>\n",
+		      L, H - 4, palette[1], L + 140, H - 4, palette[0]);
+#undef PX
+#undef PY
+	util_buf_adds(o, "</svg>\n");
+	/* the same as a table */
+	util_buf_adds(o, "<table><tr><th>policy</th><th>KL (nats)</th><th>accuracy</th></tr>\n");
+	for (size_t i = 0; i < r->nruns; i++) {
+		struct run *x = &r->runs[i];
+		if (!frontier_point(r, i))
+			continue;
+		util_buf_addf(o, "<tr><td>DPO, &#946;=%g (run %lld)</td>", x->beta, (long long)x->id);
+		num_cell(o, x->eval[5], "%.3f");
+		num_cell(o, 100 * x->eval[1], "%.1f%%");
+		util_buf_adds(o, "</tr>\n");
+	}
+	for (size_t i = 0; bon && i < bon->bon.n; i++) {
+		util_buf_addf(o, "<tr><td>best-of-%ld from the reference</td>", bon->bon_n[i]);
+		num_cell(o, bon->bon.x[i], "%.3f");
+		num_cell(o, 100 * bon->bon.y[i], "%.1f%%");
+		util_buf_adds(o, "</tr>\n");
+	}
+	util_buf_adds(o, "</table>\n");
+}
+
 int store_report_html(store *st, const char *title, util_buf *o)
 {
 	struct rep r = {.st = st};
@@ -633,6 +779,7 @@ int store_report_html(store *st, const char *title, util_buf *o)
 	section_judges(o, &r);
 	section_training(o, &r);
 	section_eval(o, &r);
+	section_frontier(o, &r);
 	util_buf_adds(o, "</body>\n</html>\n");
 out:
 	rep_free(&r);
