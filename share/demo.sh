@@ -8,13 +8,15 @@
 #   2. create a database and import the task's train and test prompts
 #   3. dpo-generate K=4 completions per train prompt from the reference
 #   4. dpo-judge --provider exec with the task's verifier
-#   5. dpo-train --from-db starting from the reference: the DPO (sigmoid)
-#      loss plus the NLL of the chosen answer (--loss sigmoid,sft, as in
-#      iterative RPO); the DPO loss alone moved held-out accuracy by less
-#      than 10 points on this task in our runs
+#   5. dpo-train --from-db starting from the reference, with the DPO
+#      (sigmoid) loss alone
 #   6. dpo-eval on the held-out test prompts: accuracy before/after, win rate,
 #      KL to the reference
-#   7. dpo-db report: an HTML page with the statistics and training curves
+#   7. the reward-vs-KL frontier: dpo-train --beta-sweep trains one policy
+#      per beta, dpo-eval measures each (16 samples per prompt, which also
+#      gives best-of-N from the reference for N up to 16)
+#   8. dpo-db report: an HTML page with the statistics, training curves and
+#      the frontier
 #
 # Everything is written under DPO_DEMO_DIR (default BUILDDIR/demo). A rerun
 # skips every step whose output exists (generate and judge resume by
@@ -48,8 +50,10 @@ VERIFY=$build/share/task/task-verify
 [ -x "$VERIFY" ] || { echo "demo.sh: $VERIFY not found (build it first)" >&2; exit 1; }
 
 case ${DEMO_SCALE:-full} in
-full)	sft_rows=7680 sft_steps=120 n_train=1024 n_test=200 dpo_epochs=3 eval_samples=2 ;;
-small)	sft_rows=6400 sft_steps=100 n_train=24 n_test=8 dpo_epochs=1 eval_samples=1 ;;
+full)	sft_rows=7680 sft_steps=120 n_train=4096 n_test=200 dpo_epochs=2 eval_samples=4
+	betas=0.1,0.2,0.5,1,2 frontier_samples=16 ;;
+small)	sft_rows=6400 sft_steps=100 n_train=24 n_test=8 dpo_epochs=1 eval_samples=1
+	betas=0.5,2 frontier_samples=2 ;;
 *)	echo "demo.sh: DEMO_SCALE must be full or small" >&2; exit 2 ;;
 esac
 
@@ -101,12 +105,17 @@ step "4. judge every pair with the task's verifier (dpo-judge --provider exec)"
 "$JUDGE" --db "$db" --provider exec --command "$VERIFY judge" --split train \
 	--concurrency "$threads" -q
 
+# the DPO run's options; the frontier sweep uses the same ones but beta
+dpo() {
+	"$TRAIN" --from-db --db "$db" --split train --model "$out/ref" --loss sigmoid --lr 5e-4 \
+		--schedule cosine --warmup-steps 5 --batch-size 16 --epochs "$dpo_epochs" \
+		--threads "$threads" "$@"
+}
+
 step "5. DPO from the reference"
 if [ ! -f "$out/policy/model.safetensors" ]; then
 	rm -rf "$out/policy.tmp"
-	"$TRAIN" --from-db --db "$db" --split train --model "$out/ref" --out "$out/policy.tmp" \
-		--loss sigmoid,sft --beta 0.1 --lr 1e-3 --schedule cosine --warmup-steps 5 \
-		--batch-size 16 --epochs "$dpo_epochs" --log-every 10 --threads "$threads"
+	dpo --beta 1 --out "$out/policy.tmp" --log-every 50
 	rm -rf "$out/policy"
 	mv "$out/policy.tmp" "$out/policy"
 else
@@ -124,7 +133,17 @@ else
 	echo "reusing $out/eval.json" >&2
 fi
 
-step "7. report"
+step "7. frontier: one DPO policy per beta ($betas), each evaluated with $frontier_samples samples per prompt"
+dpo --beta-sweep "$betas" --out "$out/sweep" --log-every 1000
+for b in $(echo "$betas" | tr , ' '); do
+	[ -f "$out/sweep/beta-$b.eval.json" ] && continue
+	"$EVAL" --db "$db" --policy "$out/sweep/beta-$b" --baseline "$out/ref" --split test \
+		--samples "$frontier_samples" --max-new-tokens 8 --threads "$threads" -q --json \
+		--task-command "$VERIFY check" >"$out/sweep/beta-$b.eval.json.tmp"
+	mv "$out/sweep/beta-$b.eval.json.tmp" "$out/sweep/beta-$b.eval.json"
+done
+
+step "8. report"
 "$DB" --db "$db" report "$out/report.html" >&2 || echo "demo.sh: dpo-db report failed" >&2
 
 t1=$(date +%s)
@@ -144,6 +163,18 @@ print("  win rate vs reference: %s [95%% CI %s, %s] (%d wins, %d losses, %d ties
     pct(e["win_rate"]), pct(e["win_rate_ci_low"]), pct(e["win_rate_ci_high"]),
     e["wins"], e["losses"], e["ties"]))
 print("  KL to the reference:   %.3f nats" % e["kl"])
+import glob, os
+rows = []
+for f in glob.glob(os.path.join(os.path.dirname(sys.argv[1]), "sweep", "beta-*.eval.json")):
+    x = json.load(open(f))
+    rows.append((x["policy_beta"], x["accuracy_policy"], x["kl"], x.get("best_of_n", [])))
+if rows:
+    rows.sort()
+    print("  frontier (accuracy at KL to the reference, nats):")
+    for b, a, k, _ in rows:
+        print("    DPO beta=%-4g          %s at %.2f" % (b, pct(a), k))
+    for p in max((r[3] for r in rows), key=len):
+        print("    best-of-%-3d reference %s at %.2f" % (p["n"], pct(p["accuracy"]), p["kl"]))
 print("  database:              %s" % sys.argv[2])
 print("  report:                %s" % sys.argv[3])
 print("  took:                  %s s" % sys.argv[4])

@@ -28,8 +28,17 @@ like "summary: accuracy line" "$(cat "$T/out1")" "accuracy, DPO policy:"
 like "summary: win rate line" "$(cat "$T/out1")" "win rate vs reference:"
 jok=$(sed -n 's/.*"prompts":\([0-9]*\).*"wins":\([0-9]*\),"losses":\([0-9]*\),"ties":\([0-9]*\).*/\1 \2 \3 \4/p' "$D/eval.json")
 ok "eval: every test prompt judged ($jok)" sh -c 'set -- $1; [ "$1" = 8 ] && [ $(($2 + $3 + $4)) = 8 ]' x "$jok"
+ok "frontier: a policy per beta" test -f "$D/sweep/beta-0.5/model.safetensors" -a -f "$D/sweep/beta-2/model.safetensors"
+ok "frontier: an evaluation per beta" test -s "$D/sweep/beta-0.5.eval.json" -a -s "$D/sweep/beta-2.eval.json"
+like "frontier: the policy's beta recorded" "$(cat "$D/sweep/beta-2.eval.json")" '"policy_beta":2,'
+like "frontier: best-of-N from the reference" "$(cat "$D/sweep/beta-2.eval.json")" '"best_of_n":[{"n":1,'
+is "frontier: beta and best-of-N metrics in the store" \
+	"$(q "select count(distinct m.run_id) from metrics m join runs r on r.id = m.run_id where r.kind = 'eval' and m.name = 'eval/beta'") $(q "select count(*) > 0 from metrics where name = 'eval/bon_accuracy'")" "3 1"
+like "summary: frontier lines" "$(cat "$T/out1")" "DPO beta=2"
 if dpo-db report --help >/dev/null 2>&1; then
 	ok "report written" test -s "$D/report.html"
+	like "report: the frontier chart" "$(cat "$D/report.html")" "Accuracy against KL to the reference"
+	like "report: a DPO point per beta" "$(cat "$D/report.html")" "&#946;=0.5"
 fi
 
 # a rerun reuses everything

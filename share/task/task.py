@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""task.py: dpo's built-in verifiable task: two-digit addition.
+"""task.py: dpo's built-in verifiable task: reverse five digits.
 
-A prompt is "AA+BB=" with 0 <= A, B <= 99 written with two digits; the
-answer is the sum written with three digits ("07+45=" -> "052"): fixed
-positions make the task learnable by a tiny model in a minute or two. The
-problem set (all 10,000 pairs) is shuffled deterministically by --seed and
-cut into a test part (the first --test-size problems) and a train part (the
-rest), so train and test prompts never overlap.
+A prompt is five digits and ">" ("48213>"); the answer is the digits in
+reverse order ("31284"). The problem set (all 100,000 strings of five
+digits) is shuffled deterministically by --seed and cut into a test part
+(the first --test-size problems) and a train part (the rest), so train and
+test prompts never overlap. A tiny model learns the task partly in a minute
+or two, which leaves room for preference tuning to show.
 
 Commands:
   prompts --split train|test [--n N] [--seed S]
