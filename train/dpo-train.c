@@ -1008,7 +1008,10 @@ int main(int argc, char **argv)
 	o->seed = 42;
 	o->max_length = 1024;
 	o->log_every = 1;
-	char **argv0 = xcalloc((size_t)argc + 1, sizeof *argv0); /* before getopt permutes it */
+	/* the arguments as given, before getopt permutes them (for --beta-sweep;
+	 * static so that it stays reachable for as long as the process runs) */
+	static char **argv0;
+	argv0 = xcalloc((size_t)argc + 1, sizeof *argv0);
 	memcpy(argv0, argv, sizeof *argv0 * (size_t)argc);
 	int c;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
