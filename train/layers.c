@@ -309,6 +309,10 @@ AVX2 static void columns2_avx2(float *out, const float *inp, const float *weight
 			__m256 v0 = _mm256_loadu_ps(w0 + i), v1 = _mm256_loadu_ps(w1 + i);
 			__m256 y0 = _mm256_loadu_ps(x0 + i), y1 = _mm256_loadu_ps(x1 + i);
 			__m256 y2 = _mm256_loadu_ps(x2 + i), y3 = _mm256_loadu_ps(x3 + i);
+			/* keep the inputs in registers: folded into the FMAs as
+			 * memory operands, each would be loaded twice, and loads,
+			 * not FMAs, would bound the loop */
+			__asm__("" : "+x"(y0), "+x"(y1), "+x"(y2), "+x"(y3));
 			a00 = _mm256_fmadd_ps(y0, v0, a00);
 			a01 = _mm256_fmadd_ps(y0, v1, a01);
 			a10 = _mm256_fmadd_ps(y1, v0, a10);
