@@ -64,6 +64,37 @@ static void test_matmul(void)
 			free(x), free(w), free(b), free(o1), free(o2);
 		}
 	}
+	/* long inputs (an MLP's 3072 and more), with a tail that is not a
+	 * multiple of 8. Over thousands of terms two float summation orders
+	 * differ by more than 1e-5, so both kernels are held to the float error
+	 * bound of a dot product (Higham): |y - exact| <= C u sum |x_i w_i|,
+	 * u = 2^-24, with the exact value in double. */
+	static const struct { int N, C, OC; } longc[] = {{4, 3072, 40}, {10, 2500, 33}, {3, 3000, 17}};
+	train_layers_use_blas = 0;
+	for (size_t k = 0; k < sizeof longc / sizeof longc[0]; k++) {
+		int N = longc[k].N, C = longc[k].C, OC = longc[k].OC;
+		float *x = randv((size_t)N * C, 1), *w = randv((size_t)OC * C, 1), *b = randv(OC, 1);
+		float *o1 = xmalloc(sizeof(float) * N * OC), *o2 = xmalloc(sizeof(float) * N * OC);
+		train_matmul_forward(o1, x, w, b, N, C, OC);
+		train_matmul_forward_ref(o2, x, w, b, N, C, OC);
+		double worst[2] = {0, 0};
+		for (int n = 0; n < N; n++)
+			for (int o = 0; o < OC; o++) {
+				double e = b[o], mag = fabs(b[o]);
+				for (int i = 0; i < C; i++) {
+					double t = (double)x[(size_t)n * C + i] * w[(size_t)o * C + i];
+					e += t;
+					mag += fabs(t);
+				}
+				double bound = (C + 1) * ldexp(1.0, -24) * mag;
+				worst[0] = fmax(worst[0], fabs(o1[(size_t)n * OC + o] - e) / bound);
+				worst[1] = fmax(worst[1], fabs(o2[(size_t)n * OC + o] - e) / bound);
+			}
+		TAP_OK(worst[0] <= 1 && worst[1] <= 1,
+		       "matmul, long inputs: N=%d C=%d OC=%d within the float bound (kernel %.2g, reference %.2g "
+		       "of it)", N, C, OC, worst[0], worst[1]);
+		free(x), free(w), free(b), free(o1), free(o2);
+	}
 	train_layers_use_blas = 1;
 	train_layers_use_simd = 1;
 	/* a hand-computed value: [1 2] . [[3 4] [5 6]]^T + [1 -1] = [12 16] */
