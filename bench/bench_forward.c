@@ -130,7 +130,7 @@ static double bandwidth(void)
 }
 
 /* Decode tokens/s for nb rows: prefill 8 tokens each, then steps steps;
- * the best of 3 rounds (the machine is shared: the best round is the one
+ * the best of 5 rounds (the machine is shared: the best round is the one
  * least disturbed). */
 static double decode_rate(const train_model *m, int nb, int steps)
 {
@@ -138,7 +138,7 @@ static double decode_rate(const train_model *m, int nb, int steps)
 	train_kv *kv = train_kv_new(m, nb, 8 + steps + 1);
 	float *logits = xmalloc(sizeof(float) * c->vocab * nb);
 	double best = 0;
-	for (int round = 0; round < 3; round++) {
+	for (int round = 0; round < 5; round++) {
 		int prompt[8] = {464, 2068, 7586, 21831, 18045, 625, 262, 16931};
 		int rows[16], ids[16];
 		for (int i = 0; i < nb; i++) {
