@@ -110,20 +110,24 @@ static int accel = -1;
 int util_sha256_accel(int enable)
 {
 #ifdef SHA256_X86
-	accel = enable && cpu_has_sha();
+	int a = enable && cpu_has_sha();
 #else
 	(void)enable;
-	accel = 0;
+	int a = 0;
 #endif
-	return accel;
+	/* atomic: the first hashes may run on two threads at once (both then
+	 * store the same value) */
+	__atomic_store_n(&accel, a, __ATOMIC_RELAXED);
+	return a;
 }
 
 static void compress(uint32_t h[8], const unsigned char *p)
 {
-	if (accel < 0)
-		util_sha256_accel(1);
+	int a = __atomic_load_n(&accel, __ATOMIC_RELAXED);
+	if (a < 0)
+		a = util_sha256_accel(1);
 #ifdef SHA256_X86
-	if (accel) {
+	if (a) {
 		compress_ni(h, p);
 		return;
 	}
