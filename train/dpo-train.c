@@ -32,6 +32,7 @@
 #include "train/trainer_data.h"
 #include "util/buf.h"
 #include "util/cli.h"
+#include "util/file.h"
 #include "util/progress.h"
 #include "util/sha256.h"
 #include "util/xmalloc.h"
@@ -221,28 +222,14 @@ static int write_file_sync(const char *path, const void *data, size_t len)
 	return close(fd);
 }
 
-static void fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-}
-
 static int copy_file(const char *src, const char *dst)
 {
-	FILE *f = fopen(src, "rb");
-	if (!f)
-		return -1;
-	util_buf b = UTIL_BUF_INIT;
-	char tmp[65536];
 	size_t n;
-	while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-		util_buf_add(&b, tmp, n);
-	fclose(f);
-	int rc = write_file_sync(dst, b.data ? b.data : "", b.len);
-	util_buf_free(&b);
+	char *data = util_read_file(src, &n);
+	if (!data)
+		return -1;
+	int rc = write_file_sync(dst, data, n);
+	free(data);
 	return rc;
 }
 
@@ -262,20 +249,6 @@ static void remove_flat_dir(const char *dir)
 	}
 	closedir(d);
 	rmdir(dir);
-}
-
-static char *read_text(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	util_buf b = UTIL_BUF_INIT;
-	char tmp[65536];
-	size_t n;
-	while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-		util_buf_add(&b, tmp, n);
-	fclose(f);
-	return util_buf_detach(&b);
 }
 
 static const char *const tok_files[] = {
@@ -593,13 +566,13 @@ static int save_checkpoint(run *r, char **err)
 		*err = xasprintf("%s/trainer_state.json: %s", tmp, strerror(errno));
 		goto out;
 	}
-	fsync_dir(tmp);
+	util_fsync_dir(tmp);
 	remove_flat_dir(dir);
 	if (rename(tmp, dir) != 0) {
 		*err = xasprintf("rename %s to %s: %s", tmp, dir, strerror(errno));
 		goto out;
 	}
-	fsync_dir(r->o.out);
+	util_fsync_dir(r->o.out);
 	/* the previous checkpoint is superseded */
 	if (r->last_ckpt[0] && strcmp(r->last_ckpt, dir) && !r->keep_last)
 		remove_flat_dir(r->last_ckpt);
@@ -629,7 +602,7 @@ static void load_checkpoint_state(run *r)
 {
 	const char *dir = r->o.resume;
 	char *p = xasprintf("%s/trainer_state.json", dir);
-	char *txt = read_text(p);
+	char *txt = util_read_file(p, NULL);
 	if (!txt)
 		util_die("%s: %s", p, strerror(errno));
 	cJSON *o = cJSON_Parse(txt);
@@ -858,11 +831,9 @@ static void write_run_json(run *r, const char *status)
 	util_buf b = UTIL_BUF_INIT;
 	util_buf_adds(&b, s);
 	util_buf_addc(&b, '\n');
-	char *tmp = xasprintf("%s.tmp", p);
-	if (write_file_sync(tmp, b.data, b.len) != 0 || rename(tmp, p) != 0)
+	if (util_write_file_atomic(p, b.data, b.len) != 0)
 		util_die("%s: %s", p, strerror(errno));
 	util_buf_free(&b);
-	free(tmp);
 	free(p);
 	free(s);
 }
@@ -971,7 +942,7 @@ static int beta_sweep(const struct opts *o, int argc, char **argv0)
 		js = xrealloc(js, len + 2);
 		js[len++] = '\n';
 		js[len] = '\0';
-		if (write_file_sync(path, js, len))
+		if (util_write_file_atomic(path, js, len))
 			util_die("%s: %s", path, strerror(errno));
 		if (!o->quiet)
 			util_warn("%d policies in %s (listed in %s)", nb, o->out, path);
