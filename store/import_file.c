@@ -197,6 +197,7 @@ typedef struct imp_pipe {
 	imp_batch b[NBATCHES];
 	int head, count;       /* the writer's next batch; batches filled */
 	int stop;              /* the writer wants no more */
+	int keep_lines;        /* copy each raw line (for the rejects file) */
 	util_lineread *r;
 	store_import_parser *p;
 	int read_failed;       /* the line reader failed (message below) */
@@ -275,16 +276,13 @@ static void *reader_main(void *arg)
 				continue;
 			store_record rec;
 			it->parsed = store_import_parse(pp->p, line, len, &rec) == STORE_OK;
-			if (it->parsed) {
+			if (it->parsed)
 				record_copy(&b->mem, &it->rec, &rec);
-				it->line = NULL;
-				it->reason = NULL;
-			} else {
+			else
 				it->reason = arena_strdup(&b->mem, store_import_parser_errmsg(pp->p));
-			}
-			/* the line itself is needed for the rejects file only, and
-			 * only when the store refuses the record or it did not parse */
-			it->line = arena_strndup(&b->mem, line, len);
+			/* the line itself goes to the rejects file only (a parsed
+			 * record may still be refused by the store) */
+			it->line = pp->keep_lines ? arena_strndup(&b->mem, line, len) : NULL;
 			it->len = len;
 		}
 		b->last = last;
@@ -341,6 +339,7 @@ int store_import_file(store *st, const char *path, const store_import_opts *opts
 		goto out;
 	}
 	pp->p = store_import_parser_new(opts->format);
+	pp->keep_lines = opts->rejects != NULL;
 	if (pthread_create(&reader, NULL, reader_main, pp)) {
 		seterr(res, "%s: cannot start the reading thread", path);
 		rc = STORE_ERR;
