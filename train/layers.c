@@ -239,65 +239,13 @@ AVX2 static inline float finish(__m256 acc, const float *x, const float *w, int 
 	return s + b;
 }
 
-/* One output column o against all N input rows: tiles of 4 rows share each
- * 8-float load of the weight row; rows left over (N % 4) take 1-row tiles
- * with 4 independent accumulators. */
-AVX2 static void column_avx2(float *out, const float *inp, const float *weight, const float *bias, int N, int C,
-			     int OC, int o)
-{
-	const float *w = weight + (size_t)o * C;
-	float b = bias ? bias[o] : 0.0f;
-	int n = 0, i;
-	for (; n + 4 <= N; n += 4) {
-		const float *x0 = inp + (size_t)n * C, *x1 = x0 + C, *x2 = x1 + C, *x3 = x2 + C;
-		__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-		__m256 c0 = a0, c1 = a0, c2 = a0, c3 = a0;
-		for (i = 0; i + 16 <= C; i += 16) {
-			__m256 v = _mm256_loadu_ps(w + i), u = _mm256_loadu_ps(w + i + 8);
-			a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + i), v, a0);
-			a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + i), v, a1);
-			a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x2 + i), v, a2);
-			a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x3 + i), v, a3);
-			c0 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + i + 8), u, c0);
-			c1 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + i + 8), u, c1);
-			c2 = _mm256_fmadd_ps(_mm256_loadu_ps(x2 + i + 8), u, c2);
-			c3 = _mm256_fmadd_ps(_mm256_loadu_ps(x3 + i + 8), u, c3);
-		}
-		for (; i + 8 <= C; i += 8) {
-			__m256 v = _mm256_loadu_ps(w + i);
-			a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + i), v, a0);
-			a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + i), v, a1);
-			a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x2 + i), v, a2);
-			a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x3 + i), v, a3);
-		}
-		float *y = out + (size_t)n * OC + o;
-		y[0] = finish(_mm256_add_ps(a0, c0), x0, w, i, C, b);
-		y[OC] = finish(_mm256_add_ps(a1, c1), x1, w, i, C, b);
-		y[2 * (size_t)OC] = finish(_mm256_add_ps(a2, c2), x2, w, i, C, b);
-		y[3 * (size_t)OC] = finish(_mm256_add_ps(a3, c3), x3, w, i, C, b);
-	}
-	for (; n < N; n++) {
-		const float *x0 = inp + (size_t)n * C;
-		__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-		for (i = 0; i + 32 <= C; i += 32) {
-			a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + i), _mm256_loadu_ps(w + i), a0);
-			a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + i + 8), _mm256_loadu_ps(w + i + 8), a1);
-			a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + i + 16), _mm256_loadu_ps(w + i + 16), a2);
-			a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + i + 24), _mm256_loadu_ps(w + i + 24), a3);
-		}
-		for (; i + 8 <= C; i += 8)
-			a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + i), _mm256_loadu_ps(w + i), a0);
-		out[(size_t)n * OC + o] =
-			finish(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)), x0, w, i, C, b);
-	}
-}
-
 /* How far ahead (in floats) the 4-row tiles prefetch their weight rows. */
 #define MATMUL_PREFETCH 1024
 
 /* Two output columns o0 and o1 against all N input rows: tiles of 4 rows x
  * 2 columns, so each 8-float load of an input row feeds two FMAs (6 loads
- * for 8 FMAs instead of 10). */
+ * for 8 FMAs instead of 10). o0 == o1 is allowed (one column, computed
+ * twice). */
 AVX2 static void columns2_avx2(float *out, const float *inp, const float *weight, const float *bias, int N,
 			       int C, int OC, int o0, int o1)
 {
@@ -369,7 +317,8 @@ AVX2 static void columns2_avx2(float *out, const float *inp, const float *weight
  * decoding a batch of up to 4 rows costs about one pass over the weights,
  * like one row. Columns go in pairs (o, o + OC/2): the two weight rows are
  * far apart in memory, two separate streams (adjacent rows read side by
- * side ran at half the memory speed here); an odd last column goes alone. */
+ * side ran at half the memory speed here); an odd last column pairs with
+ * itself. */
 AVX2 static void matmul_avx2(float *out, const float *inp, const float *weight, const float *bias, int N, int C,
 			     int OC)
 {
@@ -377,7 +326,7 @@ AVX2 static void matmul_avx2(float *out, const float *inp, const float *weight, 
 #pragma omp parallel for schedule(static) if ((size_t)N * C * OC > 100000)
 	for (int p = 0; p < np; p++) {
 		if (p == H)
-			column_avx2(out, inp, weight, bias, N, C, OC, OC - 1);
+			columns2_avx2(out, inp, weight, bias, N, C, OC, OC - 1, OC - 1);
 		else
 			columns2_avx2(out, inp, weight, bias, N, C, OC, p, p + H);
 	}
