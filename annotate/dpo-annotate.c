@@ -8,14 +8,15 @@
 #include "store/store.h"
 #include "util/cli.h"
 #include "util/file.h"
+#include "util/opt.h"
 #include "util/progress.h"
 #include "util/xmalloc.h"
 #include <curses.h>
 #include <errno.h>
-#include <getopt.h>
 #include <langinfo.h>
 #include <locale.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,41 +66,7 @@ static void install_signals(void)
 	sigaction(SIGABRT, &sa, NULL);
 }
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: dpo-annotate [OPTION]...\n"
-		"Label pairs of completions (or rank K of them) in a terminal; every label is\n"
-		"saved to the store the moment it is made.\n"
-		"\n"
-		"Options:\n"
-		"      --db PATH            the database (default: $DPO_DB, else ./dpo.db)\n"
-		"      --annotator NAME     who is labeling (default: $USER)\n"
-		"      --mode pair|rank     label pairs (default), or order the K completions\n"
-		"                           of each prompt (stored as the implied comparisons)\n"
-		"      --review             settle pairs on which annotators disagree, seeing\n"
-		"                           every verdict given so far\n"
-		"      --overlap N          show each pair to up to N different annotators\n"
-		"                           (default 1)\n"
-		"      --show-judge         after each label, show the judge's verdict on the\n"
-		"                           pair and keep a human-judge agreement figure\n"
-		"      --split NAME         only prompts of this split\n"
-		"      --source NAME        only prompts of this import source\n"
-		"      --order ORDER        random or sequential (default sequential)\n"
-		"      --seed N             seed of the random order and of which completion\n"
-		"                           is shown left (default: derived from the name)\n"
-		"      --limit N            at most N items in the queue\n"
-		"      --guidelines FILE    text shown by the g key\n"
-		"      --no-color           no colours (also when NO_COLOR is set)\n"
-		"  -h, --help               this help\n"
-		"      --version            the version\n"
-		"\n"
-		"Keys: 1 or Left: left better; 2 or Right: right better; t tie; x both bad;\n"
-		"s skip; u undo; n note; d word diff; / search; g guidelines; ? all keys; q quit.\n"
-		"Exit status: 0 success, 1 failure, 2 usage error, 130 interrupted.\n");
-}
-
-static char *read_file(const char *path)
+static char *read_guidelines(const char *path)
 {
 	size_t n;
 	char *buf = util_read_file(path, &n);
@@ -122,107 +89,99 @@ static void setup_locale(void)
 		util_warn("no UTF-8 locale: non-ASCII text may show wrongly");
 }
 
-enum {
-	OPT_DB = 256, OPT_ANNOTATOR, OPT_MODE, OPT_REVIEW, OPT_OVERLAP, OPT_SHOW_JUDGE, OPT_SPLIT,
-	OPT_SOURCE, OPT_ORDER, OPT_SEED, OPT_LIMIT, OPT_GUIDELINES, OPT_NO_COLOR, OPT_VERSION,
+/* ---- the command line ---------------------------------------------------------- */
+
+/* What the option table fills in; turned into ann_options by parse_options. */
+struct cmdline {
+	const char *db, *annotator, *mode, *order, *split, *source, *guidelines;
+	long overlap, seed, limit;
+	int review, show_judge, no_color;
 };
 
-int main(int argc, char **argv)
+static const util_opt opts_table[] = {
+	UTIL_OPT_DB(struct cmdline, db),
+	{"annotator", 0, UTIL_OPT_STRING, offsetof(struct cmdline, annotator), .arg = "NAME",
+	 .help = "who is labeling (default: $USER)"},
+	{"mode", 0, UTIL_OPT_ENUM, offsetof(struct cmdline, mode), .def = "pair", .choices = "pair|rank",
+	 .help = "label pairs, or rank the K completions of each\nprompt (as implied comparisons)"},
+	{"review", 0, UTIL_OPT_FLAG, offsetof(struct cmdline, review),
+	 .help = "settle pairs on which annotators disagree, seeing\nevery verdict given so far"},
+	{"overlap", 0, UTIL_OPT_INT, offsetof(struct cmdline, overlap), .def = "1", .range = "[1, 1000]",
+	 .help = "show each pair to up to N different\nannotators"},
+	{"show-judge", 0, UTIL_OPT_FLAG, offsetof(struct cmdline, show_judge),
+	 .help = "after each label, show the judge's verdict on the\npair and keep a human-judge agreement figure"},
+	{"split", 0, UTIL_OPT_STRING, offsetof(struct cmdline, split), .arg = "NAME",
+	 .help = "only prompts of this split"},
+	{"source", 0, UTIL_OPT_STRING, offsetof(struct cmdline, source), .arg = "NAME",
+	 .help = "only prompts of this import source"},
+	{"order", 0, UTIL_OPT_ENUM, offsetof(struct cmdline, order), .def = "sequential",
+	 .choices = "random|sequential", .help = "the order of the queue"},
+	UTIL_OPT_SEED(struct cmdline, seed, NULL),
+	{"limit", 0, UTIL_OPT_INT, offsetof(struct cmdline, limit), .range = "[1, inf)",
+	 .help = "at most N items in the queue (default: all)"},
+	{"guidelines", 0, UTIL_OPT_PATH, offsetof(struct cmdline, guidelines), .arg = "FILE",
+	 .help = "text shown by the g key"},
+	{"no-color", 0, UTIL_OPT_FLAG, offsetof(struct cmdline, no_color),
+	 .help = "no colours (also when NO_COLOR is set)"},
+	{"no-colour", 0, UTIL_OPT_FLAG, offsetof(struct cmdline, no_color), .flags = UTIL_OPT_HIDDEN},
+	UTIL_OPT_TABLE_END,
+};
+
+static util_cli cli = {
+	.name = "dpo-annotate",
+	.synopsis = "[OPTIONS]",
+	.summary = "Label pairs of completions (or rank K of them) in a terminal; every label is\n"
+		   "saved to the store the moment it is made.",
+	.footer = "Without --seed, the seed of the random order and of which completion is shown\n"
+		  "left is derived from the annotator's name. Defaults may be set in the config\n"
+		  "file's section [dpo-annotate] ($DPO_CONFIG, else $XDG_CONFIG_HOME/dpo/config).\n"
+		  "\n"
+		  "Keys: 1 or Left: left better; 2 or Right: right better; t tie; x both bad;\n"
+		  "s skip; u undo; n note; d word diff; / search; g guidelines; ? all keys; q quit.\n"
+		  "Exit status: 0 success, 1 failure, 2 usage error, 130 interrupted.\n",
+	.opts = opts_table,
+};
+
+/* Parse the command line into c and the session's options into o (exits 0
+ * on --help/--version, 2 on a usage error). */
+static void parse_options(struct cmdline *c, ann_options *o, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"db", required_argument, NULL, OPT_DB},
-		{"annotator", required_argument, NULL, OPT_ANNOTATOR},
-		{"mode", required_argument, NULL, OPT_MODE},
-		{"review", no_argument, NULL, OPT_REVIEW},
-		{"overlap", required_argument, NULL, OPT_OVERLAP},
-		{"show-judge", no_argument, NULL, OPT_SHOW_JUDGE},
-		{"split", required_argument, NULL, OPT_SPLIT},
-		{"source", required_argument, NULL, OPT_SOURCE},
-		{"order", required_argument, NULL, OPT_ORDER},
-		{"seed", required_argument, NULL, OPT_SEED},
-		{"limit", required_argument, NULL, OPT_LIMIT},
-		{"guidelines", required_argument, NULL, OPT_GUIDELINES},
-		{"no-color", no_argument, NULL, OPT_NO_COLOR},
-		{"no-colour", no_argument, NULL, OPT_NO_COLOR},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, OPT_VERSION},
-		{NULL, 0, NULL, 0},
+	util_cli_parse(&cli, c, argc, argv);
+	*o = (ann_options){
+		.annotator = c->annotator ? c->annotator : getenv("USER"),
+		.mode = strcmp(c->mode, "rank") ? ANN_MODE_PAIR : ANN_MODE_RANK,
+		.order = strcmp(c->order, "random") ? ANN_ORDER_SEQUENTIAL : ANN_ORDER_RANDOM,
+		.split = c->split,
+		.source = c->source,
+		.overlap = (int)c->overlap,
+		.limit = c->limit,
+		.show_judge = c->show_judge,
+		.retries = -1,
 	};
-	const char *db = NULL, *guide_path = NULL;
-	ann_options o = {.annotator = getenv("USER"), .overlap = 1, .retries = -1};
-	int have_seed = 0, review = 0, color = 1;
-	long v;
-	int c;
+	if (c->review) {
+		if (o->mode == ANN_MODE_RANK)
+			util_cli_usage_error(&cli, "--review and --mode rank cannot be combined");
+		o->mode = ANN_MODE_REVIEW;
+	}
+	if (!o->annotator || !*o->annotator)
+		util_cli_usage_error(&cli, "no annotator: give --annotator NAME (or set $USER)");
+	o->seed = util_cli_source(&cli, "seed") != UTIL_OPT_UNSET ? (uint64_t)c->seed
+								   : ann_seed_from_string(o->annotator);
+}
 
-	util_set_progname("dpo-annotate");
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_DB: db = optarg; break;
-		case OPT_ANNOTATOR: o.annotator = optarg; break;
-		case OPT_MODE:
-			if (!strcmp(optarg, "pair"))
-				o.mode = ANN_MODE_PAIR;
-			else if (!strcmp(optarg, "rank"))
-				o.mode = ANN_MODE_RANK;
-			else
-				util_usage_error("--mode must be pair or rank, not \"%s\"", optarg);
-			break;
-		case OPT_REVIEW: review = 1; break;
-		case OPT_OVERLAP:
-			util_parse_long("--overlap", optarg, &v);
-			if (v < 1 || v > 1000)
-				util_usage_error("--overlap must be between 1 and 1000, not %ld", v);
-			o.overlap = (int)v;
-			break;
-		case OPT_SHOW_JUDGE: o.show_judge = 1; break;
-		case OPT_SPLIT: o.split = optarg; break;
-		case OPT_SOURCE: o.source = optarg; break;
-		case OPT_ORDER:
-			if (!strcmp(optarg, "random"))
-				o.order = ANN_ORDER_RANDOM;
-			else if (!strcmp(optarg, "sequential"))
-				o.order = ANN_ORDER_SEQUENTIAL;
-			else
-				util_usage_error("--order must be random or sequential, not \"%s\"", optarg);
-			break;
-		case OPT_SEED:
-			util_parse_long("--seed", optarg, &v);
-			o.seed = (uint64_t)v;
-			have_seed = 1;
-			break;
-		case OPT_LIMIT:
-			util_parse_long("--limit", optarg, &v);
-			if (v < 1)
-				util_usage_error("--limit must be at least 1, not %ld", v);
-			o.limit = v;
-			break;
-		case OPT_GUIDELINES: guide_path = optarg; break;
-		case OPT_NO_COLOR: color = 0; break;
-		case 'h': usage(stdout); return UTIL_EXIT_OK;
-		case OPT_VERSION: util_print_version(); return UTIL_EXIT_OK;
-		default: util_usage_error("unknown option");
-		}
-	}
-	if (optind < argc)
-		util_usage_error("unexpected argument \"%s\"", argv[optind]);
-	if (review) {
-		if (o.mode == ANN_MODE_RANK)
-			util_usage_error("--review and --mode rank cannot be combined");
-		o.mode = ANN_MODE_REVIEW;
-	}
-	if (!o.annotator || !*o.annotator)
-		util_usage_error("no annotator: give --annotator NAME (or set $USER)");
-	if (!have_seed)
-		o.seed = ann_seed_from_string(o.annotator);
+/* Colours unless --no-color or a non-empty $NO_COLOR says otherwise. */
+static int use_color(const struct cmdline *c)
+{
 	const char *nc = getenv("NO_COLOR");
-	if (nc && *nc)
-		color = 0;
-	char *guidelines = guide_path ? read_file(guide_path) : NULL;
-	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
-		util_die("needs a terminal on standard input and output");
+	return !c->no_color && !(nc && *nc);
+}
 
-	int status = UTIL_EXIT_OK;
-	const char *path = util_db_path(db);
+/* ---- the store and the session ------------------------------------------------- */
+
+/* Open the store at path, waiting a little for a locked one; NULL (with a
+ * message) when it cannot be opened. */
+static store *open_store(const char *path)
+{
 	store *st = store_new();
 	int rc = store_open(st, path);
 	for (int t = 0; rc == STORE_EBUSY && t < 20; t++)
@@ -230,16 +189,30 @@ int main(int argc, char **argv)
 	if (rc != STORE_OK) {
 		util_warn("%s: %s", path, store_errmsg(st));
 		store_free(st);
-		free(guidelines);
-		return UTIL_EXIT_FAIL;
+		return NULL;
 	}
-	ann_session *s = ann_session_new(st, &o);
+	return st;
+}
+
+/* Register the annotator and build the queue; NULL (with a message) on an
+ * error. */
+static ann_session *open_session(store *st, const ann_options *o, const char *path)
+{
+	ann_session *s = ann_session_new(st, o);
 	if (ann_session_load(s) < 0) {
 		util_warn("%s: %s", path, ann_session_errmsg(s));
-		status = UTIL_EXIT_FAIL;
-		goto out;
+		ann_session_free(s);
+		return NULL;
 	}
+	return s;
+}
 
+/* ---- the screen ---------------------------------------------------------------- */
+
+/* Start curses on the terminal (the terminal is given back at exit and on
+ * fatal signals); NULL (with a message) when it cannot start. */
+static SCREEN *start_screen(void)
+{
 	setup_locale();
 	install_signals();
 	atexit(restore_terminal);
@@ -248,56 +221,64 @@ int main(int argc, char **argv)
 	SCREEN *scr = newterm(NULL, stdout, stdin);
 	if (!scr) {
 		util_warn("cannot start the terminal UI (TERM=%s)", getenv("TERM") ? getenv("TERM") : "");
-		status = UTIL_EXIT_FAIL;
-		goto out;
+		return NULL;
 	}
 	screen_on = 1;
 	cbreak();
 	noecho();
 	keypad(stdscr, TRUE);
 	timeout(100);
+	return scr;
+}
 
-	ann_ui ui;
-	ann_ui_init(&ui, s, o.mode, o.annotator, o.show_judge, color, guidelines);
-	ann_view_init_colors(&ui);
+/* Idle: read more of the queue (for about 20 ms) so that the total becomes
+ * known. Returns 1 when the screen should be drawn again. */
+static int load_while_idle(ann_ui *ui, ann_session *s)
+{
+	if (ann_session_loaded_all(s))
+		return 0;
+	double t0 = util_now();
+	while (util_now() - t0 < 0.02) {
+		int lr = ann_session_load_more(s, 2048);
+		if (lr < 0) {
+			ann_ui_message(ui, 1, "%s", ann_session_errmsg(s));
+			break;
+		}
+		if (lr == 0)
+			break;
+	}
+	return 1;
+}
+
+/* Draw when needed and hand keys to the handlers (keys.c), until the
+ * annotator quits or a signal arrives. */
+static void key_loop(ann_ui *ui, ann_session *s)
+{
 	int redraw = 1;
 	while (!stop_signal) {
 		if (redraw) {
-			ann_ui_prepare(&ui, LINES, COLS);
-			ann_view_draw(&ui);
+			ann_ui_prepare(ui, LINES, COLS);
+			ann_view_draw(ui);
 			refresh();
 			redraw = 0;
 		}
 		wint_t wc;
 		int r = get_wch(&wc);
 		if (r == ERR) {
-			/* idle: read more of the queue so that the total becomes known */
-			if (!ann_session_loaded_all(s)) {
-				double t0 = util_now();
-				while (util_now() - t0 < 0.02) {
-					int lr = ann_session_load_more(s, 2048);
-					if (lr < 0) {
-						ann_ui_message(&ui, 1, "%s", ann_session_errmsg(s));
-						break;
-					}
-					if (lr == 0)
-						break;
-				}
-				redraw = 1;
-			}
+			redraw |= load_while_idle(ui, s);
 			continue;
 		}
-		int flags = ann_keys_handle(&ui, r == KEY_CODE_YES, (int)wc);
+		int flags = ann_keys_handle(ui, r == KEY_CODE_YES, (int)wc);
 		if (flags & ANN_KEY_QUIT)
 			break;
 		if (flags & ANN_KEY_REDRAW)
 			redraw = 1;
 	}
-	restore_terminal();
-	delscreen(scr);
-	if (stop_signal)
-		status = UTIL_EXIT_INTERRUPTED;
+}
 
+/* The goodbye line on stderr: what this session saved and what is left. */
+static void report(ann_session *s)
+{
 	ann_stats stt;
 	ann_session_stats(s, &stt);
 	fprintf(stderr, "dpo-annotate: %zu item%s labeled in this session (all saved)", stt.done,
@@ -305,10 +286,45 @@ int main(int argc, char **argv)
 	if (ann_session_loaded_all(s))
 		fprintf(stderr, "; %zu left in the queue", stt.remaining);
 	fprintf(stderr, "%s\n", stt.remaining ? "; run dpo-annotate again to resume" : "");
+}
+
+/* Label in the terminal until the annotator quits or a signal arrives, then
+ * give the terminal back and report. Returns the exit status. */
+static int run_ui(ann_session *s, const ann_options *o, int color, const char *guidelines)
+{
+	SCREEN *scr = start_screen();
+	if (!scr)
+		return UTIL_EXIT_FAIL;
+	ann_ui ui;
+	ann_ui_init(&ui, s, o->mode, o->annotator, o->show_judge, color, guidelines);
+	ann_view_init_colors(&ui);
+	key_loop(&ui, s);
+	restore_terminal();
+	delscreen(scr);
+	report(s);
 	ann_ui_free(&ui);
-out:
+	return stop_signal ? UTIL_EXIT_INTERRUPTED : UTIL_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	struct cmdline c = {0};
+	ann_options o;
+
+	util_set_progname("dpo-annotate");
+	parse_options(&c, &o, argc, argv);
+	char *guidelines = c.guidelines ? read_guidelines(c.guidelines) : NULL;
+	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
+		util_die("needs a terminal on standard input and output");
+
+	const char *path = util_db_path(c.db);
+	store *st = open_store(path);
+	ann_session *s = st ? open_session(st, &o, path) : NULL;
+	int status = s ? run_ui(s, &o, use_color(&c), guidelines) : UTIL_EXIT_FAIL;
+
 	ann_session_free(s);
 	store_free(st);
 	free(guidelines);
+	util_cli_free(&cli);
 	return status;
 }
