@@ -53,7 +53,7 @@ static const util_opt table[] = {
 	 .help = "loss"},
 	{"out", 'o', UTIL_OPT_PATH, offsetof(struct o, out), .help = "output folder"},
 	{"name", 0, UTIL_OPT_STRING, offsetof(struct o, name), .help = "a name"},
-	{"no-swap", 0, UTIL_OPT_FLAG_OFF, offsetof(struct o, swap), .help = "one order only"},
+	{"no-swap", 0, UTIL_OPT_FLAG_OFF, offsetof(struct o, swap), .def = "true", .help = "one order only"},
 	{"stop", 0, UTIL_OPT_LIST, offsetof(struct o, stops), .help = "stop string (repeatable)"},
 	{"sweep", 0, UTIL_OPT_LIST, offsetof(struct o, sweep), .def = "a,b", .flags = UTIL_OPT_COMMAS,
 	 .help = "values"},
@@ -82,7 +82,6 @@ static int run(struct o *o, const char *line, char *err, size_t n)
 		argv[argc++] = t;
 	argv[argc] = NULL;
 	memset(o, 0, sizeof *o);
-	o->swap = 1;
 	err[0] = 0;
 	FILE *devnull = fopen("/dev/null", "w");
 	int rc = util_cli_parse_r(&cli, o, argc, argv, devnull, err, n);
@@ -98,7 +97,7 @@ static void defaults_and_values(void)
 	TAP_IS_INT(o.steps, 10, "int default");
 	TAP_NEAR(o.beta, 0.1, 0, "float default");
 	TAP_IS_STR(o.loss, "sigmoid", "enum default");
-	TAP_IS_INT(o.swap, 1, "flag-off untouched");
+	TAP_IS_INT(o.swap, 1, "flag-off: initial value from .def");
 	TAP_NEAR(o.s.temperature, 1, 0, "included table's default");
 	TAP_IS_INT(o.sweep.n, 2, "comma list default: two values");
 	TAP_IS_INT(util_cli_source(&cli, "steps"), UTIL_OPT_FROM_DEFAULT, "source: default");

@@ -522,6 +522,18 @@ int util_cli_parse_r(util_cli *cli, void *base, int argc, char **argv, FILE *out
 		struct entry *e = &st->e[i];
 		if (!e->o->def)
 			continue;
+		if (!takes_value(e->o)) {
+			/* a flag's default is its initial value: "true" or "false" */
+			int on;
+			if (parse_bool(e->o->def, &on)) {
+				snprintf(err, errlen, "internal: default of --%s is not true or false", e->o->name);
+				return USAGE;
+			}
+			if (e->o->kind == UTIL_OPT_FLAG || e->o->kind == UTIL_OPT_FLAG_OFF)
+				*(int *)e->target = on;
+			e->source = UTIL_OPT_FROM_DEFAULT;
+			continue;
+		}
 		if (set_value(st, e, e->o->def, UTIL_OPT_FROM_DEFAULT, why, sizeof why)) {
 			/* a table error: say so loudly rather than run with garbage */
 			snprintf(err, errlen, "internal: default of --%s: %s", e->o->name, why);
@@ -597,11 +609,13 @@ void util_cli_usage(const util_cli *cli, FILE *f)
 			snprintf(left + k, sizeof left - (size_t)k, " %s", arg_name(o));
 		util_buf h = UTIL_BUF_INIT;
 		util_buf_adds(&h, o->help ? o->help : "");
+		int says_default = o->help && strstr(o->help, "(default") != NULL;
 		if (e->source == UTIL_OPT_FROM_CONFIG && e->raw && st->config)
-			util_buf_addf(&h, " (default %s, from %s)", e->raw, st->config);
+			util_buf_addf(&h, says_default ? " (now %s, from %s)" : " (default %s, from %s)", e->raw,
+				      st->config);
 		else if (e->source == UTIL_OPT_FROM_CONFIG && st->config)
 			util_buf_addf(&h, " (set in %s)", st->config);
-		else if (o->def && !(o->help && strstr(o->help, "(default")))
+		else if (o->def && takes_value(o) && !says_default)
 			util_buf_addf(&h, " (default %s)", o->def);
 		usage_line(f, left, util_buf_str(&h));
 		util_buf_free(&h);

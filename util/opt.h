@@ -29,6 +29,7 @@
  *
  * Kinds and the C type of their target:
  *   FLAG      int, set to 1          FLAG_OFF  int, set to 0 (--no-x)
+ *             (a flag's .def, "true" or "false", is the target's initial value)
  *   INT       long, decimal           FLOAT     double (finite)
  *   STRING    const char *            PATH      const char *, not empty
  *   ENUM      const char *, one of .choices ("a|b|c")
