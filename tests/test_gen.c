@@ -260,7 +260,7 @@ static void eos_sets(void)
 
 	train_model *m = eos_model(dir, NULL);
 	if (!m || !t) {
-		TAP_SKIP(10, "no model or tokenizer");
+		TAP_SKIP(11, "no model or tokenizer");
 		goto out;
 	}
 	static const int32_t cfg_only[] = {5, 7};
@@ -298,6 +298,26 @@ static void eos_sets(void)
 		       same_set(p2.eos, (size_t)p2.n_eos, with_chat, 5) &&
 		       same_set(p3.eos, (size_t)p3.n_eos, with_gen, 4),
 	       "encoder: plain prompts end at the model's ids, conversations at the end of turn too");
+	/* generation ends at the prompt's set and says which id ended it */
+	if (ok) {
+		train_gen_opts o = {.max_new = 4};
+		train_sampling_default(&o.sampling);
+		o.sampling.greedy = 1;
+		const int32_t *pp = p1.ids;
+		int plen = (int)p1.n;
+		train_gen_result r1 = {0}, r2 = {0};
+		int g1 = train_generate(m, 1, &pp, &plen, NULL, &o, &r1, &err);
+		int32_t first = g1 == 0 && r1.n > 0 ? r1.ids[0] : -1;
+		int32_t ends[] = {first};
+		o.eos = ends;
+		o.n_eos = 1;
+		int g2 = train_generate(m, 1, &pp, &plen, NULL, &o, &r2, &err);
+		TAP_OK(g1 == 0 && r1.end_id == -1 && g2 == 0 && r2.finish == TRAIN_FINISH_EOS &&
+			       r2.n == 0 && r2.end_id == first,
+		       "generate: end_id is the EOS id that ended the row (%d)", (int)first);
+		free(r1.ids);
+		free(r2.ids);
+	}
 	if (ok) {
 		train_gen_prompt_free(&p1);
 		train_gen_prompt_free(&p2);
