@@ -565,7 +565,8 @@ int main(int argc, char **argv)
 	 * EOS ids for both models (the chat template's BOS text included) */
 	train_gen_encoder *enc = train_gen_encoder_new(pm, tok, chatfmt, chat_plain, &err);
 	if (!enc) {
-		if (chatfmt)
+		train_chat_format f;
+		if (chatfmt && train_chat_format_parse(chatfmt, &f))
 			util_usage_error("%s", err);
 		util_die("%s", err);
 	}

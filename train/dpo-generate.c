@@ -182,7 +182,8 @@ int main(int argc, char **argv)
 	 * rather than at the first prompt */
 	train_gen_encoder *enc = train_gen_encoder_new(m, tok, fmt, chat_plain, &err);
 	if (!enc) {
-		if (fmt)
+		train_chat_format f;
+		if (fmt && train_chat_format_parse(fmt, &f))
 			util_usage_error("%s", err);
 		util_die("%s", err);
 	}

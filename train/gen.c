@@ -139,6 +139,12 @@ static int need_chat(train_gen_encoder *e, char **err)
 train_gen_encoder *train_gen_encoder_new(const train_model *m, train_tokenizer *tok,
 					 const char *chat_format, int chat_plain, char **err)
 {
+	train_chat_format f;
+	if (chat_format && train_chat_format_parse(chat_format, &f)) {
+		*err = xasprintf("unknown chat format \"%s\" (expected one of %s)", chat_format,
+				 train_chat_format_names());
+		return NULL;
+	}
 	train_gen_encoder *e = xcalloc(1, sizeof *e);
 	e->m = m;
 	e->tok = tok;

@@ -61,10 +61,10 @@ typedef struct train_gen_encoder train_gen_encoder;
  * turn too. The chat template is loaded at once when chat_format or
  * chat_plain asks for it (so a bad name or a missing template is reported
  * here), else at the first conversation. Returns a new encoder (free with
- * train_gen_encoder_free), or NULL with a message in *err (caller frees).
- * Which failure it was: with chat_format given, a bad name (the only way
- * the chat part can fail then); else a missing or unknown template or a
- * bad generation_config.json. */
+ * train_gen_encoder_free), or NULL with a message in *err (caller frees)
+ * for: a chat_format that is not a known name (checked first; a caller can
+ * tell this usage error by train_chat_format_parse failing on it), a bad
+ * generation_config.json, no usable template. */
 train_gen_encoder *train_gen_encoder_new(const train_model *m, train_tokenizer *tok,
 					 const char *chat_format, int chat_plain, char **err);
 
