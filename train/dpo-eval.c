@@ -26,6 +26,7 @@
 
 #include "store/store.h"
 #include "train/chat.h"
+#include "train/gen.h"
 #include "train/layers.h"
 #include "train/model.h"
 #include "train/sample.h"
@@ -80,13 +81,15 @@ struct prompt {
 	int64_t id;     /* store id, 0 for --prompts */
 	char *text;     /* plain prompt, or the conversation's messages as JSON */
 	int chat;       /* text is a conversation */
-	int *ids;
+	int32_t *ids;   /* encoded (train_gen_encode_prompt) */
 	int n;
+	const int32_t *eos; /* the ids that end its completions (owned by the encoder) */
+	int n_eos;
 };
 
 struct sample {
 	char *text;
-	int *ids;       /* generated ids, EOS appended when the row ended with it */
+	int32_t *ids;   /* generated ids, the EOS that ended the row appended */
 	int n;
 	int correct;    /* -1 unknown */
 };
@@ -156,35 +159,38 @@ static void read_prompt_file(const char *path, struct prompts *ps)
 }
 
 /* Sample K completions of every prompt from model m (seeds shared between
- * the models: seed, prompt index, sample index). */
+ * the models: seed, prompt index, sample index; each prompt ends at its own
+ * EOS set). */
 static void sample_all(const train_model *m, train_tokenizer *tok, struct prompts *ps, int K,
 		       const train_gen_opts *o, uint64_t seed, struct sample *out, const char *what,
 		       int quiet)
 {
 	util_progress *pr = quiet ? NULL : util_progress_new(what, (double)ps->n, "prompts");
-	const int **pp = xmalloc(sizeof(*pp) * K);
+	const int32_t **pp = xmalloc(sizeof(*pp) * K);
 	int *pl = xmalloc(sizeof(int) * K);
 	uint64_t *seeds = xmalloc(sizeof(uint64_t) * K);
 	train_gen_result *res = xcalloc(K, sizeof *res);
-	int eos = o->n_eos ? o->eos[0] : -1;
+	train_gen_opts go = *o;
 	for (size_t i = 0; i < ps->n; i++) {
 		struct prompt *p = &ps->v[i];
+		go.eos = p->eos;
+		go.n_eos = p->n_eos;
 		for (int k = 0; k < K; k++) {
 			pp[k] = p->ids;
 			pl[k] = p->n;
 			seeds[k] = seed * 0x9E3779B97F4A7C15ull + (uint64_t)i * 1000003u + (uint64_t)k;
 		}
 		char *err = NULL;
-		if (train_generate(m, K, pp, pl, seeds, o, res, &err))
+		if (train_generate(m, K, pp, pl, seeds, &go, res, &err))
 			util_die("%s: prompt %zu: %s", what, i + 1, err);
 		for (int k = 0; k < K; k++) {
 			struct sample *s = &out[i * K + k];
 			s->text = train_tokenizer_decode(tok, res[k].ids, (size_t)res[k].n);
-			s->ids = xmalloc(sizeof(int) * (res[k].n + 1));
-			memcpy(s->ids, res[k].ids, sizeof(int) * res[k].n);
+			s->ids = xmalloc(sizeof(int32_t) * (res[k].n + 1));
+			memcpy(s->ids, res[k].ids, sizeof(int32_t) * res[k].n);
 			s->n = res[k].n;
-			if (res[k].finish == TRAIN_FINISH_EOS && eos >= 0)
-				s->ids[s->n++] = eos;
+			if (res[k].finish == TRAIN_FINISH_EOS)
+				s->ids[s->n++] = res[k].end_id;
 			s->correct = -1;
 			free(res[k].ids);
 			res[k].ids = NULL;
@@ -207,10 +213,10 @@ static double seq_logp(const train_model *m, const struct prompt *p, const struc
 	if (s->n == 0)
 		return 0;
 	int T = p->n + s->n;
-	int *ids = xmalloc(sizeof(int) * T);
+	int32_t *ids = xmalloc(sizeof(int32_t) * T);
 	float *lp = xmalloc(sizeof(float) * T);
-	memcpy(ids, p->ids, sizeof(int) * p->n);
-	memcpy(ids + p->n, s->ids, sizeof(int) * s->n);
+	memcpy(ids, p->ids, sizeof(int32_t) * p->n);
+	memcpy(ids + p->n, s->ids, sizeof(int32_t) * s->n);
 	char *err = NULL;
 	if (train_model_logprobs(m, ids, T, lp, &err))
 		util_die("log-probs: %s", err);
@@ -555,58 +561,31 @@ int main(int argc, char **argv)
 	if (ps.n == 0)
 		util_die("no prompts%s%s", pfile ? " in " : " in split ", pfile ? pfile : split);
 	const train_config *cfg = train_model_config(pm);
-	int bos = train_tokenizer_add_bos(tok) ? train_tokenizer_bos_id(tok) : -1;
-	train_chat *ch = NULL;
+	/* prompts as train/gen.h encodes them, with the policy's tokenizer and
+	 * EOS ids for both models (the chat template's BOS text included) */
+	train_gen_encoder *enc = train_gen_encoder_new(pm, tok, chatfmt, chat_plain, &err);
+	if (!enc) {
+		train_chat_format f;
+		if (chatfmt && train_chat_format_parse(chatfmt, &f))
+			util_usage_error("%s", err);
+		util_die("%s", err);
+	}
 	for (size_t i = 0; i < ps.n; i++) {
 		struct prompt *p = &ps.v[i];
-		int32_t *e = NULL;
-		size_t ne = 0;
-		int templ = p->chat || chat_plain;
-		if (templ) {
-			/* the chat template of the policy's tokenizer (its own BOS text included) */
-			if (!ch && !(ch = train_chat_new(tok, chatfmt, &err)))
-				util_die("%s", err);
-			int rc;
-			if (p->chat) {
-				rc = train_chat_encode_json(ch, p->text, 1, &e, &ne);
-			} else {
-				store_msg m = {"user", p->text};
-				rc = train_chat_encode(ch, &m, 1, 1, &e, &ne);
-			}
-			if (rc)
-				util_die("prompt %zu: %s", i + 1, train_chat_errmsg(ch));
-		} else if (train_tokenizer_encode(tok, p->text, strlen(p->text), &e, &ne)) {
-			util_die("prompt %zu: %s", i + 1, train_tokenizer_errmsg(tok));
-		}
-		p->ids = xmalloc(sizeof(int) * (ne + 1));
-		if (bos >= 0 && !templ)
-			p->ids[p->n++] = bos;
-		memcpy(p->ids + p->n, e, sizeof(int) * ne);
-		p->n += (int)ne;
-		free(e);
-		if (p->n < 1 || p->n + 1 >= cfg->max_pos)
-			util_die("prompt %zu: %d tokens do not fit the context of %d", i + 1, p->n,
-				 cfg->max_pos);
+		train_gen_prompt gp;
+		if (train_gen_encode_prompt(enc, p->chat ? NULL : p->text, p->chat ? p->text : NULL,
+					    &gp, &err) ||
+		    train_gen_prompt_fits(pm, gp.n, &err))
+			util_die("prompt %zu: %s", i + 1, err);
+		p->ids = gp.ids; /* the prompt owns them now */
+		p->n = (int)gp.n;
+		p->eos = gp.eos;
+		p->n_eos = gp.n_eos;
 		if (p->n + maxnew > cfg->max_pos)
 			maxnew = cfg->max_pos - p->n; /* both models: same limit */
 	}
 
-	int eos[TRAIN_MAX_EOS + 1], neos = 0;
-	if (train_tokenizer_eos_id(tok) >= 0)
-		eos[neos++] = train_tokenizer_eos_id(tok);
-	for (int i = 0; i < cfg->n_eos; i++)
-		if (neos == 0 || cfg->eos[i] != eos[0])
-			eos[neos++] = cfg->eos[i];
-	if (ch && neos < TRAIN_MAX_EOS) { /* a chat turn also ends at the format's end-of-turn token */
-		int32_t te = train_tokenizer_token_id(tok, train_chat_turn_end(ch));
-		int dup = te < 0;
-		for (int i = 0; i < neos; i++)
-			dup |= eos[i] == te;
-		if (!dup)
-			eos[neos++] = te;
-	}
-	train_gen_opts go = {.sampling = s, .max_new = (int)maxnew, .eos = eos, .n_eos = neos,
-			     .batch = (int)K};
+	train_gen_opts go = {.sampling = s, .max_new = (int)maxnew, .batch = (int)K};
 	size_t ns = ps.n * (size_t)K;
 	struct sample *psm = xcalloc(ns, sizeof *psm), *bsm = xcalloc(ns, sizeof *bsm);
 	sample_all(pm, tok, &ps, (int)K, &go, (uint64_t)seed, psm, "policy", quiet);
@@ -679,10 +658,16 @@ int main(int argc, char **argv)
 		int64_t gp, gb;
 		char *np = xasprintf("dpo-eval:policy:%s", pdir);
 		char *nb = xasprintf("dpo-eval:baseline:%s", bdir);
-		store_generator g1 = {"model", np, train_model_fingerprint(pm), NULL};
-		store_generator g2 = {"model", nb, train_model_fingerprint(bm), NULL};
+		/* each model's fingerprint with the sampling parameters */
+		train_gen_params gprm = {.sampling = s, .seed = seed, .max_new = maxnew,
+					 .chat_plain = chat_plain, .chat_format = chatfmt};
+		util_buf gj = UTIL_BUF_INIT;
+		train_gen_params_json(&gj, &gprm);
+		store_generator g1 = {"model", np, train_model_fingerprint(pm), util_buf_str(&gj)};
+		store_generator g2 = {"model", nb, train_model_fingerprint(bm), util_buf_str(&gj)};
 		if (store_generator_id(st, &g1, &gp) || store_generator_id(st, &g2, &gb))
 			util_die("%s: %s", dbpath, store_errmsg(st));
+		util_buf_free(&gj);
 		free(np);
 		free(nb);
 		int64_t *cpol = xcalloc(ps.n, sizeof(int64_t)), *cbas = xcalloc(ps.n, sizeof(int64_t));
@@ -795,7 +780,7 @@ int main(int argc, char **argv)
 	}
 	free(ps.v);
 	store_free(st);
-	train_chat_free(ch);
+	train_gen_encoder_free(enc);
 	train_tokenizer_free(tok);
 	train_model_free(pm);
 	train_model_free(bm);

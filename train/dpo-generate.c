@@ -3,6 +3,7 @@
 #include "config.h"
 #include "store/store.h"
 #include "train/chat.h"
+#include "train/gen.h"
 #include "train/gen_cli.h"
 #include "train/layers.h"
 #include "train/model.h"
@@ -108,45 +109,6 @@ static uint64_t row_seed(uint64_t base, const char *hash, long k)
 	return mix(mix(base) ^ h ^ mix((uint64_t)k));
 }
 
-/* Encode a job's prompt. Returns 0, or -1 with a message in *err. */
-static int encode_job(const struct job *j, train_tokenizer *tok, train_chat **ch,
-		      const char *fmt, int chat_plain, int **ids, int *n, char **err)
-{
-	int32_t *e = NULL;
-	size_t ne = 0;
-	if (j->messages_json || chat_plain) {
-		if (!*ch && !(*ch = train_chat_new(tok, fmt, err)))
-			return -1;
-		int rc;
-		if (j->messages_json) {
-			rc = train_chat_encode_json(*ch, j->messages_json, 1, &e, &ne);
-		} else {
-			store_msg m = {"user", j->text};
-			rc = train_chat_encode(*ch, &m, 1, 1, &e, &ne);
-		}
-		if (rc) {
-			*err = xasprintf("prompt %lld: %s", (long long)j->id, train_chat_errmsg(*ch));
-			return -1;
-		}
-		*ids = e;
-		*n = (int)ne;
-		return 0;
-	}
-	if (train_tokenizer_encode(tok, j->text, strlen(j->text), &e, &ne)) {
-		*err = xasprintf("prompt %lld: %s", (long long)j->id, train_tokenizer_errmsg(tok));
-		return -1;
-	}
-	int bos = train_tokenizer_add_bos(tok) ? train_tokenizer_bos_id(tok) : -1;
-	*ids = xmalloc(sizeof(int) * (ne + 1));
-	*n = 0;
-	if (bos >= 0)
-		(*ids)[(*n)++] = bos;
-	memcpy(*ids + *n, e, sizeof(int) * ne);
-	*n += (int)ne;
-	free(e);
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	enum { O_DB = 256, O_MODEL, O_N, O_SPLIT, O_LIMIT, O_BATCH, O_NAME, O_CHAT, O_FMT,
@@ -216,11 +178,14 @@ int main(int argc, char **argv)
 	train_tokenizer *tok = train_tokenizer_load(mdir, &err);
 	if (!tok)
 		util_die("%s", err ? err : "cannot load the tokenizer");
-	train_chat *ch = NULL;
-	if (fmt) {
-		/* check the name now rather than at the first conversation */
-		if (!(ch = train_chat_new(tok, fmt, &err)))
+	/* a --chat-format name (and with --chat, the template) is checked now
+	 * rather than at the first prompt */
+	train_gen_encoder *enc = train_gen_encoder_new(m, tok, fmt, chat_plain, &err);
+	if (!enc) {
+		train_chat_format f;
+		if (fmt && train_chat_format_parse(fmt, &f))
 			util_usage_error("%s", err);
+		util_die("%s", err);
 	}
 	char *mcopy = xstrdup(mdir);
 	size_t ml = strlen(mcopy);
@@ -228,18 +193,13 @@ int main(int argc, char **argv)
 		mcopy[--ml] = '\0';
 	char *gname = xstrdup(name ? name : basename(mcopy));
 
-	/* canonical sampling parameters (sorted keys) */
+	/* canonical sampling parameters (sorted keys): with the model
+	 * fingerprint, the generator's identity */
 	util_buf pj = UTIL_BUF_INIT;
-	util_buf_addf(&pj, "{\"greedy\":%s,\"max_new_tokens\":%ld,\"min_p\":%.17g,\"seed\":%ld,"
-		      "\"stop\":[",
-		      s.greedy ? "true" : "false", gc.max_new, s.min_p, gc.seed);
-	for (int i = 0; i < gc.nstops; i++) {
-		if (i)
-			util_buf_addc(&pj, ',');
-		util_buf_add_json_string(&pj, gc.stops[i], strlen(gc.stops[i]));
-	}
-	util_buf_addf(&pj, "],\"temperature\":%.17g,\"top_k\":%d,\"top_p\":%.17g}", s.temperature,
-		      s.top_k, s.top_p);
+	train_gen_params gp = {.sampling = s, .seed = gc.seed, .max_new = gc.max_new,
+			       .stops = gc.stops, .nstops = gc.nstops, .chat_plain = chat_plain,
+			       .chat_format = fmt};
+	train_gen_params_json(&pj, &gp);
 
 	store *st = store_new();
 	const char *dbpath = util_db_path(db);
@@ -264,21 +224,15 @@ int main(int argc, char **argv)
 	if (store_run_begin(st, "generate", util_buf_str(&cmd), util_buf_str(&rp), &run_id))
 		util_die("%s: %s", dbpath, store_errmsg(st));
 
-	const train_config *cfg = train_model_config(m);
-	int eos[TRAIN_MAX_EOS + 2], neos = 0;
-	for (int i = 0; i < cfg->n_eos; i++)
-		eos[neos++] = cfg->eos[i];
-	if (train_tokenizer_eos_id(tok) >= 0)
-		eos[neos++] = train_tokenizer_eos_id(tok);
 	gc.tok = tok;
-	train_gen_opts o = {.sampling = s, .max_new = (int)gc.max_new, .eos = eos, .n_eos = neos,
+	train_gen_opts o = {.sampling = s, .max_new = (int)gc.max_new,
 			    .stop = train_gen_cli_stop, .ctx = &gc, .batch = (int)batch};
 
 	util_catch_interrupts();
 	util_progress *pr = util_progress_new("generate", (double)col.n, "prompts");
 	long done = 0, stored = 0, dups = 0, skipped = 0, tokens = 0;
 	double t0 = util_now();
-	int rc = 0, interrupted = 0, turn_end_added = 0;
+	int rc = 0, interrupted = 0;
 	/* one prompt at a time (its K rows decode together, in batches), committed
 	 * as soon as it is done: an interruption loses at most this prompt */
 	for (size_t ji = 0; ji < col.n; ji++) {
@@ -287,36 +241,26 @@ int main(int argc, char **argv)
 			break;
 		}
 		struct job *j = &col.jobs[ji];
-		int *ids = NULL, n = 0;
-		if (encode_job(j, tok, &ch, fmt, chat_plain, &ids, &n, &err)) {
-			util_warn("%s (skipped)", err);
+		train_gen_prompt prompt = {0};
+		if (train_gen_encode_prompt(enc, j->text, j->messages_json, &prompt, &err) ||
+		    train_gen_prompt_fits(m, prompt.n, &err)) {
+			util_warn("prompt %lld: %s (skipped)", (long long)j->id, err);
 			free(err);
 			err = NULL;
+			train_gen_prompt_free(&prompt);
 			skipped++;
 			continue;
 		}
-		if (ch && !turn_end_added) {
-			int32_t te = train_tokenizer_token_id(tok, train_chat_turn_end(ch));
-			if (te >= 0)
-				eos[neos++] = te;
-			o.n_eos = neos;
-			turn_end_added = 1;
-		}
-		if (n < 1 || n + 1 > cfg->max_pos) {
-			util_warn("prompt %lld: %d tokens do not fit the context of %d (skipped)",
-				  (long long)j->id, n, cfg->max_pos);
-			free(ids);
-			skipped++;
-			continue;
-		}
+		o.eos = prompt.eos; /* a conversation also ends at the template's end of turn */
+		o.n_eos = prompt.n_eos;
 		int nr = (int)j->need;
-		const int **pp = xmalloc(sizeof(*pp) * nr);
+		const int32_t **pp = xmalloc(sizeof(*pp) * nr);
 		int *pl = xmalloc(sizeof(int) * nr);
 		uint64_t *seeds = xmalloc(sizeof(uint64_t) * nr);
 		train_gen_result *res = xcalloc(nr, sizeof *res);
 		for (int r = 0; r < nr; r++) {
-			pp[r] = ids;
-			pl[r] = n;
+			pp[r] = prompt.ids;
+			pl[r] = (int)prompt.n;
 			seeds[r] = row_seed((uint64_t)gc.seed, j->hash, j->have + r);
 		}
 		int gr = train_generate(m, nr, pp, pl, seeds, &o, res, &err);
@@ -361,7 +305,7 @@ int main(int argc, char **argv)
 		free(seeds);
 		free(pl);
 		free(pp);
-		free(ids);
+		train_gen_prompt_free(&prompt);
 		if (rc || interrupted)
 			break;
 		done++;
@@ -403,7 +347,7 @@ int main(int argc, char **argv)
 	util_buf_free(&rp);
 	util_buf_free(&pj);
 	store_free(st);
-	train_chat_free(ch);
+	train_gen_encoder_free(enc);
 	train_tokenizer_free(tok);
 	train_model_free(m);
 	free(gname);

@@ -2,6 +2,7 @@
  * model directories with the dpo model engine. */
 #include "config.h"
 #include "train/chat.h"
+#include "train/gen.h"
 #include "train/gen_cli.h"
 #include "train/layers.h"
 #include "train/llama2c.h"
@@ -97,9 +98,10 @@ static char *slurp(const char *path, size_t *len)
 }
 
 /* Parse "1 2 3", "1,2,3" or "[1, 2, 3]". Exits 2 on junk. */
-static int *parse_ids(const char *opt, const char *s, int *n)
+static int32_t *parse_ids(const char *opt, const char *s, int *n)
 {
-	int *ids = NULL, cap = 0;
+	int32_t *ids = NULL;
+	int cap = 0;
 	*n = 0;
 	const char *p = s;
 	while (*p) {
@@ -114,13 +116,13 @@ static int *parse_ids(const char *opt, const char *s, int *n)
 			util_usage_error("%s: '%s' is not a list of token ids", opt, s);
 		if (*n == cap)
 			ids = xreallocarray(ids, cap = cap ? cap * 2 : 16, sizeof *ids);
-		ids[(*n)++] = (int)v;
+		ids[(*n)++] = (int32_t)v;
 		p = end;
 	}
 	return ids;
 }
 
-static void print_ids_json(util_buf *b, const int *ids, int n)
+static void print_ids_json(util_buf *b, const int32_t *ids, int n)
 {
 	util_buf_addc(b, '[');
 	for (int i = 0; i < n; i++)
@@ -277,7 +279,7 @@ static int cmd_detokenize(int argc, char **argv)
 	if (optind + 2 != argc)
 		util_usage_error("detokenize: expected DIR and IDS");
 	int n;
-	int *ids = parse_ids("IDS", argv[optind + 1], &n);
+	int32_t *ids = parse_ids("IDS", argv[optind + 1], &n);
 	train_tokenizer *tok = load_tok(argv[optind]);
 	size_t vs = train_tokenizer_vocab_size(tok);
 	for (int i = 0; i < n; i++)
@@ -302,19 +304,19 @@ static int cmd_detokenize(int argc, char **argv)
 
 /* ---- score ---- */
 
-static int *json_ids(const cJSON *o, const char *key, const char *file, int *n)
+static int32_t *json_ids(const cJSON *o, const char *key, const char *file, int *n)
 {
 	const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, key);
 	if (!cJSON_IsArray(a))
 		util_die("%s: field \"%s\" must be a list of token ids", file, key);
 	*n = cJSON_GetArraySize(a);
-	int *ids = xmalloc(sizeof(int) * (*n ? *n : 1));
+	int32_t *ids = xmalloc(sizeof(int32_t) * (*n ? *n : 1));
 	int i = 0;
 	for (const cJSON *e = a->child; e; e = e->next) {
 		if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 2147483647.0 ||
 		    (double)(int)e->valuedouble != e->valuedouble)
 			util_die("%s: field \"%s\"[%d] must be a non-negative integer", file, key, i);
-		ids[i++] = (int)e->valuedouble;
+		ids[i++] = (int32_t)e->valuedouble;
 	}
 	return ids;
 }
@@ -345,7 +347,8 @@ static int cmd_score(int argc, char **argv)
 		util_usage_error("score: give --prompt and --completion, or --ids-json");
 	set_threads(threads);
 	const char *dir = argv[optind];
-	int *p = NULL, *q = NULL, np = 0, nq = 0;
+	int32_t *p = NULL, *q = NULL;
+	int np = 0, nq = 0;
 	if (idsfile) {
 		size_t len;
 		char *text = slurp(idsfile, &len);
@@ -358,24 +361,20 @@ static int cmd_score(int argc, char **argv)
 		cJSON_Delete(o);
 		free(text);
 	} else {
+		/* the prompt as generate encodes it (BOS once), the completion as is */
 		train_tokenizer *tok = load_tok(dir);
-		int32_t *a = NULL, *b = NULL;
-		size_t na = 0, nb = 0;
-		if (train_tokenizer_encode(tok, prompt, strlen(prompt), &a, &na))
-			util_die("--prompt: %s", train_tokenizer_errmsg(tok));
-		if (train_tokenizer_encode(tok, completion, strlen(completion), &b, &nb))
+		char *err = NULL;
+		train_gen_encoder *enc = train_gen_encoder_new(NULL, tok, NULL, 0, &err);
+		train_gen_prompt gp;
+		if (!enc || train_gen_encode_prompt(enc, prompt, NULL, &gp, &err))
+			util_die("--prompt: %s", err);
+		p = gp.ids;
+		np = (int)gp.n;
+		size_t nb = 0;
+		if (train_tokenizer_encode(tok, completion, strlen(completion), &q, &nb))
 			util_die("--completion: %s", train_tokenizer_errmsg(tok));
-		int bos = train_tokenizer_add_bos(tok) ? train_tokenizer_bos_id(tok) : -1;
-		np = (int)na + (bos >= 0);
-		p = xmalloc(sizeof(int) * (np ? np : 1));
-		if (bos >= 0)
-			p[0] = bos;
-		memcpy(p + (bos >= 0), a, sizeof(int) * na);
 		nq = (int)nb;
-		q = xmalloc(sizeof(int) * (nq ? nq : 1));
-		memcpy(q, b, sizeof(int) * nb);
-		free(a);
-		free(b);
+		train_gen_encoder_free(enc);
 		train_tokenizer_free(tok);
 	}
 	if (np < 1)
@@ -385,9 +384,9 @@ static int cmd_score(int argc, char **argv)
 		util_die("the completion is empty");
 	train_model *m = load_model(dir);
 	int T = np + nq;
-	int *seq = xmalloc(sizeof(int) * T);
-	memcpy(seq, p, sizeof(int) * np);
-	memcpy(seq + np, q, sizeof(int) * nq);
+	int32_t *seq = xmalloc(sizeof(int32_t) * T);
+	memcpy(seq, p, sizeof(int32_t) * np);
+	memcpy(seq + np, q, sizeof(int32_t) * nq);
 	float *lp = xmalloc(sizeof(float) * T);
 	char *err = NULL;
 	if (train_model_logprobs(m, seq, T, lp, &err))
@@ -462,7 +461,6 @@ static int cmd_generate(int argc, char **argv)
 	/* the tokenizer is needed for text in or out; --prompt-ids without
 	 * --stop works without one (ids only) */
 	train_tokenizer *tok = NULL;
-	train_chat *ch = NULL;
 	if (prompt || gc.nstops) {
 		tok = load_tok(dir);
 	} else {
@@ -470,60 +468,49 @@ static int cmd_generate(int argc, char **argv)
 		tok = train_tokenizer_load(dir, &e);
 		free(e);
 	}
-	int *ids = NULL, n = 0;
-	if (pids) {
-		ids = parse_ids("--prompt-ids", pids, &n);
-	} else if (chat) {
-		char *err = NULL;
-		ch = train_chat_new(tok, fmt, &err);
-		if (!ch)
-			util_die("%s", err);
-		store_msg msgs[2];
-		size_t nm = 0;
-		if (sys)
-			msgs[nm++] = (store_msg){"system", sys};
-		msgs[nm++] = (store_msg){"user", prompt};
-		int32_t *e = NULL;
-		size_t ne = 0;
-		if (train_chat_encode(ch, msgs, nm, 1, &e, &ne))
-			util_die("--prompt: %s", train_chat_errmsg(ch));
-		ids = e;
-		n = (int)ne;
-	} else {
-		int32_t *e = NULL;
-		size_t ne = 0;
-		if (train_tokenizer_encode(tok, prompt, strlen(prompt), &e, &ne))
-			util_die("--prompt: %s", train_tokenizer_errmsg(tok));
-		int bos = train_tokenizer_add_bos(tok) ? train_tokenizer_bos_id(tok) : -1;
-		ids = xmalloc(sizeof(int) * (ne + 1));
-		n = 0;
-		if (bos >= 0)
-			ids[n++] = bos;
-		memcpy(ids + n, e, sizeof(int) * ne);
-		n += (int)ne;
-		free(e);
-	}
-	if (n < 1)
-		util_die("the prompt is empty (no tokens)");
 	train_model *m = load_model(dir);
-	const train_config *k = train_model_config(m);
-	int eos[TRAIN_MAX_EOS + 2], neos = 0;
-	for (int i = 0; i < k->n_eos; i++)
-		eos[neos++] = k->eos[i];
-	if (tok && train_tokenizer_eos_id(tok) >= 0)
-		eos[neos++] = train_tokenizer_eos_id(tok);
-	if (ch) {
-		int32_t te = train_tokenizer_token_id(tok, train_chat_turn_end(ch));
-		if (te >= 0)
-			eos[neos++] = te;
-	}
-	gc.tok = tok;
-	train_gen_opts o = {.sampling = gc.sampling, .max_new = (int)gc.max_new, .eos = eos, .n_eos = neos,
-			    .stop = gc.nstops ? train_gen_cli_stop : NULL, .ctx = &gc, .batch = 1};
-	train_gen_result res;
-	const int *pp = ids;
-	uint64_t sd = (uint64_t)gc.seed;
+	/* the prompt's ids and the ids that end its completion (train/gen.h) */
 	char *err = NULL;
+	train_gen_encoder *enc = NULL;
+	train_gen_prompt gp = {0};
+	int32_t eos[TRAIN_GEN_MAX_EOS];
+	if (pids) {
+		int np = 0;
+		gp.ids = parse_ids("--prompt-ids", pids, &np);
+		gp.n = (size_t)np;
+		size_t ne = 0;
+		if (train_gen_eos_ids(m, tok, NULL, eos, TRAIN_GEN_MAX_EOS, &ne, &err))
+			util_die("%s", err);
+		gp.eos = eos;
+		gp.n_eos = (int)ne;
+	} else {
+		enc = train_gen_encoder_new(m, tok, fmt, chat, &err);
+		if (!enc)
+			util_die("%s", err);
+		int rc;
+		if (chat) {
+			store_msg msgs[2];
+			size_t nm = 0;
+			if (sys)
+				msgs[nm++] = (store_msg){"system", sys};
+			msgs[nm++] = (store_msg){"user", prompt};
+			rc = train_gen_encode_messages(enc, msgs, nm, &gp, &err);
+		} else {
+			rc = train_gen_encode_prompt(enc, prompt, NULL, &gp, &err);
+		}
+		if (rc)
+			util_die("--prompt: %s", err);
+	}
+	if (train_gen_prompt_fits(m, gp.n, &err))
+		util_die("%s", err);
+	int n = (int)gp.n;
+	gc.tok = tok;
+	train_gen_opts o = {.sampling = gc.sampling, .max_new = (int)gc.max_new, .eos = gp.eos,
+			    .n_eos = gp.n_eos, .stop = gc.nstops ? train_gen_cli_stop : NULL,
+			    .ctx = &gc, .batch = 1};
+	train_gen_result res;
+	const int32_t *pp = gp.ids;
+	uint64_t sd = (uint64_t)gc.seed;
 	double t0 = util_now();
 	if (train_generate(m, 1, &pp, &n, &sd, &o, &res, &err))
 		util_die("%s", err);
@@ -558,9 +545,9 @@ static int cmd_generate(int argc, char **argv)
 	util_buf_free(&b);
 	free(text);
 	free(res.ids);
-	free(ids);
+	train_gen_prompt_free(&gp);
 	train_gen_cli_free(&gc);
-	train_chat_free(ch);
+	train_gen_encoder_free(enc);
 	train_tokenizer_free(tok);
 	train_model_free(m);
 	return 0;

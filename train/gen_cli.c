@@ -46,7 +46,7 @@ void train_gen_cli_check(const train_gen_cli *g)
 		util_usage_error("%s", bad);
 }
 
-int train_gen_cli_stop(void *ctx, int row, const int *ids, int n)
+int train_gen_cli_stop(void *ctx, int row, const int32_t *ids, int n)
 {
 	const train_gen_cli *g = ctx;
 	(void)row;

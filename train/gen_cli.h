@@ -54,7 +54,7 @@ void train_gen_cli_check(const train_gen_cli *g);
 /* A train_gen_opts stop callback (ctx is the train_gen_cli): ends a row
  * whose decoded text contains a stop string, or every row once
  * g->interrupted() is nonzero. */
-int train_gen_cli_stop(void *ctx, int row, const int *ids, int n);
+int train_gen_cli_stop(void *ctx, int row, const int32_t *ids, int n);
 /* Cut text (modified in place) at its earliest stop string; returns text. */
 char *train_gen_cli_cut(const train_gen_cli *g, char *text);
 /* Free what init and the options allocated (not the tokenizer). */

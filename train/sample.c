@@ -162,7 +162,7 @@ const char *train_finish_name(train_finish f)
 	}
 }
 
-int train_generate(const train_model *m, int nb, const int *const *prompts, const int *plen,
+int train_generate(const train_model *m, int nb, const int32_t *const *prompts, const int *plen,
 		   const uint64_t *seeds, const train_gen_opts *o, train_gen_result *out,
 		   char **err)
 {
@@ -176,7 +176,8 @@ int train_generate(const train_model *m, int nb, const int *const *prompts, cons
 					 c->max_pos - 1);
 			return TRAIN_EARG;
 		}
-		out[i].ids = xmalloc(sizeof(int) * (o->max_new > 0 ? o->max_new : 1));
+		out[i].ids = xmalloc(sizeof(int32_t) * (o->max_new > 0 ? o->max_new : 1));
+		out[i].end_id = -1;
 	}
 	float *logits = xmalloc(sizeof(float) * V * batch);
 	int *rows = xmalloc(sizeof(int) * batch), *next = xmalloc(sizeof(int) * batch);
@@ -219,6 +220,7 @@ int train_generate(const train_model *m, int nb, const int *const *prompts, cons
 				for (int e = 0; e < o->n_eos; e++)
 					if (tok == o->eos[e]) {
 						res->finish = TRAIN_FINISH_EOS;
+						res->end_id = tok;
 						done = 1;
 					}
 				if (!done) {

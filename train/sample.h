@@ -49,19 +49,21 @@ const char *train_finish_name(train_finish f);
 typedef struct train_gen_opts {
 	train_sampling sampling;
 	int max_new;          /* new tokens per row, >= 1 */
-	const int *eos;       /* ids that end a row (not included in the output) */
+	const int32_t *eos;   /* ids that end a row (not included in the output) */
 	int n_eos;
 	/* Called after each new token of row with its n generated ids so far;
 	 * return 1 to end the row with TRAIN_FINISH_STOP. May be NULL. */
-	int (*stop)(void *ctx, int row, const int *ids, int n);
+	int (*stop)(void *ctx, int row, const int32_t *ids, int n);
 	void *ctx;
 	int batch;            /* rows decoded together (0 = all) */
 } train_gen_opts;
 
 typedef struct train_gen_result {
-	int *ids;             /* generated ids (caller frees) */
+	int32_t *ids;         /* generated ids (caller frees) */
 	int n;
 	train_finish finish;
+	int32_t end_id;       /* the EOS id that ended the row (not in ids) when finish is
+			       * TRAIN_FINISH_EOS, else -1 */
 } train_gen_result;
 
 /* Generate for nb prompts (prompts[i] of plen[i] >= 1 ids), row i sampling
@@ -70,7 +72,7 @@ typedef struct train_gen_result {
  * batches of opts->batch. Results into out[nb] (caller frees each .ids).
  * Returns 0, or a negative TRAIN_E* code with *err (caller frees) for a bad
  * id or a prompt longer than the context. */
-int train_generate(const train_model *m, int nb, const int *const *prompts, const int *plen,
+int train_generate(const train_model *m, int nb, const int32_t *const *prompts, const int *plen,
 		   const uint64_t *seeds, const train_gen_opts *opts, train_gen_result *out,
 		   char **err);
 
