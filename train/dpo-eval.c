@@ -656,9 +656,6 @@ int main(int argc, char **argv)
 	double wr = NAN, wlo = NAN, whi = NAN;
 	int64_t run_id = 0;
 	if (st) {
-		util_buf cmd = UTIL_BUF_INIT;
-		for (int i = 0; i < argc; i++)
-			util_buf_addf(&cmd, "%s%s", i ? " " : "", argv[i]);
 		util_buf prm = UTIL_BUF_INIT;
 		util_buf_adds(&prm, "{\"policy\":");
 		util_buf_add_json_string(&prm, pdir, strlen(pdir));
@@ -670,9 +667,8 @@ int main(int argc, char **argv)
 			util_buf_add_json_string(&prm, ploss, strlen(ploss));
 		}
 		util_buf_addc(&prm, '}');
-		if (store_run_begin(st, "eval", util_buf_str(&cmd), util_buf_str(&prm), &run_id))
+		if (store_run_start(st, "eval", argc, argv, util_buf_str(&prm), &run_id))
 			util_die("%s: %s", dbpath, store_errmsg(st));
-		util_buf_free(&cmd);
 		util_buf_free(&prm);
 	}
 	if (st && nj > 0) {

@@ -32,6 +32,7 @@
 #include "train/trainer_data.h"
 #include "util/buf.h"
 #include "util/cli.h"
+#include "util/cmdline.h"
 #include "util/file.h"
 #include "util/progress.h"
 #include "util/sha256.h"
@@ -748,14 +749,11 @@ static void evaluate(run *r)
 	free(b);
 }
 
+/* The command line as the store records it (quoted, secrets masked). */
 static char *join_args(int argc, char **argv)
 {
 	util_buf b = UTIL_BUF_INIT;
-	for (int i = 0; i < argc; i++) {
-		if (i)
-			util_buf_addc(&b, ' ');
-		util_buf_adds(&b, argv[i]);
-	}
+	util_cmdline_quote(argc, argv, &b);
 	return util_buf_detach(&b);
 }
 
@@ -1151,7 +1149,7 @@ int main(int argc, char **argv)
 	/* the store run */
 	if (r->st) {
 		char *pj = params_json(r);
-		if (store_run_begin(r->st, "train", r->cmdline, pj, &r->run_id) != STORE_OK)
+		if (store_run_start(r->st, "train", argc, argv, pj, &r->run_id) != STORE_OK)
 			util_die("%s: %s", util_db_path(o->db), store_errmsg(r->st));
 		free(pj);
 	}
