@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "store/metrics.h"
 #include "store/store.h"
 #include "train/chat.h"
 #include "train/layers.h"
@@ -719,17 +720,18 @@ int main(int argc, char **argv)
 		}
 	}
 	if (st) {
-		const struct { const char *n; double v; } mv[] = {
-			{"eval/win_rate", wr}, {"eval/win_rate_lo", wlo}, {"eval/win_rate_hi", whi},
-			{"eval/kl", kl}, {"eval/accuracy_policy", acc_p},
-			{"eval/accuracy_baseline", acc_b}, {"eval/beta", pbeta},
+		double mv[STORE_METRIC_NEVAL] = {
+			[STORE_METRIC_EVAL_WIN_RATE] = wr, [STORE_METRIC_EVAL_WIN_RATE_LO] = wlo,
+			[STORE_METRIC_EVAL_WIN_RATE_HI] = whi, [STORE_METRIC_EVAL_KL] = kl,
+			[STORE_METRIC_EVAL_ACCURACY_POLICY] = acc_p,
+			[STORE_METRIC_EVAL_ACCURACY_BASELINE] = acc_b, [STORE_METRIC_EVAL_BETA] = pbeta,
 		};
-		for (size_t i = 0; i < sizeof mv / sizeof mv[0]; i++)
-			if (isfinite(mv[i].v) && store_metric_add(st, run_id, -1, mv[i].n, mv[i].v))
+		for (int i = 0; i < STORE_METRIC_NEVAL; i++)
+			if (isfinite(mv[i]) && store_metric_add(st, run_id, -1, store_metric_eval[i], mv[i]))
 				util_die("%s: %s", dbpath, store_errmsg(st));
 		for (int b = 0; b < nbon; b++)
-			if (store_metric_add(st, run_id, bon_n[b], "eval/bon_accuracy", bon_acc[b]) ||
-			    store_metric_add(st, run_id, bon_n[b], "eval/bon_kl", bon_kl[b]))
+			if (store_metric_add(st, run_id, bon_n[b], STORE_METRIC_BON_ACCURACY, bon_acc[b]) ||
+			    store_metric_add(st, run_id, bon_n[b], STORE_METRIC_BON_KL, bon_kl[b]))
 				util_die("%s: %s", dbpath, store_errmsg(st));
 	}
 
