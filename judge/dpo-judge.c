@@ -1170,38 +1170,13 @@ static void parse_args(int argc, char **argv, opts *o)
 		util_usage_error("option --temperature: must be between 0 and 2");
 }
 
-static char *command_line(int argc, char **argv)
-{
-	util_buf b = UTIL_BUF_INIT;
-	for (int i = 0; i < argc; i++) {
-		const char *a = i == 0 ? "dpo-judge" : argv[i];
-		if (i)
-			util_buf_addc(&b, ' ');
-		if (*a && !a[strcspn(a, " \t\n'\"\\$`;&|<>*?()[]{}~#!")]) {
-			util_buf_adds(&b, a);
-			continue;
-		}
-		util_buf_addc(&b, '\'');
-		for (; *a; a++) {
-			if (*a == '\'')
-				util_buf_adds(&b, "'\\''");
-			else
-				util_buf_addc(&b, *a);
-		}
-		util_buf_addc(&b, '\'');
-	}
-	char *s = util_buf_detach(&b);
-	util_buf_free(&b);
-	return s;
-}
-
 int main(int argc, char **argv)
 {
 	opts o;
 	ctx c;
 	char err[512], refs_hash[65];
 	int rc = UTIL_EXIT_FAIL, erc = 0;
-	char *params = NULL, *name = NULL, *cmdline = NULL, *tpath = NULL, *summary = NULL;
+	char *params = NULL, *name = NULL, *tpath = NULL, *summary = NULL;
 	judge_engine *eng = NULL;
 	const char *status = "failed";
 
@@ -1313,8 +1288,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	cmdline = command_line(argc, argv);
-	if (store_run_begin(c.st, "judge", cmdline, params, &c.run_id) != STORE_OK) {
+	if (store_run_start(c.st, "judge", argc, argv, params, &c.run_id) != STORE_OK) {
 		util_warn("%s: %s", util_db_path(o.db), store_errmsg(c.st));
 		goto out;
 	}
@@ -1425,7 +1399,6 @@ out:
 	free(c.url);
 	free(params);
 	free(name);
-	free(cmdline);
 	free(tpath);
 	free(summary);
 	return rc;

@@ -688,6 +688,7 @@ static int cmd_stats(int argc, char **argv)
 	static const char *const group_cols[] = {"prompts", "completions", "comparisons", NULL};
 	static const char *const ann_cols[] = {"comparisons", "a", "b", "tie", "both_bad", "skip", NULL};
 	static const char *const verdicts[] = {"a", "b", "tie", "both_bad", "skip", NULL};
+	static const char *const run_statuses[] = {"ok", "failed", "interrupted", "running", NULL};
 	int json = 0;
 	no_args(argc, argv, parse_sub(argc, argv, NULL, 0, &json, NULL, NULL));
 	const char *path = util_db_path(db_opt);
@@ -723,6 +724,13 @@ static int cmd_stats(int argc, char **argv)
 		for (int p = 0; store_policies[p]; p++)
 			util_buf_addf(&b, "%s\"%s\": %ld", p ? ", " : "", store_policies[p],
 				      stat_value(&set, "pairs", store_policies[p], "pairs"));
+		util_buf_adds(&b, "}, \"runs\": {\"by_status\": {");
+		for (int r = 0; run_statuses[r]; r++)
+			util_buf_addf(&b, "%s\"%s\": %ld", r ? ", " : "", run_statuses[r],
+				      stat_value(&set, "runs", run_statuses[r], "runs"));
+		util_buf_addf(&b, "}, \"abandoned\": %ld, \"unchecked\": %ld",
+			      stat_value(&set, "runs", "interrupted", "abandoned"),
+			      stat_value(&set, "runs", "running", "unchecked"));
 		util_buf_adds(&b, "}, \"position_bias\": {");
 		for (size_t i = 0; i < nbias; i++) {
 			long n = stat_value(&set, "position_bias", bias[i]->key, "n");
@@ -760,6 +768,17 @@ static int cmd_stats(int argc, char **argv)
 		for (int p = 0; store_policies[p]; p++)
 			printf("%s %s %ld", p ? "," : "", store_policies[p],
 			       stat_value(&set, "pairs", store_policies[p], "pairs"));
+		printf("\nruns:");
+		for (int r = 0; run_statuses[r]; r++)
+			printf("%s %ld %s", r ? "," : "", stat_value(&set, "runs", run_statuses[r], "runs"),
+			       run_statuses[r]);
+		long abandoned = stat_value(&set, "runs", "interrupted", "abandoned");
+		long unchecked = stat_value(&set, "runs", "running", "unchecked");
+		if (abandoned)
+			printf("\n  %ld interrupted: left \"running\" by a process that is gone", abandoned);
+		if (unchecked)
+			printf("\n  %ld running: of another host or without a process id, not checked from here",
+			       unchecked);
 		printf("\n\nposition bias (share of a/b wins that went to the completion shown first):\n");
 		if (!nbias)
 			printf("  (no comparison with a known display order)\n");

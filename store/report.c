@@ -1,6 +1,7 @@
 /* report.c: the HTML report of a store (see report.h). Everything is read
  * through the public API of store.h. */
 #include "store/report.h"
+#include "store/metrics.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -53,9 +54,8 @@ struct series {
 struct run {
 	int64_t id;
 	char *kind, *command, *status, *started;
-	struct series m[3]; /* loss, rewards/margins, rewards/accuracies */
-	double eval[6];
-	double beta;        /* eval runs: the policy's beta (NAN: unknown) */
+	struct series m[3]; /* the curves[] of a train run */
+	double eval[STORE_METRIC_NEVAL]; /* eval runs, by store_metric_eval_id (NAN: unknown) */
 	struct series bon;  /* eval runs: best-of-N of the baseline, x KL, y accuracy */
 	long *bon_n;        /* the N of each point of bon */
 };
@@ -80,10 +80,8 @@ struct rep {
 static const char *const verdict_names[5] = {"a", "b", "tie", "both_bad", "skip"};
 static const char *const total_cols[5] = {"prompts", "completions", "comparisons", "annotators",
 					  "generators"};
-static const char *const curve_names[3] = {"loss", "rewards/margins", "rewards/accuracies"};
-static const char *const eval_names[6] = {"eval/accuracy_baseline", "eval/accuracy_policy",
-					  "eval/win_rate", "eval/win_rate_lo", "eval/win_rate_hi",
-					  "eval/kl"};
+/* the training curves drawn, by store_metric_train_id */
+static const int curves[3] = {STORE_METRIC_LOSS, STORE_METRIC_REWARDS_MARGINS, STORE_METRIC_REWARDS_ACCURACIES};
 
 static size_t ann_index(struct rep *r, const char *name, const char *kind)
 {
@@ -208,16 +206,18 @@ static int run_cb(void *ud, const store_run *ru)
 	x->command = xstrdup(ru->command ? ru->command : "");
 	x->status = xstrdup(ru->status ? ru->status : "");
 	x->started = xstrdup(ru->started_at ? ru->started_at : "");
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < STORE_METRIC_NEVAL; i++)
 		x->eval[i] = NAN;
-	x->beta = NAN;
 	return 0;
 }
 
 static int metric_cb(void *ud, const store_metric *m)
 {
 	struct run *x = ud;
-	int k = col_index(curve_names, 3, m->name);
+	int id = store_metric_index(store_metric_train, STORE_METRIC_NTRAIN, m->name), k = -1;
+	for (int c = 0; id >= 0 && c < 3; c++)
+		if (curves[c] == id)
+			k = c;
 	if (k >= 0 && m->step >= 0 && isfinite(m->value)) {
 		struct series *s = &x->m[k];
 		if (s->n == s->cap) {
@@ -229,11 +229,9 @@ static int metric_cb(void *ud, const store_metric *m)
 		s->y[s->n] = m->value;
 		s->n++;
 	}
-	if ((k = col_index(eval_names, 6, m->name)) >= 0 && m->step < 0)
+	if ((k = store_metric_index(store_metric_eval, STORE_METRIC_NEVAL, m->name)) >= 0 && m->step < 0)
 		x->eval[k] = m->value;
-	if (!strcmp(m->name, "eval/beta") && m->step < 0)
-		x->beta = m->value;
-	int isacc = !strcmp(m->name, "eval/bon_accuracy"), iskl = !strcmp(m->name, "eval/bon_kl");
+	int isacc = !strcmp(m->name, STORE_METRIC_BON_ACCURACY), iskl = !strcmp(m->name, STORE_METRIC_BON_KL);
 	if ((isacc || iskl) && m->step > 0 && isfinite(m->value)) {
 		/* one point per N (the step): find it or add it, x = KL, y = accuracy */
 		struct series *s = &x->bon;
@@ -563,9 +561,9 @@ static void section_training(util_buf *o, struct rep *r)
 			if (x->m[k].n == 0)
 				continue;
 			any = 1;
-			x->m[k].name = (char *)curve_names[k];
+			x->m[k].name = (char *)store_metric_train[curves[k]];
 			const struct series *sp = &x->m[k];
-			svg_lines(o, curve_names[k], &sp, 1);
+			svg_lines(o, store_metric_train[curves[k]], &sp, 1);
 		}
 		if (!any)
 			util_buf_adds(o, "<p class=\"none\">No per-step metrics recorded.</p>\n");
@@ -590,14 +588,14 @@ static void section_eval(util_buf *o, struct rep *r)
 		if (strcmp(x->kind, "eval"))
 			continue;
 		util_buf_addf(o, "<tr><td>%lld</td>", (long long)x->id);
-		num_cell(o, 100 * x->eval[0], "%.1f%%");
-		num_cell(o, 100 * x->eval[1], "%.1f%%");
-		if (isfinite(x->eval[2]))
-			util_buf_addf(o, "<td>%.1f%% [%.1f%%, %.1f%%]</td>", 100 * x->eval[2],
-				      100 * x->eval[3], 100 * x->eval[4]);
+		num_cell(o, 100 * x->eval[STORE_METRIC_EVAL_ACCURACY_BASELINE], "%.1f%%");
+		num_cell(o, 100 * x->eval[STORE_METRIC_EVAL_ACCURACY_POLICY], "%.1f%%");
+		if (isfinite(x->eval[STORE_METRIC_EVAL_WIN_RATE]))
+			util_buf_addf(o, "<td>%.1f%% [%.1f%%, %.1f%%]</td>", 100 * x->eval[STORE_METRIC_EVAL_WIN_RATE],
+				      100 * x->eval[STORE_METRIC_EVAL_WIN_RATE_LO], 100 * x->eval[STORE_METRIC_EVAL_WIN_RATE_HI]);
 		else
 			util_buf_adds(o, "<td>-</td>");
-		num_cell(o, x->eval[5], "%.4f");
+		num_cell(o, x->eval[STORE_METRIC_EVAL_KL], "%.4f");
 		util_buf_adds(o, "<td class=\"cmd\">");
 		store_report_escape(o, x->command);
 		util_buf_adds(o, "</td></tr>\n");
@@ -610,11 +608,11 @@ static void section_eval(util_buf *o, struct rep *r)
 static int frontier_point(const struct rep *r, size_t i)
 {
 	const struct run *x = &r->runs[i];
-	if (strcmp(x->kind, "eval") || !isfinite(x->beta) || !isfinite(x->eval[1]) || !isfinite(x->eval[5]))
+	if (strcmp(x->kind, "eval") || !isfinite(x->eval[STORE_METRIC_EVAL_BETA]) || !isfinite(x->eval[STORE_METRIC_EVAL_ACCURACY_POLICY]) || !isfinite(x->eval[STORE_METRIC_EVAL_KL]))
 		return 0;
 	for (size_t k = 0; k < r->nruns; k++)
-		if (r->runs[k].id > x->id && !strcmp(r->runs[k].kind, "eval") && r->runs[k].beta == x->beta &&
-		    isfinite(r->runs[k].eval[1]) && isfinite(r->runs[k].eval[5]))
+		if (r->runs[k].id > x->id && !strcmp(r->runs[k].kind, "eval") && r->runs[k].eval[STORE_METRIC_EVAL_BETA] == x->eval[STORE_METRIC_EVAL_BETA] &&
+		    isfinite(r->runs[k].eval[STORE_METRIC_EVAL_ACCURACY_POLICY]) && isfinite(r->runs[k].eval[STORE_METRIC_EVAL_KL]))
 			return 0;
 	return 1;
 }
@@ -640,7 +638,7 @@ static void section_frontier(util_buf *o, struct rep *r)
 	for (size_t i = 0; i < r->nruns; i++) {
 		struct run *x = &r->runs[i];
 		if (frontier_point(r, i))
-			x1 = fmax(x1, x->eval[5]);
+			x1 = fmax(x1, x->eval[STORE_METRIC_EVAL_KL]);
 	}
 	if (bon)
 		for (size_t i = 0; i < bon->bon.n; i++)
@@ -693,8 +691,8 @@ static void section_frontier(util_buf *o, struct rep *r)
 			continue;
 		util_buf_addf(o, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>"
 			      "<text x=\"%.1f\" y=\"%.1f\" fill=\"%s\">&#946;=%g</text>\n",
-			      PX(fmax(0, x->eval[5])), PY(x->eval[1]), palette[1], PX(fmax(0, x->eval[5])) + 5,
-			      PY(x->eval[1]) + 12, palette[1], x->beta);
+			      PX(fmax(0, x->eval[STORE_METRIC_EVAL_KL])), PY(x->eval[STORE_METRIC_EVAL_ACCURACY_POLICY]), palette[1], PX(fmax(0, x->eval[STORE_METRIC_EVAL_KL])) + 5,
+			      PY(x->eval[STORE_METRIC_EVAL_ACCURACY_POLICY]) + 12, palette[1], x->eval[STORE_METRIC_EVAL_BETA]);
 	}
 	util_buf_addf(o, "<text x=\"%d\" y=\"%d\" fill=\"%s\">&#9679; DPO policies</text>"
 		      "<text x=\"%d\" y=\"%d\" fill=\"%s\">&#8212; best-of-N from the reference</text>\n",
@@ -708,9 +706,9 @@ static void section_frontier(util_buf *o, struct rep *r)
 		struct run *x = &r->runs[i];
 		if (!frontier_point(r, i))
 			continue;
-		util_buf_addf(o, "<tr><td>DPO, &#946;=%g (run %lld)</td>", x->beta, (long long)x->id);
-		num_cell(o, x->eval[5], "%.3f");
-		num_cell(o, 100 * x->eval[1], "%.1f%%");
+		util_buf_addf(o, "<tr><td>DPO, &#946;=%g (run %lld)</td>", x->eval[STORE_METRIC_EVAL_BETA], (long long)x->id);
+		num_cell(o, x->eval[STORE_METRIC_EVAL_KL], "%.3f");
+		num_cell(o, 100 * x->eval[STORE_METRIC_EVAL_ACCURACY_POLICY], "%.1f%%");
 		util_buf_adds(o, "</tr>\n");
 	}
 	for (size_t i = 0; bon && i < bon->bon.n; i++) {

@@ -1,6 +1,6 @@
 /* store.c: opening the store (schema, migrations, pragmas), the statement
- * cache, errors, transactions, runs and metrics, the two caches, integrity
- * checks and splits. */
+ * cache, errors, transactions, the two caches, integrity checks and splits
+ * (runs and metrics: store_runs.c). */
 #include "config.h"
 #include "store/store_int.h"
 #include "util/cli.h"
@@ -166,6 +166,15 @@ static const char *const MIGRATIONS[] = {
 	"ALTER TABLE comparisons_v3 RENAME TO comparisons;\n"
 	"DROP INDEX prompts_source;\n"
 	"DROP INDEX prompts_split;\n",
+
+	/* 3 -> 4: who runs a run, so that a reader can tell a run whose
+	 * process is gone (killed, crashed) from one still going: the process
+	 * id, the host name, and a token of the process's start (boot id and
+	 * start time, so that a reused pid does not pass for the run's
+	 * process). NULL in runs recorded before. */
+	"ALTER TABLE runs ADD COLUMN pid INTEGER;\n"
+	"ALTER TABLE runs ADD COLUMN host TEXT;\n"
+	"ALTER TABLE runs ADD COLUMN proc_start TEXT;\n",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -349,6 +358,7 @@ store *store_new(void)
 
 static void store_close(store *st)
 {
+	store__run_forget(st);
 	for (int i = 0; i < SS_COUNT; i++) {
 		sqlite3_finalize(st->stmt[i]);
 		st->stmt[i] = NULL;
@@ -648,154 +658,6 @@ int store__tx_end(store *st, int started, int rc)
 	return store_commit(st);
 }
 
-/* ---- runs and metrics --------------------------------------------------- */
-
-int store_run_begin(store *st, const char *kind, const char *command, const char *params_json, int64_t *run_id)
-{
-	if (!kind || !*kind || !command)
-		return store__err(st, STORE_EINVAL, "store_run_begin: kind and command are required");
-	sqlite3_stmt *s = store__prepare(st, "INSERT INTO runs(kind, command, params, started_at) "
-					     "VALUES (?1, ?2, ?3, ?4)");
-	if (!s)
-		return STORE_ERR;
-	int rc = STORE_OK;
-	store__bind_text(s, 1, kind);
-	store__bind_text(s, 2, command);
-	store__bind_text(s, 3, params_json);
-	store__bind_text(s, 4, store__now(st));
-	if (sqlite3_step(s) != SQLITE_DONE)
-		rc = store__dberr(st, "record run");
-	else if (run_id)
-		*run_id = sqlite3_last_insert_rowid(st->db);
-	sqlite3_finalize(s);
-	return rc;
-}
-
-int store_run_end(store *st, int64_t run_id, const char *status, const char *summary_json)
-{
-	if (!status || (strcmp(status, "ok") && strcmp(status, "failed") && strcmp(status, "interrupted")))
-		return store__err(st, STORE_EINVAL, "store_run_end: status must be ok, failed or interrupted, not \"%s\"",
-				  status ? status : "(null)");
-	sqlite3_stmt *s = store__prepare(st, "UPDATE runs SET status = ?2, summary = ?3, ended_at = ?4 "
-					     "WHERE id = ?1");
-	if (!s)
-		return STORE_ERR;
-	int rc = STORE_OK;
-	sqlite3_bind_int64(s, 1, run_id);
-	store__bind_text(s, 2, status);
-	store__bind_text(s, 3, summary_json);
-	store__bind_text(s, 4, store__now(st));
-	if (sqlite3_step(s) != SQLITE_DONE)
-		rc = store__dberr(st, "end run");
-	else if (sqlite3_changes(st->db) == 0)
-		rc = store__err(st, STORE_ENOTFOUND, "no run with id %lld", (long long)run_id);
-	sqlite3_finalize(s);
-	return rc;
-}
-
-int store_metric_add(store *st, int64_t run_id, long step, const char *name, double value)
-{
-	if (!name || !*name)
-		return store__err(st, STORE_EINVAL, "store_metric_add: a metric needs a name");
-	sqlite3_stmt *s = store__stmt(st, SS_METRIC_ADD);
-	if (!s)
-		return STORE_ERR;
-	int rc = STORE_OK;
-	sqlite3_bind_int64(s, 1, run_id);
-	sqlite3_bind_int64(s, 2, step);
-	store__bind_text(s, 3, name);
-	if (isnan(value))
-		sqlite3_bind_null(s, 4);
-	else
-		sqlite3_bind_double(s, 4, value);
-	if (sqlite3_step(s) != SQLITE_DONE)
-		rc = store__dberr(st, "add metric");
-	sqlite3_reset(s);
-	return rc;
-}
-
-int store_run_get(store *st, int64_t run_id, store_run_cb cb, void *ud)
-{
-	sqlite3_stmt *s = store__prepare(st, "SELECT id, kind, command, params, started_at, ended_at, status, "
-					     "summary FROM runs WHERE id = ?1");
-	if (!s)
-		return STORE_ERR;
-	sqlite3_bind_int64(s, 1, run_id);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		store_run r = {
-			.id = sqlite3_column_int64(s, 0),
-			.kind = store__col_text(s, 1),
-			.command = store__col_text(s, 2),
-			.params_json = store__col_text(s, 3),
-			.started_at = store__col_text(s, 4),
-			.ended_at = store__col_text(s, 5),
-			.status = store__col_text(s, 6),
-			.summary_json = store__col_text(s, 7),
-		};
-		rc = cb(ud, &r);
-	} else if (rc == SQLITE_DONE) {
-		rc = store__err(st, STORE_ENOTFOUND, "no run with id %lld", (long long)run_id);
-	} else {
-		rc = store__dberr(st, "read run");
-	}
-	sqlite3_finalize(s);
-	return rc;
-}
-
-int store_runs_foreach(store *st, const char *kind, store_run_cb cb, void *ud)
-{
-	sqlite3_stmt *s = store__prepare(st, "SELECT id, kind, command, params, started_at, ended_at, status, "
-					     "summary FROM runs WHERE ?1 IS NULL OR kind = ?1 ORDER BY id");
-	if (!s)
-		return STORE_ERR;
-	store__bind_text(s, 1, kind);
-	int rc, r = STORE_OK;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		store_run run = {
-			.id = sqlite3_column_int64(s, 0),
-			.kind = store__col_text(s, 1),
-			.command = store__col_text(s, 2),
-			.params_json = store__col_text(s, 3),
-			.started_at = store__col_text(s, 4),
-			.ended_at = store__col_text(s, 5),
-			.status = store__col_text(s, 6),
-			.summary_json = store__col_text(s, 7),
-		};
-		if ((r = cb(ud, &run)))
-			break;
-	}
-	if (!r && rc != SQLITE_DONE)
-		r = store__dberr(st, "read runs");
-	sqlite3_finalize(s);
-	return r;
-}
-
-int store_metrics_foreach(store *st, int64_t run_id, const char *name, store_metric_cb cb, void *ud)
-{
-	sqlite3_stmt *s = store__prepare(st, "SELECT run_id, step, name, value FROM metrics WHERE run_id = ?1 "
-					     "AND (?2 IS NULL OR name = ?2) ORDER BY name, step");
-	if (!s)
-		return STORE_ERR;
-	sqlite3_bind_int64(s, 1, run_id);
-	store__bind_text(s, 2, name);
-	int rc, r = STORE_OK;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		store_metric m = {
-			.run_id = sqlite3_column_int64(s, 0),
-			.step = (long)sqlite3_column_int64(s, 1),
-			.name = store__col_text(s, 2),
-			.value = sqlite3_column_type(s, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(s, 3),
-		};
-		if ((r = cb(ud, &m)))
-			break;
-	}
-	if (!r && rc != SQLITE_DONE)
-		r = store__dberr(st, "read metrics");
-	sqlite3_finalize(s);
-	return r;
-}
-
 /* ---- judge request cache ------------------------------------------------ */
 
 int store_cache_get(store *st, const char *request_hash, char **response)
@@ -975,6 +837,14 @@ int store_check(store *st, char **report)
 		bad = 1;
 	} else {
 		util_buf_adds(&b, "prompt counters: ok\n");
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	/* runs: informational (a run whose process is gone is no damage) */
+	int rrc = store__check_runs(st, &b);
+	if (rrc && !bad) {
+		rc = rrc;
+		goto out;
 	}
 	if (bad)
 		rc = store__err(st, STORE_ECORRUPT, "%s: the database failed its checks", st->path);

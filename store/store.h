@@ -315,15 +315,43 @@ extern const char *const store_policies[];
 
 /* ---- runs and metrics ----------------------------------------------------------- */
 
-/* Record the start of a run (kind "generate", "judge", "train", "eval",
- * "import"); command is the command line without secrets; params_json may
- * be NULL. The new id goes to *run_id. */
+/* Runs: one row per invocation of a program that changes the store or
+ * measures something (generate, judge, train, eval). A run records its
+ * kind, command line (quoted, secrets masked), parameters, start and end,
+ * status, and the process that runs it (pid, host name, a token of the
+ * process's start time, so that a reused pid is told apart).
+ *
+ * Lifecycle: store_run_start, then store_run_end with "ok", "failed" or
+ * "interrupted" (a caught SIGINT/SIGTERM). Until then util_die (util/cli.h)
+ * closes the run as "failed" (it rolls back an open transaction first).
+ * A process killed outright leaves its row "running"; readers
+ * (store_run_get, store_runs_foreach, store_stats_foreach, store_check) on
+ * the same host see that the process is gone and report the run as
+ * "interrupted" (store_run.abandoned = 1). That is computed on each read and
+ * never written back: reading stays read-only. A run of another host (a
+ * store on a shared disk) reads "running": its process cannot be checked
+ * from here; so does a run recorded before schema version 4 (no pid). */
+
+/* Record the start of a run of kind ("generate", "judge", "train", "eval",
+ * "import") by this process: the command line is argv[0..argc-1] quoted
+ * and with secrets masked by util_cmdline_quote (util/cmdline.h);
+ * params_json may be NULL. The new id goes to *run_id (may be NULL). From
+ * now until store_run_end of this id (or the handle's store_free),
+ * util_die ends the run as "failed"; a handle watches one run (its latest).
+ * Returns STORE_OK, STORE_EINVAL (no kind, no argv, store not open) or a
+ * database error code. */
+int store_run_start(store *st, const char *kind, int argc, char **argv, const char *params_json,
+		    int64_t *run_id);
+/* store_run_start with a command line already built by the caller (who
+ * masks its secrets); command must not be NULL. */
 int store_run_begin(store *st, const char *kind, const char *command, const char *params_json,
 		    int64_t *run_id);
 /* Record the end of a run with status "ok", "failed" or "interrupted" and an
- * optional JSON summary. */
+ * optional JSON summary; util_die stops watching it. STORE_EINVAL for
+ * another status, STORE_ENOTFOUND for an unknown run. */
 int store_run_end(store *st, int64_t run_id, const char *status, const char *summary_json);
-/* Record one metric value of a run at a step (step -1 for run-level). */
+/* Record one metric value of a run at a step (step -1 for run-level). The
+ * names dpo-train and dpo-eval write are in store/metrics.h. */
 int store_metric_add(store *st, int64_t run_id, long step, const char *name, double value);
 
 /* A run as handed to callbacks (pointers valid during the callback). */
@@ -332,14 +360,18 @@ typedef struct store_run {
 	const char *kind, *command;
 	const char *params_json;  /* or NULL */
 	const char *started_at;
-	const char *ended_at;     /* NULL while running */
-	const char *status;       /* "running", "ok", "failed" or "interrupted" */
+	const char *ended_at;     /* NULL while running, and for an abandoned run */
+	const char *status;       /* "running", "ok", "failed" or "interrupted" (also an abandoned run) */
 	const char *summary_json; /* or NULL */
+	int64_t pid;              /* the process that ran it; 0 when not recorded (before schema 4) */
+	const char *host;         /* its host name, or NULL */
+	int abandoned;            /* 1: the row says "running" but its process is gone (status reads
+				   * "interrupted") */
 } store_run;
 
 typedef int (*store_run_cb)(void *ud, const store_run *r);
 
-/* Hand run run_id to cb. STORE_ENOTFOUND if absent. */
+/* Hand run run_id to cb. STORE_ENOTFOUND if absent; else cb's value. */
 int store_run_get(store *st, int64_t run_id, store_run_cb cb, void *ud);
 /* Visit runs of kind (NULL: all) in id order. */
 int store_runs_foreach(store *st, const char *kind, store_run_cb cb, void *ud);
@@ -412,6 +444,11 @@ const char *store_path(const store *st);
  *   "position_bias" key annotator name (detail = kind): n (a/b wins with the shown order
  *                   known), first (those won by the completion shown first)
  *   "pairs"         key policy name: pairs (resolvable pairs, all splits)
+ *   "runs"          key status, always all four: "running", "ok", "failed", "interrupted":
+ *                   runs (as read: an abandoned run counts as interrupted); key
+ *                   "interrupted" also: abandoned (those left "running" by a process
+ *                   that is gone); key "running" also: unchecked (those whose process
+ *                   cannot be checked from here: another host, or no pid recorded)
  * Strings are valid during the callback. */
 typedef struct store_stat {
 	const char *section, *key, *detail, *column;

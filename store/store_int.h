@@ -55,6 +55,8 @@ struct store {
 	char now[32];     /* cached created_at */
 	long now_sec;
 	int bulk_fk_off;  /* a bulk import turned foreign_keys off */
+	int64_t open_run; /* the run this process started and has not ended (0: none) */
+	long open_run_pid; /* the process that started it (a forked child does not close it) */
 };
 
 /* Set the handle's message and return code. */
@@ -98,6 +100,23 @@ int store__bulk_begin(store *st);
 int store__bulk_commit(store *st);
 /* Roll back a bulk import and turn foreign keys back on. */
 int store__bulk_rollback(store *st);
+
+/* Stop watching the open run (store_runs.c): util_die no longer closes it.
+ * Called when the handle closes. */
+void store__run_forget(store *st);
+/* Whether a run recorded as running by process pid on host, started as
+ * proc_start (may be NULL), is gone: 1 when host is this machine and the
+ * process no longer exists, is a zombie, or is another process with the
+ * same id; 0 when it runs, or when that cannot be known (another host, no
+ * pid recorded). */
+int store__run_gone(int64_t pid, const char *host, const char *proc_start);
+/* Whether a running row's process can be checked from here (a pid and this
+ * host's name recorded). */
+int store__run_checkable(const store_run *r);
+/* Append store_check's lines about runs to out: counts by status as read,
+ * the runs abandoned by a process that is gone, and those that cannot be
+ * checked. Informational: never a failure. STORE_OK or a read error. */
+int store__check_runs(store *st, util_buf *out);
 
 /* Open path migrated only up to schema version `version` (tests build older
  * layouts with it). */

@@ -30,6 +30,46 @@ static int stat_query(store *st, const char *section, const char *sql, const cha
 	return rc;
 }
 
+/* Runs by status, as read (see store_stats_foreach). */
+struct run_counts {
+	long n[4], abandoned, unchecked;
+};
+
+static const char *const run_statuses[] = {"running", "ok", "failed", "interrupted"};
+
+static int count_run(void *ud, const store_run *r)
+{
+	struct run_counts *c = ud;
+	for (int i = 0; i < 4; i++)
+		if (r->status && !strcmp(r->status, run_statuses[i]))
+			c->n[i]++;
+	if (r->abandoned)
+		c->abandoned++;
+	else if (r->status && !strcmp(r->status, "running") && !store__run_checkable(r))
+		c->unchecked++;
+	return 0;
+}
+
+static int run_stats(store *st, store_stat_cb cb, void *ud)
+{
+	struct run_counts c = {{0}, 0, 0};
+	int rc = store_runs_foreach(st, NULL, count_run, &c);
+	for (int i = 0; !rc && i < 4; i++) {
+		store_stat x = {.section = "runs", .key = run_statuses[i], .column = "runs", .value = c.n[i]};
+		rc = cb(ud, &x);
+		if (!rc && i == 0) {
+			x.column = "unchecked";
+			x.value = c.unchecked;
+			rc = cb(ud, &x);
+		} else if (!rc && i == 3) {
+			x.column = "abandoned";
+			x.value = c.abandoned;
+			rc = cb(ud, &x);
+		}
+	}
+	return rc;
+}
+
 #define PER_PROMPT_COUNTS                                                                       \
 	"WITH pc AS (SELECT prompt_id, count(*) AS n FROM completions GROUP BY prompt_id), "    \
 	"cc AS (SELECT prompt_id, count(*) AS n FROM comparisons GROUP BY prompt_id) "
@@ -98,7 +138,7 @@ int store_stats_foreach(store *st, store_stat_cb cb, void *ud)
 		if ((rc = cb(ud, &x)))
 			return rc;
 	}
-	return STORE_OK;
+	return run_stats(st, cb, ud);
 }
 
 /* ---- agreement measures ------------------------------------------------- */

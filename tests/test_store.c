@@ -3,10 +3,13 @@
 #include "store/store.h"
 #include "store/store_int.h"
 #include "tests/tap.h"
+#include "util/cli.h"
 #include "util/sha256.h"
 #include "util/xmalloc.h"
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdint.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char tmpdir[] = "/tmp/dpo-test-store.XXXXXX";
@@ -855,6 +858,216 @@ static void test_runs_caches(store *st)
 
 /* Two handles on one file: a writer holding the lock makes the other wait
  * for its busy timeout, then fail with STORE_EBUSY. */
+/* ---- the run lifecycle: pid, host, abandoned runs, util_die ---------------- */
+
+typedef struct run_seen {
+	char status[32], command[256], host[256], ended[64];
+	int64_t pid;
+	int abandoned;
+} run_seen;
+
+static int see_run(void *ud, const store_run *r)
+{
+	run_seen *g = ud;
+	snprintf(g->status, sizeof g->status, "%s", r->status ? r->status : "");
+	snprintf(g->command, sizeof g->command, "%s", r->command ? r->command : "");
+	snprintf(g->host, sizeof g->host, "%s", r->host ? r->host : "(null)");
+	snprintf(g->ended, sizeof g->ended, "%s", r->ended_at ? r->ended_at : "(null)");
+	g->pid = r->pid;
+	g->abandoned = r->abandoned;
+	return 0;
+}
+
+static run_seen get_run(store *st, int64_t id)
+{
+	run_seen g;
+	memset(&g, 0, sizeof g);
+	if (store_run_get(st, id, see_run, &g) != STORE_OK)
+		snprintf(g.status, sizeof g.status, "(error: %s)", store_errmsg(st));
+	return g;
+}
+
+/* In a child: open path, start a run, write its id to fd, and then
+ * (how) 0: _exit without ending it; 1: util_die inside a transaction. */
+static void child_run(const char *path, int fd, int how)
+{
+	store *st = store_new();
+	char *argv[] = {(char *)"dpo-test", (char *)"--token", (char *)"t0ps3cret", NULL};
+	int64_t id = 0;
+	if (store_open(st, path) || store_run_start(st, "judge", 3, argv, NULL, &id))
+		_exit(3);
+	if (write(fd, &id, sizeof id) != (ssize_t)sizeof id)
+		_exit(4);
+	if (how == 0)
+		_exit(0);
+	if (store_begin(st) || store_prompt_add(st, "written by a run that fails", NULL, 0, "t", NULL, NULL, NULL))
+		_exit(5);
+	if (!freopen("/dev/null", "w", stderr))
+		_exit(6);
+	util_die("failing on purpose");
+}
+
+/* Fork a child_run; its run id goes to *id. Returns the child's pid, not
+ * waited for, once it has written the id (the id is 0 on failure). */
+static pid_t fork_run(const char *path, int how, int64_t *id)
+{
+	int fd[2];
+	*id = 0;
+	if (pipe(fd))
+		return -1;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(fd[0]);
+		child_run(path, fd[1], how);
+	}
+	close(fd[1]);
+	if (pid > 0 && read(fd[0], id, sizeof *id) != (ssize_t)sizeof *id)
+		*id = 0;
+	close(fd[0]);
+	return pid;
+}
+
+static int grab_runs_stat(void *ud, const store_stat *s)
+{
+	long *v = ud; /* running, ok, failed, interrupted, abandoned, unchecked */
+	static const char *const keys[] = {"running", "ok", "failed", "interrupted"};
+	if (strcmp(s->section, "runs"))
+		return 0;
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(s->key, keys[i])) {
+			if (!strcmp(s->column, "runs"))
+				v[i] = s->value;
+			else if (!strcmp(s->column, "abandoned"))
+				v[4] = s->value;
+			else if (!strcmp(s->column, "unchecked"))
+				v[5] = s->value;
+		}
+	return 0;
+}
+
+static void test_run_lifecycle(void)
+{
+	char host[256] = "";
+	gethostname(host, sizeof host - 1);
+	char sql[512];
+
+	/* a version-3 store with runs migrates, keeping them readable */
+	char *p = tpath("runs-v3.db");
+	store *st = store_new();
+	TAP_IS_INT(store__open_version(st, p, 3), STORE_OK, "build a version-3 database");
+	store_free(st);
+	TAP_IS_INT(raw_sql(p, "INSERT INTO runs(kind, command, started_at, status) VALUES "
+			      "('train', 'dpo-train --old', '2025-01-01T00:00:00Z', 'running') RETURNING id"),
+		   1, "a version-3 run left running");
+	raw_sql(p, "INSERT INTO runs(kind, command, started_at, ended_at, status) VALUES "
+		   "('eval', 'dpo-eval', '2025-01-01T00:00:00Z', '2025-01-01T00:01:00Z', 'ok') RETURNING id");
+	st = store_new();
+	TAP_IS_INT(store_open(st, p), STORE_OK, "the version-3 database migrates");
+	TAP_IS_INT(raw_sql(p, "PRAGMA user_version"), store_schema_version(), "to the current version");
+	TAP_OK(store_schema_version() >= 4, "which is at least 4");
+	run_seen g = get_run(st, 1);
+	TAP_IS_STR(g.status, "running", "an old running run without a pid reads running (cannot be checked)");
+	TAP_IS_STR(g.command, "dpo-train --old", "its command is kept");
+	TAP_OK(g.pid == 0 && !strcmp(g.host, "(null)") && !g.abandoned, "no pid or host recorded");
+	TAP_IS_STR(get_run(st, 2).status, "ok", "an old finished run reads ok");
+
+	/* store_run_start records the process, the command line masked */
+	char *argv[] = {(char *)"/some/where/dpo-eval", (char *)"--api-key", (char *)"sk-xyz", (char *)"--out",
+			(char *)"a b", NULL};
+	int64_t id = 0;
+	TAP_IS_INT(store_run_start(st, "eval", 5, argv, "{\"k\":1}", &id), STORE_OK, "store_run_start");
+	g = get_run(st, id);
+	TAP_IS_STR(g.command, "dpo-eval --api-key '***' --out 'a b'", "the command is quoted and masked");
+	TAP_IS_INT(g.pid, getpid(), "the pid is recorded");
+	TAP_IS_STR(g.host, host, "the host is recorded");
+	TAP_IS_STR(g.status, "running", "our own run reads running");
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM runs WHERE id = %lld AND proc_start IS NOT NULL", (long long)id);
+	TAP_IS_INT(raw_sql(p, sql), access("/proc/self/stat", R_OK) == 0 ? 1 : 0,
+		   "a start token is recorded where /proc has one");
+	char *no_argv[] = {NULL};
+	TAP_IS_INT(store_run_start(st, "eval", 0, no_argv, NULL, NULL), STORE_EINVAL, "no command line: EINVAL");
+
+	/* a child forked by the run's process that dies does not end the run */
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (!freopen("/dev/null", "w", stderr))
+			_exit(6);
+		util_die("a child of the run's process");
+	}
+	int status = 0;
+	waitpid(pid, &status, 0);
+	TAP_IS_STR(get_run(st, id).status, "running", "a forked child's util_die leaves the parent's run alone");
+	TAP_IS_INT(store_run_end(st, id, "ok", NULL), STORE_OK, "end it");
+	TAP_IS_STR(get_run(st, id).status, "ok", "ok");
+
+	/* a process that exits without ending its run: interrupted once it is gone */
+	int64_t cid;
+	pid = fork_run(p, 0, &cid);
+	TAP_OK(pid > 0 && cid > 0, "a child started run %lld", (long long)cid);
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT);
+	g = get_run(st, cid);
+	TAP_IS_STR(g.status, "interrupted", "its run reads interrupted while the child is a zombie");
+	TAP_OK(g.abandoned, "abandoned");
+	waitpid(pid, &status, 0);
+	g = get_run(st, cid);
+	TAP_IS_STR(g.status, "interrupted", "and once it is reaped");
+	TAP_IS_STR(g.ended, "(null)", "with no end time (the end is unknown)");
+	TAP_IS_STR(g.command, "dpo-test --token '***'", "the child's command is masked");
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM runs WHERE id = %lld AND status = 'running'", (long long)cid);
+	TAP_IS_INT(raw_sql(p, sql), 1, "the row itself is not rewritten by readers");
+
+	/* rows written by hand: a pid that cannot exist, a reused pid, another host */
+	snprintf(sql, sizeof sql, "INSERT INTO runs(kind, command, started_at, pid, host) VALUES "
+		 "('judge', 'x', 'now', 2147483646, '%s') RETURNING id", host);
+	int64_t dead = raw_sql(p, sql);
+	snprintf(sql, sizeof sql, "INSERT INTO runs(kind, command, started_at, pid, host, proc_start) VALUES "
+		 "('judge', 'x', 'now', %ld, '%s', 'another-boot/1') RETURNING id", (long)getpid(), host);
+	int64_t reused = raw_sql(p, sql);
+	snprintf(sql, sizeof sql, "INSERT INTO runs(kind, command, started_at, pid, host) VALUES "
+		 "('judge', 'x', 'now', 2147483646, 'not-%s') RETURNING id", host);
+	int64_t other = raw_sql(p, sql);
+	TAP_IS_STR(get_run(st, dead).status, "interrupted", "a pid that cannot exist reads interrupted");
+	TAP_IS_STR(get_run(st, reused).status,
+		   access("/proc/self/stat", R_OK) == 0 ? "interrupted" : "running",
+		   "our pid with another start token reads interrupted (the pid was reused)");
+	TAP_IS_STR(get_run(st, other).status, "running", "a run of another host reads running");
+	int nint = 0;
+	store_runs_foreach(st, "judge", (store_run_cb)count_cb, &nint);
+	TAP_IS_INT(nint, 4, "runs_foreach reads the same rows");
+
+	/* util_die in a run's process ends the run failed, rolling back */
+	pid = fork_run(p, 1, &cid);
+	waitpid(pid, &status, 0);
+	TAP_OK(WIFEXITED(status) && WEXITSTATUS(status) == UTIL_EXIT_FAIL, "the child died with status 1");
+	g = get_run(st, cid);
+	TAP_IS_STR(g.status, "failed", "util_die ended its run failed");
+	TAP_OK(strcmp(g.ended, "(null)") != 0 && !g.abandoned, "with an end time");
+	TAP_IS_INT(raw_sql(p, "SELECT count(*) FROM prompts WHERE content = 'written by a run that fails'"), 0,
+		   "its open transaction was rolled back");
+
+	/* statistics and the check say so */
+	long v[6] = {0};
+	TAP_IS_INT(store_stats_foreach(st, grab_runs_stat, v), STORE_OK, "stats");
+	int proc = access("/proc/self/stat", R_OK) == 0;
+	TAP_OK(v[0] == 3 - proc && v[1] == 2 && v[2] == 1 && v[3] == 2 + proc,
+	       "runs by status: running %ld, ok %ld, failed %ld, interrupted %ld", v[0], v[1], v[2], v[3]);
+	TAP_IS_INT(v[4], 2 + proc, "abandoned runs");
+	TAP_IS_INT(v[5], 2, "running runs that cannot be checked (old, other host)");
+	char *report = NULL;
+	TAP_IS_INT(store_check(st, &report), STORE_OK, "check passes with abandoned runs");
+	char want[128];
+	snprintf(want, sizeof want, "runs interrupted: %d left \"running\" by a process that is gone", 2 + proc);
+	TAP_OK(report && strstr(report, want), "check names the abandoned runs");
+	TAP_OK(report && strstr(report, "not checked from here"), "and says which cannot be checked");
+	free(report);
+	store_free(st);
+	free(p);
+}
+
 static void test_busy(void)
 {
 	char *path = tpath("busy.db");
@@ -1033,6 +1246,7 @@ int main(void)
 	store_free(st);
 	test_split();
 	test_busy();
+	test_run_lifecycle();
 	free(p);
 	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)

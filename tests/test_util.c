@@ -1,11 +1,15 @@
-/* test_util.c: unit tests for util/ (buffer, sha256, line reader). */
+/* test_util.c: unit tests for util/ (buffer, sha256, line reader, command
+ * lines, die hooks). */
 #include "tests/tap.h"
 #include "util/buf.h"
+#include "util/cli.h"
+#include "util/cmdline.h"
 #include "util/file.h"
 #include "util/lineread.h"
 #include "util/sha256.h"
 #include "util/xmalloc.h"
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -195,9 +199,133 @@ static void test_file(void)
 	rmdir(dir);
 }
 
+/* util_cmdline_quote of a NULL-terminated list of arguments. */
+static void is_cmdline(const char *want, const char *name, ...)
+{
+	char *argv[32];
+	int argc = 0;
+	va_list ap;
+	va_start(ap, name);
+	const char *a;
+	while (argc < 32 && (a = va_arg(ap, const char *)))
+		argv[argc++] = (char *)a;
+	va_end(ap);
+	util_buf b = UTIL_BUF_INIT;
+	util_cmdline_quote(argc, argv, &b);
+	TAP_IS_STR(util_buf_str(&b), want, "command line: %s", name);
+	util_buf_free(&b);
+}
+
+static void test_cmdline(void)
+{
+	util_buf b = UTIL_BUF_INIT;
+	const char *q[][2] = {
+		{"plain-word_1.5/x:y,z@%+=", "plain-word_1.5/x:y,z@%+="},
+		{"", "''"},
+		{"two words", "'two words'"},
+		{"it's", "'it'\\''s'"},
+		{"$HOME;`x`|&<>*?~#!", "'$HOME;`x`|&<>*?~#!'"},
+		{"line\nbreak", "'line\nbreak'"},
+		{"caf\xc3\xa9", "'caf\xc3\xa9'"},
+	};
+	for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+		util_buf_reset(&b);
+		util_shell_quote(q[i][0], &b);
+		TAP_IS_STR(util_buf_str(&b), q[i][1], "shell quote %zu", i);
+	}
+	util_buf_free(&b);
+
+	is_cmdline("dpo-train --lr 1e-5 --out 'my dir'", "argv[0] as its basename, quoting",
+		   "/usr/local/bin/dpo-train", "--lr", "1e-5", "--out", "my dir", NULL);
+	is_cmdline("dpo-judge --api-key '***' --model m", "--api-key X", "dpo-judge", "--api-key", "sk-123",
+		   "--model", "m", NULL);
+	is_cmdline("dpo-judge '--api-key=***'", "--api-key=X", "dpo-judge", "--api-key=sk-123", NULL);
+	is_cmdline("p '--hf-token=***' --client-secret '***' --db-password '***' --apikey '***'",
+		   "token, secret, password, apikey", "p", "--hf-token=abc", "--client-secret", "s", "--db-password",
+		   "pw", "--apikey", "k", NULL);
+	is_cmdline("p --api-key-env MY_KEY --key-file /k --max-tokens 5 --max-new-tokens 6 --tokenizer t",
+		   "names of places and counts are kept", "p", "--api-key-env", "MY_KEY", "--key-file", "/k",
+		   "--max-tokens", "5", "--max-new-tokens", "6", "--tokenizer", "t", NULL);
+	is_cmdline("p --token --json", "a secret option followed by an option", "p", "--token", "--json", NULL);
+	is_cmdline("p --base-url 'https://alice:***@example.com/v1'", "user:password@ in a URL", "p", "--base-url",
+		   "https://alice:s3cr3t@example.com/v1", NULL);
+	is_cmdline("p '--base-url=http://u:***@h:8080/x?y=1' http://h:8080/ https://bob@h/",
+		   "URLs without a password are kept", "p", "--base-url=http://u:p@ss@h:8080/x?y=1",
+		   "http://h:8080/", "https://bob@h/", NULL);
+	is_cmdline("p --header 'Authorization: Bearer ***' -H 'x-api-key: ***' -H 'Content-Type: a/b'",
+		   "Authorization and x-api-key headers", "p", "--header", "Authorization: Bearer sk-abc.def",
+		   "-H", "x-api-key: sk-ant-123", "-H", "Content-Type: a/b", NULL);
+	is_cmdline("p 'AUTHORIZATION:***' 'proxy-authorization: Basic ***'", "header names in any case", "p",
+		   "AUTHORIZATION:sk", "proxy-authorization: Basic dXNlcjpwYXNz", NULL);
+	is_cmdline("p --command 'curl -H \"Authorization: Bearer ***\" https://u:***@h/ --api-key ***'",
+		   "secrets inside a command given as one argument", "p", "--command",
+		   "curl -H \"Authorization: Bearer tok\" https://u:pw@h/ --api-key kkk", NULL);
+	is_cmdline("p --task-command 'HF_TOKEN=*** verify --password=*** x'", "NAME=VALUE and --opt=VALUE in a text",
+		   "p", "--task-command", "HF_TOKEN=abc verify --password=hunter2 x", NULL);
+	is_cmdline("p '--task-command=OPENAI_API_KEY=*** prog'", "a secret in an option's =value", "p",
+		   "--task-command=OPENAI_API_KEY=sk prog", NULL);
+	is_cmdline("p --prompt 'the key is here' --split test", "ordinary text is kept", "p", "--prompt",
+		   "the key is here", "--split", "test", NULL);
+	is_cmdline("p -- --provider exec", "after --", "p", "--", "--provider", "exec", NULL);
+	is_cmdline("p", "only the program", "p", NULL);
+	is_cmdline("", "nothing", NULL);
+}
+
+static int hook_fd = -1;
+
+static void hook(void *ctx)
+{
+	const char *s = ctx;
+	if (write(hook_fd, s, strlen(s)) < 0)
+		_exit(99);
+}
+
+static void test_die_hooks(void)
+{
+	int fd[2];
+	if (pipe(fd)) {
+		TAP_SKIP(3, "pipe failed");
+		return;
+	}
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(fd[0]);
+		hook_fd = fd[1];
+		util_on_die(hook, "1");
+		util_on_die(hook, "2");
+		util_on_die(hook, "3");
+		util_on_die_remove(hook, "2");
+		if (!freopen("/dev/null", "w", stderr))
+			_exit(98);
+		util_die("dying");
+	}
+	close(fd[1]);
+	char got[16] = {0};
+	size_t n = 0;
+	ssize_t r;
+	while (n < sizeof got - 1 && (r = read(fd[0], got + n, sizeof got - 1 - n)) > 0)
+		n += (size_t)r;
+	close(fd[0]);
+	int status = 0;
+	waitpid(pid, &status, 0);
+	TAP_OK(WIFEXITED(status), "util_die exits");
+	TAP_IS_INT(WEXITSTATUS(status), UTIL_EXIT_FAIL, "with status 1");
+	TAP_IS_STR(got, "31", "the hooks ran, latest first, without the removed one");
+	int full = 0;
+	for (int i = 0; i < 9; i++)
+		full += util_on_die(hook, "x") != 0;
+	TAP_IS_INT(full, 1, "at most 8 hooks");
+	for (int i = 0; i < 8; i++)
+		util_on_die_remove(hook, "x");
+	TAP_IS_INT(util_on_die(NULL, NULL), -1, "no NULL hook");
+}
+
 int main(void)
 {
 	test_file();
+	test_cmdline();
+	test_die_hooks();
 	test_sha256();
 	test_buf();
 	test_lineread();

@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "store/metrics.h"
 #include "store/store.h"
 #include "train/chat.h"
 #include "train/gen.h"
@@ -635,9 +636,6 @@ int main(int argc, char **argv)
 	double wr = NAN, wlo = NAN, whi = NAN;
 	int64_t run_id = 0;
 	if (st) {
-		util_buf cmd = UTIL_BUF_INIT;
-		for (int i = 0; i < argc; i++)
-			util_buf_addf(&cmd, "%s%s", i ? " " : "", argv[i]);
 		util_buf prm = UTIL_BUF_INIT;
 		util_buf_adds(&prm, "{\"policy\":");
 		util_buf_add_json_string(&prm, pdir, strlen(pdir));
@@ -649,9 +647,8 @@ int main(int argc, char **argv)
 			util_buf_add_json_string(&prm, ploss, strlen(ploss));
 		}
 		util_buf_addc(&prm, '}');
-		if (store_run_begin(st, "eval", util_buf_str(&cmd), util_buf_str(&prm), &run_id))
+		if (store_run_start(st, "eval", argc, argv, util_buf_str(&prm), &run_id))
 			util_die("%s: %s", dbpath, store_errmsg(st));
-		util_buf_free(&cmd);
 		util_buf_free(&prm);
 	}
 	if (st && nj > 0) {
@@ -708,17 +705,18 @@ int main(int argc, char **argv)
 		}
 	}
 	if (st) {
-		const struct { const char *n; double v; } mv[] = {
-			{"eval/win_rate", wr}, {"eval/win_rate_lo", wlo}, {"eval/win_rate_hi", whi},
-			{"eval/kl", kl}, {"eval/accuracy_policy", acc_p},
-			{"eval/accuracy_baseline", acc_b}, {"eval/beta", pbeta},
+		double mv[STORE_METRIC_NEVAL] = {
+			[STORE_METRIC_EVAL_WIN_RATE] = wr, [STORE_METRIC_EVAL_WIN_RATE_LO] = wlo,
+			[STORE_METRIC_EVAL_WIN_RATE_HI] = whi, [STORE_METRIC_EVAL_KL] = kl,
+			[STORE_METRIC_EVAL_ACCURACY_POLICY] = acc_p,
+			[STORE_METRIC_EVAL_ACCURACY_BASELINE] = acc_b, [STORE_METRIC_EVAL_BETA] = pbeta,
 		};
-		for (size_t i = 0; i < sizeof mv / sizeof mv[0]; i++)
-			if (isfinite(mv[i].v) && store_metric_add(st, run_id, -1, mv[i].n, mv[i].v))
+		for (int i = 0; i < STORE_METRIC_NEVAL; i++)
+			if (isfinite(mv[i]) && store_metric_add(st, run_id, -1, store_metric_eval[i], mv[i]))
 				util_die("%s: %s", dbpath, store_errmsg(st));
 		for (int b = 0; b < nbon; b++)
-			if (store_metric_add(st, run_id, bon_n[b], "eval/bon_accuracy", bon_acc[b]) ||
-			    store_metric_add(st, run_id, bon_n[b], "eval/bon_kl", bon_kl[b]))
+			if (store_metric_add(st, run_id, bon_n[b], STORE_METRIC_BON_ACCURACY, bon_acc[b]) ||
+			    store_metric_add(st, run_id, bon_n[b], STORE_METRIC_BON_KL, bon_kl[b]))
 				util_die("%s: %s", dbpath, store_errmsg(st));
 	}
 

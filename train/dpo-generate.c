@@ -213,15 +213,12 @@ int main(int argc, char **argv)
 	if (store_prompts_foreach(st, split, NULL, limit, collect_cb, &col) || col.failed)
 		util_die("%s: %s", dbpath, store_errmsg(st));
 
-	util_buf cmd = UTIL_BUF_INIT;
-	for (int i = 0; i < argc; i++)
-		util_buf_addf(&cmd, "%s%s", i ? " " : "", argv[i]);
 	util_buf rp = UTIL_BUF_INIT;
 	util_buf_adds(&rp, "{\"model\":");
 	util_buf_add_json_string(&rp, mdir, strlen(mdir));
 	util_buf_addf(&rp, ",\"fingerprint\":\"%s\",\"n\":%ld,\"sampling\":%s}",
 		      train_model_fingerprint(m), k, util_buf_str(&pj));
-	if (store_run_begin(st, "generate", util_buf_str(&cmd), util_buf_str(&rp), &run_id))
+	if (store_run_start(st, "generate", argc, argv, util_buf_str(&rp), &run_id))
 		util_die("%s: %s", dbpath, store_errmsg(st));
 
 	gc.tok = tok;
@@ -343,7 +340,6 @@ int main(int argc, char **argv)
 	}
 	free(col.jobs);
 	util_buf_free(&sum);
-	util_buf_free(&cmd);
 	util_buf_free(&rp);
 	util_buf_free(&pj);
 	store_free(st);

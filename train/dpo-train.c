@@ -22,6 +22,7 @@
 #ifdef HAVE_BLAS
 #include <cblas.h>
 #endif
+#include "store/metrics.h"
 #include "store/store.h"
 #include "train/chat.h"
 #include "train/loss.h"
@@ -32,6 +33,7 @@
 #include "train/trainer_data.h"
 #include "util/buf.h"
 #include "util/cli.h"
+#include "util/cmdline.h"
 #include "util/file.h"
 #include "util/progress.h"
 #include "util/sha256.h"
@@ -293,7 +295,7 @@ typedef struct run {
 	int keep_last;       /* last_ckpt is the one we resumed from */
 	char *cmdline;
 	char started[32];
-	double last_metrics[10];
+	double last_metrics[STORE_METRIC_NTRAIN];
 	int have_metrics;
 } run;
 
@@ -672,11 +674,9 @@ static void load_checkpoint_state(run *r)
 
 /* ---- metrics ---- */
 
-static const char *const metric_names[] = {
-	"loss", "grad_norm", "learning_rate", "rewards/chosen", "rewards/rejected",
-	"rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected",
-};
-#define NMETRICS 9
+/* the metrics of a step, indexed by store/metrics.h's ids */
+#define NMETRICS STORE_METRIC_NTRAIN
+#define metric_names store_metric_train
 
 static void emit_metrics(run *r, long step, const char *prefix, const double *v, int nm,
 			 double extra_tokps)
@@ -685,9 +685,9 @@ static void emit_metrics(run *r, long step, const char *prefix, const double *v,
 		fprintf(r->log, "{\"step\": %ld, \"epoch\": %.6f", step,
 			r->n ? (double)r->epoch + (double)r->pos / (double)r->n : 0.0);
 		for (int i = 0; i < nm; i++) {
-			if (!prefix[0] && (i == 1 || i == 2)) /* grad_norm, learning_rate */
+			if (!prefix[0] && !store_metric_train_on_eval(i)) /* grad_norm, learning_rate */
 				fprintf(r->log, ", \"%s\": %.17g", metric_names[i], v[i]);
-			else if (prefix[0] && (i == 1 || i == 2))
+			else if (prefix[0] && !store_metric_train_on_eval(i))
 				continue;
 			else
 				fprintf(r->log, ", \"%s%s\": %.17g", prefix, metric_names[i], v[i]);
@@ -699,7 +699,7 @@ static void emit_metrics(run *r, long step, const char *prefix, const double *v,
 	}
 	if (r->st && r->run_id > 0)
 		for (int i = 0; i < nm; i++) {
-			if (prefix[0] && (i == 1 || i == 2))
+			if (prefix[0] && !store_metric_train_on_eval(i))
 				continue;
 			char name[64];
 			snprintf(name, sizeof name, "%s%s", prefix, metric_names[i]);
@@ -731,10 +731,16 @@ static void evaluate(run *r)
 	}
 	train_loss_batch lb = {.B = (int)n, .pc = pc, .pr = pr, .rc = rc, .rr = rr, .nc = nc, .nr = nr};
 	if (train_loss_compute(&r->loss, &lb) == 0) {
-		double v[NMETRICS] = {lb.loss, 0, 0, lb.reward_chosen, lb.reward_rejected,
-				      lb.reward_accuracy, lb.reward_margin, lb.logp_chosen,
-				      lb.logp_rejected};
-		emit_metrics(r, r->step, "eval_", v, NMETRICS, 0);
+		double v[NMETRICS] = {
+			[STORE_METRIC_LOSS] = lb.loss,
+			[STORE_METRIC_REWARDS_CHOSEN] = lb.reward_chosen,
+			[STORE_METRIC_REWARDS_REJECTED] = lb.reward_rejected,
+			[STORE_METRIC_REWARDS_ACCURACIES] = lb.reward_accuracy,
+			[STORE_METRIC_REWARDS_MARGINS] = lb.reward_margin,
+			[STORE_METRIC_LOGPS_CHOSEN] = lb.logp_chosen,
+			[STORE_METRIC_LOGPS_REJECTED] = lb.logp_rejected,
+		};
+		emit_metrics(r, r->step, STORE_METRIC_TRAIN_EVAL_PREFIX, v, NMETRICS, 0);
 		if (!r->o.quiet)
 			util_warn("step %ld: eval_loss %.6f, eval accuracy %.3f", r->step, lb.loss,
 				  lb.reward_accuracy);
@@ -748,14 +754,11 @@ static void evaluate(run *r)
 	free(b);
 }
 
+/* The command line as the store records it (quoted, secrets masked). */
 static char *join_args(int argc, char **argv)
 {
 	util_buf b = UTIL_BUF_INIT;
-	for (int i = 0; i < argc; i++) {
-		if (i)
-			util_buf_addc(&b, ' ');
-		util_buf_adds(&b, argv[i]);
-	}
+	util_cmdline_quote(argc, argv, &b);
 	return util_buf_detach(&b);
 }
 
@@ -1151,7 +1154,7 @@ int main(int argc, char **argv)
 	/* the store run */
 	if (r->st) {
 		char *pj = params_json(r);
-		if (store_run_begin(r->st, "train", r->cmdline, pj, &r->run_id) != STORE_OK)
+		if (store_run_start(r->st, "train", argc, argv, pj, &r->run_id) != STORE_OK)
 			util_die("%s: %s", util_db_path(o->db), store_errmsg(r->st));
 		free(pj);
 	}
@@ -1224,26 +1227,26 @@ int main(int argc, char **argv)
 				fail_run(r, "step %ld: the loss is %g; stopping (%s%s)", r->step + 1, lb.loss,
 					 r->last_ckpt[0] ? "last checkpoint: " : "no checkpoint was saved",
 					 r->last_ckpt);
-			sums[0] += lb.loss / nmb;
-			sums[3] += lb.reward_chosen / nmb;
-			sums[4] += lb.reward_rejected / nmb;
-			sums[5] += lb.reward_accuracy / nmb;
-			sums[6] += lb.reward_margin / nmb;
-			sums[7] += lb.logp_chosen / nmb;
-			sums[8] += lb.logp_rejected / nmb;
+			sums[STORE_METRIC_LOSS] += lb.loss / nmb;
+			sums[STORE_METRIC_REWARDS_CHOSEN] += lb.reward_chosen / nmb;
+			sums[STORE_METRIC_REWARDS_REJECTED] += lb.reward_rejected / nmb;
+			sums[STORE_METRIC_REWARDS_ACCURACIES] += lb.reward_accuracy / nmb;
+			sums[STORE_METRIC_REWARDS_MARGINS] += lb.reward_margin / nmb;
+			sums[STORE_METRIC_LOGPS_CHOSEN] += lb.logp_chosen / nmb;
+			sums[STORE_METRIC_LOGPS_REJECTED] += lb.logp_rejected / nmb;
 			tokens_total += (double)train_engine_last_tokens(r->e);
 			flops_total += train_engine_last_flops(r->e);
 		}
 		double lr = train_sched_lr(&sched, r->step), gn;
 		if (train_engine_step(r->e, &opt, lr, o->max_grad_norm, &gn))
 			fail_run(r, "step %ld: %s (loss %g); stopping (%s%s)", r->step + 1,
-				 train_engine_errmsg(r->e), sums[0],
+				 train_engine_errmsg(r->e), sums[STORE_METRIC_LOSS],
 				 r->last_ckpt[0] ? "last checkpoint: " : "no checkpoint was saved",
 				 r->last_ckpt);
 		r->pos += take;
 		r->step++;
-		sums[1] = gn;
-		sums[2] = lr;
+		sums[STORE_METRIC_GRAD_NORM] = gn;
+		sums[STORE_METRIC_LEARNING_RATE] = lr;
 		double el = util_now() - t0;
 		emit_metrics(r, r->step, "", sums, NMETRICS, el > 0 ? tokens_total / el : 0);
 		memcpy(r->last_metrics, sums, sizeof sums);
@@ -1251,7 +1254,7 @@ int main(int argc, char **argv)
 		if (!o->quiet && (r->step % o->log_every == 0 || r->step == r->total_steps)) {
 			char extra[160];
 			snprintf(extra, sizeof extra, "loss %.4f, acc %.2f, %.0f tok/s, %.1f GFLOP/s",
-				 sums[0], sums[5], el > 0 ? tokens_total / el : 0,
+				 sums[STORE_METRIC_LOSS], sums[STORE_METRIC_REWARDS_ACCURACIES], el > 0 ? tokens_total / el : 0,
 				 el > 0 ? flops_total / el / 1e9 : 0);
 			if (pg) {
 				util_progress_update(pg, (double)r->step, extra);

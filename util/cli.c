@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static const char *progname = "dpo";
@@ -31,6 +32,44 @@ const char *util_db_path(const char *opt)
 	return "./dpo.db";
 }
 
+#define MAX_DIE_HOOKS 8
+static struct {
+	void (*fn)(void *);
+	void *ctx;
+} die_hooks[MAX_DIE_HOOKS];
+static int ndie_hooks;
+
+int util_on_die(void (*fn)(void *), void *ctx)
+{
+	if (!fn || ndie_hooks == MAX_DIE_HOOKS)
+		return -1;
+	die_hooks[ndie_hooks].fn = fn;
+	die_hooks[ndie_hooks].ctx = ctx;
+	ndie_hooks++;
+	return 0;
+}
+
+void util_on_die_remove(void (*fn)(void *), void *ctx)
+{
+	for (int i = ndie_hooks - 1; i >= 0; i--)
+		if (die_hooks[i].fn == fn && die_hooks[i].ctx == ctx) {
+			memmove(&die_hooks[i], &die_hooks[i + 1], sizeof die_hooks[0] * (size_t)(ndie_hooks - i - 1));
+			ndie_hooks--;
+			return;
+		}
+}
+
+/* Run the hooks, latest first, each removed before it runs. */
+static void run_die_hooks(void)
+{
+	while (ndie_hooks > 0) {
+		ndie_hooks--;
+		void (*fn)(void *) = die_hooks[ndie_hooks].fn;
+		void *ctx = die_hooks[ndie_hooks].ctx;
+		fn(ctx);
+	}
+}
+
 static void vmsg(const char *fmt, va_list ap)
 {
 	fprintf(stderr, "%s: ", progname);
@@ -52,6 +91,7 @@ void util_die(const char *fmt, ...)
 	va_start(ap, fmt);
 	vmsg(fmt, ap);
 	va_end(ap);
+	run_die_hooks();
 	exit(UTIL_EXIT_FAIL);
 }
 
@@ -62,6 +102,7 @@ void util_usage_error(const char *fmt, ...)
 	vmsg(fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "Try '%s --help' for more information.\n", progname);
+	run_die_hooks();
 	exit(UTIL_EXIT_USAGE);
 }
 

@@ -37,5 +37,13 @@ const char *util_datadir(void);
 void util_catch_interrupts(void);
 /* Nonzero once SIGINT or SIGTERM has arrived after util_catch_interrupts. */
 int util_interrupted(void);
+/* Have util_die (and util_usage_error) call fn(ctx) before they exit, e.g.
+ * to close an open record as failed. Hooks run once each, the latest
+ * registered first, and are removed before they run (one that fails and
+ * dies again does not loop). At most 8 at a time; returns 0, or -1 when
+ * full. fn must not be NULL. */
+int util_on_die(void (*fn)(void *), void *ctx);
+/* Remove the hook registered with this fn and ctx (nothing if none). */
+void util_on_die_remove(void (*fn)(void *), void *ctx);
 
 #endif
