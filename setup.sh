@@ -3,6 +3,8 @@
 #
 #   ./setup.sh demo          install packages, build, run the end-to-end demo
 #   ./setup.sh test          install packages, build, run the whole test suite
+#                            (make check, then make install into build/_inst
+#                            and make installcheck)
 #   ./setup.sh test --asan   the same with AddressSanitizer + UBSan (build-asan/)
 #   ./setup.sh deps          only install the Debian packages
 #
@@ -59,6 +61,15 @@ test)
 		make -C "$dir" -s -j"$(nproc)" check >"$dir/check.out" 2>&1 || rc=$?
 	grep -E '^(PASS|FAIL|SKIP|ERROR|XPASS|XFAIL)' "$dir/check.out" | grep -v '^PASS' || true
 	[ $rc = 0 ] || { tail -n 60 "$dir/check.out"; echo "see $dir/test-suite.log and the tests/*.log files"; }
+	# the installed programs: `make install` staged in $dir/_inst (DESTDIR, no
+	# root), then `make installcheck` (tests/installcheck.sh; counted below)
+	ic=0
+	rm -rf "$dir/_inst" "$dir/tests/installcheck.trs"
+	{ make -C "$dir" -s install DESTDIR="$top/$dir/_inst" &&
+		ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1} \
+		make -C "$dir" -s installcheck DESTDIR="$top/$dir/_inst"; } >"$dir/installcheck.out" 2>&1 || ic=$?
+	grep -E '^(FAIL|SKIP|ERROR|XPASS|XFAIL|installcheck:)' "$dir/installcheck.out" || true
+	[ $ic = 0 ] || { tail -n 40 "$dir/installcheck.out"; echo "see $dir/tests/installcheck.log"; rc=$ic; }
 	sh "$top/tests/summary" "$dir"
 	exit $rc
 	;;

@@ -157,21 +157,17 @@ static void usage(void)
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-static const char *datadir(void)
-{
-	const char *d = getenv("DPO_DATADIR");
-	return d && *d ? d : PKGDATADIR;
-}
-
+/* A data file by name: as given when it names a path or exists here, else
+ * from the judge/ folder of util_datadir() ($DPO_DATADIR or $(pkgdatadir)). */
 static char *find_data_file(const char *name)
 {
 	if (strchr(name, '/') || access(name, R_OK) == 0)
 		return xstrdup(name);
-	char *p = xasprintf("%s/judge/%s", datadir(), name);
+	char *p = xasprintf("%s/judge/%s", util_datadir(), name);
 	if (access(p, R_OK) == 0)
 		return p;
 	free(p);
-	p = xasprintf("%s/judge/%s.txt", datadir(), name);
+	p = xasprintf("%s/judge/%s.txt", util_datadir(), name);
 	if (access(p, R_OK) == 0)
 		return p;
 	free(p);

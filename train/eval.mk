@@ -12,7 +12,10 @@ noinst_PROGRAMS += share/task/task-verify
 share_task_task_verify_SOURCES = share/task/task-verify.c
 share_task_task_verify_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS)
 share_task_task_verify_LDADD = $(UTIL_LIBS) $(CJSON_LIBS)
-nobase_dist_pkgdata_DATA += share/task/task.py share/task/config.json \
+# installed to $(pkgdatadir)/task (usable as `dpo-model init --config
+# $(pkgdatadir)/task/config.json --tokenizer $(pkgdatadir)/task`)
+taskdir = $(pkgdatadir)/task
+dist_task_DATA = share/task/task.py share/task/config.json \
 	share/task/tokenizer.json share/task/tokenizer_config.json
 
 TESTS += tests/cli_eval.sh tests/cli_demo.sh
