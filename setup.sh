@@ -3,8 +3,8 @@
 #
 #   ./setup.sh demo          install packages, build, run the end-to-end demo
 #   ./setup.sh test          install packages, build, run the whole test suite
-#                            (make check, then make install into build/_inst
-#                            and make installcheck)
+#                            (make check, then make install into build/_inst,
+#                            the prefix it configures, and make installcheck)
 #   ./setup.sh test --asan   the same with AddressSanitizer + UBSan (build-asan/)
 #   ./setup.sh deps          only install the Debian packages
 #
@@ -39,7 +39,9 @@ build() {
 	[ -x configure ] && [ configure -nt configure.ac ] && [ Makefile.in -nt Makefile.am ] || autoreconf -fi >/dev/null
 	mkdir -p "$dir"
 	if [ ! -f "$dir/config.status" ]; then
-		(cd "$dir" && "$top/configure" -q "$@")
+		# installs into the build folder (make install needs no root there;
+		# ./setup.sh test runs the installed programs from it)
+		(cd "$dir" && "$top/configure" -q --prefix="$top/$dir/_inst" "$@")
 	fi
 	make -C "$dir" -s -j"$(nproc)" >/dev/null
 }
@@ -61,13 +63,17 @@ test)
 		make -C "$dir" -s -j"$(nproc)" check >"$dir/check.out" 2>&1 || rc=$?
 	grep -E '^(PASS|FAIL|SKIP|ERROR|XPASS|XFAIL)' "$dir/check.out" | grep -v '^PASS' || true
 	[ $rc = 0 ] || { tail -n 60 "$dir/check.out"; echo "see $dir/test-suite.log and the tests/*.log files"; }
-	# the installed programs: `make install` staged in $dir/_inst (DESTDIR, no
-	# root), then `make installcheck` (tests/installcheck.sh; counted below)
+	# the installed programs: `make install` into $dir/_inst (the prefix
+	# build() configures; no root), then `make installcheck`
+	# (tests/installcheck.sh, with DPO_DATADIR unset; counted below). A build
+	# folder configured with another prefix installs staged (DESTDIR).
 	ic=0
 	rm -rf "$dir/_inst" "$dir/tests/installcheck.trs"
-	{ make -C "$dir" -s install DESTDIR="$top/$dir/_inst" &&
+	stage=
+	grep -qx "prefix = $top/$dir/_inst" "$dir/Makefile" || stage="DESTDIR=$top/$dir/_inst"
+	{ make -C "$dir" -s install $stage &&
 		ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1} \
-		make -C "$dir" -s installcheck DESTDIR="$top/$dir/_inst"; } >"$dir/installcheck.out" 2>&1 || ic=$?
+		make -C "$dir" -s installcheck $stage; } >"$dir/installcheck.out" 2>&1 || ic=$?
 	grep -E '^(FAIL|SKIP|ERROR|XPASS|XFAIL|installcheck:)' "$dir/installcheck.out" || true
 	[ $ic = 0 ] || { tail -n 40 "$dir/installcheck.out"; echo "see $dir/tests/installcheck.log"; rc=$ic; }
 	sh "$top/tests/summary" "$dir"

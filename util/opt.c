@@ -425,7 +425,7 @@ static int parse_args(util_cli *cli, int argc, char **argv, FILE *out, char *err
 			only_args = 1;
 			continue;
 		}
-		struct entry *e;
+		struct entry *e = NULL;
 		const char *value = NULL;
 		char shown[128];
 		if (a[1] == '-') {
@@ -611,7 +611,7 @@ void util_cli_usage(const util_cli *cli, FILE *f)
 		util_buf_adds(&h, o->help ? o->help : "");
 		int says_default = o->help && strstr(o->help, "(default") != NULL;
 		if (e->source == UTIL_OPT_FROM_CONFIG && e->raw && st->config)
-			util_buf_addf(&h, says_default ? " (now %s, from %s)" : " (default %s, from %s)", e->raw,
+			util_buf_addf(&h, " (default %s, from %s)", e->raw,
 				      st->config);
 		else if (e->source == UTIL_OPT_FROM_CONFIG && st->config)
 			util_buf_addf(&h, " (set in %s)", st->config);
