@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store/dpo_db.h"
 #include "store/report.h"
 #include "util/cli.h"
 #include "util/xmalloc.h"

@@ -2,7 +2,6 @@
  * the preference store. `import` lives in dpo-db-import.c. */
 #include "config.h"
 #include "store/dpo_db.h"
-#include "store/report.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/cli.h"
