@@ -1,16 +1,19 @@
 /* dpo-db.c: the dpo-db program: create, check, import, export and inspect
- * the preference store. `import` lives in dpo-db-import.c. */
+ * the preference store. The subcommands are a util_cmd table (main, at the
+ * end); each parses its own options with its own util_cli table. `import`
+ * lives in dpo-db-import.c, `report` in dpo-db-report.c. */
 #include "config.h"
 #include "store/dpo_db.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/cli.h"
+#include "util/opt.h"
 #include "util/xmalloc.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,89 +21,14 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static const char *db_opt; /* --db, global or per subcommand */
+static const char *global_db; /* --db before the subcommand */
 
-static void usage(FILE *f)
+const char *db_path(const char *opt)
 {
-	fprintf(f,
-		"Usage: dpo-db [--db PATH] COMMAND [OPTIONS] [ARGS]\n"
-		"Create, check, import, export and inspect a dpo preference database.\n"
-		"\n"
-		"Global options:\n"
-		"  --db PATH        the database (else $DPO_DB, else ./dpo.db); created on first use\n"
-		"  -h, --help       show this help and exit\n"
-		"      --version    show the version and exit\n"
-		"\n"
-		"Commands:\n"
-		"  init             create the database or migrate it to the current schema\n"
-		"  check            check integrity, foreign keys and the schema version (exit 1 on failure)\n"
-		"  import FILE...   import preference data (JSON Lines, .gz read transparently)\n"
-		"      --format auto|trl|hh|ultrafeedback|sharegpt|prompts|candidates   (default auto)\n"
-		"      --source NAME    source name (default: the file name)\n"
-		"      --split NAME     split of new prompts (default train)\n"
-		"      --skip-bad FILE  write rejected lines with their reason to FILE, import the rest\n"
-		"      --json           print the import summary as JSON\n"
-		"      -q, --quiet      no progress output\n"
-		"  export OUT       write resolved preference pairs as JSON Lines (OUT '-' = stdout;\n"
-		"                   gzip when OUT ends in .gz)\n"
-		"      --format trl|trl-conversational|hh   (default trl)\n"
-		"      --split S            only prompts of split S\n"
-		"      --resolve POLICY     majority (default), humans-over-judges, unanimous,\n"
-		"                           consistent-judge\n"
-		"      --min-annotations N  only pairs decided by at least N agreeing votes (default 1)\n"
-		"  stats [--json]   counts by split, source and annotator, verdicts, resolvable pairs,\n"
-		"                   position bias\n"
-		"  agreement [--json]\n"
-		"                   Cohen's kappa per pair of annotators, Krippendorff's alpha,\n"
-		"                   judge-vs-human agreement\n"
-		"  split --test-fraction F [--seed S] [--json]\n"
-		"                   reassign prompts to test/train, deterministically from each prompt's\n"
-		"                   content hash and the seed\n"
-		"  report OUT.html [--title T]\n"
-		"                   one self-contained HTML page (inline SVG): labels, agreement,\n"
-		"                   judge position bias and consistency, training curves\n"
-		"\n"
-		"Every command also accepts --db PATH after its name. Exit status: 0 success, 1 failure,\n"
-		"2 usage error. See dpo-db(1).\n");
+	return util_db_path(opt ? opt : global_db);
 }
 
-/* Parse a subcommand's options: the common ones (--db, --help, --json) are
- * handled here; others are handed to `other` (which may be NULL). Returns
- * optind. */
-typedef void (*opt_fn)(int c, const char *arg, void *ud);
-
-static int parse_sub(int argc, char **argv, const struct option *extra, size_t nextra, int *json, opt_fn other,
-		     void *ud)
-{
-	struct option longopts[24];
-	size_t n = 0;
-	longopts[n++] = (struct option){"db", required_argument, NULL, 'D'};
-	longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
-	if (json)
-		longopts[n++] = (struct option){"json", no_argument, NULL, 'j'};
-	for (size_t i = 0; i < nextra && n < 23; i++)
-		longopts[n++] = extra[i];
-	longopts[n] = (struct option){NULL, 0, NULL, 0};
-	int c;
-	optind = 0;
-	opterr = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'D': db_opt = optarg; break;
-		case 'h': usage(stdout); exit(UTIL_EXIT_OK);
-		case 'j': *json = 1; break;
-		case '?': util_usage_error("%s: bad option", argv[0]);
-		default:
-			if (other)
-				other(c, optarg, ud);
-			else
-				util_usage_error("%s: bad option", argv[0]);
-		}
-	}
-	return optind;
-}
-
-static store *open_db(const char *path)
+store *db_open(const char *path)
 {
 	store *st = store_new();
 	if (store_open(st, path)) {
@@ -111,19 +39,35 @@ static store *open_db(const char *path)
 	return st;
 }
 
-static void no_args(int argc, char **argv, int first)
-{
-	if (first < argc)
-		util_usage_error("%s: unexpected argument '%s'", argv[0], argv[first]);
-}
+/* The options of the subcommands that have no others than --db (and --json). */
+typedef struct db_opts {
+	const char *db;
+	int json;
+} db_opts;
+
+static const util_opt db_only_table[] = {
+	UTIL_OPT_DB(db_opts, db),
+	UTIL_OPT_TABLE_END,
+};
+
+static const util_opt db_json_table[] = {
+	UTIL_OPT_DB(db_opts, db),
+	UTIL_OPT_JSON(db_opts, json),
+	UTIL_OPT_TABLE_END,
+};
 
 /* ---- init, check -------------------------------------------------------- */
 
 static int cmd_init(int argc, char **argv)
 {
-	no_args(argc, argv, parse_sub(argc, argv, NULL, 0, NULL, NULL, NULL));
-	const char *path = util_db_path(db_opt);
-	store *st = open_db(path);
+	static util_cli cli = {.name = "dpo-db init",
+			       .summary = "Create the database, or migrate it to the current schema, and print its\n"
+					  "path and schema version.",
+			       .opts = db_only_table};
+	db_opts o = {0};
+	util_cli_parse(&cli, &o, argc, argv);
+	const char *path = db_path(o.db);
+	store *st = db_open(path);
 	if (!st)
 		return UTIL_EXIT_FAIL;
 	printf("%s: schema version %d\n", path, store_schema_version());
@@ -133,8 +77,14 @@ static int cmd_init(int argc, char **argv)
 
 static int cmd_check(int argc, char **argv)
 {
-	no_args(argc, argv, parse_sub(argc, argv, NULL, 0, NULL, NULL, NULL));
-	store *st = open_db(util_db_path(db_opt));
+	static util_cli cli = {.name = "dpo-db check",
+			       .summary = "Run SQLite's integrity and foreign-key checks and verify the schema version;\n"
+					  "print a report. Exits 1 when anything is wrong (also when the file is not\n"
+					  "a dpo database).",
+			       .opts = db_only_table};
+	db_opts o = {0};
+	util_cli_parse(&cli, &o, argc, argv);
+	store *st = db_open(db_path(o.db));
 	if (!st)
 		return UTIL_EXIT_FAIL;
 	char *report = NULL;
@@ -150,48 +100,45 @@ static int cmd_check(int argc, char **argv)
 /* ---- split -------------------------------------------------------------- */
 
 typedef struct split_opts {
+	const char *db;
 	double frac;
-	int have_frac;
-	unsigned long long seed;
+	long seed;
+	int json;
 } split_opts;
 
-static void split_opt(int c, const char *arg, void *ud)
-{
-	split_opts *o = ud;
-	if (c == 'f') {
-		util_parse_double("--test-fraction", arg, &o->frac);
-		if (!(o->frac >= 0 && o->frac <= 1))
-			util_usage_error("split: --test-fraction must be between 0 and 1, not %s", arg);
-		o->have_frac = 1;
-	} else if (c == 's') {
-		char *end;
-		errno = 0;
-		o->seed = strtoull(arg, &end, 10);
-		if (errno || end == arg || *end || *arg == '-')
-			util_usage_error("split: --seed must be a non-negative integer, not '%s'", arg);
-	}
-}
+static const util_opt split_table[] = {
+	UTIL_OPT_DB(split_opts, db),
+	{"test-fraction", 0, UTIL_OPT_FLOAT, offsetof(split_opts, frac), .range = "[0, 1]", .arg = "F",
+	 .help = "share of the prompts that go to test (required)"},
+	UTIL_OPT_SEED(split_opts, seed, "0"),
+	UTIL_OPT_JSON(split_opts, json),
+	UTIL_OPT_TABLE_END,
+};
 
 static int cmd_split(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"test-fraction", required_argument, NULL, 'f'},
-		{"seed", required_argument, NULL, 's'},
+	static util_cli cli = {
+		.name = "dpo-db split",
+		.synopsis = "--test-fraction F [OPTIONS]",
+		.summary = "Reassign every prompt to test or train: a prompt goes to test when the first\n"
+			   "64 bits of SHA-256(seed || prompt hash) fall below F * 2^64. The result depends\n"
+			   "only on the prompt's content, F and the seed, and growing F only moves prompts\n"
+			   "from train to test. Prints the counts.",
+		.opts = split_table,
 	};
 	split_opts o = {0};
-	int json = 0;
-	no_args(argc, argv, parse_sub(argc, argv, opts, 2, &json, split_opt, &o));
-	if (!o.have_frac)
-		util_usage_error("split: --test-fraction F is required");
-	store *st = open_db(util_db_path(db_opt));
+	util_cli_parse(&cli, &o, argc, argv);
+	if (util_cli_source(&cli, "test-fraction") == UTIL_OPT_UNSET)
+		util_cli_usage_error(&cli, "--test-fraction F is required");
+	store *st = db_open(db_path(o.db));
 	if (!st)
 		return UTIL_EXIT_FAIL;
 	long ntr = 0, nte = 0;
 	int rc = store_split(st, o.frac, (uint64_t)o.seed, &ntr, &nte);
 	if (rc)
 		util_warn("%s", store_errmsg(st));
-	else if (json)
-		printf("{\"train\": %ld, \"test\": %ld, \"test_fraction\": %.17g, \"seed\": %llu}\n", ntr, nte, o.frac,
+	else if (o.json)
+		printf("{\"train\": %ld, \"test\": %ld, \"test_fraction\": %.17g, \"seed\": %ld}\n", ntr, nte, o.frac,
 		       o.seed);
 	else
 		printf("train: %ld\ntest: %ld\n", ntr, nte);
@@ -231,11 +178,6 @@ static void add_spaced_json(util_buf *b, const char *json)
 			util_buf_addc(b, ' ');
 		}
 	}
-}
-
-static void add_str(util_buf *b, const char *s)
-{
-	util_buf_add_json_string(b, s, strlen(s));
 }
 
 static void add_assistant(util_buf *b, const char *text)
@@ -397,66 +339,51 @@ static void sync_dir(const char *path)
 }
 
 typedef struct export_opts {
-	enum export_format fmt;
-	const char *split, *policy;
+	const char *db, *format, *split, *policy;
 	long min;
 } export_opts;
 
-static void export_opt(int c, const char *arg, void *ud)
-{
-	export_opts *o = ud;
-	switch (c) {
-	case 'f':
-		if (!strcmp(arg, "trl"))
-			o->fmt = EXP_TRL;
-		else if (!strcmp(arg, "trl-conversational"))
-			o->fmt = EXP_TRL_CONV;
-		else if (!strcmp(arg, "hh"))
-			o->fmt = EXP_HH;
-		else
-			util_usage_error("export: unknown format \"%s\" (trl, trl-conversational, hh)", arg);
-		break;
-	case 's': o->split = arg; break;
-	case 'r': {
-		int ok = 0;
-		for (int i = 0; store_policies[i]; i++)
-			ok |= !strcmp(arg, store_policies[i]);
-		if (!ok)
-			util_usage_error("export: unknown policy \"%s\" (majority, humans-over-judges, unanimous, "
-					 "consistent-judge)",
-					 arg);
-		o->policy = arg;
-		break;
-	}
-	case 'm':
-		util_parse_long("--min-annotations", arg, &o->min);
-		if (o->min < 0 || o->min > 1000000)
-			util_usage_error("export: --min-annotations must be between 0 and 1000000");
-		break;
-	}
-}
+/* --resolve's choices are store_policies (store.h). */
+static const util_opt export_table[] = {
+	UTIL_OPT_DB(export_opts, db),
+	{"format", 0, UTIL_OPT_ENUM, offsetof(export_opts, format), .def = "trl",
+	 .choices = "trl|trl-conversational|hh", .arg = "FORMAT",
+	 .help = "trl (strings; messages for a conversation),\n"
+		 "trl-conversational (always messages) or hh\n"
+		 "(HH-RLHF transcripts)"},
+	{"split", 0, UTIL_OPT_STRING, offsetof(export_opts, split), .arg = "S",
+	 .help = "only prompts of split S (default: every split)"},
+	{"resolve", 0, UTIL_OPT_ENUM, offsetof(export_opts, policy), .def = "majority",
+	 .choices = "majority|humans-over-judges|unanimous|consistent-judge", .arg = "POLICY",
+	 .help = "how comparisons become pairs: majority,\n"
+		 "humans-over-judges, unanimous or\n"
+		 "consistent-judge"},
+	{"min-annotations", 0, UTIL_OPT_INT, offsetof(export_opts, min), .def = "1", .range = "[0, 1000000]",
+	 .arg = "N", .help = "only pairs decided by at least N agreeing\na/b votes"},
+	UTIL_OPT_TABLE_END,
+};
 
 static int cmd_export(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"format", required_argument, NULL, 'f'},
-		{"split", required_argument, NULL, 's'},
-		{"resolve", required_argument, NULL, 'r'},
-		{"min-annotations", required_argument, NULL, 'm'},
+	static util_cli cli = {
+		.name = "dpo-db export",
+		.synopsis = "[OPTIONS] OUT",
+		.summary = "Write the resolved preference pairs to OUT as JSON Lines, one pair per line\n"
+			   "(OUT - is standard output; gzip when OUT ends in .gz). A file is written to a\n"
+			   "temporary name and renamed, so readers never see half a file.",
+		.opts = export_table,
+		.min_args = 1,
+		.max_args = 1,
 	};
-	export_opts o = {.fmt = EXP_TRL, .policy = "majority", .min = 1};
-	int first = parse_sub(argc, argv, opts, 4, NULL, export_opt, &o);
-	if (first >= argc)
-		util_usage_error("export: no output file given (use - for standard output)");
-	if (first + 1 < argc)
-		util_usage_error("export: unexpected argument '%s'", argv[first + 1]);
-	const char *out = argv[first];
+	export_opts o = {0};
+	util_cli_parse(&cli, &o, argc, argv);
+	const char *out = cli.args[0];
 	int to_stdout = !strcmp(out, "-"), gz = !to_stdout && ends_with(out, ".gz");
 	char *tmp = NULL;
 	int fd = -1, status = UTIL_EXIT_FAIL, rc;
-	export_ctx x = {.fmt = o.fmt};
+	export_ctx x = {.fmt = !strcmp(o.format, "hh") ? EXP_HH : !strcmp(o.format, "trl") ? EXP_TRL : EXP_TRL_CONV};
 
-	store *st = open_db(util_db_path(db_opt));
+	store *st = db_open(db_path(o.db));
 	if (!st)
 		return UTIL_EXIT_FAIL;
 	if (to_stdout) {
@@ -529,8 +456,7 @@ static int cmd_export(int argc, char **argv)
 		free(tmp);
 		tmp = NULL;
 	}
-	util_warn("wrote %ld pair%s (%s, %s) to %s", x.n, x.n == 1 ? "" : "s",
-		  o.fmt == EXP_HH ? "hh" : o.fmt == EXP_TRL ? "trl" : "trl-conversational", o.policy,
+	util_warn("wrote %ld pair%s (%s, %s) to %s", x.n, x.n == 1 ? "" : "s", o.format, o.policy,
 		  to_stdout ? "standard output" : out);
 	status = UTIL_EXIT_OK;
 out:
@@ -687,10 +613,17 @@ static int cmd_stats(int argc, char **argv)
 	static const char *const group_cols[] = {"prompts", "completions", "comparisons", NULL};
 	static const char *const ann_cols[] = {"comparisons", "a", "b", "tie", "both_bad", "skip", NULL};
 	static const char *const verdicts[] = {"a", "b", "tie", "both_bad", "skip", NULL};
-	int json = 0;
-	no_args(argc, argv, parse_sub(argc, argv, NULL, 0, &json, NULL, NULL));
-	const char *path = util_db_path(db_opt);
-	store *st = open_db(path);
+	static util_cli cli = {.name = "dpo-db stats",
+			       .summary = "Counts of prompts, completions and comparisons by split, source and\n"
+					  "annotator; the verdicts; the pairs each resolution policy resolves; and per\n"
+					  "annotator the position bias (the share of a/b wins that went to the\n"
+					  "completion shown first).",
+			       .opts = db_json_table};
+	db_opts o = {0};
+	util_cli_parse(&cli, &o, argc, argv);
+	int json = o.json;
+	const char *path = db_path(o.db);
+	store *st = db_open(path);
 	if (!st)
 		return UTIL_EXIT_FAIL;
 	stat_set set = {0};
@@ -891,9 +824,15 @@ static void add_num(util_buf *b, double v)
 
 static int cmd_agreement(int argc, char **argv)
 {
-	int json = 0;
-	no_args(argc, argv, parse_sub(argc, argv, NULL, 0, &json, NULL, NULL));
-	store *st = open_db(util_db_path(db_opt));
+	static util_cli cli = {.name = "dpo-db agreement",
+			       .summary = "Cohen's kappa for each pair of annotators over the pairs both labelled,\n"
+					  "Krippendorff's alpha (nominal) over every pair with two or more labels, and\n"
+					  "judge-vs-human agreement, with and without ties.",
+			       .opts = db_json_table};
+	db_opts o = {0};
+	util_cli_parse(&cli, &o, argc, argv);
+	int json = o.json;
+	store *st = db_open(db_path(o.db));
 	if (!st)
 		return UTIL_EXIT_FAIL;
 	agree_ctx x = {0};
@@ -979,70 +918,73 @@ out:
 
 /* ---- main --------------------------------------------------------------- */
 
-/* Remove "--db PATH" / "--db=PATH" from a subcommand's arguments (up to a
- * "--"), storing PATH in *db_opt, so that subcommands parsing their own
- * options accept --db after the command name too. */
-static void take_db_option(int *argc, char **argv, const char **db_opt)
+static const util_cmd commands[] = {
+	{"init", cmd_init, "create the database or migrate its schema"},
+	{"check", cmd_check, "check integrity and schema (exit 1 on failure)"},
+	{"import", db_cmd_import, "import preference data (JSON Lines, .gz too)"},
+	{"export", cmd_export, "write the resolved pairs as JSON Lines"},
+	{"stats", cmd_stats, "counts, verdicts, resolvable pairs, position bias"},
+	{"agreement", cmd_agreement, "kappa, alpha, judge-vs-human agreement"},
+	{"split", cmd_split, "reassign prompts to test/train (deterministic)"},
+	{"report", db_cmd_report, "an HTML page: labels, agreement, judges, training"},
+	{NULL, NULL, NULL},
+};
+
+typedef struct main_opts {
+	const char *db;
+} main_opts;
+
+static const util_opt main_table[] = {
+	UTIL_OPT_DB(main_opts, db),
+	UTIL_OPT_TABLE_END,
+};
+
+/* The text after the global options: the commands (from the table) and
+ * where each one's options and defaults are. */
+static char *main_footer(void)
 {
-	for (int i = 1; i < *argc; i++) {
-		if (!strcmp(argv[i], "--"))
-			break;
-		if (!strcmp(argv[i], "--db") && i + 1 < *argc) {
-			*db_opt = argv[i + 1];
-			memmove(&argv[i], &argv[i + 2], (size_t)(*argc - i - 2) * sizeof *argv);
-			*argc -= 2;
-			i--;
-		} else if (!strncmp(argv[i], "--db=", 5)) {
-			*db_opt = argv[i] + 5;
-			memmove(&argv[i], &argv[i + 1], (size_t)(*argc - i - 1) * sizeof *argv);
-			*argc -= 1;
-			i--;
-		}
-	}
-	argv[*argc] = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (!f)
+		return NULL;
+	fprintf(f, "Commands:\n");
+	util_cmd_list(commands, f);
+	fprintf(f, "\n"
+		   "Each command has its own options and --help (dpo-db COMMAND --help), and\n"
+		   "accepts --db PATH after its name too. Their defaults may be set in the config\n"
+		   "file ($DPO_CONFIG, else $XDG_CONFIG_HOME/dpo/config), section [dpo-db COMMAND].\n"
+		   "\n"
+		   "Exit status: 0 success, 1 failure, 2 usage error. See dpo-db(1).\n");
+	fclose(f);
+	return text;
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"db", required_argument, NULL, 'D'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	static util_cli cli = {
+		.name = "dpo-db",
+		.synopsis = "[--db PATH] COMMAND [OPTIONS] [ARGS]",
+		.summary = "Create, check, import, export and inspect a dpo preference database.",
+		.opts = main_table,
+		.max_args = -1,
+		.flags = UTIL_CLI_STOP_AT_ARG,
 	};
-	int c;
+	static char *footer;
+	main_opts o = {0};
 	util_set_progname("dpo-db");
-	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'D': db_opt = optarg; break;
-		case 'h': usage(stdout); return UTIL_EXIT_OK;
-		case 'V': util_print_version(); return UTIL_EXIT_OK;
-		default: util_usage_error("bad option");
-		}
-	}
-	if (optind >= argc)
-		util_usage_error("no command given (init, check, import, export, stats, agreement, split)");
-	const char *cmd = argv[optind];
-	int sargc = argc - optind;
-	char **sargv = argv + optind;
-	if (!strcmp(cmd, "init"))
-		return cmd_init(sargc, sargv);
-	if (!strcmp(cmd, "check"))
-		return cmd_check(sargc, sargv);
-	if (!strcmp(cmd, "export"))
-		return cmd_export(sargc, sargv);
-	if (!strcmp(cmd, "stats"))
-		return cmd_stats(sargc, sargv);
-	if (!strcmp(cmd, "agreement"))
-		return cmd_agreement(sargc, sargv);
-	if (!strcmp(cmd, "split"))
-		return cmd_split(sargc, sargv);
-	if (!strcmp(cmd, "import") || !strcmp(cmd, "report")) {
-		/* these parse their own options; honour a --db given after the command */
-		take_db_option(&sargc, sargv, &db_opt);
-		if (!strcmp(cmd, "import"))
-			return db_cmd_import(sargc, sargv, util_db_path(db_opt));
-		return db_cmd_report(sargc, sargv, util_db_path(db_opt));
-	}
-	util_usage_error("unknown command '%s' (init, check, import, export, stats, agreement, split, report)", cmd);
+	cli.footer = footer = main_footer();
+	util_cli_parse(&cli, &o, argc, argv);
+	util_buf names = UTIL_BUF_INIT;
+	util_cmd_names(commands, &names);
+	if (!cli.nargs)
+		util_cli_usage_error(&cli, "no command given (%s)", util_buf_str(&names));
+	const util_cmd *cmd = util_cmd_find(commands, cli.args[0]);
+	if (!cmd)
+		util_cli_usage_error(&cli, "unknown command '%s' (%s)", cli.args[0], util_buf_str(&names));
+	util_buf_free(&names);
+	/* options stop at the command: it and everything after it are its arguments */
+	int first = argc - cli.nargs;
+	global_db = o.db;
+	return cmd->run(argc - first, argv + first);
 }
