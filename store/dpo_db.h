@@ -1,5 +1,6 @@
 /* dpo_db.h: private to the dpo-db program (not part of store/libstore.a):
- * the subcommands implemented in separate files of store/. */
+ * the subcommands implemented in separate files of store/ (dpo-db-NAME.c;
+ * init, check, split, stats and main are in dpo-db.c) and what they share. */
 #ifndef DPO_DPO_DB_H
 #define DPO_DPO_DB_H
 #include "store/store.h"
@@ -11,6 +12,8 @@
  * named "dpo-db NAME" (so its config file section is [dpo-db NAME]), and
  * returns the process exit status; usage errors exit 2 in the parser. */
 int db_cmd_import(int argc, char **argv); /* dpo-db-import.c */
+int db_cmd_export(int argc, char **argv); /* dpo-db-export.c */
+int db_cmd_agreement(int argc, char **argv); /* dpo-db-agreement.c */
 /* `dpo-db report OUT.html`: OUT "-" writes to standard output; otherwise the
  * file is written atomically (temporary file, then rename). */
 int db_cmd_report(int argc, char **argv); /* dpo-db-report.c */
