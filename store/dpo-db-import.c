@@ -45,7 +45,8 @@ static int parse_name(void *target, const char *value, char *err, size_t errlen)
 
 static const util_opt import_table[] = {
 	UTIL_OPT_DB(import_opts, db),
-	{"format", 'f', UTIL_OPT_CALL, offsetof(import_opts, format), .def = "auto", .arg = "F", .call = parse_format,
+	{"format", 'f', UTIL_OPT_CALL, offsetof(import_opts, format), .def = "auto", .arg = "FORMAT",
+	 .call = parse_format,
 	 .help = "auto (detect per file from its first record),\n"
 		 "trl, hh, ultrafeedback, sharegpt, prompts,\n"
 		 "candidates"},

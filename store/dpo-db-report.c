@@ -1,4 +1,5 @@
-/* dpo-db-report.c: `dpo-db report OUT.html` (see report.h). */
+/* dpo-db-report.c: `dpo-db report [OPTIONS] OUT.html`: the page of report.h
+ * (store_report_html), written atomically or to standard output. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
