@@ -1,55 +1,95 @@
-/* dpo-db-import.c: `dpo-db import FILE... [options]`. */
+/* dpo-db-import.c: `dpo-db import [OPTIONS] FILE...`. */
 #include "store/dpo_db.h"
 #include "store/import.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/cli.h"
+#include "util/opt.h"
 #include "util/progress.h"
 #include "util/xmalloc.h"
 #include <errno.h>
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *f)
+typedef struct import_opts {
+	const char *db, *source, *split, *rejects;
+	store_import_format format;
+	int json, quiet;
+} import_opts;
+
+/* --format: a format name (store_import_format_from_name). */
+static int parse_format(void *target, const char *value, char *err, size_t errlen)
 {
-	fprintf(f,
-		"Usage: dpo-db [--db PATH] import FILE... [options]\n"
-		"Import preference datasets (JSON Lines, plain or .gz; \"-\" reads standard\n"
-		"input). Each file is imported in one transaction: the first bad record\n"
-		"aborts that file, names its line, and leaves the database as it was (files\n"
-		"imported before it stay). Importing the same data again adds nothing.\n"
-		"\n"
-		"Options:\n"
-		"  -f, --format F       auto (default: detected per file from its first\n"
-		"                       record), trl, hh, ultrafeedback, sharegpt, prompts,\n"
-		"                       candidates\n"
-		"  -s, --source NAME    source name of the records (default: the file's base\n"
-		"                       name without extensions); labels are by annotator\n"
-		"                       import:NAME\n"
-		"      --split NAME     split of new prompts (default: train)\n"
-		"      --skip-bad REJECTS  write each bad line to REJECTS as a JSON object\n"
-		"                       {\"file\",\"line\",\"reason\",\"record\"} and import the rest\n"
-		"      --json           print one JSON document with the per-file summaries\n"
-		"  -q, --quiet          no progress line\n"
-		"  -h, --help           this text\n"
-		"\n"
-		"Formats:\n"
-		"  trl            {\"prompt\",\"chosen\",\"rejected\"}: strings, lists of {role,\n"
-		"                 content}, or (no prompt) two whole conversations\n"
-		"  hh             Anthropic HH-RLHF {\"chosen\",\"rejected\"} transcripts\n"
-		"  ultrafeedback  raw (instruction + rated completions) or binarized\n"
-		"                 (prompt, chosen, rejected, score_chosen, score_rejected)\n"
-		"  sharegpt       ShareGPT / LLaMA-Factory DPO ({\"conversations\", \"chosen\",\n"
-		"                 \"rejected\"} with from/value) and LLaMA-Factory v1\n"
-		"                 ({\"chosen_messages\", \"rejected_messages\"})\n"
-		"  prompts        {\"prompt\"} or {\"messages\"}: prompts only\n"
-		"  candidates     {\"prompt\", \"completions\": [str | {\"text\", \"model\"}]}\n"
-		"\n"
-		"Exit status: 0 success, 1 failure, 2 usage error, 130 interrupted (the file\n"
-		"being read is rolled back).\n");
+	if (!store_import_format_from_name(value, target))
+		return 0;
+	util_buf names = UTIL_BUF_INIT;
+	for (int f = STORE_IMPORT_AUTO; f <= STORE_IMPORT_CANDIDATES; f++)
+		util_buf_addf(&names, "%s%s", f ? ", " : "", store_import_format_name((store_import_format)f));
+	snprintf(err, errlen, "unknown format \"%s\" (expected one of %s)", value, util_buf_str(&names));
+	util_buf_free(&names);
+	return -1;
 }
+
+/* --source, --split: a name that is not empty. */
+static int parse_name(void *target, const char *value, char *err, size_t errlen)
+{
+	if (!*value) {
+		snprintf(err, errlen, "expected a name, got \"\"");
+		return -1;
+	}
+	*(const char **)target = value;
+	return 0;
+}
+
+static const util_opt import_table[] = {
+	UTIL_OPT_DB(import_opts, db),
+	{"format", 'f', UTIL_OPT_CALL, offsetof(import_opts, format), .def = "auto", .arg = "FORMAT",
+	 .call = parse_format,
+	 .help = "auto (detect per file from its first record),\n"
+		 "trl, hh, ultrafeedback, sharegpt, prompts,\n"
+		 "candidates"},
+	{"source", 's', UTIL_OPT_CALL, offsetof(import_opts, source), .arg = "NAME", .call = parse_name,
+	 .help = "source name of the records (default: the\n"
+		 "file's base name without extensions); labels\n"
+		 "are by annotator import:NAME"},
+	{"split", 0, UTIL_OPT_CALL, offsetof(import_opts, split), .def = "train", .arg = "NAME", .call = parse_name,
+	 .help = "split of new prompts (a prompt already\nstored keeps its own)"},
+	{"skip-bad", 0, UTIL_OPT_PATH, offsetof(import_opts, rejects), .arg = "REJECTS",
+	 .help = "write each bad line to REJECTS as a JSON\n"
+		 "object {\"file\",\"line\",\"reason\",\"record\"}\n"
+		 "and import the rest"},
+	UTIL_OPT_JSON(import_opts, json),
+	UTIL_OPT_QUIET(import_opts, quiet),
+	UTIL_OPT_TABLE_END,
+};
+
+static util_cli import_cli = {
+	.name = "dpo-db import",
+	.synopsis = "[OPTIONS] FILE...",
+	.summary = "Import preference datasets (JSON Lines, plain or .gz; \"-\" reads standard\n"
+		   "input). Each file is imported in one transaction: the first bad record\n"
+		   "aborts that file, names its line, and leaves the database as it was (files\n"
+		   "imported before it stay). Importing the same data again adds nothing.",
+	.footer = "Formats:\n"
+		  "  trl            {\"prompt\",\"chosen\",\"rejected\"}: strings, lists of {role,\n"
+		  "                 content}, or (no prompt) two whole conversations\n"
+		  "  hh             Anthropic HH-RLHF {\"chosen\",\"rejected\"} transcripts\n"
+		  "  ultrafeedback  raw (instruction + rated completions) or binarized\n"
+		  "                 (prompt, chosen, rejected, score_chosen, score_rejected)\n"
+		  "  sharegpt       ShareGPT / LLaMA-Factory DPO ({\"conversations\", \"chosen\",\n"
+		  "                 \"rejected\"} with from/value) and LLaMA-Factory v1\n"
+		  "                 ({\"chosen_messages\", \"rejected_messages\"})\n"
+		  "  prompts        {\"prompt\"} or {\"messages\"}: prompts only\n"
+		  "  candidates     {\"prompt\", \"completions\": [str | {\"text\", \"model\"}]}\n"
+		  "\n"
+		  "Exit status: 0 success, 1 failure, 2 usage error, 130 interrupted (the file\n"
+		  "being read is rolled back).\n",
+	.opts = import_table,
+	.min_args = 1,
+	.max_args = -1,
+};
 
 typedef struct prog_state {
 	util_progress *bar;
@@ -104,53 +144,20 @@ static void json_summary(util_buf *b, const char *path, const store_import_resul
 		      c->comparisons_new, c->comparisons_dup, r->rejected);
 }
 
-int db_cmd_import(int argc, char **argv, const char *dbpath)
+int db_cmd_import(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"format", required_argument, NULL, 'f'},
-		{"source", required_argument, NULL, 's'},
-		{"split", required_argument, NULL, 'S'},
-		{"skip-bad", required_argument, NULL, 'k'},
-		{"json", no_argument, NULL, 'j'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	store_import_opts opts = {0};
-	const char *rejects_path = NULL;
-	int json = 0, quiet = 0, c, status = UTIL_EXIT_FAIL;
+	import_opts o = {0};
+	int status = UTIL_EXIT_FAIL;
 	store *st = NULL;
 	FILE *rejects = NULL;
 	util_buf out = UTIL_BUF_INIT;
 	prog_state ps = {0};
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "f:s:qh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'f':
-			if (store_import_format_from_name(optarg, &opts.format))
-				util_usage_error("import: unknown format \"%s\" (auto, trl, hh, ultrafeedback, sharegpt, prompts, candidates)",
-						 optarg);
-			break;
-		case 's':
-			if (!*optarg)
-				util_usage_error("import: --source must not be empty");
-			opts.source = optarg;
-			break;
-		case 'S':
-			if (!*optarg)
-				util_usage_error("import: --split must not be empty");
-			opts.split = optarg;
-			break;
-		case 'k': rejects_path = optarg; break;
-		case 'j': json = 1; break;
-		case 'q': quiet = 1; break;
-		case 'h': usage(stdout); return UTIL_EXIT_OK;
-		default: util_usage_error("import: see 'dpo-db import --help'");
-		}
-	}
-	if (optind >= argc)
-		util_usage_error("import: no input FILE given");
+	util_cli_parse(&import_cli, &o, argc, argv);
+	const char *dbpath = db_path(o.db), *rejects_path = o.rejects;
+	char **files = import_cli.args;
+	int nfiles = import_cli.nargs, json = o.json;
+	store_import_opts opts = {.format = o.format, .source = o.source, .split = o.split};
 
 	st = store_new();
 	if (store_open(st, dbpath)) {
@@ -166,18 +173,18 @@ int db_cmd_import(int argc, char **argv, const char *dbpath)
 		opts.rejects = rejects;
 	}
 	util_catch_interrupts();
-	ps.quiet = quiet;
+	ps.quiet = o.quiet;
 	opts.progress = on_progress;
 	opts.progress_ud = &ps;
 	if (json)
 		util_buf_adds(&out, "{\"files\": [");
 	long total_rejected = 0;
-	for (int i = optind; i < argc; i++) {
+	for (int i = 0; i < nfiles; i++) {
 		store_import_result res;
-		ps.label = argv[i];
+		ps.label = files[i];
 		ps.start = util_now();
 		ps.bar = NULL;
-		int rc = store_import_file(st, argv[i], &opts, &res);
+		int rc = store_import_file(st, files[i], &opts, &res);
 		if (ps.bar) {
 			util_progress_finish(ps.bar);
 			util_progress_free(ps.bar);
@@ -186,19 +193,19 @@ int db_cmd_import(int argc, char **argv, const char *dbpath)
 		if (rc) {
 			util_warn("%s", res.errmsg);
 			if (util_interrupted()) {
-				util_warn("%s was rolled back%s; run the import again to resume", argv[i],
-					  i > optind ? " (the files before it are imported)" : "");
+				util_warn("%s was rolled back%s; run the import again to resume", files[i],
+					  i > 0 ? " (the files before it are imported)" : "");
 				status = UTIL_EXIT_INTERRUPTED;
 			}
 			goto out;
 		}
 		total_rejected += res.rejected;
 		if (json) {
-			if (i > optind)
+			if (i > 0)
 				util_buf_adds(&out, ", ");
-			json_summary(&out, argv[i], &res);
+			json_summary(&out, files[i], &res);
 		} else {
-			print_summary(argv[i], &res, opts.format == STORE_IMPORT_AUTO);
+			print_summary(files[i], &res, opts.format == STORE_IMPORT_AUTO);
 		}
 	}
 	if (json) {

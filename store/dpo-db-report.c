@@ -1,53 +1,48 @@
-/* dpo-db-report.c: `dpo-db report OUT.html` (see report.h). */
+/* dpo-db-report.c: `dpo-db report [OPTIONS] OUT.html`: the page of report.h
+ * (store_report_html), written atomically or to standard output. */
 #include <errno.h>
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "store/dpo_db.h"
 #include "store/report.h"
 #include "util/cli.h"
+#include "util/opt.h"
 #include "util/xmalloc.h"
 
-static void report_usage(void)
-{
-	printf("Usage: dpo-db [--db PATH] report OUT.html [--title TEXT]\n"
-	       "Write a self-contained HTML page (inline SVG charts, no script, no network)\n"
-	       "with the store's counts, label distribution, annotator agreement, the\n"
-	       "judges' position bias and consistency, the training curves of every\n"
-	       "training run and the evaluation results. OUT '-' writes to standard output.\n"
-	       "\n"
-	       "  --title TEXT   page title (default \"dpo report\")\n"
-	       "  --db PATH      the database (else $DPO_DB, else ./dpo.db)\n"
-	       "  -h, --help     this help\n");
-}
+typedef struct report_opts {
+	const char *db, *title;
+} report_opts;
 
-int db_cmd_report(int argc, char **argv, const char *dbpath)
+static const util_opt report_table[] = {
+	UTIL_OPT_DB(report_opts, db),
+	{"title", 0, UTIL_OPT_STRING, offsetof(report_opts, title), .def = "dpo report", .arg = "TEXT",
+	 .help = "page title"},
+	UTIL_OPT_TABLE_END,
+};
+
+static util_cli report_cli = {
+	.name = "dpo-db report",
+	.synopsis = "[OPTIONS] OUT.html",
+	.summary = "Write a self-contained HTML page (inline SVG charts, no script, no network)\n"
+		   "with the store's counts, label distribution, annotator agreement, the\n"
+		   "judges' position bias and consistency, the training curves of every\n"
+		   "training run and the evaluation results. OUT - writes to standard output;\n"
+		   "otherwise the file is replaced atomically.",
+	.opts = report_table,
+	.min_args = 1,
+	.max_args = 1,
+};
+
+int db_cmd_report(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"title", required_argument, NULL, 't'},
-		{"db", required_argument, NULL, 'd'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *title = NULL;
-	int c;
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 't': title = optarg; break;
-		case 'd': dbpath = util_db_path(optarg); break;
-		case 'h': report_usage(); return UTIL_EXIT_OK;
-		default: util_warn("report: try 'dpo-db report --help'"); return UTIL_EXIT_USAGE;
-		}
-	}
-	if (argc - optind != 1) {
-		util_warn(argc - optind < 1 ? "report: the output file is missing"
-					    : "report: one output file expected");
-		return UTIL_EXIT_USAGE;
-	}
-	const char *outpath = argv[optind];
+	report_opts o = {0};
+	util_cli_parse(&report_cli, &o, argc, argv);
+	const char *dbpath = db_path(o.db), *title = o.title;
+	const char *outpath = report_cli.args[0];
 	int status = UTIL_EXIT_FAIL;
 	char *tmp = NULL;
 	FILE *f = NULL;

@@ -1,10 +1,35 @@
-/* dpo_db.h: private to the dpo-db program: the subcommands implemented in
- * separate files of store/. */
+/* dpo_db.h: private to the dpo-db program (not part of store/libstore.a):
+ * the subcommands implemented in separate files of store/ (dpo-db-NAME.c;
+ * init, check, split, stats and main are in dpo-db.c) and what they share. */
 #ifndef DPO_DPO_DB_H
 #define DPO_DPO_DB_H
+#include "store/store.h"
+#include "util/buf.h"
+#include <string.h>
 
-/* `dpo-db import FILE... [options]`: argv[0] is "import". dbpath is the
- * resolved database path. Returns the process exit status (0, 1 or 2). */
-int db_cmd_import(int argc, char **argv, const char *dbpath);
+/* Every subcommand is a util_cmd (util/opt.h): run(argc, argv) with argv[0]
+ * the subcommand's name. It parses its own options with its own util_cli,
+ * named "dpo-db NAME" (so its config file section is [dpo-db NAME]), and
+ * returns the process exit status; usage errors exit 2 in the parser. */
+int db_cmd_import(int argc, char **argv); /* dpo-db-import.c */
+int db_cmd_export(int argc, char **argv); /* dpo-db-export.c */
+int db_cmd_agreement(int argc, char **argv); /* dpo-db-agreement.c */
+/* `dpo-db report OUT.html`: OUT "-" writes to standard output; otherwise the
+ * file is written atomically (temporary file, then rename). */
+int db_cmd_report(int argc, char **argv); /* dpo-db-report.c */
+
+/* The database to use: opt (a subcommand's --db) when not NULL, else the
+ * --db given before the subcommand, else $DPO_DB, else ./dpo.db. */
+const char *db_path(const char *opt);
+
+/* Open (create or migrate) the store at path; on failure print the store's
+ * message and return NULL. */
+store *db_open(const char *path);
+
+/* Append s to b as a JSON string. */
+static inline void add_str(util_buf *b, const char *s)
+{
+	util_buf_add_json_string(b, s, strlen(s));
+}
 
 #endif

@@ -20,10 +20,4 @@ int store_report_html(store *st, const char *title, util_buf *out);
  * values. NULL appends nothing. */
 void store_report_escape(util_buf *out, const char *s);
 
-/* `dpo-db report OUT.html [--title T]`: argv[0] is "report"; dbpath is the
- * resolved database path. OUT "-" writes to standard output; otherwise the
- * file is written atomically (temporary file, then rename). Returns the
- * process exit status (0, 1 or 2). */
-int db_cmd_report(int argc, char **argv, const char *dbpath);
-
 #endif

@@ -170,4 +170,68 @@ dpo-db --db "$A" split --test-fraction 0.5 --seed 3 --json >"$T/split.json"
 is "split --json" "$(pyget "$T/split.json" 'd["train"] + d["test"]')" 6
 ok "check after everything" dpo-db --db "$A" check
 
+# ---- one option table per subcommand (util/opt.h)
+for c in init check import export stats agreement split report; do
+	ok "$c --help: exit 0" dpo-db "$c" --help
+	like "$c --help: its own usage line" "$(cat "$T/.out")" "Usage: dpo-db $c "
+done
+h=$(dpo-db export --help)
+like "export --help shows --resolve" "$h" "--resolve POLICY"
+like "export --help shows --min-annotations and its default" "$h" "agreeing"
+like "export --help shows --format's default" "$h" "(default trl)"
+case $h in *--json*|*"position bias"*) r=1 ;; *) r=0 ;; esac
+is "export --help shows no option of stats" "$r" 0
+h=$(dpo-db stats --help)
+like "stats --help shows --json" "$h" "--json"
+case $h in *--resolve*|*--format*) r=1 ;; *) r=0 ;; esac
+is "stats --help shows no option of export" "$r" 0
+like "global --help lists every command" "$(dpo-db --help)" "report"
+like "global --help: each command has its own --help" "$(dpo-db --help)" "dpo-db COMMAND --help"
+is "split --test-fraction 2: exit 2" "$(status dpo-db --db "$DB" split --test-fraction 2)" 2
+is "split --test-fraction 2: the range wording" "$(dpo-db --db "$DB" split --test-fraction 2 2>&1 | head -n 1)" \
+	'dpo-db split: --test-fraction: expected a number in [0, 1], got "2"'
+is "export --min-annotations -1: the range wording" \
+	"$(dpo-db --db "$DB" export - --min-annotations -1 2>&1 | head -n 1)" \
+	'dpo-db export: --min-annotations: expected an integer in [0, 1000000], got "-1"'
+is "export --resolve: the choices wording" "$(dpo-db --db "$DB" export - --resolve dictator 2>&1 | head -n 1)" \
+	'dpo-db export: --resolve: expected one of majority, humans-over-judges, unanimous, consistent-judge, got "dictator"'
+is "unknown export option: exit 2" "$(status dpo-db --db "$DB" export - --frob)" 2
+like "unknown export option: named, with the hint" "$(dpo-db --db "$DB" export - --frob 2>&1)" \
+	"dpo-db export: unknown option --frob
+Try 'dpo-db export --help' for more information."
+is "--json where stats has none: exit 2" "$(status dpo-db --db "$DB" check --json)" 2
+# every policy stats counts is one --resolve accepts (the table's choices are store_policies)
+for p in $(pyget "$T/s1.json" '" ".join(d["resolvable_pairs"])'); do
+	ok "export --resolve $p" dpo-db --db "$DB" export - --resolve "$p"
+done
+# --db after the subcommand, and over the one before it
+dpo-db stats --json --db "$A" >"$T/sa.json"
+is "stats --db after the command reads that database" "$(pyget "$T/sa.json" 'd["totals"]["prompts"]')" 6
+dpo-db --db "$DB" stats --json --db "$A" >"$T/sa2.json"
+is "--db after the command wins over --db before it" "$(pyget "$T/sa2.json" 'd["database"]')" "$A"
+dpo-db --db "$A" export "$T/ea1.jsonl" 2>/dev/null
+dpo-db export - --db="$A" >"$T/ea2.jsonl" 2>/dev/null
+ok "export --db=PATH after the command" cmp "$T/ea1.jsonl" "$T/ea2.jsonl"
+# the config file: [dpo-db export] sets export's defaults; the command line wins
+printf '# test config\n[dpo-db export]\nformat = hh\nresolve = "unanimous"\n[dpo-db stats]\njson = true\n' >"$T/config"
+DPO_CONFIG="$T/config" dpo-db --db "$DB" export "$T/c1.jsonl" 2>"$T/c1.err"
+is "config: export uses format = hh" "$(head -n 1 "$T/c1.jsonl" | cut -c 1-22)" '{"chosen": "\n\nHuman:'
+like "config: and resolve = unanimous" "$(cat "$T/c1.err")" "(hh, unanimous)"
+DPO_CONFIG="$T/config" dpo-db --db "$DB" export "$T/c2.jsonl" --format trl 2>/dev/null
+ok "config: --format on the command line wins" cmp "$T/c2.jsonl" "$T/e1.trl.jsonl"
+like "config: export --help names the value's origin" "$(DPO_CONFIG="$T/config" dpo-db export --help)" \
+	"(default hh, from $T/config)"
+like "config: [dpo-db stats] json = true" "$(DPO_CONFIG="$T/config" dpo-db --db "$DB" stats)" '"totals": {'
+like "config: another command's section does not apply" "$(DPO_CONFIG="$T/config" dpo-db --db "$DB" agreement)" \
+	"Cohen's kappa per pair"
+printf '[dpo-db split]\ntest-fraction = 0.5\nseed = 7\n' >"$T/config2"
+DPO_CONFIG="$T/config2" dpo-db --db "$DB" split >"$T/split3.txt"
+ok "config: split's --test-fraction and --seed from the file" cmp "$T/split1.txt" "$T/split3.txt"
+printf '[dpo-db export]\nformat = csv\n' >"$T/config3"
+is "config: a bad value: exit 2" "$(DPO_CONFIG="$T/config3" status dpo-db --db "$DB" export -)" 2
+like "config: a bad value names the file and line" "$(DPO_CONFIG="$T/config3" dpo-db --db "$DB" export - 2>&1)" \
+	"$T/config3:2: format: expected one of trl, trl-conversational, hh"
+printf '[dpo-db export]\ndb = %s\n' "$A" >"$T/config4"
+is "config: --db may not come from the file" "$(DPO_CONFIG="$T/config4" status dpo-db --db "$DB" export -)" 2
+
 done_testing

@@ -177,6 +177,22 @@ dpo-db --db "$T/u.db" import --bogus "$D/trl.jsonl" >/dev/null 2>&1
 is "unknown option: exit 2" "$?" 2
 ok "import --help" dpo-db import --help
 like "import --help lists the formats" "$(cat "$T/.out")" "ultrafeedback, sharegpt, prompts"
+like "import --help: its own options" "$(cat "$T/.out")" "--skip-bad REJECTS"
+like "import --help: exit status 130" "$(cat "$T/.out")" "130 interrupted"
+dpo-db --db "$T/u.db" import --source "" "$D/trl.jsonl" >/dev/null 2>"$T/.err"
+is "empty --source: exit 2" "$?" 2
+like "empty --source: the wording" "$(cat "$T/.err")" 'dpo-db import: --source: expected a name, got ""'
+# --db after the command; [dpo-db import] in the config file, overridden on the command line
+printf '[dpo-db import]\nsource = fromconfig\nsplit = test\nquiet = yes\n' >"$T/config"
+ok "config: import with --db after the command" env DPO_CONFIG="$T/config" dpo-db import "$D/trl.jsonl" --db "$T/cf.db"
+like "config: source = fromconfig" "$(summary)" "source fromconfig: 3 records"
+ok "config: --source on the command line wins" env DPO_CONFIG="$T/config" dpo-db import -s mine "$D/hh.jsonl" --db "$T/cf.db"
+like "config: the command line's source" "$(summary)" "source mine: 3 records"
+if have_sqlite; then
+	is "config: split = test, and --db after the command was the database used" \
+		"$(sqlite3 "$T/cf.db" "SELECT DISTINCT source || '/' || split FROM prompts ORDER BY 1")" "fromconfig/test
+mine/test"
+fi
 
 # ---- two importers at once ------------------------------------------------------------------------
 gen() { # prefix n

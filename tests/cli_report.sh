@@ -65,4 +65,11 @@ is "unwritable output: exit 1" "$?" 1
 like "unwritable output: names the file" "$(cat "$T/nd.err")" "nodir/x.html"
 dpo-db --db "$T/missing.db" report "$T/m.html" >/dev/null 2>&1
 is "missing database: exit 1" "$?" 1
+dpo-db report "$T/d.html" --db "$DB" --title 'Report <&> "test"' >/dev/null 2>&1
+is "--db after the command: exit 0" "$?" 0
+ok "--db after the command: the same page" cmp -s "$T/d.html" "$T/r.html"
+printf '[dpo-db report]\ntitle = From the config\n' >"$T/config"
+DPO_CONFIG="$T/config" dpo-db --db "$DB" report - >"$T/c.html" 2>/dev/null
+like "config: [dpo-db report] title" "$(cat "$T/c.html")" "<title>From the config</title>"
+like "report --help: its options" "$(dpo-db report --help)" "--title TEXT"
 done_testing
