@@ -34,6 +34,7 @@
 #include "util/cli.h"
 #include "util/file.h"
 #include "util/progress.h"
+#include "util/rand.h"
 #include "util/sha256.h"
 #include "util/xmalloc.h"
 
@@ -297,14 +298,6 @@ typedef struct run {
 	int have_metrics;
 } run;
 
-static uint64_t splitmix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 /* The order of epoch ep: a Fisher-Yates shuffle seeded by (seed, epoch). */
 static void epoch_perm(run *r, long ep)
 {
@@ -312,7 +305,7 @@ static void epoch_perm(run *r, long ep)
 	for (size_t i = 0; i < r->n; i++)
 		r->perm[i] = i;
 	for (size_t i = r->n; i > 1; i--) {
-		size_t j = (size_t)(splitmix(&s) % i);
+		size_t j = (size_t)(util_splitmix64(&s) % i);
 		size_t t = r->perm[i - 1];
 		r->perm[i - 1] = r->perm[j];
 		r->perm[j] = t;
