@@ -199,41 +199,6 @@ static void parse_nonneg(const char *name, const char *v, long *out, long min)
 
 /* ---- small file helpers ---- */
 
-static int write_file_sync(const char *path, const void *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0)
-		return -1;
-	const char *p = data;
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			close(fd);
-			return -1;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	if (fsync(fd) != 0) {
-		close(fd);
-		return -1;
-	}
-	return close(fd);
-}
-
-static int copy_file(const char *src, const char *dst)
-{
-	size_t n;
-	char *data = util_read_file(src, &n);
-	if (!data)
-		return -1;
-	int rc = write_file_sync(dst, data, n);
-	free(data);
-	return rc;
-}
-
 /* Remove a directory holding only plain files. */
 static void remove_flat_dir(const char *dir)
 {
@@ -252,20 +217,12 @@ static void remove_flat_dir(const char *dir)
 	rmdir(dir);
 }
 
-static const char *const tok_files[] = {
-	"tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json",
-	"special_tokens_map.json", "vocab.json", "merges.txt", "tokenizer.model",
-};
-
 static void copy_tokenizer_files(const char *from, const char *to)
 {
-	for (size_t i = 0; i < sizeof tok_files / sizeof *tok_files; i++) {
-		char *s = xasprintf("%s/%s", from, tok_files[i]);
-		char *d = xasprintf("%s/%s", to, tok_files[i]);
-		if (access(s, R_OK) == 0 && copy_file(s, d) != 0)
-			util_warn("cannot copy %s to %s: %s", s, d, strerror(errno));
-		free(s);
-		free(d);
+	char *err = NULL;
+	if (train_tokenizer_copy_files(from, to, &err) < 0) {
+		util_warn("%s", err);
+		free(err);
 	}
 }
 
@@ -521,7 +478,7 @@ static int save_checkpoint(run *r, char **err)
 	memcpy(buf + 24, train_engine_moment1(r->e), np * sizeof(float));
 	memcpy(buf + 24 + np * sizeof(float), train_engine_moment2(r->e), np * sizeof(float));
 	char *p = xasprintf("%s/optimizer.bin", tmp);
-	int wr = write_file_sync(p, buf, len);
+	int wr = util_write_file_atomic(p, buf, len);
 	free(p);
 	free(buf);
 	if (wr) {
@@ -539,7 +496,7 @@ static int save_checkpoint(run *r, char **err)
 		refs[2 * (r->n + i) + 1] = r->evals[i].ref_r;
 	}
 	p = xasprintf("%s/ref_logps.bin", tmp);
-	wr = write_file_sync(p, refs, sizeof(double) * 2 * (r->n + r->neval));
+	wr = util_write_file_atomic(p, refs, sizeof(double) * 2 * (r->n + r->neval));
 	free(p);
 	free(refs);
 	if (wr) {
@@ -552,7 +509,7 @@ static int save_checkpoint(run *r, char **err)
 				r->step, r->epoch, r->pos, r->o.seed, r->total_steps, r->n, r->neval,
 				r->data_fp, r->tok_fp);
 	p = xasprintf("%s/trainer_state.json", tmp);
-	wr = write_file_sync(p, state, strlen(state));
+	wr = util_write_file_atomic(p, state, strlen(state));
 	free(p);
 	free(state);
 	if (wr) {

@@ -1121,7 +1121,8 @@ static int load_config(train_tokenizer *t, const char *path)
 		char *end;
 		long id = strtol(it->string, &end, 10);
 		const char *c = jstr(it, "content");
-		if (*end || id < 0 || id > MAX_ID || !c || !*c || !util_utf8_valid(c, strlen(c), NULL)) {
+		if (*end || id < 0 || id > MAX_ID || !c || !*c ||
+		    !util_utf8_valid(c, strlen(c), NULL)) {
 			set_err(t, "%s: field \"added_tokens_decoder.%s\": needs a numeric key and a "
 				   "UTF-8 string \"content\"", path, it->string);
 			rc = TRAIN_TOK_EFORMAT;
@@ -1319,6 +1320,28 @@ train_tokenizer *train_tokenizer_load(const char *dir, char **err)
 	free(vj);
 	free(mt);
 	return t;
+}
+
+const char *const train_tokenizer_files[] = {
+	"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+	"merges.txt", "chat_template.jinja", "generation_config.json", "tokenizer.model", NULL,
+};
+
+int train_tokenizer_copy_files(const char *from, const char *to, char **err)
+{
+	int copied = 0, failed = 0;
+	for (const char *const *f = train_tokenizer_files; *f; f++) {
+		char *s = xasprintf("%s/%s", from, *f), *d = xasprintf("%s/%s", to, *f);
+		if (file_exists(s)) {
+			if (util_copy_file(s, d) == 0)
+				copied++;
+			else if (!failed++)
+				*err = xasprintf("cannot copy %s to %s: %s", s, d, strerror(errno));
+		}
+		free(s);
+		free(d);
+	}
+	return failed ? -1 : copied;
 }
 
 static void cache_clear(train_tokenizer *t)
