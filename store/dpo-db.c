@@ -6,6 +6,7 @@
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/cli.h"
+#include "util/file.h"
 #include "util/xmalloc.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -378,25 +379,6 @@ static int export_pair(void *ud, const store_pair *p)
 	return 0;
 }
 
-/* Make a rename in path's directory durable (best effort). */
-static void sync_dir(const char *path)
-{
-	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
-	const char *d = ".";
-	if (slash == dir)
-		d = "/";
-	else if (slash) {
-		*slash = 0;
-		d = dir;
-	}
-	int dfd = open(d, O_RDONLY | O_DIRECTORY);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	free(dir);
-}
-
 typedef struct export_opts {
 	enum export_format fmt;
 	const char *split, *policy;
@@ -526,7 +508,7 @@ static int cmd_export(int argc, char **argv)
 			util_warn("%s: cannot rename %s: %s", out, tmp, strerror(errno));
 			goto out;
 		}
-		sync_dir(out);
+		util_fsync_parent(out); /* make the rename durable (best effort) */
 		free(tmp);
 		tmp = NULL;
 	}
