@@ -365,7 +365,8 @@ static void test_utf8(void)
 	TAP_OK(util_utf8_valid("0123456789abcdef\xc3\xa9ghij\xf0\x9f\x98\x80", 26, NULL),
 	       "utf8 valid: mixed text");
 	/* encoding: the boundaries round-trip through the decoder */
-	static const uint32_t cps[] = {0, 0x7f, 0x80, 0x7ff, 0x800, 0xd7ff, 0xe000, 0xffff, 0x10000, 0x10ffff};
+	static const uint32_t cps[] = {0, 0x7f, 0x80, 0x7ff, 0x800,
+				       0xd7ff, 0xe000, 0xffff, 0x10000, 0x10ffff};
 	static const size_t lens[] = {1, 1, 2, 2, 3, 3, 3, 3, 4, 4};
 	for (size_t i = 0; i < sizeof cps / sizeof cps[0]; i++) {
 		char o[4];
@@ -375,15 +376,17 @@ static void test_utf8(void)
 		       "utf8 encode U+%04X round-trips in %zu bytes", (unsigned)cps[i], lens[i]);
 	}
 	char o[4];
-	TAP_OK(util_utf8_encode(0x20ac, o) == 3 && !memcmp(o, "\xe2\x82\xac", 3), "utf8 encode: euro sign");
+	TAP_OK(util_utf8_encode(0x20ac, o) == 3 && !memcmp(o, "\xe2\x82\xac", 3),
+	       "utf8 encode: euro sign");
 }
 
 /* splitmix64's published outputs: seed 0 (Vigna's splitmix64.c) and seed
  * 1234567 (the reference values of rand_xoshiro's SplitMix64). */
 static void test_splitmix64(void)
 {
-	static const uint64_t seed0[] = {0xe220a8397b1dcdafull, 0x6e789e6aa1b965f4ull, 0x06c45d188009454full,
-					 0xf88bb8a8724c81ecull, 0x1b39896a51a8749bull};
+	static const uint64_t seed0[] = {0xe220a8397b1dcdafull, 0x6e789e6aa1b965f4ull,
+					 0x06c45d188009454full, 0xf88bb8a8724c81ecull,
+					 0x1b39896a51a8749bull};
 	static const uint64_t seed1234567[] = {6457827717110365317ull, 3203168211198807973ull,
 					       9817491932198370423ull, 4593380528125082431ull,
 					       16408922859458223821ull};

@@ -16,8 +16,9 @@ int util_write_file_atomic(const char *path, const void *data, size_t n);
 /* Copy the file src to dst the way util_write_file_atomic writes: through
  * "dst.tmp.PID", fsync, rename over dst, fsync the folder. So dst is either
  * its old self or a complete copy, never a torn one (and src == dst is
- * harmless). Returns 0, or -1 with errno set (ENOENT: src does not exist);
- * on failure the temporary file is removed and dst is left as it was. */
+ * harmless). Returns 0, or -1 with errno set (ENOENT when src or the folder
+ * of dst does not exist); on failure the temporary file is removed and dst
+ * is left as it was. */
 int util_copy_file(const char *src, const char *dst);
 
 /* Write all n bytes at buf to fd, going on after short writes and EINTR.
