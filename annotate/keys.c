@@ -4,6 +4,7 @@
 #include "config.h"
 #include "annotate/ui.h"
 #include "util/buf.h"
+#include "util/utf8.h"
 #include <curses.h>
 #include <string.h>
 
@@ -13,28 +14,8 @@
 static void wide_to_utf8(util_buf *b, const wchar_t *w, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		unsigned long c = (unsigned long)w[i];
 		char o[4];
-		if (c < 0x80) {
-			util_buf_addc(b, (char)c);
-			continue;
-		}
-		if (c < 0x800) {
-			o[0] = (char)(0xc0 | (c >> 6));
-			o[1] = (char)(0x80 | (c & 0x3f));
-			util_buf_add(b, o, 2);
-		} else if (c < 0x10000) {
-			o[0] = (char)(0xe0 | (c >> 12));
-			o[1] = (char)(0x80 | ((c >> 6) & 0x3f));
-			o[2] = (char)(0x80 | (c & 0x3f));
-			util_buf_add(b, o, 3);
-		} else {
-			o[0] = (char)(0xf0 | (c >> 18));
-			o[1] = (char)(0x80 | ((c >> 12) & 0x3f));
-			o[2] = (char)(0x80 | ((c >> 6) & 0x3f));
-			o[3] = (char)(0x80 | (c & 0x3f));
-			util_buf_add(b, o, 4);
-		}
+		util_buf_add(b, o, util_utf8_encode((uint32_t)w[i], o));
 	}
 }
 

@@ -1,6 +1,7 @@
 /* session.c: the annotation session model (see session.h). No curses here. */
 #include "config.h"
 #include "annotate/session.h"
+#include "util/rand.h"
 #include "util/xmalloc.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -97,14 +98,6 @@ static int store_fail(ann_session *s, int rc, const char *what)
 	return rc == STORE_EBUSY ? ANN_EBUSY : ANN_ERR;
 }
 
-static uint64_t splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 uint64_t ann_seed_from_string(const char *str)
 {
 	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
@@ -118,13 +111,13 @@ uint64_t ann_seed_from_string(const char *str)
 int ann_left_is_a(uint64_t seed, int64_t prompt_id, int64_t a, int64_t b)
 {
 	uint64_t x = seed;
-	uint64_t h = splitmix64(&x);
+	uint64_t h = util_splitmix64(&x);
 	x = h ^ (uint64_t)prompt_id;
-	h = splitmix64(&x);
+	h = util_splitmix64(&x);
 	x = h ^ (uint64_t)(a < b ? a : b);
-	h = splitmix64(&x);
+	h = util_splitmix64(&x);
 	x = h ^ (uint64_t)(a < b ? b : a);
-	h = splitmix64(&x);
+	h = util_splitmix64(&x);
 	return (int)(h >> 63);
 }
 
@@ -449,7 +442,7 @@ int ann_session_load(ann_session *s)
 	if (s->o.order == ANN_ORDER_RANDOM && s->nq > 1) {
 		uint64_t x = s->o.seed ^ 0x5eed5eed5eedull;
 		for (size_t i = s->nq - 1; i > 0; i--) {
-			size_t j = (size_t)(splitmix64(&x) % (i + 1));
+			size_t j = (size_t)(util_splitmix64(&x) % (i + 1));
 			qent t = s->q[i];
 			s->q[i] = s->q[j];
 			s->q[j] = t;
@@ -623,7 +616,7 @@ static int fetch(ann_session *s)
 		/* a seeded shuffle of the K completions */
 		uint64_t x = s->o.seed ^ ((uint64_t)e->prompt_id * 0x9e3779b97f4a7c15ull);
 		for (size_t i = cl.n - 1; i > 0; i--) {
-			size_t j = (size_t)(splitmix64(&x) % (i + 1));
+			size_t j = (size_t)(util_splitmix64(&x) % (i + 1));
 			ann_cand t = cl.v[i];
 			cl.v[i] = cl.v[j];
 			cl.v[j] = t;

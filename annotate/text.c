@@ -1,6 +1,7 @@
 /* text.c: decoding, widths, wrapping and word diff for dpo-annotate (see text.h). */
 #include "config.h"
 #include "annotate/text.h"
+#include "util/utf8.h"
 #include "util/xmalloc.h"
 #include <stdint.h>
 #include <string.h>
@@ -18,49 +19,15 @@ static void text_push(ann_text *t, wchar_t c, unsigned char mark)
 	t->n++;
 }
 
-/* Decode one UTF-8 sequence at s (NUL-terminated); *len gets its length.
- * Returns the code point or -1 for an invalid sequence (length 1). */
-static long utf8_decode(const unsigned char *s, size_t *len)
-{
-	unsigned c = s[0];
-	long cp;
-	size_t n;
-	*len = 1;
-	if (c < 0x80)
-		return c;
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		cp = c & 0x07;
-	} else {
-		return -1;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return -1;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return -1;
-	*len = n;
-	return cp;
-}
-
 void ann_text_add_utf8(ann_text *t, const char *str, unsigned char mark)
 {
 	if (!str)
 		return;
-	const unsigned char *s = (const unsigned char *)str;
-	while (*s) {
-		size_t len;
-		long cp = utf8_decode(s, &len);
-		s += len;
+	for (size_t at = 0, n = strlen(str); at < n;) {
+		uint32_t u;
+		int len = util_utf8_decode(str + at, n - at, &u);
+		long cp = len > 0 ? (long)u : -1; /* each bad byte becomes one U+FFFD */
+		at += len > 0 ? (size_t)len : 1;
 		if (cp == '\t') {
 			for (int i = 0; i < 4; i++)
 				text_push(t, L' ', mark);

@@ -4,6 +4,7 @@
  * auto-detection carries over from line to line. Every record that parses is
  * checked for the invariants store_add_record relies on. */
 #include "store/import.h"
+#include "util/utf8.h"
 #include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,15 +14,15 @@ static void check_record(const store_record *r)
 {
 	assert(!!r->prompt_text != !!r->messages);
 	if (r->prompt_text)
-		assert(store_import_utf8_valid(r->prompt_text, strlen(r->prompt_text), NULL));
+		assert(util_utf8_valid(r->prompt_text, strlen(r->prompt_text), NULL));
 	for (size_t i = 0; i < r->nmessages; i++) {
 		const char *role = r->messages[i].role;
 		assert(!strcmp(role, "system") || !strcmp(role, "user") || !strcmp(role, "assistant"));
-		assert(store_import_utf8_valid(r->messages[i].content, strlen(r->messages[i].content), NULL));
+		assert(util_utf8_valid(r->messages[i].content, strlen(r->messages[i].content), NULL));
 	}
 	for (size_t i = 0; i < r->ncompletions; i++) {
 		assert(r->completions[i].text[0]);
-		assert(store_import_utf8_valid(r->completions[i].text, strlen(r->completions[i].text), NULL));
+		assert(util_utf8_valid(r->completions[i].text, strlen(r->completions[i].text), NULL));
 	}
 	for (size_t i = 0; i < r->nlabels; i++) {
 		const store_rec_label *l = &r->labels[i];

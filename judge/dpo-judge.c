@@ -6,6 +6,7 @@
 #include "util/buf.h"
 #include "util/cli.h"
 #include "util/progress.h"
+#include "util/rand.h"
 #include "util/sha256.h"
 #include "util/xmalloc.h"
 #include <cjson/cJSON.h>
@@ -772,14 +773,6 @@ typedef struct collect {
 	long random_n;
 } collect;
 
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
 static void add_pair(ctx *c, size_t *cap, int64_t prompt, int64_t a, int64_t b)
 {
 	if (c->npairs == *cap) {
@@ -800,7 +793,7 @@ static int on_queue_pair(void *ud, const store_pair_ref *pr)
 	k->seen++;
 	if (k->random_n > 0 && c->npairs >= (size_t)k->random_n) {
 		/* reservoir sampling */
-		uint64_t j = rnd(&k->rng) % k->seen;
+		uint64_t j = util_splitmix64(&k->rng) % k->seen;
 		if (j < (uint64_t)k->random_n) {
 			pair *p = &c->pairs[j];
 			p->prompt_id = pr->prompt_id;
@@ -840,7 +833,7 @@ static int cmp_pair(const void *x, const void *y)
 static int first_b_of(const pair *p)
 {
 	uint64_t s = (uint64_t)p->prompt_id * 1000003u ^ (uint64_t)p->ca * 7919u ^ (uint64_t)p->cb;
-	return (int)(rnd(&s) & 1);
+	return (int)(util_splitmix64(&s) & 1);
 }
 
 static int choose_pairs(ctx *c)

@@ -5,6 +5,7 @@
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/cli.h"
+#include "util/file.h"
 #include "util/opt.h"
 #include "util/xmalloc.h"
 #include <cjson/cJSON.h>
@@ -189,25 +190,6 @@ static int export_pair(void *ud, const store_pair *p)
 	return 0;
 }
 
-/* Make a rename in path's directory durable (best effort). */
-static void sync_dir(const char *path)
-{
-	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
-	const char *d = ".";
-	if (slash == dir)
-		d = "/";
-	else if (slash) {
-		*slash = 0;
-		d = dir;
-	}
-	int dfd = open(d, O_RDONLY | O_DIRECTORY);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	free(dir);
-}
-
 typedef struct export_opts {
 	const char *db, *format, *split, *policy;
 	long min;
@@ -322,7 +304,7 @@ int db_cmd_export(int argc, char **argv)
 			util_warn("%s: cannot rename %s: %s", out, tmp, strerror(errno));
 			goto out;
 		}
-		sync_dir(out);
+		util_fsync_parent(out); /* make the rename durable (best effort) */
 		free(tmp);
 		tmp = NULL;
 	}

@@ -83,11 +83,6 @@ const char *store_import_parser_variant(const store_import_parser *p);
  * not a JSON object or matches no format (then *fmt is AUTO). */
 int store_import_detect(const char *line, size_t len, store_import_format *fmt);
 
-/* Nonzero when the n bytes at s are valid UTF-8 (no overlongs, surrogates or
- * code points past U+10FFFF). When invalid and bad_at is not NULL, the
- * offset of the first bad byte goes there. */
-int store_import_utf8_valid(const char *s, size_t n, size_t *bad_at);
-
 /* ---- file layer ------------------------------------------------------------ */
 
 /* Called every few thousand lines and at the end. Returning nonzero stops

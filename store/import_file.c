@@ -5,6 +5,7 @@
 #include "store/store_int.h"
 #include "util/buf.h"
 #include "util/lineread.h"
+#include "util/utf8.h"
 #include "util/xmalloc.h"
 #include <errno.h>
 #include <pthread.h>
@@ -52,7 +53,7 @@ static void add_json_text(util_buf *b, const char *s, size_t n)
 {
 	size_t bad;
 	util_buf_addc(b, '"');
-	while (!store_import_utf8_valid(s, n, &bad)) {
+	while (!util_utf8_valid(s, n, &bad)) {
 		add_escaped(b, s, bad);
 		util_buf_adds(b, "\xEF\xBF\xBD");
 		s += bad + 1;

@@ -2,6 +2,7 @@
  * one store_record (or a reason) out. No database. See import.h. */
 #include "store/import.h"
 #include "util/buf.h"
+#include "util/utf8.h"
 #include "util/xmalloc.h"
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -852,60 +853,6 @@ static const char *const detect_help =
 
 /* ---- entry points -------------------------------------------------------------------- */
 
-int store_import_utf8_valid(const char *s, size_t n, size_t *bad_at)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t i = 0;
-	while (i < n) {
-		/* fast path over ASCII, eight bytes at a time */
-		while (i + 8 <= n) {
-			uint64_t w;
-			memcpy(&w, u + i, 8);
-			if (w & 0x8080808080808080ull)
-				break;
-			i += 8;
-		}
-		if (i >= n)
-			break;
-		unsigned c = u[i];
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		size_t len;
-		unsigned lo = 0x80, hi = 0xBF;
-		if (c >= 0xC2 && c <= 0xDF)
-			len = 2;
-		else if (c >= 0xE0 && c <= 0xEF) {
-			len = 3;
-			if (c == 0xE0)
-				lo = 0xA0;
-			else if (c == 0xED)
-				hi = 0x9F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			len = 4;
-			if (c == 0xF0)
-				lo = 0x90;
-			else if (c == 0xF4)
-				hi = 0x8F;
-		} else
-			goto bad;
-		if (i + len > n)
-			goto bad;
-		if (u[i + 1] < lo || u[i + 1] > hi)
-			goto bad;
-		for (size_t k = 2; k < len; k++)
-			if (u[i + k] < 0x80 || u[i + k] > 0xBF)
-				goto bad;
-		i += len;
-	}
-	return 1;
-bad:
-	if (bad_at)
-		*bad_at = i;
-	return 0;
-}
-
 /* Nonzero when the JSON text holds the escape \u0000 (which cJSON would turn
  * into a silently truncated string). */
 static int has_nul_escape(const char *s, size_t n)
@@ -930,7 +877,7 @@ static int parse_json(store_import_parser *p, const char *line, size_t len)
 		line += 3;
 		len -= 3;
 	}
-	if (!store_import_utf8_valid(line, len, &bad))
+	if (!util_utf8_valid(line, len, &bad))
 		return fail(p, "invalid UTF-8 at byte %zu", bad + 1);
 	const char *nul = memchr(line, '\0', len);
 	if (nul)

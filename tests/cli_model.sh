@@ -88,6 +88,9 @@ like "generate --stop: text cut before the stop string" "$out" '"text":"g "'
 ok "init --tokenizer copies tokenizer files" \
 	dpo-model init --config "$D/llama-tiny.json" --out "$T/tok" --tokenizer "$F/tiny-llama/policy"
 ok "copied tokenizer.json" test -s "$T/tok/tokenizer.json"
+ok "copied generation_config.json (every file dpo-train carries over)" \
+	cmp "$F/tiny-llama/policy/generation_config.json" "$T/tok/generation_config.json"
+ok "no temporary file left" test -z "$(ls -A "$T/tok" | grep '\.tmp\.')"
 out=$(dpo-model tokenize "$T/tok" "What is")
 is "tokenize with the copied tokenizer" "$out" "57 74 271 295"
 ok "import-llama2c stories260K" \

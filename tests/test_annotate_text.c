@@ -7,6 +7,7 @@
 #include "annotate/ui.h"
 #include "store/store.h"
 #include "tests/tap.h"
+#include "util/utf8.h"
 #include "util/xmalloc.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,19 +27,8 @@ static char *wrap_str(const char *s, int width)
 	for (size_t i = 0; i < n; i++) {
 		if (i)
 			out[o++] = '|';
-		for (size_t k = lines[i].start; k < lines[i].end; k++) {
-			unsigned long c = (unsigned long)t.w[k];
-			if (c < 0x80)
-				out[o++] = (char)c;
-			else if (c < 0x800) {
-				out[o++] = (char)(0xc0 | (c >> 6));
-				out[o++] = (char)(0x80 | (c & 0x3f));
-			} else {
-				out[o++] = (char)(0xe0 | (c >> 12));
-				out[o++] = (char)(0x80 | ((c >> 6) & 0x3f));
-				out[o++] = (char)(0x80 | (c & 0x3f));
-			}
-		}
+		for (size_t k = lines[i].start; k < lines[i].end; k++)
+			o += util_utf8_encode((uint32_t)t.w[k], out + o);
 	}
 	free(lines);
 	ann_text_free(&t);

@@ -5,6 +5,7 @@
 #include "store/import.h"
 #include "tests/tap.h"
 #include "util/buf.h"
+#include "util/utf8.h"
 #include "util/xmalloc.h"
 #include <stdlib.h>
 #include <string.h>
@@ -386,7 +387,7 @@ static void test_utf8(void)
 	};
 	for (size_t i = 0; i < sizeof u / sizeof u[0]; i++) {
 		size_t at = 99;
-		int ok = store_import_utf8_valid(u[i].s, u[i].n, &at);
+		int ok = util_utf8_valid(u[i].s, u[i].n, &at);
 		TAP_IS_INT(ok, u[i].ok, "utf8 case %zu", i);
 		if (!u[i].ok)
 			TAP_IS_INT(at, u[i].at, "utf8 case %zu: offset", i);

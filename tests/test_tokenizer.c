@@ -449,6 +449,62 @@ static void error_tests(void)
 	train_tokenizer_free(NULL);
 }
 
+/* train_tokenizer_copy_files copies every listed file that is present, and
+ * only those; a failed copy is reported and the others still copied. */
+static void copy_files_tests(void)
+{
+	char from[] = "/tmp/dpo-test-tokcp-XXXXXX", to[] = "/tmp/dpo-test-tokcp-XXXXXX";
+	if (!TAP_OK(mkdtemp(from) && mkdtemp(to), "copy_files: two temporary directories"))
+		return;
+	int nfiles = 0;
+	for (const char *const *f = train_tokenizer_files; *f; f++)
+		nfiles++;
+	TAP_IS_INT(nfiles, 8, "copy_files: eight file names");
+	static const char *const have[] = {"tokenizer.json", "generation_config.json",
+					   "tokenizer.model"};
+	for (size_t i = 0; i < 3; i++) {
+		char *p = xasprintf("%s/%s", from, have[i]);
+		util_write_file_atomic(p, have[i], strlen(have[i]));
+		free(p);
+	}
+	char *other = xasprintf("%s/model.safetensors", from);
+	util_write_file_atomic(other, "x", 1);
+	char *err = NULL;
+	TAP_IS_INT(train_tokenizer_copy_files(from, to, &err), 3, "copy_files: the three present");
+	int same = 1;
+	for (size_t i = 0; i < 3; i++) {
+		char *p = xasprintf("%s/%s", to, have[i]);
+		char *d = util_read_file(p, NULL);
+		same &= d && !strcmp(d, have[i]);
+		free(d);
+		free(p);
+	}
+	TAP_OK(same, "copy_files: contents copied");
+	char *stray = xasprintf("%s/model.safetensors", to), *absent = xasprintf("%s/vocab.json", to);
+	TAP_OK(access(stray, F_OK) != 0 && access(absent, F_OK) != 0,
+	       "copy_files: nothing else copied, nothing absent made up");
+	char *gone = xasprintf("%s/missing", to);
+	TAP_IS_INT(train_tokenizer_copy_files(from, gone, &err), -1,
+		   "copy_files into a missing folder fails");
+	TAP_OK(err && strstr(err, "tokenizer.json") && strstr(err, gone),
+	       "copy_files: the error names the file: %s", err ? err : "(none)");
+	free(err);
+	for (size_t i = 0; i < 3; i++) {
+		char *p = xasprintf("%s/%s", from, have[i]), *q = xasprintf("%s/%s", to, have[i]);
+		unlink(p);
+		unlink(q);
+		free(p);
+		free(q);
+	}
+	unlink(other);
+	rmdir(from);
+	rmdir(to);
+	free(gone);
+	free(stray);
+	free(absent);
+	free(other);
+}
+
 int main(void)
 {
 	const char *top = getenv("top_srcdir");
@@ -456,6 +512,7 @@ int main(void)
 	twofile_tests(top ? top : ".");
 	split_tests(top ? top : ".");
 	error_tests();
+	copy_files_tests();
 	const char *sh = tap_shared_dir();
 	if (sh)
 		shared_tests(sh);

@@ -1,13 +1,18 @@
-/* test_util.c: unit tests for util/ (buffer, sha256, line reader, command
- * lines, die hooks). */
+/* test_util.c: unit tests for util/ (buffer, sha256, line reader, files, UTF-8,
+ * splitmix64, command lines, die hooks). */
 #include "tests/tap.h"
 #include "util/buf.h"
 #include "util/cli.h"
 #include "util/cmdline.h"
 #include "util/file.h"
 #include "util/lineread.h"
+#include "util/rand.h"
 #include "util/sha256.h"
+#include "util/utf8.h"
 #include "util/xmalloc.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -321,11 +326,216 @@ static void test_die_hooks(void)
 	TAP_IS_INT(util_on_die(NULL, NULL), -1, "no NULL hook");
 }
 
+/* Write n bytes of data to path (plain, not atomic); nonzero on success. */
+static int put_file(const char *path, const char *data, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	int ok = f && fwrite(data, 1, n, f) == n;
+	return f && !fclose(f) && ok;
+}
+
+/* Nonzero when path holds exactly the n bytes at want. */
+static int file_is(const char *path, const char *want, size_t n)
+{
+	size_t len;
+	char *d = util_read_file(path, &len);
+	int ok = d && len == n && !memcmp(d, want, n);
+	free(d);
+	return ok;
+}
+
+/* Number of entries in dir besides . and .. (no stray temporary files). */
+static int count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	int n = 0;
+	struct dirent *e;
+	while (d && (e = readdir(d)))
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static void test_copy_file(void)
+{
+	char dir[] = "/tmp/dpo-test-copy-XXXXXX";
+	TAP_OK(mkdtemp(dir) != NULL, "copy: make a scratch folder");
+	char *src = xasprintf("%s/src", dir), *dst = xasprintf("%s/dst", dir);
+	/* larger than the copy buffer, with NUL bytes */
+	size_t n = 200000;
+	char *data = xmalloc(n);
+	for (size_t i = 0; i < n; i++)
+		data[i] = (char)(i * 7 % 251);
+	TAP_OK(put_file(src, data, n), "copy: write the source");
+	TAP_IS_INT(util_copy_file(src, dst), 0, "copy to a new file");
+	TAP_OK(file_is(dst, data, n), "copy: content is the source's");
+	TAP_OK(put_file(dst, "old", 3), "copy: an existing destination");
+	TAP_IS_INT(util_copy_file(src, dst), 0, "copy over an existing file");
+	TAP_OK(file_is(dst, data, n), "copy: existing file replaced");
+	TAP_IS_INT(util_copy_file(dst, dst), 0, "copy a file onto itself");
+	TAP_OK(file_is(dst, data, n), "copy onto itself keeps the content");
+
+	/* failures leave the destination as it was */
+	TAP_OK(put_file(dst, "old", 3), "copy: reset the destination");
+	char *missing = xasprintf("%s/missing", dir);
+	errno = 0;
+	TAP_IS_INT(util_copy_file(missing, dst), -1, "copy from a missing file fails");
+	TAP_IS_INT(errno, ENOENT, "copy from a missing file: ENOENT");
+	TAP_OK(file_is(dst, "old", 3), "copy from a missing file keeps the old destination");
+	errno = 0;
+	TAP_IS_INT(util_copy_file(dir, dst), -1, "copy from a folder (read error) fails");
+	TAP_IS_INT(errno, EISDIR, "copy from a folder: EISDIR");
+	TAP_OK(file_is(dst, "old", 3), "a failed read keeps the old destination");
+	char *bad = xasprintf("%s/no/such/dir/f", dir);
+	TAP_IS_INT(util_copy_file(src, bad), -1, "copy into a missing folder fails");
+	TAP_IS_INT(count_entries(dir), 2, "copy: no temporary file is left behind");
+
+	/* util_write_all on a pipe, in pieces larger than its buffer */
+	int fds[2];
+	TAP_OK(pipe(fds) == 0, "write_all: a pipe");
+	int fl = fcntl(fds[1], F_GETFL);
+	TAP_OK(fl >= 0 && fcntl(fds[1], F_SETFL, fl | O_NONBLOCK) == 0, "write_all: non-blocking");
+	errno = 0;
+	TAP_IS_INT(util_write_all(fds[1], data, n), -1, "write_all fails on a full pipe");
+	TAP_IS_INT(errno, EAGAIN, "write_all: the write's errno (EAGAIN)");
+	close(fds[0]);
+	close(fds[1]);
+	int fd = open(src, O_WRONLY | O_TRUNC);
+	TAP_IS_INT(util_write_all(fd, "abc", 3), 0, "write_all to a file");
+	TAP_IS_INT(util_write_all(fd, "", 0), 0, "write_all of nothing");
+	close(fd);
+	TAP_OK(file_is(src, "abc", 3), "write_all: content");
+
+	unlink(src);
+	unlink(dst);
+	rmdir(dir);
+	free(bad);
+	free(missing);
+	free(data);
+	free(src);
+	free(dst);
+}
+
+/* UTF-8 decoding: each case is a byte string, the expected return value of
+ * util_utf8_decode at its start (length, or minus the maximal subpart's
+ * length) and the code point when valid. */
+static void test_utf8(void)
+{
+	static const struct {
+		const char *s;
+		size_t n;
+		int ret;
+		uint32_t cp;
+		const char *what;
+	} c[] = {
+		{"", 0, 0, 0, "empty"},
+		{"A", 1, 1, 'A', "ASCII"},
+		{"\0", 1, 1, 0, "NUL"},
+		{"\x7f", 1, 1, 0x7f, "last 1-byte"},
+		{"\xc2\x80", 2, 2, 0x80, "first 2-byte"},
+		{"\xc3\xa9x", 3, 2, 0xe9, "2-byte, more follows"},
+		{"\xdf\xbf", 2, 2, 0x7ff, "last 2-byte"},
+		{"\xe0\xa0\x80", 3, 3, 0x800, "first 3-byte"},
+		{"\xe2\x82\xac", 3, 3, 0x20ac, "euro sign"},
+		{"\xed\x9f\xbf", 3, 3, 0xd7ff, "just below the surrogates"},
+		{"\xee\x80\x80", 3, 3, 0xe000, "just above the surrogates"},
+		{"\xef\xbf\xbf", 3, 3, 0xffff, "last 3-byte"},
+		{"\xf0\x90\x80\x80", 4, 4, 0x10000, "first 4-byte"},
+		{"\xf0\x9f\x98\x80", 4, 4, 0x1f600, "emoji"},
+		{"\xf4\x8f\xbf\xbf", 4, 4, 0x10ffff, "U+10FFFF"},
+		{"\x80", 1, -1, 0, "lone continuation byte"},
+		{"\xbf\x80", 2, -1, 0, "continuation bytes"},
+		{"\xc0\x80", 2, -1, 0, "overlong NUL (C0)"},
+		{"\xc1\xbf", 2, -1, 0, "overlong (C1)"},
+		{"\xe0\x80\x80", 3, -1, 0, "overlong 3-byte"},
+		{"\xe0\x9f\xbf", 3, -1, 0, "overlong 3-byte, top"},
+		{"\xf0\x80\x80\x80", 4, -1, 0, "overlong 4-byte"},
+		{"\xf0\x8f\xbf\xbf", 4, -1, 0, "overlong 4-byte, top"},
+		{"\xed\xa0\x80", 3, -1, 0, "high surrogate D800"},
+		{"\xed\xbf\xbf", 3, -1, 0, "low surrogate DFFF"},
+		{"\xf4\x90\x80\x80", 4, -1, 0, "past U+10FFFF"},
+		{"\xf5\x80\x80\x80", 4, -1, 0, "lead F5"},
+		{"\xff", 1, -1, 0, "byte FF"},
+		{"\xc3", 1, -1, 0, "truncated 2-byte"},
+		{"\xe2\x82", 2, -2, 0, "truncated 3-byte"},
+		{"\xe2", 1, -1, 0, "truncated 3-byte, lead only"},
+		{"\xf0\x9f\x98", 3, -3, 0, "truncated 4-byte"},
+		{"\xe2\x82\xac", 2, -2, 0, "3-byte cut short by n"},
+		{"\xc3(", 2, -1, 0, "bad second byte"},
+		{"\xe2\x82(", 3, -2, 0, "bad third byte"},
+		{"\xf0\x9f\x98(", 4, -3, 0, "bad fourth byte"},
+		{"\xe2\x28\xac", 3, -1, 0, "bad second byte of three"},
+	};
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+		uint32_t cp = 0xdeadbeef;
+		int r = util_utf8_decode(c[i].s, c[i].n, &cp);
+		TAP_IS_INT(r, c[i].ret, "utf8 decode: %s", c[i].what);
+		if (c[i].ret > 0)
+			TAP_IS_INT(cp, c[i].cp, "utf8 decode: %s: code point", c[i].what);
+		else
+			TAP_IS_INT(cp, 0xdeadbeef, "utf8 decode: %s: code point untouched", c[i].what);
+		/* the validator agrees, and puts the error at the start */
+		size_t at = 99;
+		int ok = util_utf8_valid(c[i].s, c[i].n, &at);
+		if (c[i].ret >= 0 && (size_t)c[i].ret == c[i].n)
+			TAP_OK(ok, "utf8 valid: %s", c[i].what);
+		else if (c[i].ret < 0)
+			TAP_OK(!ok && at == 0, "utf8 invalid at 0: %s", c[i].what);
+	}
+	/* the ASCII fast path hands over to the decoder at the right byte */
+	size_t at = 0;
+	TAP_OK(!util_utf8_valid("0123456789abcdef\xc3\xa9ghij\xed\xa0\x80", 25, &at) && at == 22,
+	       "utf8 valid: offset past the fast path");
+	TAP_OK(util_utf8_valid("0123456789abcdef\xc3\xa9ghij\xf0\x9f\x98\x80", 26, NULL),
+	       "utf8 valid: mixed text");
+	/* encoding: the boundaries round-trip through the decoder */
+	static const uint32_t cps[] = {0, 0x7f, 0x80, 0x7ff, 0x800,
+				       0xd7ff, 0xe000, 0xffff, 0x10000, 0x10ffff};
+	static const size_t lens[] = {1, 1, 2, 2, 3, 3, 3, 3, 4, 4};
+	for (size_t i = 0; i < sizeof cps / sizeof cps[0]; i++) {
+		char o[4];
+		uint32_t back = 0;
+		size_t n = util_utf8_encode(cps[i], o);
+		TAP_OK(n == lens[i] && util_utf8_decode(o, n, &back) == (int)n && back == cps[i],
+		       "utf8 encode U+%04X round-trips in %zu bytes", (unsigned)cps[i], lens[i]);
+	}
+	char o[4];
+	TAP_OK(util_utf8_encode(0x20ac, o) == 3 && !memcmp(o, "\xe2\x82\xac", 3),
+	       "utf8 encode: euro sign");
+}
+
+/* splitmix64's published outputs: seed 0 (Vigna's splitmix64.c) and seed
+ * 1234567 (the reference values of rand_xoshiro's SplitMix64). */
+static void test_splitmix64(void)
+{
+	static const uint64_t seed0[] = {0xe220a8397b1dcdafull, 0x6e789e6aa1b965f4ull,
+					 0x06c45d188009454full, 0xf88bb8a8724c81ecull,
+					 0x1b39896a51a8749bull};
+	static const uint64_t seed1234567[] = {6457827717110365317ull, 3203168211198807973ull,
+					       9817491932198370423ull, 4593380528125082431ull,
+					       16408922859458223821ull};
+	uint64_t s = 0, t = 1234567;
+	int ok0 = 1, ok1 = 1;
+	for (int i = 0; i < 5; i++) {
+		ok0 &= util_splitmix64(&s) == seed0[i];
+		ok1 &= util_splitmix64(&t) == seed1234567[i];
+	}
+	TAP_OK(ok0, "splitmix64 from seed 0");
+	TAP_OK(ok1, "splitmix64 from seed 1234567");
+	TAP_OK(s == 5 * 0x9e3779b97f4a7c15ull, "splitmix64 state advances by the golden ratio");
+	TAP_OK(util_mix64(0) == seed0[0] && util_mix64(0x9e3779b97f4a7c15ull) == seed0[1],
+	       "mix64 is splitmix64 of the state, which it leaves alone");
+}
+
 int main(void)
 {
 	test_file();
 	test_cmdline();
 	test_die_hooks();
+	test_copy_file();
+	test_utf8();
+	test_splitmix64();
 	test_sha256();
 	test_buf();
 	test_lineread();

@@ -12,6 +12,7 @@
 #include "util/buf.h"
 #include "util/cli.h"
 #include "util/progress.h"
+#include "util/rand.h"
 #include "util/xmalloc.h"
 
 #include <cjson/cJSON.h>
@@ -91,14 +92,6 @@ static int collect_cb(void *ud, const store_prompt *p)
 	return 0;
 }
 
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
 /* The seed of completion index k of a prompt: a function of the base seed,
  * the prompt's content hash and k only. */
 static uint64_t row_seed(uint64_t base, const char *hash, long k)
@@ -106,7 +99,7 @@ static uint64_t row_seed(uint64_t base, const char *hash, long k)
 	uint64_t h = 1469598103934665603ull;
 	for (const char *p = hash; *p; p++)
 		h = (h ^ (unsigned char)*p) * 1099511628211ull;
-	return mix(mix(base) ^ h ^ mix((uint64_t)k));
+	return util_mix64(util_mix64(base) ^ h ^ util_mix64((uint64_t)k));
 }
 
 int main(int argc, char **argv)

@@ -555,30 +555,6 @@ static int cmd_generate(int argc, char **argv)
 
 /* ---- init ---- */
 
-static int copy_file(const char *src, const char *dst)
-{
-	FILE *in = fopen(src, "rb"), *out = NULL;
-	char buf[65536];
-	size_t r;
-	int rc = -1;
-	if (!in)
-		return errno == ENOENT ? 1 : -1;
-	out = fopen(dst, "wb");
-	if (!out)
-		goto done;
-	while ((r = fread(buf, 1, sizeof buf, in)) > 0)
-		if (fwrite(buf, 1, r, out) != r)
-			goto done;
-	if (ferror(in))
-		goto done;
-	rc = 0;
-done:
-	fclose(in);
-	if (out && fclose(out) != 0)
-		rc = -1;
-	return rc;
-}
-
 static int cmd_init(int argc, char **argv)
 {
 	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -615,20 +591,9 @@ static int cmd_init(int argc, char **argv)
 	if (train_model_save(m, out, &err))
 		util_die("%s", err);
 	if (tokdir) {
-		static const char *files[] = {"tokenizer.json", "tokenizer_config.json",
-					      "vocab.json", "merges.txt",
-					      "special_tokens_map.json", "chat_template.jinja"};
-		int copied = 0;
-		for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-			char *s = xasprintf("%s/%s", tokdir, files[i]);
-			char *d = xasprintf("%s/%s", out, files[i]);
-			int r = copy_file(s, d);
-			if (r < 0)
-				util_die("copying %s to %s: %s", s, d, strerror(errno));
-			copied += r == 0;
-			free(s);
-			free(d);
-		}
+		int copied = train_tokenizer_copy_files(tokdir, out, &err);
+		if (copied < 0)
+			util_die("%s", err);
 		if (!copied)
 			util_die("%s: no tokenizer files (tokenizer.json or vocab.json + merges.txt)",
 				 tokdir);

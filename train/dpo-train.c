@@ -36,6 +36,7 @@
 #include "util/cmdline.h"
 #include "util/file.h"
 #include "util/progress.h"
+#include "util/rand.h"
 #include "util/sha256.h"
 #include "util/xmalloc.h"
 
@@ -200,41 +201,6 @@ static void parse_nonneg(const char *name, const char *v, long *out, long min)
 
 /* ---- small file helpers ---- */
 
-static int write_file_sync(const char *path, const void *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0)
-		return -1;
-	const char *p = data;
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			close(fd);
-			return -1;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	if (fsync(fd) != 0) {
-		close(fd);
-		return -1;
-	}
-	return close(fd);
-}
-
-static int copy_file(const char *src, const char *dst)
-{
-	size_t n;
-	char *data = util_read_file(src, &n);
-	if (!data)
-		return -1;
-	int rc = write_file_sync(dst, data, n);
-	free(data);
-	return rc;
-}
-
 /* Remove a directory holding only plain files. */
 static void remove_flat_dir(const char *dir)
 {
@@ -253,20 +219,12 @@ static void remove_flat_dir(const char *dir)
 	rmdir(dir);
 }
 
-static const char *const tok_files[] = {
-	"tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json",
-	"special_tokens_map.json", "vocab.json", "merges.txt", "tokenizer.model",
-};
-
 static void copy_tokenizer_files(const char *from, const char *to)
 {
-	for (size_t i = 0; i < sizeof tok_files / sizeof *tok_files; i++) {
-		char *s = xasprintf("%s/%s", from, tok_files[i]);
-		char *d = xasprintf("%s/%s", to, tok_files[i]);
-		if (access(s, R_OK) == 0 && copy_file(s, d) != 0)
-			util_warn("cannot copy %s to %s: %s", s, d, strerror(errno));
-		free(s);
-		free(d);
+	char *err = NULL;
+	if (train_tokenizer_copy_files(from, to, &err) < 0) {
+		util_warn("%s", err);
+		free(err);
 	}
 }
 
@@ -299,14 +257,6 @@ typedef struct run {
 	int have_metrics;
 } run;
 
-static uint64_t splitmix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 /* The order of epoch ep: a Fisher-Yates shuffle seeded by (seed, epoch). */
 static void epoch_perm(run *r, long ep)
 {
@@ -314,7 +264,7 @@ static void epoch_perm(run *r, long ep)
 	for (size_t i = 0; i < r->n; i++)
 		r->perm[i] = i;
 	for (size_t i = r->n; i > 1; i--) {
-		size_t j = (size_t)(splitmix(&s) % i);
+		size_t j = (size_t)(util_splitmix64(&s) % i);
 		size_t t = r->perm[i - 1];
 		r->perm[i - 1] = r->perm[j];
 		r->perm[j] = t;
@@ -530,7 +480,7 @@ static int save_checkpoint(run *r, char **err)
 	memcpy(buf + 24, train_engine_moment1(r->e), np * sizeof(float));
 	memcpy(buf + 24 + np * sizeof(float), train_engine_moment2(r->e), np * sizeof(float));
 	char *p = xasprintf("%s/optimizer.bin", tmp);
-	int wr = write_file_sync(p, buf, len);
+	int wr = util_write_file_atomic(p, buf, len);
 	free(p);
 	free(buf);
 	if (wr) {
@@ -548,7 +498,7 @@ static int save_checkpoint(run *r, char **err)
 		refs[2 * (r->n + i) + 1] = r->evals[i].ref_r;
 	}
 	p = xasprintf("%s/ref_logps.bin", tmp);
-	wr = write_file_sync(p, refs, sizeof(double) * 2 * (r->n + r->neval));
+	wr = util_write_file_atomic(p, refs, sizeof(double) * 2 * (r->n + r->neval));
 	free(p);
 	free(refs);
 	if (wr) {
@@ -561,7 +511,7 @@ static int save_checkpoint(run *r, char **err)
 				r->step, r->epoch, r->pos, r->o.seed, r->total_steps, r->n, r->neval,
 				r->data_fp, r->tok_fp);
 	p = xasprintf("%s/trainer_state.json", tmp);
-	wr = write_file_sync(p, state, strlen(state));
+	wr = util_write_file_atomic(p, state, strlen(state));
 	free(p);
 	free(state);
 	if (wr) {

@@ -5,6 +5,7 @@
 #include "train/safetensors.h"
 #include "util/buf.h"
 #include "util/file.h"
+#include "util/rand.h"
 #include "util/sha256.h"
 #include "util/xmalloc.h"
 
@@ -547,17 +548,9 @@ fail:
 
 /* ---- init ---- */
 
-static uint64_t splitmix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 static double uniform01(uint64_t *s)
 {
-	return ((splitmix64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+	return ((util_splitmix64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
 }
 
 /* Normal(0, std) values, in chunks of 65536 with their own generator
@@ -566,7 +559,7 @@ static double uniform01(uint64_t *s)
 static void fill_normal(float *p, size_t n, double std, uint64_t *s)
 {
 	const size_t chunk = 65536;
-	uint64_t base = splitmix64(s);
+	uint64_t base = util_splitmix64(s);
 	size_t nch = (n + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static) if (n > 4 * chunk)
 	for (size_t c = 0; c < nch; c++) {

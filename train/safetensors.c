@@ -2,6 +2,7 @@
 #include "config.h"
 #include "train/safetensors.h"
 #include "util/buf.h"
+#include "util/file.h"
 #include "util/xmalloc.h"
 
 #include <cjson/cJSON.h>
@@ -300,22 +301,6 @@ int train_st_read_f32(const train_st_file *f, const train_st_tensor *t, float *o
 	}
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	while (n > 0) {
-		ssize_t w = write(fd, c, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int train_st_write(const char *path, const train_st_out *t, int n, char **err)
 {
 	util_buf h = UTIL_BUF_INIT;
@@ -344,7 +329,7 @@ int train_st_write(const char *path, const train_st_out *t, int n, char **err)
 	uint8_t hl[8];
 	for (int i = 0; i < 8; i++)
 		hl[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
-	if (write_all(fd, hl, 8) || write_all(fd, h.data, h.len))
+	if (util_write_all(fd, hl, 8) || util_write_all(fd, h.data, h.len))
 		goto ioerr;
 	for (int i = 0; i < n; i++) {
 		if (t[i].transpose_src) {
@@ -353,7 +338,7 @@ int train_st_write(const char *path, const train_st_out *t, int n, char **err)
 			for (int64_t r = 0; r < rows; r++) {
 				for (int64_t c = 0; c < cols; c++)
 					row[c] = t[i].transpose_src[(size_t)c * rows + r];
-				if (write_all(fd, row, sizeof(float) * (size_t)cols)) {
+				if (util_write_all(fd, row, sizeof(float) * (size_t)cols)) {
 					free(row);
 					goto ioerr;
 				}
@@ -363,7 +348,7 @@ int train_st_write(const char *path, const train_st_out *t, int n, char **err)
 			size_t numel = 1;
 			for (int d = 0; d < t[i].ndim; d++)
 				numel *= (size_t)t[i].shape[d];
-			if (write_all(fd, t[i].data, numel * 4))
+			if (util_write_all(fd, t[i].data, numel * 4))
 				goto ioerr;
 		}
 	}

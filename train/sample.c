@@ -1,6 +1,7 @@
 /* sample.c: sampling filters and batched generation. */
 #include "config.h"
 #include "train/sample.h"
+#include "util/rand.h"
 #include "util/xmalloc.h"
 
 #include <math.h>
@@ -38,12 +39,8 @@ static uint64_t rotl(uint64_t x, int k)
 
 void train_rng_seed(train_rng *r, uint64_t seed)
 {
-	for (int i = 0; i < 4; i++) {
-		uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-		r->s[i] = z ^ (z >> 31);
-	}
+	for (int i = 0; i < 4; i++)
+		r->s[i] = util_splitmix64(&seed);
 }
 
 uint64_t train_rng_next(train_rng *r)

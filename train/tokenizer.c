@@ -18,63 +18,18 @@
 #include "util/buf.h"
 #include "util/file.h"
 #include "util/sha256.h"
+#include "util/utf8.h"
 #include "util/xmalloc.h"
 
 /* ---- small helpers ------------------------------------------------------ */
 
-/* Decode one UTF-8 sequence at s (n bytes left). Returns its length (> 0)
- * and the code point in *cp, or -k where k >= 1 is the length of the
- * maximal invalid subpart (Unicode's "maximal subpart" practice). */
-static int utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
-{
-	unsigned char c = s[0];
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	}
-	int need;
-	unsigned char lo = 0x80, hi = 0xBF;
-	uint32_t v;
-	if (c >= 0xC2 && c <= 0xDF) {
-		need = 1;
-		v = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		need = 2;
-		v = c & 0x0F;
-		if (c == 0xE0)
-			lo = 0xA0;
-		else if (c == 0xED)
-			hi = 0x9F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		need = 3;
-		v = c & 0x07;
-		if (c == 0xF0)
-			lo = 0x90;
-		else if (c == 0xF4)
-			hi = 0x8F;
-	} else {
-		return -1;
-	}
-	for (int i = 1; i <= need; i++) {
-		if ((size_t)i >= n)
-			return -i;
-		unsigned char d = s[i];
-		if (i == 1 ? (d < lo || d > hi) : (d < 0x80 || d > 0xBF))
-			return -i;
-		v = (v << 6) | (d & 0x3F);
-	}
-	*cp = v;
-	return need + 1;
-}
-
 /* Append s (n bytes) to b, replacing each maximal invalid subpart by U+FFFD. */
 static void add_lossy(util_buf *b, const char *s, size_t n)
 {
-	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0, run = 0;
 	while (i < n) {
 		uint32_t cp;
-		int l = utf8_next(p + i, n - i, &cp);
+		int l = util_utf8_decode(s + i, n - i, &cp);
 		if (l > 0) {
 			i += (size_t)l;
 			continue;
@@ -90,27 +45,7 @@ static void add_lossy(util_buf *b, const char *s, size_t n)
 static void add_utf8(util_buf *b, uint32_t cp)
 {
 	char o[4];
-	int n;
-	if (cp < 0x80) {
-		o[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		o[0] = (char)(0xC0 | (cp >> 6));
-		o[1] = (char)(0x80 | (cp & 0x3F));
-		n = 2;
-	} else if (cp < 0x10000) {
-		o[0] = (char)(0xE0 | (cp >> 12));
-		o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		o[2] = (char)(0x80 | (cp & 0x3F));
-		n = 3;
-	} else {
-		o[0] = (char)(0xF0 | (cp >> 18));
-		o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-		o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		o[3] = (char)(0x80 | (cp & 0x3F));
-		n = 4;
-	}
-	util_buf_add(b, o, (size_t)n);
+	util_buf_add(b, o, util_utf8_encode(cp, o));
 }
 
 static uint64_t hash_bytes(const void *p, size_t n)
@@ -471,12 +406,10 @@ static const char *config_token(const cJSON *cfg, const char *k)
 
 /* ---- normalizer / pre-tokenizer / decoder parsing ----------------------- */
 
-static int utf8_valid(const char *s, size_t n);
-
 /* Strings that end up inside the text being tokenized must be UTF-8. */
 static int need_utf8(train_tokenizer *t, const char *s, const char *path, const char *field)
 {
-	if (utf8_valid(s, strlen(s)))
+	if (util_utf8_valid(s, strlen(s), NULL))
 		return 0;
 	set_err(t, "%s: field \"%s.%s\" is not valid UTF-8", t->src, path, field);
 	return TRAIN_TOK_EFORMAT;
@@ -737,7 +670,7 @@ static int parse_decoder(train_tokenizer *t, const cJSON *d, const char *path)
 		const char *c = jstr(d, "content");
 		const cJSON *s = jget(d, "start"), *e = jget(d, "stop");
 		uint32_t cp = 0;
-		if (!c || utf8_next((const unsigned char *)c, strlen(c), &cp) != (int)strlen(c) ||
+		if (!c || !*c || util_utf8_decode(c, strlen(c), &cp) != (int)strlen(c) ||
 		    !cJSON_IsNumber(s) || !cJSON_IsNumber(e) || s->valuedouble < 0 ||
 		    e->valuedouble < 0) {
 			set_err(t, "%s: field \"%s\": Strip needs a one-character content and "
@@ -819,7 +752,7 @@ static int parse_added_tokens(train_tokenizer *t, const cJSON *list)
 			return TRAIN_TOK_EFORMAT;
 		}
 		int32_t iid = (int32_t)id->valuedouble;
-		if (!utf8_valid(c, strlen(c))) {
+		if (!util_utf8_valid(c, strlen(c), NULL)) {
 			set_err(t, "%s: field \"added_tokens[%d].content\" is not valid UTF-8", t->src,
 				i);
 			return TRAIN_TOK_EFORMAT;
@@ -1188,7 +1121,8 @@ static int load_config(train_tokenizer *t, const char *path)
 		char *end;
 		long id = strtol(it->string, &end, 10);
 		const char *c = jstr(it, "content");
-		if (*end || id < 0 || id > MAX_ID || !c || !*c || !utf8_valid(c, strlen(c))) {
+		if (*end || id < 0 || id > MAX_ID || !c || !*c ||
+		    !util_utf8_valid(c, strlen(c), NULL)) {
 			set_err(t, "%s: field \"added_tokens_decoder.%s\": needs a numeric key and a "
 				   "UTF-8 string \"content\"", path, it->string);
 			rc = TRAIN_TOK_EFORMAT;
@@ -1388,6 +1322,28 @@ train_tokenizer *train_tokenizer_load(const char *dir, char **err)
 	return t;
 }
 
+const char *const train_tokenizer_files[] = {
+	"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+	"merges.txt", "chat_template.jinja", "generation_config.json", "tokenizer.model", NULL,
+};
+
+int train_tokenizer_copy_files(const char *from, const char *to, char **err)
+{
+	int copied = 0, failed = 0;
+	for (const char *const *f = train_tokenizer_files; *f; f++) {
+		char *s = xasprintf("%s/%s", from, *f), *d = xasprintf("%s/%s", to, *f);
+		if (file_exists(s)) {
+			if (util_copy_file(s, d) == 0)
+				copied++;
+			else if (!failed++)
+				*err = xasprintf("cannot copy %s to %s: %s", s, d, strerror(errno));
+		}
+		free(s);
+		free(d);
+	}
+	return failed ? -1 : copied;
+}
+
 static void cache_clear(train_tokenizer *t)
 {
 	for (size_t i = 0; i < t->cache_cap; i++) {
@@ -1558,7 +1514,7 @@ static void bpe_piece(const train_tokenizer *t, struct work *w, const char *s, s
 	} else {
 		for (size_t i = 0; i < n;) {
 			uint32_t cp;
-			int l = utf8_next((const unsigned char *)s + i, n - i, &cp);
+			int l = util_utf8_decode(s + i, n - i, &cp);
 			if (l <= 0)
 				l = 1; /* cannot happen: input was validated */
 			int32_t id = map_get(t, s + i, (size_t)l);
@@ -1915,14 +1871,10 @@ int train_tokenizer_encode(train_tokenizer *t, const char *text, size_t len, int
 {
 	*ids = NULL;
 	*n = 0;
-	for (size_t i = 0; i < len;) {
-		uint32_t cp;
-		int l = utf8_next((const unsigned char *)text + i, len - i, &cp);
-		if (l <= 0) {
-			set_err(t, "invalid UTF-8 at byte %zu of the text", i);
-			return TRAIN_TOK_EINPUT;
-		}
-		i += (size_t)l;
+	size_t bad;
+	if (!util_utf8_valid(text, len, &bad)) {
+		set_err(t, "invalid UTF-8 at byte %zu of the text", bad);
+		return TRAIN_TOK_EINPUT;
 	}
 	struct work w = {0};
 	size_t pos = 0;
@@ -1956,7 +1908,7 @@ static void bytelevel_bytes(const train_tokenizer *t, const char *s, size_t n, u
 	size_t start = out->len;
 	for (size_t i = 0; i < n;) {
 		uint32_t cp;
-		int l = utf8_next((const unsigned char *)s + i, n - i, &cp);
+		int l = util_utf8_decode(s + i, n - i, &cp);
 		if (l <= 0 || cp >= 324 || t->char_byte[cp] < 0) {
 			out->len = start;
 			if (out->data)
@@ -1994,18 +1946,6 @@ struct toks {
 	util_buf *v;
 	size_t n;
 };
-
-static int utf8_valid(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		uint32_t cp;
-		int l = utf8_next((const unsigned char *)s + i, n - i, &cp);
-		if (l <= 0)
-			return 0;
-		i += (size_t)l;
-	}
-	return 1;
-}
 
 static void dec_apply(const train_tokenizer *t, const struct dec_step *d, struct toks *tk,
 		      const unsigned char *raw)
@@ -2055,7 +1995,7 @@ static void dec_apply(const train_tokenizer *t, const struct dec_step *d, struct
 				continue;
 			}
 			if (npend) {
-				if (utf8_valid(pend.data, pend.len)) {
+				if (util_utf8_valid(pend.data, pend.len, NULL)) {
 					nv[nn++] = pend;
 					pend = (util_buf)UTIL_BUF_INIT;
 				} else {
@@ -2099,7 +2039,7 @@ static void dec_apply(const train_tokenizer *t, const struct dec_step *d, struct
 			size_t n = tk->v[i].len, b = 0, e = n;
 			for (int k = 0; k < d->start && b < n; k++) {
 				uint32_t cp;
-				int l = utf8_next((const unsigned char *)s + b, n - b, &cp);
+				int l = util_utf8_decode(s + b, n - b, &cp);
 				if (l <= 0 || cp != d->strip_cp)
 					break;
 				b += (size_t)l;
@@ -2109,7 +2049,7 @@ static void dec_apply(const train_tokenizer *t, const struct dec_step *d, struct
 				while (p > b && ((unsigned char)s[p] & 0xC0) == 0x80)
 					p--;
 				uint32_t cp;
-				int l = utf8_next((const unsigned char *)s + p, e - p, &cp);
+				int l = util_utf8_decode(s + p, e - p, &cp);
 				if (l <= 0 || cp != d->strip_cp)
 					break;
 				e = p;

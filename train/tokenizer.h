@@ -35,6 +35,19 @@ enum {
  * *err (caller frees *err; err may be NULL). */
 train_tokenizer *train_tokenizer_load(const char *dir, char **err);
 
+/* The files of a tokenizer (or model) directory that a model directory made
+ * from it carries along, so that it holds everything the input had (see
+ * DESIGN.md, "Files a trained model directory holds"): the tokenizer in
+ * either layout, its configuration, special tokens, chat template,
+ * generation settings and a SentencePiece model. NULL-terminated. */
+extern const char *const train_tokenizer_files[];
+
+/* Copy each file of train_tokenizer_files present in folder from into folder
+ * to (util_copy_file: a failed copy leaves what to held). Returns how many
+ * were copied, or -1 when a copy failed, with a message naming the first
+ * failure in *err (caller frees); the other files are copied all the same. */
+int train_tokenizer_copy_files(const char *from, const char *to, char **err);
+
 /* Like train_tokenizer_load but from explicit files: json_path is a
  * tokenizer.json (any file name, e.g. tokenizer.legacy-merges.json);
  * config_path is a tokenizer_config.json or NULL. Same ownership rules. */

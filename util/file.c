@@ -1,4 +1,4 @@
-/* file.c: whole-file reading and atomic writing. */
+/* file.c: whole-file reading, atomic writing and copying (see file.h). */
 #include "util/file.h"
 #include "util/buf.h"
 #include "util/xmalloc.h"
@@ -39,6 +39,21 @@ char *util_read_file(const char *path, size_t *len)
 	return util_buf_detach(&b);
 }
 
+int util_write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 int util_fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -51,50 +66,98 @@ int util_fsync_dir(const char *dir)
 	return rc;
 }
 
-int util_write_file_atomic(const char *path, const void *data, size_t n)
+int util_fsync_parent(const char *path)
 {
-	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), e;
-	if (fd < 0)
-		goto fail;
-	const char *p = data;
-	size_t left = n;
-	while (left) {
-		ssize_t w = write(fd, p, left);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			e = errno;
-			close(fd);
-			errno = e;
-			goto fail_unlink;
-		}
-		p += w;
-		left -= (size_t)w;
-	}
-	if (fsync(fd) != 0) {
-		e = errno;
-		close(fd);
-		errno = e;
-		goto fail_unlink;
-	}
-	if (close(fd) != 0 || rename(tmp, path) != 0)
-		goto fail_unlink;
-	free(tmp);
-	/* make the rename durable: fsync the folder that holds path */
 	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
 	if (slash)
 		*(slash == dir ? slash + 1 : slash) = '\0';
-	util_fsync_dir(slash ? dir : ".");
+	int rc = util_fsync_dir(slash ? dir : ".");
+	int e = errno;
 	free(dir);
-	return 0;
-fail_unlink:
-	e = errno;
-	unlink(tmp);
 	errno = e;
+	return rc;
+}
+
+/* The two halves of an atomic write. atomic_open creates "path.tmp.PID"
+ * (its name goes to *tmp) and returns its descriptor, or -1 with errno set.
+ * atomic_close takes fd and tmp over: when ok (the caller wrote everything)
+ * it fsyncs, renames tmp over path and fsyncs the folder, returning 0;
+ * otherwise, or when one of those fails, it removes tmp and returns -1 with
+ * errno set (the caller's errno when !ok). */
+static int atomic_open(const char *path, char **tmp)
+{
+	*tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+	int fd = open(*tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		int e = errno;
+		free(*tmp);
+		*tmp = NULL;
+		errno = e;
+	}
+	return fd;
+}
+
+static int atomic_close(int fd, char *tmp, const char *path, int ok)
+{
+	int e;
+	if (!ok || fsync(fd) != 0) {
+		e = errno;
+		close(fd);
+		goto fail;
+	}
+	if (close(fd) != 0 || rename(tmp, path) != 0) {
+		e = errno;
+		goto fail;
+	}
+	free(tmp);
+	util_fsync_parent(path); /* make the rename durable */
+	return 0;
 fail:
-	e = errno;
+	unlink(tmp);
 	free(tmp);
 	errno = e;
 	return -1;
+}
+
+int util_write_file_atomic(const char *path, const void *data, size_t n)
+{
+	char *tmp;
+	int fd = atomic_open(path, &tmp);
+	if (fd < 0)
+		return -1;
+	return atomic_close(fd, tmp, path, util_write_all(fd, data, n) == 0);
+}
+
+int util_copy_file(const char *src, const char *dst)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC), e;
+	if (in < 0)
+		return -1;
+	char *tmp;
+	int fd = atomic_open(dst, &tmp);
+	if (fd < 0) {
+		e = errno;
+		close(in);
+		errno = e;
+		return -1;
+	}
+	char buf[65536];
+	int ok = 1;
+	for (;;) {
+		ssize_t r = read(in, buf, sizeof buf);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			ok = r == 0;
+			break;
+		}
+		if (util_write_all(fd, buf, (size_t)r) != 0) {
+			ok = 0;
+			break;
+		}
+	}
+	e = errno;
+	close(in);
+	errno = e;
+	return atomic_close(fd, tmp, dst, ok);
 }

@@ -1,4 +1,4 @@
-/* file.h: whole-file reading and atomic writing. */
+/* file.h: whole-file reading, atomic writing and copying. */
 #ifndef DPO_FILE_H
 #define DPO_FILE_H
 #include <stddef.h>
@@ -13,8 +13,24 @@ char *util_read_file(const char *path, size_t *len);
  * file is removed and path is left as it was). */
 int util_write_file_atomic(const char *path, const void *data, size_t n);
 
+/* Copy the file src to dst the way util_write_file_atomic writes: through
+ * "dst.tmp.PID", fsync, rename over dst, fsync the folder. So dst is either
+ * its old self or a complete copy, never a torn one (and src == dst is
+ * harmless). Returns 0, or -1 with errno set (ENOENT when src or the folder
+ * of dst does not exist); on failure the temporary file is removed and dst
+ * is left as it was. */
+int util_copy_file(const char *src, const char *dst);
+
+/* Write all n bytes at buf to fd, going on after short writes and EINTR.
+ * Returns 0, or -1 with errno set. */
+int util_write_all(int fd, const void *buf, size_t n);
+
 /* fsync the folder dir so that a rename inside it is durable. Returns 0 or -1
  * with errno set. */
 int util_fsync_dir(const char *dir);
+
+/* fsync the folder that holds path ("." when path names none). Returns 0 or
+ * -1 with errno set. */
+int util_fsync_parent(const char *path);
 
 #endif
