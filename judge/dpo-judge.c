@@ -2,11 +2,11 @@
  * (OpenAI-compatible or Anthropic API) or a local verifier program. */
 #include "config.h"
 #include "judge/judge.h"
+#include "judge/judge_pairs.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/cli.h"
 #include "util/progress.h"
-#include "util/rand.h"
 #include "util/sha256.h"
 #include "util/xmalloc.h"
 #include <cjson/cJSON.h>
@@ -32,20 +32,6 @@ typedef struct opts {
 	double rpm, tpm, timeout, backoff;
 	int json_verdict, swap, include_labeled, retry_failed, dry_run, json, quiet, http2;
 } opts;
-
-/* One pair to judge. */
-typedef struct pair {
-	int64_t prompt_id, ca, cb;
-	char v[2];          /* verdict per order in a/b terms: 'a', 'b', 't'; 0 none */
-	char raw[2];        /* raw verdict letter per order */
-	int outstanding;    /* requests not finished */
-	int issued;         /* requests handed out (0..norders) */
-	int failed;
-	int first_b;        /* no-swap: completion b was shown first */
-	char *err;
-	char *rationale;
-	double t0;
-} pair;
 
 /* One request (one order of one pair). */
 typedef struct req {
@@ -77,8 +63,8 @@ typedef struct ctx {
 	struct curl_slist *headers;
 	char *api_key;
 	int64_t annotator_id, run_id;
-	pair *pairs;
-	size_t npairs, next_pair;
+	judge_pair_set pairs;
+	size_t next_pair;
 	int norders;
 	/* prompt cache: the prompt and the completions of one prompt */
 	int64_t cur_prompt;
@@ -91,7 +77,7 @@ typedef struct ctx {
 	double tx_start;
 	/* counters */
 	long requests, cached, sent, done_requests, errors, retries;
-	long judged, consistent, inconsistent, failed_pairs, decisive, first_wins;
+	judge_tally t;
 	long in_tok, out_tok, failed_shown;
 	double cost;
 	int cost_known;
@@ -375,7 +361,7 @@ static int refs_load(refmap *r, const char *path, char *hash)
  * pair cannot be judged (message in *why). */
 static int build_request(ctx *c, req *r, const char **why)
 {
-	pair *p = &c->pairs[r->pair];
+	judge_pair *p = &c->pairs.v[r->pair];
 	const char *ta, *tb, *first, *second, *ref = NULL;
 	int64_t id1, id2;
 	util_buf b = UTIL_BUF_INIT;
@@ -390,7 +376,7 @@ static int build_request(ctx *c, req *r, const char **why)
 		*why = "a completion of the pair is missing";
 		return -1;
 	}
-	int b_first = r->order == 1 || p->first_b;
+	int b_first = judge_pair_b_first(p, r->order);
 	first = b_first ? tb : ta;
 	second = b_first ? ta : tb;
 	id1 = b_first ? p->cb : p->ca;
@@ -523,62 +509,27 @@ static void cb_retry(void *ud, judge_job *job, double delay_ms)
 	c->retries++;
 }
 
-static char verdict_ab(int v, int b_first)
-{
-	if (v == 'C')
-		return 't';
-	if (v == 'A')
-		return b_first ? 'b' : 'a';
-	if (v == 'B')
-		return b_first ? 'a' : 'b';
-	return 0;
-}
-
-static const char *verdict_name(char v)
-{
-	return v == 'a' ? "a" : v == 'b' ? "b" : "tie";
-}
-
 /* All requests of pair p have finished: write its comparison. */
-static int pair_finished(ctx *c, pair *p)
+static int pair_finished(ctx *c, judge_pair *p)
 {
 	store_comparison cmp;
-	char rat[200];
+	judge_decision d;
 	int created = 0;
 
+	judge_pair_decide(p, c->norders, &d);
+	judge_tally_outcome(&c->t, d.outcome);
 	memset(&cmp, 0, sizeof cmp);
 	cmp.prompt_id = p->prompt_id;
 	cmp.completion_a = p->ca;
 	cmp.completion_b = p->cb;
 	cmp.annotator_id = c->annotator_id;
+	cmp.verdict = d.verdict;
+	cmp.shown_first = d.shown_first;
+	cmp.rationale = d.rationale;
+	cmp.inconsistent = d.inconsistent;
 	cmp.confidence = NAN;
 	cmp.duration_ms = (int64_t)((util_now() - p->t0) * 1000);
 	cmp.run_id = c->run_id;
-	if (p->failed) {
-		cmp.verdict = "skip";
-		cmp.rationale = p->err ? p->err : "judge error";
-		c->failed_pairs++;
-	} else if (c->norders == 2) {
-		cmp.shown_first = "a";
-		if (p->v[0] == p->v[1]) {
-			cmp.verdict = verdict_name(p->v[0]);
-			c->consistent++;
-		} else {
-			cmp.verdict = "tie";
-			cmp.inconsistent = 1;
-			c->inconsistent++;
-		}
-		snprintf(rat, sizeof rat, "a shown first: %s; b shown first: %s%s%s",
-			 verdict_name(p->v[0]), verdict_name(p->v[1]), p->rationale ? "; " : "",
-			 p->rationale ? p->rationale : "");
-		cmp.rationale = rat;
-		c->judged++;
-	} else {
-		cmp.shown_first = p->first_b ? "b" : "a";
-		cmp.verdict = verdict_name(p->v[0]);
-		cmp.rationale = p->rationale;
-		c->judged++;
-	}
 	if (tx_begin(c))
 		return 1;
 	if (store_comparison_add(c->st, &cmp, NULL, &created) != STORE_OK)
@@ -611,7 +562,7 @@ static void record_usage(ctx *c, req *r, util_buf *meta)
 /* A request finished (from the engine or from the cache). Takes r. */
 static int request_done(ctx *c, req *r, int from_cache)
 {
-	pair *p = &c->pairs[r->pair];
+	judge_pair *p = &c->pairs.v[r->pair];
 	int rc = 0;
 
 	c->done_requests++;
@@ -660,13 +611,8 @@ static int request_done(ctx *c, req *r, int from_cache)
 			c->failed_shown++;
 		}
 	} else {
-		int b_first = r->order == 1 || p->first_b;
-		p->v[r->order] = verdict_ab(r->verdict, b_first);
-		p->raw[r->order] = (char)r->verdict;
-		if (r->verdict == 'A' || r->verdict == 'B') {
-			c->decisive++;
-			c->first_wins += r->verdict == 'A';
-		}
+		judge_pair_record(p, r->order, r->verdict);
+		judge_tally_verdict(&c->t, r->verdict);
 		if (r->rationale && !p->rationale)
 			p->rationale = xstrdup(r->rationale);
 	}
@@ -682,8 +628,8 @@ static int request_done(ctx *c, req *r, int from_cache)
 static judge_job *cb_next(void *ud)
 {
 	ctx *c = ud;
-	while (c->next_pair < c->npairs && !c->fatal && !c->store_failed) {
-		pair *p = &c->pairs[c->next_pair];
+	while (c->next_pair < c->pairs.n && !c->fatal && !c->store_failed) {
+		judge_pair *p = &c->pairs.v[c->next_pair];
 		req *r = xcalloc(1, sizeof *r);
 		const char *why = NULL;
 		r->pair = c->next_pair;
@@ -766,109 +712,31 @@ static int cb_tick(void *ud)
 
 /* ---- choosing pairs ---------------------------------------------------------------- */
 
-typedef struct collect {
-	ctx *c;
-	size_t cap, seen;
-	uint64_t rng;
-	long random_n;
-} collect;
-
-static void add_pair(ctx *c, size_t *cap, int64_t prompt, int64_t a, int64_t b)
-{
-	if (c->npairs == *cap) {
-		*cap = *cap ? *cap * 2 : 256;
-		c->pairs = xreallocarray(c->pairs, *cap, sizeof *c->pairs);
-	}
-	pair *p = &c->pairs[c->npairs++];
-	memset(p, 0, sizeof *p);
-	p->prompt_id = prompt;
-	p->ca = a;
-	p->cb = b;
-}
-
-static int on_queue_pair(void *ud, const store_pair_ref *pr)
-{
-	collect *k = ud;
-	ctx *c = k->c;
-	k->seen++;
-	if (k->random_n > 0 && c->npairs >= (size_t)k->random_n) {
-		/* reservoir sampling */
-		uint64_t j = util_splitmix64(&k->rng) % k->seen;
-		if (j < (uint64_t)k->random_n) {
-			pair *p = &c->pairs[j];
-			p->prompt_id = pr->prompt_id;
-			p->ca = pr->completion_a;
-			p->cb = pr->completion_b;
-		}
-		return 0;
-	}
-	add_pair(c, &k->cap, pr->prompt_id, pr->completion_a, pr->completion_b);
-	return 0;
-}
-
-static int on_failed(void *ud, const store_comparison *cmp)
-{
-	collect *k = ud;
-	ctx *c = k->c;
-	if (cmp->annotator_id != c->annotator_id || !cmp->verdict || strcmp(cmp->verdict, "skip"))
-		return 0;
-	add_pair(c, &k->cap, cmp->prompt_id, cmp->completion_a, cmp->completion_b);
-	/* t0 holds the comparison's id until choose_pairs deletes it */
-	c->pairs[c->npairs - 1].t0 = (double)cmp->id;
-	return 0;
-}
-
-static int cmp_pair(const void *x, const void *y)
-{
-	const pair *a = x, *b = y;
-	if (a->prompt_id != b->prompt_id)
-		return a->prompt_id < b->prompt_id ? -1 : 1;
-	if (a->ca != b->ca)
-		return a->ca < b->ca ? -1 : 1;
-	return a->cb < b->cb ? -1 : a->cb > b->cb;
-}
-
-/* The display order of a pair without --swap: fixed per pair, about half
- * each way, so that position bias does not favour lower ids. */
-static int first_b_of(const pair *p)
-{
-	uint64_t s = (uint64_t)p->prompt_id * 1000003u ^ (uint64_t)p->ca * 7919u ^ (uint64_t)p->cb;
-	return (int)(util_splitmix64(&s) & 1);
-}
-
 static int choose_pairs(ctx *c)
 {
-	collect k = {c, 0, 0, (uint64_t)c->o->seed * 2654435761u + 17, c->o->random_n};
-	if (c->o->retry_failed) {
-		if (store_comparisons_foreach(c->st, 0, on_failed, &k) != STORE_OK)
-			return store_fail(c, "cannot read comparisons");
-	} else {
-		store_queue_filter f;
-		memset(&f, 0, sizeof f);
-		f.split = c->o->split;
-		f.source = c->o->source;
-		f.annotator_id = c->annotator_id;
-		f.include_labeled = c->o->include_labeled;
-		f.limit = c->o->random_n > 0 ? 0 : c->o->limit;
-		if (store_queue_foreach(c->st, &f, on_queue_pair, &k) != STORE_OK)
-			return store_fail(c, "cannot read the queue of pairs");
-		if (c->npairs)
-			qsort(c->pairs, c->npairs, sizeof *c->pairs, cmp_pair);
-	}
-	if (c->o->limit > 0 && c->npairs > (size_t)c->o->limit)
-		c->npairs = (size_t)c->o->limit;
-	if (c->o->retry_failed && !c->o->dry_run) {
+	const opts *o = c->o;
+	judge_pair_query q = {
+		.judge_id = c->annotator_id,
+		.retry_failed = o->retry_failed,
+		.split = o->split,
+		.source = o->source,
+		.include_labeled = o->include_labeled,
+		.sample = o->random_n,
+		.seed = o->seed,
+		.limit = o->limit,
+		.norders = c->norders,
+	};
+	if (judge_pairs_choose(c->st, &q, &c->pairs) != STORE_OK)
+		return store_fail(c, o->retry_failed ? "cannot read comparisons" : "cannot read the queue of pairs");
+	if (o->retry_failed && !o->dry_run) {
+		/* the failed comparisons make way for the new ones */
 		if (tx_begin(c))
 			return 1;
-		for (size_t i = 0; i < c->npairs; i++)
-			if (store_comparison_delete(c->st, (int64_t)c->pairs[i].t0) != STORE_OK)
+		for (size_t i = 0; i < c->pairs.n; i++)
+			if (store_comparison_delete(c->st, c->pairs.v[i].retry_id) != STORE_OK)
 				return store_fail(c, "cannot remove a failed comparison");
 		if (tx_commit(c))
 			return 1;
-	}
-	for (size_t i = 0; i < c->npairs; i++) {
-		c->pairs[i].t0 = 0;
-		c->pairs[i].first_b = c->norders == 1 ? first_b_of(&c->pairs[i]) : 0;
 	}
 	return 0;
 }
@@ -907,18 +775,15 @@ static void json_num(util_buf *b, const char *name, double v, int first)
 static char *summary_json(ctx *c, double wall, const char *status)
 {
 	util_buf b = UTIL_BUF_INIT;
-	long pairs_judged = c->consistent + c->inconsistent;
 	util_buf_adds(&b, "{\"status\":");
 	util_buf_add_json_string(&b, status, strlen(status));
-	json_num(&b, "pairs", (double)c->npairs, 0);
-	json_num(&b, "judged", (double)c->judged, 0);
-	json_num(&b, "consistent", c->norders == 2 ? (double)c->consistent : NAN, 0);
-	json_num(&b, "inconsistent", c->norders == 2 ? (double)c->inconsistent : NAN, 0);
-	json_num(&b, "consistency_rate",
-		 c->norders == 2 && pairs_judged ? (double)c->consistent / (double)pairs_judged : NAN, 0);
-	json_num(&b, "first_position_win_rate", c->decisive ? (double)c->first_wins / (double)c->decisive : NAN,
-		 0);
-	json_num(&b, "failed_pairs", (double)c->failed_pairs, 0);
+	json_num(&b, "pairs", (double)c->pairs.n, 0);
+	json_num(&b, "judged", (double)c->t.judged, 0);
+	json_num(&b, "consistent", c->norders == 2 ? (double)c->t.consistent : NAN, 0);
+	json_num(&b, "inconsistent", c->norders == 2 ? (double)c->t.inconsistent : NAN, 0);
+	json_num(&b, "consistency_rate", c->norders == 2 ? judge_tally_consistency_rate(&c->t) : NAN, 0);
+	json_num(&b, "first_position_win_rate", judge_tally_first_position_rate(&c->t), 0);
+	json_num(&b, "failed_pairs", (double)c->t.failed_pairs, 0);
 	json_num(&b, "errors", (double)c->errors, 0);
 	json_num(&b, "retries", (double)c->retries, 0);
 	json_num(&b, "requests", (double)c->requests, 0);
@@ -935,17 +800,18 @@ static char *summary_json(ctx *c, double wall, const char *status)
 
 static void print_summary(ctx *c, double wall)
 {
-	long pj = c->consistent + c->inconsistent;
-	printf("judged %ld of %zu pairs", c->judged, c->npairs);
-	if (c->failed_pairs)
-		printf(", %ld failed (rerun with --retry-failed)", c->failed_pairs);
+	const judge_tally *t = &c->t;
+	long pj = t->consistent + t->inconsistent;
+	printf("judged %ld of %zu pairs", t->judged, c->pairs.n);
+	if (t->failed_pairs)
+		printf(", %ld failed (rerun with --retry-failed)", t->failed_pairs);
 	printf(" in %.1f s\n", wall);
 	if (c->norders == 2 && pj)
-		printf("consistency: %ld consistent, %ld inconsistent (%.1f%%)\n", c->consistent,
-		       c->inconsistent, 100.0 * (double)c->consistent / (double)pj);
-	if (c->decisive)
+		printf("consistency: %ld consistent, %ld inconsistent (%.1f%%)\n", t->consistent,
+		       t->inconsistent, 100.0 * (double)t->consistent / (double)pj);
+	if (t->decisive)
 		printf("first-position win rate: %.1f%% of %ld decisive verdicts\n",
-		       100.0 * (double)c->first_wins / (double)c->decisive, c->decisive);
+		       100.0 * (double)t->first_wins / (double)t->decisive, t->decisive);
 	printf("requests: %ld sent, %ld from cache, %ld retries, %ld errors\n", c->sent, c->cached,
 	       c->retries, c->errors);
 	if (c->o->provider != JUDGE_PROVIDER_EXEC) {
@@ -963,7 +829,7 @@ static int dry_run(ctx *c)
 {
 	long nreq = 0, ncached = 0;
 	double in_tok = 0, out_tok = 0;
-	for (size_t i = 0; i < c->npairs; i++) {
+	for (size_t i = 0; i < c->pairs.n; i++) {
 		for (int o = 0; o < c->norders; o++) {
 			req r;
 			const char *why;
@@ -972,8 +838,8 @@ static int dry_run(ctx *c)
 			r.order = o;
 			if (build_request(c, &r, &why)) {
 				util_warn("prompt %lld, completions %lld and %lld: %s",
-					  (long long)c->pairs[i].prompt_id, (long long)c->pairs[i].ca,
-					  (long long)c->pairs[i].cb, why);
+					  (long long)c->pairs.v[i].prompt_id, (long long)c->pairs.v[i].ca,
+					  (long long)c->pairs.v[i].cb, why);
 				continue;
 			}
 			char *cached = NULL;
@@ -994,7 +860,7 @@ static int dry_run(ctx *c)
 	if (c->o->json) {
 		util_buf b = UTIL_BUF_INIT;
 		util_buf_adds(&b, "{\"dry_run\":true");
-		json_num(&b, "pairs", (double)c->npairs, 0);
+		json_num(&b, "pairs", (double)c->pairs.n, 0);
 		json_num(&b, "requests", (double)nreq, 0);
 		json_num(&b, "cached", (double)ncached, 0);
 		json_num(&b, "estimated_input_tokens", floor(in_tok), 0);
@@ -1004,7 +870,7 @@ static int dry_run(ctx *c)
 		fputs(util_buf_str(&b), stdout);
 		util_buf_free(&b);
 	} else {
-		printf("dry run: %zu pairs, %ld requests to send (%ld answered from the cache)\n", c->npairs,
+		printf("dry run: %zu pairs, %ld requests to send (%ld answered from the cache)\n", c->pairs.n,
 		       nreq, ncached);
 		if (c->o->provider != JUDGE_PROVIDER_EXEC) {
 			printf("estimated tokens: about %.0f input, at most %.0f output\n", in_tok, out_tok);
@@ -1269,7 +1135,7 @@ int main(int argc, char **argv)
 	}
 	if (choose_pairs(&c))
 		goto out;
-	c.requests = (long)c.npairs * c.norders;
+	c.requests = (long)c.pairs.n * c.norders;
 	if (o.dry_run) {
 		rc = dry_run(&c) ? UTIL_EXIT_FAIL : UTIL_EXIT_OK;
 		store_rollback(c.st);
@@ -1313,7 +1179,7 @@ int main(int argc, char **argv)
 		rc = UTIL_EXIT_FAIL;
 	} else {
 		status = "ok";
-		rc = c.failed_pairs ? UTIL_EXIT_FAIL : UTIL_EXIT_OK;
+		rc = c.t.failed_pairs ? UTIL_EXIT_FAIL : UTIL_EXIT_OK;
 	}
 	summary = summary_json(&c, wall, status);
 	if (!c.store_failed) {
@@ -1321,10 +1187,10 @@ int main(int argc, char **argv)
 			const char *n;
 			double v;
 		} m[] = {
-			{"judged", (double)c.judged},
-			{"consistent", (double)c.consistent},
-			{"inconsistent", (double)c.inconsistent},
-			{"failed_pairs", (double)c.failed_pairs},
+			{"judged", (double)c.t.judged},
+			{"consistent", (double)c.t.consistent},
+			{"inconsistent", (double)c.t.inconsistent},
+			{"failed_pairs", (double)c.t.failed_pairs},
 			{"errors", (double)c.errors},
 			{"retries", (double)c.retries},
 			{"requests_sent", (double)c.sent},
@@ -1332,10 +1198,8 @@ int main(int argc, char **argv)
 			{"input_tokens", (double)c.in_tok},
 			{"output_tokens", (double)c.out_tok},
 			{"cost_usd", c.cost_known ? c.cost : NAN},
-			{"consistency_rate", c.consistent + c.inconsistent
-						     ? (double)c.consistent / (double)(c.consistent + c.inconsistent)
-						     : NAN},
-			{"first_position_win_rate", c.decisive ? (double)c.first_wins / (double)c.decisive : NAN},
+			{"consistency_rate", judge_tally_consistency_rate(&c.t)},
+			{"first_position_win_rate", judge_tally_first_position_rate(&c.t)},
 			{"wall_s", wall},
 		};
 		int mrc = tx_begin(&c);
@@ -1357,9 +1221,9 @@ int main(int argc, char **argv)
 		util_warn("stopping: %s", c.fatal_msg);
 	if (erc == JUDGE_EINTR)
 		util_warn("interrupted: %ld pairs saved; run the same command again to judge the rest",
-			  c.judged + c.failed_pairs);
-	else if (c.failed_pairs && !c.fatal)
-		util_warn("%ld pairs failed; rerun with --retry-failed to try them again", c.failed_pairs);
+			  c.t.judged + c.t.failed_pairs);
+	else if (c.t.failed_pairs && !c.fatal)
+		util_warn("%ld pairs failed; rerun with --retry-failed to try them again", c.t.failed_pairs);
 out:
 	while (c.inflight) {
 		req *r = c.inflight;
@@ -1374,11 +1238,7 @@ out:
 	judge_prices_free(c.prices);
 	refs_free(&c.refs);
 	drop_prompt(&c);
-	for (size_t i = 0; i < c.npairs; i++) {
-		free(c.pairs[i].err);
-		free(c.pairs[i].rationale);
-	}
-	free(c.pairs);
+	judge_pairs_free(&c.pairs);
 	curl_slist_free_all(c.headers);
 	if (c.api_key) {
 		memset(c.api_key, 0, strlen(c.api_key));
