@@ -216,8 +216,17 @@ typedef struct judge_engine_opts {
 	int http2;                /* offer HTTP/2 */
 } judge_engine_opts;
 
+/* The defaults of the engine options that dpo-judge exposes: its option
+ * table shows them (as text) and judge_engine_opts_default uses them, so
+ * the program and the library cannot disagree. */
+#define JUDGE_ENGINE_CONCURRENCY 16
+#define JUDGE_ENGINE_TIMEOUT_S 120
+#define JUDGE_ENGINE_MAX_RETRIES 6
+#define JUDGE_ENGINE_BACKOFF_MS 500
+
 /* Defaults: concurrency 16, no limits, timeout 120 s, 6 retries, backoff
- * 500 ms doubling up to 60 s, 4 MiB responses, HTTP/2. */
+ * 500 ms doubling up to 60 s, 4 MiB responses, HTTP/2 (the JUDGE_ENGINE_*
+ * values above). */
 void judge_engine_opts_default(judge_engine_opts *o);
 
 /* Callbacks. next: hand out the next job (or NULL when there is none for
