@@ -6,13 +6,15 @@
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/cli.h"
+#include "util/opt.h"
 #include "util/progress.h"
 #include "util/sha256.h"
 #include "util/xmalloc.h"
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
-#include <getopt.h>
+#include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,12 +27,12 @@
 
 typedef struct opts {
 	const char *db, *provider_name, *model, *base_url, *key_env, *command, *template_path;
-	const char *references, *prices_path, *split, *source, *pairs;
+	const char *references, *prices_path, *split, *source;
 	judge_provider provider;
 	double temperature;
 	long max_tokens, limit, concurrency, max_retries, seed, random_n;
 	double rpm, tpm, timeout, backoff;
-	int json_verdict, swap, include_labeled, retry_failed, dry_run, json, quiet, http2;
+	int json_verdict, swap, include_labeled, retry_failed, dry_run, json, quiet, no_http2;
 } opts;
 
 /* One request (one order of one pair). */
@@ -91,55 +93,133 @@ typedef struct ctx {
 	double start;
 } ctx;
 
-static void usage(void)
+/* ---- the command line ---------------------------------------------------------- */
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* --pairs all|random:N into the sample size (0: all). */
+static int parse_pairs(void *target, const char *v, char *err, size_t errlen)
 {
-	printf("Usage: dpo-judge [OPTION]...\n"
-	       "Label pairs of completions in the store with an LLM judge or a local verifier.\n"
-	       "\n"
-	       "Judge:\n"
-	       "  --provider NAME        openai (default; any OpenAI-compatible server), anthropic, exec\n"
-	       "  --model NAME           model to ask (required for openai and anthropic)\n"
-	       "  --base-url URL         API base (default $OPENAI_BASE_URL or https://api.openai.com/v1;\n"
-	       "                         anthropic: $ANTHROPIC_BASE_URL or https://api.anthropic.com)\n"
-	       "  --api-key-env NAME     read the key from $NAME (default OPENAI_API_KEY / ANTHROPIC_API_KEY)\n"
-	       "  --command CMD          exec: program run per request (sh -c); reads a JSON object with\n"
-	       "                         prompt, response_a, response_b on stdin, prints A, B, C or\n"
-	       "                         {\"verdict\": \"A\"} on stdout\n"
-	       "  --template FILE        judging prompt template (default: pairwise from the data folder;\n"
-	       "                         a bare name such as pairwise-reference is looked up there)\n"
-	       "  --references FILE      JSONL of {\"prompt\" or \"prompt_id\", \"reference\"} for {{reference}}\n"
-	       "  --json-verdict         ask for a structured (JSON) verdict\n"
-	       "  --swap, --no-swap      judge both orders (default) or one order per pair\n"
-	       "  --temperature X        sampling temperature (default 0)\n"
-	       "  --max-tokens N         answer length limit (default 1024)\n"
-	       "\n"
-	       "What to judge:\n"
-	       "  --db PATH              database (default $DPO_DB or ./dpo.db)\n"
-	       "  --pairs all|random:N   every pending pair (default) or N of them chosen with --seed\n"
-	       "  --split NAME           only prompts of this split\n"
-	       "  --source NAME          only prompts from this source\n"
-	       "  --limit N              at most N pairs\n"
-	       "  --include-labeled      also judge pairs humans or imports labeled\n"
-	       "  --retry-failed         judge again only the pairs that failed before\n"
-	       "  --seed N               seed for --pairs random:N (default 0)\n"
-	       "\n"
-	       "Engine:\n"
-	       "  --concurrency N        requests in flight (default 16)\n"
-	       "  --rpm N, --tpm N       requests / tokens per minute limits (default none)\n"
-	       "  --timeout SEC          per try (default 120)\n"
-	       "  --max-retries N        retries per request (default 6)\n"
-	       "  --backoff MS           delay before the first retry (default 500; doubles each time,\n"
-	       "                         at most 60 s, with jitter; a Retry-After header wins)\n"
-	       "  --no-http2             use HTTP/1.1 only\n"
-	       "  --prices FILE          price table overriding the default one\n"
-	       "  --dry-run              print requests, tokens and cost; send nothing\n"
-	       "  --json                 print the summary as one JSON document\n"
-	       "  -q, --quiet            no progress line\n"
-	       "  -h, --help             this help\n"
-	       "      --version          print the version\n"
-	       "\n"
-	       "Keys are read from the environment only and never printed or stored.\n"
-	       "Exit status: 0 done, 1 failure, 2 usage error, 130 interrupted (rerun to resume).\n");
+	long *n = target;
+	char *end;
+	if (!strcmp(v, "all")) {
+		*n = 0;
+		return 0;
+	}
+	if (!strncmp(v, "random:", 7)) {
+		errno = 0;
+		*n = strtol(v + 7, &end, 10);
+		if (!errno && end != v + 7 && !*end && *n >= 1)
+			return 0;
+	}
+	snprintf(err, errlen, "expected all or random:N with N >= 1, got \"%s\"", v);
+	return -1;
+}
+
+static const util_opt opts_table[] = {
+	UTIL_OPT_HEADING("Judge:"),
+	{"provider", 0, UTIL_OPT_ENUM, offsetof(opts, provider_name), .def = "openai",
+	 .choices = "openai|anthropic|exec", .arg = "NAME",
+	 .help = "openai (default; any OpenAI-compatible server), anthropic, exec"},
+	{"model", 0, UTIL_OPT_STRING, offsetof(opts, model), .arg = "NAME",
+	 .help = "model to ask (required for openai and anthropic)"},
+	{"base-url", 0, UTIL_OPT_STRING, offsetof(opts, base_url), .arg = "URL",
+	 .help = "API base (default $OPENAI_BASE_URL or https://api.openai.com/v1;\n"
+		 "anthropic: $ANTHROPIC_BASE_URL or https://api.anthropic.com)"},
+	{"api-key-env", 0, UTIL_OPT_STRING, offsetof(opts, key_env), .arg = "NAME",
+	 .help = "read the key from $NAME (default OPENAI_API_KEY / ANTHROPIC_API_KEY)"},
+	{"command", 0, UTIL_OPT_STRING, offsetof(opts, command), .arg = "CMD",
+	 .help = "exec: program run per request (sh -c); reads a JSON object with\n"
+		 "prompt, response_a, response_b on stdin, prints A, B, C or\n"
+		 "{\"verdict\": \"A\"} on stdout"},
+	{"template", 0, UTIL_OPT_PATH, offsetof(opts, template_path), .def = "pairwise.txt", .arg = "FILE",
+	 .help = "judging prompt template (default: pairwise.txt from the data folder;\n"
+		 "a bare name such as pairwise-reference is looked up there)"},
+	{"references", 0, UTIL_OPT_PATH, offsetof(opts, references), .arg = "FILE",
+	 .help = "JSONL of {\"prompt\" or \"prompt_id\", \"reference\"} for {{reference}}"},
+	{"json-verdict", 0, UTIL_OPT_FLAG, offsetof(opts, json_verdict),
+	 .help = "ask for a structured (JSON) verdict"},
+	{"swap", 0, UTIL_OPT_FLAG, offsetof(opts, swap), .def = "true",
+	 .help = "judge both orders of each pair (default)"},
+	{"no-swap", 0, UTIL_OPT_FLAG_OFF, offsetof(opts, swap), .flags = UTIL_OPT_NOPARAM,
+	 .help = "judge one order per pair"},
+	{"temperature", 0, UTIL_OPT_FLOAT, offsetof(opts, temperature), .def = "0", .range = "[0, 2]",
+	 .help = "sampling temperature"},
+	{"max-tokens", 0, UTIL_OPT_INT, offsetof(opts, max_tokens), .def = "1024", .range = "[1, inf)",
+	 .help = "answer length limit"},
+
+	UTIL_OPT_HEADING("What to judge:"),
+	UTIL_OPT_DB(opts, db),
+	{"pairs", 0, UTIL_OPT_CALL, offsetof(opts, random_n), .def = "all", .arg = "all|random:N",
+	 .call = parse_pairs, .help = "every pending pair, or N of them chosen with --seed"},
+	{"split", 0, UTIL_OPT_STRING, offsetof(opts, split), .arg = "NAME", .help = "only prompts of this split"},
+	{"source", 0, UTIL_OPT_STRING, offsetof(opts, source), .arg = "NAME",
+	 .help = "only prompts from this source"},
+	{"limit", 0, UTIL_OPT_INT, offsetof(opts, limit), .def = "0", .range = "[0, inf)",
+	 .help = "at most N pairs (default 0: all)"},
+	{"include-labeled", 0, UTIL_OPT_FLAG, offsetof(opts, include_labeled),
+	 .help = "also judge pairs humans or imports labeled"},
+	{"retry-failed", 0, UTIL_OPT_FLAG, offsetof(opts, retry_failed),
+	 .help = "judge again only the pairs that failed before"},
+	UTIL_OPT_SEED(opts, seed, "0"),
+
+	UTIL_OPT_HEADING("Engine:"),
+	{"concurrency", 0, UTIL_OPT_INT, offsetof(opts, concurrency), .def = STR(JUDGE_ENGINE_CONCURRENCY),
+	 .range = "[1, 4096]", .help = "requests in flight"},
+	{"rpm", 0, UTIL_OPT_FLOAT, offsetof(opts, rpm), .def = "0", .range = "[0, inf)", .arg = "N",
+	 .help = "requests per minute at most (default 0: no limit)"},
+	{"tpm", 0, UTIL_OPT_FLOAT, offsetof(opts, tpm), .def = "0", .range = "[0, inf)", .arg = "N",
+	 .help = "tokens per minute at most (default 0: no limit)"},
+	{"timeout", 0, UTIL_OPT_FLOAT, offsetof(opts, timeout), .def = STR(JUDGE_ENGINE_TIMEOUT_S),
+	 .range = "(0, inf)", .arg = "SEC", .help = "limit of one try"},
+	{"max-retries", 0, UTIL_OPT_INT, offsetof(opts, max_retries), .def = STR(JUDGE_ENGINE_MAX_RETRIES),
+	 .range = "[0, 100]", .help = "retries per request"},
+	{"backoff", 0, UTIL_OPT_FLOAT, offsetof(opts, backoff), .def = STR(JUDGE_ENGINE_BACKOFF_MS),
+	 .range = "[0, 60000]", .arg = "MS",
+	 .help = "delay before the first retry (default " STR(JUDGE_ENGINE_BACKOFF_MS)
+		 "; doubles each time,\nat most 60 s, with jitter; a Retry-After header wins)"},
+	{"no-http2", 0, UTIL_OPT_FLAG, offsetof(opts, no_http2), .help = "use HTTP/1.1 only"},
+	{"prices", 0, UTIL_OPT_PATH, offsetof(opts, prices_path), .arg = "FILE",
+	 .help = "price table overriding the default one"},
+
+	UTIL_OPT_HEADING("Output:"),
+	{"dry-run", 0, UTIL_OPT_FLAG, offsetof(opts, dry_run), .flags = UTIL_OPT_NOPARAM | UTIL_OPT_NOCONFIG,
+	 .help = "print requests, tokens and cost; send nothing"},
+	UTIL_OPT_JSON(opts, json),
+	UTIL_OPT_QUIET(opts, quiet),
+	UTIL_OPT_TABLE_END,
+};
+
+static util_cli cli = {
+	.name = "dpo-judge",
+	.synopsis = "[OPTIONS]",
+	.summary = "Label pairs of completions in the store with an LLM judge or a local verifier.",
+	.footer = "Keys are read from the environment only and never printed or stored.\n"
+		  "Defaults may be set in the config file's section [dpo-judge] ($DPO_CONFIG,\n"
+		  "else $XDG_CONFIG_HOME/dpo/config); the command line overrides them.\n"
+		  "Exit status: 0 done, 1 failure, 2 usage error, 130 interrupted (rerun to resume).\n",
+	.opts = opts_table,
+};
+
+/* Parse the command line into o (exits 0 on --help/--version, 2 on a usage
+ * error): the table, then the checks that combine options. */
+static void parse_options(opts *o, int argc, char **argv)
+{
+	memset(o, 0, sizeof *o);
+	util_cli_parse(&cli, o, argc, argv);
+	judge_provider_parse(o->provider_name, &o->provider); /* the table allows only known names */
+	if (o->provider == JUDGE_PROVIDER_EXEC) {
+		if (!o->command || !*o->command)
+			util_cli_usage_error(&cli, "--provider exec needs --command CMD");
+		if (o->json_verdict || util_cli_source(&cli, "template") != UTIL_OPT_FROM_DEFAULT)
+			util_cli_usage_error(&cli, "--json-verdict and --template do not apply to --provider exec");
+	} else {
+		if (o->command)
+			util_cli_usage_error(&cli, "--command is only for --provider exec");
+		if (!o->model || !*o->model)
+			util_cli_usage_error(&cli, "--model is required for --provider %s", o->provider_name);
+	}
 }
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -887,144 +967,6 @@ static int dry_run(ctx *c)
 
 /* ---- main ------------------------------------------------------------------------- */
 
-enum {
-	O_PROVIDER = 256, O_MODEL, O_BASE_URL, O_KEY_ENV, O_COMMAND, O_TEMPLATE, O_REFS, O_JSON_VERDICT,
-	O_SWAP, O_NO_SWAP, O_TEMP, O_MAX_TOKENS, O_DB, O_PAIRS, O_SPLIT, O_SOURCE, O_LIMIT, O_INCL,
-	O_RETRY_FAILED, O_SEED, O_CONC, O_RPM, O_TPM, O_TIMEOUT, O_MAX_RETRIES, O_PRICES, O_DRY, O_JSON,
-	O_VERSION, O_NO_HTTP2, O_BACKOFF,
-};
-
-static const struct option longopts[] = {
-	{"provider", required_argument, 0, O_PROVIDER},
-	{"model", required_argument, 0, O_MODEL},
-	{"base-url", required_argument, 0, O_BASE_URL},
-	{"api-key-env", required_argument, 0, O_KEY_ENV},
-	{"command", required_argument, 0, O_COMMAND},
-	{"template", required_argument, 0, O_TEMPLATE},
-	{"references", required_argument, 0, O_REFS},
-	{"json-verdict", no_argument, 0, O_JSON_VERDICT},
-	{"swap", no_argument, 0, O_SWAP},
-	{"no-swap", no_argument, 0, O_NO_SWAP},
-	{"temperature", required_argument, 0, O_TEMP},
-	{"max-tokens", required_argument, 0, O_MAX_TOKENS},
-	{"db", required_argument, 0, O_DB},
-	{"pairs", required_argument, 0, O_PAIRS},
-	{"split", required_argument, 0, O_SPLIT},
-	{"source", required_argument, 0, O_SOURCE},
-	{"limit", required_argument, 0, O_LIMIT},
-	{"include-labeled", no_argument, 0, O_INCL},
-	{"retry-failed", no_argument, 0, O_RETRY_FAILED},
-	{"seed", required_argument, 0, O_SEED},
-	{"concurrency", required_argument, 0, O_CONC},
-	{"rpm", required_argument, 0, O_RPM},
-	{"tpm", required_argument, 0, O_TPM},
-	{"timeout", required_argument, 0, O_TIMEOUT},
-	{"max-retries", required_argument, 0, O_MAX_RETRIES},
-	{"backoff", required_argument, 0, O_BACKOFF},
-	{"prices", required_argument, 0, O_PRICES},
-	{"dry-run", no_argument, 0, O_DRY},
-	{"json", no_argument, 0, O_JSON},
-	{"no-http2", no_argument, 0, O_NO_HTTP2},
-	{"quiet", no_argument, 0, 'q'},
-	{"help", no_argument, 0, 'h'},
-	{"version", no_argument, 0, O_VERSION},
-	{0, 0, 0, 0},
-};
-
-static void parse_args(int argc, char **argv, opts *o)
-{
-	int ch;
-	memset(o, 0, sizeof *o);
-	o->provider_name = "openai";
-	o->max_tokens = 1024;
-	o->concurrency = 16;
-	o->max_retries = 6;
-	o->timeout = 120;
-	o->backoff = 500;
-	o->swap = 1;
-	o->http2 = 1;
-	o->pairs = "all";
-	while ((ch = getopt_long(argc, argv, "hq", longopts, NULL)) != -1) {
-		switch (ch) {
-		case O_PROVIDER: o->provider_name = optarg; break;
-		case O_MODEL: o->model = optarg; break;
-		case O_BASE_URL: o->base_url = optarg; break;
-		case O_KEY_ENV: o->key_env = optarg; break;
-		case O_COMMAND: o->command = optarg; break;
-		case O_TEMPLATE: o->template_path = optarg; break;
-		case O_REFS: o->references = optarg; break;
-		case O_JSON_VERDICT: o->json_verdict = 1; break;
-		case O_SWAP: o->swap = 1; break;
-		case O_NO_SWAP: o->swap = 0; break;
-		case O_TEMP: util_parse_double("--temperature", optarg, &o->temperature); break;
-		case O_MAX_TOKENS: util_parse_long("--max-tokens", optarg, &o->max_tokens); break;
-		case O_DB: o->db = optarg; break;
-		case O_PAIRS: o->pairs = optarg; break;
-		case O_SPLIT: o->split = optarg; break;
-		case O_SOURCE: o->source = optarg; break;
-		case O_LIMIT: util_parse_long("--limit", optarg, &o->limit); break;
-		case O_INCL: o->include_labeled = 1; break;
-		case O_RETRY_FAILED: o->retry_failed = 1; break;
-		case O_SEED: util_parse_long("--seed", optarg, &o->seed); break;
-		case O_CONC: util_parse_long("--concurrency", optarg, &o->concurrency); break;
-		case O_RPM: util_parse_double("--rpm", optarg, &o->rpm); break;
-		case O_TPM: util_parse_double("--tpm", optarg, &o->tpm); break;
-		case O_TIMEOUT: util_parse_double("--timeout", optarg, &o->timeout); break;
-		case O_MAX_RETRIES: util_parse_long("--max-retries", optarg, &o->max_retries); break;
-		case O_BACKOFF: util_parse_double("--backoff", optarg, &o->backoff); break;
-		case O_PRICES: o->prices_path = optarg; break;
-		case O_DRY: o->dry_run = 1; break;
-		case O_JSON: o->json = 1; break;
-		case O_NO_HTTP2: o->http2 = 0; break;
-		case 'q': o->quiet = 1; break;
-		case 'h': usage(); exit(0);
-		case O_VERSION: util_print_version(); exit(0);
-		default: fprintf(stderr, "Try 'dpo-judge --help' for more information.\n"); exit(2);
-		}
-	}
-	if (optind < argc)
-		util_usage_error("unexpected argument '%s'", argv[optind]);
-	if (judge_provider_parse(o->provider_name, &o->provider))
-		util_usage_error("option --provider: '%s' is not one of openai, anthropic, exec",
-				 o->provider_name);
-	if (o->provider == JUDGE_PROVIDER_EXEC) {
-		if (!o->command || !*o->command)
-			util_usage_error("--provider exec needs --command CMD");
-		if (o->json_verdict || o->template_path)
-			util_usage_error("--json-verdict and --template do not apply to --provider exec");
-	} else {
-		if (o->command)
-			util_usage_error("--command is only for --provider exec");
-		if (!o->model || !*o->model)
-			util_usage_error("--model is required for --provider %s", o->provider_name);
-	}
-	if (!strcmp(o->pairs, "all")) {
-		o->random_n = 0;
-	} else if (!strncmp(o->pairs, "random:", 7)) {
-		util_parse_long("--pairs random:N", o->pairs + 7, &o->random_n);
-		if (o->random_n < 1)
-			util_usage_error("option --pairs: N in random:N must be at least 1");
-	} else {
-		util_usage_error("option --pairs: '%s' is not 'all' or 'random:N'", o->pairs);
-	}
-	if (o->concurrency < 1 || o->concurrency > 4096)
-		util_usage_error("option --concurrency: must be between 1 and 4096");
-	if (o->max_tokens < 1)
-		util_usage_error("option --max-tokens: must be at least 1");
-	if (o->max_retries < 0 || o->max_retries > 100)
-		util_usage_error("option --max-retries: must be between 0 and 100");
-	if (o->timeout <= 0)
-		util_usage_error("option --timeout: must be positive");
-	if (o->backoff < 0 || o->backoff > 60000)
-		util_usage_error("option --backoff: must be between 0 and 60000 ms");
-	if (o->rpm < 0 || o->tpm < 0)
-		util_usage_error("options --rpm and --tpm must not be negative");
-	if (o->limit < 0)
-		util_usage_error("option --limit: must not be negative");
-	if (o->temperature < 0 || o->temperature > 2)
-		util_usage_error("option --temperature: must be between 0 and 2");
-}
-
 int main(int argc, char **argv)
 {
 	opts o;
@@ -1036,7 +978,7 @@ int main(int argc, char **argv)
 	const char *status = "failed";
 
 	util_set_progname("dpo-judge");
-	parse_args(argc, argv, &o);
+	parse_options(&o, argc, argv);
 	memset(&c, 0, sizeof c);
 	c.o = &o;
 	c.norders = o.swap ? 2 : 1;
@@ -1044,7 +986,7 @@ int main(int argc, char **argv)
 
 	/* template, references, prices */
 	if (o.provider != JUDGE_PROVIDER_EXEC) {
-		tpath = find_data_file(o.template_path ? o.template_path : "pairwise.txt");
+		tpath = find_data_file(o.template_path);
 		c.tmpl = judge_template_load(tpath, err, sizeof err);
 		if (!c.tmpl) {
 			util_warn("%s", err);
@@ -1155,7 +1097,7 @@ int main(int argc, char **argv)
 	eo.timeout_s = o.timeout;
 	eo.max_retries = (int)o.max_retries;
 	eo.backoff_base_ms = o.backoff;
-	eo.http2 = o.http2;
+	eo.http2 = !o.no_http2;
 	eo.seed = (uint64_t)o.seed + 1;
 	eng = judge_engine_new(&eo);
 	c.eng = eng;
@@ -1250,5 +1192,6 @@ out:
 	free(name);
 	free(tpath);
 	free(summary);
+	util_cli_free(&cli);
 	return rc;
 }
