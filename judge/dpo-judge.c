@@ -965,16 +965,222 @@ static int dry_run(ctx *c)
 	return 0;
 }
 
+/* ---- the phases of a run ------------------------------------------------------------ */
+
+/* The template, the references and the price table. Returns an exit status:
+ * 0 when loaded, 1 (or 2 for a missing --references) with a message. */
+static int load_inputs(ctx *c, char *refs_hash)
+{
+	const opts *o = c->o;
+	char err[512];
+	if (o->provider != JUDGE_PROVIDER_EXEC) {
+		char *tpath = find_data_file(o->template_path);
+		c->tmpl = judge_template_load(tpath, err, sizeof err);
+		int usage = c->tmpl && judge_template_uses_reference(c->tmpl) && !o->references;
+		if (!c->tmpl)
+			util_warn("%s", err);
+		else if (usage)
+			util_warn("%s: the template uses {{reference}}; give --references FILE", tpath);
+		free(tpath);
+		if (!c->tmpl || usage)
+			return usage ? UTIL_EXIT_USAGE : UTIL_EXIT_FAIL;
+	}
+	if (o->references && refs_load(&c->refs, o->references, refs_hash))
+		return UTIL_EXIT_FAIL;
+	if (o->provider != JUDGE_PROVIDER_EXEC) {
+		char *pp = find_data_file("prices.json");
+		judge_prices *base = judge_prices_load(pp, NULL, err, sizeof err);
+		free(pp);
+		if (!base && !o->prices_path)
+			util_warn("warning: %s; costs are not counted", err);
+		if (o->prices_path) {
+			c->prices = judge_prices_load(o->prices_path, base, err, sizeof err);
+			judge_prices_free(base);
+			if (!c->prices) {
+				util_warn("%s", err);
+				return UTIL_EXIT_FAIL;
+			}
+		} else {
+			c->prices = base;
+		}
+		c->cost_known = judge_prices_lookup(c->prices, o->model, &c->price_in, &c->price_out) == 0;
+	}
+	return UTIL_EXIT_OK;
+}
+
+/* The API's URL, key and headers (nothing for exec). Returns 0, or 1 with
+ * a message when the key is missing. */
+static int setup_endpoint(ctx *c)
+{
+	const opts *o = c->o;
+	if (o->provider != JUDGE_PROVIDER_OPENAI && o->provider != JUDGE_PROVIDER_ANTHROPIC)
+		return 0;
+	int oa = o->provider == JUDGE_PROVIDER_OPENAI;
+	const char *env_base = getenv(oa ? "OPENAI_BASE_URL" : "ANTHROPIC_BASE_URL");
+	const char *def = oa ? "https://api.openai.com/v1" : "https://api.anthropic.com";
+	const char *base = o->base_url ? o->base_url : env_base && *env_base ? env_base : def;
+	size_t bl = strlen(base);
+	while (bl > 0 && base[bl - 1] == '/')
+		bl--;
+	c->url = xasprintf("%.*s%s", (int)bl, base, oa ? "/chat/completions" : "/v1/messages");
+	const char *kenv = o->key_env ? o->key_env : oa ? "OPENAI_API_KEY" : "ANTHROPIC_API_KEY";
+	const char *key = getenv(kenv);
+	if (key && *key) {
+		c->api_key = xstrdup(key);
+	} else if (!o->dry_run && (!strcmp(base, def) || o->key_env)) {
+		util_warn("$%s is not set; the API key is read from the environment", kenv);
+		return 1;
+	}
+	c->headers = curl_slist_append(c->headers, "Content-Type: application/json");
+	c->headers = curl_slist_append(c->headers, "Expect:");
+	if (c->api_key) {
+		char *h = oa ? xasprintf("Authorization: Bearer %s", c->api_key)
+			     : xasprintf("x-api-key: %s", c->api_key);
+		c->headers = curl_slist_append(c->headers, h);
+		memset(h, 0, strlen(h));
+		free(h);
+	}
+	if (!oa)
+		c->headers = curl_slist_append(c->headers, "anthropic-version: 2023-06-01");
+	return 0;
+}
+
+/* The judge's annotator row, from its identity: provider, model (for exec
+ * the command unless --model names it), template hash and params. Sets
+ * c->annotator_id and *name. Returns 0, or 1 with a message. */
+static int register_judge(ctx *c, const char *params, char **name)
+{
+	const opts *o = c->o;
+	char th[65], ph[65];
+	const char *model = o->provider == JUDGE_PROVIDER_EXEC ? (o->model ? o->model : o->command) : o->model;
+	if (c->tmpl)
+		snprintf(th, sizeof th, "%s", judge_template_hash(c->tmpl));
+	else
+		util_sha256_hex(o->command, strlen(o->command), th);
+	char *mat = xasprintf("%s\n%s\n%s\n%s", judge_provider_name(o->provider), model, th, params);
+	util_sha256_hex(mat, strlen(mat), ph);
+	free(mat);
+	*name = xasprintf("judge:%s:%s:%.12s", judge_provider_name(o->provider), model, ph);
+	store_annotator a = {"judge", *name, judge_provider_name(o->provider), model, th, params};
+	if (o->dry_run && tx_begin(c))
+		return 1;
+	if (store_annotator_id(c->st, &a, &c->annotator_id) != STORE_OK) {
+		util_warn("%s: %s", util_db_path(o->db), store_errmsg(c->st));
+		return 1;
+	}
+	return 0;
+}
+
+/* Judge the chosen pairs with the engine; returns judge_engine_run's value. */
+static int run_engine(ctx *c)
+{
+	const opts *o = c->o;
+	judge_engine_opts eo;
+	judge_engine_opts_default(&eo); /* what the table does not set: backoff cap, response size */
+	eo.concurrency = (int)o->concurrency;
+	eo.rpm = o->rpm;
+	eo.tpm = o->tpm;
+	eo.timeout_s = o->timeout;
+	eo.max_retries = (int)o->max_retries;
+	eo.backoff_base_ms = o->backoff;
+	eo.http2 = !o->no_http2;
+	eo.seed = (uint64_t)o->seed + 1;
+	c->eng = judge_engine_new(&eo);
+	util_catch_interrupts();
+	if (!o->quiet && c->requests)
+		c->prog = util_progress_new("judging", (double)c->requests, "req");
+	c->start = util_now();
+	judge_engine_cbs cbs = {cb_next, cb_done, cb_tick, cb_retry, cb_accept, c};
+	int erc = judge_engine_run(c->eng, &cbs);
+	tx_commit(c);
+	if (c->prog) {
+		progress(c);
+		util_progress_finish(c->prog);
+	}
+	return erc;
+}
+
+/* The run's metrics (in a transaction left open for the run's end). Returns
+ * 0, or 1 with a message. */
+static int record_metrics(ctx *c, double wall)
+{
+	const judge_tally *t = &c->t;
+	struct {
+		const char *n;
+		double v;
+	} m[] = {
+		{"judged", (double)t->judged},
+		{"consistent", (double)t->consistent},
+		{"inconsistent", (double)t->inconsistent},
+		{"failed_pairs", (double)t->failed_pairs},
+		{"errors", (double)c->errors},
+		{"retries", (double)c->retries},
+		{"requests_sent", (double)c->sent},
+		{"requests_cached", (double)c->cached},
+		{"input_tokens", (double)c->in_tok},
+		{"output_tokens", (double)c->out_tok},
+		{"cost_usd", c->cost_known ? c->cost : NAN},
+		{"consistency_rate", judge_tally_consistency_rate(t)},
+		{"first_position_win_rate", judge_tally_first_position_rate(t)},
+		{"wall_s", wall},
+	};
+	int mrc = tx_begin(c);
+	for (size_t i = 0; !mrc && i < sizeof m / sizeof *m; i++)
+		if (isfinite(m[i].v) && store_metric_add(c->st, c->run_id, -1, m[i].n, m[i].v) != STORE_OK)
+			mrc = store_fail(c, "cannot record metrics");
+	return mrc;
+}
+
+/* The summary on stdout, and what to do next on stderr. */
+static void report(ctx *c, int erc, const char *summary, double wall)
+{
+	if (c->o->json)
+		printf("%s\n", summary);
+	else
+		print_summary(c, wall);
+	if (c->fatal)
+		util_warn("stopping: %s", c->fatal_msg);
+	if (erc == JUDGE_EINTR)
+		util_warn("interrupted: %ld pairs saved; run the same command again to judge the rest",
+			  c->t.judged + c->t.failed_pairs);
+	else if (c->t.failed_pairs && !c->fatal)
+		util_warn("%ld pairs failed; rerun with --retry-failed to try them again", c->t.failed_pairs);
+}
+
+static void ctx_free(ctx *c)
+{
+	while (c->inflight) {
+		req *r = c->inflight;
+		unlink_req(c, r);
+		req_free(r);
+	}
+	if (c->in_tx)
+		store_rollback(c->st);
+	judge_engine_free(c->eng);
+	store_free(c->st);
+	judge_template_free(c->tmpl);
+	judge_prices_free(c->prices);
+	refs_free(&c->refs);
+	drop_prompt(c);
+	judge_pairs_free(&c->pairs);
+	curl_slist_free_all(c->headers);
+	if (c->api_key) {
+		memset(c->api_key, 0, strlen(c->api_key));
+		free(c->api_key);
+	}
+	util_progress_free(c->prog);
+	free(c->url);
+}
+
 /* ---- main ------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
 	opts o;
 	ctx c;
-	char err[512], refs_hash[65];
+	char refs_hash[65];
 	int rc = UTIL_EXIT_FAIL, erc = 0;
-	char *params = NULL, *name = NULL, *tpath = NULL, *summary = NULL;
-	judge_engine *eng = NULL;
+	char *params = NULL, *name = NULL, *summary = NULL;
 	const char *status = "failed";
 
 	util_set_progname("dpo-judge");
@@ -984,71 +1190,14 @@ int main(int argc, char **argv)
 	c.norders = o.swap ? 2 : 1;
 	c.st = store_new();
 
-	/* template, references, prices */
-	if (o.provider != JUDGE_PROVIDER_EXEC) {
-		tpath = find_data_file(o.template_path);
-		c.tmpl = judge_template_load(tpath, err, sizeof err);
-		if (!c.tmpl) {
-			util_warn("%s", err);
-			goto out;
-		}
-		if (judge_template_uses_reference(c.tmpl) && !o.references) {
-			util_warn("%s: the template uses {{reference}}; give --references FILE", tpath);
-			rc = UTIL_EXIT_USAGE;
-			goto out;
-		}
-	}
-	if (o.references && refs_load(&c.refs, o.references, refs_hash))
+	/* template, references, prices; endpoint and key */
+	int lrc = load_inputs(&c, refs_hash);
+	if (lrc) {
+		rc = lrc;
 		goto out;
-	if (o.provider != JUDGE_PROVIDER_EXEC) {
-		char *pp = find_data_file("prices.json");
-		judge_prices *base = judge_prices_load(pp, NULL, err, sizeof err);
-		free(pp);
-		if (!base && !o.prices_path)
-			util_warn("warning: %s; costs are not counted", err);
-		if (o.prices_path) {
-			c.prices = judge_prices_load(o.prices_path, base, err, sizeof err);
-			judge_prices_free(base);
-			if (!c.prices) {
-				util_warn("%s", err);
-				goto out;
-			}
-		} else {
-			c.prices = base;
-		}
-		c.cost_known = judge_prices_lookup(c.prices, o.model, &c.price_in, &c.price_out) == 0;
 	}
-
-	/* endpoint and key */
-	if (o.provider == JUDGE_PROVIDER_OPENAI || o.provider == JUDGE_PROVIDER_ANTHROPIC) {
-		int oa = o.provider == JUDGE_PROVIDER_OPENAI;
-		const char *env_base = getenv(oa ? "OPENAI_BASE_URL" : "ANTHROPIC_BASE_URL");
-		const char *def = oa ? "https://api.openai.com/v1" : "https://api.anthropic.com";
-		const char *base = o.base_url ? o.base_url : env_base && *env_base ? env_base : def;
-		size_t bl = strlen(base);
-		while (bl > 0 && base[bl - 1] == '/')
-			bl--;
-		c.url = xasprintf("%.*s%s", (int)bl, base, oa ? "/chat/completions" : "/v1/messages");
-		const char *kenv = o.key_env ? o.key_env : oa ? "OPENAI_API_KEY" : "ANTHROPIC_API_KEY";
-		const char *key = getenv(kenv);
-		if (key && *key) {
-			c.api_key = xstrdup(key);
-		} else if (!o.dry_run && (!strcmp(base, def) || o.key_env)) {
-			util_warn("$%s is not set; the API key is read from the environment", kenv);
-			goto out;
-		}
-		c.headers = curl_slist_append(c.headers, "Content-Type: application/json");
-		c.headers = curl_slist_append(c.headers, "Expect:");
-		if (c.api_key) {
-			char *h = oa ? xasprintf("Authorization: Bearer %s", c.api_key)
-				     : xasprintf("x-api-key: %s", c.api_key);
-			c.headers = curl_slist_append(c.headers, h);
-			memset(h, 0, strlen(h));
-			free(h);
-		}
-		if (!oa)
-			c.headers = curl_slist_append(c.headers, "anthropic-version: 2023-06-01");
-	}
+	if (setup_endpoint(&c))
+		goto out;
 
 	/* the store and the judge's identity */
 	if (store_open(c.st, util_db_path(o.db)) != STORE_OK) {
@@ -1056,25 +1205,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	params = identity_params(&o, o.references ? refs_hash : NULL);
-	{
-		char th[65], ph[65];
-		const char *model = o.provider == JUDGE_PROVIDER_EXEC ? (o.model ? o.model : o.command) : o.model;
-		if (c.tmpl)
-			snprintf(th, sizeof th, "%s", judge_template_hash(c.tmpl));
-		else
-			util_sha256_hex(o.command, strlen(o.command), th);
-		char *mat = xasprintf("%s\n%s\n%s\n%s", judge_provider_name(o.provider), model, th, params);
-		util_sha256_hex(mat, strlen(mat), ph);
-		free(mat);
-		name = xasprintf("judge:%s:%s:%.12s", judge_provider_name(o.provider), model, ph);
-		store_annotator a = {"judge", name, judge_provider_name(o.provider), model, th, params};
-		if (o.dry_run && tx_begin(&c))
-			goto out;
-		if (store_annotator_id(c.st, &a, &c.annotator_id) != STORE_OK) {
-			util_warn("%s: %s", util_db_path(o.db), store_errmsg(c.st));
-			goto out;
-		}
-	}
+	if (register_judge(&c, params, &name))
+		goto out;
 	if (choose_pairs(&c))
 		goto out;
 	c.requests = (long)c.pairs.n * c.norders;
@@ -1089,29 +1221,7 @@ int main(int argc, char **argv)
 		util_warn("%s: %s", util_db_path(o.db), store_errmsg(c.st));
 		goto out;
 	}
-	judge_engine_opts eo;
-	judge_engine_opts_default(&eo);
-	eo.concurrency = (int)o.concurrency;
-	eo.rpm = o.rpm;
-	eo.tpm = o.tpm;
-	eo.timeout_s = o.timeout;
-	eo.max_retries = (int)o.max_retries;
-	eo.backoff_base_ms = o.backoff;
-	eo.http2 = !o.no_http2;
-	eo.seed = (uint64_t)o.seed + 1;
-	eng = judge_engine_new(&eo);
-	c.eng = eng;
-	util_catch_interrupts();
-	if (!o.quiet && c.requests)
-		c.prog = util_progress_new("judging", (double)c.requests, "req");
-	c.start = util_now();
-	judge_engine_cbs cbs = {cb_next, cb_done, cb_tick, cb_retry, cb_accept, &c};
-	erc = judge_engine_run(eng, &cbs);
-	tx_commit(&c);
-	if (c.prog) {
-		progress(&c);
-		util_progress_finish(c.prog);
-	}
+	erc = run_engine(&c);
 	double wall = util_now() - c.start;
 	if (erc == JUDGE_EINTR) {
 		status = "interrupted";
@@ -1125,29 +1235,7 @@ int main(int argc, char **argv)
 	}
 	summary = summary_json(&c, wall, status);
 	if (!c.store_failed) {
-		struct {
-			const char *n;
-			double v;
-		} m[] = {
-			{"judged", (double)c.t.judged},
-			{"consistent", (double)c.t.consistent},
-			{"inconsistent", (double)c.t.inconsistent},
-			{"failed_pairs", (double)c.t.failed_pairs},
-			{"errors", (double)c.errors},
-			{"retries", (double)c.retries},
-			{"requests_sent", (double)c.sent},
-			{"requests_cached", (double)c.cached},
-			{"input_tokens", (double)c.in_tok},
-			{"output_tokens", (double)c.out_tok},
-			{"cost_usd", c.cost_known ? c.cost : NAN},
-			{"consistency_rate", judge_tally_consistency_rate(&c.t)},
-			{"first_position_win_rate", judge_tally_first_position_rate(&c.t)},
-			{"wall_s", wall},
-		};
-		int mrc = tx_begin(&c);
-		for (size_t i = 0; !mrc && i < sizeof m / sizeof *m; i++)
-			if (isfinite(m[i].v) && store_metric_add(c.st, c.run_id, -1, m[i].n, m[i].v) != STORE_OK)
-				mrc = store_fail(&c, "cannot record metrics");
+		int mrc = record_metrics(&c, wall);
 		if (!mrc && store_run_end(c.st, c.run_id, status, summary) != STORE_OK)
 			mrc = store_fail(&c, "cannot record the run");
 		if (!mrc)
@@ -1155,43 +1243,12 @@ int main(int argc, char **argv)
 		else
 			rc = UTIL_EXIT_FAIL;
 	}
-	if (o.json)
-		printf("%s\n", summary);
-	else
-		print_summary(&c, wall);
-	if (c.fatal)
-		util_warn("stopping: %s", c.fatal_msg);
-	if (erc == JUDGE_EINTR)
-		util_warn("interrupted: %ld pairs saved; run the same command again to judge the rest",
-			  c.t.judged + c.t.failed_pairs);
-	else if (c.t.failed_pairs && !c.fatal)
-		util_warn("%ld pairs failed; rerun with --retry-failed to try them again", c.t.failed_pairs);
+	report(&c, erc, summary, wall);
 out:
-	while (c.inflight) {
-		req *r = c.inflight;
-		unlink_req(&c, r);
-		req_free(r);
-	}
-	if (c.in_tx)
-		store_rollback(c.st);
-	judge_engine_free(eng);
-	store_free(c.st);
-	judge_template_free(c.tmpl);
-	judge_prices_free(c.prices);
-	refs_free(&c.refs);
-	drop_prompt(&c);
-	judge_pairs_free(&c.pairs);
-	curl_slist_free_all(c.headers);
-	if (c.api_key) {
-		memset(c.api_key, 0, strlen(c.api_key));
-		free(c.api_key);
-	}
-	util_progress_free(c.prog);
-	free(c.url);
+	ctx_free(&c);
+	util_cli_free(&cli);
 	free(params);
 	free(name);
-	free(tpath);
 	free(summary);
-	util_cli_free(&cli);
 	return rc;
 }
