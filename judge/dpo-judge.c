@@ -10,7 +10,6 @@
 #include "util/progress.h"
 #include "util/sha256.h"
 #include "util/xmalloc.h"
-#include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <math.h>
@@ -48,19 +47,12 @@ typedef struct req {
 	struct req *prev, *next; /* the list of requests handed to the engine */
 } req;
 
-typedef struct refmap {
-	char **prompt;      /* plain prompt text, or NULL */
-	int64_t *prompt_id; /* or -1 */
-	char **text;
-	size_t n;
-} refmap;
-
 typedef struct ctx {
 	opts *o;
 	store *st;
 	judge_template *tmpl;
 	judge_prices *prices;
-	refmap refs;
+	judge_refs *refs;
 	char *url;
 	struct curl_slist *headers;
 	char *api_key;
@@ -295,27 +287,7 @@ static int on_prompt(void *ud, const store_prompt *p)
 	free(c->cur_text);
 	free(c->cur_messages);
 	c->cur_messages = p->messages_json ? xstrdup(p->messages_json) : NULL;
-	if (p->text) {
-		c->cur_text = xstrdup(p->text);
-	} else {
-		/* a conversation: "role: content" paragraphs */
-		util_buf b = UTIL_BUF_INIT;
-		cJSON *j = cJSON_Parse(p->messages_json ? p->messages_json : "[]");
-		const cJSON *m;
-		cJSON_ArrayForEach(m, j)
-		{
-			const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "role");
-			const cJSON *t = cJSON_GetObjectItemCaseSensitive(m, "content");
-			if (!cJSON_IsString(r) || !cJSON_IsString(t))
-				continue;
-			if (b.len)
-				util_buf_adds(&b, "\n\n");
-			util_buf_addf(&b, "%s: %s", r->valuestring, t->valuestring);
-		}
-		cJSON_Delete(j);
-		c->cur_text = util_buf_detach(&b);
-		util_buf_free(&b);
-	}
+	c->cur_text = p->text ? xstrdup(p->text) : judge_messages_text(p->messages_json);
 	return 0;
 }
 
@@ -365,76 +337,6 @@ static const char *completion_text(ctx *c, int64_t id)
 	return NULL;
 }
 
-static const char *reference_of(ctx *c, int64_t prompt_id, const char *text)
-{
-	for (size_t i = 0; i < c->refs.n; i++) {
-		if (c->refs.prompt_id[i] == prompt_id)
-			return c->refs.text[i];
-		if (c->refs.prompt[i] && text && !strcmp(c->refs.prompt[i], text))
-			return c->refs.text[i];
-	}
-	return NULL;
-}
-
-static void refs_free(refmap *r)
-{
-	for (size_t i = 0; i < r->n; i++) {
-		free(r->prompt[i]);
-		free(r->text[i]);
-	}
-	free(r->prompt);
-	free(r->prompt_id);
-	free(r->text);
-}
-
-static int refs_load(refmap *r, const char *path, char *hash)
-{
-	FILE *f = fopen(path, "rb");
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-	long lineno = 0;
-	util_sha256 h;
-	if (!f) {
-		util_warn("%s: cannot open: %m", path);
-		return -1;
-	}
-	util_sha256_init(&h);
-	while ((len = getline(&line, &cap, f)) >= 0) {
-		lineno++;
-		util_sha256_update(&h, line, (size_t)len);
-		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-			line[--len] = '\0';
-		if (len == 0)
-			continue;
-		cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
-		const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "prompt");
-		const cJSON *pid = cJSON_GetObjectItemCaseSensitive(j, "prompt_id");
-		const cJSON *ref = cJSON_GetObjectItemCaseSensitive(j, "reference");
-		if (!cJSON_IsObject(j) || !cJSON_IsString(ref) || !(cJSON_IsString(p) || cJSON_IsNumber(pid))) {
-			util_warn("%s:%ld: expected an object with a string \"reference\" and a string "
-				  "\"prompt\" or a number \"prompt_id\"",
-				  path, lineno);
-			cJSON_Delete(j);
-			free(line);
-			fclose(f);
-			return -1;
-		}
-		r->prompt = xreallocarray(r->prompt, r->n + 1, sizeof *r->prompt);
-		r->prompt_id = xreallocarray(r->prompt_id, r->n + 1, sizeof *r->prompt_id);
-		r->text = xreallocarray(r->text, r->n + 1, sizeof *r->text);
-		r->prompt[r->n] = cJSON_IsString(p) ? xstrdup(p->valuestring) : NULL;
-		r->prompt_id[r->n] = cJSON_IsNumber(pid) ? (int64_t)pid->valuedouble : -1;
-		r->text[r->n] = xstrdup(ref->valuestring);
-		r->n++;
-		cJSON_Delete(j);
-	}
-	free(line);
-	fclose(f);
-	util_sha256_final_hex(&h, hash);
-	return 0;
-}
-
 /* ---- building requests ---------------------------------------------------------- */
 
 /* Fill r's body for order r->order of pair p. Returns 0, or -1 when the
@@ -461,49 +363,27 @@ static int build_request(ctx *c, req *r, const char **why)
 	second = b_first ? ta : tb;
 	id1 = b_first ? p->cb : p->ca;
 	id2 = b_first ? p->ca : p->cb;
-	if (c->refs.n || (c->tmpl && judge_template_uses_reference(c->tmpl))) {
-		ref = reference_of(c, p->prompt_id, c->cur_text);
+	if (judge_refs_count(c->refs) || (c->tmpl && judge_template_uses_reference(c->tmpl))) {
+		ref = judge_refs_find(c->refs, p->prompt_id, c->cur_text);
 		if (!ref && c->tmpl && judge_template_uses_reference(c->tmpl)) {
 			*why = "no reference answer for this prompt in --references";
 			return -1;
 		}
 	}
+	judge_fields f = {c->cur_text, first, second, ref, NULL, c->o->json_verdict};
 	if (c->o->provider == JUDGE_PROVIDER_EXEC) {
-		util_buf_adds(&b, "{\"prompt\":");
-		util_buf_add_json_string(&b, c->cur_text, strlen(c->cur_text));
-		if (c->cur_messages) {
-			util_buf_adds(&b, ",\"messages\":");
-			util_buf_adds(&b, c->cur_messages);
-		}
-		util_buf_adds(&b, ",\"response_a\":");
-		util_buf_add_json_string(&b, first, strlen(first));
-		util_buf_adds(&b, ",\"response_b\":");
-		util_buf_add_json_string(&b, second, strlen(second));
-		if (ref) {
-			util_buf_adds(&b, ",\"reference\":");
-			util_buf_add_json_string(&b, ref, strlen(ref));
-		}
-		util_buf_addf(&b, ",\"prompt_id\":%lld,\"completion_a\":%lld,\"completion_b\":%lld}\n",
-			      (long long)p->prompt_id, (long long)id1, (long long)id2);
+		judge_exec_body(&f, c->cur_messages, p->prompt_id, id1, id2, &b);
 		r->job.command = c->o->command;
 	} else {
 		const char *texts[4] = {c->cur_text, first, second, ref};
 		util_buf prompt = UTIL_BUF_INIT;
-		judge_fields f = {c->cur_text, first, second, ref, NULL, c->o->json_verdict};
 		judge_params prm = {c->o->model, c->o->temperature, c->o->max_tokens, c->o->json_verdict};
 		judge_nonce(NONCE_SEED, texts, 4, r->nonce);
 		f.nonce = r->nonce;
 		judge_template_render(c->tmpl, &f, &prompt);
 		judge_request_body(c->o->provider, &prm, util_buf_str(&prompt), &b);
 		util_buf_free(&prompt);
-		/* the cache key: target and body, never headers (the key lives there) */
-		util_sha256 h;
-		util_sha256_init(&h);
-		util_sha256_update(&h, "POST ", 5);
-		util_sha256_update(&h, c->url, strlen(c->url));
-		util_sha256_update(&h, "\n", 1);
-		util_sha256_update(&h, b.data, b.len);
-		util_sha256_final_hex(&h, r->hash);
+		judge_cache_key(c->url, b.data, b.len, r->hash);
 		r->job.url = c->url;
 		r->job.headers = c->headers;
 	}
@@ -527,51 +407,20 @@ static void req_free(req *r)
 
 /* ---- results ---------------------------------------------------------------------- */
 
-/* Parse a successful answer into r->verdict (0 when none). Returns 0, or -1
- * with a message in r->job.errmsg when the answer is malformed. */
+/* Parse a successful answer into r (verdict, usage, rationale). Returns 0,
+ * or -1 with a message in r->job.errmsg when the answer is malformed. */
 static int parse_answer(ctx *c, req *r, const char *body, size_t n)
 {
-	char err[256];
-	if (c->o->provider == JUDGE_PROVIDER_EXEC) {
-		size_t lo = 0, hi = n;
-		while (lo < hi && (body[lo] == ' ' || body[lo] == '\n' || body[lo] == '\r' || body[lo] == '\t'))
-			lo++;
-		if (lo < hi && body[lo] == '{') {
-			cJSON *j = cJSON_ParseWithLength(body + lo, hi - lo);
-			const cJSON *rat = cJSON_GetObjectItemCaseSensitive(j, "rationale");
-			if (cJSON_IsString(rat) && rat->valuestring && !r->rationale)
-				r->rationale = xstrdup(rat->valuestring);
-			cJSON_Delete(j);
-			r->verdict = judge_verdict_json(body + lo, hi - lo);
-		} else {
-			r->verdict = judge_verdict_word(body + lo, hi - lo);
-		}
-		if (!r->verdict) {
-			int k = (int)strcspn(body + lo, "\n");
-			snprintf(r->job.errmsg, sizeof r->job.errmsg,
-				 "the verifier printed \"%.*s\"; expected A, B, C or {\"verdict\": \"A\"}",
-				 k > 80 ? 80 : k, body + lo);
-			return -1;
-		}
-		return 0;
-	}
-	judge_reply rep;
-	int prc = judge_reply_parse(c->o->provider, body, n, &rep, err, sizeof err);
-	if (prc != JUDGE_OK) {
-		/* a broken body is retried; a well-formed one without an answer
-		 * would come back the same, so the pair fails */
-		snprintf(r->job.errmsg, sizeof r->job.errmsg, "%s", err);
-		r->verdict = 0;
-		return prc == JUDGE_EINVAL ? -1 : 0;
-	}
-	r->usage = rep.usage;
-	r->verdict = 0;
-	if (rep.structured || c->o->json_verdict)
-		r->verdict = judge_verdict_json(rep.text, strlen(rep.text));
-	if (!r->verdict && !rep.structured)
-		r->verdict = judge_verdict_find(rep.text, strlen(rep.text), r->nonce);
-	free(rep.text);
-	return 0;
+	judge_answer a;
+	int rc = judge_answer_parse(c->o->provider, body, n, r->nonce, c->o->json_verdict, &a, r->job.errmsg,
+				    sizeof r->job.errmsg);
+	r->verdict = a.verdict;
+	r->usage = a.usage;
+	if (a.rationale && !r->rationale)
+		r->rationale = a.rationale;
+	else
+		free(a.rationale);
+	return rc;
 }
 
 static int cb_accept(void *ud, judge_job *job)
@@ -985,8 +834,10 @@ static int load_inputs(ctx *c, char *refs_hash)
 		if (!c->tmpl || usage)
 			return usage ? UTIL_EXIT_USAGE : UTIL_EXIT_FAIL;
 	}
-	if (o->references && refs_load(&c->refs, o->references, refs_hash))
+	if (o->references && !(c->refs = judge_refs_load(o->references, refs_hash, err, sizeof err))) {
+		util_warn("%s", err);
 		return UTIL_EXIT_FAIL;
+	}
 	if (o->provider != JUDGE_PROVIDER_EXEC) {
 		char *pp = find_data_file("prices.json");
 		judge_prices *base = judge_prices_load(pp, NULL, err, sizeof err);
@@ -1160,7 +1011,7 @@ static void ctx_free(ctx *c)
 	store_free(c->st);
 	judge_template_free(c->tmpl);
 	judge_prices_free(c->prices);
-	refs_free(&c->refs);
+	judge_refs_free(c->refs);
 	drop_prompt(c);
 	judge_pairs_free(&c->pairs);
 	curl_slist_free_all(c->headers);
