@@ -670,26 +670,6 @@ static int choose_pairs(ctx *c)
 	return 0;
 }
 
-/* ---- identity ---------------------------------------------------------------------- */
-
-static char *identity_params(const opts *o, const char *refs_hash)
-{
-	util_buf b = UTIL_BUF_INIT;
-	if (o->provider == JUDGE_PROVIDER_EXEC) {
-		util_buf_addf(&b, "{\"swap\":%s", o->swap ? "true" : "false");
-	} else {
-		util_buf_addf(&b, "{\"temperature\":%.17g,\"max_tokens\":%ld,\"json_verdict\":%s,\"swap\":%s",
-			      o->temperature, o->max_tokens, o->json_verdict ? "true" : "false",
-			      o->swap ? "true" : "false");
-	}
-	if (refs_hash)
-		util_buf_addf(&b, ",\"references\":\"%s\"", refs_hash);
-	util_buf_addc(&b, '}');
-	char *s = util_buf_detach(&b);
-	util_buf_free(&b);
-	return s;
-}
-
 /* ---- summary ---------------------------------------------------------------------- */
 
 static void json_num(util_buf *b, const char *name, double v, int first)
@@ -902,16 +882,13 @@ static int setup_endpoint(ctx *c)
 static int register_judge(ctx *c, const char *params, char **name)
 {
 	const opts *o = c->o;
-	char th[65], ph[65];
+	char th[65];
 	const char *model = o->provider == JUDGE_PROVIDER_EXEC ? (o->model ? o->model : o->command) : o->model;
 	if (c->tmpl)
 		snprintf(th, sizeof th, "%s", judge_template_hash(c->tmpl));
 	else
 		util_sha256_hex(o->command, strlen(o->command), th);
-	char *mat = xasprintf("%s\n%s\n%s\n%s", judge_provider_name(o->provider), model, th, params);
-	util_sha256_hex(mat, strlen(mat), ph);
-	free(mat);
-	*name = xasprintf("judge:%s:%s:%.12s", judge_provider_name(o->provider), model, ph);
+	*name = judge_identity_name(o->provider, model, th, params);
 	store_annotator a = {"judge", *name, judge_provider_name(o->provider), model, th, params};
 	if (o->dry_run && tx_begin(c))
 		return 1;
@@ -1055,7 +1032,8 @@ int main(int argc, char **argv)
 		util_warn("%s", store_errmsg(c.st));
 		goto out;
 	}
-	params = identity_params(&o, o.references ? refs_hash : NULL);
+	judge_params prm = {o.model, o.temperature, o.max_tokens, o.json_verdict};
+	params = judge_identity_params(o.provider, &prm, o.swap, o.references ? refs_hash : NULL);
 	if (register_judge(&c, params, &name))
 		goto out;
 	if (choose_pairs(&c))

@@ -180,6 +180,20 @@ typedef struct judge_answer {
 int judge_answer_parse(judge_provider p, const char *body, size_t n, const char *nonce, int json_verdict,
 		       judge_answer *a, char *err, size_t errsz);
 
+/* ---- the judge's identity (judge_identity.c) ---------------------------- */
+
+/* A judge is its provider, model, template hash and these parameters: for
+ * exec {"swap":B}, else {"temperature":X,"max_tokens":N,"json_verdict":B,
+ * "swap":B}, then "references" (the references file's SHA-256) when
+ * refs_hash is not NULL. prm->model is not used. Malloc'ed. The text is
+ * part of the identity: changing it would make every judge a new one that
+ * judges every pair again. */
+char *judge_identity_params(judge_provider p, const judge_params *prm, int swap, const char *refs_hash);
+/* The judge's annotator name: "judge:PROVIDER:MODEL:" and the first 12 hex
+ * digits of the SHA-256 of provider, model, template hash and params on
+ * four lines. Malloc'ed. */
+char *judge_identity_name(judge_provider p, const char *model, const char *template_hash, const char *params);
+
 /* ---- reference answers (judge_refs.c) ----------------------------------- */
 
 typedef struct judge_refs judge_refs;

@@ -1,6 +1,7 @@
 /* test_judge.c: unit tests of judge/: verdict extraction, templates,
  * provider formats, backoff, token buckets, Retry-After, prices, a
- * request's verifier input, cache key and answer, reference answers. */
+ * request's verifier input, cache key and answer, reference answers, the
+ * judge's identity. */
 #include "config.h"
 #include "judge/judge.h"
 #include "tests/tap.h"
@@ -461,6 +462,42 @@ static void test_refs(void)
 	TAP_OK(r == NULL && strstr(err, "cannot open") != NULL, "references: a missing file is named: %s", err);
 }
 
+/* A judge's identity: what the store knows it by. Golden values, taken
+ * from annotators that earlier versions wrote: changing them would make
+ * every judge a new one that judges everything again. */
+static void test_identity(void)
+{
+	const char *th = "f6ae6be074d20c43ee2b64860bd0f66e483220535e1936166d53e73043982ca7";
+	judge_params prm = {"gpt-4o-mini", 0.5, 100, 1};
+	char *params = judge_identity_params(JUDGE_PROVIDER_OPENAI, &prm, 0, NULL);
+	TAP_IS_STR(params, "{\"temperature\":0.5,\"max_tokens\":100,\"json_verdict\":true,\"swap\":false}",
+		   "identity params: openai");
+	char *name = judge_identity_name(JUDGE_PROVIDER_OPENAI, "gpt-4o-mini", th, params);
+	TAP_IS_STR(name, "judge:openai:gpt-4o-mini:129ff31baea8", "identity name: openai");
+	free(params);
+	free(name);
+	prm = (judge_params){"gpt-4o-mini", 0, 1024, 0};
+	params = judge_identity_params(JUDGE_PROVIDER_OPENAI, &prm, 1, NULL);
+	name = judge_identity_name(JUDGE_PROVIDER_OPENAI, "gpt-4o-mini", th, params);
+	TAP_IS_STR(params, "{\"temperature\":0,\"max_tokens\":1024,\"json_verdict\":false,\"swap\":true}",
+		   "identity params: the defaults");
+	TAP_IS_STR(name, "judge:openai:gpt-4o-mini:41ed0f2c3c66", "identity name: the defaults");
+	free(params);
+	free(name);
+	params = judge_identity_params(JUDGE_PROVIDER_EXEC, &prm, 1, NULL);
+	name = judge_identity_name(JUDGE_PROVIDER_EXEC, "echo A",
+				   "67d3b0262edefc583718b1abbb11cc4f6c120be325197d66b6c889d4f1fc10d7", params);
+	TAP_IS_STR(params, "{\"swap\":true}", "identity params: exec has only swap");
+	TAP_IS_STR(name, "judge:exec:echo A:bd73fb246857", "identity name: exec");
+	free(params);
+	free(name);
+	params = judge_identity_params(JUDGE_PROVIDER_ANTHROPIC, &prm, 0, "abc123");
+	TAP_IS_STR(params,
+		   "{\"temperature\":0,\"max_tokens\":1024,\"json_verdict\":false,\"swap\":false,\"references\":\"abc123\"}",
+		   "identity params: with references");
+	free(params);
+}
+
 int main(void)
 {
 	test_verdict_find();
@@ -471,5 +508,6 @@ int main(void)
 	test_prices();
 	test_request();
 	test_refs();
+	test_identity();
 	return tap_done();
 }
