@@ -2,20 +2,12 @@
  * judge_pairs.h). No store, no curl. */
 #include "config.h"
 #include "judge/judge_pairs.h"
+#include "util/rand.h"
 #include "util/xmalloc.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* splitmix64 */
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
 
 void judge_pairs_init(judge_pair_set *s, long sample, long seed)
 {
@@ -54,7 +46,7 @@ void judge_pairs_offer(judge_pair_set *s, int64_t prompt_id, int64_t ca, int64_t
 	s->seen++;
 	if (s->sample > 0 && s->n >= (size_t)s->sample) {
 		/* reservoir sampling */
-		uint64_t j = rnd(&s->rng) % s->seen;
+		uint64_t j = util_splitmix64(&s->rng) % s->seen;
 		if (j < (uint64_t)s->sample) {
 			judge_pair *p = &s->v[j];
 			p->prompt_id = prompt_id;
@@ -95,8 +87,7 @@ void judge_pairs_limit(judge_pair_set *s, long limit)
 
 int judge_pair_first_b(int64_t prompt_id, int64_t ca, int64_t cb)
 {
-	uint64_t h = (uint64_t)prompt_id * 1000003u ^ (uint64_t)ca * 7919u ^ (uint64_t)cb;
-	return (int)(rnd(&h) & 1);
+	return (int)(util_mix64((uint64_t)prompt_id * 1000003u ^ (uint64_t)ca * 7919u ^ (uint64_t)cb) & 1);
 }
 
 void judge_pairs_set_orders(judge_pair_set *s, int norders)
