@@ -24,6 +24,8 @@
  * reruns hit the request cache. */
 #define NONCE_SEED 0x64706f6a75646765ULL
 
+/* The options, as opts_table fills them (random_n: --pairs; provider: from
+ * provider_name once parsed). */
 typedef struct opts {
 	const char *db, *provider_name, *model, *base_url, *key_env, *command, *template_path;
 	const char *references, *prices_path, *split, *source;
@@ -87,6 +89,7 @@ typedef struct ctx {
 
 /* ---- the command line ---------------------------------------------------------- */
 
+/* The JUDGE_ENGINE_* defaults (judge.h) as the table's text. */
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
