@@ -2,17 +2,18 @@
  * (OpenAI-compatible or Anthropic API) or a local verifier program. */
 #include "config.h"
 #include "judge/judge.h"
+#include "judge/judge_pairs.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/cli.h"
+#include "util/opt.h"
 #include "util/progress.h"
-#include "util/rand.h"
 #include "util/sha256.h"
 #include "util/xmalloc.h"
-#include <cjson/cJSON.h>
 #include <curl/curl.h>
-#include <getopt.h>
+#include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,29 +24,17 @@
  * reruns hit the request cache. */
 #define NONCE_SEED 0x64706f6a75646765ULL
 
+/* The options, as opts_table fills them (random_n: --pairs; provider: from
+ * provider_name once parsed). */
 typedef struct opts {
 	const char *db, *provider_name, *model, *base_url, *key_env, *command, *template_path;
-	const char *references, *prices_path, *split, *source, *pairs;
+	const char *references, *prices_path, *split, *source;
 	judge_provider provider;
 	double temperature;
 	long max_tokens, limit, concurrency, max_retries, seed, random_n;
 	double rpm, tpm, timeout, backoff;
-	int json_verdict, swap, include_labeled, retry_failed, dry_run, json, quiet, http2;
+	int json_verdict, swap, include_labeled, retry_failed, dry_run, json, quiet, no_http2;
 } opts;
-
-/* One pair to judge. */
-typedef struct pair {
-	int64_t prompt_id, ca, cb;
-	char v[2];          /* verdict per order in a/b terms: 'a', 'b', 't'; 0 none */
-	char raw[2];        /* raw verdict letter per order */
-	int outstanding;    /* requests not finished */
-	int issued;         /* requests handed out (0..norders) */
-	int failed;
-	int first_b;        /* no-swap: completion b was shown first */
-	char *err;
-	char *rationale;
-	double t0;
-} pair;
 
 /* One request (one order of one pair). */
 typedef struct req {
@@ -60,25 +49,18 @@ typedef struct req {
 	struct req *prev, *next; /* the list of requests handed to the engine */
 } req;
 
-typedef struct refmap {
-	char **prompt;      /* plain prompt text, or NULL */
-	int64_t *prompt_id; /* or -1 */
-	char **text;
-	size_t n;
-} refmap;
-
 typedef struct ctx {
 	opts *o;
 	store *st;
 	judge_template *tmpl;
 	judge_prices *prices;
-	refmap refs;
+	judge_refs *refs;
 	char *url;
 	struct curl_slist *headers;
 	char *api_key;
 	int64_t annotator_id, run_id;
-	pair *pairs;
-	size_t npairs, next_pair;
+	judge_pair_set pairs;
+	size_t next_pair;
 	int norders;
 	/* prompt cache: the prompt and the completions of one prompt */
 	int64_t cur_prompt;
@@ -91,7 +73,7 @@ typedef struct ctx {
 	double tx_start;
 	/* counters */
 	long requests, cached, sent, done_requests, errors, retries;
-	long judged, consistent, inconsistent, failed_pairs, decisive, first_wins;
+	judge_tally t;
 	long in_tok, out_tok, failed_shown;
 	double cost;
 	int cost_known;
@@ -105,55 +87,134 @@ typedef struct ctx {
 	double start;
 } ctx;
 
-static void usage(void)
+/* ---- the command line ---------------------------------------------------------- */
+
+/* The JUDGE_ENGINE_* defaults (judge.h) as the table's text. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* --pairs all|random:N into the sample size (0: all). */
+static int parse_pairs(void *target, const char *v, char *err, size_t errlen)
 {
-	printf("Usage: dpo-judge [OPTION]...\n"
-	       "Label pairs of completions in the store with an LLM judge or a local verifier.\n"
-	       "\n"
-	       "Judge:\n"
-	       "  --provider NAME        openai (default; any OpenAI-compatible server), anthropic, exec\n"
-	       "  --model NAME           model to ask (required for openai and anthropic)\n"
-	       "  --base-url URL         API base (default $OPENAI_BASE_URL or https://api.openai.com/v1;\n"
-	       "                         anthropic: $ANTHROPIC_BASE_URL or https://api.anthropic.com)\n"
-	       "  --api-key-env NAME     read the key from $NAME (default OPENAI_API_KEY / ANTHROPIC_API_KEY)\n"
-	       "  --command CMD          exec: program run per request (sh -c); reads a JSON object with\n"
-	       "                         prompt, response_a, response_b on stdin, prints A, B, C or\n"
-	       "                         {\"verdict\": \"A\"} on stdout\n"
-	       "  --template FILE        judging prompt template (default: pairwise from the data folder;\n"
-	       "                         a bare name such as pairwise-reference is looked up there)\n"
-	       "  --references FILE      JSONL of {\"prompt\" or \"prompt_id\", \"reference\"} for {{reference}}\n"
-	       "  --json-verdict         ask for a structured (JSON) verdict\n"
-	       "  --swap, --no-swap      judge both orders (default) or one order per pair\n"
-	       "  --temperature X        sampling temperature (default 0)\n"
-	       "  --max-tokens N         answer length limit (default 1024)\n"
-	       "\n"
-	       "What to judge:\n"
-	       "  --db PATH              database (default $DPO_DB or ./dpo.db)\n"
-	       "  --pairs all|random:N   every pending pair (default) or N of them chosen with --seed\n"
-	       "  --split NAME           only prompts of this split\n"
-	       "  --source NAME          only prompts from this source\n"
-	       "  --limit N              at most N pairs\n"
-	       "  --include-labeled      also judge pairs humans or imports labeled\n"
-	       "  --retry-failed         judge again only the pairs that failed before\n"
-	       "  --seed N               seed for --pairs random:N (default 0)\n"
-	       "\n"
-	       "Engine:\n"
-	       "  --concurrency N        requests in flight (default 16)\n"
-	       "  --rpm N, --tpm N       requests / tokens per minute limits (default none)\n"
-	       "  --timeout SEC          per try (default 120)\n"
-	       "  --max-retries N        retries per request (default 6)\n"
-	       "  --backoff MS           delay before the first retry (default 500; doubles each time,\n"
-	       "                         at most 60 s, with jitter; a Retry-After header wins)\n"
-	       "  --no-http2             use HTTP/1.1 only\n"
-	       "  --prices FILE          price table overriding the default one\n"
-	       "  --dry-run              print requests, tokens and cost; send nothing\n"
-	       "  --json                 print the summary as one JSON document\n"
-	       "  -q, --quiet            no progress line\n"
-	       "  -h, --help             this help\n"
-	       "      --version          print the version\n"
-	       "\n"
-	       "Keys are read from the environment only and never printed or stored.\n"
-	       "Exit status: 0 done, 1 failure, 2 usage error, 130 interrupted (rerun to resume).\n");
+	long *n = target;
+	char *end;
+	if (!strcmp(v, "all")) {
+		*n = 0;
+		return 0;
+	}
+	if (!strncmp(v, "random:", 7)) {
+		errno = 0;
+		*n = strtol(v + 7, &end, 10);
+		if (!errno && end != v + 7 && !*end && *n >= 1)
+			return 0;
+	}
+	snprintf(err, errlen, "expected all or random:N with N >= 1, got \"%s\"", v);
+	return -1;
+}
+
+static const util_opt opts_table[] = {
+	UTIL_OPT_HEADING("Judge:"),
+	{"provider", 0, UTIL_OPT_ENUM, offsetof(opts, provider_name), .def = "openai",
+	 .choices = "openai|anthropic|exec", .arg = "NAME",
+	 .help = "openai (default; any OpenAI-compatible server), anthropic, exec"},
+	{"model", 0, UTIL_OPT_STRING, offsetof(opts, model), .arg = "NAME",
+	 .help = "model to ask (required for openai and anthropic)"},
+	{"base-url", 0, UTIL_OPT_STRING, offsetof(opts, base_url), .arg = "URL",
+	 .help = "API base (default $OPENAI_BASE_URL or https://api.openai.com/v1;\n"
+		 "anthropic: $ANTHROPIC_BASE_URL or https://api.anthropic.com)"},
+	{"api-key-env", 0, UTIL_OPT_STRING, offsetof(opts, key_env), .arg = "NAME",
+	 .help = "read the key from $NAME (default OPENAI_API_KEY / ANTHROPIC_API_KEY)"},
+	{"command", 0, UTIL_OPT_STRING, offsetof(opts, command), .arg = "CMD",
+	 .help = "exec: program run per request (sh -c); reads a JSON object with\n"
+		 "prompt, response_a, response_b on stdin, prints A, B, C or\n"
+		 "{\"verdict\": \"A\"} on stdout"},
+	{"template", 0, UTIL_OPT_PATH, offsetof(opts, template_path), .def = "pairwise.txt", .arg = "FILE",
+	 .help = "judging prompt template (default: pairwise.txt from the data folder;\n"
+		 "a bare name such as pairwise-reference is looked up there)"},
+	{"references", 0, UTIL_OPT_PATH, offsetof(opts, references), .arg = "FILE",
+	 .help = "JSONL of {\"prompt\" or \"prompt_id\", \"reference\"} for {{reference}}"},
+	{"json-verdict", 0, UTIL_OPT_FLAG, offsetof(opts, json_verdict),
+	 .help = "ask for a structured (JSON) verdict"},
+	{"swap", 0, UTIL_OPT_FLAG, offsetof(opts, swap), .def = "true",
+	 .help = "judge both orders of each pair (default)"},
+	{"no-swap", 0, UTIL_OPT_FLAG_OFF, offsetof(opts, swap), .flags = UTIL_OPT_NOPARAM,
+	 .help = "judge one order per pair"},
+	{"temperature", 0, UTIL_OPT_FLOAT, offsetof(opts, temperature), .def = "0", .range = "[0, 2]",
+	 .help = "sampling temperature"},
+	{"max-tokens", 0, UTIL_OPT_INT, offsetof(opts, max_tokens), .def = "1024", .range = "[1, inf)",
+	 .help = "answer length limit"},
+
+	UTIL_OPT_HEADING("What to judge:"),
+	UTIL_OPT_DB(opts, db),
+	{"pairs", 0, UTIL_OPT_CALL, offsetof(opts, random_n), .def = "all", .arg = "all|random:N",
+	 .call = parse_pairs, .help = "every pending pair, or N of them chosen with --seed"},
+	{"split", 0, UTIL_OPT_STRING, offsetof(opts, split), .arg = "NAME", .help = "only prompts of this split"},
+	{"source", 0, UTIL_OPT_STRING, offsetof(opts, source), .arg = "NAME",
+	 .help = "only prompts from this source"},
+	{"limit", 0, UTIL_OPT_INT, offsetof(opts, limit), .def = "0", .range = "[0, inf)",
+	 .help = "at most N pairs (default 0: all)"},
+	{"include-labeled", 0, UTIL_OPT_FLAG, offsetof(opts, include_labeled),
+	 .help = "also judge pairs humans or imports labeled"},
+	{"retry-failed", 0, UTIL_OPT_FLAG, offsetof(opts, retry_failed),
+	 .help = "judge again only the pairs that failed before"},
+	UTIL_OPT_SEED(opts, seed, "0"),
+
+	UTIL_OPT_HEADING("Engine:"),
+	{"concurrency", 0, UTIL_OPT_INT, offsetof(opts, concurrency), .def = STR(JUDGE_ENGINE_CONCURRENCY),
+	 .range = "[1, 4096]", .help = "requests in flight"},
+	{"rpm", 0, UTIL_OPT_FLOAT, offsetof(opts, rpm), .def = "0", .range = "[0, inf)", .arg = "N",
+	 .help = "requests per minute at most (default 0: no limit)"},
+	{"tpm", 0, UTIL_OPT_FLOAT, offsetof(opts, tpm), .def = "0", .range = "[0, inf)", .arg = "N",
+	 .help = "tokens per minute at most (default 0: no limit)"},
+	{"timeout", 0, UTIL_OPT_FLOAT, offsetof(opts, timeout), .def = STR(JUDGE_ENGINE_TIMEOUT_S),
+	 .range = "(0, inf)", .arg = "SEC", .help = "limit of one try"},
+	{"max-retries", 0, UTIL_OPT_INT, offsetof(opts, max_retries), .def = STR(JUDGE_ENGINE_MAX_RETRIES),
+	 .range = "[0, 100]", .help = "retries per request"},
+	{"backoff", 0, UTIL_OPT_FLOAT, offsetof(opts, backoff), .def = STR(JUDGE_ENGINE_BACKOFF_MS),
+	 .range = "[0, 60000]", .arg = "MS",
+	 .help = "delay before the first retry (default " STR(JUDGE_ENGINE_BACKOFF_MS)
+		 "; doubles each time,\nat most 60 s, with jitter; a Retry-After header wins)"},
+	{"no-http2", 0, UTIL_OPT_FLAG, offsetof(opts, no_http2), .help = "use HTTP/1.1 only"},
+	{"prices", 0, UTIL_OPT_PATH, offsetof(opts, prices_path), .arg = "FILE",
+	 .help = "price table overriding the default one"},
+
+	UTIL_OPT_HEADING("Output:"),
+	{"dry-run", 0, UTIL_OPT_FLAG, offsetof(opts, dry_run), .flags = UTIL_OPT_NOPARAM | UTIL_OPT_NOCONFIG,
+	 .help = "print requests, tokens and cost; send nothing"},
+	UTIL_OPT_JSON(opts, json),
+	UTIL_OPT_QUIET(opts, quiet),
+	UTIL_OPT_TABLE_END,
+};
+
+static util_cli cli = {
+	.name = "dpo-judge",
+	.synopsis = "[OPTIONS]",
+	.summary = "Label pairs of completions in the store with an LLM judge or a local verifier.",
+	.footer = "Keys are read from the environment only and never printed or stored.\n"
+		  "Defaults may be set in the config file's section [dpo-judge] ($DPO_CONFIG,\n"
+		  "else $XDG_CONFIG_HOME/dpo/config); the command line overrides them.\n"
+		  "Exit status: 0 done, 1 failure, 2 usage error, 130 interrupted (rerun to resume).\n",
+	.opts = opts_table,
+};
+
+/* Parse the command line into o (exits 0 on --help/--version, 2 on a usage
+ * error): the table, then the checks that combine options. */
+static void parse_options(opts *o, int argc, char **argv)
+{
+	memset(o, 0, sizeof *o);
+	util_cli_parse(&cli, o, argc, argv);
+	judge_provider_parse(o->provider_name, &o->provider); /* the table allows only known names */
+	if (o->provider == JUDGE_PROVIDER_EXEC) {
+		if (!o->command || !*o->command)
+			util_cli_usage_error(&cli, "--provider exec needs --command CMD");
+		if (o->json_verdict || util_cli_source(&cli, "template") != UTIL_OPT_FROM_DEFAULT)
+			util_cli_usage_error(&cli, "--json-verdict and --template do not apply to --provider exec");
+	} else {
+		if (o->command)
+			util_cli_usage_error(&cli, "--command is only for --provider exec");
+		if (!o->model || !*o->model)
+			util_cli_usage_error(&cli, "--model is required for --provider %s", o->provider_name);
+	}
 }
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -229,27 +290,7 @@ static int on_prompt(void *ud, const store_prompt *p)
 	free(c->cur_text);
 	free(c->cur_messages);
 	c->cur_messages = p->messages_json ? xstrdup(p->messages_json) : NULL;
-	if (p->text) {
-		c->cur_text = xstrdup(p->text);
-	} else {
-		/* a conversation: "role: content" paragraphs */
-		util_buf b = UTIL_BUF_INIT;
-		cJSON *j = cJSON_Parse(p->messages_json ? p->messages_json : "[]");
-		const cJSON *m;
-		cJSON_ArrayForEach(m, j)
-		{
-			const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "role");
-			const cJSON *t = cJSON_GetObjectItemCaseSensitive(m, "content");
-			if (!cJSON_IsString(r) || !cJSON_IsString(t))
-				continue;
-			if (b.len)
-				util_buf_adds(&b, "\n\n");
-			util_buf_addf(&b, "%s: %s", r->valuestring, t->valuestring);
-		}
-		cJSON_Delete(j);
-		c->cur_text = util_buf_detach(&b);
-		util_buf_free(&b);
-	}
+	c->cur_text = p->text ? xstrdup(p->text) : judge_messages_text(p->messages_json);
 	return 0;
 }
 
@@ -299,83 +340,13 @@ static const char *completion_text(ctx *c, int64_t id)
 	return NULL;
 }
 
-static const char *reference_of(ctx *c, int64_t prompt_id, const char *text)
-{
-	for (size_t i = 0; i < c->refs.n; i++) {
-		if (c->refs.prompt_id[i] == prompt_id)
-			return c->refs.text[i];
-		if (c->refs.prompt[i] && text && !strcmp(c->refs.prompt[i], text))
-			return c->refs.text[i];
-	}
-	return NULL;
-}
-
-static void refs_free(refmap *r)
-{
-	for (size_t i = 0; i < r->n; i++) {
-		free(r->prompt[i]);
-		free(r->text[i]);
-	}
-	free(r->prompt);
-	free(r->prompt_id);
-	free(r->text);
-}
-
-static int refs_load(refmap *r, const char *path, char *hash)
-{
-	FILE *f = fopen(path, "rb");
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-	long lineno = 0;
-	util_sha256 h;
-	if (!f) {
-		util_warn("%s: cannot open: %m", path);
-		return -1;
-	}
-	util_sha256_init(&h);
-	while ((len = getline(&line, &cap, f)) >= 0) {
-		lineno++;
-		util_sha256_update(&h, line, (size_t)len);
-		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-			line[--len] = '\0';
-		if (len == 0)
-			continue;
-		cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
-		const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "prompt");
-		const cJSON *pid = cJSON_GetObjectItemCaseSensitive(j, "prompt_id");
-		const cJSON *ref = cJSON_GetObjectItemCaseSensitive(j, "reference");
-		if (!cJSON_IsObject(j) || !cJSON_IsString(ref) || !(cJSON_IsString(p) || cJSON_IsNumber(pid))) {
-			util_warn("%s:%ld: expected an object with a string \"reference\" and a string "
-				  "\"prompt\" or a number \"prompt_id\"",
-				  path, lineno);
-			cJSON_Delete(j);
-			free(line);
-			fclose(f);
-			return -1;
-		}
-		r->prompt = xreallocarray(r->prompt, r->n + 1, sizeof *r->prompt);
-		r->prompt_id = xreallocarray(r->prompt_id, r->n + 1, sizeof *r->prompt_id);
-		r->text = xreallocarray(r->text, r->n + 1, sizeof *r->text);
-		r->prompt[r->n] = cJSON_IsString(p) ? xstrdup(p->valuestring) : NULL;
-		r->prompt_id[r->n] = cJSON_IsNumber(pid) ? (int64_t)pid->valuedouble : -1;
-		r->text[r->n] = xstrdup(ref->valuestring);
-		r->n++;
-		cJSON_Delete(j);
-	}
-	free(line);
-	fclose(f);
-	util_sha256_final_hex(&h, hash);
-	return 0;
-}
-
 /* ---- building requests ---------------------------------------------------------- */
 
 /* Fill r's body for order r->order of pair p. Returns 0, or -1 when the
  * pair cannot be judged (message in *why). */
 static int build_request(ctx *c, req *r, const char **why)
 {
-	pair *p = &c->pairs[r->pair];
+	judge_pair *p = &c->pairs.v[r->pair];
 	const char *ta, *tb, *first, *second, *ref = NULL;
 	int64_t id1, id2;
 	util_buf b = UTIL_BUF_INIT;
@@ -390,54 +361,32 @@ static int build_request(ctx *c, req *r, const char **why)
 		*why = "a completion of the pair is missing";
 		return -1;
 	}
-	int b_first = r->order == 1 || p->first_b;
+	int b_first = judge_pair_b_first(p, r->order);
 	first = b_first ? tb : ta;
 	second = b_first ? ta : tb;
 	id1 = b_first ? p->cb : p->ca;
 	id2 = b_first ? p->ca : p->cb;
-	if (c->refs.n || (c->tmpl && judge_template_uses_reference(c->tmpl))) {
-		ref = reference_of(c, p->prompt_id, c->cur_text);
+	if (judge_refs_count(c->refs) || (c->tmpl && judge_template_uses_reference(c->tmpl))) {
+		ref = judge_refs_find(c->refs, p->prompt_id, c->cur_text);
 		if (!ref && c->tmpl && judge_template_uses_reference(c->tmpl)) {
 			*why = "no reference answer for this prompt in --references";
 			return -1;
 		}
 	}
+	judge_fields f = {c->cur_text, first, second, ref, NULL, c->o->json_verdict};
 	if (c->o->provider == JUDGE_PROVIDER_EXEC) {
-		util_buf_adds(&b, "{\"prompt\":");
-		util_buf_add_json_string(&b, c->cur_text, strlen(c->cur_text));
-		if (c->cur_messages) {
-			util_buf_adds(&b, ",\"messages\":");
-			util_buf_adds(&b, c->cur_messages);
-		}
-		util_buf_adds(&b, ",\"response_a\":");
-		util_buf_add_json_string(&b, first, strlen(first));
-		util_buf_adds(&b, ",\"response_b\":");
-		util_buf_add_json_string(&b, second, strlen(second));
-		if (ref) {
-			util_buf_adds(&b, ",\"reference\":");
-			util_buf_add_json_string(&b, ref, strlen(ref));
-		}
-		util_buf_addf(&b, ",\"prompt_id\":%lld,\"completion_a\":%lld,\"completion_b\":%lld}\n",
-			      (long long)p->prompt_id, (long long)id1, (long long)id2);
+		judge_exec_body(&f, c->cur_messages, p->prompt_id, id1, id2, &b);
 		r->job.command = c->o->command;
 	} else {
 		const char *texts[4] = {c->cur_text, first, second, ref};
 		util_buf prompt = UTIL_BUF_INIT;
-		judge_fields f = {c->cur_text, first, second, ref, NULL, c->o->json_verdict};
 		judge_params prm = {c->o->model, c->o->temperature, c->o->max_tokens, c->o->json_verdict};
 		judge_nonce(NONCE_SEED, texts, 4, r->nonce);
 		f.nonce = r->nonce;
 		judge_template_render(c->tmpl, &f, &prompt);
 		judge_request_body(c->o->provider, &prm, util_buf_str(&prompt), &b);
 		util_buf_free(&prompt);
-		/* the cache key: target and body, never headers (the key lives there) */
-		util_sha256 h;
-		util_sha256_init(&h);
-		util_sha256_update(&h, "POST ", 5);
-		util_sha256_update(&h, c->url, strlen(c->url));
-		util_sha256_update(&h, "\n", 1);
-		util_sha256_update(&h, b.data, b.len);
-		util_sha256_final_hex(&h, r->hash);
+		judge_cache_key(c->url, b.data, b.len, r->hash);
 		r->job.url = c->url;
 		r->job.headers = c->headers;
 	}
@@ -461,51 +410,20 @@ static void req_free(req *r)
 
 /* ---- results ---------------------------------------------------------------------- */
 
-/* Parse a successful answer into r->verdict (0 when none). Returns 0, or -1
- * with a message in r->job.errmsg when the answer is malformed. */
+/* Parse a successful answer into r (verdict, usage, rationale). Returns 0,
+ * or -1 with a message in r->job.errmsg when the answer is malformed. */
 static int parse_answer(ctx *c, req *r, const char *body, size_t n)
 {
-	char err[256];
-	if (c->o->provider == JUDGE_PROVIDER_EXEC) {
-		size_t lo = 0, hi = n;
-		while (lo < hi && (body[lo] == ' ' || body[lo] == '\n' || body[lo] == '\r' || body[lo] == '\t'))
-			lo++;
-		if (lo < hi && body[lo] == '{') {
-			cJSON *j = cJSON_ParseWithLength(body + lo, hi - lo);
-			const cJSON *rat = cJSON_GetObjectItemCaseSensitive(j, "rationale");
-			if (cJSON_IsString(rat) && rat->valuestring && !r->rationale)
-				r->rationale = xstrdup(rat->valuestring);
-			cJSON_Delete(j);
-			r->verdict = judge_verdict_json(body + lo, hi - lo);
-		} else {
-			r->verdict = judge_verdict_word(body + lo, hi - lo);
-		}
-		if (!r->verdict) {
-			int k = (int)strcspn(body + lo, "\n");
-			snprintf(r->job.errmsg, sizeof r->job.errmsg,
-				 "the verifier printed \"%.*s\"; expected A, B, C or {\"verdict\": \"A\"}",
-				 k > 80 ? 80 : k, body + lo);
-			return -1;
-		}
-		return 0;
-	}
-	judge_reply rep;
-	int prc = judge_reply_parse(c->o->provider, body, n, &rep, err, sizeof err);
-	if (prc != JUDGE_OK) {
-		/* a broken body is retried; a well-formed one without an answer
-		 * would come back the same, so the pair fails */
-		snprintf(r->job.errmsg, sizeof r->job.errmsg, "%s", err);
-		r->verdict = 0;
-		return prc == JUDGE_EINVAL ? -1 : 0;
-	}
-	r->usage = rep.usage;
-	r->verdict = 0;
-	if (rep.structured || c->o->json_verdict)
-		r->verdict = judge_verdict_json(rep.text, strlen(rep.text));
-	if (!r->verdict && !rep.structured)
-		r->verdict = judge_verdict_find(rep.text, strlen(rep.text), r->nonce);
-	free(rep.text);
-	return 0;
+	judge_answer a;
+	int rc = judge_answer_parse(c->o->provider, body, n, r->nonce, c->o->json_verdict, &a, r->job.errmsg,
+				    sizeof r->job.errmsg);
+	r->verdict = a.verdict;
+	r->usage = a.usage;
+	if (a.rationale && !r->rationale)
+		r->rationale = a.rationale;
+	else
+		free(a.rationale);
+	return rc;
 }
 
 static int cb_accept(void *ud, judge_job *job)
@@ -523,62 +441,27 @@ static void cb_retry(void *ud, judge_job *job, double delay_ms)
 	c->retries++;
 }
 
-static char verdict_ab(int v, int b_first)
-{
-	if (v == 'C')
-		return 't';
-	if (v == 'A')
-		return b_first ? 'b' : 'a';
-	if (v == 'B')
-		return b_first ? 'a' : 'b';
-	return 0;
-}
-
-static const char *verdict_name(char v)
-{
-	return v == 'a' ? "a" : v == 'b' ? "b" : "tie";
-}
-
 /* All requests of pair p have finished: write its comparison. */
-static int pair_finished(ctx *c, pair *p)
+static int pair_finished(ctx *c, judge_pair *p)
 {
 	store_comparison cmp;
-	char rat[200];
+	judge_decision d;
 	int created = 0;
 
+	judge_pair_decide(p, c->norders, &d);
+	judge_tally_outcome(&c->t, d.outcome);
 	memset(&cmp, 0, sizeof cmp);
 	cmp.prompt_id = p->prompt_id;
 	cmp.completion_a = p->ca;
 	cmp.completion_b = p->cb;
 	cmp.annotator_id = c->annotator_id;
+	cmp.verdict = d.verdict;
+	cmp.shown_first = d.shown_first;
+	cmp.rationale = d.rationale;
+	cmp.inconsistent = d.inconsistent;
 	cmp.confidence = NAN;
 	cmp.duration_ms = (int64_t)((util_now() - p->t0) * 1000);
 	cmp.run_id = c->run_id;
-	if (p->failed) {
-		cmp.verdict = "skip";
-		cmp.rationale = p->err ? p->err : "judge error";
-		c->failed_pairs++;
-	} else if (c->norders == 2) {
-		cmp.shown_first = "a";
-		if (p->v[0] == p->v[1]) {
-			cmp.verdict = verdict_name(p->v[0]);
-			c->consistent++;
-		} else {
-			cmp.verdict = "tie";
-			cmp.inconsistent = 1;
-			c->inconsistent++;
-		}
-		snprintf(rat, sizeof rat, "a shown first: %s; b shown first: %s%s%s",
-			 verdict_name(p->v[0]), verdict_name(p->v[1]), p->rationale ? "; " : "",
-			 p->rationale ? p->rationale : "");
-		cmp.rationale = rat;
-		c->judged++;
-	} else {
-		cmp.shown_first = p->first_b ? "b" : "a";
-		cmp.verdict = verdict_name(p->v[0]);
-		cmp.rationale = p->rationale;
-		c->judged++;
-	}
 	if (tx_begin(c))
 		return 1;
 	if (store_comparison_add(c->st, &cmp, NULL, &created) != STORE_OK)
@@ -611,7 +494,7 @@ static void record_usage(ctx *c, req *r, util_buf *meta)
 /* A request finished (from the engine or from the cache). Takes r. */
 static int request_done(ctx *c, req *r, int from_cache)
 {
-	pair *p = &c->pairs[r->pair];
+	judge_pair *p = &c->pairs.v[r->pair];
 	int rc = 0;
 
 	c->done_requests++;
@@ -660,13 +543,8 @@ static int request_done(ctx *c, req *r, int from_cache)
 			c->failed_shown++;
 		}
 	} else {
-		int b_first = r->order == 1 || p->first_b;
-		p->v[r->order] = verdict_ab(r->verdict, b_first);
-		p->raw[r->order] = (char)r->verdict;
-		if (r->verdict == 'A' || r->verdict == 'B') {
-			c->decisive++;
-			c->first_wins += r->verdict == 'A';
-		}
+		judge_pair_record(p, r->order, r->verdict);
+		judge_tally_verdict(&c->t, r->verdict);
 		if (r->rationale && !p->rationale)
 			p->rationale = xstrdup(r->rationale);
 	}
@@ -682,8 +560,8 @@ static int request_done(ctx *c, req *r, int from_cache)
 static judge_job *cb_next(void *ud)
 {
 	ctx *c = ud;
-	while (c->next_pair < c->npairs && !c->fatal && !c->store_failed) {
-		pair *p = &c->pairs[c->next_pair];
+	while (c->next_pair < c->pairs.n && !c->fatal && !c->store_failed) {
+		judge_pair *p = &c->pairs.v[c->next_pair];
 		req *r = xcalloc(1, sizeof *r);
 		const char *why = NULL;
 		r->pair = c->next_pair;
@@ -766,131 +644,33 @@ static int cb_tick(void *ud)
 
 /* ---- choosing pairs ---------------------------------------------------------------- */
 
-typedef struct collect {
-	ctx *c;
-	size_t cap, seen;
-	uint64_t rng;
-	long random_n;
-} collect;
-
-static void add_pair(ctx *c, size_t *cap, int64_t prompt, int64_t a, int64_t b)
-{
-	if (c->npairs == *cap) {
-		*cap = *cap ? *cap * 2 : 256;
-		c->pairs = xreallocarray(c->pairs, *cap, sizeof *c->pairs);
-	}
-	pair *p = &c->pairs[c->npairs++];
-	memset(p, 0, sizeof *p);
-	p->prompt_id = prompt;
-	p->ca = a;
-	p->cb = b;
-}
-
-static int on_queue_pair(void *ud, const store_pair_ref *pr)
-{
-	collect *k = ud;
-	ctx *c = k->c;
-	k->seen++;
-	if (k->random_n > 0 && c->npairs >= (size_t)k->random_n) {
-		/* reservoir sampling */
-		uint64_t j = util_splitmix64(&k->rng) % k->seen;
-		if (j < (uint64_t)k->random_n) {
-			pair *p = &c->pairs[j];
-			p->prompt_id = pr->prompt_id;
-			p->ca = pr->completion_a;
-			p->cb = pr->completion_b;
-		}
-		return 0;
-	}
-	add_pair(c, &k->cap, pr->prompt_id, pr->completion_a, pr->completion_b);
-	return 0;
-}
-
-static int on_failed(void *ud, const store_comparison *cmp)
-{
-	collect *k = ud;
-	ctx *c = k->c;
-	if (cmp->annotator_id != c->annotator_id || !cmp->verdict || strcmp(cmp->verdict, "skip"))
-		return 0;
-	add_pair(c, &k->cap, cmp->prompt_id, cmp->completion_a, cmp->completion_b);
-	/* t0 holds the comparison's id until choose_pairs deletes it */
-	c->pairs[c->npairs - 1].t0 = (double)cmp->id;
-	return 0;
-}
-
-static int cmp_pair(const void *x, const void *y)
-{
-	const pair *a = x, *b = y;
-	if (a->prompt_id != b->prompt_id)
-		return a->prompt_id < b->prompt_id ? -1 : 1;
-	if (a->ca != b->ca)
-		return a->ca < b->ca ? -1 : 1;
-	return a->cb < b->cb ? -1 : a->cb > b->cb;
-}
-
-/* The display order of a pair without --swap: fixed per pair, about half
- * each way, so that position bias does not favour lower ids. */
-static int first_b_of(const pair *p)
-{
-	uint64_t s = (uint64_t)p->prompt_id * 1000003u ^ (uint64_t)p->ca * 7919u ^ (uint64_t)p->cb;
-	return (int)(util_splitmix64(&s) & 1);
-}
-
 static int choose_pairs(ctx *c)
 {
-	collect k = {c, 0, 0, (uint64_t)c->o->seed * 2654435761u + 17, c->o->random_n};
-	if (c->o->retry_failed) {
-		if (store_comparisons_foreach(c->st, 0, on_failed, &k) != STORE_OK)
-			return store_fail(c, "cannot read comparisons");
-	} else {
-		store_queue_filter f;
-		memset(&f, 0, sizeof f);
-		f.split = c->o->split;
-		f.source = c->o->source;
-		f.annotator_id = c->annotator_id;
-		f.include_labeled = c->o->include_labeled;
-		f.limit = c->o->random_n > 0 ? 0 : c->o->limit;
-		if (store_queue_foreach(c->st, &f, on_queue_pair, &k) != STORE_OK)
-			return store_fail(c, "cannot read the queue of pairs");
-		if (c->npairs)
-			qsort(c->pairs, c->npairs, sizeof *c->pairs, cmp_pair);
-	}
-	if (c->o->limit > 0 && c->npairs > (size_t)c->o->limit)
-		c->npairs = (size_t)c->o->limit;
-	if (c->o->retry_failed && !c->o->dry_run) {
+	const opts *o = c->o;
+	judge_pair_query q = {
+		.judge_id = c->annotator_id,
+		.retry_failed = o->retry_failed,
+		.split = o->split,
+		.source = o->source,
+		.include_labeled = o->include_labeled,
+		.sample = o->random_n,
+		.seed = o->seed,
+		.limit = o->limit,
+		.norders = c->norders,
+	};
+	if (judge_pairs_choose(c->st, &q, &c->pairs) != STORE_OK)
+		return store_fail(c, o->retry_failed ? "cannot read comparisons" : "cannot read the queue of pairs");
+	if (o->retry_failed && !o->dry_run) {
+		/* the failed comparisons make way for the new ones */
 		if (tx_begin(c))
 			return 1;
-		for (size_t i = 0; i < c->npairs; i++)
-			if (store_comparison_delete(c->st, (int64_t)c->pairs[i].t0) != STORE_OK)
+		for (size_t i = 0; i < c->pairs.n; i++)
+			if (store_comparison_delete(c->st, c->pairs.v[i].retry_id) != STORE_OK)
 				return store_fail(c, "cannot remove a failed comparison");
 		if (tx_commit(c))
 			return 1;
 	}
-	for (size_t i = 0; i < c->npairs; i++) {
-		c->pairs[i].t0 = 0;
-		c->pairs[i].first_b = c->norders == 1 ? first_b_of(&c->pairs[i]) : 0;
-	}
 	return 0;
-}
-
-/* ---- identity ---------------------------------------------------------------------- */
-
-static char *identity_params(const opts *o, const char *refs_hash)
-{
-	util_buf b = UTIL_BUF_INIT;
-	if (o->provider == JUDGE_PROVIDER_EXEC) {
-		util_buf_addf(&b, "{\"swap\":%s", o->swap ? "true" : "false");
-	} else {
-		util_buf_addf(&b, "{\"temperature\":%.17g,\"max_tokens\":%ld,\"json_verdict\":%s,\"swap\":%s",
-			      o->temperature, o->max_tokens, o->json_verdict ? "true" : "false",
-			      o->swap ? "true" : "false");
-	}
-	if (refs_hash)
-		util_buf_addf(&b, ",\"references\":\"%s\"", refs_hash);
-	util_buf_addc(&b, '}');
-	char *s = util_buf_detach(&b);
-	util_buf_free(&b);
-	return s;
 }
 
 /* ---- summary ---------------------------------------------------------------------- */
@@ -907,18 +687,15 @@ static void json_num(util_buf *b, const char *name, double v, int first)
 static char *summary_json(ctx *c, double wall, const char *status)
 {
 	util_buf b = UTIL_BUF_INIT;
-	long pairs_judged = c->consistent + c->inconsistent;
 	util_buf_adds(&b, "{\"status\":");
 	util_buf_add_json_string(&b, status, strlen(status));
-	json_num(&b, "pairs", (double)c->npairs, 0);
-	json_num(&b, "judged", (double)c->judged, 0);
-	json_num(&b, "consistent", c->norders == 2 ? (double)c->consistent : NAN, 0);
-	json_num(&b, "inconsistent", c->norders == 2 ? (double)c->inconsistent : NAN, 0);
-	json_num(&b, "consistency_rate",
-		 c->norders == 2 && pairs_judged ? (double)c->consistent / (double)pairs_judged : NAN, 0);
-	json_num(&b, "first_position_win_rate", c->decisive ? (double)c->first_wins / (double)c->decisive : NAN,
-		 0);
-	json_num(&b, "failed_pairs", (double)c->failed_pairs, 0);
+	json_num(&b, "pairs", (double)c->pairs.n, 0);
+	json_num(&b, "judged", (double)c->t.judged, 0);
+	json_num(&b, "consistent", c->norders == 2 ? (double)c->t.consistent : NAN, 0);
+	json_num(&b, "inconsistent", c->norders == 2 ? (double)c->t.inconsistent : NAN, 0);
+	json_num(&b, "consistency_rate", c->norders == 2 ? judge_tally_consistency_rate(&c->t) : NAN, 0);
+	json_num(&b, "first_position_win_rate", judge_tally_first_position_rate(&c->t), 0);
+	json_num(&b, "failed_pairs", (double)c->t.failed_pairs, 0);
 	json_num(&b, "errors", (double)c->errors, 0);
 	json_num(&b, "retries", (double)c->retries, 0);
 	json_num(&b, "requests", (double)c->requests, 0);
@@ -935,17 +712,18 @@ static char *summary_json(ctx *c, double wall, const char *status)
 
 static void print_summary(ctx *c, double wall)
 {
-	long pj = c->consistent + c->inconsistent;
-	printf("judged %ld of %zu pairs", c->judged, c->npairs);
-	if (c->failed_pairs)
-		printf(", %ld failed (rerun with --retry-failed)", c->failed_pairs);
+	const judge_tally *t = &c->t;
+	long pj = t->consistent + t->inconsistent;
+	printf("judged %ld of %zu pairs", t->judged, c->pairs.n);
+	if (t->failed_pairs)
+		printf(", %ld failed (rerun with --retry-failed)", t->failed_pairs);
 	printf(" in %.1f s\n", wall);
 	if (c->norders == 2 && pj)
-		printf("consistency: %ld consistent, %ld inconsistent (%.1f%%)\n", c->consistent,
-		       c->inconsistent, 100.0 * (double)c->consistent / (double)pj);
-	if (c->decisive)
+		printf("consistency: %ld consistent, %ld inconsistent (%.1f%%)\n", t->consistent,
+		       t->inconsistent, 100.0 * (double)t->consistent / (double)pj);
+	if (t->decisive)
 		printf("first-position win rate: %.1f%% of %ld decisive verdicts\n",
-		       100.0 * (double)c->first_wins / (double)c->decisive, c->decisive);
+		       100.0 * (double)t->first_wins / (double)t->decisive, t->decisive);
 	printf("requests: %ld sent, %ld from cache, %ld retries, %ld errors\n", c->sent, c->cached,
 	       c->retries, c->errors);
 	if (c->o->provider != JUDGE_PROVIDER_EXEC) {
@@ -963,7 +741,7 @@ static int dry_run(ctx *c)
 {
 	long nreq = 0, ncached = 0;
 	double in_tok = 0, out_tok = 0;
-	for (size_t i = 0; i < c->npairs; i++) {
+	for (size_t i = 0; i < c->pairs.n; i++) {
 		for (int o = 0; o < c->norders; o++) {
 			req r;
 			const char *why;
@@ -972,8 +750,8 @@ static int dry_run(ctx *c)
 			r.order = o;
 			if (build_request(c, &r, &why)) {
 				util_warn("prompt %lld, completions %lld and %lld: %s",
-					  (long long)c->pairs[i].prompt_id, (long long)c->pairs[i].ca,
-					  (long long)c->pairs[i].cb, why);
+					  (long long)c->pairs.v[i].prompt_id, (long long)c->pairs.v[i].ca,
+					  (long long)c->pairs.v[i].cb, why);
 				continue;
 			}
 			char *cached = NULL;
@@ -994,7 +772,7 @@ static int dry_run(ctx *c)
 	if (c->o->json) {
 		util_buf b = UTIL_BUF_INIT;
 		util_buf_adds(&b, "{\"dry_run\":true");
-		json_num(&b, "pairs", (double)c->npairs, 0);
+		json_num(&b, "pairs", (double)c->pairs.n, 0);
 		json_num(&b, "requests", (double)nreq, 0);
 		json_num(&b, "cached", (double)ncached, 0);
 		json_num(&b, "estimated_input_tokens", floor(in_tok), 0);
@@ -1004,7 +782,7 @@ static int dry_run(ctx *c)
 		fputs(util_buf_str(&b), stdout);
 		util_buf_free(&b);
 	} else {
-		printf("dry run: %zu pairs, %ld requests to send (%ld answered from the cache)\n", c->npairs,
+		printf("dry run: %zu pairs, %ld requests to send (%ld answered from the cache)\n", c->pairs.n,
 		       nreq, ncached);
 		if (c->o->provider != JUDGE_PROVIDER_EXEC) {
 			printf("estimated tokens: about %.0f input, at most %.0f output\n", in_tok, out_tok);
@@ -1019,257 +797,251 @@ static int dry_run(ctx *c)
 	return 0;
 }
 
-/* ---- main ------------------------------------------------------------------------- */
+/* ---- the phases of a run ------------------------------------------------------------ */
 
-enum {
-	O_PROVIDER = 256, O_MODEL, O_BASE_URL, O_KEY_ENV, O_COMMAND, O_TEMPLATE, O_REFS, O_JSON_VERDICT,
-	O_SWAP, O_NO_SWAP, O_TEMP, O_MAX_TOKENS, O_DB, O_PAIRS, O_SPLIT, O_SOURCE, O_LIMIT, O_INCL,
-	O_RETRY_FAILED, O_SEED, O_CONC, O_RPM, O_TPM, O_TIMEOUT, O_MAX_RETRIES, O_PRICES, O_DRY, O_JSON,
-	O_VERSION, O_NO_HTTP2, O_BACKOFF,
-};
-
-static const struct option longopts[] = {
-	{"provider", required_argument, 0, O_PROVIDER},
-	{"model", required_argument, 0, O_MODEL},
-	{"base-url", required_argument, 0, O_BASE_URL},
-	{"api-key-env", required_argument, 0, O_KEY_ENV},
-	{"command", required_argument, 0, O_COMMAND},
-	{"template", required_argument, 0, O_TEMPLATE},
-	{"references", required_argument, 0, O_REFS},
-	{"json-verdict", no_argument, 0, O_JSON_VERDICT},
-	{"swap", no_argument, 0, O_SWAP},
-	{"no-swap", no_argument, 0, O_NO_SWAP},
-	{"temperature", required_argument, 0, O_TEMP},
-	{"max-tokens", required_argument, 0, O_MAX_TOKENS},
-	{"db", required_argument, 0, O_DB},
-	{"pairs", required_argument, 0, O_PAIRS},
-	{"split", required_argument, 0, O_SPLIT},
-	{"source", required_argument, 0, O_SOURCE},
-	{"limit", required_argument, 0, O_LIMIT},
-	{"include-labeled", no_argument, 0, O_INCL},
-	{"retry-failed", no_argument, 0, O_RETRY_FAILED},
-	{"seed", required_argument, 0, O_SEED},
-	{"concurrency", required_argument, 0, O_CONC},
-	{"rpm", required_argument, 0, O_RPM},
-	{"tpm", required_argument, 0, O_TPM},
-	{"timeout", required_argument, 0, O_TIMEOUT},
-	{"max-retries", required_argument, 0, O_MAX_RETRIES},
-	{"backoff", required_argument, 0, O_BACKOFF},
-	{"prices", required_argument, 0, O_PRICES},
-	{"dry-run", no_argument, 0, O_DRY},
-	{"json", no_argument, 0, O_JSON},
-	{"no-http2", no_argument, 0, O_NO_HTTP2},
-	{"quiet", no_argument, 0, 'q'},
-	{"help", no_argument, 0, 'h'},
-	{"version", no_argument, 0, O_VERSION},
-	{0, 0, 0, 0},
-};
-
-static void parse_args(int argc, char **argv, opts *o)
+/* The template, the references and the price table. Returns an exit status:
+ * 0 when loaded, 1 (or 2 for a missing --references) with a message. */
+static int load_inputs(ctx *c, char *refs_hash)
 {
-	int ch;
-	memset(o, 0, sizeof *o);
-	o->provider_name = "openai";
-	o->max_tokens = 1024;
-	o->concurrency = 16;
-	o->max_retries = 6;
-	o->timeout = 120;
-	o->backoff = 500;
-	o->swap = 1;
-	o->http2 = 1;
-	o->pairs = "all";
-	while ((ch = getopt_long(argc, argv, "hq", longopts, NULL)) != -1) {
-		switch (ch) {
-		case O_PROVIDER: o->provider_name = optarg; break;
-		case O_MODEL: o->model = optarg; break;
-		case O_BASE_URL: o->base_url = optarg; break;
-		case O_KEY_ENV: o->key_env = optarg; break;
-		case O_COMMAND: o->command = optarg; break;
-		case O_TEMPLATE: o->template_path = optarg; break;
-		case O_REFS: o->references = optarg; break;
-		case O_JSON_VERDICT: o->json_verdict = 1; break;
-		case O_SWAP: o->swap = 1; break;
-		case O_NO_SWAP: o->swap = 0; break;
-		case O_TEMP: util_parse_double("--temperature", optarg, &o->temperature); break;
-		case O_MAX_TOKENS: util_parse_long("--max-tokens", optarg, &o->max_tokens); break;
-		case O_DB: o->db = optarg; break;
-		case O_PAIRS: o->pairs = optarg; break;
-		case O_SPLIT: o->split = optarg; break;
-		case O_SOURCE: o->source = optarg; break;
-		case O_LIMIT: util_parse_long("--limit", optarg, &o->limit); break;
-		case O_INCL: o->include_labeled = 1; break;
-		case O_RETRY_FAILED: o->retry_failed = 1; break;
-		case O_SEED: util_parse_long("--seed", optarg, &o->seed); break;
-		case O_CONC: util_parse_long("--concurrency", optarg, &o->concurrency); break;
-		case O_RPM: util_parse_double("--rpm", optarg, &o->rpm); break;
-		case O_TPM: util_parse_double("--tpm", optarg, &o->tpm); break;
-		case O_TIMEOUT: util_parse_double("--timeout", optarg, &o->timeout); break;
-		case O_MAX_RETRIES: util_parse_long("--max-retries", optarg, &o->max_retries); break;
-		case O_BACKOFF: util_parse_double("--backoff", optarg, &o->backoff); break;
-		case O_PRICES: o->prices_path = optarg; break;
-		case O_DRY: o->dry_run = 1; break;
-		case O_JSON: o->json = 1; break;
-		case O_NO_HTTP2: o->http2 = 0; break;
-		case 'q': o->quiet = 1; break;
-		case 'h': usage(); exit(0);
-		case O_VERSION: util_print_version(); exit(0);
-		default: fprintf(stderr, "Try 'dpo-judge --help' for more information.\n"); exit(2);
+	const opts *o = c->o;
+	char err[512];
+	if (o->provider != JUDGE_PROVIDER_EXEC) {
+		char *tpath = find_data_file(o->template_path);
+		c->tmpl = judge_template_load(tpath, err, sizeof err);
+		int usage = c->tmpl && judge_template_uses_reference(c->tmpl) && !o->references;
+		if (!c->tmpl)
+			util_warn("%s", err);
+		else if (usage)
+			util_warn("%s: the template uses {{reference}}; give --references FILE", tpath);
+		free(tpath);
+		if (!c->tmpl || usage)
+			return usage ? UTIL_EXIT_USAGE : UTIL_EXIT_FAIL;
+	}
+	if (o->references && !(c->refs = judge_refs_load(o->references, refs_hash, err, sizeof err))) {
+		util_warn("%s", err);
+		return UTIL_EXIT_FAIL;
+	}
+	if (o->provider != JUDGE_PROVIDER_EXEC) {
+		char *pp = find_data_file("prices.json");
+		judge_prices *base = judge_prices_load(pp, NULL, err, sizeof err);
+		free(pp);
+		if (!base && !o->prices_path)
+			util_warn("warning: %s; costs are not counted", err);
+		if (o->prices_path) {
+			c->prices = judge_prices_load(o->prices_path, base, err, sizeof err);
+			judge_prices_free(base);
+			if (!c->prices) {
+				util_warn("%s", err);
+				return UTIL_EXIT_FAIL;
+			}
+		} else {
+			c->prices = base;
 		}
+		c->cost_known = judge_prices_lookup(c->prices, o->model, &c->price_in, &c->price_out) == 0;
 	}
-	if (optind < argc)
-		util_usage_error("unexpected argument '%s'", argv[optind]);
-	if (judge_provider_parse(o->provider_name, &o->provider))
-		util_usage_error("option --provider: '%s' is not one of openai, anthropic, exec",
-				 o->provider_name);
-	if (o->provider == JUDGE_PROVIDER_EXEC) {
-		if (!o->command || !*o->command)
-			util_usage_error("--provider exec needs --command CMD");
-		if (o->json_verdict || o->template_path)
-			util_usage_error("--json-verdict and --template do not apply to --provider exec");
-	} else {
-		if (o->command)
-			util_usage_error("--command is only for --provider exec");
-		if (!o->model || !*o->model)
-			util_usage_error("--model is required for --provider %s", o->provider_name);
-	}
-	if (!strcmp(o->pairs, "all")) {
-		o->random_n = 0;
-	} else if (!strncmp(o->pairs, "random:", 7)) {
-		util_parse_long("--pairs random:N", o->pairs + 7, &o->random_n);
-		if (o->random_n < 1)
-			util_usage_error("option --pairs: N in random:N must be at least 1");
-	} else {
-		util_usage_error("option --pairs: '%s' is not 'all' or 'random:N'", o->pairs);
-	}
-	if (o->concurrency < 1 || o->concurrency > 4096)
-		util_usage_error("option --concurrency: must be between 1 and 4096");
-	if (o->max_tokens < 1)
-		util_usage_error("option --max-tokens: must be at least 1");
-	if (o->max_retries < 0 || o->max_retries > 100)
-		util_usage_error("option --max-retries: must be between 0 and 100");
-	if (o->timeout <= 0)
-		util_usage_error("option --timeout: must be positive");
-	if (o->backoff < 0 || o->backoff > 60000)
-		util_usage_error("option --backoff: must be between 0 and 60000 ms");
-	if (o->rpm < 0 || o->tpm < 0)
-		util_usage_error("options --rpm and --tpm must not be negative");
-	if (o->limit < 0)
-		util_usage_error("option --limit: must not be negative");
-	if (o->temperature < 0 || o->temperature > 2)
-		util_usage_error("option --temperature: must be between 0 and 2");
+	return UTIL_EXIT_OK;
 }
+
+/* The API's URL, key and headers (nothing for exec). Returns 0, or 1 with
+ * a message when the key is missing. */
+static int setup_endpoint(ctx *c)
+{
+	const opts *o = c->o;
+	if (o->provider != JUDGE_PROVIDER_OPENAI && o->provider != JUDGE_PROVIDER_ANTHROPIC)
+		return 0;
+	int oa = o->provider == JUDGE_PROVIDER_OPENAI;
+	const char *env_base = getenv(oa ? "OPENAI_BASE_URL" : "ANTHROPIC_BASE_URL");
+	const char *def = oa ? "https://api.openai.com/v1" : "https://api.anthropic.com";
+	const char *base = o->base_url ? o->base_url : env_base && *env_base ? env_base : def;
+	size_t bl = strlen(base);
+	while (bl > 0 && base[bl - 1] == '/')
+		bl--;
+	c->url = xasprintf("%.*s%s", (int)bl, base, oa ? "/chat/completions" : "/v1/messages");
+	const char *kenv = o->key_env ? o->key_env : oa ? "OPENAI_API_KEY" : "ANTHROPIC_API_KEY";
+	const char *key = getenv(kenv);
+	if (key && *key) {
+		c->api_key = xstrdup(key);
+	} else if (!o->dry_run && (!strcmp(base, def) || o->key_env)) {
+		util_warn("$%s is not set; the API key is read from the environment", kenv);
+		return 1;
+	}
+	c->headers = curl_slist_append(c->headers, "Content-Type: application/json");
+	c->headers = curl_slist_append(c->headers, "Expect:");
+	if (c->api_key) {
+		char *h = oa ? xasprintf("Authorization: Bearer %s", c->api_key)
+			     : xasprintf("x-api-key: %s", c->api_key);
+		c->headers = curl_slist_append(c->headers, h);
+		memset(h, 0, strlen(h));
+		free(h);
+	}
+	if (!oa)
+		c->headers = curl_slist_append(c->headers, "anthropic-version: 2023-06-01");
+	return 0;
+}
+
+/* The judge's annotator row, from its identity: provider, model (for exec
+ * the command unless --model names it), template hash and params. Sets
+ * c->annotator_id and *name. Returns 0, or 1 with a message. */
+static int register_judge(ctx *c, const char *params, char **name)
+{
+	const opts *o = c->o;
+	char th[65];
+	const char *model = o->provider == JUDGE_PROVIDER_EXEC ? (o->model ? o->model : o->command) : o->model;
+	if (c->tmpl)
+		snprintf(th, sizeof th, "%s", judge_template_hash(c->tmpl));
+	else
+		util_sha256_hex(o->command, strlen(o->command), th);
+	*name = judge_identity_name(o->provider, model, th, params);
+	store_annotator a = {"judge", *name, judge_provider_name(o->provider), model, th, params};
+	if (o->dry_run && tx_begin(c))
+		return 1;
+	if (store_annotator_id(c->st, &a, &c->annotator_id) != STORE_OK) {
+		util_warn("%s: %s", util_db_path(o->db), store_errmsg(c->st));
+		return 1;
+	}
+	return 0;
+}
+
+/* Judge the chosen pairs with the engine; returns judge_engine_run's value. */
+static int run_engine(ctx *c)
+{
+	const opts *o = c->o;
+	judge_engine_opts eo;
+	judge_engine_opts_default(&eo); /* what the table does not set: backoff cap, response size */
+	eo.concurrency = (int)o->concurrency;
+	eo.rpm = o->rpm;
+	eo.tpm = o->tpm;
+	eo.timeout_s = o->timeout;
+	eo.max_retries = (int)o->max_retries;
+	eo.backoff_base_ms = o->backoff;
+	eo.http2 = !o->no_http2;
+	eo.seed = (uint64_t)o->seed + 1;
+	c->eng = judge_engine_new(&eo);
+	util_catch_interrupts();
+	if (!o->quiet && c->requests)
+		c->prog = util_progress_new("judging", (double)c->requests, "req");
+	c->start = util_now();
+	judge_engine_cbs cbs = {cb_next, cb_done, cb_tick, cb_retry, cb_accept, c};
+	int erc = judge_engine_run(c->eng, &cbs);
+	tx_commit(c);
+	if (c->prog) {
+		progress(c);
+		util_progress_finish(c->prog);
+	}
+	return erc;
+}
+
+/* The run's metrics (in a transaction left open for the run's end). Returns
+ * 0, or 1 with a message. */
+static int record_metrics(ctx *c, double wall)
+{
+	const judge_tally *t = &c->t;
+	struct {
+		const char *n;
+		double v;
+	} m[] = {
+		{"judged", (double)t->judged},
+		{"consistent", (double)t->consistent},
+		{"inconsistent", (double)t->inconsistent},
+		{"failed_pairs", (double)t->failed_pairs},
+		{"errors", (double)c->errors},
+		{"retries", (double)c->retries},
+		{"requests_sent", (double)c->sent},
+		{"requests_cached", (double)c->cached},
+		{"input_tokens", (double)c->in_tok},
+		{"output_tokens", (double)c->out_tok},
+		{"cost_usd", c->cost_known ? c->cost : NAN},
+		{"consistency_rate", judge_tally_consistency_rate(t)},
+		{"first_position_win_rate", judge_tally_first_position_rate(t)},
+		{"wall_s", wall},
+	};
+	int mrc = tx_begin(c);
+	for (size_t i = 0; !mrc && i < sizeof m / sizeof *m; i++)
+		if (isfinite(m[i].v) && store_metric_add(c->st, c->run_id, -1, m[i].n, m[i].v) != STORE_OK)
+			mrc = store_fail(c, "cannot record metrics");
+	return mrc;
+}
+
+/* The summary on stdout, and what to do next on stderr. */
+static void report(ctx *c, int erc, const char *summary, double wall)
+{
+	if (c->o->json)
+		printf("%s\n", summary);
+	else
+		print_summary(c, wall);
+	if (c->fatal)
+		util_warn("stopping: %s", c->fatal_msg);
+	if (erc == JUDGE_EINTR)
+		util_warn("interrupted: %ld pairs saved; run the same command again to judge the rest",
+			  c->t.judged + c->t.failed_pairs);
+	else if (c->t.failed_pairs && !c->fatal)
+		util_warn("%ld pairs failed; rerun with --retry-failed to try them again", c->t.failed_pairs);
+}
+
+static void ctx_free(ctx *c)
+{
+	while (c->inflight) {
+		req *r = c->inflight;
+		unlink_req(c, r);
+		req_free(r);
+	}
+	if (c->in_tx)
+		store_rollback(c->st);
+	judge_engine_free(c->eng);
+	store_free(c->st);
+	judge_template_free(c->tmpl);
+	judge_prices_free(c->prices);
+	judge_refs_free(c->refs);
+	drop_prompt(c);
+	judge_pairs_free(&c->pairs);
+	curl_slist_free_all(c->headers);
+	if (c->api_key) {
+		memset(c->api_key, 0, strlen(c->api_key));
+		free(c->api_key);
+	}
+	util_progress_free(c->prog);
+	free(c->url);
+}
+
+/* ---- main ------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
 	opts o;
 	ctx c;
-	char err[512], refs_hash[65];
+	char refs_hash[65];
 	int rc = UTIL_EXIT_FAIL, erc = 0;
-	char *params = NULL, *name = NULL, *tpath = NULL, *summary = NULL;
-	judge_engine *eng = NULL;
+	char *params = NULL, *name = NULL, *summary = NULL;
 	const char *status = "failed";
 
 	util_set_progname("dpo-judge");
-	parse_args(argc, argv, &o);
+	parse_options(&o, argc, argv);
 	memset(&c, 0, sizeof c);
 	c.o = &o;
 	c.norders = o.swap ? 2 : 1;
 	c.st = store_new();
 
-	/* template, references, prices */
-	if (o.provider != JUDGE_PROVIDER_EXEC) {
-		tpath = find_data_file(o.template_path ? o.template_path : "pairwise.txt");
-		c.tmpl = judge_template_load(tpath, err, sizeof err);
-		if (!c.tmpl) {
-			util_warn("%s", err);
-			goto out;
-		}
-		if (judge_template_uses_reference(c.tmpl) && !o.references) {
-			util_warn("%s: the template uses {{reference}}; give --references FILE", tpath);
-			rc = UTIL_EXIT_USAGE;
-			goto out;
-		}
-	}
-	if (o.references && refs_load(&c.refs, o.references, refs_hash))
+	/* template, references, prices; endpoint and key */
+	int lrc = load_inputs(&c, refs_hash);
+	if (lrc) {
+		rc = lrc;
 		goto out;
-	if (o.provider != JUDGE_PROVIDER_EXEC) {
-		char *pp = find_data_file("prices.json");
-		judge_prices *base = judge_prices_load(pp, NULL, err, sizeof err);
-		free(pp);
-		if (!base && !o.prices_path)
-			util_warn("warning: %s; costs are not counted", err);
-		if (o.prices_path) {
-			c.prices = judge_prices_load(o.prices_path, base, err, sizeof err);
-			judge_prices_free(base);
-			if (!c.prices) {
-				util_warn("%s", err);
-				goto out;
-			}
-		} else {
-			c.prices = base;
-		}
-		c.cost_known = judge_prices_lookup(c.prices, o.model, &c.price_in, &c.price_out) == 0;
 	}
-
-	/* endpoint and key */
-	if (o.provider == JUDGE_PROVIDER_OPENAI || o.provider == JUDGE_PROVIDER_ANTHROPIC) {
-		int oa = o.provider == JUDGE_PROVIDER_OPENAI;
-		const char *env_base = getenv(oa ? "OPENAI_BASE_URL" : "ANTHROPIC_BASE_URL");
-		const char *def = oa ? "https://api.openai.com/v1" : "https://api.anthropic.com";
-		const char *base = o.base_url ? o.base_url : env_base && *env_base ? env_base : def;
-		size_t bl = strlen(base);
-		while (bl > 0 && base[bl - 1] == '/')
-			bl--;
-		c.url = xasprintf("%.*s%s", (int)bl, base, oa ? "/chat/completions" : "/v1/messages");
-		const char *kenv = o.key_env ? o.key_env : oa ? "OPENAI_API_KEY" : "ANTHROPIC_API_KEY";
-		const char *key = getenv(kenv);
-		if (key && *key) {
-			c.api_key = xstrdup(key);
-		} else if (!o.dry_run && (!strcmp(base, def) || o.key_env)) {
-			util_warn("$%s is not set; the API key is read from the environment", kenv);
-			goto out;
-		}
-		c.headers = curl_slist_append(c.headers, "Content-Type: application/json");
-		c.headers = curl_slist_append(c.headers, "Expect:");
-		if (c.api_key) {
-			char *h = oa ? xasprintf("Authorization: Bearer %s", c.api_key)
-				     : xasprintf("x-api-key: %s", c.api_key);
-			c.headers = curl_slist_append(c.headers, h);
-			memset(h, 0, strlen(h));
-			free(h);
-		}
-		if (!oa)
-			c.headers = curl_slist_append(c.headers, "anthropic-version: 2023-06-01");
-	}
+	if (setup_endpoint(&c))
+		goto out;
 
 	/* the store and the judge's identity */
 	if (store_open(c.st, util_db_path(o.db)) != STORE_OK) {
 		util_warn("%s", store_errmsg(c.st));
 		goto out;
 	}
-	params = identity_params(&o, o.references ? refs_hash : NULL);
-	{
-		char th[65], ph[65];
-		const char *model = o.provider == JUDGE_PROVIDER_EXEC ? (o.model ? o.model : o.command) : o.model;
-		if (c.tmpl)
-			snprintf(th, sizeof th, "%s", judge_template_hash(c.tmpl));
-		else
-			util_sha256_hex(o.command, strlen(o.command), th);
-		char *mat = xasprintf("%s\n%s\n%s\n%s", judge_provider_name(o.provider), model, th, params);
-		util_sha256_hex(mat, strlen(mat), ph);
-		free(mat);
-		name = xasprintf("judge:%s:%s:%.12s", judge_provider_name(o.provider), model, ph);
-		store_annotator a = {"judge", name, judge_provider_name(o.provider), model, th, params};
-		if (o.dry_run && tx_begin(&c))
-			goto out;
-		if (store_annotator_id(c.st, &a, &c.annotator_id) != STORE_OK) {
-			util_warn("%s: %s", util_db_path(o.db), store_errmsg(c.st));
-			goto out;
-		}
-	}
+	judge_params prm = {o.model, o.temperature, o.max_tokens, o.json_verdict};
+	params = judge_identity_params(o.provider, &prm, o.swap, o.references ? refs_hash : NULL);
+	if (register_judge(&c, params, &name))
+		goto out;
 	if (choose_pairs(&c))
 		goto out;
-	c.requests = (long)c.npairs * c.norders;
+	c.requests = (long)c.pairs.n * c.norders;
 	if (o.dry_run) {
 		rc = dry_run(&c) ? UTIL_EXIT_FAIL : UTIL_EXIT_OK;
 		store_rollback(c.st);
@@ -1281,29 +1053,7 @@ int main(int argc, char **argv)
 		util_warn("%s: %s", util_db_path(o.db), store_errmsg(c.st));
 		goto out;
 	}
-	judge_engine_opts eo;
-	judge_engine_opts_default(&eo);
-	eo.concurrency = (int)o.concurrency;
-	eo.rpm = o.rpm;
-	eo.tpm = o.tpm;
-	eo.timeout_s = o.timeout;
-	eo.max_retries = (int)o.max_retries;
-	eo.backoff_base_ms = o.backoff;
-	eo.http2 = o.http2;
-	eo.seed = (uint64_t)o.seed + 1;
-	eng = judge_engine_new(&eo);
-	c.eng = eng;
-	util_catch_interrupts();
-	if (!o.quiet && c.requests)
-		c.prog = util_progress_new("judging", (double)c.requests, "req");
-	c.start = util_now();
-	judge_engine_cbs cbs = {cb_next, cb_done, cb_tick, cb_retry, cb_accept, &c};
-	erc = judge_engine_run(eng, &cbs);
-	tx_commit(&c);
-	if (c.prog) {
-		progress(&c);
-		util_progress_finish(c.prog);
-	}
+	erc = run_engine(&c);
 	double wall = util_now() - c.start;
 	if (erc == JUDGE_EINTR) {
 		status = "interrupted";
@@ -1313,35 +1063,11 @@ int main(int argc, char **argv)
 		rc = UTIL_EXIT_FAIL;
 	} else {
 		status = "ok";
-		rc = c.failed_pairs ? UTIL_EXIT_FAIL : UTIL_EXIT_OK;
+		rc = c.t.failed_pairs ? UTIL_EXIT_FAIL : UTIL_EXIT_OK;
 	}
 	summary = summary_json(&c, wall, status);
 	if (!c.store_failed) {
-		struct {
-			const char *n;
-			double v;
-		} m[] = {
-			{"judged", (double)c.judged},
-			{"consistent", (double)c.consistent},
-			{"inconsistent", (double)c.inconsistent},
-			{"failed_pairs", (double)c.failed_pairs},
-			{"errors", (double)c.errors},
-			{"retries", (double)c.retries},
-			{"requests_sent", (double)c.sent},
-			{"requests_cached", (double)c.cached},
-			{"input_tokens", (double)c.in_tok},
-			{"output_tokens", (double)c.out_tok},
-			{"cost_usd", c.cost_known ? c.cost : NAN},
-			{"consistency_rate", c.consistent + c.inconsistent
-						     ? (double)c.consistent / (double)(c.consistent + c.inconsistent)
-						     : NAN},
-			{"first_position_win_rate", c.decisive ? (double)c.first_wins / (double)c.decisive : NAN},
-			{"wall_s", wall},
-		};
-		int mrc = tx_begin(&c);
-		for (size_t i = 0; !mrc && i < sizeof m / sizeof *m; i++)
-			if (isfinite(m[i].v) && store_metric_add(c.st, c.run_id, -1, m[i].n, m[i].v) != STORE_OK)
-				mrc = store_fail(&c, "cannot record metrics");
+		int mrc = record_metrics(&c, wall);
 		if (!mrc && store_run_end(c.st, c.run_id, status, summary) != STORE_OK)
 			mrc = store_fail(&c, "cannot record the run");
 		if (!mrc)
@@ -1349,46 +1075,12 @@ int main(int argc, char **argv)
 		else
 			rc = UTIL_EXIT_FAIL;
 	}
-	if (o.json)
-		printf("%s\n", summary);
-	else
-		print_summary(&c, wall);
-	if (c.fatal)
-		util_warn("stopping: %s", c.fatal_msg);
-	if (erc == JUDGE_EINTR)
-		util_warn("interrupted: %ld pairs saved; run the same command again to judge the rest",
-			  c.judged + c.failed_pairs);
-	else if (c.failed_pairs && !c.fatal)
-		util_warn("%ld pairs failed; rerun with --retry-failed to try them again", c.failed_pairs);
+	report(&c, erc, summary, wall);
 out:
-	while (c.inflight) {
-		req *r = c.inflight;
-		unlink_req(&c, r);
-		req_free(r);
-	}
-	if (c.in_tx)
-		store_rollback(c.st);
-	judge_engine_free(eng);
-	store_free(c.st);
-	judge_template_free(c.tmpl);
-	judge_prices_free(c.prices);
-	refs_free(&c.refs);
-	drop_prompt(&c);
-	for (size_t i = 0; i < c.npairs; i++) {
-		free(c.pairs[i].err);
-		free(c.pairs[i].rationale);
-	}
-	free(c.pairs);
-	curl_slist_free_all(c.headers);
-	if (c.api_key) {
-		memset(c.api_key, 0, strlen(c.api_key));
-		free(c.api_key);
-	}
-	util_progress_free(c.prog);
-	free(c.url);
+	ctx_free(&c);
+	util_cli_free(&cli);
 	free(params);
 	free(name);
-	free(tpath);
 	free(summary);
 	return rc;
 }

@@ -1,7 +1,9 @@
 /* judge.h: the pieces of dpo-judge that need no database: verdict
- * extraction, prompt templates, provider request/response formats, retry
+ * extraction, prompt templates, provider request/response formats, a
+ * request's verifier input, cache key and answer, reference answers, retry
  * and rate-limit arithmetic, the price table, and the request engine (one
- * curl multi loop that also drives local verifier processes).
+ * curl multi loop that also drives local verifier processes). The pairs of
+ * a run and their verdicts: judge_pairs.h.
  *
  * Conventions: functions return 0 or a negative JUDGE_E* code; strings
  * handed in are borrowed for the call unless a comment says otherwise. */
@@ -141,6 +143,74 @@ int judge_status_retryable(long status);
  * date, relative to now_epoch) into milliseconds; -1 if unparseable. */
 long judge_parse_retry_after(const char *v, long now_epoch);
 
+/* ---- one request and its answer (judge_request.c) ----------------------- */
+
+/* A conversation (a JSON array of {"role", "content"} objects) as prompt
+ * text: "role: content" paragraphs separated by blank lines. Malloc'ed. */
+char *judge_messages_text(const char *messages_json);
+
+/* Append the exec provider's request to out: one line of JSON with
+ * "prompt", "messages" (when messages_json is not NULL: the prompt as a
+ * conversation), "response_a" (shown first), "response_b", "reference"
+ * (when f->reference is not NULL) and the store ids "prompt_id",
+ * "completion_a" (first_id: the one shown first) and "completion_b". */
+void judge_exec_body(const judge_fields *f, const char *messages_json, int64_t prompt_id, int64_t first_id,
+		     int64_t second_id, util_buf *out);
+
+/* The request cache key (64 hex digits and a NUL): SHA-256 of "POST ",
+ * url, "\n" and the body. Headers (where the API key lives) are never part
+ * of it. Changing it would make every judge cache miss. */
+void judge_cache_key(const char *url, const char *body, size_t n, char out[65]);
+
+/* What one answer says. */
+typedef struct judge_answer {
+	int verdict;        /* 'A', 'B', 'C'; 0 when none */
+	judge_usage usage;  /* tokens, from an API's answer */
+	char *rationale;    /* a verifier's JSON "rationale" (malloc'ed), or NULL */
+} judge_answer;
+
+/* Read the body of a successful try (HTTP 2xx, exit status 0). nonce: the
+ * request's marker nonce (judge_verdict_find); json_verdict: the request
+ * asked for a JSON verdict. Returns -1 when the answer is malformed: an
+ * API body that is not a JSON object (worth another try) or a verifier's
+ * output that is no verdict; err says what. Otherwise returns 0 and sets
+ * a->verdict, 0 when the answer has none (then err says why if the API's
+ * body lacked the expected fields, and is left alone if the text just had
+ * no verdict token). Free a->rationale. */
+int judge_answer_parse(judge_provider p, const char *body, size_t n, const char *nonce, int json_verdict,
+		       judge_answer *a, char *err, size_t errsz);
+
+/* ---- the judge's identity (judge_identity.c) ---------------------------- */
+
+/* A judge is its provider, model, template hash and these parameters: for
+ * exec {"swap":B}, else {"temperature":X,"max_tokens":N,"json_verdict":B,
+ * "swap":B}, then "references" (the references file's SHA-256) when
+ * refs_hash is not NULL. prm->model is not used. Malloc'ed. The text is
+ * part of the identity: changing it would make every judge a new one that
+ * judges every pair again. */
+char *judge_identity_params(judge_provider p, const judge_params *prm, int swap, const char *refs_hash);
+/* The judge's annotator name: "judge:PROVIDER:MODEL:" and the first 12 hex
+ * digits of the SHA-256 of provider, model, template hash and params on
+ * four lines. Malloc'ed. */
+char *judge_identity_name(judge_provider p, const char *model, const char *template_hash, const char *params);
+
+/* ---- reference answers (judge_refs.c) ----------------------------------- */
+
+typedef struct judge_refs judge_refs;
+
+/* Load --references: JSON Lines of {"prompt": TEXT, "reference": TEXT} or
+ * {"prompt_id": N, "reference": TEXT} (blank lines skipped). hash gets the
+ * file's SHA-256 (part of the judge's identity). Returns NULL with a
+ * message naming the file (and line) in err. */
+judge_refs *judge_refs_load(const char *path, char hash[65], char *err, size_t errsz);
+/* The reference of a prompt: the first entry with its id or, when text is
+ * not NULL, its exact text. NULL when there is none. r may be NULL. */
+const char *judge_refs_find(const judge_refs *r, int64_t prompt_id, const char *text);
+/* Entries loaded (0 for NULL). */
+size_t judge_refs_count(const judge_refs *r);
+/* Free (NULL allowed). */
+void judge_refs_free(judge_refs *r);
+
 /* ---- backoff and token buckets ----------------------------------------- */
 
 /* Delay before retry number attempt (1 for the first retry): when
@@ -216,8 +286,17 @@ typedef struct judge_engine_opts {
 	int http2;                /* offer HTTP/2 */
 } judge_engine_opts;
 
+/* The defaults of the engine options that dpo-judge exposes: its option
+ * table shows them (as text) and judge_engine_opts_default uses them, so
+ * the program and the library cannot disagree. */
+#define JUDGE_ENGINE_CONCURRENCY 16
+#define JUDGE_ENGINE_TIMEOUT_S 120
+#define JUDGE_ENGINE_MAX_RETRIES 6
+#define JUDGE_ENGINE_BACKOFF_MS 500
+
 /* Defaults: concurrency 16, no limits, timeout 120 s, 6 retries, backoff
- * 500 ms doubling up to 60 s, 4 MiB responses, HTTP/2. */
+ * 500 ms doubling up to 60 s, 4 MiB responses, HTTP/2 (the JUDGE_ENGINE_*
+ * values above). */
 void judge_engine_opts_default(judge_engine_opts *o);
 
 /* Callbacks. next: hand out the next job (or NULL when there is none for

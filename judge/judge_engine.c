@@ -108,10 +108,10 @@ static void watch_pipe(judge_engine *e, int fd, uint32_t events)
 void judge_engine_opts_default(judge_engine_opts *o)
 {
 	memset(o, 0, sizeof *o);
-	o->concurrency = 16;
-	o->timeout_s = 120;
-	o->max_retries = 6;
-	o->backoff_base_ms = 500;
+	o->concurrency = JUDGE_ENGINE_CONCURRENCY;
+	o->timeout_s = JUDGE_ENGINE_TIMEOUT_S;
+	o->max_retries = JUDGE_ENGINE_MAX_RETRIES;
+	o->backoff_base_ms = JUDGE_ENGINE_BACKOFF_MS;
 	o->backoff_max_ms = 60000;
 	o->seed = 1;
 	o->max_response = (size_t)4 << 20;

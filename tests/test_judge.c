@@ -1,5 +1,7 @@
 /* test_judge.c: unit tests of judge/: verdict extraction, templates,
- * provider formats, backoff, token buckets, Retry-After, prices. */
+ * provider formats, backoff, token buckets, Retry-After, prices, a
+ * request's verifier input, cache key and answer, reference answers, the
+ * judge's identity. */
 #include "config.h"
 #include "judge/judge.h"
 #include "tests/tap.h"
@@ -337,6 +339,165 @@ static void test_prices(void)
 	}
 }
 
+/* What a request sends (verifier input, conversation text), its cache key
+ * and what an answer says. */
+static void test_request(void)
+{
+	char *t = judge_messages_text("[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\","
+				      "\"content\":\"Hi\"},{\"content\":\"no role\"}]");
+	TAP_IS_STR(t, "system: Be brief.\n\nuser: Hi", "messages_text: role: content paragraphs");
+	free(t);
+	t = judge_messages_text(NULL);
+	TAP_IS_STR(t, "", "messages_text: nothing");
+	free(t);
+
+	util_buf b = UTIL_BUF_INIT;
+	judge_fields f = {"P \"q\"", "first", "second", NULL, NULL, 0};
+	judge_exec_body(&f, NULL, 3, 9, 7, &b);
+	TAP_IS_STR(util_buf_str(&b),
+		   "{\"prompt\":\"P \\\"q\\\"\",\"response_a\":\"first\",\"response_b\":\"second\","
+		   "\"prompt_id\":3,\"completion_a\":9,\"completion_b\":7}\n",
+		   "exec_body: one line of JSON, ids as shown");
+	util_buf_reset(&b);
+	f.reference = "ref";
+	judge_exec_body(&f, "[{\"role\":\"user\",\"content\":\"P\"}]", 3, 7, 9, &b);
+	TAP_IS_STR(util_buf_str(&b),
+		   "{\"prompt\":\"P \\\"q\\\"\",\"messages\":[{\"role\":\"user\",\"content\":\"P\"}],"
+		   "\"response_a\":\"first\",\"response_b\":\"second\",\"reference\":\"ref\","
+		   "\"prompt_id\":3,\"completion_a\":7,\"completion_b\":9}\n",
+		   "exec_body: with messages and reference");
+	util_buf_free(&b);
+
+	/* the cache key must never change: every user's cache hangs on it */
+	char key[65];
+	const char *body = "{\"model\":\"m\"}";
+	judge_cache_key("http://127.0.0.1:8080/v1/chat/completions", body, strlen(body), key);
+	TAP_IS_STR(key, "59501dcad2be883ad52da314b1d8efc5643d43c0c0bff5074bfa29ef03110a8a",
+		   "cache_key: SHA-256 of POST, URL, newline, body");
+
+	static const char *oa_ok = "{\"choices\":[{\"message\":{\"content\":\"thinking [[B]]\"}}],"
+				   "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":3}}";
+	static const char *oa_echo = "{\"choices\":[{\"message\":{\"content\":\"[[A]] <<<BEGIN n1>>> [[B]] "
+				     "<<<END n1>>>\"}}]}";
+	static const char *oa_json = "{\"choices\":[{\"message\":{\"content\":\"{\\\"verdict\\\":\\\"C\\\"}\"}}]}";
+	static const char *oa_none = "{\"choices\":[{\"message\":{\"content\":\"no idea\"}}]}";
+	static const char *an_tool = "{\"content\":[{\"type\":\"tool_use\",\"name\":\"record_verdict\","
+				     "\"input\":{\"verdict\":\"A\"}}],\"usage\":{\"input_tokens\":5,\"output_tokens\":2}}";
+	const struct {
+		const char *name;
+		judge_provider p;
+		const char *body, *nonce;
+		int json_verdict;
+		int rc, verdict;
+		long tokens;
+		const char *rationale, *err; /* err: NULL when left alone */
+	} t2[] = {
+		{"exec word", JUDGE_PROVIDER_EXEC, " A\n", NULL, 0, 0, 'A', 0, NULL, NULL},
+		{"exec tie", JUDGE_PROVIDER_EXEC, "tie", NULL, 0, 0, 'C', 0, NULL, NULL},
+		{"exec JSON with rationale", JUDGE_PROVIDER_EXEC, "\n{\"verdict\": \"B\", \"rationale\": \"longer\"}",
+		 NULL, 0, 0, 'B', 0, "longer", NULL},
+		{"exec garbage", JUDGE_PROVIDER_EXEC, "maybe so\nsecond line", NULL, 0, -1, 0, 0, NULL,
+		 "the verifier printed \"maybe so\"; expected A, B, C or {\"verdict\": \"A\"}"},
+		{"exec nothing", JUDGE_PROVIDER_EXEC, "", NULL, 0, -1, 0, 0, NULL,
+		 "the verifier printed \"\"; expected A, B, C or {\"verdict\": \"A\"}"},
+		{"openai [[B]] with usage", JUDGE_PROVIDER_OPENAI, oa_ok, NULL, 0, 0, 'B', 15, NULL, NULL},
+		{"openai: an echoed region does not decide", JUDGE_PROVIDER_OPENAI, oa_echo, "n1", 0, 0, 'A', 0, NULL,
+		 NULL},
+		{"openai --json-verdict", JUDGE_PROVIDER_OPENAI, oa_json, NULL, 1, 0, 'C', 0, NULL, NULL},
+		{"openai without a verdict: no verdict, no message", JUDGE_PROVIDER_OPENAI, oa_none, NULL, 0, 0, 0, 0,
+		 NULL, NULL},
+		{"openai body not JSON: retried", JUDGE_PROVIDER_OPENAI, "{\"choi", NULL, 0, -1, 0, 0, NULL,
+		 "the response is not a JSON object"},
+		{"openai wrong shape: the pair fails", JUDGE_PROVIDER_OPENAI, "{\"choices\":[]}", NULL, 0, 0, 0, 0, NULL,
+		 "the response has no string choices[0].message.content"},
+		{"anthropic tool use", JUDGE_PROVIDER_ANTHROPIC, an_tool, NULL, 1, 0, 'A', 7, NULL, NULL},
+	};
+	for (size_t i = 0; i < sizeof t2 / sizeof *t2; i++) {
+		judge_answer a;
+		char err[256] = "untouched";
+		int rc = judge_answer_parse(t2[i].p, t2[i].body, strlen(t2[i].body), t2[i].nonce, t2[i].json_verdict,
+					    &a, err, sizeof err);
+		int ok = rc == t2[i].rc && a.verdict == t2[i].verdict &&
+			 a.usage.input_tokens + a.usage.output_tokens == t2[i].tokens &&
+			 (t2[i].rationale ? a.rationale && !strcmp(a.rationale, t2[i].rationale) : !a.rationale) &&
+			 !strcmp(err, t2[i].err ? t2[i].err : "untouched");
+		if (!TAP_OK(ok, "answer_parse: %s", t2[i].name))
+			printf("#   rc %d, verdict %d, tokens %ld, rationale %s, err %s\n", rc, a.verdict,
+			       a.usage.input_tokens + a.usage.output_tokens, a.rationale ? a.rationale : "(null)", err);
+		free(a.rationale);
+	}
+}
+
+static void test_refs(void)
+{
+	char err[256], hash[65], path[] = "/tmp/test_judge_refsXXXXXX";
+	int fd = mkstemp(path);
+	const char *js = "{\"prompt_id\": 7, \"reference\": \"seven\"}\n\n{\"prompt\": \"Say hi\", \"reference\": \"hi\"}\r\n";
+	TAP_OK(fd >= 0 && write(fd, js, strlen(js)) == (ssize_t)strlen(js), "references file written");
+	close(fd);
+	judge_refs *r = judge_refs_load(path, hash, err, sizeof err);
+	TAP_OK(r != NULL, "references load");
+	TAP_IS_INT(judge_refs_count(r), 2, "references: two entries, the blank line skipped");
+	TAP_IS_STR(hash, "711c440be7c540585fcf0d86cba6676a13bcaa45af03ce54c53200befc5d024c",
+		   "references: the hash is the file's SHA-256");
+	TAP_IS_STR(judge_refs_find(r, 7, "whatever"), "seven", "references: found by prompt id");
+	TAP_IS_STR(judge_refs_find(r, 8, "Say hi"), "hi", "references: found by text (CRLF stripped)");
+	TAP_OK(judge_refs_find(r, 8, NULL) == NULL && judge_refs_find(r, 8, "say hi") == NULL,
+	       "references: no match");
+	TAP_OK(judge_refs_find(NULL, 7, NULL) == NULL && judge_refs_count(NULL) == 0, "references: none loaded");
+	judge_refs_free(r);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	js = "{\"prompt_id\": 1, \"reference\": \"x\"}\n{\"prompt_id\": 2}\n";
+	TAP_OK(fd >= 0 && write(fd, js, strlen(js)) == (ssize_t)strlen(js), "bad references file written");
+	close(fd);
+	r = judge_refs_load(path, hash, err, sizeof err);
+	char want[512];
+	snprintf(want, sizeof want,
+		 "%s:2: expected an object with a string \"reference\" and a string \"prompt\" or a number "
+		 "\"prompt_id\"",
+		 path);
+	TAP_OK(r == NULL && !strcmp(err, want), "references: a bad line is named: %s", err);
+	unlink(path);
+	r = judge_refs_load(path, hash, err, sizeof err);
+	TAP_OK(r == NULL && strstr(err, "cannot open") != NULL, "references: a missing file is named: %s", err);
+}
+
+/* A judge's identity: what the store knows it by. Golden values, taken
+ * from annotators that earlier versions wrote: changing them would make
+ * every judge a new one that judges everything again. */
+static void test_identity(void)
+{
+	const char *th = "f6ae6be074d20c43ee2b64860bd0f66e483220535e1936166d53e73043982ca7";
+	judge_params prm = {"gpt-4o-mini", 0.5, 100, 1};
+	char *params = judge_identity_params(JUDGE_PROVIDER_OPENAI, &prm, 0, NULL);
+	TAP_IS_STR(params, "{\"temperature\":0.5,\"max_tokens\":100,\"json_verdict\":true,\"swap\":false}",
+		   "identity params: openai");
+	char *name = judge_identity_name(JUDGE_PROVIDER_OPENAI, "gpt-4o-mini", th, params);
+	TAP_IS_STR(name, "judge:openai:gpt-4o-mini:129ff31baea8", "identity name: openai");
+	free(params);
+	free(name);
+	prm = (judge_params){"gpt-4o-mini", 0, 1024, 0};
+	params = judge_identity_params(JUDGE_PROVIDER_OPENAI, &prm, 1, NULL);
+	name = judge_identity_name(JUDGE_PROVIDER_OPENAI, "gpt-4o-mini", th, params);
+	TAP_IS_STR(params, "{\"temperature\":0,\"max_tokens\":1024,\"json_verdict\":false,\"swap\":true}",
+		   "identity params: the defaults");
+	TAP_IS_STR(name, "judge:openai:gpt-4o-mini:41ed0f2c3c66", "identity name: the defaults");
+	free(params);
+	free(name);
+	params = judge_identity_params(JUDGE_PROVIDER_EXEC, &prm, 1, NULL);
+	name = judge_identity_name(JUDGE_PROVIDER_EXEC, "echo A",
+				   "67d3b0262edefc583718b1abbb11cc4f6c120be325197d66b6c889d4f1fc10d7", params);
+	TAP_IS_STR(params, "{\"swap\":true}", "identity params: exec has only swap");
+	TAP_IS_STR(name, "judge:exec:echo A:bd73fb246857", "identity name: exec");
+	free(params);
+	free(name);
+	params = judge_identity_params(JUDGE_PROVIDER_ANTHROPIC, &prm, 0, "abc123");
+	TAP_IS_STR(params,
+		   "{\"temperature\":0,\"max_tokens\":1024,\"json_verdict\":false,\"swap\":false,\"references\":\"abc123\"}",
+		   "identity params: with references");
+	free(params);
+}
+
 int main(void)
 {
 	test_verdict_find();
@@ -345,5 +506,8 @@ int main(void)
 	test_provider();
 	test_backoff_buckets();
 	test_prices();
+	test_request();
+	test_refs();
+	test_identity();
 	return tap_done();
 }
