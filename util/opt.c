@@ -590,9 +590,10 @@ void util_cli_usage(const util_cli *cli, FILE *f)
 	fprintf(f, "Usage: %s %s\n", cli->name, cli->synopsis ? cli->synopsis : "[OPTIONS]");
 	if (cli->summary)
 		fprintf(f, "%s%s", cli->summary, cli->summary[strlen(cli->summary) - 1] == '\n' ? "" : "\n");
-	fprintf(f, "\nOptions:\n");
+	/* a table that starts with a heading has no "Options:" line */
 	struct util_cli_state *st = cli->st;
 	size_t n = st ? st->n : 0;
+	int listed = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct entry *e = &st->e[i];
 		const util_opt *o = e->o;
@@ -600,8 +601,11 @@ void util_cli_usage(const util_cli *cli, FILE *f)
 			continue;
 		if (o->kind == UTIL_OPT_GROUP) {
 			fprintf(f, "\n%s\n", o->help);
+			listed = 1;
 			continue;
 		}
+		if (!listed++)
+			fprintf(f, "\nOptions:\n");
 		char left[160];
 		int k = o->key ? snprintf(left, sizeof left, "  -%c, --%s", o->key, o->name)
 			       : snprintf(left, sizeof left, "      --%s", o->name);
@@ -620,6 +624,8 @@ void util_cli_usage(const util_cli *cli, FILE *f)
 		usage_line(f, left, util_buf_str(&h));
 		util_buf_free(&h);
 	}
+	if (!listed)
+		fprintf(f, "\nOptions:\n");
 	usage_line(f, "  -h, --help", "show this help and exit");
 	usage_line(f, "      --version", "print the version and exit");
 	if (cli->footer)
