@@ -39,7 +39,7 @@ static const util_opt json_table[] = {
 
 static util_cli info_cli = {
 	.name = "dpo-model info",
-	.synopsis = "DIR [--json]",
+	.synopsis = "DIR [OPTIONS]",
 	.summary = "Print a model folder's architecture, size, dtype, vocabulary, context, EOS ids\n"
 		   "and fingerprint.",
 	.opts = json_table,
@@ -61,7 +61,7 @@ static const util_opt tokenize_table[] = {
 
 static util_cli tokenize_cli = {
 	.name = "dpo-model tokenize",
-	.synopsis = "DIR (TEXT | --file F) [--json]",
+	.synopsis = "DIR (TEXT | --file F) [OPTIONS]",
 	.summary = "Print the token ids of TEXT with the folder's tokenizer (no BOS added);\n"
 		   "with --json, the ids, the token strings and their count.",
 	.opts = tokenize_table,
@@ -71,7 +71,7 @@ static util_cli tokenize_cli = {
 
 static util_cli detokenize_cli = {
 	.name = "dpo-model detokenize",
-	.synopsis = "DIR IDS [--json]",
+	.synopsis = "DIR IDS [OPTIONS]",
 	.summary = "Print the text of the token ids IDS (\"1 2 3\", \"1,2,3\" or \"[1,2,3]\").",
 	.opts = json_table,
 	.min_args = 2,
