@@ -16,7 +16,6 @@
  * "eval" run with metrics. */
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +27,7 @@
 #include "store/store.h"
 #include "train/chat.h"
 #include "train/gen.h"
+#include "train/gen_cli.h"
 #include "train/layers.h"
 #include "train/model.h"
 #include "train/sample.h"
@@ -39,44 +39,66 @@
 #include "util/progress.h"
 #include "util/xmalloc.h"
 
-static void usage(void)
-{
-	printf("Usage: dpo-eval --policy DIR --baseline DIR [--db PATH] [--split S] [OPTIONS]\n"
-	       "                [-- DPO-JUDGE-OPTIONS...]\n"
-	       "Compare a policy with its baseline on held-out prompts: win rate (judged by\n"
-	       "dpo-judge, 95%% Wilson interval), mean KL to the baseline (sampled log-ratio),\n"
-	       "and exact-match accuracy of both with --task-command.\n"
-	       "\n"
-	       "Prompts:\n"
-	       "  --db PATH            database (default $DPO_DB, else ./dpo.db)\n"
-	       "  --split S            prompts of this split of the store (default test)\n"
-	       "  --prompts FILE       JSON Lines {\"prompt\": TEXT or messages} instead of the\n"
-	       "                       store (no judging: the judge works on the store)\n"
-	       "  --limit N            only the first N prompts\n"
-	       "Models and sampling:\n"
-	       "  --policy DIR         the trained model\n"
-	       "  --baseline DIR       the model it started from (the DPO reference)\n"
-	       "  --samples K          samples per prompt and model (default 1)\n"
-	       "  --greedy | --temperature T (default 1) | --top-k K | --top-p P\n"
-	       "  --max-new-tokens N   (default 128)\n"
-	       "  --chat               render plain-text prompts as a user turn too\n"
-	       "                       (conversations always use the chat template)\n"
-	       "  --chat-format NAME   template family (%s)\n"
-	       "  --seed S             base seed (default 0); both models use the same seeds\n"
-	       "  --threads N          compute threads (default: all cores)\n"
-	       "Scoring:\n"
-	       "  --task-command CMD   exact-match checker (sh -c): JSON Lines {\"prompt\",\n"
-	       "                       \"response\"} on stdin, one line 1 or 0 per input on stdout\n"
-	       "  --judge PROGRAM      the dpo-judge program (default: next to dpo-eval, else PATH)\n"
-	       "  -- OPTIONS...        options for dpo-judge (e.g. --provider exec --command CMD);\n"
-	       "                       without them the win rate is not measured\n"
-	       "Output:\n"
-	       "  --json               print the results as one JSON object\n"
-	       "  -q, --quiet          no progress output\n"
-	       "  -h, --help           this text      --version   print the version\n"
-	       "Exit status: 0 success, 1 failure, 2 usage error.\n",
-	       train_chat_format_names());
-}
+/* The command line: every option, its default and range, in one table. */
+struct opts {
+	const char *policy, *baseline, *db, *split, *prompts, *chat_format, *task, *judge;
+	long limit, samples, threads;
+	int chat, json, quiet;
+	train_gen_cli gen;
+};
+
+static const util_opt opts_table[] = {
+	{"policy", 0, UTIL_OPT_PATH, offsetof(struct opts, policy), .arg = "DIR",
+	 .help = "the trained model (required)"},
+	{"baseline", 0, UTIL_OPT_PATH, offsetof(struct opts, baseline), .arg = "DIR",
+	 .help = "the model it started from, the DPO reference\n(required)"},
+	{"samples", 0, UTIL_OPT_INT, offsetof(struct opts, samples), .def = "1", .range = "[1, 64]",
+	 .arg = "K", .help = "samples per prompt and model"},
+	UTIL_OPT_DB(struct opts, db),
+	{"split", 0, UTIL_OPT_STRING, offsetof(struct opts, split), .def = "test", .arg = "S",
+	 .help = "prompts of this split of the store"},
+	{"prompts", 0, UTIL_OPT_PATH, offsetof(struct opts, prompts), .arg = "FILE",
+	 .help = "JSON Lines {\"prompt\": TEXT or messages} instead of\n"
+		 "the store (no judging: the judge works on the\nstore)"},
+	{"limit", 0, UTIL_OPT_INT, offsetof(struct opts, limit), .def = "0", .range = "[0, inf)",
+	 .help = "only the first N prompts, 0 for all"},
+	{"chat", 0, UTIL_OPT_FLAG, offsetof(struct opts, chat),
+	 .help = "render plain-text prompts as a user turn too\n"
+		 "(conversations always use the chat template)"},
+	TRAIN_GEN_OPT_CHAT_FORMAT(struct opts, chat_format,
+				  "template family (default: detected from the\n"
+				  "tokenizer's template):\n" TRAIN_GEN_CHAT_FORMAT_NAMES),
+	UTIL_OPT_THREADS(struct opts, threads),
+	UTIL_OPT_INCLUDE_TABLE(struct opts, gen, train_gen_cli_opts),
+	UTIL_OPT_HEADING("Scoring:"),
+	{"task-command", 0, UTIL_OPT_STRING, offsetof(struct opts, task), .arg = "CMD",
+	 .help = "exact-match checker (sh -c): JSON Lines\n{\"prompt\", \"response\"} on stdin, "
+		 "one line 1 or 0\nper input on stdout"},
+	{"judge", 0, UTIL_OPT_PATH, offsetof(struct opts, judge), .arg = "PROGRAM",
+	 .help = "the dpo-judge program (default: next to\ndpo-eval, else from PATH)"},
+	UTIL_OPT_HEADING("Output:"),
+	UTIL_OPT_JSON(struct opts, json),
+	UTIL_OPT_QUIET(struct opts, quiet),
+	UTIL_OPT_TABLE_END,
+};
+
+static util_cli cli = {
+	.name = "dpo-eval",
+	.synopsis = "--policy DIR --baseline DIR [--db PATH] [--split S] [OPTIONS]\n"
+		    "                [-- DPO-JUDGE-OPTIONS...]",
+	.summary = "Compare a policy with its baseline on held-out prompts: win rate (judged by\n"
+		   "dpo-judge, 95% Wilson interval), mean KL to the baseline (sampled log-ratio),\n"
+		   "and exact-match accuracy of both with --task-command.",
+	.footer = "After --, options for dpo-judge (e.g. --provider exec --command CMD); without\n"
+		  "them the win rate is not measured. Both models sample with the same seeds,\n"
+		  "from --seed, the prompt's index and the sample's index. Defaults may be set\n"
+		  "in the config file's section [dpo-eval] ($DPO_CONFIG, else\n"
+		  "$XDG_CONFIG_HOME/dpo/config).\n"
+		  "\n"
+		  "Exit status: 0 success, 1 failure, 2 usage error.\n",
+	.opts = opts_table,
+	.max_args = -1, /* dpo-judge's options, after -- */
+};
 
 struct prompt {
 	int64_t id;     /* store id, 0 for --prompts */
@@ -161,11 +183,12 @@ static void read_prompt_file(const char *path, struct prompts *ps)
 
 /* Sample K completions of every prompt from model m (seeds shared between
  * the models: seed, prompt index, sample index; each prompt ends at its own
- * EOS set). */
+ * EOS set; a text that met a stop string of gc is cut before it). */
 static void sample_all(const train_model *m, train_tokenizer *tok, struct prompts *ps, int K,
-		       const train_gen_opts *o, uint64_t seed, struct sample *out, const char *what,
-		       int quiet)
+		       const train_gen_opts *o, const train_gen_cli *gc, struct sample *out,
+		       const char *what, int quiet)
 {
+	uint64_t seed = (uint64_t)gc->seed;
 	util_progress *pr = quiet ? NULL : util_progress_new(what, (double)ps->n, "prompts");
 	const int32_t **pp = xmalloc(sizeof(*pp) * K);
 	int *pl = xmalloc(sizeof(int) * K);
@@ -187,6 +210,8 @@ static void sample_all(const train_model *m, train_tokenizer *tok, struct prompt
 		for (int k = 0; k < K; k++) {
 			struct sample *s = &out[i * K + k];
 			s->text = train_tokenizer_decode(tok, res[k].ids, (size_t)res[k].n);
+			if (res[k].finish == TRAIN_FINISH_STOP)
+				train_gen_cli_cut(gc, s->text);
 			s->ids = xmalloc(sizeof(int32_t) * (res[k].n + 1));
 			memcpy(s->ids, res[k].ids, sizeof(int32_t) * res[k].n);
 			s->n = res[k].n;
@@ -440,347 +465,362 @@ static void json_num(util_buf *b, const char *name, double v)
 		util_buf_addf(b, ",\"%s\":null", name);
 }
 
-enum { O_POLICY = 256, O_BASELINE, O_DB, O_SPLIT, O_PROMPTS, O_LIMIT, O_SAMPLES, O_GREEDY,
-       O_TEMP, O_TOPK, O_TOPP, O_MAXNEW, O_SEED, O_THREADS, O_TASK, O_JUDGE, O_JSON, O_VERSION,
-       O_CHAT, O_FMT };
+/* One dpo-eval run: what each phase makes for the next. */
+struct eval {
+	struct opts o;
+	int njudge;            /* dpo-judge's options (after --) */
+	char **judge_args;
+	train_model *pm, *bm;  /* policy, baseline */
+	train_tokenizer *tok;  /* the policy's (both share the vocabulary) */
+	train_gen_encoder *enc;
+	struct prompts ps;
+	long max_new;          /* --max-new-tokens within every prompt's context */
+	store *st;             /* NULL with --prompts */
+	const char *dbpath;
+	int64_t run_id;
+	size_t ns;             /* samples per model: prompts x K */
+	struct sample *psm, *bsm;
+	/* the measures */
+	double kl, kl_se, acc_p, acc_b, pbeta;
+	char ploss[64];
+	int bon_n[32], nbon;
+	double bon_acc[32], bon_kl[32];
+	long wins, losses, ties, unjudged;
+	double wr, wlo, whi;
+};
 
-int main(int argc, char **argv)
+static void parse_options(struct eval *e, int argc, char **argv)
 {
-	util_set_progname("dpo-eval");
-	static const struct option opts[] = {
-		{"policy", required_argument, NULL, O_POLICY},
-		{"baseline", required_argument, NULL, O_BASELINE},
-		{"db", required_argument, NULL, O_DB},
-		{"split", required_argument, NULL, O_SPLIT},
-		{"prompts", required_argument, NULL, O_PROMPTS},
-		{"limit", required_argument, NULL, O_LIMIT},
-		{"samples", required_argument, NULL, O_SAMPLES},
-		{"greedy", no_argument, NULL, O_GREEDY},
-		{"temperature", required_argument, NULL, O_TEMP},
-		{"top-k", required_argument, NULL, O_TOPK},
-		{"top-p", required_argument, NULL, O_TOPP},
-		{"max-new-tokens", required_argument, NULL, O_MAXNEW},
-		{"seed", required_argument, NULL, O_SEED},
-		{"threads", required_argument, NULL, O_THREADS},
-		{"task-command", required_argument, NULL, O_TASK},
-		{"chat", no_argument, NULL, O_CHAT},
-		{"chat-format", required_argument, NULL, O_FMT},
-		{"judge", required_argument, NULL, O_JUDGE},
-		{"json", no_argument, NULL, O_JSON},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, O_VERSION},
-		{NULL, 0, NULL, 0},
-	};
-	const char *pdir = NULL, *bdir = NULL, *dbopt = NULL, *split = "test", *pfile = NULL;
-	const char *task = NULL, *judgeprog = NULL, *chatfmt = NULL;
-	int chat_plain = 0;
-	long limit = 0, K = 1, maxnew = 128, seed = 0, threads = 0, topk = 0;
-	int json = 0, quiet = 0;
-	train_sampling s;
-	train_sampling_default(&s);
-	int c;
-	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
-		switch (c) {
-		case O_POLICY: pdir = optarg; break;
-		case O_BASELINE: bdir = optarg; break;
-		case O_DB: dbopt = optarg; break;
-		case O_SPLIT: split = optarg; break;
-		case O_PROMPTS: pfile = optarg; break;
-		case O_LIMIT: util_parse_long("--limit", optarg, &limit); break;
-		case O_SAMPLES: util_parse_long("--samples", optarg, &K); break;
-		case O_GREEDY: s.greedy = 1; break;
-		case O_TEMP: util_parse_double("--temperature", optarg, &s.temperature); break;
-		case O_TOPK: util_parse_long("--top-k", optarg, &topk); break;
-		case O_TOPP: util_parse_double("--top-p", optarg, &s.top_p); break;
-		case O_MAXNEW: util_parse_long("--max-new-tokens", optarg, &maxnew); break;
-		case O_SEED: util_parse_long("--seed", optarg, &seed); break;
-		case O_THREADS: util_parse_long("--threads", optarg, &threads); break;
-		case O_TASK: task = optarg; break;
-		case O_CHAT: chat_plain = 1; break;
-		case O_FMT: chatfmt = optarg; break;
-		case O_JUDGE: judgeprog = optarg; break;
-		case O_JSON: json = 1; break;
-		case 'q': quiet = 1; break;
-		case 'h': usage(); return 0;
-		case O_VERSION: util_print_version(); return 0;
-		default: util_usage_error("try --help");
-		}
-	}
-	/* getopt_long stops at "--": what follows belongs to dpo-judge */
-	int nj = argc - optind;
-	char **jargs = argv + optind;
-	if (!pdir || !bdir)
-		util_usage_error("--policy and --baseline are required");
-	if (K < 1 || K > 64)
-		util_usage_error("--samples must be in 1..64");
-	if (limit < 0)
-		util_usage_error("--limit must not be negative");
-	if (maxnew < 1 || maxnew > 100000)
-		util_usage_error("--max-new-tokens must be at least 1");
-	if (topk < 0)
-		util_usage_error("--top-k must not be negative");
-	s.top_k = (int)topk;
-	const char *bad = train_sampling_check(&s);
+	struct opts *o = &e->o;
+	util_cli_parse(&cli, o, argc, argv);
+	if (!o->policy || !o->baseline)
+		util_cli_usage_error(&cli, "--policy and --baseline are required");
+	const char *bad = train_gen_cli_check(&o->gen);
 	if (bad)
-		util_usage_error("%s", bad);
-	if (pfile && nj > 0)
-		util_usage_error("judging needs the store: drop --prompts or the dpo-judge options");
-	if (nj > 0 && optind > 0 && strcmp(argv[optind - 1], "--"))
-		util_usage_error("unexpected argument '%s' (dpo-judge options go after --)", jargs[0]);
-	train_set_threads(threads > 0 && threads < 4096 ? (int)threads : 0);
+		util_cli_usage_error(&cli, "%s", bad);
+	/* what follows "--" belongs to dpo-judge; other arguments are errors */
+	e->njudge = cli.nargs;
+	e->judge_args = cli.args;
+	if (cli.nargs > 0) {
+		int i = 1;
+		while (i < argc && argv[i] != cli.args[0])
+			i++;
+		if (strcmp(argv[i - 1], "--"))
+			util_cli_usage_error(&cli, "unexpected argument '%s' (dpo-judge options go after --)",
+					     cli.args[0]);
+	}
+	if (o->prompts && e->njudge > 0)
+		util_cli_usage_error(&cli, "judging needs the store: drop --prompts or the dpo-judge options");
+	train_set_threads(o->threads > 0 ? (int)o->threads : 0);
+}
 
-	/* models and tokenizer (the policy's; both must share the vocabulary) */
+/* Both models and the policy's tokenizer; they must share the vocabulary. */
+static void load_models(struct eval *e)
+{
+	const char *pdir = e->o.policy, *bdir = e->o.baseline;
 	char *err = NULL;
-	train_model *pm = train_model_load(pdir, &err);
-	if (!pm)
+	e->pm = train_model_load(pdir, &err);
+	if (!e->pm)
 		util_die("%s", err);
-	train_model *bm = train_model_load(bdir, &err);
-	if (!bm)
+	e->bm = train_model_load(bdir, &err);
+	if (!e->bm)
 		util_die("%s", err);
-	if (train_model_config(pm)->vocab != train_model_config(bm)->vocab)
+	if (train_model_config(e->pm)->vocab != train_model_config(e->bm)->vocab)
 		util_die("%s and %s have different vocabularies (%d and %d tokens)", pdir, bdir,
-			 train_model_config(pm)->vocab, train_model_config(bm)->vocab);
-	train_tokenizer *tok = train_tokenizer_load(pdir, &err);
-	if (!tok)
+			 train_model_config(e->pm)->vocab, train_model_config(e->bm)->vocab);
+	e->tok = train_tokenizer_load(pdir, &err);
+	if (!e->tok)
 		util_die("%s", err);
+}
 
-	/* prompts */
-	struct prompts ps = {.limit = limit};
-	store *st = NULL;
-	const char *dbpath = NULL;
-	if (pfile) {
-		read_prompt_file(pfile, &ps);
+/* The prompts, from --prompts or the store's split, encoded as train/gen.h
+ * does it with the policy's tokenizer and EOS ids for both models (the
+ * chat template's BOS text included); --max-new-tokens shrinks to what
+ * every prompt's context leaves. */
+static void load_prompts(struct eval *e)
+{
+	const struct opts *o = &e->o;
+	e->ps.limit = o->limit;
+	if (o->prompts) {
+		read_prompt_file(o->prompts, &e->ps);
 	} else {
-		dbpath = util_db_path(dbopt);
-		st = store_new();
-		if (store_open(st, dbpath))
-			util_die("%s", store_errmsg(st));
-		if (store_prompts_foreach(st, split, NULL, limit, collect_cb, &ps) < 0)
-			util_die("%s: %s", dbpath, store_errmsg(st));
+		e->dbpath = util_db_path(o->db);
+		e->st = store_new();
+		if (store_open(e->st, e->dbpath))
+			util_die("%s", store_errmsg(e->st));
+		if (store_prompts_foreach(e->st, o->split, NULL, o->limit, collect_cb, &e->ps) < 0)
+			util_die("%s: %s", e->dbpath, store_errmsg(e->st));
 	}
-	if (ps.n == 0)
-		util_die("no prompts%s%s", pfile ? " in " : " in split ", pfile ? pfile : split);
-	const train_config *cfg = train_model_config(pm);
-	/* prompts as train/gen.h encodes them, with the policy's tokenizer and
-	 * EOS ids for both models (the chat template's BOS text included) */
-	train_gen_encoder *enc = train_gen_encoder_new(pm, tok, chatfmt, chat_plain, &err);
-	if (!enc) {
-		train_chat_format f;
-		if (chatfmt && train_chat_format_parse(chatfmt, &f))
-			util_usage_error("%s", err);
+	if (e->ps.n == 0)
+		util_die("no prompts%s%s", o->prompts ? " in " : " in split ",
+			 o->prompts ? o->prompts : o->split);
+	char *err = NULL;
+	e->enc = train_gen_encoder_new(e->pm, e->tok, o->chat_format, o->chat, &err);
+	if (!e->enc)
 		util_die("%s", err);
-	}
-	for (size_t i = 0; i < ps.n; i++) {
-		struct prompt *p = &ps.v[i];
+	const train_config *cfg = train_model_config(e->pm);
+	e->max_new = o->gen.max_new;
+	for (size_t i = 0; i < e->ps.n; i++) {
+		struct prompt *p = &e->ps.v[i];
 		train_gen_prompt gp;
-		if (train_gen_encode_prompt(enc, p->chat ? NULL : p->text, p->chat ? p->text : NULL,
+		if (train_gen_encode_prompt(e->enc, p->chat ? NULL : p->text, p->chat ? p->text : NULL,
 					    &gp, &err) ||
-		    train_gen_prompt_fits(pm, gp.n, &err))
+		    train_gen_prompt_fits(e->pm, gp.n, &err))
 			util_die("prompt %zu: %s", i + 1, err);
 		p->ids = gp.ids; /* the prompt owns them now */
 		p->n = (int)gp.n;
 		p->eos = gp.eos;
 		p->n_eos = gp.n_eos;
-		if (p->n + maxnew > cfg->max_pos)
-			maxnew = cfg->max_pos - p->n; /* both models: same limit */
+		if (p->n + e->max_new > cfg->max_pos)
+			e->max_new = cfg->max_pos - p->n; /* both models: same limit */
 	}
+}
 
-	train_gen_opts go = {.sampling = s, .max_new = (int)maxnew, .batch = (int)K};
-	size_t ns = ps.n * (size_t)K;
-	struct sample *psm = xcalloc(ns, sizeof *psm), *bsm = xcalloc(ns, sizeof *bsm);
-	sample_all(pm, tok, &ps, (int)K, &go, (uint64_t)seed, psm, "policy", quiet);
-	sample_all(bm, tok, &ps, (int)K, &go, (uint64_t)seed, bsm, "baseline", quiet);
+/* K samples of every prompt from each model, with the same seeds. */
+static void sample_both(struct eval *e)
+{
+	int K = (int)e->o.samples;
+	e->o.gen.tok = e->tok; /* for --stop */
+	train_gen_opts go = train_gen_cli_gen_opts(&e->o.gen, K);
+	go.max_new = (int)e->max_new;
+	e->ns = e->ps.n * (size_t)K;
+	e->psm = xcalloc(e->ns, sizeof *e->psm);
+	e->bsm = xcalloc(e->ns, sizeof *e->bsm);
+	sample_all(e->pm, e->tok, &e->ps, K, &go, &e->o.gen, e->psm, "policy", e->o.quiet);
+	sample_all(e->bm, e->tok, &e->ps, K, &go, &e->o.gen, e->bsm, "baseline", e->o.quiet);
+}
 
-	/* KL(pi || pi_base) by the sampled log-ratio */
+/* KL(pi || pi_base) by the sampled log-ratio, accuracy through the
+ * checker, best-of-N from the baseline's samples (N = 1, 2, 4, ... up to
+ * K), and the loss and beta the policy was trained with. */
+static void measure(struct eval *e)
+{
+	long K = e->o.samples;
+	size_t ns = e->ns;
 	double kl = 0, kl2 = 0;
 	for (size_t i = 0; i < ns; i++) {
-		struct prompt *p = &ps.v[i / K];
-		double r = seq_logp(pm, p, &psm[i]) - seq_logp(bm, p, &psm[i]);
+		struct prompt *p = &e->ps.v[i / K];
+		double r = seq_logp(e->pm, p, &e->psm[i]) - seq_logp(e->bm, p, &e->psm[i]);
 		kl += r;
 		kl2 += r * r;
 	}
-	kl /= (double)ns;
-	double kl_se = ns > 1 ? sqrt(fmax(0, kl2 / ns - kl * kl) / (double)(ns - 1)) : NAN;
-
-	/* accuracy */
-	double acc_p = NAN, acc_b = NAN;
-	if (task) {
-		run_checker(task, &ps, psm, ns, (int)K);
-		run_checker(task, &ps, bsm, ns, (int)K);
+	e->kl = kl / (double)ns;
+	e->kl_se = ns > 1 ? sqrt(fmax(0, kl2 / ns - e->kl * e->kl) / (double)(ns - 1)) : NAN;
+	e->acc_p = e->acc_b = NAN;
+	e->nbon = 0;
+	if (e->o.task) {
+		run_checker(e->o.task, &e->ps, e->psm, ns, (int)K);
+		run_checker(e->o.task, &e->ps, e->bsm, ns, (int)K);
 		long cp = 0, cb = 0;
 		for (size_t i = 0; i < ns; i++) {
-			cp += psm[i].correct;
-			cb += bsm[i].correct;
+			cp += e->psm[i].correct;
+			cb += e->bsm[i].correct;
 		}
-		acc_p = (double)cp / (double)ns;
-		acc_b = (double)cb / (double)ns;
+		e->acc_p = (double)cp / (double)ns;
+		e->acc_b = (double)cb / (double)ns;
+		for (long n = 1; n <= K && e->nbon < 31; n *= 2)
+			e->bon_n[e->nbon++] = (int)n;
+		if (e->bon_n[e->nbon - 1] != K)
+			e->bon_n[e->nbon++] = (int)K;
+		for (int b = 0; b < e->nbon; b++)
+			best_of_n(e->bsm, e->ps.n, (int)K, e->bon_n[b], &e->bon_acc[b], &e->bon_kl[b]);
 	}
-	/* best-of-N from the baseline's samples: N = 1, 2, 4, ... up to K */
-	int bon_n[32], nbon = 0;
-	double bon_acc[32], bon_kl[32];
-	if (task) {
-		for (long n = 1; n <= K && nbon < 31; n *= 2)
-			bon_n[nbon++] = (int)n;
-		if (bon_n[nbon - 1] != K)
-			bon_n[nbon++] = (int)K;
-		for (int b = 0; b < nbon; b++)
-			best_of_n(bsm, ps.n, (int)K, bon_n[b], &bon_acc[b], &bon_kl[b]);
-	}
-	char ploss[64];
-	double pbeta;
-	policy_beta(pdir, ploss, sizeof ploss, &pbeta);
+	policy_beta(e->o.policy, e->ploss, sizeof e->ploss, &e->pbeta);
+}
 
-	/* win rate through the judge */
-	long wins = 0, losses = 0, ties = 0, unjudged = 0;
-	double wr = NAN, wlo = NAN, whi = NAN;
-	int64_t run_id = 0;
-	if (st) {
-		util_buf prm = UTIL_BUF_INIT;
-		util_buf_adds(&prm, "{\"policy\":");
-		util_buf_add_json_string(&prm, pdir, strlen(pdir));
-		util_buf_adds(&prm, ",\"baseline\":");
-		util_buf_add_json_string(&prm, bdir, strlen(bdir));
-		util_buf_addf(&prm, ",\"samples\":%ld,\"seed\":%ld", K, seed);
-		if (ploss[0]) {
-			util_buf_adds(&prm, ",\"policy_loss\":");
-			util_buf_add_json_string(&prm, ploss, strlen(ploss));
-		}
-		util_buf_addc(&prm, '}');
-		if (store_run_start(st, "eval", argc, argv, util_buf_str(&prm), &run_id))
-			util_die("%s: %s", dbpath, store_errmsg(st));
-		util_buf_free(&prm);
+/* Start the store's "eval" run: the options with the policy's loss. */
+static void start_run(struct eval *e, int argc, char **argv)
+{
+	util_buf extra = UTIL_BUF_INIT, params = UTIL_BUF_INIT;
+	if (e->ploss[0]) {
+		util_buf_adds(&extra, "\"policy_loss\": ");
+		util_buf_add_json_string(&extra, e->ploss, strlen(e->ploss));
 	}
-	if (st && nj > 0) {
-		int64_t gp, gb;
-		char *np = xasprintf("dpo-eval:policy:%s", pdir);
-		char *nb = xasprintf("dpo-eval:baseline:%s", bdir);
-		/* each model's fingerprint with the sampling parameters */
-		train_gen_params gprm = {.sampling = s, .seed = seed, .max_new = maxnew,
-					 .chat_plain = chat_plain, .chat_format = chatfmt};
-		util_buf gj = UTIL_BUF_INIT;
-		train_gen_params_json(&gj, &gprm);
-		store_generator g1 = {"model", np, train_model_fingerprint(pm), util_buf_str(&gj)};
-		store_generator g2 = {"model", nb, train_model_fingerprint(bm), util_buf_str(&gj)};
-		if (store_generator_id(st, &g1, &gp) || store_generator_id(st, &g2, &gb))
-			util_die("%s: %s", dbpath, store_errmsg(st));
-		util_buf_free(&gj);
-		free(np);
-		free(nb);
-		int64_t *cpol = xcalloc(ps.n, sizeof(int64_t)), *cbas = xcalloc(ps.n, sizeof(int64_t));
-		if (store_begin(st))
-			util_die("%s: %s", dbpath, store_errmsg(st));
-		for (size_t i = 0; i < ps.n; i++)
-			if (store_completion_add(st, ps.v[i].id, psm[i * K].text, gp, &cpol[i], NULL) ||
-			    store_completion_add(st, ps.v[i].id, bsm[i * K].text, gb, &cbas[i], NULL))
-				util_die("%s: %s", dbpath, store_errmsg(st));
-		if (store_commit(st))
-			util_die("%s: %s", dbpath, store_errmsg(st));
-		char *jp = judgeprog ? xstrdup(judgeprog) : judge_path(argv[0]);
-		int jrc = run_judge(jp, dbpath, split, nj, jargs, quiet);
-		if (jrc != 0)
-			util_die("%s exited with status %d", jp, jrc);
-		free(jp);
-		for (size_t i = 0; i < ps.n; i++) {
-			struct verdict_ctx v = {cpol[i], cbas[i], -2};
-			if (cpol[i] == cbas[i])
-				v.result = 0; /* the same text: a tie without asking */
-			else if (store_comparisons_foreach(st, ps.v[i].id, verdict_cb, &v) < 0)
-				util_die("%s: %s", dbpath, store_errmsg(st));
-			if (v.result == 1)
-				wins++;
-			else if (v.result == -1)
-				losses++;
-			else if (v.result == 0)
-				ties++;
-			else
-				unjudged++;
-		}
-		free(cpol);
-		free(cbas);
-		long nj_ = wins + losses + ties;
-		if (nj_ > 0) {
-			wr = (wins + 0.5 * ties) / (double)nj_;
-			wilson(wr, (double)nj_, &wlo, &whi);
-		}
-	}
-	if (st) {
-		double mv[STORE_METRIC_NEVAL] = {
-			[STORE_METRIC_EVAL_WIN_RATE] = wr, [STORE_METRIC_EVAL_WIN_RATE_LO] = wlo,
-			[STORE_METRIC_EVAL_WIN_RATE_HI] = whi, [STORE_METRIC_EVAL_KL] = kl,
-			[STORE_METRIC_EVAL_ACCURACY_POLICY] = acc_p,
-			[STORE_METRIC_EVAL_ACCURACY_BASELINE] = acc_b, [STORE_METRIC_EVAL_BETA] = pbeta,
-		};
-		for (int i = 0; i < STORE_METRIC_NEVAL; i++)
-			if (isfinite(mv[i]) && store_metric_add(st, run_id, -1, store_metric_eval[i], mv[i]))
-				util_die("%s: %s", dbpath, store_errmsg(st));
-		for (int b = 0; b < nbon; b++)
-			if (store_metric_add(st, run_id, bon_n[b], STORE_METRIC_BON_ACCURACY, bon_acc[b]) ||
-			    store_metric_add(st, run_id, bon_n[b], STORE_METRIC_BON_KL, bon_kl[b]))
-				util_die("%s: %s", dbpath, store_errmsg(st));
-	}
+	train_gen_run_params(&cli, util_buf_str(&extra), &params);
+	if (store_run_start(e->st, "eval", argc, argv, util_buf_str(&params), &e->run_id))
+		util_die("%s: %s", e->dbpath, store_errmsg(e->st));
+	util_buf_free(&extra);
+	util_buf_free(&params);
+}
 
+/* Store the first sample of each model as completions of the generators
+ * "dpo-eval:policy:DIR" and "dpo-eval:baseline:DIR" (each model's
+ * fingerprint with the sampling parameters); their ids into cpol, cbas. */
+static void store_pairs(struct eval *e, int64_t *cpol, int64_t *cbas)
+{
+	long K = e->o.samples;
+	int64_t gp, gb;
+	char *np = xasprintf("dpo-eval:policy:%s", e->o.policy);
+	char *nb = xasprintf("dpo-eval:baseline:%s", e->o.baseline);
+	train_gen_params gprm = train_gen_cli_params(&e->o.gen, e->o.chat, e->o.chat_format);
+	gprm.max_new = e->max_new;
+	util_buf gj = UTIL_BUF_INIT;
+	train_gen_params_json(&gj, &gprm);
+	store_generator g1 = {"model", np, train_model_fingerprint(e->pm), util_buf_str(&gj)};
+	store_generator g2 = {"model", nb, train_model_fingerprint(e->bm), util_buf_str(&gj)};
+	if (store_generator_id(e->st, &g1, &gp) || store_generator_id(e->st, &g2, &gb))
+		util_die("%s: %s", e->dbpath, store_errmsg(e->st));
+	util_buf_free(&gj);
+	free(np);
+	free(nb);
+	if (store_begin(e->st))
+		util_die("%s: %s", e->dbpath, store_errmsg(e->st));
+	for (size_t i = 0; i < e->ps.n; i++)
+		if (store_completion_add(e->st, e->ps.v[i].id, e->psm[i * K].text, gp, &cpol[i], NULL) ||
+		    store_completion_add(e->st, e->ps.v[i].id, e->bsm[i * K].text, gb, &cbas[i], NULL))
+			util_die("%s: %s", e->dbpath, store_errmsg(e->st));
+	if (store_commit(e->st))
+		util_die("%s: %s", e->dbpath, store_errmsg(e->st));
+}
+
+/* The win rate: dpo-judge labels each prompt's pair in the store, then the
+ * judge's verdicts are counted (ties half) with a 95% Wilson interval. */
+static void judge(struct eval *e, const char *argv0)
+{
+	int64_t *cpol = xcalloc(e->ps.n, sizeof(int64_t)), *cbas = xcalloc(e->ps.n, sizeof(int64_t));
+	store_pairs(e, cpol, cbas);
+	char *jp = e->o.judge ? xstrdup(e->o.judge) : judge_path(argv0);
+	int jrc = run_judge(jp, e->dbpath, e->o.split, e->njudge, e->judge_args, e->o.quiet);
+	if (jrc != 0)
+		util_die("%s exited with status %d", jp, jrc);
+	free(jp);
+	for (size_t i = 0; i < e->ps.n; i++) {
+		struct verdict_ctx v = {cpol[i], cbas[i], -2};
+		if (cpol[i] == cbas[i])
+			v.result = 0; /* the same text: a tie without asking */
+		else if (store_comparisons_foreach(e->st, e->ps.v[i].id, verdict_cb, &v) < 0)
+			util_die("%s: %s", e->dbpath, store_errmsg(e->st));
+		if (v.result == 1)
+			e->wins++;
+		else if (v.result == -1)
+			e->losses++;
+		else if (v.result == 0)
+			e->ties++;
+		else
+			e->unjudged++;
+	}
+	free(cpol);
+	free(cbas);
+	long n = e->wins + e->losses + e->ties;
+	if (n > 0) {
+		e->wr = (e->wins + 0.5 * e->ties) / (double)n;
+		wilson(e->wr, (double)n, &e->wlo, &e->whi);
+	}
+}
+
+/* The run's metrics (those measured) and best-of-N curve. */
+static void record_metrics(struct eval *e)
+{
+	double mv[STORE_METRIC_NEVAL] = {
+		[STORE_METRIC_EVAL_WIN_RATE] = e->wr, [STORE_METRIC_EVAL_WIN_RATE_LO] = e->wlo,
+		[STORE_METRIC_EVAL_WIN_RATE_HI] = e->whi, [STORE_METRIC_EVAL_KL] = e->kl,
+		[STORE_METRIC_EVAL_ACCURACY_POLICY] = e->acc_p,
+		[STORE_METRIC_EVAL_ACCURACY_BASELINE] = e->acc_b, [STORE_METRIC_EVAL_BETA] = e->pbeta,
+	};
+	for (int i = 0; i < STORE_METRIC_NEVAL; i++)
+		if (isfinite(mv[i]) && store_metric_add(e->st, e->run_id, -1, store_metric_eval[i], mv[i]))
+			util_die("%s: %s", e->dbpath, store_errmsg(e->st));
+	for (int b = 0; b < e->nbon; b++)
+		if (store_metric_add(e->st, e->run_id, e->bon_n[b], STORE_METRIC_BON_ACCURACY, e->bon_acc[b]) ||
+		    store_metric_add(e->st, e->run_id, e->bon_n[b], STORE_METRIC_BON_KL, e->bon_kl[b]))
+			util_die("%s: %s", e->dbpath, store_errmsg(e->st));
+}
+
+static void print_json(const struct eval *e, util_buf *out)
+{
+	util_buf_addf(out, "{\"prompts\":%zu,\"samples\":%ld", e->ps.n, e->o.samples);
+	json_num(out, "kl", e->kl);
+	json_num(out, "kl_stderr", e->kl_se);
+	json_num(out, "accuracy_policy", e->acc_p);
+	json_num(out, "accuracy_baseline", e->acc_b);
+	json_num(out, "win_rate", e->wr);
+	json_num(out, "win_rate_ci_low", e->wlo);
+	json_num(out, "win_rate_ci_high", e->whi);
+	util_buf_addf(out, ",\"wins\":%ld,\"losses\":%ld,\"ties\":%ld,\"unjudged\":%ld", e->wins,
+		      e->losses, e->ties, e->unjudged);
+	json_num(out, "policy_beta", e->pbeta);
+	util_buf_adds(out, ",\"best_of_n\":[");
+	for (int b = 0; b < e->nbon; b++) {
+		util_buf_addf(out, "%s{\"n\":%d", b ? "," : "", e->bon_n[b]);
+		json_num(out, "accuracy", e->bon_acc[b]);
+		json_num(out, "kl", e->bon_kl[b]);
+		util_buf_addc(out, '}');
+	}
+	util_buf_addc(out, ']');
+	util_buf_addf(out, ",\"run_id\":%lld}\n", (long long)e->run_id);
+}
+
+static void print_text(const struct eval *e, util_buf *out)
+{
+	util_buf_addf(out, "prompts:           %zu (%ld samples each)\n", e->ps.n, e->o.samples);
+	if (e->o.task)
+		util_buf_addf(out, "accuracy:          baseline %.1f%%, policy %.1f%% (%+.1f points)\n",
+			      100 * e->acc_b, 100 * e->acc_p, 100 * (e->acc_p - e->acc_b));
+	util_buf_addf(out, "KL to baseline:    %.4f nats (+- %.4f)\n", e->kl, e->kl_se);
+	for (int b = 1; b < e->nbon; b++)
+		util_buf_addf(out, "best-of-%-3d base: accuracy %.1f%% at KL %.4f nats\n", e->bon_n[b],
+			      100 * e->bon_acc[b], e->bon_kl[b]);
+	if (isfinite(e->wr))
+		util_buf_addf(out, "win rate:          %.1f%% [95%% CI %.1f%%, %.1f%%] "
+			      "(%ld wins, %ld losses, %ld ties%s)\n",
+			      100 * e->wr, 100 * e->wlo, 100 * e->whi, e->wins, e->losses, e->ties,
+			      e->unjudged ? ", some unjudged" : "");
+	else if (e->njudge > 0)
+		util_buf_adds(out, "win rate:          no pair was judged\n");
+}
+
+static void print_results(const struct eval *e)
+{
 	util_buf out = UTIL_BUF_INIT;
-	if (json) {
-		util_buf_addf(&out, "{\"prompts\":%zu,\"samples\":%ld", ps.n, K);
-		json_num(&out, "kl", kl);
-		json_num(&out, "kl_stderr", kl_se);
-		json_num(&out, "accuracy_policy", acc_p);
-		json_num(&out, "accuracy_baseline", acc_b);
-		json_num(&out, "win_rate", wr);
-		json_num(&out, "win_rate_ci_low", wlo);
-		json_num(&out, "win_rate_ci_high", whi);
-		util_buf_addf(&out, ",\"wins\":%ld,\"losses\":%ld,\"ties\":%ld,\"unjudged\":%ld", wins,
-			      losses, ties, unjudged);
-		json_num(&out, "policy_beta", pbeta);
-		util_buf_adds(&out, ",\"best_of_n\":[");
-		for (int b = 0; b < nbon; b++) {
-			util_buf_addf(&out, "%s{\"n\":%d", b ? "," : "", bon_n[b]);
-			json_num(&out, "accuracy", bon_acc[b]);
-			json_num(&out, "kl", bon_kl[b]);
-			util_buf_addc(&out, '}');
-		}
-		util_buf_addc(&out, ']');
-		util_buf_addf(&out, ",\"run_id\":%lld}\n", (long long)run_id);
-	} else {
-		util_buf_addf(&out, "prompts:           %zu (%ld samples each)\n", ps.n, K);
-		if (task)
-			util_buf_addf(&out, "accuracy:          baseline %.1f%%, policy %.1f%% (%+.1f points)\n",
-				      100 * acc_b, 100 * acc_p, 100 * (acc_p - acc_b));
-		util_buf_addf(&out, "KL to baseline:    %.4f nats (+- %.4f)\n", kl, kl_se);
-		for (int b = 1; b < nbon; b++)
-			util_buf_addf(&out, "best-of-%-3d base: accuracy %.1f%% at KL %.4f nats\n", bon_n[b],
-				      100 * bon_acc[b], bon_kl[b]);
-		if (isfinite(wr))
-			util_buf_addf(&out, "win rate:          %.1f%% [95%% CI %.1f%%, %.1f%%] "
-				      "(%ld wins, %ld losses, %ld ties%s)\n",
-				      100 * wr, 100 * wlo, 100 * whi, wins, losses, ties,
-				      unjudged ? ", some unjudged" : "");
-		else if (nj > 0)
-			util_buf_adds(&out, "win rate:          no pair was judged\n");
-	}
+	if (e->o.json)
+		print_json(e, &out);
+	else
+		print_text(e, &out);
 	fputs(util_buf_str(&out), stdout);
 	util_buf_free(&out);
-	if (st && store_run_end(st, run_id, "ok", NULL))
-		util_warn("%s: %s", dbpath, store_errmsg(st));
+}
 
-	for (size_t i = 0; i < ns; i++) {
-		free(psm[i].text);
-		free(psm[i].ids);
-		free(bsm[i].text);
-		free(bsm[i].ids);
+static void eval_free(struct eval *e)
+{
+	for (size_t i = 0; i < e->ns; i++) {
+		free(e->psm[i].text);
+		free(e->psm[i].ids);
+		free(e->bsm[i].text);
+		free(e->bsm[i].ids);
 	}
-	free(psm);
-	free(bsm);
-	for (size_t i = 0; i < ps.n; i++) {
-		free(ps.v[i].text);
-		free(ps.v[i].ids);
+	free(e->psm);
+	free(e->bsm);
+	for (size_t i = 0; i < e->ps.n; i++) {
+		free(e->ps.v[i].text);
+		free(e->ps.v[i].ids);
 	}
-	free(ps.v);
-	store_free(st);
-	train_gen_encoder_free(enc);
-	train_tokenizer_free(tok);
-	train_model_free(pm);
-	train_model_free(bm);
+	free(e->ps.v);
+	store_free(e->st);
+	train_gen_encoder_free(e->enc);
+	train_tokenizer_free(e->tok);
+	train_model_free(e->pm);
+	train_model_free(e->bm);
+	util_cli_free(&cli);
+}
+
+int main(int argc, char **argv)
+{
+	struct eval e = {.wr = NAN, .wlo = NAN, .whi = NAN};
+	util_set_progname("dpo-eval");
+	parse_options(&e, argc, argv);
+	load_models(&e);
+	load_prompts(&e);
+	sample_both(&e);
+	measure(&e);
+	if (e.st) {
+		start_run(&e, argc, argv);
+		if (e.njudge > 0)
+			judge(&e, argv[0]);
+		record_metrics(&e);
+	}
+	print_results(&e);
+	if (e.st && store_run_end(e.st, e.run_id, "ok", NULL))
+		util_warn("%s: %s", e.dbpath, store_errmsg(e.st));
+	eval_free(&e);
 	return fflush(stdout) ? 1 : 0;
 }

@@ -12,12 +12,12 @@
 #include "util/buf.h"
 #include "util/cli.h"
 #include "util/file.h"
+#include "util/opt.h"
 #include "util/progress.h"
 #include "util/xmalloc.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,45 +26,169 @@
 
 _Static_assert(sizeof(int) == sizeof(int32_t), "token ids are passed as int32_t");
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: dpo-model COMMAND [OPTIONS] ...\n"
-		"Inspect, tokenize, score, sample from and create Hugging Face model folders\n"
-		"(gpt2, llama, mistral, qwen2, qwen3; safetensors F32/BF16/F16).\n"
-		"\n"
-		"Commands:\n"
-		"  info DIR [--json]                 architecture, size, dtype, vocabulary, context\n"
-		"  tokenize DIR (TEXT | --file F) [--json]\n"
-		"                                    token ids of TEXT (no BOS added)\n"
-		"  detokenize DIR IDS [--json]       text of IDS (\"1 2 3\", \"1,2,3\" or \"[1,2,3]\")\n"
-		"  score DIR (--prompt TEXT --completion TEXT | --ids-json FILE)\n"
-		"                                    JSON: summed and per-token log-probs of the\n"
-		"                                    completion given the prompt\n"
-		"  generate DIR (--prompt TEXT | --prompt-ids IDS) [--chat] [sampling] [--json]\n"
-		"                                    sample a completion\n"
-		"  init --config CONFIG.json --out DIR [--seed S] [--tokenizer TOKDIR]\n"
-		"                                    write a randomly initialised model\n"
-		"  import-llama2c CHECKPOINT.bin --out DIR\n"
-		"                                    convert a llama2.c checkpoint to a Llama folder\n"
-		"\n"
-		"Options of score and generate:\n"
-		"  --threads N          compute threads (default: all cores)\n"
-		"Options of generate:\n"
-		"  --chat               render the prompt as one user turn with the model's chat\n"
-		"                       template (and stop at the end of the assistant turn)\n"
-		"  --chat-format NAME   override the template family (%s)\n"
-		"  --system TEXT        a system message for --chat\n"
-		"  --greedy             argmax decoding\n"
-		"  --temperature T      (default 1)   --top-k K (0 = off)   --top-p P (1 = off)\n"
-		"  --min-p P            (0 = off)     --seed S (default 0; same seed, same output)\n"
-		"  --max-new-tokens N   (default 128) --stop STR (repeatable)\n"
-		"  --json               one JSON object with ids, text, finish reason, timing\n"
-		"\n"
-		"  -h, --help           this text      --version    print the version\n"
-		"Exit status: 0 success, 1 failure, 2 usage error.\n",
-		train_chat_format_names());
-}
+/* ---- the command lines: one option table and util_cli per command ---- */
+
+typedef struct json_opts {
+	int json;
+} json_opts;
+
+static const util_opt json_table[] = {
+	UTIL_OPT_JSON(json_opts, json),
+	UTIL_OPT_TABLE_END,
+};
+
+static util_cli info_cli = {
+	.name = "dpo-model info",
+	.synopsis = "DIR [OPTIONS]",
+	.summary = "Print a model folder's architecture, size, dtype, vocabulary, context, EOS ids\n"
+		   "and fingerprint.",
+	.opts = json_table,
+	.min_args = 1,
+	.max_args = 1,
+};
+
+typedef struct tokenize_opts {
+	const char *file;
+	int json;
+} tokenize_opts;
+
+static const util_opt tokenize_table[] = {
+	{"file", 0, UTIL_OPT_PATH, offsetof(tokenize_opts, file), .arg = "FILE",
+	 .help = "tokenize the text of FILE instead of TEXT"},
+	UTIL_OPT_JSON(tokenize_opts, json),
+	UTIL_OPT_TABLE_END,
+};
+
+static util_cli tokenize_cli = {
+	.name = "dpo-model tokenize",
+	.synopsis = "DIR (TEXT | --file F) [OPTIONS]",
+	.summary = "Print the token ids of TEXT with the folder's tokenizer (no BOS added);\n"
+		   "with --json, the ids, the token strings and their count.",
+	.opts = tokenize_table,
+	.min_args = 1,
+	.max_args = 2,
+};
+
+static util_cli detokenize_cli = {
+	.name = "dpo-model detokenize",
+	.synopsis = "DIR IDS [OPTIONS]",
+	.summary = "Print the text of the token ids IDS (\"1 2 3\", \"1,2,3\" or \"[1,2,3]\").",
+	.opts = json_table,
+	.min_args = 2,
+	.max_args = 2,
+};
+
+typedef struct score_opts {
+	const char *prompt, *completion, *ids_json;
+	long threads;
+} score_opts;
+
+static const util_opt score_table[] = {
+	{"prompt", 0, UTIL_OPT_STRING, offsetof(score_opts, prompt), .arg = "TEXT",
+	 .help = "the prompt (encoded as generate does: BOS once)"},
+	{"completion", 0, UTIL_OPT_STRING, offsetof(score_opts, completion), .arg = "TEXT",
+	 .help = "the completion (encoded as is)"},
+	{"ids-json", 0, UTIL_OPT_PATH, offsetof(score_opts, ids_json), .arg = "FILE",
+	 .help = "{\"prompt_ids\": [...], \"completion_ids\": [...]}\n"
+		 "instead of text (no tokenizer needed)"},
+	UTIL_OPT_THREADS(score_opts, threads),
+	UTIL_OPT_TABLE_END,
+};
+
+static util_cli score_cli = {
+	.name = "dpo-model score",
+	.synopsis = "DIR (--prompt TEXT --completion TEXT | --ids-json FILE) [OPTIONS]",
+	.summary = "Print as JSON the summed and per-token log-probs of the completion given the\n"
+		   "prompt.",
+	.opts = score_table,
+	.min_args = 1,
+	.max_args = 1,
+};
+
+typedef struct generate_opts {
+	const char *prompt, *prompt_ids, *chat_format, *system;
+	int chat, json;
+	long threads;
+	train_gen_cli gen;
+} generate_opts;
+
+static const util_opt generate_table[] = {
+	{"prompt", 0, UTIL_OPT_STRING, offsetof(generate_opts, prompt), .arg = "TEXT",
+	 .help = "the prompt (plain text: BOS once, then the text)"},
+	{"prompt-ids", 0, UTIL_OPT_STRING, offsetof(generate_opts, prompt_ids), .arg = "IDS",
+	 .help = "the prompt as token ids (\"1 2 3\", \"1,2,3\" or\n\"[1,2,3]\"); no tokenizer needed"},
+	{"chat", 0, UTIL_OPT_FLAG, offsetof(generate_opts, chat),
+	 .help = "render the prompt as one user turn with the\nmodel's chat template (and stop at the end of\n"
+		 "the assistant turn)"},
+	TRAIN_GEN_OPT_CHAT_FORMAT(generate_opts, chat_format,
+				  "override the template family (implies --chat):\n"
+				  TRAIN_GEN_CHAT_FORMAT_NAMES),
+	{"system", 0, UTIL_OPT_STRING, offsetof(generate_opts, system), .arg = "TEXT",
+	 .help = "a system message (with --chat)"},
+	UTIL_OPT_THREADS(generate_opts, threads),
+	UTIL_OPT_JSON(generate_opts, json),
+	UTIL_OPT_INCLUDE_TABLE(generate_opts, gen, train_gen_cli_opts),
+	UTIL_OPT_TABLE_END,
+};
+
+static util_cli generate_cli = {
+	.name = "dpo-model generate",
+	.synopsis = "DIR (--prompt TEXT | --prompt-ids IDS) [OPTIONS]",
+	.summary = "Sample one completion of the prompt and print its text (its ids without a\n"
+		   "tokenizer); with --json, one object with the ids, the text, the finish reason\n"
+		   "and the timing. The same seed gives the same output.",
+	.footer = "Defaults may be set in the config file's section [dpo-model generate]\n"
+		  "($DPO_CONFIG, else $XDG_CONFIG_HOME/dpo/config).\n"
+		  "\n"
+		  "Exit status: 0 success, 1 failure, 2 usage error.\n",
+	.opts = generate_table,
+	.min_args = 1,
+	.max_args = 1,
+};
+
+typedef struct init_opts {
+	const char *config, *out, *tokenizer;
+	long seed;
+} init_opts;
+
+static const util_opt init_table[] = {
+	{"config", 0, UTIL_OPT_PATH, offsetof(init_opts, config), .arg = "CONFIG.json",
+	 .help = "the model's config.json (required)"},
+	{"out", 0, UTIL_OPT_PATH, offsetof(init_opts, out), .arg = "DIR",
+	 .help = "the folder to write (required)"},
+	UTIL_OPT_SEED(init_opts, seed, "0"),
+	{"tokenizer", 0, UTIL_OPT_PATH, offsetof(init_opts, tokenizer), .arg = "TOKDIR",
+	 .help = "copy the tokenizer files of TOKDIR to DIR"},
+	UTIL_OPT_TABLE_END,
+};
+
+static util_cli init_cli = {
+	.name = "dpo-model init",
+	.synopsis = "--config CONFIG.json --out DIR [OPTIONS]",
+	.summary = "Write a randomly initialised model (for tests and training from scratch); the\n"
+		   "same config and seed give the same weights.",
+	.opts = init_table,
+};
+
+typedef struct import_opts {
+	const char *out;
+} import_opts;
+
+static const util_opt import_table[] = {
+	{"out", 0, UTIL_OPT_PATH, offsetof(import_opts, out), .arg = "DIR",
+	 .help = "the folder to write (required)"},
+	UTIL_OPT_TABLE_END,
+};
+
+static util_cli import_cli = {
+	.name = "dpo-model import-llama2c",
+	.synopsis = "CHECKPOINT.bin --out DIR",
+	.summary = "Convert a llama2.c checkpoint to a Llama model folder (llama2.c's tokenizer.bin\n"
+		   "is not converted).",
+	.opts = import_table,
+	.min_args = 1,
+	.max_args = 1,
+};
 
 static void set_threads(long n)
 {
@@ -146,26 +270,16 @@ static const char *arch_name(train_arch a)
 
 static int cmd_info(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0}};
-	int json = 0, c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'j')
-			json = 1;
-		else if (c == 'h') {
-			usage(stdout);
-			return 0;
-		} else
-			util_usage_error("info: bad option");
-	}
-	if (optind + 1 != argc)
-		util_usage_error("info: expected one model folder");
-	train_model *m = load_model(argv[optind]);
+	json_opts o = {0};
+	util_cli_parse(&info_cli, &o, argc, argv);
+	const char *dir = info_cli.args[0];
+	int json = o.json;
+	train_model *m = load_model(dir);
 	const train_config *k = train_model_config(m);
 	util_buf b = UTIL_BUF_INIT;
 	if (json) {
 		util_buf_adds(&b, "{\"dir\":");
-		util_buf_add_json_string(&b, argv[optind], strlen(argv[optind]));
+		util_buf_add_json_string(&b, dir, strlen(dir));
 		util_buf_addf(&b, ",\"architecture\":\"%s\",\"parameters\":%zu,\"dtype\":\"%s\","
 			      "\"vocab_size\":%d,\"context\":%d,\"layers\":%d,\"hidden_size\":%d,"
 			      "\"heads\":%d,\"kv_heads\":%d,\"head_dim\":%d,\"intermediate_size\":%d,"
@@ -206,33 +320,22 @@ static int cmd_info(int argc, char **argv)
 
 static int cmd_tokenize(int argc, char **argv)
 {
-	static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-					     {"file", required_argument, NULL, 'f'},
-					     {"help", no_argument, NULL, 'h'}, {0}};
-	int json = 0, c;
-	const char *file = NULL;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'j')
-			json = 1;
-		else if (c == 'f')
-			file = optarg;
-		else if (c == 'h') {
-			usage(stdout);
-			return 0;
-		} else
-			util_usage_error("tokenize: bad option");
-	}
-	if (optind + (file ? 1 : 2) != argc)
-		util_usage_error("tokenize: expected DIR and TEXT (or DIR --file F)");
+	tokenize_opts o = {0};
+	util_cli_parse(&tokenize_cli, &o, argc, argv);
+	const char *file = o.file;
+	int json = o.json;
+	if (tokenize_cli.nargs != (file ? 1 : 2))
+		util_cli_usage_error(&tokenize_cli, "expected DIR and TEXT (or DIR --file F)");
+	char **args = tokenize_cli.args;
 	char *text;
 	size_t len;
 	if (file) {
 		text = slurp(file, &len);
 	} else {
-		text = xstrdup(argv[optind + 1]);
+		text = xstrdup(args[1]);
 		len = strlen(text);
 	}
-	train_tokenizer *tok = load_tok(argv[optind]);
+	train_tokenizer *tok = load_tok(args[0]);
 	int32_t *ids = NULL;
 	size_t n = 0;
 	if (train_tokenizer_encode(tok, text, len, &ids, &n))
@@ -264,23 +367,13 @@ static int cmd_tokenize(int argc, char **argv)
 
 static int cmd_detokenize(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0}};
-	int json = 0, c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'j')
-			json = 1;
-		else if (c == 'h') {
-			usage(stdout);
-			return 0;
-		} else
-			util_usage_error("detokenize: bad option");
-	}
-	if (optind + 2 != argc)
-		util_usage_error("detokenize: expected DIR and IDS");
+	json_opts o = {0};
+	util_cli_parse(&detokenize_cli, &o, argc, argv);
+	int json = o.json;
+	char **args = detokenize_cli.args;
 	int n;
-	int32_t *ids = parse_ids("IDS", argv[optind + 1], &n);
-	train_tokenizer *tok = load_tok(argv[optind]);
+	int32_t *ids = parse_ids("IDS", args[1], &n);
+	train_tokenizer *tok = load_tok(args[0]);
 	size_t vs = train_tokenizer_vocab_size(tok);
 	for (int i = 0; i < n; i++)
 		if ((size_t)ids[i] >= vs)
@@ -323,30 +416,13 @@ static int32_t *json_ids(const cJSON *o, const char *key, const char *file, int 
 
 static int cmd_score(int argc, char **argv)
 {
-	static const struct option opts[] = {{"prompt", required_argument, NULL, 'p'},
-					     {"completion", required_argument, NULL, 'c'},
-					     {"ids-json", required_argument, NULL, 'i'},
-					     {"threads", required_argument, NULL, 't'},
-					     {"help", no_argument, NULL, 'h'}, {0}};
-	const char *prompt = NULL, *completion = NULL, *idsfile = NULL;
-	long threads = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'p': prompt = optarg; break;
-		case 'c': completion = optarg; break;
-		case 'i': idsfile = optarg; break;
-		case 't': util_parse_long("--threads", optarg, &threads); break;
-		case 'h': usage(stdout); return 0;
-		default: util_usage_error("score: bad option");
-		}
-	}
-	if (optind + 1 != argc)
-		util_usage_error("score: expected one model folder");
+	score_opts o = {0};
+	util_cli_parse(&score_cli, &o, argc, argv);
+	const char *prompt = o.prompt, *completion = o.completion, *idsfile = o.ids_json;
 	if (!idsfile == !(prompt || completion) || (!idsfile && !(prompt && completion)))
-		util_usage_error("score: give --prompt and --completion, or --ids-json");
-	set_threads(threads);
-	const char *dir = argv[optind];
+		util_cli_usage_error(&score_cli, "give --prompt and --completion, or --ids-json");
+	set_threads(o.threads);
+	const char *dir = score_cli.args[0];
 	int32_t *p = NULL, *q = NULL;
 	int np = 0, nq = 0;
 	if (idsfile) {
@@ -414,54 +490,94 @@ static int cmd_score(int argc, char **argv)
 
 /* ---- generate ---- */
 
+/* Encode the prompt of o into *gp: the ids given (--prompt-ids; the EOS set
+ * then goes to eos, TRAIN_GEN_MAX_EOS of them), or the text, plain or as one
+ * chat turn (the encoder made for it goes to *enc). Exits on an error. */
+static void generate_prompt(const generate_opts *o, const train_model *m, train_tokenizer *tok,
+			    train_gen_encoder **enc, int32_t *eos, train_gen_prompt *gp)
+{
+	char *err = NULL;
+	*gp = (train_gen_prompt){0};
+	if (o->prompt_ids) {
+		int np = 0;
+		gp->ids = parse_ids("--prompt-ids", o->prompt_ids, &np);
+		gp->n = (size_t)np;
+		size_t ne = 0;
+		if (train_gen_eos_ids(m, tok, NULL, eos, TRAIN_GEN_MAX_EOS, &ne, &err))
+			util_die("%s", err);
+		gp->eos = eos;
+		gp->n_eos = (int)ne;
+	} else {
+		*enc = train_gen_encoder_new(m, tok, o->chat_format, o->chat, &err);
+		if (!*enc)
+			util_die("%s", err);
+		int rc;
+		if (o->chat) {
+			store_msg msgs[2];
+			size_t nm = 0;
+			if (o->system)
+				msgs[nm++] = (store_msg){"system", o->system};
+			msgs[nm++] = (store_msg){"user", o->prompt};
+			rc = train_gen_encode_messages(*enc, msgs, nm, gp, &err);
+		} else {
+			rc = train_gen_encode_prompt(*enc, o->prompt, NULL, gp, &err);
+		}
+		if (rc)
+			util_die("--prompt: %s", err);
+	}
+	if (train_gen_prompt_fits(m, gp->n, &err))
+		util_die("%s", err);
+}
+
+/* Print what generate made: text (or the ids without a tokenizer), or the
+ * JSON object. */
+static void print_generation(const generate_opts *o, int prompt_n, const train_gen_result *res,
+			     const char *text, double dt)
+{
+	util_buf b = UTIL_BUF_INIT;
+	if (o->json) {
+		util_buf_addf(&b, "{\"prompt_tokens\":%d,\"ids\":", prompt_n);
+		print_ids_json(&b, res->ids, res->n);
+		util_buf_adds(&b, ",\"text\":");
+		if (text)
+			util_buf_add_json_string(&b, text, strlen(text));
+		else
+			util_buf_adds(&b, "null");
+		util_buf_addf(&b, ",\"n_tokens\":%d,\"finish_reason\":\"%s\",\"seed\":%ld,"
+			      "\"seconds\":%.3f,\"tokens_per_s\":%.2f}\n",
+			      res->n, train_finish_name(res->finish), o->gen.seed, dt,
+			      dt > 0 ? res->n / dt : 0.0);
+	} else if (text) {
+		util_buf_addf(&b, "%s\n", text);
+	} else {
+		for (int i = 0; i < res->n; i++)
+			util_buf_addf(&b, "%s%d", i ? " " : "", res->ids[i]);
+		util_buf_addc(&b, '\n');
+	}
+	fputs(util_buf_str(&b), stdout);
+	util_buf_free(&b);
+}
+
 static int cmd_generate(int argc, char **argv)
 {
-	enum { O_CHAT = 256, O_FMT, O_SYS, O_JSON, O_THREADS, O_PIDS };
-	static const struct option opts[] = {
-		{"prompt", required_argument, NULL, 'p'},
-		{"prompt-ids", required_argument, NULL, O_PIDS},
-		{"chat", no_argument, NULL, O_CHAT},
-		{"chat-format", required_argument, NULL, O_FMT},
-		{"system", required_argument, NULL, O_SYS},
-		TRAIN_GEN_LONG_OPTIONS,
-		{"json", no_argument, NULL, O_JSON},
-		{"threads", required_argument, NULL, O_THREADS},
-		{"help", no_argument, NULL, 'h'},
-		{0}};
-	const char *prompt = NULL, *pids = NULL, *fmt = NULL, *sys = NULL;
-	int chat = 0, json = 0, c;
-	long threads = 0;
-	train_gen_cli gc;
-	train_gen_cli_init(&gc, 128);
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'p': prompt = optarg; break;
-		case O_PIDS: pids = optarg; break;
-		case O_CHAT: chat = 1; break;
-		case O_FMT: fmt = optarg; chat = 1; break;
-		case O_SYS: sys = optarg; break;
-		case O_JSON: json = 1; break;
-		case O_THREADS: util_parse_long("--threads", optarg, &threads); break;
-		case 'h': usage(stdout); return 0;
-		default:
-			if (!train_gen_cli_option(&gc, c, optarg))
-				util_usage_error("generate: bad option");
-		}
-	}
-	if (optind + 1 != argc)
-		util_usage_error("generate: expected one model folder");
-	if (!prompt == !pids)
-		util_usage_error("generate: give --prompt TEXT or --prompt-ids IDS");
-	if (pids && chat)
-		util_usage_error("generate: --chat needs --prompt TEXT");
-	train_gen_cli_check(&gc);
-	set_threads(threads);
-	const char *dir = argv[optind];
+	generate_opts o = {0};
+	util_cli_parse(&generate_cli, &o, argc, argv);
+	if (o.chat_format)
+		o.chat = 1;
+	if (!o.prompt == !o.prompt_ids)
+		util_cli_usage_error(&generate_cli, "give --prompt TEXT or --prompt-ids IDS");
+	if (o.prompt_ids && o.chat)
+		util_cli_usage_error(&generate_cli, "--chat needs --prompt TEXT");
+	const char *bad = train_gen_cli_check(&o.gen);
+	if (bad)
+		util_cli_usage_error(&generate_cli, "%s", bad);
+	set_threads(o.threads);
+	const char *dir = generate_cli.args[0];
 
 	/* the tokenizer is needed for text in or out; --prompt-ids without
 	 * --stop works without one (ids only) */
 	train_tokenizer *tok = NULL;
-	if (prompt || gc.nstops) {
+	if (o.prompt || o.gen.stop.n) {
 		tok = load_tok(dir);
 	} else {
 		char *e = NULL;
@@ -470,86 +586,37 @@ static int cmd_generate(int argc, char **argv)
 	}
 	train_model *m = load_model(dir);
 	/* the prompt's ids and the ids that end its completion (train/gen.h) */
-	char *err = NULL;
 	train_gen_encoder *enc = NULL;
-	train_gen_prompt gp = {0};
+	train_gen_prompt gp;
 	int32_t eos[TRAIN_GEN_MAX_EOS];
-	if (pids) {
-		int np = 0;
-		gp.ids = parse_ids("--prompt-ids", pids, &np);
-		gp.n = (size_t)np;
-		size_t ne = 0;
-		if (train_gen_eos_ids(m, tok, NULL, eos, TRAIN_GEN_MAX_EOS, &ne, &err))
-			util_die("%s", err);
-		gp.eos = eos;
-		gp.n_eos = (int)ne;
-	} else {
-		enc = train_gen_encoder_new(m, tok, fmt, chat, &err);
-		if (!enc)
-			util_die("%s", err);
-		int rc;
-		if (chat) {
-			store_msg msgs[2];
-			size_t nm = 0;
-			if (sys)
-				msgs[nm++] = (store_msg){"system", sys};
-			msgs[nm++] = (store_msg){"user", prompt};
-			rc = train_gen_encode_messages(enc, msgs, nm, &gp, &err);
-		} else {
-			rc = train_gen_encode_prompt(enc, prompt, NULL, &gp, &err);
-		}
-		if (rc)
-			util_die("--prompt: %s", err);
-	}
-	if (train_gen_prompt_fits(m, gp.n, &err))
-		util_die("%s", err);
+	generate_prompt(&o, m, tok, &enc, eos, &gp);
 	int n = (int)gp.n;
-	gc.tok = tok;
-	train_gen_opts o = {.sampling = gc.sampling, .max_new = (int)gc.max_new, .eos = gp.eos,
-			    .n_eos = gp.n_eos, .stop = gc.nstops ? train_gen_cli_stop : NULL,
-			    .ctx = &gc, .batch = 1};
+	o.gen.tok = tok;
+	train_gen_opts go = train_gen_cli_gen_opts(&o.gen, 1);
+	go.eos = gp.eos;
+	go.n_eos = gp.n_eos;
 	train_gen_result res;
 	const int32_t *pp = gp.ids;
-	uint64_t sd = (uint64_t)gc.seed;
+	uint64_t sd = (uint64_t)o.gen.seed;
+	char *err = NULL;
 	double t0 = util_now();
-	if (train_generate(m, 1, &pp, &n, &sd, &o, &res, &err))
+	if (train_generate(m, 1, &pp, &n, &sd, &go, &res, &err))
 		util_die("%s", err);
 	double dt = util_now() - t0;
 	char *text = NULL;
 	if (tok) {
 		text = train_tokenizer_decode(tok, res.ids, res.n);
 		if (res.finish == TRAIN_FINISH_STOP)
-			train_gen_cli_cut(&gc, text);
+			train_gen_cli_cut(&o.gen, text);
 	}
-	util_buf b = UTIL_BUF_INIT;
-	if (json) {
-		util_buf_addf(&b, "{\"prompt_tokens\":%d,\"ids\":", n);
-		print_ids_json(&b, res.ids, res.n);
-		util_buf_adds(&b, ",\"text\":");
-		if (text)
-			util_buf_add_json_string(&b, text, strlen(text));
-		else
-			util_buf_adds(&b, "null");
-		util_buf_addf(&b, ",\"n_tokens\":%d,\"finish_reason\":\"%s\",\"seed\":%ld,"
-			      "\"seconds\":%.3f,\"tokens_per_s\":%.2f}\n",
-			      res.n, train_finish_name(res.finish), gc.seed, dt,
-			      dt > 0 ? res.n / dt : 0.0);
-	} else if (text) {
-		util_buf_addf(&b, "%s\n", text);
-	} else {
-		for (int i = 0; i < res.n; i++)
-			util_buf_addf(&b, "%s%d", i ? " " : "", res.ids[i]);
-		util_buf_addc(&b, '\n');
-	}
-	fputs(util_buf_str(&b), stdout);
-	util_buf_free(&b);
+	print_generation(&o, n, &res, text, dt);
 	free(text);
 	free(res.ids);
 	train_gen_prompt_free(&gp);
-	train_gen_cli_free(&gc);
 	train_gen_encoder_free(enc);
 	train_tokenizer_free(tok);
 	train_model_free(m);
+	util_cli_free(&generate_cli);
 	return 0;
 }
 
@@ -557,26 +624,12 @@ static int cmd_generate(int argc, char **argv)
 
 static int cmd_init(int argc, char **argv)
 {
-	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-					     {"out", required_argument, NULL, 'o'},
-					     {"seed", required_argument, NULL, 's'},
-					     {"tokenizer", required_argument, NULL, 't'},
-					     {"help", no_argument, NULL, 'h'}, {0}};
-	const char *cfg = NULL, *out = NULL, *tokdir = NULL;
-	long seed = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': cfg = optarg; break;
-		case 'o': out = optarg; break;
-		case 's': util_parse_long("--seed", optarg, &seed); break;
-		case 't': tokdir = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: util_usage_error("init: bad option");
-		}
-	}
-	if (optind != argc || !cfg || !out)
-		util_usage_error("init: --config CONFIG.json and --out DIR are required");
+	init_opts o = {0};
+	util_cli_parse(&init_cli, &o, argc, argv);
+	const char *cfg = o.config, *out = o.out, *tokdir = o.tokenizer;
+	long seed = o.seed;
+	if (!cfg || !out)
+		util_cli_usage_error(&init_cli, "--config CONFIG.json and --out DIR are required");
 	size_t len;
 	char *text = slurp(cfg, &len);
 	char *err = NULL;
@@ -608,23 +661,13 @@ static int cmd_init(int argc, char **argv)
 
 static int cmd_import_llama2c(int argc, char **argv)
 {
-	static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
-					     {"help", no_argument, NULL, 'h'}, {0}};
-	const char *out = NULL;
-	int c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'o')
-			out = optarg;
-		else if (c == 'h') {
-			usage(stdout);
-			return 0;
-		} else
-			util_usage_error("import-llama2c: bad option");
-	}
-	if (optind + 1 != argc || !out)
-		util_usage_error("import-llama2c: expected CHECKPOINT.bin and --out DIR");
+	import_opts o = {0};
+	util_cli_parse(&import_cli, &o, argc, argv);
+	const char *out = o.out;
+	if (!out)
+		util_cli_usage_error(&import_cli, "--out DIR is required");
 	char *err = NULL;
-	train_model *m = train_llama2c_import(argv[optind], &err);
+	train_model *m = train_llama2c_import(import_cli.args[0], &err);
 	if (!m)
 		util_die("%s", err);
 	if (train_model_save(m, out, &err))
@@ -636,27 +679,89 @@ static int cmd_import_llama2c(int argc, char **argv)
 	return 0;
 }
 
+/* ---- main ---- */
+
+static const util_cmd commands[] = {
+	{"info", cmd_info, "architecture, size, dtype, vocabulary, context"},
+	{"tokenize", cmd_tokenize, "token ids of TEXT (no BOS added)"},
+	{"detokenize", cmd_detokenize, "text of IDS (\"1 2 3\", \"1,2,3\" or \"[1,2,3]\")"},
+	{"score", cmd_score, "JSON: summed and per-token log-probs of the\ncompletion given the prompt"},
+	{"generate", cmd_generate, "sample a completion"},
+	{"init", cmd_init, "write a randomly initialised model"},
+	{"import-llama2c", cmd_import_llama2c, "convert a llama2.c checkpoint to a Llama folder"},
+	{NULL, NULL, NULL},
+};
+
+/* dpo-model's own options: --help and --version only. */
+static const util_opt main_table[] = {
+	UTIL_OPT_TABLE_END,
+};
+
+/* The command line of each command, in the order of commands[]. */
+static const util_cli *const command_clis[] = {
+	&info_cli, &tokenize_cli, &detokenize_cli, &score_cli, &generate_cli, &init_cli, &import_cli,
+};
+
+/* The text after the (global) options: each command with its synopsis and
+ * summary, from the tables. */
+static char *main_footer(void)
+{
+	enum { COL = 36 };
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (!f)
+		return NULL;
+	fprintf(f, "Commands:\n");
+	for (size_t i = 0; commands[i].name; i++) {
+		int w = fprintf(f, "  %s %s", commands[i].name, command_clis[i]->synopsis);
+		if (w >= COL - 1) {
+			fputc('\n', f);
+			w = 0;
+		}
+		fprintf(f, "%*s", COL - w, "");
+		for (const char *p = commands[i].summary; *p; p++) {
+			fputc(*p, f);
+			if (*p == '\n' && p[1])
+				fprintf(f, "%*s", COL, "");
+		}
+		fputc('\n', f);
+	}
+	fprintf(f, "\n"
+		   "Each command has its own options and --help (dpo-model COMMAND --help). Their\n"
+		   "defaults may be set in the config file ($DPO_CONFIG, else\n"
+		   "$XDG_CONFIG_HOME/dpo/config), section [dpo-model COMMAND].\n"
+		   "\n"
+		   "Exit status: 0 success, 1 failure, 2 usage error.\n");
+	fclose(f);
+	return text;
+}
+
 int main(int argc, char **argv)
 {
-	util_set_progname("dpo-model");
-	if (argc < 2)
-		util_usage_error("missing command");
-	const char *cmd = argv[1];
-	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
-		usage(stdout);
-		return 0;
-	}
-	if (!strcmp(cmd, "--version")) {
-		util_print_version();
-		return 0;
-	}
-	static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
-		{"info", cmd_info}, {"tokenize", cmd_tokenize}, {"detokenize", cmd_detokenize},
-		{"score", cmd_score}, {"generate", cmd_generate}, {"init", cmd_init},
-		{"import-llama2c", cmd_import_llama2c},
+	static util_cli cli = {
+		.name = "dpo-model",
+		.synopsis = "COMMAND [OPTIONS] [ARGS]",
+		.summary = "Inspect, tokenize, score, sample from and create Hugging Face model folders\n"
+			   "(gpt2, llama, mistral, qwen2, qwen3; safetensors F32/BF16/F16).",
+		.opts = main_table,
+		.max_args = -1,
+		.flags = UTIL_CLI_STOP_AT_ARG | UTIL_CLI_NO_CONFIG,
 	};
-	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-		if (!strcmp(cmd, cmds[i].name))
-			return cmds[i].fn(argc - 1, argv + 1);
-	util_usage_error("unknown command '%s'", cmd);
+	static char *footer;
+	char none = 0; /* the target of no option */
+	util_set_progname("dpo-model");
+	cli.footer = footer = main_footer();
+	util_cli_parse(&cli, &none, argc, argv);
+	util_buf names = UTIL_BUF_INIT;
+	util_cmd_names(commands, &names);
+	if (!cli.nargs)
+		util_cli_usage_error(&cli, "no command given (%s)", util_buf_str(&names));
+	const util_cmd *cmd = util_cmd_find(commands, cli.args[0]);
+	if (!cmd)
+		util_cli_usage_error(&cli, "unknown command '%s' (%s)", cli.args[0], util_buf_str(&names));
+	util_buf_free(&names);
+	/* options stop at the command: it and everything after it are its arguments */
+	int first = argc - cli.nargs;
+	return cmd->run(argc - first, argv + first);
 }

@@ -1,49 +1,75 @@
-/* gen_cli.c: sampling options shared by dpo-model generate and dpo-generate. */
+/* gen_cli.c: the sampling options shared by dpo-model generate,
+ * dpo-generate and dpo-eval (see gen_cli.h). */
 #include "config.h"
 #include "train/gen_cli.h"
-#include "util/cli.h"
-#include "util/xmalloc.h"
+#include "train/chat.h"
+
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
-void train_gen_cli_init(train_gen_cli *g, long max_new)
+const util_opt train_gen_cli_opts[] = {
+	UTIL_OPT_HEADING("Sampling:"),
+	{"greedy", 0, UTIL_OPT_FLAG, offsetof(train_gen_cli, greedy),
+	 .help = "always the most likely token (--temperature,\n--top-k, --top-p and --min-p are ignored)"},
+	{"temperature", 0, UTIL_OPT_FLOAT, offsetof(train_gen_cli, temperature), .def = "1",
+	 .range = "(0, inf)", .arg = "T", .help = "divide the logits by T"},
+	{"top-k", 0, UTIL_OPT_INT, offsetof(train_gen_cli, top_k), .def = "0", .range = "[0, inf)",
+	 .arg = "K", .help = "keep the K most likely tokens,\n0 for all"},
+	{"top-p", 0, UTIL_OPT_FLOAT, offsetof(train_gen_cli, top_p), .def = "1", .range = "(0, 1]",
+	 .arg = "P", .help = "keep the most likely tokens whose probabilities\nsum to P, 1 for all"},
+	{"min-p", 0, UTIL_OPT_FLOAT, offsetof(train_gen_cli, min_p), .def = "0", .range = "[0, 1)",
+	 .arg = "P", .help = "drop the tokens less likely than P times the\nmost likely one, 0 for none"},
+	UTIL_OPT_SEED(train_gen_cli, seed, "0"),
+	{"max-new-tokens", 0, UTIL_OPT_INT, offsetof(train_gen_cli, max_new),
+	 .def = TRAIN_GEN_MAX_NEW_DEFAULT, .range = "[1, 1048576]",
+	 .help = "at most N new tokens per completion"},
+	{"stop", 0, UTIL_OPT_LIST, offsetof(train_gen_cli, stop), .arg = "STR",
+	 .help = "end a completion at STR, cut before it\n(repeatable)"},
+	UTIL_OPT_TABLE_END,
+};
+
+train_sampling train_gen_cli_sampling(const train_gen_cli *g)
 {
-	memset(g, 0, sizeof *g);
-	train_sampling_default(&g->sampling);
-	g->max_new = max_new;
+	train_sampling s;
+	train_sampling_default(&s);
+	s.greedy = g->greedy;
+	s.temperature = g->temperature;
+	s.top_k = g->top_k > INT_MAX ? INT_MAX : (int)g->top_k;
+	s.top_p = g->top_p;
+	s.min_p = g->min_p;
+	return s;
 }
 
-int train_gen_cli_option(train_gen_cli *g, int code, const char *arg)
+const char *train_gen_cli_check(const train_gen_cli *g)
 {
-	long topk;
-	switch (code) {
-	case TRAIN_GEN_OPT_GREEDY: g->sampling.greedy = 1; return 1;
-	case TRAIN_GEN_OPT_TEMP: util_parse_double("--temperature", arg, &g->sampling.temperature); return 1;
-	case TRAIN_GEN_OPT_TOPP: util_parse_double("--top-p", arg, &g->sampling.top_p); return 1;
-	case TRAIN_GEN_OPT_MINP: util_parse_double("--min-p", arg, &g->sampling.min_p); return 1;
-	case TRAIN_GEN_OPT_SEED: util_parse_long("--seed", arg, &g->seed); return 1;
-	case TRAIN_GEN_OPT_MAX: util_parse_long("--max-new-tokens", arg, &g->max_new); return 1;
-	case TRAIN_GEN_OPT_TOPK:
-		util_parse_long("--top-k", arg, &topk);
-		if (topk < 0 || topk > 1 << 30)
-			util_usage_error("--top-k must be >= 0");
-		g->sampling.top_k = (int)topk;
-		return 1;
-	case TRAIN_GEN_OPT_STOP:
-		g->stops = xreallocarray(g->stops, (size_t)g->nstops + 1, sizeof *g->stops);
-		g->stops[g->nstops++] = arg;
-		return 1;
+	for (int i = 0; i < g->stop.n; i++)
+		if (!g->stop.v[i][0])
+			return "--stop: expected a string, got \"\" (it would end every completion at once)";
+	if (g->max_new < 1)
+		return "--max-new-tokens: expected at least 1";
+	/* the table's ranges hold unless a caller set the fields itself */
+	train_sampling s = train_gen_cli_sampling(g);
+	return train_sampling_check(&s);
+}
+
+train_gen_opts train_gen_cli_gen_opts(train_gen_cli *g, int batch)
+{
+	train_gen_opts o = {.sampling = train_gen_cli_sampling(g),
+			    .max_new = g->max_new > INT_MAX ? INT_MAX : (int)g->max_new,
+			    .batch = batch};
+	if (g->stop.n || g->interrupted) {
+		o.stop = train_gen_cli_stop;
+		o.ctx = g;
 	}
-	return 0;
+	return o;
 }
 
-void train_gen_cli_check(const train_gen_cli *g)
+train_gen_params train_gen_cli_params(const train_gen_cli *g, int chat_plain, const char *chat_format)
 {
-	if (g->max_new < 1 || g->max_new > 1 << 20)
-		util_usage_error("--max-new-tokens must be >= 1");
-	const char *bad = train_sampling_check(&g->sampling);
-	if (bad)
-		util_usage_error("%s", bad);
+	return (train_gen_params){.sampling = train_gen_cli_sampling(g), .seed = g->seed,
+				  .max_new = g->max_new, .stops = g->stop.v, .nstops = g->stop.n,
+				  .chat_plain = chat_plain, .chat_format = chat_format};
 }
 
 int train_gen_cli_stop(void *ctx, int row, const int32_t *ids, int n)
@@ -52,12 +78,12 @@ int train_gen_cli_stop(void *ctx, int row, const int32_t *ids, int n)
 	(void)row;
 	if (g->interrupted && g->interrupted())
 		return 1;
-	if (!g->nstops || !g->tok)
+	if (!g->stop.n || !g->tok)
 		return 0;
 	char *text = train_tokenizer_decode(g->tok, ids, (size_t)n);
 	int hit = 0;
-	for (int i = 0; i < g->nstops && !hit; i++)
-		hit = strstr(text, g->stops[i]) != NULL;
+	for (int i = 0; i < g->stop.n && !hit; i++)
+		hit = strstr(text, g->stop.v[i]) != NULL;
 	free(text);
 	return hit;
 }
@@ -65,8 +91,8 @@ int train_gen_cli_stop(void *ctx, int row, const int32_t *ids, int n)
 char *train_gen_cli_cut(const train_gen_cli *g, char *text)
 {
 	char *cut = NULL;
-	for (int i = 0; i < g->nstops; i++) {
-		char *h = strstr(text, g->stops[i]);
+	for (int i = 0; i < g->stop.n; i++) {
+		char *h = strstr(text, g->stop.v[i]);
 		if (h && (!cut || h < cut))
 			cut = h;
 	}
@@ -75,9 +101,28 @@ char *train_gen_cli_cut(const train_gen_cli *g, char *text)
 	return text;
 }
 
-void train_gen_cli_free(train_gen_cli *g)
+int train_gen_cli_chat_format(void *target, const char *value, char *err, size_t errlen)
 {
-	free(g->stops);
-	g->stops = NULL;
-	g->nstops = 0;
+	train_chat_format f;
+	if (train_chat_format_parse(value, &f)) {
+		snprintf(err, errlen, "expected one of %s, got \"%s\"", train_chat_format_names(), value);
+		return -1;
+	}
+	*(const char **)target = value;
+	return 0;
+}
+
+void train_gen_run_params(const util_cli *cli, const char *extra, util_buf *b)
+{
+	size_t start = b->len;
+	util_cli_params_json(cli, b);
+	if (!extra || !*extra)
+		return;
+	/* reopen the object: drop its '}' and add the members */
+	b->len--;
+	b->data[b->len] = '\0';
+	if (b->len - start > 1)
+		util_buf_adds(b, ", ");
+	util_buf_adds(b, extra);
+	util_buf_addc(b, '}');
 }

@@ -1,63 +1,94 @@
-/* gen_cli.h: the sampling options that `dpo-model generate` and
- * `dpo-generate` share (--greedy, --temperature, --top-k, --top-p, --min-p,
- * --seed, --max-new-tokens, --stop), their checks, and the stop-string
- * handling during and after generation. */
+/* gen_cli.h: the sampling options that `dpo-model generate`, dpo-generate
+ * and dpo-eval share (--greedy, --temperature, --top-k, --top-p, --min-p,
+ * --seed, --max-new-tokens, --stop) as one block of their option tables
+ * (util/opt.h), with the one default and range of each; the check of their
+ * combination; the generation options and generator identity made from
+ * them; and the stop-string handling during and after generation.
+ *
+ * A program puts the block in its table at its train_gen_cli member:
+ *   struct opts { const char *model; train_gen_cli gen; ... };
+ *   static const util_opt table[] = {
+ *       ...,
+ *       UTIL_OPT_INCLUDE_TABLE(struct opts, gen, train_gen_cli_opts),
+ *       UTIL_OPT_TABLE_END,
+ *   };
+ * and after util_cli_parse checks it with train_gen_cli_check. */
 #ifndef DPO_TRAIN_GEN_CLI_H
 #define DPO_TRAIN_GEN_CLI_H
+#include <stddef.h>
+
+#include "train/gen.h"
 #include "train/sample.h"
 #include "train/tokenizer.h"
+#include "util/buf.h"
+#include "util/opt.h"
 
-/* getopt_long codes of the shared options; programs number their own below
- * TRAIN_GEN_OPT_FIRST. */
-enum {
-	TRAIN_GEN_OPT_FIRST = 0x1000,
-	TRAIN_GEN_OPT_GREEDY = TRAIN_GEN_OPT_FIRST,
-	TRAIN_GEN_OPT_TEMP,
-	TRAIN_GEN_OPT_TOPK,
-	TRAIN_GEN_OPT_TOPP,
-	TRAIN_GEN_OPT_MINP,
-	TRAIN_GEN_OPT_SEED,
-	TRAIN_GEN_OPT_MAX,
-	TRAIN_GEN_OPT_STOP,
-};
-
-/* The struct option entries of the shared options, for a program's table. */
-#define TRAIN_GEN_LONG_OPTIONS                                                 \
-	{"greedy", no_argument, NULL, TRAIN_GEN_OPT_GREEDY},                   \
-	{"temperature", required_argument, NULL, TRAIN_GEN_OPT_TEMP},          \
-	{"top-k", required_argument, NULL, TRAIN_GEN_OPT_TOPK},                \
-	{"top-p", required_argument, NULL, TRAIN_GEN_OPT_TOPP},                \
-	{"min-p", required_argument, NULL, TRAIN_GEN_OPT_MINP},                \
-	{"seed", required_argument, NULL, TRAIN_GEN_OPT_SEED},                 \
-	{"max-new-tokens", required_argument, NULL, TRAIN_GEN_OPT_MAX},        \
-	{"stop", required_argument, NULL, TRAIN_GEN_OPT_STOP}
+/* The default of --max-new-tokens in every program (the table's .def, as a
+ * string). 256: dpo-generate's since its first version, so that the
+ * generators it stored with the default keep their identity (and a rerun
+ * resumes them). */
+#define TRAIN_GEN_MAX_NEW_DEFAULT "256"
 
 typedef struct train_gen_cli {
-	train_sampling sampling;
-	long seed;
-	long max_new;
-	const char **stops;      /* the --stop strings (pointers into argv) */
-	int nstops;
-	train_tokenizer *tok;    /* set before generating: decodes for the stop check */
+	/* the options (train_gen_cli_opts) */
+	int greedy;              /* --greedy */
+	double temperature;      /* --temperature, (0, inf), default 1 */
+	long top_k;              /* --top-k, [0, inf), 0 = off */
+	double top_p;            /* --top-p, (0, 1], 1 = off */
+	double min_p;            /* --min-p, [0, 1), 0 = off */
+	long seed;               /* --seed, [0, inf), default 0 */
+	long max_new;            /* --max-new-tokens, [1, 1048576], default 256 */
+	util_opt_list stop;      /* --stop STR (repeatable); strings owned by argv or the cli */
+	/* set by the program before generating */
+	train_tokenizer *tok;    /* decodes for the stop-string check */
 	int (*interrupted)(void); /* optional: when it returns nonzero every row ends */
 } train_gen_cli;
 
-/* Defaults: sampling at temperature 1, seed 0, max_new new tokens. */
-void train_gen_cli_init(train_gen_cli *g, long max_new);
-/* Apply option code (one of TRAIN_GEN_OPT_*) with argument arg. Returns 1
- * when the code is a shared option, 0 otherwise. A bad value exits with
- * status 2 naming the option. */
-int train_gen_cli_option(train_gen_cli *g, int code, const char *arg);
-/* Check the ranges once every option is read; exits with status 2 on a bad
- * combination. */
-void train_gen_cli_check(const train_gen_cli *g);
+/* The sampling options as a block for UTIL_OPT_INCLUDE_TABLE (a heading
+ * "Sampling:" first). */
+extern const util_opt train_gen_cli_opts[];
+
+/* What the table cannot check: a combination of the options, or an empty
+ * --stop string (it would end every completion at once). Returns NULL when
+ * g is usable, else a static message for util_cli_usage_error. */
+const char *train_gen_cli_check(const train_gen_cli *g);
+
+/* The sampling parameters of g (top-k above INT_MAX reads as INT_MAX, i.e.
+ * off). */
+train_sampling train_gen_cli_sampling(const train_gen_cli *g);
+
+/* The generation options of g: sampling, max_new, rows decoded together
+ * (batch), and the stop callback (train_gen_cli_stop with ctx g) when there
+ * are stop strings or an interruption check. The EOS ids are the caller's
+ * (train_gen_prompt.eos). g must outlive the options. */
+train_gen_opts train_gen_cli_gen_opts(train_gen_cli *g, int batch);
+
+/* The generator identity's fields from g (train_gen_params_json):
+ * chat_plain and chat_format as the program has them. The stop strings are
+ * g's. */
+train_gen_params train_gen_cli_params(const train_gen_cli *g, int chat_plain,
+				      const char *chat_format);
+
 /* A train_gen_opts stop callback (ctx is the train_gen_cli): ends a row
  * whose decoded text contains a stop string, or every row once
  * g->interrupted() is nonzero. */
 int train_gen_cli_stop(void *ctx, int row, const int32_t *ids, int n);
+
 /* Cut text (modified in place) at its earliest stop string; returns text. */
 char *train_gen_cli_cut(const train_gen_cli *g, char *text);
-/* Free what init and the options allocated (not the tokenizer). */
-void train_gen_cli_free(train_gen_cli *g);
+
+/* --chat-format NAME, a CALL option over a const char * (the name as
+ * given): accepts the names of train_chat_format_parse, else fails with
+ * "expected one of ...". Its help text lists the names: */
+int train_gen_cli_chat_format(void *target, const char *value, char *err, size_t errlen);
+#define TRAIN_GEN_CHAT_FORMAT_NAMES "chatml (or qwen), llama3, zephyr, llama2, mistral"
+#define TRAIN_GEN_OPT_CHAT_FORMAT(type, field, helptext)                                        \
+	{"chat-format", 0, UTIL_OPT_CALL, offsetof(type, field), .arg = "NAME",                 \
+	 .call = train_gen_cli_chat_format, .help = helptext}
+
+/* A run's parameters: the options cli parsed (util_cli_params_json) with
+ * extra, members of a JSON object ("\"key\":value,...", or NULL),
+ * appended inside the object. Appends to b. */
+void train_gen_run_params(const util_cli *cli, const char *extra, util_buf *b);
 
 #endif
