@@ -128,6 +128,8 @@ static void defaults_and_values(void)
 	TAP_IS_STR(o.sweep.v[2], "e", "comma split");
 	TAP_IS_INT(o.pair[0] * 10 + o.pair[1], 34, "callback parsed");
 	TAP_IS_STR(cli.args[1], "--steps", "after --, options are arguments");
+	TAP_IS_INT(cli.dashdash, 1, "one argument came before --");
+	TAP_IS_INT(run(&o, "a", err, sizeof err) || cli.dashdash != -1, 0, "no --: dashdash is -1");
 	TAP_IS_INT(run(&o, "--steps 1 --steps 2", err, sizeof err), 0, "repeated option");
 	TAP_IS_INT(o.steps, 2, "last one wins");
 	TAP_IS_INT(run(&o, "--beta -1e-3", err, sizeof err), 2, "a value may start with '-'");

@@ -501,14 +501,8 @@ static void parse_options(struct eval *e, int argc, char **argv)
 	/* what follows "--" belongs to dpo-judge; other arguments are errors */
 	e->njudge = cli.nargs;
 	e->judge_args = cli.args;
-	if (cli.nargs > 0) {
-		int i = 1;
-		while (i < argc && argv[i] != cli.args[0])
-			i++;
-		if (strcmp(argv[i - 1], "--"))
-			util_cli_usage_error(&cli, "unexpected argument '%s' (dpo-judge options go after --)",
-					     cli.args[0]);
-	}
+	if (cli.nargs > 0 && cli.dashdash != 0)
+		util_cli_usage_error(&cli, "unexpected argument '%s' (dpo-judge options go after --)", cli.args[0]);
 	if (o->prompts && e->njudge > 0)
 		util_cli_usage_error(&cli, "judging needs the store: drop --prompts or the dpo-judge options");
 	train_set_threads(o->threads > 0 ? (int)o->threads : 0);

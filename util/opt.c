@@ -412,6 +412,7 @@ static int parse_args(util_cli *cli, int argc, char **argv, FILE *out, char *err
 	struct util_cli_state *st = cli->st;
 	cli->args = own(st, xcalloc((size_t)argc + 1, sizeof *cli->args));
 	cli->nargs = 0;
+	cli->dashdash = -1;
 	int only_args = 0;
 	for (int i = 1; i < argc; i++) {
 		char *a = argv[i];
@@ -423,6 +424,8 @@ static int parse_args(util_cli *cli, int argc, char **argv, FILE *out, char *err
 		}
 		if (!strcmp(a, "--")) {
 			only_args = 1;
+			if (cli->dashdash < 0)
+				cli->dashdash = cli->nargs;
 			continue;
 		}
 		struct entry *e = NULL;

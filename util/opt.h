@@ -148,6 +148,7 @@ typedef struct util_cli {
 	/* filled by util_cli_parse */
 	char **args;             /* the positional arguments (into argv) */
 	int nargs;
+	int dashdash;            /* how many of args came before "--"; -1: no "--" */
 	int argc;                /* the command line it parsed */
 	char **argv;
 	struct util_cli_state *st;
