@@ -32,11 +32,9 @@ py=python3
 task="$py $share/task/task.py"
 threads=${DPO_THREADS:-$(nproc 2>/dev/null || echo 2)}
 
-# the programs: top level of the build folder, or train/ for some
+# the programs: every one is built at the top of the build folder
 prog() {
-	for d in "$build" "$build/train" "$build/store" "$build/judge"; do
-		[ -x "$d/$1" ] && { echo "$d/$1"; return 0; }
-	done
+	[ -x "$build/$1" ] && { echo "$build/$1"; return 0; }
 	echo "demo.sh: $1 not found in $build (build it first)" >&2
 	exit 1
 }

@@ -18,7 +18,7 @@ top_srcdir=${top_srcdir:-.}
 : "${bindir:?}" "${mandir:?}" "${pkgdatadir:?}"
 DESTDIR=${DESTDIR:-}
 programs=${programs:-dpo-db dpo-model dpo-generate dpo-annotate dpo-judge dpo-train dpo-eval}
-programs=$(for p in $programs; do echo "${p##*/}"; done)  # no build folder (train/dpo-model)
+programs=$(for p in $programs; do echo "${p##*/}"; done)  # names without a folder
 # the installed name of program or man page $1 (configure's --program-prefix etc.)
 inst() {
 	echo "$1" | sed "${transform:-s,x,x,}"
