@@ -614,16 +614,27 @@ void util_cli_usage(const util_cli *cli, FILE *f)
 			       : snprintf(left, sizeof left, "      --%s", o->name);
 		if (takes_value(o) && k > 0 && (size_t)k < sizeof left)
 			snprintf(left + k, sizeof left - (size_t)k, " %s", arg_name(o));
+		/* the help text, with the default it names replaced by the config
+		 * file's when that set it */
 		util_buf h = UTIL_BUF_INIT;
-		util_buf_adds(&h, o->help ? o->help : "");
-		int says_default = o->help && strstr(o->help, "(default") != NULL;
-		if (e->source == UTIL_OPT_FROM_CONFIG && e->raw && st->config)
-			util_buf_addf(&h, " (default %s, from %s)", e->raw,
-				      st->config);
-		else if (e->source == UTIL_OPT_FROM_CONFIG && st->config)
-			util_buf_addf(&h, " (set in %s)", st->config);
-		else if (o->def && takes_value(o) && !says_default)
-			util_buf_addf(&h, " (default %s)", o->def);
+		const char *help = o->help ? o->help : "", *said = strstr(help, "(default");
+		const char *said_end = said ? strchr(said, ')') : NULL;
+		char *from = NULL;
+		if (e->source == UTIL_OPT_FROM_CONFIG && st->config)
+			from = e->raw ? xasprintf("(default %s, from %s)", e->raw, st->config)
+				      : xasprintf("(set in %s)", st->config);
+		if (from && said_end) {
+			util_buf_add(&h, help, (size_t)(said - help));
+			util_buf_adds(&h, from);
+			util_buf_adds(&h, said_end + 1);
+		} else {
+			util_buf_adds(&h, help);
+			if (from)
+				util_buf_addf(&h, " %s", from);
+			else if (o->def && takes_value(o) && !said)
+				util_buf_addf(&h, " (default %s)", o->def);
+		}
+		free(from);
 		usage_line(f, left, util_buf_str(&h));
 		util_buf_free(&h);
 	}
