@@ -753,15 +753,7 @@ int main(int argc, char **argv)
 	util_set_progname("dpo-model");
 	cli.footer = footer = main_footer();
 	util_cli_parse(&cli, &none, argc, argv);
-	util_buf names = UTIL_BUF_INIT;
-	util_cmd_names(commands, &names);
-	if (!cli.nargs)
-		util_cli_usage_error(&cli, "no command given (%s)", util_buf_str(&names));
-	const util_cmd *cmd = util_cmd_find(commands, cli.args[0]);
-	if (!cmd)
-		util_cli_usage_error(&cli, "unknown command '%s' (%s)", cli.args[0], util_buf_str(&names));
-	util_buf_free(&names);
-	/* options stop at the command: it and everything after it are its arguments */
-	int first = argc - cli.nargs;
+	int first;
+	const util_cmd *cmd = util_cmd_select(&cli, commands, argc, &first);
 	return cmd->run(argc - first, argv + first);
 }

@@ -754,3 +754,18 @@ void util_cmd_names(const util_cmd *cmds, util_buf *b)
 		util_buf_adds(b, c->name);
 	}
 }
+
+const util_cmd *util_cmd_select(const util_cli *cli, const util_cmd *cmds, int argc, int *first)
+{
+	util_buf names = UTIL_BUF_INIT;
+	util_cmd_names(cmds, &names);
+	if (!cli->nargs)
+		util_cli_usage_error(cli, "no command given (%s)", util_buf_str(&names));
+	const util_cmd *cmd = util_cmd_find(cmds, cli->args[0]);
+	if (!cmd)
+		util_cli_usage_error(cli, "unknown command '%s' (%s)", cli->args[0], util_buf_str(&names));
+	util_buf_free(&names);
+	/* options stop at the command: it and everything after it are its arguments */
+	*first = argc - cli->nargs;
+	return cmd;
+}

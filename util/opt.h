@@ -207,5 +207,11 @@ const util_cmd *util_cmd_find(const util_cmd *cmds, const char *name);
 void util_cmd_list(const util_cmd *cmds, FILE *f);
 /* The names of every command, "a, b, c", into b (for error messages). */
 void util_cmd_names(const util_cmd *cmds, util_buf *b);
+/* After util_cli_parse of a program's global options (cli->flags with
+ * UTIL_CLI_STOP_AT_ARG): the command named by the first argument. A missing
+ * or unknown command is a usage error naming the commands (exit 2). *first
+ * is set to the index in argv of the command's name, so that the program
+ * runs cmd->run(argc - *first, argv + *first). */
+const util_cmd *util_cmd_select(const util_cli *cli, const util_cmd *cmds, int argc, int *first);
 
 #endif
