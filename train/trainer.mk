@@ -2,7 +2,8 @@
 noinst_LIBRARIES += train/libtrainer.a
 train_libtrainer_a_SOURCES = train/loss.c train/loss.h train/optim.c train/optim.h \
 	train/layers_backward.c train/layers_backward.h \
-	train/trainer.c train/trainer.h train/trainer_data.c train/trainer_data.h
+	train/trainer.c train/trainer.h train/trainer_data.c train/trainer_data.h \
+	train/trainer_loop.c train/trainer_loop.h
 # -fno-math-errno: no code here reads errno after a math call, and errno
 # semantics keep GCC from vectorizing loops with sqrtf/expf (AdamW).
 train_libtrainer_a_CFLAGS = $(AM_CFLAGS) $(BLAS_CFLAGS) $(CJSON_CFLAGS) -fno-math-errno
