@@ -40,8 +40,8 @@ check_PROGRAMS += tests/test_trainer_cmp
 tests_test_trainer_cmp_SOURCES = tests/test_trainer_cmp.c
 tests_test_trainer_cmp_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS)
 tests_test_trainer_cmp_LDADD = $(TRAIN_MODEL_LIBS)
-TESTS += tests/cli_train_parity.sh tests/cli_train.sh
-EXTRA_DIST += tests/cli_train_parity.sh tests/cli_train.sh
+TESTS += tests/cli_train_parity.sh tests/cli_train.sh tests/cli_train_opts.sh
+EXTRA_DIST += tests/cli_train_parity.sh tests/cli_train.sh tests/cli_train_opts.sh
 
 # fuzz target of the JSONL pairs reader; `make check` replays its seeds
 FUZZ_TARGETS += fuzz/fuzz_train_jsonl
