@@ -31,6 +31,12 @@ tests_test_trainer_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS)
 tests_test_trainer_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
 TESTS += tests/test_trainer
 
+check_PROGRAMS += tests/test_trainer_loop
+tests_test_trainer_loop_SOURCES = tests/test_trainer_loop.c
+tests_test_trainer_loop_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS)
+tests_test_trainer_loop_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
+TESTS += tests/test_trainer_loop
+
 bin_PROGRAMS += dpo-train
 dpo_train_SOURCES = train/dpo-train.c
 dpo_train_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS) $(BLAS_CFLAGS)
