@@ -183,7 +183,7 @@ static const util_opt opts_table[] = {
 	 .help = "AdamW's second-moment decay"},
 	{OPT("adam-eps", FLOAT, adam_eps), .def = "1e-8", .range = "[0, inf)", .arg = "E",
 	 .help = "AdamW's epsilon"},
-	{OPT("max-grad-norm", FLOAT, max_grad_norm), .def = "1.0", .range = "[0, inf)",
+	{OPT("max-grad-norm", FLOAT, max_grad_norm), .def = "1.0", .range = "[0, inf)", .arg = "N",
 	 .help = "global-norm gradient clipping (0 disables)"},
 	{OPT("batch-size", INT, batch_size), .def = "8", .range = "[1, 1000000]",
 	 .help = "pairs per micro-batch"},
