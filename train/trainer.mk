@@ -1,4 +1,4 @@
-# train/trainer.mk: the DPO trainer (backward passes, losses, AdamW, checkpoints) and dpo-train.
+# train/trainer.mk: the DPO trainer (backward passes, losses, AdamW, the training loop) and dpo-train.
 noinst_LIBRARIES += train/libtrainer.a
 train_libtrainer_a_SOURCES = train/loss.c train/loss.h train/optim.c train/optim.h \
 	train/layers_backward.c train/layers_backward.h \
