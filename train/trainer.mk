@@ -1,8 +1,9 @@
-# train/trainer.mk: the DPO trainer (backward passes, losses, AdamW, checkpoints) and dpo-train.
+# train/trainer.mk: the DPO trainer (backward passes, losses, AdamW, the training loop) and dpo-train.
 noinst_LIBRARIES += train/libtrainer.a
 train_libtrainer_a_SOURCES = train/loss.c train/loss.h train/optim.c train/optim.h \
 	train/layers_backward.c train/layers_backward.h \
-	train/trainer.c train/trainer.h train/trainer_data.c train/trainer_data.h
+	train/trainer.c train/trainer.h train/trainer_data.c train/trainer_data.h \
+	train/trainer_loop.c train/trainer_loop.h
 # -fno-math-errno: no code here reads errno after a math call, and errno
 # semantics keep GCC from vectorizing loops with sqrtf/expf (AdamW).
 train_libtrainer_a_CFLAGS = $(AM_CFLAGS) $(BLAS_CFLAGS) $(CJSON_CFLAGS) -fno-math-errno
@@ -30,6 +31,12 @@ tests_test_trainer_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS)
 tests_test_trainer_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
 TESTS += tests/test_trainer
 
+check_PROGRAMS += tests/test_trainer_loop
+tests_test_trainer_loop_SOURCES = tests/test_trainer_loop.c
+tests_test_trainer_loop_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS)
+tests_test_trainer_loop_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
+TESTS += tests/test_trainer_loop
+
 bin_PROGRAMS += dpo-train
 dpo_train_SOURCES = train/dpo-train.c
 dpo_train_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS) $(BLAS_CFLAGS)
@@ -39,8 +46,8 @@ check_PROGRAMS += tests/test_trainer_cmp
 tests_test_trainer_cmp_SOURCES = tests/test_trainer_cmp.c
 tests_test_trainer_cmp_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS)
 tests_test_trainer_cmp_LDADD = $(TRAIN_MODEL_LIBS)
-TESTS += tests/cli_train_parity.sh tests/cli_train.sh
-EXTRA_DIST += tests/cli_train_parity.sh tests/cli_train.sh
+TESTS += tests/cli_train_parity.sh tests/cli_train.sh tests/cli_train_opts.sh
+EXTRA_DIST += tests/cli_train_parity.sh tests/cli_train.sh tests/cli_train_opts.sh
 
 # fuzz target of the JSONL pairs reader; `make check` replays its seeds
 FUZZ_TARGETS += fuzz/fuzz_train_jsonl
