@@ -120,5 +120,15 @@ if have_shared; then
 	like "no config: the table's beta" "$(args "$T/c3")" '"beta":0.1,'
 	like "no config: the table's batch size" "$(args "$T/c3")" '"batch_size":8,'
 	like "no config: EOS appended" "$(args "$T/c3")" '"append_eos":true,'
+	dpo-train --from-jsonl "$T/p.jsonl" --model "$fx/policy" --steps 1 --quiet --json --out "$T/c4" >"$T/c4.json"
+	is "--json: exit 0" $? 0
+	is "--json: stdout is dpo_run.json, one document" \
+		"$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["status"], d["steps"])' "$T/c4.json")" "ok 1"
+	is "--json: the same as the file" "$(cat "$T/c4.json")" "$(cat "$T/c4/dpo_run.json")"
+	dpo-train --from-jsonl "$T/p.jsonl" --model "$fx/policy" --steps 1 --quiet --json --beta-sweep 0.1,0.2 \
+		--out "$T/c5" >"$T/c5.json"
+	is "--json --beta-sweep: exit 0" $? 0
+	is "--json --beta-sweep: one document, the sweep's" \
+		"$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d["policies"]))' "$T/c5.json")" 2
 fi
 done_testing

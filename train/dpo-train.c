@@ -73,7 +73,7 @@ struct opts {
 	long log_every, save_every, eval_every;
 	const char *resume, *out;
 	long threads;
-	int quiet;
+	int quiet, json;
 	struct beta_list beta_sweep;
 };
 
@@ -212,6 +212,7 @@ static const util_opt opts_table[] = {
 	 .help = "progress line every N steps"},
 	UTIL_OPT_THREADS(struct opts, threads),
 	UTIL_OPT_QUIET(struct opts, quiet),
+	UTIL_OPT_JSON(struct opts, json),
 	UTIL_OPT_TABLE_END,
 };
 
@@ -1123,6 +1124,10 @@ static void write_run_json(run *r, const char *status)
 	util_buf_addc(&b, '\n');
 	if (util_write_file_atomic(p, b.data, b.len) != 0)
 		util_die("%s: %s", p, strerror(errno));
+	/* --json: the same document on stdout (a --beta-sweep's runs leave it to
+	 * the sweep, which prints sweep.json) */
+	if (r->o.json && !getenv("DPO_SWEEP_CHILD") && (fputs(b.data, stdout) == EOF || fflush(stdout)))
+		util_die("writing the summary: %s", strerror(errno));
 	util_buf_free(&b);
 	free(p);
 	free(s);
@@ -1202,6 +1207,8 @@ static void write_sweep_json(const struct opts *o, cJSON *sum, int nb)
 	js[len] = '\0';
 	if (util_write_file_atomic(path, js, len))
 		util_die("%s: %s", path, strerror(errno));
+	if (o->json && (fputs(js, stdout) == EOF || fflush(stdout)))
+		util_die("writing the summary: %s", strerror(errno));
 	if (!o->quiet)
 		util_warn("%d policies in %s (listed in %s)", nb, o->out, path);
 	free(path);
