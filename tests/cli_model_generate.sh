@@ -21,6 +21,10 @@ out=$(run --db "$T/a.db" --n 2 --limit 3)
 like "rerun: nothing left to do" "$out" '"prompts_pending":0,"prompts_done":0'
 out=$(run --db "$T/a.db" --n 3 --limit 3)
 like "--n 3: one more each" "$out" '"prompts_done":3,"completions_stored":3'
+dpo-db --db "$T/q.db" import "$P" >/dev/null 2>&1
+dpo-generate --model "$M" --max-new-tokens 2 --db "$T/q.db" --n 1 --limit 1 -q >/dev/null 2>"$T/q.err"
+is "-q: accepted, exit 0" "$?" 0
+is "-q: nothing on stderr" "$(cat "$T/q.err")" ""
 b=$(run --db "$T/b.db" --n 1 --batch 4 | sed 's/"seconds".*//')
 like "conversational prompts too (all 8 done in b)" "$b" '"prompts_pending":8,"prompts_done":8'
 # a had 3 prompts with completions; b is fresh, so compare b with a third db

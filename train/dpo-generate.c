@@ -25,7 +25,7 @@
 struct opts {
 	const char *db, *model, *split, *name, *chat_format;
 	long n, limit, batch, threads;
-	int chat, json;
+	int chat, json, quiet;
 	train_gen_cli gen;
 };
 
@@ -51,6 +51,7 @@ static const util_opt opts_table[] = {
 				  "tokenizer's template):\n" TRAIN_GEN_CHAT_FORMAT_NAMES),
 	UTIL_OPT_THREADS(struct opts, threads),
 	UTIL_OPT_JSON(struct opts, json),
+	UTIL_OPT_QUIET(struct opts, quiet),
 	UTIL_OPT_INCLUDE_TABLE(struct opts, gen, train_gen_cli_opts),
 	UTIL_OPT_TABLE_END,
 };
@@ -299,7 +300,7 @@ static void generate_all(struct gen *g)
 	g->o.gen.interrupted = util_interrupted; /* end every row now; the job is discarded */
 	g->go = train_gen_cli_gen_opts(&g->o.gen, (int)g->o.batch);
 	util_catch_interrupts();
-	util_progress *pr = util_progress_new("generate", (double)g->col.n, "prompts");
+	util_progress *pr = g->o.quiet ? NULL : util_progress_new("generate", (double)g->col.n, "prompts");
 	g->t0 = util_now();
 	for (size_t ji = 0; ji < g->col.n; ji++) {
 		if (util_interrupted()) {

@@ -82,6 +82,8 @@ static void draw(util_progress *p, const char *extra, int final)
 
 void util_progress_update(util_progress *p, double done, const char *extra)
 {
+	if (!p)
+		return;
 	p->done = done;
 	double now = util_now();
 	double every = p->tty ? 0.1 : 5.0;
@@ -95,6 +97,8 @@ void util_progress_update(util_progress *p, double done, const char *extra)
 
 void util_progress_finish(util_progress *p)
 {
+	if (!p)
+		return;
 	if (p->tty || p->drawn)
 		draw(p, NULL, 1);
 }

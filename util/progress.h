@@ -9,7 +9,8 @@ typedef struct util_progress util_progress;
 /* Start a progress line labelled label (copied); total may be 0 (unknown).
  * unit names what is counted ("pairs", "req"). Caller frees with _free. */
 util_progress *util_progress_new(const char *label, double total, const char *unit);
-/* Set the amount done and redraw if due. extra (may be NULL) is appended. */
+/* Set the amount done and redraw if due. extra (may be NULL) is appended.
+ * A NULL p (no progress wanted, e.g. -q) does nothing; so does _finish. */
 void util_progress_update(util_progress *p, double done, const char *extra);
 /* Draw the final state and end the line. */
 void util_progress_finish(util_progress *p);
