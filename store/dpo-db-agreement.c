@@ -120,25 +120,14 @@ static void add_num(util_buf *b, double v)
 		util_buf_addf(b, "%.17g", v);
 }
 
-typedef struct agreement_opts {
-	const char *db;
-	int json;
-} agreement_opts;
-
-static const util_opt agreement_table[] = {
-	UTIL_OPT_DB(agreement_opts, db),
-	UTIL_OPT_JSON(agreement_opts, json),
-	UTIL_OPT_TABLE_END,
-};
-
 int db_cmd_agreement(int argc, char **argv)
 {
 	static util_cli cli = {.name = "dpo-db agreement",
 			       .summary = "Cohen's kappa for each pair of annotators over the pairs both labelled,\n"
 					  "Krippendorff's alpha (nominal) over every pair with two or more labels, and\n"
 					  "judge-vs-human agreement, with and without ties.",
-			       .opts = agreement_table};
-	agreement_opts o = {0};
+			       .opts = db_json_table};
+	db_opts o = {0};
 	util_cli_parse(&cli, &o, argc, argv);
 	int json = o.json;
 	store *st = db_open(db_path(o.db));

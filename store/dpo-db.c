@@ -34,18 +34,12 @@ store *db_open(const char *path)
 	return st;
 }
 
-/* The options of the subcommands that have no others than --db (and --json). */
-typedef struct db_opts {
-	const char *db;
-	int json;
-} db_opts;
-
 static const util_opt db_only_table[] = {
 	UTIL_OPT_DB(db_opts, db),
 	UTIL_OPT_TABLE_END,
 };
 
-static const util_opt db_json_table[] = {
+const util_opt db_json_table[] = {
 	UTIL_OPT_DB(db_opts, db),
 	UTIL_OPT_JSON(db_opts, json),
 	UTIL_OPT_TABLE_END,

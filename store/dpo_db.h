@@ -5,6 +5,7 @@
 #define DPO_DPO_DB_H
 #include "store/store.h"
 #include "util/buf.h"
+#include "util/opt.h"
 #include <string.h>
 
 /* Every subcommand is a util_cmd (util/opt.h): run(argc, argv) with argv[0]
@@ -25,6 +26,14 @@ const char *db_path(const char *opt);
 /* Open (create or migrate) the store at path; on failure print the store's
  * message and return NULL. */
 store *db_open(const char *path);
+
+/* The options of the subcommands that have no others than --db (and
+ * --json), and the table of --db and --json (in dpo-db.c). */
+typedef struct db_opts {
+	const char *db;
+	int json;
+} db_opts;
+extern const util_opt db_json_table[];
 
 /* Append s to b as a JSON string. */
 static inline void add_str(util_buf *b, const char *s)
