@@ -1,8 +1,6 @@
 /* cli.c: shared command-line conventions. */
 #include "config.h"
 #include "util/cli.h"
-#include <errno.h>
-#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -109,26 +107,6 @@ void util_usage_error(const char *fmt, ...)
 void util_print_version(void)
 {
 	printf("%s (dpo) %s\n", progname, PACKAGE_VERSION);
-}
-
-void util_parse_long(const char *opt, const char *val, long *out)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(val, &end, 10);
-	if (errno || end == val || *end)
-		util_usage_error("option %s: '%s' is not an integer", opt, val);
-	*out = v;
-}
-
-void util_parse_double(const char *opt, const char *val, double *out)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(val, &end);
-	if (errno || end == val || *end || !isfinite(v))
-		util_usage_error("option %s: '%s' is not a number", opt, val);
-	*out = v;
 }
 
 void util_utc_now(char *out, unsigned long n)

@@ -22,11 +22,6 @@ void util_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noretur
 void util_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 /* Print "PROG (dpo) VERSION" to stdout. */
 void util_print_version(void);
-/* Parse a decimal integer option value into *out; on a bad value exits 2
- * naming the option. */
-void util_parse_long(const char *opt, const char *val, long *out);
-/* Parse a floating-point option value into *out; exits 2 on a bad value. */
-void util_parse_double(const char *opt, const char *val, double *out);
 /* Current UTC time as ISO 8601 ("2026-11-26T17:11:38Z") into out (>= 21 bytes). */
 void util_utc_now(char *out, unsigned long n);
 /* The folder of dpo's installed data (templates, price table, examples):
