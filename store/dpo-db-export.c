@@ -71,13 +71,16 @@ static int ends_with(const char *s, const char *suf)
 
 /* The HH transcript of a prompt, through the final "\n\nAssistant:". A plain
  * prompt that already is such a transcript (as the hh import keeps them) is
- * used as is. */
-static int hh_prefix(const store_pair *p, util_buf *out)
+ * used as is, and *verbatim set: its completions carry their own leading
+ * space, so prompt + completion is the imported transcript. */
+static int hh_prefix(const store_pair *p, util_buf *out, int *verbatim)
 {
 	util_buf_reset(out);
+	*verbatim = 0;
 	if (p->prompt_text) {
 		if (starts_with(p->prompt_text, "\n\nHuman:") && ends_with(p->prompt_text, "\n\nAssistant:")) {
 			util_buf_adds(out, p->prompt_text);
+			*verbatim = 1;
 		} else {
 			util_buf_adds(out, "\n\nHuman: ");
 			util_buf_adds(out, p->prompt_text);
@@ -142,7 +145,8 @@ static int export_pair(void *ud, const store_pair *p)
 	util_buf_reset(b);
 	if (x->fmt == EXP_HH) {
 		util_buf pre = UTIL_BUF_INIT, side = UTIL_BUF_INIT;
-		if (hh_prefix(p, &pre)) {
+		int verbatim;
+		if (hh_prefix(p, &pre, &verbatim)) {
 			util_buf_free(&pre);
 			util_warn("prompt %lld: stored messages are not valid JSON", (long long)p->prompt_id);
 			x->err = 1;
@@ -151,7 +155,8 @@ static int export_pair(void *ud, const store_pair *p)
 		for (int i = 0; i < 2; i++) {
 			util_buf_reset(&side);
 			util_buf_add(&side, pre.data, pre.len);
-			util_buf_addc(&side, ' ');
+			if (!verbatim)
+				util_buf_addc(&side, ' ');
 			util_buf_adds(&side, i ? p->rejected : p->chosen);
 			util_buf_adds(b, i ? ", \"rejected\": " : "{\"chosen\": ");
 			util_buf_add_json_string(b, side.data, side.len);

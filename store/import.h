@@ -13,8 +13,9 @@
  *                  shared prefix is the prompt (implicit prompt).
  *   hh             Anthropic HH-RLHF {"chosen","rejected"} transcripts. The
  *                  prompt is kept as plain text, byte for byte, through the
- *                  last "\n\nAssistant:"; the completion is the rest minus one
- *                  leading space.
+ *                  last "\n\nAssistant:"; the completion is the rest, its
+ *                  leading space included, so prompt + completion is the
+ *                  transcript byte for byte.
  *   ultrafeedback  raw ({"instruction"|"prompt", "completions": [{"response",
  *                  "model", "annotations"|"ratings"|"fine-grained_score"|
  *                  "overall_score"}]}: every pair becomes a comparison by mean

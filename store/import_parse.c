@@ -488,10 +488,12 @@ static int hh_split(store_import_parser *p, const char *name, const char *t, siz
 	if (!last)
 		return fail(p, "field \"%s\" has no \"\\n\\nAssistant:\" turn", name);
 	*plen = (size_t)(last - t) + alen;
+	/* The completion keeps every byte after "Assistant:", the usual leading
+	 * space included, so that prompt + completion is the transcript (and
+	 * the split is TRL's extract_prompt's wherever the two responses
+	 * begin differently). */
 	const char *c = t + *plen;
-	if (*c == ' ')
-		c++;
-	if (!*c)
+	if (!c[c[0] == ' '])
 		return fail(p, "the final response of \"%s\" is empty", name);
 	*compl = c;
 	return STORE_OK;

@@ -273,6 +273,55 @@ if have_shared; then
 		is "UltraFeedback sample: 24 ties from equal scores" \
 			"$(sqlite3 "$T/real.db" "SELECT count(*) FROM comparisons c JOIN annotators a ON a.id = c.annotator_id WHERE a.name = 'import:eval_clean' AND verdict = 'tie'")" 24
 	fi
+	# Lossless HH: the stored prompt + completion is the transcript, byte for
+	# byte, and where the two final responses begin differently the triple is
+	# the one TRL's extract_prompt gives (the longest common prefix, backed
+	# up by one when it ends in a space, so the space stays with the
+	# completion). The reference is computed here from the file itself.
+	if command -v python3 >/dev/null 2>&1 && dpo-db export --help >/dev/null 2>&1; then
+		rm -f "$T/hhx.db"*
+		dpo-db --db "$T/hhx.db" import --skip-bad "$T/hhx-rej.jsonl" "$hh" >/dev/null 2>&1 &&
+			dpo-db --db "$T/hhx.db" export --format trl "$T/hhx.jsonl" >/dev/null 2>&1
+		is "HH-RLHF sample: export --format trl" "$?" 0
+		ok "HH-RLHF sample: prompt + chosen/rejected are the transcripts, and extract_prompt's split" python3 -c '
+import gzip, json, sys
+def extract_prompt(ex):  # TRL trl/data_utils.py, for strings
+    for idx in range(min(len(ex["chosen"]), len(ex["rejected"]))):
+        if ex["chosen"][idx] != ex["rejected"][idx]:
+            if ex["chosen"][idx - 1] == " ":
+                idx -= 1
+            break
+    return (ex["chosen"][:idx], ex["chosen"][idx:], ex["rejected"][idx:])
+A = "\n\nAssistant:"
+ref = {}
+for line in gzip.open(sys.argv[1], "rt", encoding="utf-8"):
+    d = json.loads(line)
+    c, r = d["chosen"], d["rejected"]
+    pc, pr = c.rfind(A) + len(A), r.rfind(A) + len(A)
+    if c[:pc] != r[:pr] or not c[pc:].strip(" ") or not r[pr:].strip(" ") or c == r:
+        continue  # a bad record (rejected by --skip-bad)
+    rc, rr = c[pc:], r[pr:]
+    differ = rc[rc[:1] == " ":][:1] != rr[rr[:1] == " ":][:1]
+    ref[(c.encode(), r.encode())] = extract_prompt(d) if differ else None
+got = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8")]
+assert len(got) == len(ref) == 199, (len(got), len(ref))
+same = 0
+for t in got:
+    p, c, r = t["prompt"], t["chosen"], t["rejected"]
+    key = ((p + c).encode(), (p + r).encode())
+    assert key in ref, ("prompt + completion is not a transcript of the file", p[-60:], c[:40], r[:40])
+    want = ref.pop(key)
+    if want is not None:
+        assert (p, c, r) == want, ("differs from extract_prompt", p[-40:], want[0][-40:])
+        same += 1
+assert not ref
+assert same >= 150, same
+print(same)
+' "$hh" "$T/hhx.jsonl"
+		echo "# HH-RLHF sample: $(cat "$T/.out") of 199 triples compared with extract_prompt, all equal"
+	else
+		skip "HH-RLHF sample: lossless export" "python3 or dpo-db export missing"
+	fi
 	ok "real samples again: all duplicates" dpo-db --db "$T/real.db" import --skip-bad "$T/real-rej.jsonl" "$hh" "$uf" "$lf"
 	is "real samples again: nothing new" "$(grep -c ' [1-9][0-9]* new' "$T/.out")" 0
 else

@@ -126,10 +126,10 @@ static const tcase cases[] = {
 
 	/* ---- HH-RLHF */
 	{A, "{'chosen':'\\n\\nHuman: Hi\\n\\nAssistant: Yo','rejected':'\\n\\nHuman: Hi\\n\\nAssistant: No'}",
-	 "T:\\n\\nHuman: Hi\\n\\nAssistant: # C:Yo|No # L:0>1:a", "hh"},
+	 "T:\\n\\nHuman: Hi\\n\\nAssistant: # C: Yo| No # L:0>1:a", "hh"},
 	{A, "{'chosen':'\\n\\nHuman: a\\n\\nAssistant: b\\n\\nHuman: c\\n\\nAssistant:  two spaces',"
 	    "'rejected':'\\n\\nHuman: a\\n\\nAssistant: b\\n\\nHuman: c\\n\\nAssistant:no space'}",
-	 "T:\\n\\nHuman: a\\n\\nAssistant: b\\n\\nHuman: c\\n\\nAssistant: # C: two spaces|no space # L:0>1:a", "hh"},
+	 "T:\\n\\nHuman: a\\n\\nAssistant: b\\n\\nHuman: c\\n\\nAssistant: # C:  two spaces|no space # L:0>1:a", "hh"},
 	{HH, "{'chosen':'\\n\\nHuman: Hi\\n\\nAssistant: Yo','rejected':'\\n\\nHuman: Hey\\n\\nAssistant: No'}",
 	 "!the prompts of \"chosen\" and \"rejected\" differ (from byte 11 on)", NULL},
 	{HH, "{'chosen':'\\n\\nHuman: Hi\\n\\nAssistant: ','rejected':'\\n\\nHuman: Hi\\n\\nAssistant: No'}",
