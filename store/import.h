@@ -67,8 +67,8 @@ void store_import_parser_free(store_import_parser *p);
 /* Parse one line (len bytes, need not be NUL-terminated) into *rec. Every
  * pointer in *rec is owned by the parser and valid until the next call or
  * store_import_parser_free. Returns STORE_OK, or STORE_EINVAL with the reason
- * (e.g. `field "chosen" must be a string or a list of messages`) in
- * store_import_parser_errmsg. A failed line does not fix an auto format. */
+ * (e.g. `field "chosen" must be a string or a list of messages`, or
+ * `duplicate key "chosen" in one object`) in store_import_parser_errmsg. A failed line does not fix an auto format. */
 int store_import_parse(store_import_parser *p, const char *line, size_t len, store_record *rec);
 /* The reason the last parse failed ("" if it did not). Owned by the parser. */
 const char *store_import_parser_errmsg(const store_import_parser *p);

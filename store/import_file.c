@@ -385,7 +385,12 @@ int store_import_file(store *st, const char *path, const store_import_opts *opts
 				reason = it->reason;
 			}
 			if (!opts->rejects) {
-				seterr(res, "%s:%ld: %s", path, lineno, reason);
+				/* One transaction per file: say what was lost and
+				 * how to keep the good records. */
+				seterr(res,
+				       "%s:%ld: %s (after %ld good record%s; nothing of this file was imported: "
+				       "--skip-bad FILE imports the good records and writes the bad ones to FILE)",
+				       path, lineno, reason, res->counts.records, res->counts.records == 1 ? "" : "s");
 				rc = STORE_EINVAL;
 				goto out;
 			}
@@ -408,6 +413,12 @@ int store_import_file(store *st, const char *path, const store_import_opts *opts
 	}
 	if (res->counts.records == 0 && res->rejected == 0) {
 		seterr(res, "%s: no records", path);
+		rc = STORE_EINVAL;
+		goto out;
+	}
+	if (res->counts.records == 0) {
+		seterr(res, "%s: no good records (all %ld written to the rejects file); nothing imported", path,
+		       res->rejected);
 		rc = STORE_EINVAL;
 		goto out;
 	}

@@ -871,6 +871,49 @@ static int has_nul_escape(const char *s, size_t n)
 	return 0;
 }
 
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The first key that appears twice in one object of the tree v, or NULL.
+ * (cJSON keeps both and lookups see the first; Python's json keeps the
+ * last: either way a value would be lost without a word.) */
+static const char *dup_key(const cJSON *v)
+{
+	const cJSON *c;
+	if (cJSON_IsObject(v)) {
+		size_t n = 0;
+		cJSON_ArrayForEach(c, v)
+			n++;
+		if (n > 1 && n <= 16) {
+			for (const cJSON *a = v->child; a; a = a->next)
+				for (const cJSON *b = a->next; b; b = b->next)
+					if (!strcmp(a->string, b->string))
+						return a->string;
+		} else if (n > 16) {
+			const char **names = xreallocarray(NULL, n, sizeof *names), *d = NULL;
+			size_t i = 0;
+			cJSON_ArrayForEach(c, v)
+				names[i++] = c->string;
+			qsort(names, n, sizeof *names, cmp_names);
+			for (i = 1; i < n && !d; i++)
+				if (!strcmp(names[i - 1], names[i]))
+					d = names[i];
+			free(names);
+			if (d)
+				return d;
+		}
+	}
+	if (cJSON_IsObject(v) || cJSON_IsArray(v))
+		cJSON_ArrayForEach(c, v) {
+			const char *d = dup_key(c);
+			if (d)
+				return d;
+		}
+	return NULL;
+}
+
 /* Parse the JSON object of one line into p->root. */
 static int parse_json(store_import_parser *p, const char *line, size_t len)
 {
@@ -897,6 +940,9 @@ static int parse_json(store_import_parser *p, const char *line, size_t len)
 			return fail(p, "invalid JSON: text after the object at byte %zu", (size_t)(q - line) + 1);
 	if (!cJSON_IsObject(p->root))
 		return fail(p, "expected a JSON object");
+	const char *d = dup_key(p->root);
+	if (d)
+		return fail(p, "duplicate key \"%s\" in one object (readers disagree on which value counts)", d);
 	return STORE_OK;
 }
 

@@ -109,12 +109,23 @@ expect_fail() { # name file message
 	is "$1: message" "$(cat "$T/.err")" "dpo-db: $D/$2$3"
 	is "$1: database unchanged" "$(snapshot "$DB")" "$before"
 }
-expect_fail "bad record on line 3" bad_line3.jsonl ":3: chosen and rejected are identical"
-expect_fail "invalid UTF-8" bad_utf8.jsonl ":2: invalid UTF-8 at byte 16"
-expect_fail "wrong type" wrong_type.jsonl ":2: field \"chosen\" must be a string or a list of messages"
+# The first bad record aborts the file (one transaction per file); the
+# message says how many good records came before it and suggests --skip-bad.
+hint() { # good-records-before
+	[ "$1" = 1 ] && set -- "1 good record" || set -- "$1 good records"
+	echo " (after $1; nothing of this file was imported: --skip-bad FILE imports the good records and writes the bad ones to FILE)"
+}
+expect_fail "bad record on line 3" bad_line3.jsonl ":3: chosen and rejected are identical$(hint 2)"
+expect_fail "invalid UTF-8" bad_utf8.jsonl ":2: invalid UTF-8 at byte 16$(hint 1)"
+expect_fail "wrong type" wrong_type.jsonl ":2: field \"chosen\" must be a string or a list of messages$(hint 1)"
 expect_fail "empty file" empty.jsonl ": no records"
 expect_fail "blank lines only" blank.jsonl ": no records"
-expect_fail "HH prompts that differ" hh_bad.jsonl ":2: the prompts of \"chosen\" and \"rejected\" differ (from byte 11 on)"
+expect_fail "HH prompts that differ" hh_bad.jsonl ":2: the prompts of \"chosen\" and \"rejected\" differ (from byte 11 on)$(hint 1)"
+printf '{"prompt": "Q", "chosen": "A", "rejected": "B", "chosen": "C"}\n' >"$T/dupkey.jsonl"
+dpo-db --db "$DB" import "$T/dupkey.jsonl" >"$T/.out" 2>"$T/.err"
+is "a duplicate key: exit 1" "$?" 1
+like "a duplicate key: named" "$(cat "$T/.err")" "dupkey.jsonl:1: duplicate key \"chosen\" in one object"
+is "a duplicate key: database unchanged" "$(snapshot "$DB")" "$before"
 printf '{"prompt": "Q", "chosen": "A", "rejected": "B"}\n{"chosen": "\\n\\nHuman: x\\n\\nAssistant: y", "rejected": "\\n\\nHuman: x\\n\\nAssistant: z"}\n' >"$T/mixed.jsonl"
 dpo-db --db "$DB" import "$T/mixed.jsonl" >"$T/.out" 2>"$T/.err"
 is "a record of another format: exit 1" "$?" 1
@@ -154,6 +165,14 @@ for p in sys.argv[1:]:
 ' "$T/rej.jsonl" "$T/rej2.jsonl"
 fi
 fails "--skip-bad does not hide an empty file" dpo-db --db "$T/s.db" import --skip-bad "$T/rej3.jsonl" "$D/empty.jsonl"
+printf '{"prompt": "Q1", "chosen": "A", "rejected": "A"}\n\n{"prompt": "Q2", "chosen": 5, "rejected": "B"}\n' >"$T/allbad.jsonl"
+before=$(snapshot "$T/s.db")
+dpo-db --db "$T/s.db" import --skip-bad "$T/rej4.jsonl" "$T/allbad.jsonl" >"$T/.out" 2>"$T/.err"
+is "--skip-bad, every record bad: exit 1" "$?" 1
+is "--skip-bad, every record bad: message" "$(cat "$T/.err")" \
+	"dpo-db: $T/allbad.jsonl: no good records (all 2 written to the rejects file); nothing imported"
+is "--skip-bad, every record bad: both in the rejects file" "$(wc -l <"$T/rej4.jsonl" | tr -d ' ')" 2
+is "--skip-bad, every record bad: database unchanged" "$(snapshot "$T/s.db")" "$before"
 
 # ---- a 10 MB line ------------------------------------------------------------------------------------
 big=$(head -c 10485760 /dev/zero | tr '\0' x)
@@ -259,7 +278,7 @@ if have_shared; then
 	dpo-db --db "$T/real.db" import "$hh" >"$T/.out" 2>"$T/.err"
 	is "HH-RLHF sample without --skip-bad: exit 1" "$?" 1
 	is "HH-RLHF sample: the empty response on line 87" "$(cat "$T/.err")" \
-		"dpo-db: $hh:87: the final response of \"chosen\" is empty"
+		"dpo-db: $hh:87: the final response of \"chosen\" is empty$(hint 86)"
 	ok "real samples with --skip-bad" dpo-db --db "$T/real.db" import --skip-bad "$T/real-rej.jsonl" "$hh" "$uf" "$lf"
 	is "HH-RLHF sample: counts" "$(sed -n 1p "$T/.out" | sed 's/^[^:]*: //')" \
 		"hh (detected), source test-first200: 199 records, prompts 199 new / 0 duplicate, completions 398 new / 0 duplicate, comparisons 199 new / 0 duplicate, 1 rejected"

@@ -124,6 +124,17 @@ static const tcase cases[] = {
 	{TRL, "{'prompt':[{'role':'user','content':7}],'chosen':'A','rejected':'B'}",
 	 "!field \"prompt[0].content\" must be a string or a list of text parts", NULL},
 
+	/* ---- duplicate keys: an error naming the key (cJSON would keep the
+	 * first value, Python's json the last) */
+	{A, "{'prompt':'Q','chosen':'A','rejected':'B','chosen':'C'}",
+	 "!duplicate key \"chosen\" in one object", NULL},
+	{TRL, "{'prompt':[{'role':'user','content':'Q','content':'R'}],'chosen':'A','rejected':'B'}",
+	 "!duplicate key \"content\" in one object", NULL},
+	{TRL, "{'a1':1,'a2':1,'a3':1,'a4':1,'a5':1,'a6':1,'a7':1,'a8':1,'a9':1,'b1':1,'b2':1,'b3':1,'b4':1,"
+	      "'b5':1,'b6':1,'b7':{'x':1},'prompt':'Q','chosen':'A','rejected':'B','a7':2}",
+	 "!duplicate key \"a7\" in one object", NULL},
+	{TRL, "{'prompt':'Q','chosen':'A','rejected':'B','x':{'k':1,'K':2,'k ':3}}", "T:Q # C:A|B # L:0>1:a", NULL},
+
 	/* ---- HH-RLHF */
 	{A, "{'chosen':'\\n\\nHuman: Hi\\n\\nAssistant: Yo','rejected':'\\n\\nHuman: Hi\\n\\nAssistant: No'}",
 	 "T:\\n\\nHuman: Hi\\n\\nAssistant: # C: Yo| No # L:0>1:a", "hh"},
