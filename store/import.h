@@ -117,8 +117,11 @@ typedef struct store_import_result {
  * in one transaction (store_begin .. store_commit; the caller must not hold
  * one open). On any error the transaction is rolled back, leaving the
  * database as before, and a negative code is returned with the message in
- * res->errmsg. A file with no records is an error ("no records"). *res is
- * overwritten. */
+ * res->errmsg. A file with no records is an error ("no records"), and so is
+ * one whose every record went to opts.rejects. Aborting on a bad record, the
+ * message counts the good records before it and suggests --skip-bad; a read
+ * error (e.g. a truncated gzip stream, or data after it) counts the lines
+ * read. *res is overwritten. */
 int store_import_file(store *st, const char *path, const store_import_opts *opts,
 		      store_import_result *res);
 

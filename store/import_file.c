@@ -407,7 +407,9 @@ int store_import_file(store *st, const char *path, const store_import_opts *opts
 		pipe_release(pp);
 	}
 	if (pp->read_failed) {
-		seterr(res, "%s: %s", path, pp->read_err);
+		seterr(res, "%s: %s, after %ld line%s (%ld good record%s); nothing of this file was imported", path,
+		       pp->read_err, res->lines, res->lines == 1 ? "" : "s", res->counts.records,
+		       res->counts.records == 1 ? "" : "s");
 		rc = STORE_ERR;
 		goto out;
 	}

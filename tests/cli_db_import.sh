@@ -93,6 +93,32 @@ if command -v gzip >/dev/null 2>&1; then
 	ok "import .gz" dpo-db --db "$T/gz.db" import "$T/talk.jsonl.gz"
 	is ".gz summary, source without extensions" "$(summary)" \
 		"hh (detected), source talk: 3 records, prompts 3 new / 0 duplicate, completions 6 new / 0 duplicate, comparisons 3 new / 0 duplicate, 0 rejected"
+	# a truncated .gz names the file and what was read; junk after the
+	# gzip stream is an error; several members are one stream (as gzip -d)
+	gen_hh() { awk 'BEGIN { for (i = 0; i < 3000; i++)
+		printf "{\"chosen\": \"\\n\\nHuman: q%d\\n\\nAssistant: yes %d\", \"rejected\": \"\\n\\nHuman: q%d\\n\\nAssistant: no\"}\n", i, i * 7919, i }'; }
+	gen_hh | gzip -c >"$T/long.jsonl.gz"
+	ok "a long .gz imports" dpo-db --db "$T/gz2.db" import "$T/long.jsonl.gz"
+	like "a long .gz: 3000 records" "$(summary)" "3000 records, prompts 3000 new"
+	size=$(wc -c <"$T/long.jsonl.gz" | tr -d ' ')
+	head -c $((size / 2)) "$T/long.jsonl.gz" >"$T/trunc.jsonl.gz"
+	before=$(snapshot "$T/gz.db")
+	dpo-db --db "$T/gz.db" import "$T/trunc.jsonl.gz" >"$T/.out" 2>"$T/.err"
+	is "a truncated .gz: exit 1" "$?" 1
+	cp "$T/.err" "$T/trunc.err"
+	like "a truncated .gz: names the file" "$(cat "$T/.err")" "dpo-db: $T/trunc.jsonl.gz: the gzip data ends early (truncated after $((size / 2)) compressed bytes), after "
+	ok "a truncated .gz: says how many lines and records were read" \
+		grep -Eq ', after [1-9][0-9]* lines \([1-9][0-9]* good records\); nothing of this file was imported$' "$T/trunc.err"
+	is "a truncated .gz: database unchanged" "$(snapshot "$T/gz.db")" "$before"
+	{ cat "$T/talk.jsonl.gz"; printf 'junk\n'; } >"$T/junk.jsonl.gz"
+	dpo-db --db "$T/gz.db" import "$T/junk.jsonl.gz" >"$T/.out" 2>"$T/.err"
+	is "junk after the gzip stream: exit 1" "$?" 1
+	like "junk after the gzip stream: message" "$(cat "$T/.err")" \
+		"junk.jsonl.gz: data after the end of the gzip stream (at compressed byte $(($(wc -c <"$T/talk.jsonl.gz") + 1)))"
+	is "junk after the gzip stream: database unchanged" "$(snapshot "$T/gz.db")" "$before"
+	{ head -n 1 "$D/hh.jsonl" | gzip -c; tail -n +2 "$D/hh.jsonl" | gzip -c; } >"$T/members.jsonl.gz"
+	ok "a .gz of two members imports" dpo-db --db "$T/gz3.db" import "$T/members.jsonl.gz"
+	like "a .gz of two members: every record" "$(summary)" "3 records, prompts 3 new"
 else
 	skip "import .gz" "gzip not installed"
 fi

@@ -1,4 +1,4 @@
-/* lineread.c: buffered, gzip-transparent line reader built on zlib's gzread. */
+/* lineread.c: buffered, gzip-transparent line reader built on zlib's inflate. */
 #include "util/lineread.h"
 #include "util/xmalloc.h"
 #include <errno.h>
@@ -11,9 +11,18 @@
 
 #define CHUNK (256 * 1024)
 
+/* gzip is read with inflate directly (not gzread) so that a truncated
+ * stream and bytes after the last member are errors with a plain message
+ * rather than "<fd:6>: unexpected end of file" or silence. */
 struct util_lineread {
-	gzFile gz;
-	char *buf;        /* holds [start, end) of unread data */
+	int fd;
+	int gzip;              /* the input is gzip (else plain text) */
+	int member_end;        /* inflate finished a gzip member */
+	z_stream zs;
+	unsigned char *in;     /* compressed input: zs.next_in/avail_in in it */
+	int in_eof;
+	unsigned long long in_used; /* compressed bytes given to inflate */
+	char *buf;             /* holds [start, end) of unread data */
 	size_t start, end, cap;
 	int eof;
 	long lineno;
@@ -21,23 +30,114 @@ struct util_lineread {
 	char err[256];
 };
 
+/* Read up to n bytes (n > 0) into p; 0 at end of file, -1 on error. */
+static long read_some(int fd, void *p, size_t n)
+{
+	for (;;) {
+		ssize_t k = read(fd, p, n);
+		if (k >= 0 || errno != EINTR)
+			return (long)k;
+	}
+}
+
 util_lineread *util_lineread_open(const char *path)
 {
 	int fd = strcmp(path, "-") == 0 ? dup(0) : open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return NULL;
-	gzFile gz = gzdopen(fd, "rb");
-	if (!gz) {
-		close(fd);
-		errno = ENOMEM;
-		return NULL;
-	}
-	gzbuffer(gz, CHUNK);
 	util_lineread *r = xcalloc(1, sizeof *r);
-	r->gz = gz;
+	r->fd = fd;
 	r->cap = CHUNK;
 	r->buf = xmalloc(r->cap);
+	/* Sniff the gzip magic: the first bytes read stay in buf (plain) or
+	 * move to the compressed input (gzip). */
+	while (r->end < 2) {
+		long k = read_some(fd, r->buf + r->end, r->cap - r->end - 1);
+		if (k < 0) {
+			int e = errno;
+			util_lineread_close(r);
+			errno = e;
+			return NULL;
+		}
+		if (k == 0) {
+			r->eof = 1;
+			break;
+		}
+		r->end += (size_t)k;
+	}
+	if (r->end >= 2 && (unsigned char)r->buf[0] == 0x1f && (unsigned char)r->buf[1] == 0x8b) {
+		r->gzip = 1;
+		r->in = xmalloc(CHUNK > r->end ? CHUNK : r->end);
+		memcpy(r->in, r->buf, r->end);
+		r->zs.next_in = r->in;
+		r->zs.avail_in = (uInt)r->end;
+		r->in_eof = r->eof;
+		r->eof = 0;
+		r->end = 0;
+		if (inflateInit2(&r->zs, 15 + 16) != Z_OK) {
+			r->gzip = 0; /* nothing to end */
+			util_lineread_close(r);
+			errno = ENOMEM;
+			return NULL;
+		}
+	}
 	return r;
+}
+
+/* Inflate more into buf[end..]; returns bytes made, 0 at a clean end, -1 on
+ * error (message in r->err). */
+static long inflate_some(util_lineread *r)
+{
+	for (;;) {
+		if (r->zs.avail_in == 0 && !r->in_eof) {
+			long k = read_some(r->fd, r->in, CHUNK);
+			if (k < 0) {
+				snprintf(r->err, sizeof r->err, "%s", strerror(errno));
+				return -1;
+			}
+			if (k == 0)
+				r->in_eof = 1;
+			r->zs.next_in = r->in;
+			r->zs.avail_in = (uInt)k;
+		}
+		if (r->member_end) {
+			if (r->zs.avail_in == 0) {
+				if (r->in_eof)
+					return 0;
+				continue;
+			}
+			/* another gzip member (as gzip -d reads them), else junk */
+			if (r->zs.next_in[0] != 0x1f) {
+				snprintf(r->err, sizeof r->err,
+					 "data after the end of the gzip stream (at compressed byte %llu)",
+					 r->in_used + 1);
+				return -1;
+			}
+			inflateReset(&r->zs);
+			r->member_end = 0;
+		}
+		uInt before_in = r->zs.avail_in;
+		r->zs.next_out = (unsigned char *)r->buf + r->end;
+		r->zs.avail_out = (uInt)(r->cap - r->end - 1);
+		uInt before_out = r->zs.avail_out;
+		int zr = inflate(&r->zs, Z_NO_FLUSH);
+		r->in_used += before_in - r->zs.avail_in;
+		long made = (long)(before_out - r->zs.avail_out);
+		if (zr == Z_STREAM_END) {
+			r->member_end = 1;
+		} else if (zr != Z_OK && zr != Z_BUF_ERROR) {
+			snprintf(r->err, sizeof r->err, "invalid gzip data near compressed byte %llu%s%s",
+				 r->in_used + 1, r->zs.msg ? ": " : "", r->zs.msg ? r->zs.msg : "");
+			return -1;
+		}
+		if (made > 0)
+			return made;
+		if (!r->member_end && r->zs.avail_in == 0 && r->in_eof) {
+			snprintf(r->err, sizeof r->err,
+				 "the gzip data ends early (truncated after %llu compressed bytes)", r->in_used);
+			return -1;
+		}
+	}
 }
 
 /* Read more data into the buffer; returns bytes read, 0 at EOF, -1 on error. */
@@ -52,24 +152,18 @@ static int fill(util_lineread *r)
 		r->cap *= 2;
 		r->buf = xrealloc(r->buf, r->cap);
 	}
-	int n = gzread(r->gz, r->buf + r->end, (unsigned)(r->cap - r->end - 1));
-	if (n < 0) {
-		int zerr;
-		const char *m = gzerror(r->gz, &zerr);
-		snprintf(r->err, sizeof r->err, "%s", zerr == Z_ERRNO ? strerror(errno) : m);
+	long n;
+	if (r->gzip) {
+		n = inflate_some(r);
+	} else {
+		n = read_some(r->fd, r->buf + r->end, r->cap - r->end - 1);
+		if (n < 0)
+			snprintf(r->err, sizeof r->err, "%s", strerror(errno));
+	}
+	if (n < 0)
 		return -1;
-	}
-	if (n == 0) {
-		/* A truncated gzip stream reads as EOF with Z_BUF_ERROR pending. */
-		int zerr;
-		const char *m = gzerror(r->gz, &zerr);
-		if (zerr != Z_OK && zerr != Z_STREAM_END) {
-			snprintf(r->err, sizeof r->err, "%s", m);
-			return -1;
-		}
-	}
 	r->end += (size_t)n;
-	return n;
+	return (int)(n > 0);
 }
 
 int util_lineread_next(util_lineread *r, const char **line, size_t *len)
@@ -131,7 +225,11 @@ void util_lineread_close(util_lineread *r)
 {
 	if (!r)
 		return;
-	gzclose(r->gz);
+	if (r->gzip)
+		inflateEnd(&r->zs);
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r->in);
 	free(r->buf);
 	free(r);
 }
