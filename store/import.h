@@ -30,7 +30,9 @@
  *                  only, no completions.
  *   candidates     {"prompt"|"messages", "completions": [str | {"text",
  *                  "model"?}]}: completions without labels.
- * Every label says a = chosen, b = rejected. */
+ * Every label says a = chosen, b = rejected. KTO records (binary feedback:
+ * "completion" with a boolean "label", or LLaMA-Factory's "kto_tag") are
+ * refused, naming the format, except as --format prompts. */
 #ifndef DPO_STORE_IMPORT_H
 #define DPO_STORE_IMPORT_H
 #include <stddef.h>
@@ -64,6 +66,10 @@ store_import_parser *store_import_parser_new(store_import_format fmt);
 /* Free the parser. NULL is allowed. */
 void store_import_parser_free(store_import_parser *p);
 
+/* Under STORE_IMPORT_AUTO, before any record: take fmt as detected (as if
+ * its record came first), e.g. from a look at the first records of a file.
+ * Otherwise nothing happens. */
+void store_import_parser_presume(store_import_parser *p, store_import_format fmt);
 /* Parse one line (len bytes, need not be NUL-terminated) into *rec. Every
  * pointer in *rec is owned by the parser and valid until the next call or
  * store_import_parser_free. Returns STORE_OK, or STORE_EINVAL with the reason
@@ -115,7 +121,10 @@ typedef struct store_import_result {
 
 /* Import one file (path, "-" for standard input; gzip is detected) into st
  * in one transaction (store_begin .. store_commit; the caller must not hold
- * one open). On any error the transaction is rolled back, leaving the
+ * one open). Under STORE_IMPORT_AUTO the format is detected from the first
+ * batch of records, not the first alone: if they mix prompts (or candidates)
+ * with one format of pairs, the file is of that format and its prompt-only
+ * lines are bad records. On any error the transaction is rolled back, leaving the
  * database as before, and a negative code is returned with the message in
  * res->errmsg. A file with no records is an error ("no records"), and so is
  * one whose every record went to opts.rejects. Aborting on a bad record, the

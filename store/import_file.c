@@ -199,6 +199,7 @@ typedef struct imp_pipe {
 	int head, count;       /* the writer's next batch; batches filled */
 	int stop;              /* the writer wants no more */
 	int keep_lines;        /* copy each raw line (for the rejects file) */
+	int look;              /* detect the format from the first batch */
 	util_lineread *r;
 	store_import_parser *p;
 	int read_failed;       /* the line reader failed (message below) */
@@ -242,10 +243,50 @@ static void record_copy(arena *a, store_record *dst, const store_record *src)
 	}
 }
 
+/* Parse one line into it (the line is copied for the rejects file when
+ * copy_line and keep_lines). */
+static void parse_item(imp_pipe *pp, imp_batch *b, imp_item *it, const char *line, size_t len, int copy_line)
+{
+	store_record rec;
+	it->parsed = store_import_parse(pp->p, line, len, &rec) == STORE_OK;
+	if (it->parsed)
+		record_copy(&b->mem, &it->rec, &rec);
+	else
+		it->reason = arena_strdup(&b->mem, store_import_parser_errmsg(pp->p));
+	/* the line itself goes to the rejects file only (a parsed record may
+	 * still be refused by the store) */
+	if (copy_line)
+		it->line = pp->keep_lines ? arena_strndup(&b->mem, line, len) : NULL;
+	it->len = len;
+}
+
+/* Under --format auto, the format from the first batch's records rather
+ * than the first record alone: prompts (or candidates) mixed with one
+ * format of pairs make a file of pairs whose prompt-only lines are bad,
+ * not a file of prompts that would drop every pair's labels. */
+static void presume_format(imp_pipe *pp, const imp_batch *b)
+{
+	int seen[STORE_IMPORT_CANDIDATES + 1] = {0}, npairs = 0;
+	store_import_format pairs = STORE_IMPORT_AUTO;
+	for (int i = 0; i < b->n; i++) {
+		store_import_format f;
+		if (!b->items[i].blank && store_import_detect(b->items[i].line, b->items[i].len, &f) == STORE_OK &&
+		    (size_t)f < sizeof seen / sizeof seen[0])
+			seen[f] = 1;
+	}
+	for (int f = STORE_IMPORT_TRL; f <= STORE_IMPORT_SHAREGPT; f++)
+		if (seen[f]) {
+			pairs = (store_import_format)f;
+			npairs++;
+		}
+	if (npairs == 1 && (seen[STORE_IMPORT_PROMPTS] || seen[STORE_IMPORT_CANDIDATES]))
+		store_import_parser_presume(pp->p, pairs);
+}
+
 static void *reader_main(void *arg)
 {
 	imp_pipe *pp = arg;
-	int tail = 0, last = 0;
+	int tail = 0, last = 0, look = pp->look;
 	while (!last) {
 		pthread_mutex_lock(&pp->mu);
 		while (pp->count == NBATCHES && !pp->stop)
@@ -275,16 +316,19 @@ static void *reader_main(void *arg)
 			it->blank = blank(line, len);
 			if (it->blank)
 				continue;
-			store_record rec;
-			it->parsed = store_import_parse(pp->p, line, len, &rec) == STORE_OK;
-			if (it->parsed)
-				record_copy(&b->mem, &it->rec, &rec);
-			else
-				it->reason = arena_strdup(&b->mem, store_import_parser_errmsg(pp->p));
-			/* the line itself goes to the rejects file only (a parsed
-			 * record may still be refused by the store) */
-			it->line = pp->keep_lines ? arena_strndup(&b->mem, line, len) : NULL;
-			it->len = len;
+			if (look) { /* parsed below, once the batch is read */
+				it->line = arena_strndup(&b->mem, line, len);
+				it->len = len;
+				continue;
+			}
+			parse_item(pp, b, it, line, len, 1);
+		}
+		if (look) {
+			look = 0;
+			presume_format(pp, b);
+			for (int i = 0; i < b->n; i++)
+				if (!b->items[i].blank)
+					parse_item(pp, b, &b->items[i], b->items[i].line, b->items[i].len, 0);
 		}
 		b->last = last;
 		b->offset = util_lineread_offset(pp->r);
@@ -341,6 +385,7 @@ int store_import_file(store *st, const char *path, const store_import_opts *opts
 	}
 	pp->p = store_import_parser_new(opts->format);
 	pp->keep_lines = opts->rejects != NULL;
+	pp->look = opts->format == STORE_IMPORT_AUTO;
 	if (pthread_create(&reader, NULL, reader_main, pp)) {
 		seterr(res, "%s: cannot start the reading thread", path);
 		rc = STORE_ERR;

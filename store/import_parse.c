@@ -33,6 +33,7 @@ struct store_import_parser {
 	char **strs;               /* strings made for the current line */
 	size_t nstrs, capstrs;
 	const char *prompt_text;
+	int presumed;              /* cur was set by store_import_parser_presume */
 	util_buf err;
 	util_buf tmp;
 };
@@ -813,6 +814,28 @@ static int parse_candidates(store_import_parser *p, const cJSON *root)
 
 /* ---- detection -------------------------------------------------------------------- */
 
+/* Whether fmt's records carry preference labels. */
+static int labelled(store_import_format fmt)
+{
+	return fmt == STORE_IMPORT_TRL || fmt == STORE_IMPORT_HH || fmt == STORE_IMPORT_ULTRAFEEDBACK ||
+	       fmt == STORE_IMPORT_SHAREGPT;
+}
+
+/* A KTO record (binary feedback: one completion, good or bad): TRL's
+ * unpaired preference {"prompt","completion","label": bool} or LLaMA-Factory's
+ * "kto_tag". The reason to give, or NULL. */
+static const char *kto_reason(const cJSON *root)
+{
+	if (get(root, "kto_tag"))
+		return "this is a KTO record (LLaMA-Factory's \"kto_tag\": binary feedback on one completion), "
+		       "not a preference between two; dpo-db import reads pairs (--format prompts takes only the prompts)";
+	if (get(root, "completion") && cJSON_IsBool(get(root, "label")))
+		return "this is a KTO record (\"completion\" with a boolean \"label\": TRL's unpaired preference, "
+		       "binary feedback on one completion), not a preference between two; dpo-db import reads pairs "
+		       "(--format prompts takes only the prompts)";
+	return NULL;
+}
+
 static int looks_hh(const cJSON *v)
 {
 	return cJSON_IsString(v) && !strncmp(v->valuestring, HH_HUMAN, strlen(HH_HUMAN)) &&
@@ -971,6 +994,14 @@ static int parse_as(store_import_parser *p, store_import_format fmt)
 	return fail(p, "%s", detect_help);
 }
 
+void store_import_parser_presume(store_import_parser *p, store_import_format fmt)
+{
+	if (p->fmt == STORE_IMPORT_AUTO && p->cur == STORE_IMPORT_AUTO && fmt != STORE_IMPORT_AUTO) {
+		p->cur = fmt;
+		p->presumed = 1;
+	}
+}
+
 int store_import_parse(store_import_parser *p, const char *line, size_t len, store_record *rec)
 {
 	int rc;
@@ -978,6 +1009,9 @@ int store_import_parse(store_import_parser *p, const char *line, size_t len, sto
 	reset_line(p);
 	if ((rc = parse_json(p, line, len)))
 		return rc;
+	const char *kto = p->fmt != STORE_IMPORT_PROMPTS ? kto_reason(p->root) : NULL;
+	if (kto)
+		return fail(p, "%s", kto);
 	store_import_format fmt = p->cur;
 	if (fmt == STORE_IMPORT_AUTO) {
 		fmt = detect(p->root);
@@ -988,11 +1022,20 @@ int store_import_parse(store_import_parser *p, const char *line, size_t len, sto
 		if (p->fmt == STORE_IMPORT_AUTO && p->cur != STORE_IMPORT_AUTO) {
 			store_import_format here = detect(p->root);
 			if (here != p->cur)
-				util_buf_addf(&p->err, " (this record looks like %s, but the file's first record was %s)",
+				util_buf_addf(&p->err, " (this record looks like %s, but the file's %s %s)",
 					      here == STORE_IMPORT_AUTO ? "no known format" : fmt_names[here],
+					      p->presumed ? "first records are mostly" : "first record was",
 					      fmt_names[p->cur]);
 		}
 		return rc;
+	}
+	/* Detected from the first records as prompts or candidates, a record
+	 * with preference fields would lose them. */
+	if (p->fmt == STORE_IMPORT_AUTO && !labelled(fmt)) {
+		store_import_format here = detect(p->root);
+		if (labelled(here))
+			return fail(p, "this record holds preferences (it looks like %s), but the file's first record "
+				    "was %s: use --format", fmt_names[here], fmt_names[fmt]);
 	}
 	p->cur = fmt;
 	rec->prompt_text = p->prompt_text;

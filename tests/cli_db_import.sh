@@ -165,6 +165,36 @@ is "a bad second file: the first one was imported (all duplicates here)" "$(summ
 	"trl (standard) (detected), source trl: 3 records, prompts 0 new / 3 duplicate, completions 0 new / 6 duplicate, comparisons 0 new / 3 duplicate, 0 rejected"
 is "database still unchanged" "$(snapshot "$DB")" "$before"
 
+# ---- detection looks past the first record; KTO is refused -------------------------------------------
+printf '{"prompt": "only a prompt"}\n{"prompt": "Q1", "chosen": "A", "rejected": "B"}\n\n{"prompt": "Q2", "chosen": "A", "rejected": "B"}\n' >"$T/pfirst.jsonl"
+dpo-db --db "$T/d.db" import "$T/pfirst.jsonl" >"$T/.out" 2>"$T/.err"
+is "a prompt-only first line before pairs: exit 1 (not a prompts file)" "$?" 1
+like "a prompt-only first line before pairs: the reason" "$(cat "$T/.err")" \
+	"pfirst.jsonl:1: field \"chosen\" is missing (this record looks like prompts, but the file's first records are mostly trl)"
+ok "a prompt-only first line before pairs: --skip-bad imports the pairs" \
+	dpo-db --db "$T/d.db" import --skip-bad "$T/d-rej.jsonl" "$T/pfirst.jsonl"
+is "a prompt-only first line before pairs: summary" "$(summary)" \
+	"trl (standard) (detected), source pfirst: 2 records, prompts 2 new / 0 duplicate, completions 4 new / 0 duplicate, comparisons 2 new / 0 duplicate, 1 rejected"
+{ awk 'BEGIN { for (i = 0; i < 1500; i++) printf "{\"prompt\": \"far %d\"}\n", i }'
+  printf '{"prompt": "Q", "chosen": "A", "rejected": "B"}\n'; } >"$T/pfar.jsonl"
+dpo-db --db "$T/d.db" import "$T/pfar.jsonl" >"$T/.out" 2>"$T/.err"
+is "a pair far after prompt-only lines: exit 1" "$?" 1
+like "a pair far after prompt-only lines: the reason" "$(cat "$T/.err")" \
+	"pfar.jsonl:1501: this record holds preferences (it looks like trl), but the file's first record was prompts: use --format"
+ok "prompts and candidates still import" dpo-db --db "$T/d.db" import "$D/prompts.jsonl" "$D/candidates.jsonl"
+printf '{"prompt": "Q", "completion": "A", "label": true}\n{"prompt": "Q", "completion": "B", "label": false}\n' >"$T/kto.jsonl"
+dpo-db --db "$T/d.db" import "$T/kto.jsonl" >"$T/.out" 2>"$T/.err"
+is "a KTO file: exit 1" "$?" 1
+like "a KTO file: names the format" "$(cat "$T/.err")" \
+	"kto.jsonl:1: this is a KTO record (\"completion\" with a boolean \"label\": TRL's unpaired preference"
+printf '{"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}], "kto_tag": true}\n' >"$T/kto_lf.jsonl"
+dpo-db --db "$T/d.db" import "$T/kto_lf.jsonl" >"$T/.out" 2>"$T/.err"
+is "a LLaMA-Factory KTO file: exit 1 (not imported as prompts)" "$?" 1
+like "a LLaMA-Factory KTO file: names the format" "$(cat "$T/.err")" \
+	"kto_lf.jsonl:1: this is a KTO record (LLaMA-Factory's \"kto_tag\""
+ok "a KTO file with --format prompts: its prompts" dpo-db --db "$T/d.db" import --format prompts "$T/kto.jsonl"
+like "a KTO file with --format prompts: one prompt" "$(summary)" "2 records, prompts 1 new / 1 duplicate"
+
 # ---- --skip-bad ----------------------------------------------------------------------------------
 ok "--skip-bad imports the rest" dpo-db --db "$T/s.db" import --skip-bad "$T/rej.jsonl" "$D/bad_line3.jsonl" "$D/hh_bad.jsonl"
 is "--skip-bad: summary (1)" "$(sed -n 1p "$T/.out" | sed 's/^[^:]*: //')" \

@@ -135,6 +135,16 @@ static const tcase cases[] = {
 	 "!duplicate key \"a7\" in one object", NULL},
 	{TRL, "{'prompt':'Q','chosen':'A','rejected':'B','x':{'k':1,'K':2,'k ':3}}", "T:Q # C:A|B # L:0>1:a", NULL},
 
+	/* ---- KTO (binary feedback) is refused, naming the format */
+	{A, "{'prompt':'Q','completion':'A','label':true}",
+	 "!this is a KTO record (\"completion\" with a boolean \"label\"", NULL},
+	{TRL, "{'prompt':'Q','completion':'A','label':false}",
+	 "!this is a KTO record (\"completion\" with a boolean \"label\"", NULL},
+	{A, "{'messages':[{'role':'user','content':'Q'},{'role':'assistant','content':'A'}],'kto_tag':true}",
+	 "!this is a KTO record (LLaMA-Factory's \"kto_tag\"", NULL},
+	{PR, "{'prompt':'Q','completion':'A','label':true}", "T:Q", NULL},
+	{A, "{'prompt':'Q','completion':'A','label':'good'}", "T:Q", "prompts"},
+
 	/* ---- HH-RLHF */
 	{A, "{'chosen':'\\n\\nHuman: Hi\\n\\nAssistant: Yo','rejected':'\\n\\nHuman: Hi\\n\\nAssistant: No'}",
 	 "T:\\n\\nHuman: Hi\\n\\nAssistant: # C: Yo| No # L:0>1:a", "hh"},
