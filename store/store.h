@@ -479,6 +479,23 @@ double store_cohen_kappa(const long (*table)[STORE_NCAT]);
  * pairable value falls in one category (no disagreement is possible). */
 double store_krippendorff_alpha(const long (*units)[STORE_NCAT], size_t nunits);
 
+/* The same measures on which completion was preferred. The order inside a
+ * pair (a/b by storage, or the display order) carries no information, so
+ * each pair counts in both orientations: half of it as labelled, half with
+ * a and b exchanged (ties and both_bad stay). The marginals are then
+ * symmetric in a and b: two raters agreeing on 8 of 10 pairs, no ties,
+ * get kappa (0.8 - 0.5) / (1 - 0.5) = 0.6 however the pairs are stored.
+ * store_pref_kappa takes the table as counted (each item once);
+ * store_pref_alpha the units as counted, and sets *agreement (if not NULL)
+ * to the observed share of agreeing value pairs (sum of o[c][c] / n) and
+ * *values to n, the pairable values. */
+double store_pref_kappa(const long (*table)[STORE_NCAT]);
+double store_pref_alpha(const long (*units)[STORE_NCAT], size_t nunits, double *agreement, double *values);
+
+/* Raw agreement of a table: the share of items on its diagonal (NAN when
+ * empty); *n (if not NULL) = items. */
+double store_table_agreement(const long (*table)[STORE_NCAT], long *n);
+
 /* One labelled pair for agreement: every non-skip verdict on it. Handed in
  * (prompt id, a, b) order; arrays are valid during the callback. */
 typedef struct store_pair_votes {

@@ -143,16 +143,17 @@ int store_stats_foreach(store *st, store_stat_cb cb, void *ud)
 
 /* ---- agreement measures ------------------------------------------------- */
 
-double store_cohen_kappa(const long (*t)[STORE_NCAT])
+/* Kappa from a table of (possibly fractional) counts. */
+static double kappa_of(const double (*t)[STORE_NCAT])
 {
 	double n = 0, agree = 0, row[STORE_NCAT] = {0}, col[STORE_NCAT] = {0};
 	for (int i = 0; i < STORE_NCAT; i++)
 		for (int j = 0; j < STORE_NCAT; j++) {
-			n += (double)t[i][j];
-			row[i] += (double)t[i][j];
-			col[j] += (double)t[i][j];
+			n += t[i][j];
+			row[i] += t[i][j];
+			col[j] += t[i][j];
 			if (i == j)
-				agree += (double)t[i][j];
+				agree += t[i][j];
 		}
 	if (n <= 0)
 		return NAN;
@@ -164,9 +165,49 @@ double store_cohen_kappa(const long (*t)[STORE_NCAT])
 	return (po - pe) / (1.0 - pe);
 }
 
-double store_krippendorff_alpha(const long (*units)[STORE_NCAT], size_t nunits)
+double store_cohen_kappa(const long (*t)[STORE_NCAT])
 {
-	double o[STORE_NCAT][STORE_NCAT] = {{0}};
+	double d[STORE_NCAT][STORE_NCAT];
+	for (int i = 0; i < STORE_NCAT; i++)
+		for (int j = 0; j < STORE_NCAT; j++)
+			d[i][j] = (double)t[i][j];
+	return kappa_of((const double(*)[STORE_NCAT])d);
+}
+
+/* The category with a and b exchanged (the same pair seen the other way round). */
+static int cat_swap(int c)
+{
+	return c == STORE_CAT_A ? STORE_CAT_B : c == STORE_CAT_B ? STORE_CAT_A : c;
+}
+
+double store_pref_kappa(const long (*t)[STORE_NCAT])
+{
+	double d[STORE_NCAT][STORE_NCAT];
+	for (int i = 0; i < STORE_NCAT; i++)
+		for (int j = 0; j < STORE_NCAT; j++)
+			d[i][j] = (double)t[i][j] + (double)t[cat_swap(i)][cat_swap(j)];
+	return kappa_of((const double(*)[STORE_NCAT])d);
+}
+
+double store_table_agreement(const long (*t)[STORE_NCAT], long *n)
+{
+	long all = 0, agree = 0;
+	for (int i = 0; i < STORE_NCAT; i++)
+		for (int j = 0; j < STORE_NCAT; j++) {
+			all += t[i][j];
+			if (i == j)
+				agree += t[i][j];
+		}
+	if (n)
+		*n = all;
+	return all ? (double)agree / (double)all : NAN;
+}
+
+/* The coincidence matrix of nominal Krippendorff's alpha: o[c][k] = sum
+ * over units of (pairs of values c, k within the unit) / (m_u - 1). */
+static void coincidences(const long (*units)[STORE_NCAT], size_t nunits, double (*o)[STORE_NCAT])
+{
+	memset(o, 0, sizeof(double) * STORE_NCAT * STORE_NCAT);
 	for (size_t u = 0; u < nunits; u++) {
 		long m = 0;
 		for (int k = 0; k < STORE_NCAT; k++)
@@ -179,6 +220,10 @@ double store_krippendorff_alpha(const long (*units)[STORE_NCAT], size_t nunits)
 				o[c][k] += pairs / (double)(m - 1);
 			}
 	}
+}
+
+static double alpha_of(const double (*o)[STORE_NCAT])
+{
 	double nc[STORE_NCAT] = {0}, n = 0, dobs = 0, dexp = 0;
 	for (int c = 0; c < STORE_NCAT; c++)
 		for (int k = 0; k < STORE_NCAT; k++) {
@@ -196,4 +241,29 @@ double store_krippendorff_alpha(const long (*units)[STORE_NCAT], size_t nunits)
 	if (dexp <= 0)
 		return dobs <= 0 ? 1.0 : NAN;
 	return 1.0 - (n - 1.0) * dobs / dexp;
+}
+
+double store_krippendorff_alpha(const long (*units)[STORE_NCAT], size_t nunits)
+{
+	double o[STORE_NCAT][STORE_NCAT];
+	coincidences(units, nunits, o);
+	return alpha_of((const double(*)[STORE_NCAT])o);
+}
+
+double store_pref_alpha(const long (*units)[STORE_NCAT], size_t nunits, double *agreement, double *values)
+{
+	double o[STORE_NCAT][STORE_NCAT], s[STORE_NCAT][STORE_NCAT], n = 0, agree = 0;
+	coincidences(units, nunits, o);
+	for (int c = 0; c < STORE_NCAT; c++)
+		for (int k = 0; k < STORE_NCAT; k++) {
+			s[c][k] = (o[c][k] + o[cat_swap(c)][cat_swap(k)]) / 2;
+			n += o[c][k];
+			if (c == k)
+				agree += o[c][k];
+		}
+	if (agreement)
+		*agreement = n > 0 ? agree / n : NAN;
+	if (values)
+		*values = n;
+	return alpha_of((const double(*)[STORE_NCAT])s);
 }
