@@ -438,11 +438,14 @@ const char *store_path(const store *st);
  * Sections and their columns, in this order:
  *   "total"         key "all": prompts, completions, comparisons, annotators, generators
  *   "split"         key split name: prompts, completions, comparisons
- *   "source"        key source: prompts, completions, comparisons
+ *   "source"        key source: prompts, completions, comparisons (of the prompts from
+ *                   that source), labels (comparisons that source's import labelled, on
+ *                   any prompt; a source with labels only has a row too)
  *   "annotator"     key annotator name (detail = kind): comparisons, a, b, tie, both_bad, skip
  *   "verdict"       key verdict: comparisons
  *   "position_bias" key annotator name (detail = kind): n (a/b wins with the shown order
- *                   known), first (those won by the completion shown first)
+ *                   known, one per judgment: a judge run in both orders made two per
+ *                   comparison), first (those won by the completion shown first)
  *   "pairs"         key policy name: pairs (resolvable pairs, all splits)
  *   "runs"          key status, always all four: "running", "ok", "failed", "interrupted":
  *                   runs (as read: an abandoned run counts as interrupted); key

@@ -1,6 +1,7 @@
 #!/bin/sh
 # cli_stats.sh: statistics that mean what they say (issue #12): agreement on
-# which completion was preferred.
+# which completion was preferred, position bias by the order each judgment
+# was shown in, labels counted by the source that labelled them.
 . "$top_srcdir/tests/tap.sh"
 
 pyget() { python3 -c '
@@ -110,5 +111,55 @@ is "judge vs human per judge" "$(nth "$v" 7)" "[('j', 20, 16)]"
 dpo-db --db "$DB" agreement >"$T/ag2.txt"
 like "text: judge vs human with ties" "$(sed 's/  */ /g' "$T/ag2.txt")" "with ties: kappa 0.500 70.0% agreement (n=20)"
 like "text: pooled kappa" "$(sed 's/  */ /g' "$T/ag2.txt")" "kappa 0.529 73.3% agreement (n=30)"
+
+# ---- stats: labels by the source that labelled them
+# Source two brought no prompt of its own (one imported them all first),
+# yet labelled ten pairs.
+dpo-db --db "$DB" stats --json >"$T/s.json"
+v=$(pyget "$T/s.json" 'sorted(d["by_source"])' \
+	'[(s["prompts"], s["comparisons"], s["labels"]) for k, s in sorted(d["by_source"].items())]')
+is "stats: both sources listed" "$(nth "$v" 1)" "['one', 'two']"
+is "stats: prompts by prompt source, labels by labelling source" "$(nth "$v" 2)" "[(10, 30, 10), (0, 0, 10)]"
+like "stats text: a labels column" "$(dpo-db --db "$DB" stats)" "labels"
+is "stats text: two's row" "$(dpo-db --db "$DB" stats | sed -n '/^by source/,/^$/p' | grep ' two ' | sed 's/  */ /g')" \
+	" two 0 0 0 10"
+
+# ---- position bias by the order each judgment was shown in
+# A verifier that prefers the "good" response: consistent in both orders.
+# dpo-judge shows each pair twice (a first, then b first); the good
+# completion wins once in first place and once in second: 10 of 20.
+J=$T/j.db
+cp "$T/one.jsonl" "$T/j.jsonl"
+dpo-db --db "$J" import --quiet --source one "$T/j.jsonl"
+GOOD='python3 -c "import json,sys; d=json.load(sys.stdin); print(\"A\" if \"good\" in d[\"response_a\"] else \"B\")"'
+dpo-judge --db "$J" --provider exec --command "$GOOD" --include-labeled --json -q >"$T/j1.json" 2>"$T/j1.err"
+is "judge both orders: exit 0" "$?" 0
+is "dpo-judge: first-position win rate 0.5" "$(pyget "$T/j1.json" 'd["first_position_win_rate"]')" 0.5
+dpo-db --db "$J" stats --json >"$T/js.json"
+is "stats: the same judge wins first place in 10 of 20 judgments" \
+	"$(pyget "$T/js.json" '[(v["n"], v["first_shown_wins"], v["share"]) for k, v in d["position_bias"].items() if v["kind"] == "judge"]')" \
+	"[(20, 10, 0.5)]"
+like "stats text: 50.0%" "$(dpo-db --db "$J" stats)" "50.0%  (10 of 20)"
+
+# A judge that always picks the response shown first: inconsistent on every
+# pair (stored as ties), first place wins all 20 judgments, as dpo-judge says.
+J2=$T/j2.db
+dpo-db --db "$J2" import --quiet --source one "$T/j.jsonl"
+dpo-judge --db "$J2" --provider exec --command "cat >/dev/null; echo A" --include-labeled --json -q >"$T/j2.json" 2>/dev/null
+is "dpo-judge: biased judge, first-position win rate 1" "$(pyget "$T/j2.json" 'd["first_position_win_rate"]')" 1
+dpo-db --db "$J2" stats --json >"$T/js2.json"
+is "stats: the biased judge wins first place in 20 of 20" \
+	"$(pyget "$T/js2.json" '[(v["n"], v["first_shown_wins"]) for k, v in d["position_bias"].items() if v["kind"] == "judge"]')" \
+	"[(20, 20)]"
+
+# One order per pair (--no-swap): shown_first says which; the biased judge
+# wins first place in each of its 10 judgments.
+J3=$T/j3.db
+dpo-db --db "$J3" import --quiet --source one "$T/j.jsonl"
+dpo-judge --db "$J3" --provider exec --command "cat >/dev/null; echo A" --no-swap --include-labeled -q >/dev/null 2>&1
+dpo-db --db "$J3" stats --json >"$T/js3.json"
+is "stats: one order per pair, 10 of 10 first" \
+	"$(pyget "$T/js3.json" '[(v["n"], v["first_shown_wins"]) for k, v in d["position_bias"].items() if v["kind"] == "judge"]')" \
+	"[(10, 10)]"
 
 done_testing
