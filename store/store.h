@@ -463,6 +463,9 @@ typedef int (*store_stat_cb)(void *ud, const store_stat *s);
 /* Compute the statistics above and hand them to cb one by one. */
 int store_stats_foreach(store *st, store_stat_cb cb, void *ud);
 
+/* The splits that hold prompts, by name, as ("split", name, NULL, "prompts", count). */
+int store_splits_foreach(store *st, store_stat_cb cb, void *ud);
+
 /* ---- agreement ------------------------------------------------------------------- */
 
 /* Verdict categories for agreement statistics. */

@@ -180,6 +180,15 @@ int store_stats_foreach(store *st, store_stat_cb cb, void *ud)
 	return run_stats(st, cb, ud);
 }
 
+int store_splits_foreach(store *st, store_stat_cb cb, void *ud)
+{
+	static const char *const cols[] = {"prompts", NULL};
+	if (!st->db)
+		return store__err(st, STORE_EINVAL, "the store is not open");
+	return stat_query(st, "split", "SELECT split, NULL, count(*) FROM prompts GROUP BY split ORDER BY split", cols,
+			  cb, ud);
+}
+
 /* ---- agreement measures ------------------------------------------------- */
 
 /* Kappa from a table of (possibly fractional) counts. */

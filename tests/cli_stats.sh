@@ -1,7 +1,8 @@
 #!/bin/sh
 # cli_stats.sh: statistics that mean what they say (issue #12): agreement on
 # which completion was preferred, position bias by the order each judgment
-# was shown in, labels counted by the source that labelled them.
+# was shown in, labels counted by the source that labelled them, export of
+# a split that does not exist.
 . "$top_srcdir/tests/tap.sh"
 
 pyget() { python3 -c '
@@ -123,6 +124,13 @@ is "stats: prompts by prompt source, labels by labelling source" "$(nth "$v" 2)"
 like "stats text: a labels column" "$(dpo-db --db "$DB" stats)" "labels"
 is "stats text: two's row" "$(dpo-db --db "$DB" stats | sed -n '/^by source/,/^$/p' | grep ' two ' | sed 's/  */ /g')" \
 	" two 0 0 0 10"
+
+# ---- export --split with a split that does not exist
+is "export --split nosuch: exit 1" "$(status dpo-db --db "$DB" export - --split nosuch)" 1
+like "export --split nosuch: names the known splits" "$(dpo-db --db "$DB" export - --split nosuch 2>&1)" \
+	'no split "nosuch" in '"$DB"'; the splits are: train (10 prompts)'
+is "export --split nosuch writes no file" "$(status dpo-db --db "$DB" export "$T/x.jsonl" --split nosuch; test -e "$T/x.jsonl" && echo made)" 1
+is "export --split train still works" "$(dpo-db --db "$DB" export - --split train 2>/dev/null | wc -l | tr -d ' ')" 10
 
 # ---- position bias by the order each judgment was shown in
 # A verifier that prefers the "good" response: consistent in both orders.
