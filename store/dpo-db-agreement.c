@@ -25,6 +25,13 @@ typedef struct kappa_cell {
 	long n;
 } kappa_cell;
 
+/* Judge-vs-human labels on the same pairs: rows the judge, columns the
+ * human or import. */
+typedef struct jh_table {
+	int judge; /* annotator index */
+	long t[STORE_NCAT][STORE_NCAT];
+} jh_table;
+
 typedef struct agree_ctx {
 	ann_info *ann;
 	size_t nann;
@@ -32,7 +39,8 @@ typedef struct agree_ctx {
 	size_t ncells;
 	long (*units)[STORE_NCAT];
 	size_t nunits, capunits;
-	long jh_n, jh_agree, jh_ab_n, jh_ab_agree;
+	jh_table *jh;
+	size_t njh;
 } agree_ctx;
 
 static int ann_index(agree_ctx *x, int64_t id, const char *name, const char *kind)
@@ -57,6 +65,18 @@ static kappa_cell *cell(agree_ctx *x, int i, int j)
 	return c;
 }
 
+static jh_table *jh_of(agree_ctx *x, int judge)
+{
+	for (size_t k = 0; k < x->njh; k++)
+		if (x->jh[k].judge == judge)
+			return &x->jh[k];
+	x->jh = xreallocarray(x->jh, x->njh + 1, sizeof *x->jh);
+	jh_table *j = &x->jh[x->njh++];
+	memset(j, 0, sizeof *j);
+	j->judge = judge;
+	return j;
+}
+
 static int agree_votes(void *ud, const store_pair_votes *v)
 {
 	agree_ctx *x = ud;
@@ -74,13 +94,8 @@ static int agree_votes(void *ud, const store_pair_votes *v)
 			c->n++;
 			int pj = v->annotator_kinds[p][0] == 'j', qj = v->annotator_kinds[q][0] == 'j';
 			if (pj != qj) {
-				int same = v->categories[p] == v->categories[q];
-				x->jh_n++;
-				x->jh_agree += same;
-				if (v->categories[p] <= STORE_CAT_B && v->categories[q] <= STORE_CAT_B) {
-					x->jh_ab_n++;
-					x->jh_ab_agree += same;
-				}
+				size_t j = pj ? p : q, h = pj ? q : p;
+				jh_of(x, idx[j])->t[v->categories[j]][v->categories[h]]++;
 			}
 		}
 	if (v->n >= 2) {
@@ -120,12 +135,68 @@ static void add_num(util_buf *b, double v)
 		util_buf_addf(b, "%.17g", v);
 }
 
+/* A table's measures: kappa on the preferred completion, raw agreement, n. */
+typedef struct measure {
+	double kappa, agreement;
+	long n;
+} measure;
+
+static measure measure_of(const long (*t)[STORE_NCAT])
+{
+	measure m;
+	m.kappa = store_pref_kappa(t);
+	m.agreement = store_table_agreement(t, &m.n);
+	return m;
+}
+
+/* The a/b part of a table (labels where both said a or b: ties left out). */
+static measure measure_ab(const long (*t)[STORE_NCAT])
+{
+	long ab[STORE_NCAT][STORE_NCAT] = {{0}};
+	for (int i = STORE_CAT_A; i <= STORE_CAT_B; i++)
+		for (int j = STORE_CAT_A; j <= STORE_CAT_B; j++)
+			ab[i][j] = t[i][j];
+	return measure_of((const long(*)[STORE_NCAT])ab);
+}
+
+static void json_measure(util_buf *b, const char *name, measure m)
+{
+	util_buf_addf(b, "\"%s\": {\"kappa\": ", name);
+	add_num(b, m.kappa);
+	util_buf_adds(b, ", \"agreement\": ");
+	add_num(b, m.agreement);
+	util_buf_addf(b, ", \"n\": %ld}", m.n);
+}
+
+static void text_measure(const char *label, int w, measure m)
+{
+	printf("  %-*s  ", w, label);
+	if (isnan(m.kappa))
+		printf("kappa     -");
+	else
+		printf("kappa %6.3f", m.kappa);
+	if (m.n)
+		printf("  %5.1f%% agreement (n=%ld)\n", 100 * m.agreement, m.n);
+	else
+		printf("      -  agreement (n=0)\n");
+}
+
+static void add_table(long (*to)[STORE_NCAT], const long (*t)[STORE_NCAT])
+{
+	for (int i = 0; i < STORE_NCAT; i++)
+		for (int j = 0; j < STORE_NCAT; j++)
+			to[i][j] += t[i][j];
+}
+
 int db_cmd_agreement(int argc, char **argv)
 {
 	static util_cli cli = {.name = "dpo-db agreement",
-			       .summary = "Cohen's kappa for each pair of annotators over the pairs both labelled,\n"
+			       .summary = "Agreement on which completion was preferred: Cohen's kappa for each pair\n"
+					  "of annotators over the pairs both labelled and pooled over all of them,\n"
 					  "Krippendorff's alpha (nominal) over every pair with two or more labels, and\n"
-					  "judge-vs-human agreement, with and without ties.",
+					  "judge-vs-human agreement (each judge and pooled), with and without ties.\n"
+					  "The order inside a pair carries no information, so each pair counts in both\n"
+					  "orientations. Raw agreement and n go with every coefficient.",
 			       .opts = db_json_table};
 	db_opts o = {0};
 	util_cli_parse(&cli, &o, argc, argv);
@@ -141,29 +212,54 @@ int db_cmd_agreement(int argc, char **argv)
 		goto out;
 	}
 	sort_cells(&x);
-	double alpha = store_krippendorff_alpha((const long(*)[STORE_NCAT])x.units, x.nunits);
-	double with = x.jh_n ? (double)x.jh_agree / (double)x.jh_n : NAN;
-	double without = x.jh_ab_n ? (double)x.jh_ab_agree / (double)x.jh_ab_n : NAN;
+	double alpha_agree, alpha_values;
+	double alpha = store_pref_alpha((const long(*)[STORE_NCAT])x.units, x.nunits, &alpha_agree, &alpha_values);
+	long pooled[STORE_NCAT][STORE_NCAT] = {{0}}, jh[STORE_NCAT][STORE_NCAT] = {{0}};
+	for (size_t i = 0; i < x.ncells; i++)
+		add_table(pooled, (const long(*)[STORE_NCAT])x.cells[i].t);
+	for (size_t i = 0; i < x.njh; i++)
+		add_table(jh, (const long(*)[STORE_NCAT])x.jh[i].t);
+	measure mpooled = measure_of((const long(*)[STORE_NCAT])pooled);
+	measure with = measure_of((const long(*)[STORE_NCAT])jh);
+	measure without = measure_ab((const long(*)[STORE_NCAT])jh);
 	if (json) {
 		util_buf b = UTIL_BUF_INIT;
 		util_buf_adds(&b, "{\"kappa\": [");
 		for (size_t i = 0; i < x.ncells; i++) {
 			kappa_cell *c = &x.cells[i];
+			measure m = measure_of((const long(*)[STORE_NCAT])c->t);
 			util_buf_adds(&b, i ? ", {\"annotator_1\": " : "{\"annotator_1\": ");
 			add_str(&b, x.ann[c->i].name);
 			util_buf_adds(&b, ", \"annotator_2\": ");
 			add_str(&b, x.ann[c->j].name);
 			util_buf_adds(&b, ", \"kappa\": ");
-			add_num(&b, store_cohen_kappa((const long(*)[STORE_NCAT])c->t));
+			add_num(&b, m.kappa);
+			util_buf_adds(&b, ", \"agreement\": ");
+			add_num(&b, m.agreement);
 			util_buf_addf(&b, ", \"n\": %ld}", c->n);
 		}
-		util_buf_adds(&b, "], \"alpha\": {\"value\": ");
+		util_buf_adds(&b, "], ");
+		json_measure(&b, "pooled_kappa", mpooled);
+		util_buf_adds(&b, ", \"alpha\": {\"value\": ");
 		add_num(&b, alpha);
-		util_buf_addf(&b, ", \"units\": %zu}, \"judge_vs_human\": {\"with_ties\": {\"agreement\": ", x.nunits);
-		add_num(&b, with);
-		util_buf_addf(&b, ", \"n\": %ld}, \"without_ties\": {\"agreement\": ", x.jh_n);
-		add_num(&b, without);
-		util_buf_addf(&b, ", \"n\": %ld}}}\n", x.jh_ab_n);
+		util_buf_adds(&b, ", \"agreement\": ");
+		add_num(&b, alpha_agree);
+		util_buf_addf(&b, ", \"values\": %.17g, \"units\": %zu}, \"judge_vs_human\": {", alpha_values,
+			      x.nunits);
+		json_measure(&b, "with_ties", with);
+		util_buf_adds(&b, ", ");
+		json_measure(&b, "without_ties", without);
+		util_buf_adds(&b, ", \"per_judge\": [");
+		for (size_t i = 0; i < x.njh; i++) {
+			util_buf_adds(&b, i ? ", {\"judge\": " : "{\"judge\": ");
+			add_str(&b, x.ann[x.jh[i].judge].name);
+			util_buf_adds(&b, ", ");
+			json_measure(&b, "with_ties", measure_of((const long(*)[STORE_NCAT])x.jh[i].t));
+			util_buf_adds(&b, ", ");
+			json_measure(&b, "without_ties", measure_ab((const long(*)[STORE_NCAT])x.jh[i].t));
+			util_buf_adds(&b, "}");
+		}
+		util_buf_adds(&b, "]}}\n");
 		fputs(b.data, stdout);
 		util_buf_free(&b);
 	} else {
@@ -171,32 +267,38 @@ int db_cmd_agreement(int argc, char **argv)
 		for (size_t i = 0; i < x.nann; i++)
 			if ((int)strlen(x.ann[i].name) > w)
 				w = (int)strlen(x.ann[i].name);
-		printf("Cohen's kappa per pair of annotators (categories a, b, tie, both_bad; skips left out):\n");
+		printf("Agreement on which completion was preferred (each pair counted in both orientations;\n"
+		       "categories preferred, tie, both_bad; skips left out).\n\n");
+		printf("Cohen's kappa per pair of annotators:\n");
 		if (!x.ncells)
 			printf("  (no two annotators labelled the same pair)\n");
+		char *label = NULL;
 		for (size_t i = 0; i < x.ncells; i++) {
 			kappa_cell *c = &x.cells[i];
-			double k = store_cohen_kappa((const long(*)[STORE_NCAT])c->t);
-			printf("  %-*s  %-*s  ", w, x.ann[c->i].name, w, x.ann[c->j].name);
-			if (isnan(k))
-				printf("kappa     -  (n=%ld)\n", c->n);
-			else
-				printf("kappa %6.3f  (n=%ld)\n", k, c->n);
+			free(label);
+			label = xasprintf("%-*s  %s", w, x.ann[c->i].name, x.ann[c->j].name);
+			text_measure(label, 2 * w + 2, measure_of((const long(*)[STORE_NCAT])c->t));
 		}
+		if (x.ncells)
+			text_measure("pooled (all pairs)", 2 * w + 2, mpooled);
 		printf("\nKrippendorff's alpha (nominal), over %zu pairs with 2 or more labels: ", x.nunits);
 		if (isnan(alpha))
 			printf("-\n");
 		else
-			printf("%.3f\n", alpha);
+			printf("%.3f  %.1f%% agreement (n=%.0f labels)\n", alpha, 100 * alpha_agree, alpha_values);
 		printf("\njudge vs human (humans and imports), per judge-human label pair on the same item:\n");
-		if (x.jh_n)
-			printf("  with ties:    %5.1f%% agreement (n=%ld)\n", 100 * with, x.jh_n);
-		else
-			printf("  with ties:        -  (n=0)\n");
-		if (x.jh_ab_n)
-			printf("  without ties: %5.1f%% agreement (n=%ld)\n", 100 * without, x.jh_ab_n);
-		else
-			printf("  without ties:     -  (n=0)\n");
+		for (size_t i = 0; i < x.njh; i++) {
+			printf("  %s:\n", x.ann[x.jh[i].judge].name);
+			text_measure("  with ties:", 15, measure_of((const long(*)[STORE_NCAT])x.jh[i].t));
+			text_measure("  without ties:", 15, measure_ab((const long(*)[STORE_NCAT])x.jh[i].t));
+		}
+		if (x.njh > 1 || !x.njh) {
+			if (x.njh)
+				printf("  pooled:\n");
+			text_measure("with ties:", 13, with);
+			text_measure("without ties:", 13, without);
+		}
+		free(label);
 	}
 	if (fflush(stdout)) {
 		util_warn("standard output: %s", strerror(errno));
@@ -210,6 +312,7 @@ out:
 	free(x.ann);
 	free(x.cells);
 	free(x.units);
+	free(x.jh);
 	store_free(st);
 	return status;
 }

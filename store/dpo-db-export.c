@@ -220,6 +220,37 @@ static const util_opt export_table[] = {
 	UTIL_OPT_TABLE_END,
 };
 
+/* Split names and prompt counts, for check_split. */
+typedef struct split_list {
+	util_buf names;
+	int found;
+	const char *want;
+} split_list;
+
+static int add_split(void *ud, const store_stat *s)
+{
+	split_list *l = ud;
+	if (!strcmp(s->key, l->want))
+		l->found = 1;
+	util_buf_addf(&l->names, "%s%s (%ld prompt%s)", l->names.len ? ", " : "", s->key, s->value,
+		      s->value == 1 ? "" : "s");
+	return 0;
+}
+
+/* 0 when some prompt is in split name; else say which splits there are. */
+static int check_split(store *st, const char *name)
+{
+	split_list l = {UTIL_BUF_INIT, 0, name};
+	int rc = store_splits_foreach(st, add_split, &l);
+	if (rc)
+		util_warn("%s", store_errmsg(st));
+	else if (!l.found)
+		util_warn("no split \"%s\" in %s; the splits are: %s", name, store_path(st),
+			  l.names.len ? util_buf_str(&l.names) : "none (no prompts)");
+	util_buf_free(&l.names);
+	return rc || !l.found;
+}
+
 int db_cmd_export(int argc, char **argv)
 {
 	static util_cli cli = {
@@ -243,6 +274,8 @@ int db_cmd_export(int argc, char **argv)
 	store *st = db_open(db_path(o.db));
 	if (!st)
 		return UTIL_EXIT_FAIL;
+	if (o.split && check_split(st, o.split))
+		goto out;
 	if (to_stdout) {
 		x.f = stdout;
 	} else {

@@ -271,12 +271,14 @@ static int cmd_stats(int argc, char **argv)
 	static const char *const total_cols[] = {"prompts", "completions", "comparisons", "annotators",
 						 "generators", NULL};
 	static const char *const group_cols[] = {"prompts", "completions", "comparisons", NULL};
+	static const char *const source_cols[] = {"prompts", "completions", "comparisons", "labels", NULL};
 	static const char *const ann_cols[] = {"comparisons", "a", "b", "tie", "both_bad", "skip", NULL};
 	static const char *const verdicts[] = {"a", "b", "tie", "both_bad", "skip", NULL};
 	static const char *const run_statuses[] = {"ok", "failed", "interrupted", "running", NULL};
 	static util_cli cli = {.name = "dpo-db stats",
 			       .summary = "Counts of prompts, completions and comparisons by split, source and\n"
-					  "annotator; the verdicts; the pairs each resolution policy resolves; and per\n"
+					  "annotator (by source also the labels each source imported, on any\n"
+					  "prompt); the verdicts; the pairs each resolution policy resolves; and per\n"
 					  "annotator the position bias (the share of a/b wins that went to the\n"
 					  "completion shown first).",
 			       .opts = db_json_table};
@@ -306,7 +308,7 @@ static int cmd_stats(int argc, char **argv)
 				      stat_value(&set, "total", "all", total_cols[c]));
 		util_buf_adds(&b, "}");
 		json_section(&b, &set, "split", "by_split", group_cols, 0);
-		json_section(&b, &set, "source", "by_source", group_cols, 0);
+		json_section(&b, &set, "source", "by_source", source_cols, 0);
 		json_section(&b, &set, "annotator", "by_annotator", ann_cols, 1);
 		util_buf_adds(&b, ", \"verdicts\": {");
 		for (int v = 0; verdicts[v]; v++)
@@ -350,7 +352,7 @@ static int cmd_stats(int argc, char **argv)
 			       total_cols[c]);
 		printf("\n\n");
 		text_section(&set, "split", "by split", group_cols, 0);
-		text_section(&set, "source", "by source", group_cols, 0);
+		text_section(&set, "source", "by source", source_cols, 0);
 		text_section(&set, "annotator", "by annotator", ann_cols, 1);
 		printf("verdicts:");
 		for (int v = 0; verdicts[v]; v++)
@@ -371,7 +373,8 @@ static int cmd_stats(int argc, char **argv)
 		if (unchecked)
 			printf("\n  %ld running: of another host or without a process id, not checked from here",
 			       unchecked);
-		printf("\n\nposition bias (share of a/b wins that went to the completion shown first):\n");
+		printf("\n\nposition bias (share of a/b wins that went to the completion shown first, per judgment\n"
+		       "by the order it was shown in; a judge run in both orders judged each pair twice):\n");
 		if (!nbias)
 			printf("  (no comparison with a known display order)\n");
 		int w = (int)key_width(&set, "position_bias", 10);

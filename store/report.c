@@ -455,14 +455,16 @@ static void section_labels(util_buf *o, struct rep *r)
 static void section_agreement(util_buf *o, struct rep *r)
 {
 	util_buf_adds(o, "<h2>Annotator agreement</h2>\n");
-	double alpha = store_krippendorff_alpha((const long(*)[STORE_NCAT])r->units, r->nunits);
-	util_buf_adds(o, "<p>Krippendorff's alpha (nominal; categories a, b, tie, both_bad) over ");
+	double agree, values;
+	double alpha = store_pref_alpha((const long(*)[STORE_NCAT])r->units, r->nunits, &agree, &values);
+	util_buf_adds(o, "<p>On which completion was preferred (each pair counted in both orientations; "
+			 "categories preferred, tie, both_bad). Krippendorff's alpha (nominal) over ");
 	util_buf_addf(o, "%zu labelled pairs: <b>", r->nunits);
 	if (isfinite(alpha))
-		util_buf_addf(o, "%.3f", alpha);
+		util_buf_addf(o, "%.3f</b> (%.1f%% agreement, n=%.0f labels)", alpha, 100 * agree, values);
 	else
-		util_buf_adds(o, "- (no pair has two labels)");
-	util_buf_adds(o, "</b></p>\n");
+		util_buf_adds(o, "- (no pair has two labels)</b>");
+	util_buf_adds(o, "</p>\n");
 	if (r->ncells == 0) {
 		util_buf_adds(o, "<p class=\"none\">No two annotators labelled the same pair.</p>\n");
 		return;
@@ -480,7 +482,7 @@ static void section_agreement(util_buf *o, struct rep *r)
 		store_report_escape(o, r->ann[x->j].name);
 		util_buf_addf(o, "</td><td>%ld</td>", x->n);
 		pct_cell(o, agree, x->n);
-		num_cell(o, store_cohen_kappa((const long(*)[STORE_NCAT])x->t), "%.3f");
+		num_cell(o, store_pref_kappa((const long(*)[STORE_NCAT])x->t), "%.3f");
 		util_buf_adds(o, "</tr>\n");
 	}
 	util_buf_adds(o, "</table>\n");

@@ -438,11 +438,14 @@ const char *store_path(const store *st);
  * Sections and their columns, in this order:
  *   "total"         key "all": prompts, completions, comparisons, annotators, generators
  *   "split"         key split name: prompts, completions, comparisons
- *   "source"        key source: prompts, completions, comparisons
+ *   "source"        key source: prompts, completions, comparisons (of the prompts from
+ *                   that source), labels (comparisons that source's import labelled, on
+ *                   any prompt; a source with labels only has a row too)
  *   "annotator"     key annotator name (detail = kind): comparisons, a, b, tie, both_bad, skip
  *   "verdict"       key verdict: comparisons
  *   "position_bias" key annotator name (detail = kind): n (a/b wins with the shown order
- *                   known), first (those won by the completion shown first)
+ *                   known, one per judgment: a judge run in both orders made two per
+ *                   comparison), first (those won by the completion shown first)
  *   "pairs"         key policy name: pairs (resolvable pairs, all splits)
  *   "runs"          key status, always all four: "running", "ok", "failed", "interrupted":
  *                   runs (as read: an abandoned run counts as interrupted); key
@@ -459,6 +462,9 @@ typedef int (*store_stat_cb)(void *ud, const store_stat *s);
 
 /* Compute the statistics above and hand them to cb one by one. */
 int store_stats_foreach(store *st, store_stat_cb cb, void *ud);
+
+/* The splits that hold prompts, by name, as ("split", name, NULL, "prompts", count). */
+int store_splits_foreach(store *st, store_stat_cb cb, void *ud);
 
 /* ---- agreement ------------------------------------------------------------------- */
 
@@ -478,6 +484,23 @@ double store_cohen_kappa(const long (*table)[STORE_NCAT]);
  * ratings are ignored. NAN when there are no pairable values; 1 when every
  * pairable value falls in one category (no disagreement is possible). */
 double store_krippendorff_alpha(const long (*units)[STORE_NCAT], size_t nunits);
+
+/* The same measures on which completion was preferred. The order inside a
+ * pair (a/b by storage, or the display order) carries no information, so
+ * each pair counts in both orientations: half of it as labelled, half with
+ * a and b exchanged (ties and both_bad stay). The marginals are then
+ * symmetric in a and b: two raters agreeing on 8 of 10 pairs, no ties,
+ * get kappa (0.8 - 0.5) / (1 - 0.5) = 0.6 however the pairs are stored.
+ * store_pref_kappa takes the table as counted (each item once);
+ * store_pref_alpha the units as counted, and sets *agreement (if not NULL)
+ * to the observed share of agreeing value pairs (sum of o[c][c] / n) and
+ * *values to n, the pairable values. */
+double store_pref_kappa(const long (*table)[STORE_NCAT]);
+double store_pref_alpha(const long (*units)[STORE_NCAT], size_t nunits, double *agreement, double *values);
+
+/* Raw agreement of a table: the share of items on its diagonal (NAN when
+ * empty); *n (if not NULL) = items. */
+double store_table_agreement(const long (*table)[STORE_NCAT], long *n);
 
 /* One labelled pair for agreement: every non-skip verdict on it. Handed in
  * (prompt id, a, b) order; arrays are valid during the callback. */

@@ -74,11 +74,44 @@ static int run_stats(store *st, store_stat_cb cb, void *ud)
 	"WITH pc AS (SELECT prompt_id, count(*) AS n FROM completions GROUP BY prompt_id), "    \
 	"cc AS (SELECT prompt_id, count(*) AS n FROM comparisons GROUP BY prompt_id) "
 
+/* Position bias counts judgments by the order each was shown in. A
+ * comparison shown in one order is one judgment: an a/b verdict, won by
+ * shown_first or not. A judge run in both orders (dpo-judge's default:
+ * "swap":true in its params) stores one comparison for two judgments, one
+ * with a shown first and one with b shown first, with shown_first "a" and
+ * the two verdicts in its rationale ("a shown first: X; b shown first: Y").
+ * A consistent a/b verdict is then one win in first place and one in
+ * second; an inconsistent pair (stored as a tie) counts its two verdicts
+ * as the rationale gives them: a with a shown first and b with b shown
+ * first are first-place wins, b with a first and a with b first are not,
+ * and a tie in either order is no a/b win. So `dpo-db stats` agrees with
+ * dpo-judge's first-position win rate for the same labels. */
+#define TWO_ORDERS                                                                                        \
+	"(a.kind = 'judge' AND instr(coalesce(a.params, ''), '\"swap\":true') > 0 AND c.shown_first = 'a' " \
+	"AND c.rationale LIKE 'a shown first: %' AND instr(c.rationale, '; b shown first: ') > 0)"
+#define POSITION_BIAS_SQL                                                                                    \
+	"WITH j AS (SELECT c.annotator_id, "                                                                 \
+	"CASE WHEN " TWO_ORDERS " THEN 1 ELSE 0 END AS two, c.verdict, c.shown_first, "                      \
+	"CASE WHEN c.rationale LIKE 'a shown first: a;%' THEN 'a' WHEN c.rationale LIKE 'a shown first: b;%' " \
+	"THEN 'b' ELSE NULL END AS va, "                                                                     \
+	"CASE substr(c.rationale, instr(c.rationale, '; b shown first: ') + 17, 1) WHEN 'a' THEN 'a' "       \
+	"WHEN 'b' THEN 'b' ELSE NULL END AS vb "                                                            \
+	"FROM comparisons c JOIN annotators a ON a.id = c.annotator_id "                                    \
+	"WHERE c.shown_first IS NOT NULL AND c.verdict <> 'skip'), "                                          \
+	"w AS (SELECT annotator_id, "                                                                        \
+	"CASE WHEN two = 0 THEN (verdict IN ('a', 'b')) "                                                    \
+	"ELSE (va IS NOT NULL) + (vb IS NOT NULL) END AS n, "                                                \
+	"CASE WHEN two = 0 THEN (verdict IN ('a', 'b') AND verdict = shown_first) "                          \
+	"ELSE (va IS 'a') + (vb IS 'b') END AS first FROM j) "                                               \
+	"SELECT a.name, a.kind, sum(w.n), sum(w.first) FROM w JOIN annotators a ON a.id = w.annotator_id "  \
+	"GROUP BY a.id HAVING sum(w.n) > 0 ORDER BY a.name"
+
 int store_stats_foreach(store *st, store_stat_cb cb, void *ud)
 {
 	static const char *const total_cols[] = {"prompts", "completions", "comparisons", "annotators",
 						 "generators", NULL};
 	static const char *const group_cols[] = {"prompts", "completions", "comparisons", NULL};
+	static const char *const source_cols[] = {"prompts", "completions", "comparisons", "labels", NULL};
 	static const char *const ann_cols[] = {"comparisons", "a", "b", "tie", "both_bad", "skip", NULL};
 	static const char *const verdicts[] = {"a", "b", "tie", "both_bad", "skip", NULL};
 	static const char *const bias_cols[] = {"n", "first", NULL};
@@ -100,12 +133,23 @@ int store_stats_foreach(store *st, store_stat_cb cb, void *ud)
 					       "GROUP BY p.split ORDER BY p.split",
 			     group_cols, cb, ud)))
 		return rc;
+	/* By source: prompts, completions and comparisons of the prompts that
+	 * came from it, and labels: the comparisons it labelled itself (its
+	 * import annotator "import:<source>"), on whatever prompts. A source
+	 * that labelled prompts another source brought in shows here too. */
 	if ((rc = stat_query(st, "source",
-			     PER_PROMPT_COUNTS "SELECT p.source, NULL, count(*), coalesce(sum(pc.n), 0), "
-					       "coalesce(sum(cc.n), 0) FROM prompts p "
-					       "LEFT JOIN pc ON pc.prompt_id = p.id LEFT JOIN cc ON cc.prompt_id = p.id "
-					       "GROUP BY p.source ORDER BY p.source",
-			     group_cols, cb, ud)))
+			     PER_PROMPT_COUNTS
+			     ", ps AS (SELECT p.source AS source, count(*) AS np, coalesce(sum(pc.n), 0) AS nc, "
+			     "coalesce(sum(cc.n), 0) AS ncmp FROM prompts p LEFT JOIN pc ON pc.prompt_id = p.id "
+			     "LEFT JOIN cc ON cc.prompt_id = p.id GROUP BY p.source), "
+			     "ls AS (SELECT substr(a.name, 8) AS source, count(*) AS n FROM annotators a "
+			     "JOIN comparisons c ON c.annotator_id = a.id "
+			     "WHERE a.kind = 'import' AND a.name LIKE 'import:%' GROUP BY a.id), "
+			     "src AS (SELECT source FROM ps UNION SELECT source FROM ls) "
+			     "SELECT src.source, NULL, coalesce(ps.np, 0), coalesce(ps.nc, 0), coalesce(ps.ncmp, 0), "
+			     "coalesce(ls.n, 0) FROM src LEFT JOIN ps ON ps.source = src.source "
+			     "LEFT JOIN ls ON ls.source = src.source ORDER BY src.source",
+			     source_cols, cb, ud)))
 		return rc;
 	if ((rc = stat_query(st, "annotator",
 			     "SELECT a.name, a.kind, coalesce(c.n, 0), coalesce(c.va, 0), coalesce(c.vb, 0), "
@@ -123,12 +167,7 @@ int store_stats_foreach(store *st, store_stat_cb cb, void *ud)
 		if ((rc = stat_query(st, "verdict", sql, one_col, cb, ud)))
 			return rc;
 	}
-	if ((rc = stat_query(st, "position_bias",
-			     "SELECT a.name, a.kind, count(*), sum(c.verdict = c.shown_first) "
-			     "FROM comparisons c JOIN annotators a ON a.id = c.annotator_id "
-			     "WHERE c.shown_first IS NOT NULL AND c.verdict IN ('a', 'b') "
-			     "GROUP BY a.id ORDER BY a.name",
-			     bias_cols, cb, ud)))
+	if ((rc = stat_query(st, "position_bias", POSITION_BIAS_SQL, bias_cols, cb, ud)))
 		return rc;
 	for (int i = 0; store_policies[i]; i++) {
 		long n = 0;
@@ -141,18 +180,28 @@ int store_stats_foreach(store *st, store_stat_cb cb, void *ud)
 	return run_stats(st, cb, ud);
 }
 
+int store_splits_foreach(store *st, store_stat_cb cb, void *ud)
+{
+	static const char *const cols[] = {"prompts", NULL};
+	if (!st->db)
+		return store__err(st, STORE_EINVAL, "the store is not open");
+	return stat_query(st, "split", "SELECT split, NULL, count(*) FROM prompts GROUP BY split ORDER BY split", cols,
+			  cb, ud);
+}
+
 /* ---- agreement measures ------------------------------------------------- */
 
-double store_cohen_kappa(const long (*t)[STORE_NCAT])
+/* Kappa from a table of (possibly fractional) counts. */
+static double kappa_of(const double (*t)[STORE_NCAT])
 {
 	double n = 0, agree = 0, row[STORE_NCAT] = {0}, col[STORE_NCAT] = {0};
 	for (int i = 0; i < STORE_NCAT; i++)
 		for (int j = 0; j < STORE_NCAT; j++) {
-			n += (double)t[i][j];
-			row[i] += (double)t[i][j];
-			col[j] += (double)t[i][j];
+			n += t[i][j];
+			row[i] += t[i][j];
+			col[j] += t[i][j];
 			if (i == j)
-				agree += (double)t[i][j];
+				agree += t[i][j];
 		}
 	if (n <= 0)
 		return NAN;
@@ -164,9 +213,49 @@ double store_cohen_kappa(const long (*t)[STORE_NCAT])
 	return (po - pe) / (1.0 - pe);
 }
 
-double store_krippendorff_alpha(const long (*units)[STORE_NCAT], size_t nunits)
+double store_cohen_kappa(const long (*t)[STORE_NCAT])
 {
-	double o[STORE_NCAT][STORE_NCAT] = {{0}};
+	double d[STORE_NCAT][STORE_NCAT];
+	for (int i = 0; i < STORE_NCAT; i++)
+		for (int j = 0; j < STORE_NCAT; j++)
+			d[i][j] = (double)t[i][j];
+	return kappa_of((const double(*)[STORE_NCAT])d);
+}
+
+/* The category with a and b exchanged (the same pair seen the other way round). */
+static int cat_swap(int c)
+{
+	return c == STORE_CAT_A ? STORE_CAT_B : c == STORE_CAT_B ? STORE_CAT_A : c;
+}
+
+double store_pref_kappa(const long (*t)[STORE_NCAT])
+{
+	double d[STORE_NCAT][STORE_NCAT];
+	for (int i = 0; i < STORE_NCAT; i++)
+		for (int j = 0; j < STORE_NCAT; j++)
+			d[i][j] = (double)t[i][j] + (double)t[cat_swap(i)][cat_swap(j)];
+	return kappa_of((const double(*)[STORE_NCAT])d);
+}
+
+double store_table_agreement(const long (*t)[STORE_NCAT], long *n)
+{
+	long all = 0, agree = 0;
+	for (int i = 0; i < STORE_NCAT; i++)
+		for (int j = 0; j < STORE_NCAT; j++) {
+			all += t[i][j];
+			if (i == j)
+				agree += t[i][j];
+		}
+	if (n)
+		*n = all;
+	return all ? (double)agree / (double)all : NAN;
+}
+
+/* The coincidence matrix of nominal Krippendorff's alpha: o[c][k] = sum
+ * over units of (pairs of values c, k within the unit) / (m_u - 1). */
+static void coincidences(const long (*units)[STORE_NCAT], size_t nunits, double (*o)[STORE_NCAT])
+{
+	memset(o, 0, sizeof(double) * STORE_NCAT * STORE_NCAT);
 	for (size_t u = 0; u < nunits; u++) {
 		long m = 0;
 		for (int k = 0; k < STORE_NCAT; k++)
@@ -179,6 +268,10 @@ double store_krippendorff_alpha(const long (*units)[STORE_NCAT], size_t nunits)
 				o[c][k] += pairs / (double)(m - 1);
 			}
 	}
+}
+
+static double alpha_of(const double (*o)[STORE_NCAT])
+{
 	double nc[STORE_NCAT] = {0}, n = 0, dobs = 0, dexp = 0;
 	for (int c = 0; c < STORE_NCAT; c++)
 		for (int k = 0; k < STORE_NCAT; k++) {
@@ -196,4 +289,29 @@ double store_krippendorff_alpha(const long (*units)[STORE_NCAT], size_t nunits)
 	if (dexp <= 0)
 		return dobs <= 0 ? 1.0 : NAN;
 	return 1.0 - (n - 1.0) * dobs / dexp;
+}
+
+double store_krippendorff_alpha(const long (*units)[STORE_NCAT], size_t nunits)
+{
+	double o[STORE_NCAT][STORE_NCAT];
+	coincidences(units, nunits, o);
+	return alpha_of((const double(*)[STORE_NCAT])o);
+}
+
+double store_pref_alpha(const long (*units)[STORE_NCAT], size_t nunits, double *agreement, double *values)
+{
+	double o[STORE_NCAT][STORE_NCAT], s[STORE_NCAT][STORE_NCAT], n = 0, agree = 0;
+	coincidences(units, nunits, o);
+	for (int c = 0; c < STORE_NCAT; c++)
+		for (int k = 0; k < STORE_NCAT; k++) {
+			s[c][k] = (o[c][k] + o[cat_swap(c)][cat_swap(k)]) / 2;
+			n += o[c][k];
+			if (c == k)
+				agree += o[c][k];
+		}
+	if (agreement)
+		*agreement = n > 0 ? agree / n : NAN;
+	if (values)
+		*values = n;
+	return alpha_of((const double(*)[STORE_NCAT])s);
 }

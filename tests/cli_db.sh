@@ -141,8 +141,13 @@ is "stats: unanimous pairs" "$(nth "$v" 2)" 4
 
 # A judge joins (written straight into the tables: judges run elsewhere),
 # voting a, b, tie, b, b, a on the six pairs in prompt order. By hand:
-# kappa(one, j1) = 1/7, kappa(two, j1) = 3/7; alpha over three raters =
-# 59/178; judge vs human: 7 of 12 label pairs agree with ties, 7 of 10
+# kappa(one, j1) = 1/7, kappa(two, j1) = 3/7 (the same whether or not each
+# pair also counts with a and b exchanged: one's and two's marginals are
+# already 3 a, 3 b); alpha over three raters, each pair counted half as
+# labelled and half with a and b exchanged: values a 8, b 9, tie 1 become
+# 8.5, 8.5, 1 (n = 18), D_o = 7 either way, D_e = 18^2 - 2 * 8.5^2 - 1 =
+# 178.5, alpha = 1 - 17 * 7 / 178.5 = 1/3 (59/178 when the a/b order was
+# taken as information); judge vs human: 7 of 12 label pairs agree with ties, 7 of 10
 # without (the tie item left out).
 sqlite3 "$A" "INSERT INTO annotators(kind, name, created_at) VALUES ('judge', 'j1', '2026-01-01T00:00:00Z');
 INSERT INTO comparisons(prompt_id, completion_a, completion_b, annotator_id, verdict, created_at)
@@ -161,7 +166,7 @@ is "three pairs of annotators, sorted, 6 items each" "$(nth "$v" 1)" \
 	"[('import:one', 'import:two', 6), ('import:one', 'j1', 6), ('import:two', 'j1', 6)]"
 is "kappa(one, j1) = 1/7" "$(nth "$v" 2)" 0.142857143
 is "kappa(two, j1) = 3/7" "$(nth "$v" 3)" 0.428571429
-is "alpha over three raters = 59/178" "$(nth "$v" 4)" 0.331460674
+is "alpha over three raters = 1/3" "$(nth "$v" 4)" 0.333333333
 is "alpha units" "$(nth "$v" 5)" 6
 is "judge vs human with ties: 7/12" "$(nth "$v" 6)" "(0.583333333, 12)"
 is "judge vs human without ties: 7/10" "$(nth "$v" 7)" "(0.7, 10)"

@@ -1179,6 +1179,28 @@ static void test_agreement(store *st)
 	long two[][STORE_NCAT] = {{2, 0}, {0, 2}, {1, 1}, {1, 1}};
 	TAP_NEAR(store_krippendorff_alpha(two, 4), 0.125, 1e-12, "alpha, 2 raters binary");
 
+	/* on the preferred completion: two raters agreeing on 8 of 10 pairs, all
+	 * stored with rater 1's choice as a: (a,a) 8, (a,b) 2. Plain kappa: pe =
+	 * 1 * 0.8 = po, 0. Counted both ways: (b,b) 8, (b,a) 2 more; po = 0.8, pe =
+	 * 0.5, kappa = 0.6. Raw agreement 8/10 over n = 10. */
+	long p1[STORE_NCAT][STORE_NCAT] = {{8, 2}};
+	TAP_NEAR(store_cohen_kappa(p1), 0.0, 1e-12, "kappa on a/b labels of skewed storage: 0");
+	TAP_NEAR(store_pref_kappa(p1), 0.6, 1e-12, "kappa on the preferred completion: 0.6");
+	long pn = 0;
+	TAP_NEAR(store_table_agreement(p1, &pn), 0.8, 1e-12, "raw agreement 0.8");
+	TAP_IS_INT(pn, 10, "raw agreement n");
+	/* alpha over the same: o_aa = 16, o_ab = o_ba = 2 (n = 20); half
+	 * exchanged: o_aa = o_bb = 8, o_ab = o_ba = 2, n_a = n_b = 10; alpha =
+	 * 1 - 19 * 4 / 200 = 0.62 (plain: 1 - 19 * 4 / 72) */
+	long pu[10][STORE_NCAT] = {{2}, {2}, {2}, {2}, {2}, {2}, {2}, {2}, {1, 1}, {1, 1}};
+	double pa = 0, pv = 0;
+	TAP_NEAR(store_krippendorff_alpha(pu, 10), 1 - 19.0 * 4 / 72, 1e-12, "alpha on a/b labels of skewed storage");
+	TAP_NEAR(store_pref_alpha(pu, 10, &pa, &pv), 0.62, 1e-12, "alpha on the preferred completion: 0.62");
+	TAP_NEAR(pa, 0.8, 1e-12, "alpha: observed agreement 16/20");
+	TAP_NEAR(pv, 20, 0, "alpha: 20 pairable values");
+	/* symmetric tables are unchanged */
+	TAP_NEAR(store_pref_kappa(t1), store_cohen_kappa(t1), 1e-12, "pref kappa = kappa when marginals are symmetric");
+
 	TAP_IS_INT(store_verdict_category("a"), STORE_CAT_A, "category a");
 	TAP_IS_INT(store_verdict_category("both_bad"), STORE_CAT_BOTH_BAD, "category both_bad");
 	TAP_IS_INT(store_verdict_category("skip"), -1, "skip has no category");
