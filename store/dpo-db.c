@@ -23,15 +23,25 @@ const char *db_path(const char *opt)
 	return util_db_path(opt ? opt : global_db);
 }
 
-store *db_open(const char *path)
+static store *open_mode(const char *path, int create)
 {
 	store *st = store_new();
-	if (store_open(st, path)) {
+	if ((create ? store_open : store_open_existing)(st, path)) {
 		util_warn("%s", store_errmsg(st));
 		store_free(st);
 		return NULL;
 	}
 	return st;
+}
+
+store *db_open(const char *path)
+{
+	return open_mode(path, 0);
+}
+
+store *db_create(const char *path)
+{
+	return open_mode(path, 1);
 }
 
 static const util_opt db_only_table[] = {
@@ -56,7 +66,7 @@ static int cmd_init(int argc, char **argv)
 	db_opts o = {0};
 	util_cli_parse(&cli, &o, argc, argv);
 	const char *path = db_path(o.db);
-	store *st = db_open(path);
+	store *st = db_create(path);
 	if (!st)
 		return UTIL_EXIT_FAIL;
 	printf("%s: schema version %d\n", path, store_schema_version());

@@ -6,7 +6,9 @@
 #include "util/cli.h"
 #include "util/sha256.h"
 #include "util/xmalloc.h"
+#include <errno.h>
 #include <math.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -491,7 +493,14 @@ static void sqlite_setup(void)
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+static int open_db(store *st, const char *path, int target, int create);
+
 int store__open_version(store *st, const char *path, int target)
+{
+	return open_db(st, path, target, 1);
+}
+
+static int open_db(store *st, const char *path, int target, int create)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	long long app, ver, nobj;
@@ -503,7 +512,15 @@ int store__open_version(store *st, const char *path, int target)
 	if (target < 1 || target > STORE_SCHEMA_VERSION)
 		return store__err(st, STORE_EINVAL, "schema version %d does not exist", target);
 	st->path = xstrdup(path);
-	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+	struct stat sb;
+	if (!create && stat(path, &sb) != 0 && errno == ENOENT) {
+		rc = store__err(st, STORE_ENOTFOUND,
+				"%s: no such database (create one with dpo-db init or dpo-db import)", path);
+		goto out;
+	}
+	if (sqlite3_open_v2(path, &st->db,
+			    SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
 		rc = store__err(st, STORE_ERR, "%s: cannot open: %s", path,
 				st->db ? sqlite3_errmsg(st->db) : "out of memory");
 		goto out;
@@ -546,7 +563,12 @@ out:
 
 int store_open(store *st, const char *path)
 {
-	return store__open_version(st, path, STORE_SCHEMA_VERSION);
+	return open_db(st, path, STORE_SCHEMA_VERSION, 1);
+}
+
+int store_open_existing(store *st, const char *path)
+{
+	return open_db(st, path, STORE_SCHEMA_VERSION, 0);
 }
 
 /* ---- transactions ------------------------------------------------------- */

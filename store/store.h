@@ -90,6 +90,12 @@ store *store_new(void);
  * (store_errmsg) names the path. On failure the handle stays closed and can
  * be opened again. */
 int store_open(store *st, const char *path);
+/* Open the database at path as store_open does, but never create it: for
+ * the commands that only read (and those that add to a store made by
+ * dpo-db init/import or dpo-generate). A missing file is STORE_ENOTFOUND
+ * with the message "PATH: no such database (create one with dpo-db init or
+ * dpo-db import)". */
+int store_open_existing(store *st, const char *path);
 /* Close the database and free the handle. NULL is allowed. */
 void store_free(store *st);
 /* The message of the last error, "" if none. Owned by the handle. */
