@@ -52,7 +52,7 @@ int db_cmd_report(int argc, char **argv)
 		return UTIL_EXIT_FAIL;
 	}
 	store *st = store_new();
-	if (store_open_existing(st, dbpath)) {
+	if (store_open_read(st, dbpath)) {
 		util_warn("%s", store_errmsg(st));
 		goto out;
 	}

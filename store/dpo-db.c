@@ -23,10 +23,10 @@ const char *db_path(const char *opt)
 	return util_db_path(opt ? opt : global_db);
 }
 
-static store *open_mode(const char *path, int create)
+static store *open_mode(const char *path, int (*open)(store *, const char *))
 {
 	store *st = store_new();
-	if ((create ? store_open : store_open_existing)(st, path)) {
+	if (open(st, path)) {
 		util_warn("%s", store_errmsg(st));
 		store_free(st);
 		return NULL;
@@ -36,12 +36,17 @@ static store *open_mode(const char *path, int create)
 
 store *db_open(const char *path)
 {
-	return open_mode(path, 0);
+	return open_mode(path, store_open_read);
+}
+
+store *db_open_write(const char *path)
+{
+	return open_mode(path, store_open_existing);
 }
 
 store *db_create(const char *path)
 {
-	return open_mode(path, 1);
+	return open_mode(path, store_open);
 }
 
 static const util_opt db_only_table[] = {
@@ -129,7 +134,7 @@ static int cmd_split(int argc, char **argv)
 	util_cli_parse(&cli, &o, argc, argv);
 	if (util_cli_source(&cli, "test-fraction") == UTIL_OPT_UNSET)
 		util_cli_usage_error(&cli, "--test-fraction F is required");
-	store *st = db_open(db_path(o.db));
+	store *st = db_open_write(db_path(o.db));
 	if (!st)
 		return UTIL_EXIT_FAIL;
 	long ntr = 0, nte = 0;

@@ -116,7 +116,42 @@ if command -v script >/dev/null 2>&1; then
 	like "dpo-annotate: says so" "$(cat "$T/err")" "dpo-annotate: $typo: no such database ($nodb)"
 	ok "dpo-annotate: no database created" test ! -e "$typo"
 fi
+dpo-model init --config "$top_srcdir/share/task/config.json" --tokenizer "$top_srcdir/share/task" \
+	--out "$T/m" --seed 1 >/dev/null 2>&1
+dpo-train --from-db --db "$typo" --model "$T/m" --out "$T/o" --steps 1 --quiet >/dev/null 2>"$T/err"
+is "dpo-train --from-db on a missing database: exit 1" "$?" 1
+like "dpo-train: says so" "$(cat "$T/err")" "dpo-train: $typo: no such database ($nodb)"
+ok "dpo-train: no database created" test ! -e "$typo"
+dpo-eval --db "$typo" --policy "$T/m" --baseline "$T/m" >/dev/null 2>"$T/err"
+is "dpo-eval on a missing database: exit 1" "$?" 1
+like "dpo-eval: says so" "$(cat "$T/err")" "dpo-eval: $typo: no such database ($nodb)"
+ok "dpo-eval: no database created" test ! -e "$typo"
 ok "dpo-db init still creates one" dpo-db --db "$T/i.db" init
 ok "dpo-db import still creates one" dpo-db --db "$T/j.db" import "$T/x.jsonl"
+
+# ---- a database on read-only media is read (immutable when its -shm cannot
+# be created). Root ignores permissions, so this mounts a read-only tmpfs in
+# a private mount namespace; skipped where that is not allowed.
+if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
+	mkdir "$T/ro"
+	unshare -m sh -c '
+		mount -t tmpfs none "$1/ro" && cp "$2" "$1/ro/t.db" && mount -o remount,ro "$1/ro" || exit 99
+		dpo-db --db "$1/ro/t.db" stats >"$1/ro-stats" 2>"$1/ro-err"; echo $? >"$1/ro-rc"
+		dpo-db --db "$1/ro/t.db" export "$1/ro.jsonl" 2>/dev/null; echo $? >>"$1/ro-rc"
+		dpo-db --db "$1/ro/t.db" report "$1/ro.html" 2>/dev/null; echo $? >>"$1/ro-rc"
+		dpo-db --db "$1/ro/t.db" split --test-fraction 0.5 >/dev/null 2>&1; echo $? >>"$1/ro-rc"' sh "$T" "$DB"
+	mounted=$?
+	if [ "$mounted" = 99 ]; then
+		echo "# could not mount a read-only tmpfs: read-only media not tested"
+	else
+		is "read-only media: stats, export, report work; split fails" "$(cat "$T/ro-rc" | tr '\n' ' ')" "0 0 0 1 "
+		like "read-only media: stats reads it" "$(cat "$T/ro-stats")" "totals: 12 prompts"
+		like "read-only media: says it opened it immutable" "$(cat "$T/ro-err")" \
+			"dpo-db: $T/ro/t.db: cannot be written (read-only folder or media); opened it read-only as immutable"
+		is "read-only media: the export is the same" "$(cat "$T/ro.jsonl")" "$(dpo-db --db "$DB" export - 2>/dev/null)"
+	fi
+else
+	echo "# not root or no mount namespaces: read-only media not tested"
+fi
 
 done_testing
