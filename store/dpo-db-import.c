@@ -226,13 +226,6 @@ int db_cmd_import(int argc, char **argv)
 		util_buf_addf(&out, "], \"rejected\": %ld}\n", total_rejected);
 		fputs(out.data, stdout);
 	}
-	if (total_rejected && rejects_path)
-		util_warn("%ld bad record%s written to %s", total_rejected, total_rejected == 1 ? "" : "s",
-			  rejects_path);
-	if (fflush(stdout)) {
-		util_warn("writing the summary: %s", strerror(errno));
-		goto out;
-	}
 	if (rejects) {
 		int e = fflush(rejects) || fsync(fileno(rejects));
 		e = fclose(rejects) || e;
@@ -244,6 +237,13 @@ int db_cmd_import(int argc, char **argv)
 		free(rejects_tmp);
 		rejects_tmp = NULL;
 		util_fsync_parent(rejects_path);
+	}
+	if (total_rejected && rejects_path)
+		util_warn("%ld bad record%s written to %s", total_rejected, total_rejected == 1 ? "" : "s",
+			  rejects_path);
+	if (fflush(stdout)) {
+		util_warn("writing the summary: %s", strerror(errno));
+		goto out;
 	}
 	status = UTIL_EXIT_OK;
 out:
