@@ -62,14 +62,19 @@ is "dpo-train --log-json INPUT: exit 1" "$?" 1
 like "dpo-train --log-json INPUT: says why" "$(cat "$T/err")" \
 	"dpo-train: $T/p.jsonl: refusing to write the output over the input file $T/p.jsonl"
 is "dpo-train --log-json INPUT: the input is intact" "$(sum "$T/p.jsonl")" "$psum"
-is "dpo-train --out INPUT: exit 1" \
-	"$(status dpo-train --from-jsonl "$T/p.jsonl" --model "$T/m" --out "$T/p.jsonl")" 1
-is "dpo-train --out MODEL: exit 1" \
-	"$(status dpo-train --from-jsonl "$T/p.jsonl" --model "$T" --out "$T/")" 1
+dpo-train --from-jsonl "$T/p.jsonl" --model "$T/m" --out "$T/p.jsonl" 2>"$T/err"
+is "dpo-train --out INPUT: exit 1" "$?" 1
+like "dpo-train --out INPUT: says why" "$(cat "$T/err")" \
+	"dpo-train: $T/p.jsonl: refusing to write the output over the input file $T/p.jsonl"
+dpo-train --from-jsonl "$T/p.jsonl" --model "$T" --out "$T/" 2>"$T/err"
+is "dpo-train --out MODEL: exit 1" "$?" 1
+like "dpo-train --out MODEL: says why" "$(cat "$T/err")" "refusing to write the output over the input file $T"
 dpo-train --from-db --db "$DB" --model "$T/m" --out "$T/o" --log-json "$DB" 2>"$T/err"
 is "dpo-train --log-json DB: exit 1" "$?" 1
 like "dpo-train --log-json DB: says why" "$(cat "$T/err")" "refusing to write the output over the database"
-is "dpo-train --out DB: exit 1" "$(status dpo-train --from-db --db "$DB" --model "$T/m" --out "$DB")" 1
+dpo-train --from-db --db "$DB" --model "$T/m" --out "$DB" 2>"$T/err"
+is "dpo-train --out DB: exit 1" "$?" 1
+like "dpo-train --out DB: says why" "$(cat "$T/err")" "dpo-train: $DB: refusing to write the output over the database"
 is "the database is intact after dpo-train" "$(sum "$DB")" "$dbsum"
 mkdir "$T/cfgdir"
 printf '{}\n' >"$T/cfgdir/config.json"
@@ -77,8 +82,10 @@ dpo-model init --config "$T/cfgdir/config.json" --out "$T/cfgdir" 2>"$T/err"
 is "dpo-model init --out over its --config: exit 1" "$?" 1
 like "dpo-model init: says why" "$(cat "$T/err")" "refusing to write the output over the input file"
 is "dpo-model init: the config is intact" "$(cat "$T/cfgdir/config.json")" "{}"
-is "dpo-model import-llama2c --out CHECKPOINT: exit 1" \
-	"$(status dpo-model import-llama2c "$T/p.jsonl" --out "$T/p.jsonl")" 1
+dpo-model import-llama2c "$T/p.jsonl" --out "$T/p.jsonl" 2>"$T/err"
+is "dpo-model import-llama2c --out CHECKPOINT: exit 1" "$?" 1
+like "dpo-model import-llama2c: says why" "$(cat "$T/err")" \
+	"dpo-model: $T/p.jsonl: refusing to write the output over the input file $T/p.jsonl"
 
 # ---- a failing export leaves an existing output intact
 printf 'precious\n' >"$T/keep.jsonl"
@@ -110,8 +117,9 @@ is "dpo-judge --dry-run on a missing database: exit 1" "$?" 1
 like "dpo-judge: says so" "$(cat "$T/err")" "dpo-judge: $typo: no such database ($nodb)"
 ok "dpo-judge: no database created" test ! -e "$typo"
 # dpo-annotate needs a terminal: script(1) gives it one
-if command -v script >/dev/null 2>&1; then
-	script -qec "dpo-annotate --db '$typo' --annotator me" /dev/null >"$T/err" 2>&1 </dev/null
+if command -v script >/dev/null 2>&1 && command -v timeout >/dev/null 2>&1; then
+	# (timeout: a dpo-annotate that opened the store would wait for keys)
+	timeout 30 script -qec "dpo-annotate --db '$typo' --annotator me" /dev/null >"$T/err" 2>&1 </dev/null
 	is "dpo-annotate on a missing database: exit 1" "$?" 1
 	like "dpo-annotate: says so" "$(cat "$T/err")" "dpo-annotate: $typo: no such database ($nodb)"
 	ok "dpo-annotate: no database created" test ! -e "$typo"
