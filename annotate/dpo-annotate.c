@@ -183,9 +183,14 @@ static int use_color(const struct cmdline *c)
 static store *open_store(const char *path)
 {
 	store *st = store_new();
-	int rc = store_open(st, path);
+	int rc = store_open_existing(st, path);
 	for (int t = 0; rc == STORE_EBUSY && t < 20; t++)
-		rc = store_open(st, path);
+		rc = store_open_existing(st, path);
+	if (rc == STORE_ENOTFOUND) {
+		util_warn("%s", store_errmsg(st));
+		store_free(st);
+		return NULL;
+	}
 	if (rc != STORE_OK) {
 		util_warn("%s: %s", path, store_errmsg(st));
 		store_free(st);

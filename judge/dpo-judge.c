@@ -1031,7 +1031,7 @@ int main(int argc, char **argv)
 		goto out;
 
 	/* the store and the judge's identity */
-	if (store_open(c.st, util_db_path(o.db)) != STORE_OK) {
+	if (store_open_existing(c.st, util_db_path(o.db)) != STORE_OK) {
 		util_warn("%s", store_errmsg(c.st));
 		goto out;
 	}

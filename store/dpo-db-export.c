@@ -271,6 +271,11 @@ int db_cmd_export(int argc, char **argv)
 	int fd = -1, status = UTIL_EXIT_FAIL, rc;
 	export_ctx x = {.fmt = !strcmp(o.format, "hh") ? EXP_HH : !strcmp(o.format, "trl") ? EXP_TRL : EXP_TRL_CONV};
 
+	char why[512];
+	if (util_check_output(out, db_path(o.db), NULL, 0, why, sizeof why)) {
+		util_warn("%s: %s", out, why);
+		return UTIL_EXIT_FAIL;
+	}
 	store *st = db_open(db_path(o.db));
 	if (!st)
 		return UTIL_EXIT_FAIL;

@@ -4,6 +4,7 @@
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/cli.h"
+#include "util/file.h"
 #include "util/opt.h"
 #include "util/progress.h"
 #include "util/xmalloc.h"
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct import_opts {
 	const char *db, *source, *split, *rejects;
@@ -150,6 +152,7 @@ int db_cmd_import(int argc, char **argv)
 	int status = UTIL_EXIT_FAIL;
 	store *st = NULL;
 	FILE *rejects = NULL;
+	char *rejects_tmp = NULL;
 	util_buf out = UTIL_BUF_INIT;
 	prog_state ps = {0};
 
@@ -159,15 +162,26 @@ int db_cmd_import(int argc, char **argv)
 	int nfiles = import_cli.nargs, json = o.json;
 	store_import_opts opts = {.format = o.format, .source = o.source, .split = o.split};
 
+	if (rejects_path) {
+		char why[512];
+		if (util_check_output(rejects_path, dbpath, (const char *const *)files, nfiles, why, sizeof why)) {
+			util_warn("%s: %s", rejects_path, why);
+			goto out;
+		}
+	}
 	st = store_new();
 	if (store_open(st, dbpath)) {
 		util_warn("%s: %s", dbpath, store_errmsg(st));
 		goto out;
 	}
 	if (rejects_path) {
-		rejects = fopen(rejects_path, "w");
+		/* written to a temporary name, renamed over REJECTS at the end */
+		rejects_tmp = xasprintf("%s.tmp.%ld", rejects_path, (long)getpid());
+		rejects = fopen(rejects_tmp, "w");
 		if (!rejects) {
 			util_warn("%s: %s", rejects_path, strerror(errno));
+			free(rejects_tmp);
+			rejects_tmp = NULL;
 			goto out;
 		}
 		opts.rejects = rejects;
@@ -212,6 +226,18 @@ int db_cmd_import(int argc, char **argv)
 		util_buf_addf(&out, "], \"rejected\": %ld}\n", total_rejected);
 		fputs(out.data, stdout);
 	}
+	if (rejects) {
+		int e = fflush(rejects) || fsync(fileno(rejects));
+		e = fclose(rejects) || e;
+		rejects = NULL;
+		if (e || rename(rejects_tmp, rejects_path)) {
+			util_warn("%s: %s", rejects_path, strerror(errno));
+			goto out;
+		}
+		free(rejects_tmp);
+		rejects_tmp = NULL;
+		util_fsync_parent(rejects_path);
+	}
 	if (total_rejected && rejects_path)
 		util_warn("%ld bad record%s written to %s", total_rejected, total_rejected == 1 ? "" : "s",
 			  rejects_path);
@@ -221,9 +247,12 @@ int db_cmd_import(int argc, char **argv)
 	}
 	status = UTIL_EXIT_OK;
 out:
-	if (rejects && fclose(rejects) && status == UTIL_EXIT_OK) {
-		util_warn("%s: %s", rejects_path, strerror(errno));
-		status = UTIL_EXIT_FAIL;
+	/* a failed import leaves an existing REJECTS file as it was */
+	if (rejects)
+		fclose(rejects);
+	if (rejects_tmp) {
+		unlink(rejects_tmp);
+		free(rejects_tmp);
 	}
 	util_buf_free(&out);
 	store_free(st);

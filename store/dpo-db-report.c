@@ -10,6 +10,7 @@
 #include "store/dpo_db.h"
 #include "store/report.h"
 #include "util/cli.h"
+#include "util/file.h"
 #include "util/opt.h"
 #include "util/xmalloc.h"
 
@@ -44,15 +45,14 @@ int db_cmd_report(int argc, char **argv)
 	const char *dbpath = db_path(o.db), *title = o.title;
 	const char *outpath = report_cli.args[0];
 	int status = UTIL_EXIT_FAIL;
-	char *tmp = NULL;
-	FILE *f = NULL;
 	util_buf page = UTIL_BUF_INIT;
-	store *st = store_new();
-	if (access(dbpath, F_OK) != 0) {
-		util_warn("%s: %s", dbpath, strerror(errno));
-		goto out;
+	char why[512];
+	if (util_check_output(outpath, dbpath, NULL, 0, why, sizeof why)) {
+		util_warn("%s: %s", outpath, why);
+		return UTIL_EXIT_FAIL;
 	}
-	if (store_open(st, dbpath)) {
+	store *st = store_new();
+	if (store_open_read(st, dbpath)) {
 		util_warn("%s", store_errmsg(st));
 		goto out;
 	}
@@ -67,30 +67,14 @@ int db_cmd_report(int argc, char **argv)
 			goto out;
 		}
 	} else {
-		tmp = xasprintf("%s.tmp.%ld", outpath, (long)getpid());
-		f = fopen(tmp, "w");
-		if (!f) {
-			util_warn("%s: %s", tmp, strerror(errno));
-			goto out;
-		}
-		size_t w = fwrite(page.data, 1, page.len, f);
-		int e = fclose(f);
-		f = NULL;
-		if (w != page.len || e) {
-			util_warn("%s: %s", tmp, strerror(errno));
-			unlink(tmp);
-			goto out;
-		}
-		if (rename(tmp, outpath)) {
+		if (util_write_file_atomic(outpath, page.data, page.len)) {
 			util_warn("%s: %s", outpath, strerror(errno));
-			unlink(tmp);
 			goto out;
 		}
 		fprintf(stderr, "dpo-db: wrote %s (%zu bytes)\n", outpath, page.len);
 	}
 	status = UTIL_EXIT_OK;
 out:
-	free(tmp);
 	util_buf_free(&page);
 	store_free(st);
 	return status;

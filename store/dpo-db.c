@@ -23,15 +23,30 @@ const char *db_path(const char *opt)
 	return util_db_path(opt ? opt : global_db);
 }
 
-store *db_open(const char *path)
+static store *open_mode(const char *path, int (*open)(store *, const char *))
 {
 	store *st = store_new();
-	if (store_open(st, path)) {
+	if (open(st, path)) {
 		util_warn("%s", store_errmsg(st));
 		store_free(st);
 		return NULL;
 	}
 	return st;
+}
+
+store *db_open(const char *path)
+{
+	return open_mode(path, store_open_read);
+}
+
+store *db_open_write(const char *path)
+{
+	return open_mode(path, store_open_existing);
+}
+
+store *db_create(const char *path)
+{
+	return open_mode(path, store_open);
 }
 
 static const util_opt db_only_table[] = {
@@ -56,7 +71,7 @@ static int cmd_init(int argc, char **argv)
 	db_opts o = {0};
 	util_cli_parse(&cli, &o, argc, argv);
 	const char *path = db_path(o.db);
-	store *st = db_open(path);
+	store *st = db_create(path);
 	if (!st)
 		return UTIL_EXIT_FAIL;
 	printf("%s: schema version %d\n", path, store_schema_version());
@@ -119,7 +134,7 @@ static int cmd_split(int argc, char **argv)
 	util_cli_parse(&cli, &o, argc, argv);
 	if (util_cli_source(&cli, "test-fraction") == UTIL_OPT_UNSET)
 		util_cli_usage_error(&cli, "--test-fraction F is required");
-	store *st = db_open(db_path(o.db));
+	store *st = db_open_write(db_path(o.db));
 	if (!st)
 		return UTIL_EXIT_FAIL;
 	long ntr = 0, nte = 0;

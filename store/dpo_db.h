@@ -23,9 +23,15 @@ int db_cmd_report(int argc, char **argv); /* dpo-db-report.c */
  * --db given before the subcommand, else $DPO_DB, else ./dpo.db. */
 const char *db_path(const char *opt);
 
-/* Open (create or migrate) the store at path; on failure print the store's
+/* Open (and migrate) the existing store at path, for the commands that only
+ * read (store_open_read: a read-only one is read, immutable if need be); on
+ * failure (a missing file too: "no such database") print the store's
  * message and return NULL. */
 store *db_open(const char *path);
+/* The same for the commands that write (store_open_existing). */
+store *db_open_write(const char *path);
+/* The same, creating the store when it is missing (init). */
+store *db_create(const char *path);
 
 /* The options of the subcommands that have no others than --db (and
  * --json), and the table of --db and --json (in dpo-db.c). */

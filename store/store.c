@@ -3,10 +3,13 @@
  * (runs and metrics: store_runs.c). */
 #include "config.h"
 #include "store/store_int.h"
+#include "util/buf.h"
 #include "util/cli.h"
 #include "util/sha256.h"
 #include "util/xmalloc.h"
+#include <errno.h>
 #include <math.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -491,8 +494,63 @@ static void sqlite_setup(void)
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/* How open_db opens: creating a missing file, only an existing one, or
+ * only an existing one and reading it where it cannot be written. */
+enum { OPEN_CREATE, OPEN_EXISTING, OPEN_READ };
+
+static int open_db(store *st, const char *path, int target, int mode);
+
 int store__open_version(store *st, const char *path, int target)
 {
+	return open_db(st, path, target, OPEN_CREATE);
+}
+
+/* "file:PATH?immutable=1", with the characters a URI path cannot hold
+ * percent-encoded. */
+static char *immutable_uri(const char *path)
+{
+	util_buf b = UTIL_BUF_INIT;
+	util_buf_adds(&b, "file:");
+	for (const char *p = path; *p; p++) {
+		if (*p == '%' || *p == '?' || *p == '#')
+			util_buf_addf(&b, "%%%02X", (unsigned char)*p);
+		else
+			util_buf_addf(&b, "%c", *p);
+	}
+	util_buf_adds(&b, "?immutable=1");
+	return util_buf_detach(&b);
+}
+
+/* One try of open_db: the database at path (a URI when uri), with SQLite's
+ * error code of a failure in *sqlcode. */
+static int open_try(store *st, const char *path, int target, int mode, const char *uri, int *sqlcode);
+
+static int open_db(store *st, const char *path, int target, int mode)
+{
+	int sqlcode = 0;
+	int rc = open_try(st, path, target, mode, NULL, &sqlcode);
+	if (rc && mode == OPEN_READ && sqlcode == SQLITE_CANTOPEN) {
+		/* On read-only media or in a read-only folder a WAL database
+		 * cannot be read without its -shm file; an immutable open needs
+		 * none (and sees no other process's changes). */
+		char *uri = immutable_uri(path), msg[sizeof st->err];
+		memcpy(msg, st->err, sizeof msg);
+		rc = open_try(st, path, target, mode, uri, &sqlcode);
+		free(uri);
+		if (rc)
+			memcpy(st->err, msg, sizeof msg);
+		else
+			util_warn("%s: cannot be written (read-only folder or media); opened it read-only as "
+				  "immutable (changes by other processes are not seen)", path);
+	} else if (!rc && mode == OPEN_READ && sqlite3_db_readonly(st->db, "main") == 1) {
+		util_warn("%s: cannot be written; opened it read-only", path);
+	}
+	return rc;
+}
+
+static int open_try(store *st, const char *path, int target, int mode, const char *uri, int *sqlcode)
+{
+	int create = mode == OPEN_CREATE;
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	long long app, ver, nobj;
 	int rc, need;
@@ -503,7 +561,16 @@ int store__open_version(store *st, const char *path, int target)
 	if (target < 1 || target > STORE_SCHEMA_VERSION)
 		return store__err(st, STORE_EINVAL, "schema version %d does not exist", target);
 	st->path = xstrdup(path);
-	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+	struct stat sb;
+	if (!create && stat(path, &sb) != 0 && errno == ENOENT) {
+		rc = store__err(st, STORE_ENOTFOUND,
+				"%s: no such database (create one with dpo-db init or dpo-db import)", path);
+		goto out;
+	}
+	if (sqlite3_open_v2(uri ? uri : path, &st->db,
+			    (uri ? SQLITE_OPEN_READONLY | SQLITE_OPEN_URI : SQLITE_OPEN_READWRITE) |
+				    (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
 		rc = store__err(st, STORE_ERR, "%s: cannot open: %s", path,
 				st->db ? sqlite3_errmsg(st->db) : "out of memory");
 		goto out;
@@ -538,6 +605,7 @@ out:
 	if (rc) {
 		char msg[sizeof st->err];
 		memcpy(msg, st->err, sizeof msg);
+		*sqlcode = st->db ? sqlite3_errcode(st->db) & 0xff : 0;
 		store_close(st);
 		memcpy(st->err, msg, sizeof msg);
 	}
@@ -546,7 +614,17 @@ out:
 
 int store_open(store *st, const char *path)
 {
-	return store__open_version(st, path, STORE_SCHEMA_VERSION);
+	return open_db(st, path, STORE_SCHEMA_VERSION, OPEN_CREATE);
+}
+
+int store_open_existing(store *st, const char *path)
+{
+	return open_db(st, path, STORE_SCHEMA_VERSION, OPEN_EXISTING);
+}
+
+int store_open_read(store *st, const char *path)
+{
+	return open_db(st, path, STORE_SCHEMA_VERSION, OPEN_READ);
 }
 
 /* ---- transactions ------------------------------------------------------- */

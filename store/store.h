@@ -90,6 +90,18 @@ store *store_new(void);
  * (store_errmsg) names the path. On failure the handle stays closed and can
  * be opened again. */
 int store_open(store *st, const char *path);
+/* Open the database at path as store_open does, but never create it: for
+ * the commands that only read (and those that add to a store made by
+ * dpo-db init/import or dpo-generate). A missing file is STORE_ENOTFOUND
+ * with the message "PATH: no such database (create one with dpo-db init or
+ * dpo-db import)". */
+int store_open_existing(store *st, const char *path);
+/* Open an existing database as store_open_existing does, for commands that
+ * only read: where it cannot be written (read-only media or folder) and its
+ * -shm file cannot be created, fall back to an immutable read-only open, and
+ * say so on stderr (also when it is opened read-only at all). Writes on such
+ * a handle fail; a database that needs migrating cannot be opened so. */
+int store_open_read(store *st, const char *path);
 /* Close the database and free the handle. NULL is allowed. */
 void store_free(store *st);
 /* The message of the last error, "" if none. Owned by the handle. */

@@ -1245,6 +1245,27 @@ static void test_stats(store *st)
 		   "position bias counts only known orders");
 }
 
+/* store_open_existing and store_open_read never create a database; both
+ * open an existing one (tests/cli_safe.sh tests read-only media). */
+static void test_open_existing(void)
+{
+	store *st = store_new();
+	char *p = tpath("typo.db");
+	TAP_IS_INT(store_open_existing(st, p), STORE_ENOTFOUND, "open_existing: a missing file");
+	char *want = xasprintf("%s: no such database (create one with dpo-db init or dpo-db import)", p);
+	TAP_IS_STR(store_errmsg(st), want, "open_existing: the message");
+	TAP_IS_INT(store_open_read(st, p), STORE_ENOTFOUND, "open_read: a missing file");
+	TAP_OK(access(p, F_OK) != 0, "no file created");
+	TAP_IS_INT(store_open(st, p), STORE_OK, "store_open creates it");
+	store_free(st);
+	st = store_new();
+	TAP_IS_INT(store_open_existing(st, p), STORE_OK, "open_existing: an existing one");
+	TAP_IS_INT(store_open_read(st, p), STORE_OK, "open_read: an existing one");
+	store_free(st);
+	free(want);
+	free(p);
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -1252,6 +1273,7 @@ int main(void)
 		return 1;
 	}
 	test_open();
+	test_open_existing();
 	store *st = store_new();
 	char *p = tpath("main.db");
 	if (store_open(st, p)) {

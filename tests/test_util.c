@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -202,6 +203,47 @@ static void test_file(void)
 	unlink(path);
 	free(path);
 	rmdir(dir);
+}
+
+/* util_same_file / util_check_output: an output must not name the database
+ * (or its -wal/-shm) or an input, by inode for existing files and by the
+ * resolved folder + name for files not yet created. */
+static void test_check_output(void)
+{
+	char dir[] = "/tmp/dpo-test-out-XXXXXX";
+	TAP_OK(mkdtemp(dir) != NULL, "make a scratch folder");
+	char *db = xasprintf("%s/t.db", dir), *in = xasprintf("%s/x.jsonl", dir);
+	char *in2 = xasprintf("%s/./sub/../x.jsonl", dir), *lnk = xasprintf("%s/link.jsonl", dir);
+	char *sub = xasprintf("%s/sub", dir), *wal = xasprintf("%s/sub/../t.db-wal", dir);
+	char *newf = xasprintf("%s/new.jsonl", dir), *newf2 = xasprintf("%s/sub/../new.jsonl", dir);
+	char err[256];
+	TAP_IS_INT(mkdir(sub, 0755), 0, "make a sub-folder");
+	TAP_IS_INT(util_write_file_atomic(db, "db", 2), 0, "a database file");
+	TAP_IS_INT(util_write_file_atomic(in, "in", 2), 0, "an input file");
+	TAP_IS_INT(symlink(in, lnk), 0, "a link to the input");
+	TAP_OK(util_same_file(in, in2), "same existing file, other spelling");
+	TAP_OK(util_same_file(in, lnk), "same existing file through a link");
+	TAP_OK(!util_same_file(in, db), "different existing files");
+	TAP_OK(util_same_file(newf, newf2), "a file not yet created, two spellings");
+	TAP_OK(!util_same_file(newf, in), "a new file is not an existing one");
+	const char *inputs[] = {NULL, "-", in};
+	TAP_IS_INT(util_check_output(newf, db, inputs, 3, err, sizeof err), 0, "a new output passes");
+	TAP_IS_INT(util_check_output("-", db, inputs, 3, err, sizeof err), 0, "standard output passes");
+	TAP_IS_INT(util_check_output(db, db, inputs, 3, err, sizeof err), -1, "the database is refused");
+	TAP_IS_STR(err, "refusing to write the output over the database", "the database: message");
+	TAP_IS_INT(util_check_output(wal, db, NULL, 0, err, sizeof err), -1, "the -wal (not yet there) is refused");
+	TAP_IS_STR(err, "refusing to write the output over the database (its -wal file)", "the -wal: message");
+	TAP_IS_INT(util_check_output(lnk, db, inputs, 3, err, sizeof err), -1, "an input (by a link) is refused");
+	char *want = xasprintf("refusing to write the output over the input file %s", in);
+	TAP_IS_STR(err, want, "the input: message");
+	TAP_IS_INT(util_check_output(in, NULL, NULL, 0, err, sizeof err), 0, "no database, no inputs: passes");
+	free(want);
+	unlink(lnk);
+	unlink(in);
+	unlink(db);
+	rmdir(sub);
+	rmdir(dir);
+	free(db), free(in), free(in2), free(lnk), free(sub), free(wal), free(newf), free(newf2);
 }
 
 /* util_cmdline_quote of a NULL-terminated list of arguments. */
@@ -531,6 +573,7 @@ static void test_splitmix64(void)
 int main(void)
 {
 	test_file();
+	test_check_output();
 	test_cmdline();
 	test_die_hooks();
 	test_copy_file();

@@ -540,7 +540,7 @@ static void load_prompts(struct eval *e)
 	} else {
 		e->dbpath = util_db_path(o->db);
 		e->st = store_new();
-		if (store_open(e->st, e->dbpath))
+		if (store_open_existing(e->st, e->dbpath))
 			util_die("%s", store_errmsg(e->st));
 		if (store_prompts_foreach(e->st, o->split, NULL, o->limit, collect_cb, &e->ps) < 0)
 			util_die("%s: %s", e->dbpath, store_errmsg(e->st));

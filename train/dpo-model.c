@@ -630,6 +630,13 @@ static int cmd_init(int argc, char **argv)
 	long seed = o.seed;
 	if (!cfg || !out)
 		util_cli_usage_error(&init_cli, "--config CONFIG.json and --out DIR are required");
+	const char *inputs[] = {cfg, tokdir};
+	char why[512], *outcfg = xasprintf("%s/config.json", out);
+	if (util_check_output(out, NULL, inputs, 2, why, sizeof why))
+		util_die("%s: %s", out, why);
+	if (util_check_output(outcfg, NULL, inputs, 1, why, sizeof why))
+		util_die("%s: %s", outcfg, why);
+	free(outcfg);
 	size_t len;
 	char *text = slurp(cfg, &len);
 	char *err = NULL;
@@ -666,6 +673,10 @@ static int cmd_import_llama2c(int argc, char **argv)
 	const char *out = o.out;
 	if (!out)
 		util_cli_usage_error(&import_cli, "--out DIR is required");
+	const char *inputs[] = {import_cli.args[0]};
+	char why[512];
+	if (util_check_output(out, NULL, inputs, 1, why, sizeof why))
+		util_die("%s: %s", out, why);
 	char *err = NULL;
 	train_model *m = train_llama2c_import(import_cli.args[0], &err);
 	if (!m)

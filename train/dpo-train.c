@@ -228,6 +228,23 @@ static util_cli cli = {
 	.opts = opts_table,
 };
 
+/* Refuse (exit 1, before anything is written) an --out or --log-json that
+ * names the store or an input (DESIGN.md: no command destroys data by
+ * mistake). */
+static void check_outputs(const struct opts *o)
+{
+	const char *db = o->from_db || o->db ? util_db_path(o->db) : NULL;
+	const char *inputs[] = {o->from_jsonl, o->eval_jsonl, o->model, o->ref_model};
+	int n = (int)(sizeof inputs / sizeof *inputs);
+	char why[512];
+	if (util_check_output(o->out, db, inputs, n, why, sizeof why))
+		util_die("%s: %s", o->out, why);
+	if (o->log_json && util_check_output(o->log_json, db, inputs, n, why, sizeof why))
+		util_die("%s: %s", o->log_json, why);
+	if (o->log_json && util_same_file(o->log_json, o->out))
+		util_die("%s: refusing to write the log over the output folder", o->log_json);
+}
+
 /* Parse the command line into o and check what the table cannot (exits 0
  * on --help/--version, 2 on a usage error). */
 static void parse_options(struct opts *o, int argc, char **argv)
@@ -245,6 +262,7 @@ static void parse_options(struct opts *o, int argc, char **argv)
 		o->beta_sweep.n = 0; /* a sweep's own runs ignore it */
 	if (o->beta_sweep.n && o->resume)
 		util_cli_usage_error(&cli, "--beta-sweep and --resume do not go together");
+	check_outputs(o);
 }
 
 /* The loss configuration of the options (--loss was checked by parse_loss). */
@@ -458,7 +476,10 @@ static void load_pairs(run *r)
 	char *err = NULL;
 	if (o->from_db || o->db) {
 		r->st = store_new();
-		if (store_open(r->st, util_db_path(o->db)) != STORE_OK)
+		int rc = store_open_existing(r->st, util_db_path(o->db));
+		if (rc == STORE_ENOTFOUND)
+			util_die("%s", store_errmsg(r->st));
+		if (rc != STORE_OK)
 			util_die("%s: %s", util_db_path(o->db), store_errmsg(r->st));
 	}
 	if (o->from_db) {

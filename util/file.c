@@ -4,6 +4,8 @@
 #include "util/xmalloc.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,4 +162,64 @@ int util_copy_file(const char *src, const char *dst)
 	close(in);
 	errno = e;
 	return atomic_close(fd, tmp, dst, ok);
+}
+
+/* The path with its folder resolved: realpath(folder) + "/" + last name;
+ * NULL when the folder cannot be resolved. */
+static char *resolve_parent(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
+	const char *name = slash ? slash + 1 : path;
+	char *real = realpath(dir, NULL), *r = NULL;
+	free(dir);
+	if (real) {
+		r = xasprintf("%s%s%s", real, strcmp(real, "/") ? "/" : "", name);
+		free(real);
+	}
+	return r;
+}
+
+int util_same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	int ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+	if (ea && eb)
+		return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+	if (ea != eb)
+		return 0;
+	char *ra = resolve_parent(a), *rb = resolve_parent(b);
+	int same = ra && rb ? !strcmp(ra, rb) : !strcmp(a, b);
+	free(ra);
+	free(rb);
+	return same;
+}
+
+int util_check_output(const char *out, const char *db, const char *const *inputs, int n, char *err,
+		      size_t errlen)
+{
+	if (!out || !strcmp(out, "-"))
+		return 0;
+	if (db) {
+		static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+		for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
+			char *p = xasprintf("%s%s", db, sfx[i]);
+			int same = util_same_file(out, p);
+			free(p);
+			if (same) {
+				snprintf(err, errlen, "refusing to write the output over the database%s%s%s",
+					 *sfx[i] ? " (its " : "", sfx[i], *sfx[i] ? " file)" : "");
+				return -1;
+			}
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		if (!inputs[i] || !strcmp(inputs[i], "-"))
+			continue;
+		if (util_same_file(out, inputs[i])) {
+			snprintf(err, errlen, "refusing to write the output over the input file %s", inputs[i]);
+			return -1;
+		}
+	}
+	return 0;
 }

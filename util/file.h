@@ -33,4 +33,20 @@ int util_fsync_dir(const char *dir);
  * -1 with errno set. */
 int util_fsync_parent(const char *path);
 
+/* 1 when a and b name the same file, else 0. Two existing files are the
+ * same when they have the same device and inode (so links and other
+ * spellings match); otherwise the paths are compared after resolving the
+ * folder (realpath of the folder + the last name), so a file not yet
+ * created is matched by where it would be. */
+int util_same_file(const char *a, const char *b);
+
+/* Check, before anything is written, that the output out does not name the
+ * database db (nor its "-wal", "-shm" or "-journal" file) or one of the n
+ * inputs (NULL entries and "-" are skipped; db may be NULL; an out of "-",
+ * standard output, always passes). Returns 0, or -1 with the reason written
+ * to err ("refusing to write the output over the database", "... over the
+ * input file IN"); callers print it as "PROGRAM: OUT: REASON" and exit 1. */
+int util_check_output(const char *out, const char *db, const char *const *inputs, int n, char *err,
+		      size_t errlen);
+
 #endif
