@@ -146,6 +146,23 @@ static void json_summary(util_buf *b, const char *path, const store_import_resul
 		      c->comparisons_new, c->comparisons_dup, r->rejected);
 }
 
+/* Put the rejects file in place: flush, fsync and close the temporary file
+ * *tmp, rename it to path, sync the folder. Returns 0, or -1 after saying
+ * why (the temporary file is then left for the caller to remove). */
+static int finish_rejects(FILE *f, char **tmp, const char *path)
+{
+	int e = fflush(f) || fsync(fileno(f));
+	e = fclose(f) || e;
+	if (e || rename(*tmp, path)) {
+		util_warn("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	free(*tmp);
+	*tmp = NULL;
+	util_fsync_parent(path);
+	return 0;
+}
+
 int db_cmd_import(int argc, char **argv)
 {
 	import_opts o = {0};
@@ -153,6 +170,7 @@ int db_cmd_import(int argc, char **argv)
 	store *st = NULL;
 	FILE *rejects = NULL;
 	char *rejects_tmp = NULL;
+	long total_rejected = 0;
 	util_buf out = UTIL_BUF_INIT;
 	prog_state ps = {0};
 
@@ -192,7 +210,6 @@ int db_cmd_import(int argc, char **argv)
 	opts.progress_ud = &ps;
 	if (json)
 		util_buf_adds(&out, "{\"files\": [");
-	long total_rejected = 0;
 	for (int i = 0; i < nfiles; i++) {
 		store_import_result res;
 		ps.label = files[i];
@@ -206,6 +223,7 @@ int db_cmd_import(int argc, char **argv)
 		}
 		if (rc) {
 			util_warn("%s", res.errmsg);
+			total_rejected += res.rejected;
 			if (util_interrupted()) {
 				util_warn("%s was rolled back%s; run the import again to resume", files[i],
 					  i > 0 ? " (the files before it are imported)" : "");
@@ -227,16 +245,10 @@ int db_cmd_import(int argc, char **argv)
 		fputs(out.data, stdout);
 	}
 	if (rejects) {
-		int e = fflush(rejects) || fsync(fileno(rejects));
-		e = fclose(rejects) || e;
+		int e = finish_rejects(rejects, &rejects_tmp, rejects_path);
 		rejects = NULL;
-		if (e || rename(rejects_tmp, rejects_path)) {
-			util_warn("%s: %s", rejects_path, strerror(errno));
+		if (e)
 			goto out;
-		}
-		free(rejects_tmp);
-		rejects_tmp = NULL;
-		util_fsync_parent(rejects_path);
 	}
 	if (total_rejected && rejects_path)
 		util_warn("%ld bad record%s written to %s", total_rejected, total_rejected == 1 ? "" : "s",
@@ -248,6 +260,12 @@ int db_cmd_import(int argc, char **argv)
 	status = UTIL_EXIT_OK;
 out:
 	/* a failed import leaves an existing REJECTS file as it was */
+	if (rejects && total_rejected > 0) {
+		/* a failed import still hands over the bad records it wrote (every
+		 * line of the file is one; an existing REJECTS without any is kept) */
+		finish_rejects(rejects, &rejects_tmp, rejects_path);
+		rejects = NULL;
+	}
 	if (rejects)
 		fclose(rejects);
 	if (rejects_tmp) {
