@@ -122,10 +122,21 @@ static int on_progress(void *ud, long lines, unsigned long long bytes)
 static void print_summary(const char *path, const store_import_result *r, int detected)
 {
 	const store_import_counts *c = &r->counts;
-	printf("%s: %s%s, source %s: %ld records, prompts %ld new / %ld duplicate, completions %ld new / %ld duplicate, comparisons %ld new / %ld duplicate, %ld rejected\n",
+	printf("%s: %s%s, source %s: %ld records, prompts %ld new / %ld duplicate, completions %ld new / %ld duplicate, comparisons %ld new / %ld duplicate, %ld rejected",
 	       path, r->variant[0] ? r->variant : store_import_format_name(r->format),
 	       detected ? " (detected)" : "", r->source, c->records, c->prompts_new, c->prompts_dup,
 	       c->completions_new, c->completions_dup, c->comparisons_new, c->comparisons_dup, r->rejected);
+	/* labels against a verdict the source gave the pair before: never
+	 * passed off as duplicates */
+	if (c->comparisons_conflict) {
+		printf(", %ld conflicting label%s (line%s ", c->comparisons_conflict, c->comparisons_conflict == 1 ? "" : "s",
+		       r->nconflict_lines == 1 ? "" : "s");
+		for (int i = 0; i < r->nconflict_lines; i++)
+			printf("%s%ld", i ? ", " : "", r->conflict_lines[i]);
+		printf("%s: the source gave the pair another verdict before; the first is kept)",
+		       c->comparisons_conflict > r->nconflict_lines ? ", ..." : "");
+	}
+	putchar('\n');
 }
 
 static void json_summary(util_buf *b, const char *path, const store_import_result *r)
@@ -141,9 +152,12 @@ static void json_summary(util_buf *b, const char *path, const store_import_resul
 	util_buf_add_json_string(b, r->source, strlen(r->source));
 	util_buf_addf(b, ", \"lines\": %ld, \"records\": %ld, \"prompts_new\": %ld, \"prompts_duplicate\": %ld, "
 		      "\"completions_new\": %ld, \"completions_duplicate\": %ld, \"comparisons_new\": %ld, "
-		      "\"comparisons_duplicate\": %ld, \"rejected\": %ld}",
+		      "\"comparisons_duplicate\": %ld, \"comparisons_conflicting\": %ld, \"conflict_lines\": [",
 		      r->lines, c->records, c->prompts_new, c->prompts_dup, c->completions_new, c->completions_dup,
-		      c->comparisons_new, c->comparisons_dup, r->rejected);
+		      c->comparisons_new, c->comparisons_dup, c->comparisons_conflict);
+	for (int i = 0; i < r->nconflict_lines; i++)
+		util_buf_addf(b, "%s%ld", i ? ", " : "", r->conflict_lines[i]);
+	util_buf_addf(b, "], \"rejected\": %ld}", r->rejected);
 }
 
 /* Put the rejects file in place: flush, fsync and close the temporary file

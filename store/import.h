@@ -113,6 +113,11 @@ typedef struct store_import_result {
 	store_import_counts counts;   /* what store_add_record reported */
 	long lines;                   /* lines read, blank ones included */
 	long rejected;                /* lines written to opts.rejects */
+	/* the lines of the first few labels that conflicted with a verdict
+	 * the source had given the pair before (counts.comparisons_conflict
+	 * has them all) */
+	long conflict_lines[5];
+	int nconflict_lines;
 	store_import_format format;   /* the format used (detected under AUTO) */
 	char variant[64];             /* see store_import_parser_variant */
 	char source[256];             /* the source name used */

@@ -413,10 +413,14 @@ int store_import_file(store *st, const char *path, const store_import_opts *opts
 			if (it->blank)
 				continue;
 			if (it->parsed) {
-				long before = res->counts.records;
+				long before = res->counts.records, conflicts = res->counts.comparisons_conflict;
 				rc = store_add_record(st, &it->rec, src, opts->split, &res->counts);
-				if (rc == STORE_OK)
+				if (rc == STORE_OK) {
+					if (res->counts.comparisons_conflict != conflicts &&
+					    res->nconflict_lines < (int)(sizeof res->conflict_lines / sizeof res->conflict_lines[0]))
+						res->conflict_lines[res->nconflict_lines++] = lineno;
 					continue;
+				}
 				/* The store checks a record before writing any of it
 				 * (and counts it only then): a refusal before that
 				 * point is a bad line like any other; later, it is

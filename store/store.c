@@ -205,7 +205,7 @@ static const char *const STMT_SQL[SS_COUNT] = {
 		"shown_first, rationale, confidence, duration_ms, inconsistent, run_id, created_at) "
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
 		"ON CONFLICT(prompt_id, completion_a, completion_b, annotator_id) DO NOTHING",
-	[SS_COMPARISON_FIND] = "SELECT id FROM comparisons WHERE prompt_id = ?4 "
+	[SS_COMPARISON_FIND] = "SELECT id, verdict FROM comparisons WHERE prompt_id = ?4 "
 			       "AND completion_a = ?2 AND completion_b = ?3 AND annotator_id = ?1",
 	[SS_COMPARISON_DELETE] = "DELETE FROM comparisons WHERE id = ?1",
 	[SS_PAIR_VOTES] = "SELECT c.completion_a, c.completion_b, a.kind, c.annotator_id "

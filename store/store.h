@@ -76,6 +76,10 @@ typedef struct store_import_counts {
 	long prompts_new, prompts_dup;
 	long completions_new, completions_dup;
 	long comparisons_new, comparisons_dup;
+	/* labels of a pair this source had already labelled with another
+	 * verdict (A>B, later B>A): the first verdict is kept, and the later
+	 * one is counted here, not as a duplicate */
+	long comparisons_conflict;
 } store_import_counts;
 
 /* ---- opening ------------------------------------------------------------ */
@@ -129,7 +133,9 @@ int store_rollback(store *st);
  * split `split` (NULL: "train"). Prompts and completions already present
  * (same content hash) are reused and counted as duplicates; each label
  * becomes a comparison by annotator "import:<source>" unless that
- * comparison exists already. Must run inside store_begin/store_commit.
+ * comparison exists already (a duplicate when its verdict is the same, a
+ * conflict, counted in comparisons_conflict, when it differs; either way
+ * the stored verdict stays). Must run inside store_begin/store_commit.
  * Returns STORE_OK or STORE_EINVAL (message names the bad field). */
 int store_add_record(store *st, const store_record *rec, const char *source,
 		     const char *split, store_import_counts *counts);

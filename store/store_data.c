@@ -558,10 +558,12 @@ static int annotator_kind(store *st, int64_t id, char *kind)
  * caller adds it to the prompt's n_labeled_pairs). */
 static int comparison_insert(store *st, const store_comparison *c, int64_t a, int64_t b, const char *verdict,
 			     const char *shown_first, char kind, int fresh, int *new_label, int64_t *id,
-			     int *created)
+			     int *created, int *conflict)
 {
 	int rc;
 	*new_label = 0;
+	if (conflict)
+		*conflict = 0;
 	if (!kind && (rc = annotator_kind(st, c->annotator_id, &kind)))
 		return rc;
 	sqlite3_stmt *s = store__stmt(st, SS_COMPARISON_INSERT);
@@ -621,6 +623,11 @@ static int comparison_insert(store *st, const store_comparison *c, int64_t a, in
 			*id = sqlite3_column_int64(s, 0);
 		if (created)
 			*created = 0;
+		/* the same annotator already gave this pair another verdict */
+		if (conflict) {
+			const char *old = (const char *)sqlite3_column_text(s, 1);
+			*conflict = !old || !verdict || strcmp(old, verdict) != 0;
+		}
 		rc = STORE_OK;
 	} else {
 		rc = store__dberr(st, "find comparison");
@@ -669,10 +676,10 @@ int store_comparison_add(store *st, const store_comparison *c, int64_t *id, int 
 		return rc;
 	if (c->completion_a < c->completion_b)
 		rc = comparison_insert(st, c, c->completion_a, c->completion_b, c->verdict, c->shown_first, 0, 0,
-				       &nl, id, created);
+				       &nl, id, created, NULL);
 	else
 		rc = comparison_insert(st, c, c->completion_b, c->completion_a, swap_ab(c->verdict),
-				       swap_ab(c->shown_first), 0, 0, &nl, id, created);
+				       swap_ab(c->shown_first), 0, 0, &nl, id, created, NULL);
 	if (!rc && nl)
 		rc = prompt_counts(st, c->prompt_id, 0, 1);
 	return store__tx_end(st, started, rc);
@@ -901,10 +908,16 @@ int store_add_record(store *st, const store_record *rec, const char *source, con
 			.confidence = NAN,
 			.duration_ms = -1,
 		};
-		if ((rc = comparison_insert(st, &c, a, b, v, NULL, 'i', fresh, &nl, NULL, &created)))
+		int conflict;
+		if ((rc = comparison_insert(st, &c, a, b, v, NULL, 'i', fresh, &nl, NULL, &created, &conflict)))
 			goto out;
 		dlab += nl;
-		created ? counts->comparisons_new++ : counts->comparisons_dup++;
+		if (created)
+			counts->comparisons_new++;
+		else if (conflict)
+			counts->comparisons_conflict++;
+		else
+			counts->comparisons_dup++;
 	}
 	if (prompt_new) { /* started with the counters: only a correction, if any */
 		dcomp -= ncomp0;

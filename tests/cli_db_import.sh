@@ -317,6 +317,27 @@ else
 	skip "export round trips" "dpo-db export is not available"
 fi
 
+# ---- opposite labels from one source are conflicts, not duplicates ----------------------------------
+# Line 3 labels the pair of line 1 the other way: a conflict named by its
+# line, and the first verdict stays; so does a later import of the same
+# source that disagrees again (#12).
+printf '%s\n' '{"prompt": "Pick one.", "chosen": "X", "rejected": "Y"}' \
+	'{"prompt": "Pick two.", "chosen": "Z", "rejected": "W"}' \
+	'{"prompt": "Pick one.", "chosen": "Y", "rejected": "X"}' >"$T/conf.jsonl"
+ok "conflicting labels: import" dpo-db --db "$T/conf.db" import "$T/conf.jsonl"
+is "conflicting labels: counted apart from duplicates, with the line" "$(summary)" \
+	"trl (standard) (detected), source conf: 3 records, prompts 2 new / 1 duplicate, completions 4 new / 2 duplicate, comparisons 2 new / 0 duplicate, 0 rejected, 1 conflicting label (line 3: the source gave the pair another verdict before; the first is kept)"
+printf '%s\n' '{"prompt": "Pick two.", "chosen": "W", "rejected": "Z"}' \
+	'{"prompt": "Pick one.", "chosen": "X", "rejected": "Y"}' >"$T/conf2.jsonl"
+ok "conflicting labels: another file of the source" dpo-db --db "$T/conf.db" import --source conf --json "$T/conf2.jsonl"
+like "conflicting labels across imports: --json" "$(cat "$T/.out")" \
+	'"comparisons_new": 0, "comparisons_duplicate": 1, "comparisons_conflicting": 1, "conflict_lines": [1], "rejected": 0'
+if have_sqlite; then
+	is "conflicting labels: the first verdicts kept" \
+		"$(sqlite3 "$T/conf.db" "SELECT group_concat(a.text || '>' || b.text, ' ') FROM (SELECT CASE verdict WHEN 'a' THEN completion_a ELSE completion_b END w, CASE verdict WHEN 'a' THEN completion_b ELSE completion_a END l FROM comparisons ORDER BY id) c JOIN completions a ON a.id = c.w JOIN completions b ON b.id = c.l")" \
+		"X>Y Z>W"
+fi
+
 # ---- the example data shipped in share/ -------------------------------------------------------------
 ok "share/examples import" dpo-db --db "$T/ex.db" import "$top_srcdir/share/examples/preferences.jsonl" \
 	"$top_srcdir/share/examples/prompts.jsonl" "$top_srcdir/share/examples/candidates.jsonl"
