@@ -333,6 +333,10 @@ static int cmd_stats(int argc, char **argv)
 		for (int p = 0; store_policies[p]; p++)
 			util_buf_addf(&b, "%s\"%s\": %ld", p ? ", " : "", store_policies[p],
 				      stat_value(&set, "pairs", store_policies[p], "pairs"));
+		util_buf_adds(&b, "}, \"tied_pairs_dropped\": {");
+		for (int p = 0; store_policies[p]; p++)
+			util_buf_addf(&b, "%s\"%s\": %ld", p ? ", " : "", store_policies[p],
+				      stat_value(&set, "tied_pairs", store_policies[p], "dropped"));
 		util_buf_adds(&b, "}, \"runs\": {\"by_status\": {");
 		for (int r = 0; run_statuses[r]; r++)
 			util_buf_addf(&b, "%s\"%s\": %ld", r ? ", " : "", run_statuses[r],
@@ -377,6 +381,12 @@ static int cmd_stats(int argc, char **argv)
 		for (int p = 0; store_policies[p]; p++)
 			printf("%s %s %ld", p ? "," : "", store_policies[p],
 			       stat_value(&set, "pairs", store_policies[p], "pairs"));
+		/* pairs with a tie verdict (e.g. equal UltraFeedback scores) that
+		 * no export under the policy has */
+		printf("\ntied pairs dropped at export:");
+		for (int p = 0; store_policies[p]; p++)
+			printf("%s %s %ld", p ? "," : "", store_policies[p],
+			       stat_value(&set, "tied_pairs", store_policies[p], "dropped"));
 		printf("\nruns:");
 		for (int r = 0; run_statuses[r]; r++)
 			printf("%s %ld %s", r ? "," : "", stat_value(&set, "runs", run_statuses[r], "runs"),

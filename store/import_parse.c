@@ -175,6 +175,9 @@ static void add_label(store_import_parser *p, int a, int b, const char *verdict)
 	p->labels[p->nlabels].a = a;
 	p->labels[p->nlabels].b = b;
 	p->labels[p->nlabels].verdict = verdict;
+	p->labels[p->nlabels].has_scores = 0;
+	p->labels[p->nlabels].score_a = p->labels[p->nlabels].score_b = 0;
+	p->labels[p->nlabels].chosen = NULL;
 	p->nlabels++;
 }
 
@@ -639,8 +642,13 @@ static int parse_uf_raw(store_import_parser *p, const cJSON *root)
 		i++;
 	}
 	for (int a = 0; a < n; a++)
-		for (int b = a + 1; b < n; b++)
+		for (int b = a + 1; b < n; b++) {
 			add_label(p, a, b, p->scores[a] > p->scores[b] ? "a" : p->scores[a] < p->scores[b] ? "b" : "tie");
+			store_rec_label *l = &p->labels[p->nlabels - 1];
+			l->has_scores = 1;
+			l->score_a = p->scores[a];
+			l->score_b = p->scores[b];
+		}
 	set_variant(p, "ultrafeedback (raw)");
 	return STORE_OK;
 }
@@ -673,6 +681,15 @@ static int parse_uf_binarized(store_import_parser *p, const cJSON *root)
 		verdict = sc->valuedouble > sr->valuedouble ? "a" : sc->valuedouble < sr->valuedouble ? "b" : "tie";
 	if ((rc = add_pair(p, text[0], text[1], verdict, names)))
 		return rc;
+	/* the scores go with the comparison, and so does the side the file
+	 * called chosen: with equal scores the verdict is a tie */
+	store_rec_label *l = &p->labels[p->nlabels - 1];
+	l->chosen = "a";
+	if (sc) {
+		l->has_scores = 1;
+		l->score_a = sc->valuedouble;
+		l->score_b = sr->valuedouble;
+	}
 	set_variant(p, "ultrafeedback (binarized)");
 	return STORE_OK;
 }

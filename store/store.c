@@ -178,6 +178,16 @@ static const char *const MIGRATIONS[] = {
 	"ALTER TABLE runs ADD COLUMN pid INTEGER;\n"
 	"ALTER TABLE runs ADD COLUMN host TEXT;\n"
 	"ALTER TABLE runs ADD COLUMN proc_start TEXT;\n",
+
+	/* 4 -> 5: the scores an import gave the two sides of a comparison
+	 * (UltraFeedback's score_chosen/score_rejected, or the mean ratings of
+	 * its raw rows): score_a of completion_a, score_b of completion_b; and
+	 * which side the file called chosen ('a' or 'b'), so that a tie from
+	 * equal scores keeps the file's order. NULL where the source gave none
+	 * (and in every comparison made before). */
+	"ALTER TABLE comparisons ADD COLUMN score_a REAL;\n"
+	"ALTER TABLE comparisons ADD COLUMN score_b REAL;\n"
+	"ALTER TABLE comparisons ADD COLUMN source_chosen TEXT CHECK (source_chosen IN ('a', 'b'));\n",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -202,8 +212,9 @@ static const char *const STMT_SQL[SS_COUNT] = {
 	[SS_ANNOTATOR_FIND] = "SELECT id, kind FROM annotators WHERE name = ?1",
 	[SS_COMPARISON_INSERT] =
 		"INSERT INTO comparisons(prompt_id, completion_a, completion_b, annotator_id, verdict, "
-		"shown_first, rationale, confidence, duration_ms, inconsistent, run_id, created_at) "
-		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
+		"shown_first, rationale, confidence, duration_ms, inconsistent, run_id, created_at, score_a, "
+		"score_b, source_chosen) "
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) "
 		"ON CONFLICT(prompt_id, completion_a, completion_b, annotator_id) DO NOTHING",
 	[SS_COMPARISON_FIND] = "SELECT id, verdict FROM comparisons WHERE prompt_id = ?4 "
 			       "AND completion_a = ?2 AND completion_b = ?3 AND annotator_id = ?1",

@@ -45,6 +45,13 @@ typedef struct store_rec_completion {
 typedef struct store_rec_label {
 	int a, b;
 	const char *verdict;
+	/* the scores the source gave a and b (e.g. UltraFeedback's
+	 * score_chosen/score_rejected), when has_scores */
+	int has_scores;
+	double score_a, score_b;
+	/* which of a and b the file called chosen ("a" or "b"), or NULL:
+	 * kept with the comparison, so that a tie keeps the file's order */
+	const char *chosen;
 } store_rec_label;
 
 /* A parsed input record. Either prompt_text or (messages, nmessages) is set.
@@ -327,6 +334,11 @@ int store_pairs_foreach(store *st, const char *split, const char *policy, int mi
 /* Count the pairs store_pairs_foreach would visit into *n (without reading
  * any text). */
 int store_pairs_count(store *st, const char *split, const char *policy, int min_annotations, long *n);
+/* store_pairs_count, and into *tied_dropped (may be NULL) the pairs with a
+ * tie verdict that the policy makes no pair of: what an export under it
+ * leaves out for a tie (e.g. UltraFeedback pairs with equal scores). */
+int store_pairs_count_ties(store *st, const char *split, const char *policy, int min_annotations, long *n,
+			   long *tied_dropped);
 
 /* The policy names, NULL-terminated (for usage text and statistics). */
 extern const char *const store_policies[];
@@ -465,6 +477,8 @@ const char *store_path(const store *st);
  *                   known, one per judgment: a judge run in both orders made two per
  *                   comparison), first (those won by the completion shown first)
  *   "pairs"         key policy name: pairs (resolvable pairs, all splits)
+ *   "tied_pairs"    key policy name: dropped (pairs with a tie verdict the policy makes
+ *                   no pair of: what its export leaves out for a tie)
  *   "runs"          key status, always all four: "running", "ok", "failed", "interrupted":
  *                   runs (as read: an abandoned run counts as interrupted); key
  *                   "interrupted" also: abandoned (those left "running" by a process

@@ -558,7 +558,7 @@ static int annotator_kind(store *st, int64_t id, char *kind)
  * caller adds it to the prompt's n_labeled_pairs). */
 static int comparison_insert(store *st, const store_comparison *c, int64_t a, int64_t b, const char *verdict,
 			     const char *shown_first, char kind, int fresh, int *new_label, int64_t *id,
-			     int *created, int *conflict)
+			     int *created, int *conflict, const store_rec_label *scores)
 {
 	int rc;
 	*new_label = 0;
@@ -590,6 +590,14 @@ static int comparison_insert(store *st, const store_comparison *c, int64_t a, in
 	else
 		sqlite3_bind_null(s, 11);
 	store__bind_text(s, 12, c->created_at ? c->created_at : store__now(st));
+	if (scores && scores->has_scores) {
+		sqlite3_bind_double(s, 13, scores->score_a);
+		sqlite3_bind_double(s, 14, scores->score_b);
+	} else {
+		sqlite3_bind_null(s, 13);
+		sqlite3_bind_null(s, 14);
+	}
+	store__bind_text(s, 15, scores ? scores->chosen : NULL);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE) {
@@ -676,10 +684,10 @@ int store_comparison_add(store *st, const store_comparison *c, int64_t *id, int 
 		return rc;
 	if (c->completion_a < c->completion_b)
 		rc = comparison_insert(st, c, c->completion_a, c->completion_b, c->verdict, c->shown_first, 0, 0,
-				       &nl, id, created, NULL);
+				       &nl, id, created, NULL, NULL);
 	else
 		rc = comparison_insert(st, c, c->completion_b, c->completion_a, swap_ab(c->verdict),
-				       swap_ab(c->shown_first), 0, 0, &nl, id, created, NULL);
+				       swap_ab(c->shown_first), 0, 0, &nl, id, created, NULL, NULL);
 	if (!rc && nl)
 		rc = prompt_counts(st, c->prompt_id, 0, 1);
 	return store__tx_end(st, started, rc);
@@ -896,11 +904,17 @@ int store_add_record(store *st, const store_record *rec, const char *source, con
 			rc = store__err(st, STORE_EINVAL, "chosen and rejected are identical");
 			goto out;
 		}
+		/* the scores and the chosen side, in (a, b) order */
+		store_rec_label sc = {.has_scores = l->has_scores, .score_a = l->score_a, .score_b = l->score_b,
+				      .chosen = l->chosen ? (l->chosen[0] == 'a' ? "a" : "b") : NULL};
 		if (a > b) {
 			int64_t t = a;
 			a = b;
 			b = t;
 			v = swap_ab(v);
+			sc.score_a = l->score_b;
+			sc.score_b = l->score_a;
+			sc.chosen = swap_ab(sc.chosen);
 		}
 		store_comparison c = {
 			.prompt_id = prompt_id,
@@ -909,7 +923,7 @@ int store_add_record(store *st, const store_record *rec, const char *source, con
 			.duration_ms = -1,
 		};
 		int conflict;
-		if ((rc = comparison_insert(st, &c, a, b, v, NULL, 'i', fresh, &nl, NULL, &created, &conflict)))
+		if ((rc = comparison_insert(st, &c, a, b, v, NULL, 'i', fresh, &nl, NULL, &created, &conflict, &sc)))
 			goto out;
 		dlab += nl;
 		if (created)

@@ -33,6 +33,7 @@ typedef struct tally {
 	int ja, jb;   /* judge a and b votes */
 	int jca, jcb; /* judge a and b votes not flagged inconsistent */
 	int other;    /* tie and both_bad verdicts (any annotator) */
+	int tie;      /* of those, ties */
 } tally;
 
 /* Decide a pair: returns +1 (a chosen), -1 (b chosen) or 0 (no pair), with
@@ -91,7 +92,7 @@ typedef int (*emit_fn)(store *st, void *ctx, int64_t prompt_id, decided *d, size
 /* Scan every comparison in (prompt, a, b) order, resolve each pair and emit
  * the pairs of each prompt. */
 static int resolve_scan(store *st, const char *split, const char *policy, int min_annotations, emit_fn emit,
-			void *ctx)
+			void *ctx, long *tied_dropped)
 {
 	enum policy pol;
 	int rc = parse_policy(st, policy, &pol), step;
@@ -141,6 +142,8 @@ static int resolve_scan(store *st, const char *split, const char *policy, int mi
 				buf[nbuf].rejected = d > 0 ? cur_b : cur_a;
 				buf[nbuf].n = n;
 				nbuf++;
+			} else if (t.tie && tied_dropped) {
+				(*tied_dropped)++;
 			}
 			memset(&t, 0, sizeof t);
 			have = 0;
@@ -173,6 +176,8 @@ static int resolve_scan(store *st, const char *split, const char *policy, int mi
 			}
 		} else if (strcmp(v, "skip")) {
 			t.other++;
+			if (!strcmp(v, "tie"))
+				t.tie++;
 		}
 	}
 	if (!rc && step != SQLITE_DONE)
@@ -264,7 +269,7 @@ int store_pairs_foreach(store *st, const char *split, const char *policy, int mi
 		rc = STORE_ERR;
 		goto out;
 	}
-	rc = resolve_scan(st, split, policy, min_annotations, pairs_emit, &ctx);
+	rc = resolve_scan(st, split, policy, min_annotations, pairs_emit, &ctx, NULL);
 out:
 	sqlite3_finalize(ctx.prompt);
 	sqlite3_finalize(ctx.chosen);
@@ -282,10 +287,19 @@ static int count_emit(store *st, void *ctx, int64_t prompt_id, decided *d, size_
 
 int store_pairs_count(store *st, const char *split, const char *policy, int min_annotations, long *n)
 {
-	long count = 0;
-	int rc = resolve_scan(st, split, policy, min_annotations, count_emit, &count);
-	if (!rc)
+	return store_pairs_count_ties(st, split, policy, min_annotations, n, NULL);
+}
+
+int store_pairs_count_ties(store *st, const char *split, const char *policy, int min_annotations, long *n,
+			   long *tied_dropped)
+{
+	long count = 0, tied = 0;
+	int rc = resolve_scan(st, split, policy, min_annotations, count_emit, &count, &tied);
+	if (!rc) {
 		*n = count;
+		if (tied_dropped)
+			*tied_dropped = tied;
+	}
 	return rc;
 }
 

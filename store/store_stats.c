@@ -170,10 +170,15 @@ int store_stats_foreach(store *st, store_stat_cb cb, void *ud)
 	if ((rc = stat_query(st, "position_bias", POSITION_BIAS_SQL, bias_cols, cb, ud)))
 		return rc;
 	for (int i = 0; store_policies[i]; i++) {
-		long n = 0;
-		if ((rc = store_pairs_count(st, NULL, store_policies[i], 1, &n)))
+		long n = 0, tied = 0;
+		if ((rc = store_pairs_count_ties(st, NULL, store_policies[i], 1, &n, &tied)))
 			return rc;
 		store_stat x = {.section = "pairs", .key = store_policies[i], .column = "pairs", .value = n};
+		if ((rc = cb(ud, &x)))
+			return rc;
+		x.section = "tied_pairs"; /* a section of its own: readers of "pairs" see one column */
+		x.column = "dropped";
+		x.value = tied;
 		if ((rc = cb(ud, &x)))
 			return rc;
 	}

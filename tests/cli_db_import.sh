@@ -369,6 +369,44 @@ if have_shared; then
 		is "UltraFeedback sample: 24 ties from equal scores" \
 			"$(sqlite3 "$T/real.db" "SELECT count(*) FROM comparisons c JOIN annotators a ON a.id = c.annotator_id WHERE a.name = 'import:eval_clean' AND verdict = 'tie'")" 24
 	fi
+	# UltraFeedback's scores are kept with the comparisons, and stats says
+	# how many tied pairs each policy's export leaves out; both counts are
+	# computed here from the file (#12).
+	if command -v python3 >/dev/null 2>&1; then
+		rm -f "$T/ufs.db"*
+		dpo-db --db "$T/ufs.db" import --skip-bad "$T/ufs-rej.jsonl" "$uf" >/dev/null 2>&1
+		want=$(python3 -c '
+import json, sys
+scored = ties = 0
+for line in open(sys.argv[1], encoding="utf-8"):
+    d = json.loads(line)
+    m = d.get("metadata") or {}
+    sc, sr = d.get("score_chosen", m.get("score_chosen")), d.get("score_rejected", m.get("score_rejected"))
+    if sc is None or d["chosen"] == d["rejected"]:
+        continue  # no scores, or a bad record (chosen == rejected)
+    scored += 1
+    ties += sc == sr
+print(scored, ties)' "$uf")
+		scored=${want% *} ties=${want#* }
+		echo "# UltraFeedback sample: $scored scored records, $ties ties"
+		if have_sqlite; then
+			is "UltraFeedback sample: every score stored" \
+				"$(sqlite3 "$T/ufs.db" "SELECT count(*) FROM comparisons WHERE score_a IS NOT NULL AND score_b IS NOT NULL")" "$scored"
+			is "UltraFeedback sample: ties keep the side the file called chosen" \
+				"$(sqlite3 "$T/ufs.db" "SELECT count(*) FROM comparisons WHERE verdict = 'tie' AND source_chosen IS NOT NULL AND score_a = score_b")" "$ties"
+		else
+			skip "UltraFeedback sample: scores stored" "no sqlite3"
+		fi
+		ok "UltraFeedback sample: stats" dpo-db --db "$T/ufs.db" stats
+		is "UltraFeedback sample: stats counts the ties each policy drops" \
+			"$(grep '^tied pairs dropped at export:' "$T/.out")" \
+			"tied pairs dropped at export: majority $ties, humans-over-judges $ties, unanimous $ties, consistent-judge $ties"
+		ok "UltraFeedback sample: stats --json" dpo-db --db "$T/ufs.db" stats --json
+		like "UltraFeedback sample: stats --json counts them too" "$(cat "$T/.out")" \
+			"\"tied_pairs_dropped\": {\"majority\": $ties, \"humans-over-judges\": $ties, \"unanimous\": $ties, \"consistent-judge\": $ties}"
+	else
+		skip "UltraFeedback sample: scores and ties" "no python3"
+	fi
 	# Lossless HH: the stored prompt + completion is the transcript, byte for
 	# byte, and where the two final responses begin differently the triple is
 	# the one TRL's extract_prompt gives (the longest common prefix, backed

@@ -1266,6 +1266,86 @@ static void test_open_existing(void)
 	free(p);
 }
 
+/* ---- scores and conflicting labels (#12) ---------------------------------- */
+
+static void test_scores_v5(void)
+{
+	/* a version-4 store with a comparison migrates: the score columns
+	 * come, NULL for what was there */
+	char *p = tpath("scores-v4.db");
+	store *st = store_new();
+	TAP_IS_INT(store__open_version(st, p, 4), STORE_OK, "build a version-4 database");
+	store_free(st);
+	/* (by hand: this dpo's statements need the current schema) */
+	raw_sql(p, "INSERT INTO prompts(id, hash, kind, content, source, created_at, n_completions, n_labeled_pairs) "
+		   "VALUES (1, randomblob(32), 'text', 'old?', 'v4', '2025-01-01T00:00:00Z', 2, 1) RETURNING id");
+	raw_sql(p, "INSERT INTO generators(id, kind, name, created_at) VALUES (1, 'import', 'v4', 'x') RETURNING id");
+	raw_sql(p, "INSERT INTO completions(id, prompt_id, hash, text, generator_id, created_at) VALUES "
+		   "(1, 1, randomblob(32), 'one', 1, 'x'), (2, 1, randomblob(32), 'two', 1, 'x') RETURNING id");
+	raw_sql(p, "INSERT INTO annotators(id, kind, name, created_at) VALUES (1, 'import', 'import:v4', 'x') "
+		   "RETURNING id");
+	TAP_IS_INT(raw_sql(p, "INSERT INTO comparisons(prompt_id, completion_a, completion_b, annotator_id, verdict, "
+			      "created_at) VALUES (1, 1, 2, 1, 'a', 'x') RETURNING id"),
+		   1, "a comparison in the version-4 database");
+	TAP_IS_INT(raw_sql(p, "PRAGMA user_version"), 4, "it is at version 4");
+	st = store_new();
+	TAP_IS_INT(store_open(st, p), STORE_OK, "the version-4 database migrates");
+	TAP_IS_INT(raw_sql(p, "PRAGMA user_version"), store_schema_version(), "to the current version");
+	TAP_OK(store_schema_version() >= 5, "which is at least 5");
+	TAP_IS_INT(raw_sql(p, "SELECT count(*) FROM comparisons WHERE score_a IS NULL AND score_b IS NULL "
+			      "AND source_chosen IS NULL AND verdict = 'a'"),
+		   1, "the old comparison is kept, without scores");
+
+	/* scores go with the comparison, in (completion_a, completion_b)
+	 * order; a tie keeps the side the file called chosen */
+	store_rec_completion c2[] = {{"zz later text", NULL}, {"aa other text", NULL}};
+	store_rec_label lab[] = {{1, 0, "b", 1, 6.5, 8.0, "b"}}; /* completions[0] chosen, given reversed */
+	store_record r2 = {.prompt_text = "scored 2?", .completions = c2, .ncompletions = 2, .labels = lab,
+			   .nlabels = 1};
+	store_rec_completion c3[] = {{"tie chosen", NULL}, {"tie rejected", NULL}};
+	store_rec_label tie[] = {{0, 1, "tie", 1, 7.0, 7.0, "a"}};
+	store_record r3 = {.prompt_text = "scored 3?", .completions = c3, .ncompletions = 2, .labels = tie,
+			   .nlabels = 1};
+	store_import_counts k = {0};
+	store_begin(st);
+	TAP_IS_INT(store_add_record(st, &r2, "uf", NULL, &k), STORE_OK, "a record with scores");
+	TAP_IS_INT(store_add_record(st, &r3, "uf", NULL, &k), STORE_OK, "a tie with scores");
+	store_commit(st);
+	TAP_IS_INT(raw_sql(p, "SELECT count(*) FROM comparisons c JOIN completions x ON x.id = c.completion_a "
+			      "JOIN completions y ON y.id = c.completion_b WHERE "
+			      "((x.text = 'zz later text' AND c.score_a = 8.0 AND c.score_b = 6.5 AND c.source_chosen = 'a' "
+			      "AND c.verdict = 'a') OR (y.text = 'zz later text' AND c.score_b = 8.0 AND c.score_a = 6.5 "
+			      "AND c.source_chosen = 'b' AND c.verdict = 'b'))"),
+		   1, "the scores follow their completions");
+	TAP_IS_INT(raw_sql(p, "SELECT count(*) FROM comparisons c JOIN completions x ON x.id = "
+			      "(CASE c.source_chosen WHEN 'a' THEN c.completion_a ELSE c.completion_b END) "
+			      "WHERE c.verdict = 'tie' AND c.score_a = 7.0 AND c.score_b = 7.0 AND x.text = 'tie chosen'"),
+		   1, "a tie keeps which side the file called chosen");
+	long n = -1, tied = -1;
+	TAP_IS_INT(store_pairs_count_ties(st, NULL, "majority", 1, &n, &tied), STORE_OK, "count pairs and ties");
+	TAP_OK(n == 2 && tied == 1, "2 pairs, 1 tie dropped: %ld %ld", n, tied);
+
+	/* the same source labelling a pair the other way: a conflict, not a
+	 * duplicate, and the first verdict stays */
+	store_rec_completion comps[] = {{"chosen one", NULL}, {"rejected one", NULL}};
+	store_rec_label first[] = {{0, 1, "a"}}, flip[] = {{0, 1, "b"}};
+	store_record r = {.prompt_text = "scored?", .completions = comps, .ncompletions = 2, .labels = first,
+			  .nlabels = 1};
+	store_import_counts kc = {0};
+	store_begin(st);
+	TAP_IS_INT(store_add_record(st, &r, "v4", NULL, &kc), STORE_OK, "a label");
+	r.labels = flip;
+	TAP_IS_INT(store_add_record(st, &r, "v4", NULL, &kc), STORE_OK, "the opposite label");
+	store_commit(st);
+	TAP_OK(kc.comparisons_conflict == 1 && kc.comparisons_dup == 0 && kc.comparisons_new == 1,
+	       "counted as a conflict: %ld %ld %ld", kc.comparisons_conflict, kc.comparisons_dup, kc.comparisons_new);
+	TAP_IS_INT(raw_sql(p, "SELECT count(*) FROM comparisons c JOIN prompts q ON q.id = c.prompt_id "
+			      "WHERE q.content = 'scored?'"),
+		   1, "one comparison of the pair");
+	store_free(st);
+	free(p);
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -1291,6 +1371,7 @@ int main(void)
 	test_split();
 	test_busy();
 	test_run_lifecycle();
+	test_scores_v5();
 	free(p);
 	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
