@@ -64,6 +64,12 @@ if have_sqlite; then
 	is "UltraFeedback models become generators" \
 		"$(sqlite3 "$DB" "SELECT group_concat(name, ',') FROM (SELECT name FROM generators WHERE kind = 'model' ORDER BY name)")" \
 		"model-a,model-b,model-c,vllm-model"
+	is "UltraFeedback scores kept (in metadata and at the top level), by the side the file called chosen" \
+		"$(sqlite3 "$DB" "SELECT group_concat(v, ' ') FROM (SELECT c.verdict || ':' || (CASE c.source_chosen WHEN 'a' THEN c.score_a ELSE c.score_b END) || '/' || (CASE c.source_chosen WHEN 'a' THEN c.score_b ELSE c.score_a END) v FROM comparisons c JOIN annotators n ON n.id = c.annotator_id WHERE n.name = 'import:ultrafeedback_binarized' ORDER BY c.id)")" \
+		"a:8.5/3.0 tie:7.0/7.0 a:9.0/4.0"
+	is "a tie from equal scores keeps which side the file called chosen" \
+		"$(sqlite3 "$DB" "SELECT x.text FROM comparisons c JOIN completions x ON x.id = (CASE c.source_chosen WHEN 'a' THEN c.completion_a ELSE c.completion_b END) JOIN annotators n ON n.id = c.annotator_id WHERE n.name = 'import:ultrafeedback_binarized' AND c.verdict = 'tie'")" \
+		"You are doing great."
 	is "HH prompts are kept as text through the last Assistant:" \
 		"$(sqlite3 "$DB" "SELECT count(*) FROM prompts WHERE source = 'hh' AND kind = 'text' AND content LIKE char(10,10) || 'Human: %' AND content LIKE '%' || char(10,10) || 'Assistant:'")" 3
 	is "ShareGPT roles converted (system, user, assistant)" \
@@ -72,6 +78,11 @@ if have_sqlite; then
 else
 	skip "database contents" "sqlite3 not installed"
 fi
+# the two ties above (one from equal binarized scores, one from equal raw
+# ratings) make no pair under any policy, and stats says so (#12)
+ok "stats of the imports" dpo-db --db "$DB" stats
+like "stats: the tied pairs each policy drops at export" "$(cat "$T/.out")" \
+	"tied pairs dropped at export: majority 2, humans-over-judges 2, unanimous 2, consistent-judge 2"
 
 # ---- options ------------------------------------------------------------------------
 ok "--source and --split" dpo-db --db "$T/o.db" import --source mine --split test "$D/trl.jsonl"
