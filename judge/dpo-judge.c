@@ -9,6 +9,7 @@
 #include "util/opt.h"
 #include "util/progress.h"
 #include "util/sha256.h"
+#include "util/utf8.h"
 #include "util/xmalloc.h"
 #include <curl/curl.h>
 #include <errno.h>
@@ -710,6 +711,15 @@ static char *summary_json(ctx *c, double wall, const char *status)
 	return s;
 }
 
+/* s (a model name) with its control characters escaped for the terminal;
+ * valid until the next call. */
+static const char *term_name(const char *s)
+{
+	static util_buf b;
+	util_buf_reset(&b);
+	return util_term_escape(s, &b);
+}
+
 static void print_summary(ctx *c, double wall)
 {
 	const judge_tally *t = &c->t;
@@ -731,7 +741,7 @@ static void print_summary(ctx *c, double wall)
 		if (c->cost_known)
 			printf("; cost $%.4f\n", c->cost);
 		else
-			printf("; cost unknown (no price for %s)\n", c->o->model);
+			printf("; cost unknown (no price for %s)\n", term_name(c->o->model));
 	}
 }
 
@@ -788,9 +798,9 @@ static int dry_run(ctx *c)
 			printf("estimated tokens: about %.0f input, at most %.0f output\n", in_tok, out_tok);
 			if (c->cost_known)
 				printf("estimated cost: at most $%.4f (%s at $%g in / $%g out per 1M tokens)\n",
-				       cost, c->o->model, c->price_in, c->price_out);
+				       cost, term_name(c->o->model), c->price_in, c->price_out);
 			else
-				printf("estimated cost: unknown (no price for %s; see --prices)\n", c->o->model);
+				printf("estimated cost: unknown (no price for %s; see --prices)\n", term_name(c->o->model));
 		}
 		printf("nothing was sent\n");
 	}

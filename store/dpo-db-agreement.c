@@ -4,6 +4,7 @@
 #include "store/dpo_db.h"
 #include "store/store.h"
 #include "util/buf.h"
+#include "util/utf8.h"
 #include "util/cli.h"
 #include "util/opt.h"
 #include "util/xmalloc.h"
@@ -264,6 +265,12 @@ int db_cmd_agreement(int argc, char **argv)
 		util_buf_free(&b);
 	} else {
 		int w = 11;
+		for (size_t i = 0; i < x.nann; i++) { /* names printed to a terminal: controls escaped */
+			util_buf e = UTIL_BUF_INIT;
+			util_term_escape(x.ann[i].name, &e);
+			free(x.ann[i].name);
+			x.ann[i].name = util_buf_detach(&e);
+		}
 		for (size_t i = 0; i < x.nann; i++)
 			if ((int)strlen(x.ann[i].name) > w)
 				w = (int)strlen(x.ann[i].name);

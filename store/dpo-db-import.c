@@ -3,6 +3,7 @@
 #include "store/import.h"
 #include "store/store.h"
 #include "util/buf.h"
+#include "util/utf8.h"
 #include "util/cli.h"
 #include "util/file.h"
 #include "util/opt.h"
@@ -122,10 +123,12 @@ static int on_progress(void *ud, long lines, unsigned long long bytes)
 static void print_summary(const char *path, const store_import_result *r, int detected)
 {
 	const store_import_counts *c = &r->counts;
+	util_buf ep = UTIL_BUF_INIT, es = UTIL_BUF_INIT; /* names to a terminal: controls escaped */
 	printf("%s: %s%s, source %s: %ld records, prompts %ld new / %ld duplicate, completions %ld new / %ld duplicate, comparisons %ld new / %ld duplicate, %ld rejected",
-	       path, r->variant[0] ? r->variant : store_import_format_name(r->format),
-	       detected ? " (detected)" : "", r->source, c->records, c->prompts_new, c->prompts_dup,
+	       util_term_escape(path, &ep), r->variant[0] ? r->variant : store_import_format_name(r->format),
+	       detected ? " (detected)" : "", util_term_escape(r->source, &es), c->records, c->prompts_new, c->prompts_dup,
 	       c->completions_new, c->completions_dup, c->comparisons_new, c->comparisons_dup, r->rejected);
+	util_buf_free(&ep), util_buf_free(&es);
 	/* labels against a verdict the source gave the pair before: never
 	 * passed off as duplicates */
 	if (c->comparisons_conflict) {

@@ -9,6 +9,7 @@
 #include "util/buf.h"
 #include "util/cli.h"
 #include "util/opt.h"
+#include "util/utf8.h"
 #include "util/xmalloc.h"
 #include <errno.h>
 #include <stddef.h>
@@ -74,7 +75,9 @@ static int cmd_init(int argc, char **argv)
 	store *st = db_create(path);
 	if (!st)
 		return UTIL_EXIT_FAIL;
-	printf("%s: schema version %d\n", path, store_schema_version());
+	util_buf e = UTIL_BUF_INIT;
+	printf("%s: schema version %d\n", util_term_escape(path, &e), store_schema_version());
+	util_buf_free(&e);
 	store_free(st);
 	return UTIL_EXIT_OK;
 }
@@ -93,7 +96,19 @@ static int cmd_check(int argc, char **argv)
 		return UTIL_EXIT_FAIL;
 	char *report = NULL;
 	int rc = store_check(st, &report);
-	fputs(report ? report : "", stdout);
+	/* the report names runs and paths: controls escaped, line by line */
+	util_buf e = UTIL_BUF_INIT;
+	for (const char *p = report ? report : ""; *p;) {
+		size_t k = strcspn(p, "\n");
+		char *line = xstrndup(p, k);
+		util_term_escape(line, &e);
+		free(line);
+		p += k;
+		if (*p)
+			util_buf_addc(&e, *p++);
+	}
+	fputs(util_buf_str(&e), stdout);
+	util_buf_free(&e);
 	if (rc)
 		util_warn("%s", store_errmsg(st));
 	free(report);
@@ -107,45 +122,114 @@ typedef struct split_opts {
 	const char *db;
 	double frac;
 	long seed;
+	util_opt_list from;
+	int dry_run;
 	int json;
 } split_opts;
 
 static const util_opt split_table[] = {
 	UTIL_OPT_DB(split_opts, db),
 	{"test-fraction", 0, UTIL_OPT_FLOAT, offsetof(split_opts, frac), .range = "[0, 1]", .arg = "F",
-	 .help = "share of the prompts that go to test (required)"},
+	 .help = "share of the reassigned prompts that go to test (required)"},
 	UTIL_OPT_SEED(split_opts, seed, "0"),
+	{"from", 0, UTIL_OPT_LIST, offsetof(split_opts, from), .arg = "SPLIT", .flags = UTIL_OPT_COMMAS,
+	 .help = "reassign the prompts of SPLIT (repeatable, or a comma list; default train)"},
+	{"dry-run", 0, UTIL_OPT_FLAG, offsetof(split_opts, dry_run), .flags = UTIL_OPT_NOPARAM,
+	 .help = "print how many prompts would move where, and write nothing"},
 	UTIL_OPT_JSON(split_opts, json),
 	UTIL_OPT_TABLE_END,
 };
+
+/* What store_split reports, gathered for printing. */
+typedef struct split_out {
+	int dry_run;
+	util_buf lines; /* text: the "from SPLIT: ..." lines */
+	util_buf totals; /* text: the other splits' "SPLIT: N" lines */
+	util_buf moves, alone, others; /* JSON */
+	long prev; /* a reassigned split's count to test, until its count to train comes */
+} split_out;
+
+static int split_line(void *ud, const char *from, const char *to, long n)
+{
+	split_out *o = ud;
+	util_buf e = UTIL_BUF_INIT;
+	util_term_escape(from, &e);
+	if (!to) {
+		util_buf_addf(&o->lines, "from %s: %ld left alone\n", util_buf_str(&e), n);
+		if (strcmp(from, "train") && strcmp(from, "test"))
+			util_buf_addf(&o->totals, "%s: %ld\n", util_buf_str(&e), n);
+		util_buf_adds(&o->alone, o->alone.len ? ", " : "");
+		util_buf_add_json_string(&o->alone, from, strlen(from));
+		util_buf_addf(&o->alone, ": %ld", n);
+		if (strcmp(from, "train") && strcmp(from, "test")) {
+			util_buf_adds(&o->others, ", ");
+			util_buf_add_json_string(&o->others, from, strlen(from));
+			util_buf_addf(&o->others, ": %ld", n);
+		}
+	} else {
+		util_buf_adds(&o->moves, o->moves.len ? ", " : "");
+		util_buf_adds(&o->moves, "{\"from\": ");
+		util_buf_add_json_string(&o->moves, from, strlen(from));
+		util_buf_addf(&o->moves, ", \"to\": \"%s\", \"prompts\": %ld}", to, n);
+		if (!strcmp(to, "test")) {
+			o->prev = n;
+		} else {
+			/* both counts known: to test (o->prev), to train (n) */
+			const char *mv = o->dry_run ? "would move" : "moved";
+			const char *st = o->dry_run ? "would stay" : "stayed";
+			util_buf_addf(&o->lines, "from %s: ", util_buf_str(&e));
+			if (!strcmp(from, "test"))
+				util_buf_addf(&o->lines, "%ld %s to train, %ld %s in test\n", n, mv, o->prev, st);
+			else if (!strcmp(from, "train"))
+				util_buf_addf(&o->lines, "%ld %s to test, %ld %s in train\n", o->prev, mv, n, st);
+			else
+				util_buf_addf(&o->lines, "%ld %s to test, %ld %s to train\n", o->prev, mv, n, mv);
+		}
+	}
+	util_buf_free(&e);
+	return 0;
+}
 
 static int cmd_split(int argc, char **argv)
 {
 	static util_cli cli = {
 		.name = "dpo-db split",
 		.synopsis = "--test-fraction F [OPTIONS]",
-		.summary = "Reassign every prompt to test or train: a prompt goes to test when the first\n"
-			   "64 bits of SHA-256(seed || prompt hash) fall below F * 2^64. The result depends\n"
-			   "only on the prompt's content, F and the seed, and growing F only moves prompts\n"
-			   "from train to test. Prints the counts.",
+		.summary = "Reassign the prompts of split train (or of the splits --from names) to test or\n"
+			   "train: a prompt goes to test when the first 64 bits of SHA-256(seed || prompt\n"
+			   "hash) fall below F * 2^64. Prompts of any other split (an imported test or\n"
+			   "validation set) are never moved. The result depends only on the prompt's\n"
+			   "content, F and the seed, and growing F only moves prompts from train to test.\n"
+			   "Prints the counts per split and how many prompts moved where.",
 		.opts = split_table,
 	};
 	split_opts o = {0};
 	util_cli_parse(&cli, &o, argc, argv);
 	if (util_cli_source(&cli, "test-fraction") == UTIL_OPT_UNSET)
 		util_cli_usage_error(&cli, "--test-fraction F is required");
-	store *st = db_open_write(db_path(o.db));
+	for (int i = 0; i < o.from.n; i++)
+		if (!*o.from.v[i])
+			util_cli_usage_error(&cli, "--from: an empty split name");
+	store *st = o.dry_run ? db_open(db_path(o.db)) : db_open_write(db_path(o.db));
 	if (!st)
 		return UTIL_EXIT_FAIL;
 	long ntr = 0, nte = 0;
-	int rc = store_split(st, o.frac, (uint64_t)o.seed, &ntr, &nte);
+	split_out out = {.dry_run = o.dry_run};
+	store_split_args a = {.test_fraction = o.frac, .seed = (uint64_t)o.seed, .from = o.from.v,
+			      .n_from = o.from.n, .dry_run = o.dry_run};
+	int rc = store_split(st, &a, split_line, &out, &ntr, &nte);
 	if (rc)
 		util_warn("%s", store_errmsg(st));
 	else if (o.json)
-		printf("{\"train\": %ld, \"test\": %ld, \"test_fraction\": %.17g, \"seed\": %ld}\n", ntr, nte, o.frac,
-		       o.seed);
+		printf("{\"train\": %ld, \"test\": %ld, \"test_fraction\": %.17g, \"seed\": %ld, \"dry_run\": %s, "
+		       "\"splits\": {\"train\": %ld, \"test\": %ld%s}, \"moves\": [%s], \"left_alone\": {%s}}\n",
+		       ntr, nte, o.frac, o.seed, o.dry_run ? "true" : "false", ntr, nte, util_buf_str(&out.others),
+		       util_buf_str(&out.moves), util_buf_str(&out.alone));
 	else
-		printf("train: %ld\ntest: %ld\n", ntr, nte);
+		printf("%strain: %ld\ntest: %ld\n%s%s", o.dry_run ? "dry run: nothing written\n" : "", ntr, nte,
+		       util_buf_str(&out.totals), util_buf_str(&out.lines));
+	util_buf_free(&out.lines), util_buf_free(&out.totals), util_buf_free(&out.moves);
+	util_buf_free(&out.alone), util_buf_free(&out.others);
 	store_free(st);
 	return rc ? UTIL_EXIT_FAIL : UTIL_EXIT_OK;
 }
@@ -160,7 +244,18 @@ typedef struct stat_row {
 typedef struct stat_set {
 	stat_row *r;
 	size_t n, cap;
+	int escape; /* text output: names made safe for a terminal (util_term_escape) */
 } stat_set;
+
+/* s, or with set->escape s with its control characters escaped; caller frees. */
+static char *stat_name(const stat_set *set, const char *s)
+{
+	if (!set->escape)
+		return xstrdup(s);
+	util_buf b = UTIL_BUF_INIT;
+	util_term_escape(s, &b);
+	return util_buf_detach(&b);
+}
 
 static int collect_stat(void *ud, const store_stat *s)
 {
@@ -171,8 +266,8 @@ static int collect_stat(void *ud, const store_stat *s)
 	}
 	stat_row *r = &set->r[set->n++];
 	r->section = xstrdup(s->section);
-	r->key = xstrdup(s->key);
-	r->detail = s->detail ? xstrdup(s->detail) : NULL;
+	r->key = stat_name(set, s->key);
+	r->detail = s->detail ? stat_name(set, s->detail) : NULL;
 	r->column = xstrdup(s->column);
 	r->value = s->value;
 	return 0;
@@ -304,7 +399,7 @@ static int cmd_stats(int argc, char **argv)
 	store *st = db_open(path);
 	if (!st)
 		return UTIL_EXIT_FAIL;
-	stat_set set = {0};
+	stat_set set = {.escape = !json};
 	if (store_stats_foreach(st, collect_stat, &set)) {
 		util_warn("%s", store_errmsg(st));
 		free_stats(&set);
@@ -364,7 +459,9 @@ static int cmd_stats(int argc, char **argv)
 		fputs(b.data, stdout);
 		util_buf_free(&b);
 	} else {
-		printf("database: %s (schema version %d)\n", path, store_schema_version());
+		util_buf e = UTIL_BUF_INIT;
+		printf("database: %s (schema version %d)\n", util_term_escape(path, &e), store_schema_version());
+		util_buf_free(&e);
 		printf("totals:");
 		for (int c = 0; total_cols[c]; c++)
 			printf("%s %ld %s", c ? "," : "", stat_value(&set, "total", "all", total_cols[c]),

@@ -967,28 +967,66 @@ static int split_is_test(const char *hash, uint64_t seed, double frac)
 	return (double)v < frac * 18446744073709551616.0;
 }
 
-int store_split(store *st, double test_fraction, uint64_t seed, long *n_train, long *n_test)
+/* One split met by store_split. */
+typedef struct split_tally {
+	char *name;
+	long n, to_test, to_train;
+	int reassigned;
+} split_tally;
+
+static int split_named(const store_split_args *a, const char *name)
+{
+	if (!a->n_from)
+		return !strcmp(name, "train");
+	for (int i = 0; i < a->n_from; i++)
+		if (a->from[i] && !strcmp(a->from[i], name))
+			return 1;
+	return 0;
+}
+
+int store_split(store *st, const store_split_args *a, store_split_cb cb, void *ud, long *n_train, long *n_test)
 {
 	long ntr = 0, nte = 0;
-	int started = 0, rc, step;
+	int started = 0, rc = STORE_OK, step;
 	sqlite3_stmt *s = NULL, *u = NULL;
+	split_tally *t = NULL;
+	size_t nt = 0, cap = 0;
 
-	if (!(test_fraction >= 0.0 && test_fraction <= 1.0))
-		return store__err(st, STORE_EINVAL, "test fraction must be between 0 and 1, not %g", test_fraction);
-	if ((rc = store__tx_auto(st, &started)))
+	if (!(a->test_fraction >= 0.0 && a->test_fraction <= 1.0))
+		return store__err(st, STORE_EINVAL, "test fraction must be between 0 and 1, not %g", a->test_fraction);
+	if (!a->dry_run && (rc = store__tx_auto(st, &started)))
 		return rc;
-	if (!(s = store__prepare(st, "SELECT id, hash, split FROM prompts ORDER BY id")) ||
-	    !(u = store__prepare(st, "UPDATE prompts SET split = ?2 WHERE id = ?1"))) {
+	/* one statement: a dry run reads one snapshot without a transaction */
+	if (!(s = store__prepare(st, "SELECT id, hash, split FROM prompts ORDER BY split, id")) ||
+	    (!a->dry_run && !(u = store__prepare(st, "UPDATE prompts SET split = ?2 WHERE id = ?1")))) {
 		rc = STORE_ERR;
 		goto out;
 	}
 	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *cur = store__col_text(s, 2);
+		if (!nt || strcmp(t[nt - 1].name, cur)) {
+			if (nt == cap) {
+				cap = cap ? 2 * cap : 8;
+				t = xrealloc(t, cap * sizeof *t);
+			}
+			t[nt] = (split_tally){.name = xstrdup(cur), .reassigned = split_named(a, cur)};
+			nt++;
+		}
+		split_tally *c = &t[nt - 1];
+		c->n++;
+		if (!c->reassigned) {
+			if (!strcmp(cur, "test"))
+				nte++;
+			else if (!strcmp(cur, "train"))
+				ntr++;
+			continue;
+		}
 		char hex[65];
 		store__hex(sqlite3_column_blob(s, 1), sqlite3_column_bytes(s, 1), hex);
-		int test = split_is_test(hex, seed, test_fraction);
+		int test = split_is_test(hex, a->seed, a->test_fraction);
 		const char *want = test ? "test" : "train";
-		test ? nte++ : ntr++;
-		if (!strcmp(store__col_text(s, 2), want))
+		test ? (nte++, c->to_test++) : (ntr++, c->to_train++);
+		if (!u || !strcmp(cur, want))
 			continue;
 		sqlite3_bind_int64(u, 1, sqlite3_column_int64(s, 0));
 		sqlite3_bind_text(u, 2, want, -1, SQLITE_STATIC);
@@ -998,11 +1036,42 @@ int store_split(store *st, double test_fraction, uint64_t seed, long *n_train, l
 		}
 		sqlite3_reset(u);
 	}
-	if (step != SQLITE_DONE)
+	if (step != SQLITE_DONE) {
 		rc = store__dberr(st, "read prompts");
+		goto out;
+	}
+	/* a named split no prompt is in is a typo, unless it is one split writes */
+	for (int i = 0; i < a->n_from; i++) {
+		if (!strcmp(a->from[i], "train") || !strcmp(a->from[i], "test"))
+			continue;
+		size_t j = 0;
+		while (j < nt && strcmp(t[j].name, a->from[i]))
+			j++;
+		if (j < nt)
+			continue;
+		util_buf names = UTIL_BUF_INIT;
+		for (j = 0; j < nt; j++)
+			util_buf_addf(&names, "%s%s (%ld prompt%s)", j ? ", " : "", t[j].name, t[j].n,
+				      t[j].n == 1 ? "" : "s");
+		rc = store__err(st, STORE_ENOTFOUND, "no split \"%s\" in %s; the splits are: %s", a->from[i], st->path,
+				nt ? util_buf_str(&names) : "none (no prompts)");
+		util_buf_free(&names);
+		goto out;
+	}
+	for (size_t j = 0; cb && j < nt; j++) {
+		int r = t[j].reassigned ? cb(ud, t[j].name, "test", t[j].to_test) || cb(ud, t[j].name, "train", t[j].to_train)
+					: cb(ud, t[j].name, NULL, t[j].n);
+		if (r) {
+			rc = r;
+			break;
+		}
+	}
 out:
 	sqlite3_finalize(s);
 	sqlite3_finalize(u);
+	for (size_t j = 0; j < nt; j++)
+		free(t[j].name);
+	free(t);
 	rc = store__tx_end(st, started, rc);
 	if (!rc) {
 		if (n_train)

@@ -454,10 +454,33 @@ int store_reflogp_put(store *st, const store_reflogp_key *k, double logp, long n
  * check fails. */
 int store_check(store *st, char **report);
 
-/* Reassign every prompt to "test" or "train", deterministically from its
- * content hash and seed, with about test_fraction in "test". Counts go to
- * *n_train / *n_test (may be NULL). */
-int store_split(store *st, double test_fraction, uint64_t seed, long *n_train, long *n_test);
+/* What store_split reassigns. */
+typedef struct store_split_args {
+	double test_fraction;
+	uint64_t seed;
+	/* The splits whose prompts are reassigned (n_from names; duplicates are
+	 * fine); n_from 0: only "train". No other prompt ever changes split. */
+	const char *const *from;
+	int n_from;
+	int dry_run; /* count what would move, write nothing */
+} store_split_args;
+
+/* One line of store_split's outcome, per split in the store, in name order:
+ * a split that is reassigned reports twice, to "test" and to "train", with
+ * the number of its prompts that go (or would go) there (from == to: they
+ * stay); a split that is not reassigned reports once with to NULL and all
+ * its prompts (left alone). Nonzero stops. */
+typedef int (*store_split_cb)(void *ud, const char *from, const char *to, long n);
+
+/* Reassign the prompts of the splits a->from to "test" or "train",
+ * deterministically from each prompt's content hash and the seed, with about
+ * test_fraction of them in "test"; prompts of any other split are never
+ * touched. The numbers of prompts in "train" and "test" afterwards (over the
+ * whole store; with dry_run, what they would be) go to *n_train / *n_test
+ * (may be NULL); cb (may be NULL) hears the moves. STORE_ENOTFOUND, naming
+ * the splits there are, when no prompt is in a split a->from names (other
+ * than train and test). */
+int store_split(store *st, const store_split_args *a, store_split_cb cb, void *ud, long *n_train, long *n_test);
 
 /* The path the store was opened with, or NULL when closed. Owned by the handle. */
 const char *store_path(const store *st);

@@ -103,19 +103,107 @@ dpo-db --db "$DB" split --test-fraction 0.5 --seed 7 >"$T/split1.txt"
 ok "split" test -s "$T/split1.txt"
 like "split prints counts" "$(cat "$T/split1.txt")" "train: "
 dpo-db --db "$DB" export - --split test 2>/dev/null >"$T/test1.jsonl"
-dpo-db --db "$DB" split --test-fraction 0.9 --seed 3 >/dev/null
-dpo-db --db "$DB" split --test-fraction 0.5 --seed 7 >"$T/split2.txt"
+# (#12: test is left alone unless --from names it, so both go back in)
+dpo-db --db "$DB" split --test-fraction 0.9 --seed 3 --from train,test >/dev/null
+dpo-db --db "$DB" split --test-fraction 0.5 --seed 7 --from train --from test >"$T/split2.txt"
 dpo-db --db "$DB" export - --split test 2>/dev/null >"$T/test2.jsonl"
-ok "split is deterministic (same counts)" cmp "$T/split1.txt" "$T/split2.txt"
+is "split is deterministic (same counts)" "$(head -n 2 "$T/split2.txt")" "$(head -n 2 "$T/split1.txt")"
 ok "split is deterministic (same prompts)" cmp "$T/test1.jsonl" "$T/test2.jsonl"
 ntest=$(sed -n 's/^test: //p' "$T/split1.txt")
 is "export --split test exports the test prompts" "$(wc -l <"$T/test1.jsonl" | tr -d ' ')" "$ntest"
 is "train + test = all" "$(($(sed -n 's/^train: //p' "$T/split1.txt") + ntest))" 12
-dpo-db --db "$DB" split --test-fraction 0 >/dev/null
+dpo-db --db "$DB" split --test-fraction 0 --from test >/dev/null
 is "fraction 0: no test prompts" "$(dpo-db --db "$DB" export - --split test 2>/dev/null | wc -l | tr -d ' ')" 0
 is "split without --test-fraction: exit 2" "$(status dpo-db --db "$DB" split)" 2
 is "split --test-fraction 2: exit 2" "$(status dpo-db --db "$DB" split --test-fraction 2)" 2
 is "split --seed -1: exit 2" "$(status dpo-db --db "$DB" split --test-fraction 0.1 --seed -1)" 2
+
+# #12: split never moves a prompt out of a split the user named
+S="$T/splits.db"
+PR="$top_srcdir/tests/data/task/prompts.jsonl"
+i=0
+while [ $i -lt 40 ]; do printf '{"prompt": "split prompt %d"}\n' $i; i=$((i + 1)); done >"$T/p-train.jsonl"
+i=0
+while [ $i -lt 10 ]; do printf '{"prompt": "validation prompt %d"}\n' $i; i=$((i + 1)); done >"$T/p-val.jsonl"
+dpo-db --db "$S" import -q --format prompts --split train "$T/p-train.jsonl" >/dev/null 2>&1
+dpo-db --db "$S" import -q --format prompts --split test "$PR" >/dev/null 2>&1
+dpo-db --db "$S" import -q --format prompts --split validation "$T/p-val.jsonl" >/dev/null 2>&1
+splits() { sqlite3 "$1" "SELECT split, count(*) FROM prompts GROUP BY split ORDER BY split" | tr '\n' ' '; }
+is "splits imported" "$(splits "$S")" "test|8 train|40 validation|10 "
+sqlite3 "$S" "SELECT id, split FROM prompts ORDER BY id" >"$T/sp0.txt"
+dpo-db --db "$S" split --test-fraction 0.5 --seed 7 --dry-run >"$T/spd.txt"
+is "split --dry-run: exit 0" "$?" 0
+sqlite3 "$S" "SELECT id, split FROM prompts ORDER BY id" >"$T/sp1.txt"
+ok "split --dry-run changes nothing" cmp "$T/sp0.txt" "$T/sp1.txt"
+sqlite3 "$S" .dump >"$T/sp0.dump"
+dpo-db --db "$S" split --test-fraction 1 --from validation,test --dry-run >/dev/null
+sqlite3 "$S" .dump >"$T/sp1.dump"
+ok "split --dry-run: the dump is the same" cmp "$T/sp0.dump" "$T/sp1.dump"
+like "split --dry-run says so" "$(head -n 1 "$T/spd.txt")" "dry run: nothing written"
+like "split --dry-run: test left alone" "$(cat "$T/spd.txt")" "from test: 8 left alone"
+like "split --dry-run: validation left alone" "$(cat "$T/spd.txt")" "from validation: 10 left alone"
+dpo-db --db "$S" split --test-fraction 0.5 --seed 7 >"$T/spr.txt"
+is "split --dry-run: the same counts as the split" "$(sed 1d "$T/spd.txt" | sed 's/would move/moved/; s/would stay/stayed/g')" \
+	"$(cat "$T/spr.txt")"
+moved=$(sed -n 's/^from train: \([0-9]*\) moved to test, \([0-9]*\) stayed in train$/\1 \2/p' "$T/spr.txt")
+set -- $moved 0 0
+is "split: train's 40 prompts counted" "$(($1 + $2))" 40
+is "split: only train prompts moved" "$(splits "$S")" "test|$((8 + $1)) train|$2 validation|10 "
+is "split: the official test prompts are still in test" \
+	"$(sqlite3 "$S" "SELECT count(*) FROM prompts WHERE split = 'test' AND content LIKE '%>'")" 8
+is "split: validation untouched" "$(sqlite3 "$S" "SELECT count(*) FROM prompts WHERE split = 'validation'")" 10
+is "split: the test/validation rows are the same" \
+	"$(sqlite3 "$S" "SELECT id FROM prompts WHERE content NOT LIKE 'split prompt%' ORDER BY id" | tr '\n' ' ')" \
+	"$(grep -v "|train" "$T/sp0.txt" | cut -d'|' -f1 | tr '\n' ' ')"
+like "split prints validation's count" "$(cat "$T/spr.txt")" "validation: 10"
+dpo-db --db "$S" split --test-fraction 0.5 --seed 7 --from validation --json >"$T/spv.json"
+v=$(pyget "$T/spv.json" 'd["splits"].get("validation", 0)' \
+	'sum(m["prompts"] for m in d["moves"] if m["from"] == "validation")' 'sorted(d["left_alone"])' 'd["dry_run"]')
+is "split --from validation: validation emptied" "$(nth "$v" 1)" 0
+is "split --from validation: its 10 prompts reassigned" "$(nth "$v" 2)" 10
+is "split --from validation: train and test left alone" "$(nth "$v" 3)" "['test', 'train']"
+is "split --json: dry_run false" "$(nth "$v" 4)" False
+is "split --from validation: no validation prompt left" \
+	"$(sqlite3 "$S" "SELECT count(*) FROM prompts WHERE split = 'validation'")" 0
+is "split --from validation: train prompts did not move" \
+	"$(sqlite3 "$S" "SELECT count(*) FROM prompts WHERE split = 'train' AND content LIKE 'split prompt%'")" "$2"
+is "split --from a split no prompt is in: exit 1" "$(status dpo-db --db "$S" split --test-fraction 0.5 --from validaton)" 1
+like "split --from a split no prompt is in: names the splits" \
+	"$(dpo-db --db "$S" split --test-fraction 0.5 --from validaton 2>&1)" 'no split "validaton"'
+S2="$T/splits2.db"
+cp "$S" "$S2"
+dpo-db --db "$S2" split --test-fraction 0.5 --seed 11 >"$T/d1.txt"
+sqlite3 "$S2" "SELECT id, split FROM prompts ORDER BY id" >"$T/d1.ids"
+cp "$S" "$S2"
+dpo-db --db "$S2" split --test-fraction 0.5 --seed 11 >"$T/d2.txt"
+sqlite3 "$S2" "SELECT id, split FROM prompts ORDER BY id" >"$T/d2.ids"
+ok "split --from train: deterministic (same seed, same assignment)" cmp "$T/d1.ids" "$T/d2.ids"
+
+# #12: names printed as text have their control characters escaped
+ESC=$(printf '\033')
+EV="$T/evil.db"
+dpo-db --db "$EV" import --source "evil${ESC}[2J" --split "val${ESC}]0;x" "$EX" >"$T/ev-imp.txt" 2>"$T/ev-imp.err"
+is "import --source with an escape: exit 0" "$?" 0
+dpo-db --db "$EV" stats >"$T/ev-stats.txt"
+like "stats: the source's escape written as \\x1b" "$(cat "$T/ev-stats.txt")" 'evil\x1b[2J'
+like "stats: the split's escape written as \\x1b" "$(cat "$T/ev-stats.txt")" 'val\x1b]0;x'
+is "stats: no ESC byte" "$(od -An -c "$T/ev-stats.txt" | grep -c '033')" 0
+is "import summary: no ESC byte" "$(cat "$T/ev-imp.txt" "$T/ev-imp.err" | grep -c "$ESC")" 0
+like "import summary: the source escaped" "$(cat "$T/ev-imp.txt")" 'source evil\x1b[2J'
+dpo-db --db "$EV" stats --json >"$T/ev-stats.json"
+is "stats --json: the name as JSON writes it" "$(pyget "$T/ev-stats.json" '"evil\x1b[2J" in d["by_source"]')" True
+dpo-db --db "$EV" import -q --source "two${ESC}[1m" "$EX" >/dev/null 2>&1
+dpo-db --db "$EV" agreement >"$T/ev-ag.txt"
+is "agreement: no ESC byte" "$(grep -c "$ESC" "$T/ev-ag.txt")" 0
+like "agreement: the annotator escaped" "$(cat "$T/ev-ag.txt")" 'import:two\x1b[1m'
+dpo-db --db "$EV" split --test-fraction 0.5 --from "val${ESC}]0;x" --dry-run >"$T/ev-split.txt"
+is "split: no ESC byte" "$(grep -c "$ESC" "$T/ev-split.txt")" 0
+like "split: the split escaped" "$(cat "$T/ev-split.txt")" 'from val\x1b]0;x: '
+dpo-db --db "$EV" export - --split "no${ESC}[2J" >/dev/null 2>"$T/ev-exp.err"
+is "export warning: no ESC byte" "$(grep -c "$ESC" "$T/ev-exp.err")" 0
+like "export warning: names escaped" "$(cat "$T/ev-exp.err")" 'no split "no\x1b[2J"'
+dpo-db --db "$EV" check >"$T/ev-check.txt" 2>&1
+is "check: no ESC byte" "$(grep -c "$ESC" "$T/ev-check.txt")" 0
 
 # ---- agreement on two sources labelling the same pairs
 A="$T/agree.db"

@@ -163,4 +163,9 @@ if command -v sqlite3 >/dev/null 2>&1; then
 else
 	echo "# sqlite3 not installed: generator identities not read"
 fi
+# #12: the generator's name is printed with its control characters escaped
+dpo-generate --db "$DB" --model "$T/m1" --limit 1 --max-new-tokens 2 --n 1 --name "$(printf 'gen\033[2J')" \
+	>"$T/gen-evil.out" 2>"$T/gen-evil.err"
+is "generate --name with an escape: no ESC byte" "$(cat "$T/gen-evil.out" "$T/gen-evil.err" | grep -c "$(printf '\033')")" 0
+like "generate --name with an escape: written as \\x1b" "$(cat "$T/gen-evil.out")" '(gen\x1b[2J)'
 done_testing

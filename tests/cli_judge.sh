@@ -26,6 +26,12 @@ is "dry run sends nothing" "$(nreq s1)" 0
 dpo-judge --db "$DB" --model gpt-4o-mini --base-url "$URL" --dry-run --json >"$T/dry.json" 2>/dev/null
 is "dry run --json requests" "$(jget "$T/dry.json" requests)" 24
 is "dry run left no comparisons" "$("$DBTOOL" count "$DB")" 0
+# #12: a model name is printed with its control characters escaped
+OPENAI_API_KEY=$KEY dpo-judge --db "$DB" --model "$(printf 'evil\033[2J')" --base-url "$URL" --dry-run \
+	>"$T/dry-evil.out" 2>&1
+is "dry run, a model name with an escape: no ESC byte" "$(grep -c "$(printf '\033')" "$T/dry-evil.out")" 0
+like "dry run, a model name with an escape: written as \\x1b" "$(cat "$T/dry-evil.out")" 'no price for evil\x1b[2J'
+is "dry run, a model name with an escape: sends nothing" "$(nreq s1)" 0
 
 # a real run
 OPENAI_API_KEY=$KEY dpo-judge --db "$DB" --model gpt-4o-mini --base-url "$URL" --json \

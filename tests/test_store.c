@@ -1104,6 +1104,20 @@ static int collect_split(void *ud, const store_prompt *p)
 	return 0;
 }
 
+/* store_split over train and test (both reassigned), as before #12. */
+static int split_all(store *st, double frac, uint64_t seed, long *tr, long *te)
+{
+	static const char *const both[] = {"train", "test"};
+	store_split_args a = {.test_fraction = frac, .seed = seed, .from = both, .n_from = 2};
+	return store_split(st, &a, NULL, NULL, tr, te);
+}
+
+static int split_cb_log(void *ud, const char *from, const char *to, long n)
+{
+	util_buf_addf(ud, "%s>%s:%ld;", from, to ? to : "-", n);
+	return 0;
+}
+
 static void test_split(void)
 {
 	store *st = store_new();
@@ -1117,33 +1131,65 @@ static void test_split(void)
 	}
 	store_commit(st);
 	long tr = 0, te = 0;
-	TAP_IS_INT(store_split(st, 0.25, 42, &tr, &te), STORE_OK, "split");
+	TAP_IS_INT(split_all(st, 0.25, 42, &tr, &te), STORE_OK, "split");
 	TAP_IS_INT(tr + te, 400, "every prompt assigned");
 	TAP_OK(te > 60 && te < 140, "about a quarter in test (%ld)", te);
 	util_buf a = UTIL_BUF_INIT, b = UTIL_BUF_INIT, c = UTIL_BUF_INIT;
 	store_prompts_foreach(st, NULL, NULL, 0, collect_split, &a);
-	store_split(st, 0.6, 7, NULL, NULL);
-	store_split(st, 0.25, 42, &tr, &te);
+	split_all(st, 0.6, 7, NULL, NULL);
+	split_all(st, 0.25, 42, &tr, &te);
 	store_prompts_foreach(st, NULL, NULL, 0, collect_split, &b);
 	TAP_IS_STR(a.data, b.data, "same seed and fraction: same assignment");
-	store_split(st, 0.25, 43, NULL, NULL);
+	split_all(st, 0.25, 43, NULL, NULL);
 	store_prompts_foreach(st, NULL, NULL, 0, collect_split, &c);
 	TAP_OK(strcmp(a.data, c.data) != 0, "another seed: another assignment");
 	/* a larger fraction only moves prompts into test (threshold is monotone) */
 	util_buf d = UTIL_BUF_INIT;
-	store_split(st, 0.5, 42, NULL, NULL);
+	split_all(st, 0.5, 42, NULL, NULL);
 	store_prompts_foreach(st, NULL, NULL, 0, collect_split, &d);
 	int mono = 1;
 	for (size_t i = 0; i < a.len; i++)
 		if (a.data[i] == 'T' && d.data[i] != 'T')
 			mono = 0;
 	TAP_OK(mono, "test at 0.25 stays test at 0.5");
-	store_split(st, 0, 1, &tr, &te);
+	split_all(st, 0, 1, &tr, &te);
 	TAP_OK(te == 0 && tr == 400, "fraction 0: all train");
-	store_split(st, 1, 1, &tr, &te);
+	split_all(st, 1, 1, &tr, &te);
 	TAP_OK(te == 400 && tr == 0, "fraction 1: all test");
-	TAP_IS_INT(store_split(st, 1.5, 1, &tr, &te), STORE_EINVAL, "fraction 1.5 refused");
+	TAP_IS_INT(split_all(st, 1.5, 1, &tr, &te), STORE_EINVAL, "fraction 1.5 refused");
+
+	/* #12: by default only train is reassigned; test stays test */
+	split_all(st, 0, 1, &tr, &te); /* all train again */
+	store_split_args def = {.test_fraction = 0.25, .seed = 42};
+	TAP_IS_INT(store_split(st, &def, NULL, NULL, &tr, &te), STORE_OK, "default split (train only)");
+	util_buf e = UTIL_BUF_INIT;
+	store_prompts_foreach(st, NULL, NULL, 0, collect_split, &e);
+	TAP_IS_STR(e.data, a.data, "from all train: the same assignment as over both");
+	def.test_fraction = 0;
+	store_split(st, &def, NULL, NULL, &tr, &te);
+	TAP_OK(te > 60 && te < 140 && tr + te == 400, "fraction 0 over train: test left as it was (%ld)", te);
+	util_buf f = UTIL_BUF_INIT;
+	store_prompts_foreach(st, NULL, NULL, 0, collect_split, &f);
+	TAP_IS_STR(f.data, a.data, "fraction 0 over train moved nothing out of test");
+	/* dry run: counts, writes nothing; the callback hears per split */
+	util_buf log = UTIL_BUF_INIT;
+	store_split_args dry = {.test_fraction = 1, .seed = 42, .dry_run = 1};
+	long dtr = -1, dte = -1;
+	TAP_IS_INT(store_split(st, &dry, split_cb_log, &log, &dtr, &dte), STORE_OK, "dry run");
+	TAP_OK(dtr == 0 && dte == 400, "dry run: what the counts would be");
+	char want[128];
+	snprintf(want, sizeof want, "test>-:%ld;train>test:%ld;train>train:0;", te, tr);
+	TAP_IS_STR(util_buf_str(&log), want, "dry run: test left alone, all of train would go to test");
+	util_buf g = UTIL_BUF_INIT;
+	store_prompts_foreach(st, NULL, NULL, 0, collect_split, &g);
+	TAP_IS_STR(g.data, a.data, "dry run changed nothing");
+	static const char *const nosuch[] = {"validation"};
+	store_split_args bad = {.test_fraction = 0.5, .seed = 1, .from = nosuch, .n_from = 1};
+	TAP_IS_INT(store_split(st, &bad, NULL, NULL, NULL, NULL), STORE_ENOTFOUND, "--from a split no prompt is in");
+	TAP_OK(strstr(store_errmsg(st), "the splits are: test (") != NULL, "names the splits there are: %s",
+	       store_errmsg(st));
 	util_buf_free(&a), util_buf_free(&b), util_buf_free(&c), util_buf_free(&d);
+	util_buf_free(&e), util_buf_free(&f), util_buf_free(&g), util_buf_free(&log);
 	store_free(st);
 	free(path);
 }

@@ -570,8 +570,45 @@ static void test_splitmix64(void)
 	       "mix64 is splitmix64 of the state, which it leaves alone");
 }
 
+/* util_term_escape: controls as \xNN, printable UTF-8 kept. */
+static void test_term_escape(void)
+{
+	static const struct {
+		const char *in, *out, *what;
+	} c[] = {
+		{"alice", "alice", "plain ASCII kept"},
+		{"", "", "empty"},
+		{"evil\x1b[2J", "evil\\x1b[2J", "ESC as \\x1b"},
+		{"a\tb\nc\rd", "a\\x09b\\x0ac\\x0dd", "tab, newline, CR"},
+		{"\x01\x1f\x7f", "\\x01\\x1f\\x7f", "C0 and DEL"},
+		{"x\xc2\x9b" "31m", "x\\x9b31m", "C1 CSI (U+009B) as \\x9b"},
+		{"\xc2\x85", "\\x85", "C1 NEL"},
+		{"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+		 "well-formed UTF-8 kept"},
+		{"\xc2\xa0", "\xc2\xa0", "U+00A0 (past C1) kept"},
+		{"a\x9b" "b", "a\\x9bb", "a lone C1 byte (ill-formed) as \\x9b"},
+		{"\xff\xc3", "\\xff\\xc3", "ill-formed bytes, and one cut short"},
+		{"\xe2\x82", "\\xe2\\x82", "a cut-short sequence byte by byte"},
+		{"back\\slash", "back\\slash", "backslash kept"},
+	};
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+		util_buf b = UTIL_BUF_INIT;
+		const char *r = util_term_escape(c[i].in, &b);
+		TAP_IS_STR(r, c[i].out, "term escape: %s", c[i].what);
+		util_buf_free(&b);
+	}
+	util_buf b = UTIL_BUF_INIT;
+	util_buf_adds(&b, "[");
+	util_term_escape("\x1b", &b);
+	TAP_IS_STR(util_buf_str(&b), "[\\x1b", "term escape appends");
+	util_buf_reset(&b);
+	TAP_IS_STR(util_term_escape(NULL, &b), "(null)", "term escape: NULL");
+	util_buf_free(&b);
+}
+
 int main(void)
 {
+	test_term_escape();
 	test_file();
 	test_check_output();
 	test_cmdline();

@@ -37,6 +37,7 @@
 #include "util/file.h"
 #include "util/lineread.h"
 #include "util/progress.h"
+#include "util/utf8.h"
 #include "util/xmalloc.h"
 
 /* The command line: every option, its default and range, in one table. */
@@ -354,7 +355,10 @@ static int run_judge(const char *prog, const char *db, const char *split, int na
 		/* the judge's summary must not mix with our stdout */
 		dup2(2, 1);
 		execvp(prog, av);
-		fprintf(stderr, "dpo-eval: %s: %s\n", prog, strerror(errno));
+		int err = errno;
+		util_buf e = UTIL_BUF_INIT;
+		fprintf(stderr, "dpo-eval: %s: %s\n", util_term_escape(prog, &e), strerror(err));
+		util_buf_free(&e);
 		_exit(127);
 	}
 	free(av);

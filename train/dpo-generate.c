@@ -13,6 +13,7 @@
 #include "util/cli.h"
 #include "util/progress.h"
 #include "util/rand.h"
+#include "util/utf8.h"
 #include "util/xmalloc.h"
 
 #include <cjson/cJSON.h>
@@ -339,11 +340,14 @@ static void record_and_print(struct gen *g)
 		util_warn("%s: %s", g->dbpath, store_errmsg(g->st));
 	if (g->o.json)
 		printf("%s\n", util_buf_str(&sum));
-	else
+	else {
+		util_buf e = UTIL_BUF_INIT; /* the generator's name to a terminal: controls escaped */
 		printf("generator %lld (%s): %ld prompts, %ld completions stored, %ld duplicates, "
 		       "%ld skipped, %ld tokens in %.1fs (%.1f tok/s)\n",
-		       (long long)g->gen_id, g->name, g->done, g->stored, g->dups, g->skipped,
+		       (long long)g->gen_id, util_term_escape(g->name, &e), g->done, g->stored, g->dups, g->skipped,
 		       g->tokens, g->secs, rate);
+		util_buf_free(&e);
+	}
 	if (g->interrupted)
 		util_warn("interrupted after %ld of %zu prompts; rerun the same command to resume",
 			  g->done, g->col.n);

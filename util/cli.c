@@ -1,6 +1,10 @@
 /* cli.c: shared command-line conventions. */
 #include "config.h"
 #include "util/cli.h"
+#include "util/buf.h"
+#include "util/utf8.h"
+#include "util/xmalloc.h"
+#include <stdio.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -68,11 +72,34 @@ static void run_die_hooks(void)
 	}
 }
 
+/* The message, its control characters escaped (util_term_escape: a name
+ * from the user or a file never drives the terminal), newlines and tabs kept. */
 static void vmsg(const char *fmt, va_list ap)
 {
-	fprintf(stderr, "%s: ", progname);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	util_buf m = UTIL_BUF_INIT, e = UTIL_BUF_INIT;
+	va_list aq;
+	va_copy(aq, ap);
+	int n = vsnprintf(NULL, 0, fmt, aq);
+	va_end(aq);
+	if (n > 0) {
+		util_buf_grow(&m, (size_t)n + 1);
+		vsnprintf(m.data, (size_t)n + 1, fmt, ap);
+		m.len = (size_t)n;
+	}
+	for (const char *p = util_buf_str(&m); *p;) {
+		size_t k = strcspn(p, "\n\t");
+		char *seg = xmalloc(k + 1);
+		memcpy(seg, p, k);
+		seg[k] = 0;
+		util_term_escape(seg, &e);
+		free(seg);
+		p += k;
+		if (*p)
+			util_buf_addc(&e, *p++);
+	}
+	fprintf(stderr, "%s: %s\n", progname, util_buf_str(&e));
+	util_buf_free(&m);
+	util_buf_free(&e);
 }
 
 void util_warn(const char *fmt, ...)

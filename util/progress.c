@@ -1,5 +1,7 @@
 /* progress.c: progress line with ETA. */
 #include "util/progress.h"
+#include "util/buf.h"
+#include "util/utf8.h"
 #include "util/xmalloc.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +38,9 @@ void util_format_duration(double s, char *out, unsigned long n)
 util_progress *util_progress_new(const char *label, double total, const char *unit)
 {
 	util_progress *p = xcalloc(1, sizeof *p);
-	p->label = xstrdup(label);
+	util_buf e = UTIL_BUF_INIT; /* a file name in the label never drives the terminal */
+	util_term_escape(label, &e);
+	p->label = util_buf_detach(&e);
 	p->unit = xstrdup(unit ? unit : "");
 	p->total = total;
 	p->start = util_now();

@@ -98,3 +98,27 @@ size_t util_utf8_encode(uint32_t cp, char out[4])
 	out[3] = (char)(0x80 | (cp & 0x3F));
 	return 4;
 }
+
+const char *util_term_escape(const char *s, util_buf *out)
+{
+	if (!s)
+		s = "(null)";
+	size_t n = strlen(s), i = 0;
+	util_buf_grow(out, n);
+	while (i < n) {
+		uint32_t cp = 0;
+		int k = util_utf8_decode(s + i, n - i, &cp);
+		if (k <= 0) {
+			util_buf_addf(out, "\\x%02x", (unsigned char)s[i]);
+			i++;
+		} else if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f)) {
+			util_buf_addf(out, "\\x%02x", (unsigned)cp);
+			i += (size_t)k;
+		} else {
+			util_buf_add(out, s + i, (size_t)k);
+			i += (size_t)k;
+		}
+	}
+	out->data[out->len] = 0; /* grown above, so allocated even for "" */
+	return util_buf_str(out);
+}

@@ -3,6 +3,7 @@
 #define DPO_UTF8_H
 #include <stddef.h>
 #include <stdint.h>
+#include "util/buf.h"
 
 /* Decode the UTF-8 sequence at the start of s (n bytes available).
  * Well-formed means Unicode's table 3-7: no overlong forms, no surrogates
@@ -25,5 +26,13 @@ int util_utf8_valid(const char *s, size_t n, size_t *bad_at);
 /* Write the UTF-8 encoding of cp (at most U+10FFFF; not checked) to out and
  * return its length, 1 to 4. */
 size_t util_utf8_encode(uint32_t cp, char out[4]);
+
+/* Append s to out made safe to print on a terminal, and return out's
+ * contents: ESC and every other C0 control (tab and newline too), DEL, the C1
+ * controls (U+0080..U+009F) and each byte of ill-formed UTF-8 are written as
+ * \xNN (ESC as \x1b, U+009B as \x9b); well-formed printable text is kept as
+ * it is. For names (sources, annotators, splits, files) printed as text; JSON
+ * output escapes by itself. s NULL appends "(null)". */
+const char *util_term_escape(const char *s, util_buf *out);
 
 #endif
