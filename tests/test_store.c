@@ -80,7 +80,7 @@ static void test_open(void)
 	TAP_IS_INT(store_prompt_add(st, "kept across migration", NULL, 0, "t", NULL, &pid, NULL), STORE_OK,
 		   "write to the version-1 database");
 	store_rec_completion mc[] = {{"first", NULL}, {"second", NULL}};
-	store_rec_label ml[] = {{0, 1, "a"}};
+	store_rec_label ml[] = {{.a = 0, .b = 1, .verdict = "a"}};
 	store_record mr = {.prompt_text = "a labelled pair", .completions = mc, .ncompletions = 2, .labels = ml,
 			   .nlabels = 1};
 	store_import_counts mk = {0};
@@ -363,7 +363,7 @@ static void test_prompts(store *st)
 static void test_records(store *st)
 {
 	store_rec_completion comps[] = {{"good answer", NULL}, {"bad answer", "gpt-x"}};
-	store_rec_label lab[] = {{1, 0, "b"}}; /* completions[0] better, given reversed */
+	store_rec_label lab[] = {{.a = 1, .b = 0, .verdict = "b"}}; /* completions[0] better, given reversed */
 	store_record r = {.prompt_text = "question?", .completions = comps, .ncompletions = 2, .labels = lab,
 			  .nlabels = 1};
 	store_import_counts k = {0};
@@ -393,17 +393,17 @@ static void test_records(store *st)
 		   1, "else the import source is");
 
 	store_rec_completion same[] = {{"same", NULL}, {"same", NULL}};
-	store_rec_label lab2[] = {{0, 1, "a"}};
+	store_rec_label lab2[] = {{.a = 0, .b = 1, .verdict = "a"}};
 	store_record r2 = {.prompt_text = "q2", .completions = same, .ncompletions = 2, .labels = lab2, .nlabels = 1};
 	store_begin(st);
 	TAP_IS_INT(store_add_record(st, &r2, "ds", NULL, &k), STORE_EINVAL, "identical chosen and rejected refused");
 	TAP_IS_STR(store_errmsg(st), "chosen and rejected are identical", "message");
 	TAP_IS_INT(raw_sql(path, "SELECT count(*) FROM prompts WHERE content = 'q2'"), 0,
 		   "the bad record wrote nothing");
-	store_rec_label lab3[] = {{0, 5, "a"}};
+	store_rec_label lab3[] = {{.a = 0, .b = 5, .verdict = "a"}};
 	r2.labels = lab3;
 	TAP_IS_INT(store_add_record(st, &r2, "ds", NULL, &k), STORE_EINVAL, "label index out of range");
-	store_rec_label lab4[] = {{0, 1, "skip"}};
+	store_rec_label lab4[] = {{.a = 0, .b = 1, .verdict = "skip"}};
 	r.labels = lab4;
 	TAP_IS_INT(store_add_record(st, &r, "ds", NULL, &k), STORE_EINVAL, "bad label verdict");
 	/* rollback: nothing stays */
@@ -1374,7 +1374,7 @@ static void test_scores_v5(void)
 	/* the same source labelling a pair the other way: a conflict, not a
 	 * duplicate, and the first verdict stays */
 	store_rec_completion comps[] = {{"chosen one", NULL}, {"rejected one", NULL}};
-	store_rec_label first[] = {{0, 1, "a"}}, flip[] = {{0, 1, "b"}};
+	store_rec_label first[] = {{.a = 0, .b = 1, .verdict = "a"}}, flip[] = {{.a = 0, .b = 1, .verdict = "b"}};
 	store_record r = {.prompt_text = "scored?", .completions = comps, .ncompletions = 2, .labels = first,
 			  .nlabels = 1};
 	store_import_counts kc = {0};
