@@ -7,6 +7,8 @@
  *   TAP_SKIP(n, "reason");           n cases skipped
  *   tap_skip_all("reason");          whole program skipped (exits 0)
  *   return tap_done();               prints the plan, returns the exit status
+ *   tap_tmpdir("dpo-x") / tap_rmtree(d) a scratch folder (flat) and its removal
+ *   tap_split_args("--a 1", argv, n)  a command line split at spaces into argv
  */
 #ifndef DPO_TAP_H
 #define DPO_TAP_H
@@ -15,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static int tap_n, tap_failed;
 
@@ -100,6 +104,52 @@ static inline const char *tap_shared_dir(void)
 	if (!d || stat(d, &st) != 0 || !S_ISDIR(st.st_mode))
 		return NULL;
 	return d;
+}
+
+/* A new empty folder /tmp/PREFIX-XXXXXX; the caller frees the path. Aborts
+ * when it cannot be made. */
+static inline char *tap_tmpdir(const char *prefix)
+{
+	size_t n = strlen(prefix) + 16;
+	char *d = malloc(n);
+	if (!d)
+		abort();
+	snprintf(d, n, "/tmp/%s-XXXXXX", prefix);
+	if (!mkdtemp(d))
+		abort();
+	return d;
+}
+
+/* Remove a folder made by tap_tmpdir and the files in it (not subfolders). */
+static inline void tap_rmtree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[4096];
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	if (d)
+		closedir(d);
+	rmdir(dir);
+}
+
+/* Split line at spaces into argv[1..] after argv[0] = "prog" (at most max-1
+ * entries, NULL-terminated); returns argc. The strings live in a static
+ * buffer until the next call. */
+static inline int tap_split_args(const char *line, char **argv, int max)
+{
+	static char copy[1024];
+	int argc = 0;
+	snprintf(copy, sizeof copy, "%s", line);
+	argv[argc++] = "prog";
+	for (char *t = strtok(copy, " "); t && argc < max - 1; t = strtok(NULL, " "))
+		argv[argc++] = t;
+	argv[argc] = NULL;
+	return argc;
 }
 
 #endif

@@ -186,30 +186,6 @@ static void encoder_errors(void)
 	train_tokenizer_free(t);
 }
 
-static char *tmpdir(void)
-{
-	char *d = xstrdup("/tmp/dpo-gen-XXXXXX");
-	if (!mkdtemp(d))
-		abort();
-	return d;
-}
-
-static void rmtree(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	while (d && (e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		char *p = xasprintf("%s/%s", dir, e->d_name);
-		unlink(p);
-		free(p);
-	}
-	if (d)
-		closedir(d);
-	rmdir(dir);
-}
-
 static void write_text(const char *dir, const char *name, const char *text)
 {
 	char *p = xasprintf("%s/%s", dir, name);
@@ -253,7 +229,7 @@ static train_model *eos_model(const char *dir, const char *genconfig)
 
 static void eos_sets(void)
 {
-	char *dir = tmpdir(), *err = NULL;
+	char *dir = tap_tmpdir("dpo-gen"), *err = NULL;
 	train_tokenizer *t = load_tok("tiny");
 	int32_t set[TRAIN_GEN_MAX_EOS];
 	size_t n = 0;
@@ -351,7 +327,7 @@ static void eos_sets(void)
 	train_model_free(m);
 out:
 	train_tokenizer_free(t);
-	rmtree(dir);
+	tap_rmtree(dir);
 	free(dir);
 }
 

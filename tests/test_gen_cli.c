@@ -29,14 +29,8 @@ static util_cli cli = {.name = "dpo-t", .opts = table};
 /* Parse a space-separated command line into p; the message goes to err. */
 static int run(struct prog *p, const char *line, char *err, size_t n)
 {
-	static char copy[1024];
 	static char *argv[64];
-	int argc = 0;
-	snprintf(copy, sizeof copy, "%s", line);
-	argv[argc++] = "dpo-t";
-	for (char *t = strtok(copy, " "); t && argc < 63; t = strtok(NULL, " "))
-		argv[argc++] = t;
-	argv[argc] = NULL;
+	int argc = tap_split_args(line, argv, 64);
 	memset(p, 0, sizeof *p);
 	err[0] = 0;
 	FILE *devnull = fopen("/dev/null", "w");

@@ -202,30 +202,6 @@ static void test_batched_forward(const char *name, const char *cfg)
 	train_model_free(m);
 }
 
-static char *tmpdir(void)
-{
-	char *d = xstrdup("/tmp/dpo-model-XXXXXX");
-	if (!mkdtemp(d))
-		abort();
-	return d;
-}
-
-static void rmtree(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	while (d && (e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		char *p = xasprintf("%s/%s", dir, e->d_name);
-		unlink(p);
-		free(p);
-	}
-	if (d)
-		closedir(d);
-	rmdir(dir);
-}
-
 /* Log-probs of a fixed sequence. */
 static void seq_logp(const train_model *m, float *lp, int T)
 {
@@ -241,7 +217,7 @@ static void seq_logp(const train_model *m, float *lp, int T)
 
 static void test_roundtrip(const char *name, const char *cfg)
 {
-	char *err = NULL, *dir = tmpdir();
+	char *err = NULL, *dir = tap_tmpdir("dpo-model");
 	train_model *m = train_model_init(cfg, strlen(cfg), 42, &err);
 	train_model *m2 = train_model_init(cfg, strlen(cfg), 42, &err);
 	if (!TAP_OK(m && m2, "%s: init", name)) {
@@ -289,14 +265,14 @@ static void test_roundtrip(const char *name, const char *cfg)
 	}
 	train_model_free(r);
 	train_model_free(m);
-	rmtree(dir);
+	tap_rmtree(dir);
 	free(dir);
 }
 
 /* The HF layout: GPT-2 c_attn is [in, out] in the file. */
 static void test_gpt2_layout(void)
 {
-	char *err = NULL, *dir = tmpdir();
+	char *err = NULL, *dir = tap_tmpdir("dpo-model");
 	train_model *m = train_model_init(cfg_gpt2, strlen(cfg_gpt2), 1, &err);
 	train_model_save(m, dir, &err);
 	char *p = xasprintf("%s/model.safetensors", dir);
@@ -325,7 +301,7 @@ static void test_gpt2_layout(void)
 			o[i] = (train_st_out){x->name + strlen("transformer."), x->ndim,
 					      {x->shape[0], x->ndim > 1 ? x->shape[1] : 0}, bufs[i], NULL};
 		}
-		char *d2 = tmpdir(), *d3 = tmpdir();
+		char *d2 = tap_tmpdir("dpo-model"), *d3 = tap_tmpdir("dpo-model");
 		char *p2 = xasprintf("%s/model.safetensors", d2);
 		char *c2 = xasprintf("%s/config.json", d2);
 		FILE *cf = fopen(c2, "w");
@@ -349,8 +325,8 @@ static void test_gpt2_layout(void)
 			free(bufs[i]);
 		free(bufs);
 		free(o);
-		rmtree(d2);
-		rmtree(d3);
+		tap_rmtree(d2);
+		tap_rmtree(d3);
 		free(d2);
 		free(d3);
 		free(p2);
@@ -371,7 +347,7 @@ static void test_gpt2_layout(void)
 	free(cj);
 	free(p);
 	train_model_free(m);
-	rmtree(dir);
+	tap_rmtree(dir);
 	free(dir);
 }
 
@@ -407,7 +383,7 @@ static void write_edited(const train_model *m, const char *dir, const char *drop
 
 static void test_errors(void)
 {
-	char *err = NULL, *dir = tmpdir();
+	char *err = NULL, *dir = tap_tmpdir("dpo-model");
 	train_model *m = train_model_init(cfg_llama, strlen(cfg_llama), 7, &err);
 	train_model_save(m, dir, &err);
 	const char *q = "model.layers.1.self_attn.k_proj.weight";
@@ -464,13 +440,13 @@ static void test_errors(void)
 	free(cj);
 	free(p);
 	train_model_free(m);
-	rmtree(dir);
+	tap_rmtree(dir);
 	free(dir);
 }
 
 static void test_sharded(void)
 {
-	char *err = NULL, *dir = tmpdir();
+	char *err = NULL, *dir = tap_tmpdir("dpo-model");
 	train_model *m = train_model_init(cfg_qwen3, strlen(cfg_qwen3), 9, &err);
 	train_model_save(m, dir, &err);
 	char *p = xasprintf("%s/model.safetensors", dir);
@@ -520,7 +496,7 @@ static void test_sharded(void)
 	free(ip);
 	free(p);
 	train_model_free(m);
-	rmtree(dir);
+	tap_rmtree(dir);
 	free(dir);
 }
 

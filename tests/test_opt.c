@@ -73,14 +73,8 @@ static util_cli cli = {.name = "dpo-t", .synopsis = "[OPTIONS] FILE...", .summar
 /* Parse a space-separated command line; returns the code, err holds the message. */
 static int run(struct o *o, const char *line, char *err, size_t n)
 {
-	static char copy[1024];
 	static char *argv[64];
-	int argc = 0;
-	snprintf(copy, sizeof copy, "%s", line);
-	argv[argc++] = "dpo-t";
-	for (char *t = strtok(copy, " "); t && argc < 63; t = strtok(NULL, " "))
-		argv[argc++] = t;
-	argv[argc] = NULL;
+	int argc = tap_split_args(line, argv, 64);
 	memset(o, 0, sizeof *o);
 	err[0] = 0;
 	FILE *devnull = fopen("/dev/null", "w");
