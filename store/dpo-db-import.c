@@ -163,21 +163,19 @@ static void json_summary(util_buf *b, const char *path, const store_import_resul
 	util_buf_addf(b, "], \"rejected\": %ld}", r->rejected);
 }
 
-/* Put the rejects file in place: flush, fsync and close the temporary file
- * *tmp, rename it to path, sync the folder. Returns 0, or -1 after saying
- * why (the temporary file is then left for the caller to remove). */
+/* Put the rejects file in place (util_atomic_close: fsync, rename, sync the
+ * folder) or, when that fails, remove it. Takes f and *tmp over; returns 0,
+ * or -1 after saying why. */
 static int finish_rejects(FILE *f, char **tmp, const char *path)
 {
-	int e = fflush(f) || fsync(fileno(f));
-	e = fclose(f) || e;
-	if (e || rename(*tmp, path)) {
-		util_warn("%s: %s", path, strerror(errno));
-		return -1;
-	}
-	free(*tmp);
+	int ok = fflush(f) == 0;
+	int fd = dup(fileno(f)); /* util_atomic_close takes a descriptor over */
+	fclose(f);
+	int rc = util_atomic_close(fd, *tmp, path, ok && fd >= 0);
 	*tmp = NULL;
-	util_fsync_parent(path);
-	return 0;
+	if (rc)
+		util_warn("%s: %s", path, strerror(errno));
+	return rc;
 }
 
 int db_cmd_import(int argc, char **argv)
@@ -211,12 +209,12 @@ int db_cmd_import(int argc, char **argv)
 	}
 	if (rejects_path) {
 		/* written to a temporary name, renamed over REJECTS at the end */
-		rejects_tmp = xasprintf("%s.tmp.%ld", rejects_path, (long)getpid());
-		rejects = fopen(rejects_tmp, "w");
+		int fd = util_atomic_open(rejects_path, &rejects_tmp);
+		rejects = fd >= 0 ? fdopen(fd, "w") : NULL;
 		if (!rejects) {
 			util_warn("%s: %s", rejects_path, strerror(errno));
-			free(rejects_tmp);
-			rejects_tmp = NULL;
+			if (fd >= 0)
+				close(fd);
 			goto out;
 		}
 		opts.rejects = rejects;
@@ -276,10 +274,10 @@ int db_cmd_import(int argc, char **argv)
 	}
 	status = UTIL_EXIT_OK;
 out:
-	/* a failed import leaves an existing REJECTS file as it was */
 	if (rejects && total_rejected > 0) {
 		/* a failed import still hands over the bad records it wrote (every
-		 * line of the file is one; an existing REJECTS without any is kept) */
+		 * line of the file is one); one that wrote none leaves an existing
+		 * REJECTS as it was */
 		finish_rejects(rejects, &rejects_tmp, rejects_path);
 		rejects = NULL;
 	}

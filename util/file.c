@@ -80,13 +80,7 @@ int util_fsync_parent(const char *path)
 	return rc;
 }
 
-/* The two halves of an atomic write. atomic_open creates "path.tmp.PID"
- * (its name goes to *tmp) and returns its descriptor, or -1 with errno set.
- * atomic_close takes fd and tmp over: when ok (the caller wrote everything)
- * it fsyncs, renames tmp over path and fsyncs the folder, returning 0;
- * otherwise, or when one of those fails, it removes tmp and returns -1 with
- * errno set (the caller's errno when !ok). */
-static int atomic_open(const char *path, char **tmp)
+int util_atomic_open(const char *path, char **tmp)
 {
 	*tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
 	int fd = open(*tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -99,7 +93,7 @@ static int atomic_open(const char *path, char **tmp)
 	return fd;
 }
 
-static int atomic_close(int fd, char *tmp, const char *path, int ok)
+int util_atomic_close(int fd, char *tmp, const char *path, int ok)
 {
 	int e;
 	if (!ok || fsync(fd) != 0) {
@@ -124,10 +118,10 @@ fail:
 int util_write_file_atomic(const char *path, const void *data, size_t n)
 {
 	char *tmp;
-	int fd = atomic_open(path, &tmp);
+	int fd = util_atomic_open(path, &tmp);
 	if (fd < 0)
 		return -1;
-	return atomic_close(fd, tmp, path, util_write_all(fd, data, n) == 0);
+	return util_atomic_close(fd, tmp, path, util_write_all(fd, data, n) == 0);
 }
 
 int util_copy_file(const char *src, const char *dst)
@@ -136,7 +130,7 @@ int util_copy_file(const char *src, const char *dst)
 	if (in < 0)
 		return -1;
 	char *tmp;
-	int fd = atomic_open(dst, &tmp);
+	int fd = util_atomic_open(dst, &tmp);
 	if (fd < 0) {
 		e = errno;
 		close(in);
@@ -161,7 +155,7 @@ int util_copy_file(const char *src, const char *dst)
 	e = errno;
 	close(in);
 	errno = e;
-	return atomic_close(fd, tmp, dst, ok);
+	return util_atomic_close(fd, tmp, dst, ok);
 }
 
 /* The path with its folder resolved: realpath(folder) + "/" + last name;

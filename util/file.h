@@ -49,4 +49,14 @@ int util_same_file(const char *a, const char *b);
 int util_check_output(const char *out, const char *db, const char *const *inputs, int n, char *err,
 		      size_t errlen);
 
+/* The two halves of an atomic write, for writers that stream. util_atomic_open
+ * creates "path.tmp.PID" (its name, owned by the caller until
+ * util_atomic_close, goes to *tmp) and returns its descriptor, or -1 with
+ * errno set. util_atomic_close takes fd and tmp over: when ok (the caller
+ * wrote everything) it fsyncs, renames tmp over path and fsyncs the folder,
+ * returning 0; otherwise, or when one of those fails, it removes tmp and
+ * returns -1 with errno set (the caller's errno when !ok). */
+int util_atomic_open(const char *path, char **tmp);
+int util_atomic_close(int fd, char *tmp, const char *path, int ok);
+
 #endif

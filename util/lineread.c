@@ -67,7 +67,7 @@ util_lineread *util_lineread_open(const char *path)
 	}
 	if (r->end >= 2 && (unsigned char)r->buf[0] == 0x1f && (unsigned char)r->buf[1] == 0x8b) {
 		r->gzip = 1;
-		r->in = xmalloc(CHUNK > r->end ? CHUNK : r->end);
+		r->in = xmalloc(CHUNK); /* the sniff above read fewer than CHUNK bytes */
 		memcpy(r->in, r->buf, r->end);
 		r->zs.next_in = r->in;
 		r->zs.avail_in = (uInt)r->end;
