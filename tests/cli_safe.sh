@@ -62,6 +62,12 @@ is "dpo-train --log-json INPUT: exit 1" "$?" 1
 like "dpo-train --log-json INPUT: says why" "$(cat "$T/err")" \
 	"dpo-train: $T/p.jsonl: refusing to write the output over the input file $T/p.jsonl"
 is "dpo-train --log-json INPUT: the input is intact" "$(sum "$T/p.jsonl")" "$psum"
+mkdir -p "$T/ck" && printf 'weights\n' >"$T/ck/model.safetensors"
+dpo-train --from-jsonl "$T/p.jsonl" --resume "$T/ck" --out "$T/ck" 2>"$T/err"
+is "dpo-train --out = the --resume checkpoint: exit 1" "$?" 1
+like "dpo-train --out = the --resume checkpoint: says why" "$(cat "$T/err")" \
+	"refusing to write the output over the input file $T/ck"
+is "dpo-train --out = the --resume checkpoint: intact" "$(cat "$T/ck/model.safetensors")" weights
 dpo-train --from-jsonl "$T/p.jsonl" --model "$T/m" --out "$T/p.jsonl" 2>"$T/err"
 is "dpo-train --out INPUT: exit 1" "$?" 1
 like "dpo-train --out INPUT: says why" "$(cat "$T/err")" \

@@ -234,7 +234,7 @@ static util_cli cli = {
 static void check_outputs(const struct opts *o)
 {
 	const char *db = o->from_db || o->db ? util_db_path(o->db) : NULL;
-	const char *inputs[] = {o->from_jsonl, o->eval_jsonl, o->model, o->ref_model};
+	const char *inputs[] = {o->from_jsonl, o->eval_jsonl, o->model, o->ref_model, o->resume};
 	int n = (int)(sizeof inputs / sizeof *inputs);
 	char why[512];
 	if (util_check_output(o->out, db, inputs, n, why, sizeof why))
@@ -752,7 +752,10 @@ static int save_checkpoint(run *r, char **err)
 	}
 	if (train_model_save(r->m, tmp, err) != 0)
 		goto out;
-	copy_tokenizer_files(r->tok_dir, tmp);
+	/* --resume reads the tokenizer from the checkpoint: without it the
+	 * checkpoint is no good, and must not replace the last one */
+	if (train_tokenizer_copy_files(r->tok_dir, tmp, err) < 0)
+		goto out;
 	if (write_ckpt_state(r, tmp, err))
 		goto out;
 	util_fsync_dir(tmp);

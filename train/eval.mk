@@ -3,7 +3,7 @@
 bin_PROGRAMS += dpo-eval
 dpo_eval_SOURCES = train/dpo-eval.c
 dpo_eval_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS) $(BLAS_CFLAGS)
-dpo_eval_LDADD = train/libgen.a train/libmodel.a $(TOK_LIBS) $(STORE_LIBS) $(TRAIN_MODEL_LIBS)
+dpo_eval_LDADD = $(TRAIN_GEN_LIBS) $(STORE_LIBS)
 dist_man1_MANS += man/dpo-eval.1
 
 # the built-in task: generator (python3, stdlib only), model config and
