@@ -294,6 +294,7 @@ like "unknown export option: named, with the hint" "$(dpo-db --db "$DB" export -
 Try 'dpo-db export --help' for more information."
 is "--json where stats has none: exit 2" "$(status dpo-db --db "$DB" check --json)" 2
 # every policy stats counts is one --resolve accepts (the table's choices are store_policies)
+is "stats names the four resolution policies" "$(pyget "$T/s1.json" 'len(d["resolvable_pairs"])')" 4
 for p in $(pyget "$T/s1.json" '" ".join(d["resolvable_pairs"])'); do
 	ok "export --resolve $p" dpo-db --db "$DB" export - --resolve "$p"
 done

@@ -423,7 +423,7 @@ print(scored, ties)' "$uf")
 	# the one TRL's extract_prompt gives (the longest common prefix, backed
 	# up by one when it ends in a space, so the space stays with the
 	# completion). The reference is computed here from the file itself.
-	if command -v python3 >/dev/null 2>&1 && dpo-db export --help >/dev/null 2>&1; then
+	if command -v python3 >/dev/null 2>&1; then
 		rm -f "$T/hhx.db"*
 		dpo-db --db "$T/hhx.db" import --skip-bad "$T/hhx-rej.jsonl" "$hh" >/dev/null 2>&1 &&
 			dpo-db --db "$T/hhx.db" export --format trl "$T/hhx.jsonl" >/dev/null 2>&1

@@ -101,8 +101,6 @@ is "export from a damaged database: exit 1" "$(status dpo-db --db "$T/bad.db" ex
 is "... the existing OUT is intact" "$(cat "$T/keep.jsonl")" precious
 is "report from a damaged database: exit 1" "$(status dpo-db --db "$T/bad.db" report "$T/keep.jsonl")" 1
 is "... the existing OUT is intact" "$(cat "$T/keep.jsonl")" precious
-printf 'not json\n' >"$T/broken.jsonl"
-cat "$T/x.jsonl" "$T/broken.jsonl" >"$T/mixed.jsonl"
 dpo-db --db "$DB" import --skip-bad "$T/keep.jsonl" "$T/x.jsonl" "$T/nosuch.jsonl" >/dev/null 2>&1
 is "an import that fails: exit 1" "$?" 1
 is "... the existing REJECTS is intact" "$(cat "$T/keep.jsonl")" precious
