@@ -570,7 +570,7 @@ int main(int argc, char **argv)
 		.summary = "Create, check, import, export and inspect a dpo preference database.",
 		.opts = main_table,
 		.max_args = -1,
-		.flags = UTIL_CLI_STOP_AT_ARG,
+		.flags = UTIL_CLI_STOP_AT_ARG | UTIL_CLI_NO_CONFIG, /* only --db, which a config file may not set */
 	};
 	static char *footer;
 	main_opts o = {0};
