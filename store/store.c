@@ -188,6 +188,19 @@ static const char *const MIGRATIONS[] = {
 	"ALTER TABLE comparisons ADD COLUMN score_a REAL;\n"
 	"ALTER TABLE comparisons ADD COLUMN score_b REAL;\n"
 	"ALTER TABLE comparisons ADD COLUMN source_chosen TEXT CHECK (source_chosen IN ('a', 'b'));\n",
+
+	/* 5 -> 6: one canonical form for a prompt's fingerprint: a
+	 * conversation of one user message has the fingerprint of its text, so
+	 * "Hi" and [user: "Hi"] are one prompt (dpo_text_prompt_hash is the
+	 * store's function, registered on every connection). A conversation
+	 * whose text is already stored as a text prompt keeps its old
+	 * fingerprint: the two stay two prompts, as they were. */
+	"UPDATE prompts SET hash = dpo_text_prompt_hash(json_extract(content, '$[0].content'))\n"
+	"  WHERE kind = 'chat' AND json_array_length(content) = 1\n"
+	"    AND json_extract(content, '$[0].role') = 'user'\n"
+	"    AND json_type(content, '$[0].content') = 'text'\n"
+	"    AND NOT EXISTS (SELECT 1 FROM prompts t\n"
+	"      WHERE t.hash = dpo_text_prompt_hash(json_extract(prompts.content, '$[0].content')));\n",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -505,6 +518,21 @@ static void sqlite_setup(void)
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/* dpo_text_prompt_hash(TEXT): store__text_prompt_hash of TEXT as a blob,
+ * for the migration that brings prompts to one canonical fingerprint. */
+static void sql_text_prompt_hash(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	unsigned char hash[32];
+	(void)argc;
+	const unsigned char *text = sqlite3_value_text(argv[0]);
+	if (!text) {
+		sqlite3_result_null(ctx);
+		return;
+	}
+	store__text_prompt_hash((const char *)text, (size_t)sqlite3_value_bytes(argv[0]), hash);
+	sqlite3_result_blob(ctx, hash, 32, SQLITE_TRANSIENT);
+}
+
 /* How open_db opens: creating a missing file, only an existing one, or
  * only an existing one and reading it where it cannot be written. */
 enum { OPEN_CREATE, OPEN_EXISTING, OPEN_READ };
@@ -588,6 +616,8 @@ static int open_try(store *st, const char *path, int target, int mode, const cha
 	}
 	sqlite3_extended_result_codes(st->db, 0);
 	sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
+	sqlite3_create_function(st->db, "dpo_text_prompt_hash", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+				sql_text_prompt_hash, NULL, NULL);
 	if ((rc = read_header(st, &app, &ver, &nobj))) {
 		if (rc == STORE_ECORRUPT)
 			store__err(st, rc, "%s: not a dpo database (not an SQLite file, or damaged)", path);

@@ -59,15 +59,12 @@ static int messages_json(store *st, const store_msg *msgs, size_t n, util_buf *b
 
 /* ---- prompts ------------------------------------------------------------ */
 
-/* store_prompt_add, with the counters a new prompt starts with (an import
- * knows them in advance and so saves an update). */
-/* The content hash of a text prompt. */
-static void text_prompt_hash(const char *text, unsigned char hash[32])
+void store__text_prompt_hash(const char *text, size_t n, unsigned char hash[32])
 {
 	util_sha256 c;
 	util_sha256_init(&c);
 	util_sha256_update(&c, "text", 5); /* with the NUL */
-	util_sha256_update(&c, text, strlen(text));
+	util_sha256_update(&c, text, n);
 	util_sha256_final(&c, hash);
 }
 
@@ -83,14 +80,16 @@ static void completion_hash(const char *text, size_t n, unsigned char hash[32])
 void store_record_hash(const store_record *rec, unsigned char *prompt_hash, unsigned char *completion_hashes)
 {
 	if (rec->prompt_text && prompt_hash)
-		text_prompt_hash(rec->prompt_text, prompt_hash);
+		store__text_prompt_hash(rec->prompt_text, strlen(rec->prompt_text), prompt_hash);
 	for (size_t i = 0; completion_hashes && i < rec->ncompletions; i++)
 		if (rec->completions[i].text)
 			completion_hash(rec->completions[i].text, strlen(rec->completions[i].text),
 					completion_hashes + 32 * i);
 }
 
-/* text_hash: the text prompt's hash computed ahead, or NULL. */
+/* store_prompt_add, with the counters a new prompt starts with (an import
+ * knows them in advance and so saves an update); text_hash: the text
+ * prompt's hash computed ahead, or NULL. */
 static int prompt_insert(store *st, const char *text, const unsigned char *text_hash, const store_msg *msgs,
 			 size_t nmsgs, const char *source, const char *split, int ncomp, int nlab, int64_t *id,
 			 int *created)
@@ -116,16 +115,22 @@ static int prompt_insert(store *st, const char *text, const unsigned char *text_
 		if (text_hash)
 			memcpy(hash, text_hash, 32);
 		else
-			text_prompt_hash(text, hash);
+			store__text_prompt_hash(text, strlen(text), hash);
 		content = text;
 		kind = "text";
 	} else {
 		if ((rc = messages_json(st, msgs, nmsgs, &st->scratch)))
 			return rc;
-		util_sha256 c;
-		util_sha256_init(&c);
-		util_sha256_update(&c, st->scratch.data, st->scratch.len);
-		util_sha256_final(&c, hash);
+		if (nmsgs == 1 && strcmp(msgs[0].role, "user") == 0) {
+			/* one canonical form: [user: "Hi"] is the prompt "Hi"
+			 * (the first form stored is the one kept) */
+			store__text_prompt_hash(msgs[0].content, strlen(msgs[0].content), hash);
+		} else {
+			util_sha256 c;
+			util_sha256_init(&c);
+			util_sha256_update(&c, st->scratch.data, st->scratch.len);
+			util_sha256_final(&c, hash);
+		}
 		content = st->scratch.data;
 		kind = "chat";
 	}

@@ -73,6 +73,10 @@ sqlite3_stmt *store__prepare(store *st, const char *sql);
 int store__exec(store *st, const char *sql);
 /* Current UTC time as ISO 8601, cached per second; owned by the handle. */
 const char *store__now(store *st);
+/* The fingerprint of a prompt whose text is the n bytes at text: of a text
+ * prompt, and of a conversation of one user message with that content (one
+ * canonical form, so that both are the same prompt). Into hash (32 bytes). */
+void store__text_prompt_hash(const char *text, size_t n, unsigned char hash[32]);
 /* Write a 32-byte hash (a BLOB column) as 64 hex digits; "" when blob is
  * NULL or not 32 bytes. */
 void store__hex(const void *blob, int n, char hex[65]);

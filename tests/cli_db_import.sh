@@ -349,6 +349,28 @@ if have_sqlite; then
 		"X>Y Z>W"
 fi
 
+# ---- "Hi" and [user: "Hi"] are one prompt ---------------------------------------------------------
+# One canonical form for fingerprints: a plain prompt and a conversation of
+# one user message with the same text are the same prompt, whichever came
+# first, so no split can put one copy in train and the other in test (#12).
+printf '%s\n' '{"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away."}' >"$T/hi-text.jsonl"
+printf '%s\n' '{"prompt": [{"role": "user", "content": "Hi"}], "chosen": [{"role": "assistant", "content": "Hey."}], "rejected": [{"role": "assistant", "content": "No."}]}' \
+	'{"prompt": [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"}], "chosen": [{"role": "assistant", "content": "Hey."}], "rejected": [{"role": "assistant", "content": "No."}]}' >"$T/hi-chat.jsonl"
+for order in "hi-text hi-chat" "hi-chat hi-text"; do
+	rm -f "$T/hi.db"*
+	set -- $order
+	ok "one canonical prompt form ($1 first): import" dpo-db --db "$T/hi.db" import "$T/$1.jsonl" "$T/$2.jsonl"
+	like "one canonical prompt form ($1 first): the second file's \"Hi\" is a duplicate" "$(sed -n 2p "$T/.out")" \
+		"prompts $( [ "$1" = hi-text ] && echo '1 new / 1 duplicate' || echo '0 new / 1 duplicate')"
+	ok "one canonical prompt form ($1 first): stats" dpo-db --db "$T/hi.db" stats --json
+	like "one canonical prompt form ($1 first): 2 prompts (the system message makes another)" "$(cat "$T/.out")" '"prompts": 2'
+done
+ok "one canonical prompt form: split" dpo-db --db "$T/hi.db" split --test-fraction 0.5 --seed 3
+n_hi() { dpo-db --db "$T/hi.db" export --split "$1" --format trl-conversational - 2>/dev/null |
+	grep -c '"prompt": \[{"role": "user", "content": "Hi"}\]'; }
+is "one canonical prompt form: both labels of \"Hi\" in one split (train test)" \
+	"$(n_hi train) $(n_hi test)" "$( [ "$(n_hi train)" = 2 ] && echo '2 0' || echo '0 2')"
+
 # ---- the example data shipped in share/ -------------------------------------------------------------
 ok "share/examples import" dpo-db --db "$T/ex.db" import "$top_srcdir/share/examples/preferences.jsonl" \
 	"$top_srcdir/share/examples/prompts.jsonl" "$top_srcdir/share/examples/candidates.jsonl"

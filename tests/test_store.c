@@ -1392,6 +1392,64 @@ static void test_scores_v5(void)
 	free(p);
 }
 
+/* ---- one canonical prompt form (#12) ----------------------------------------- */
+
+static void test_canonical_prompt_v6(void)
+{
+	/* a version-5 store holds one-message conversations under the
+	 * fingerprint of their JSON (a random one here: the migration must
+	 * not care what it was) */
+	char *p = tpath("canon-v5.db");
+	store *st = store_new();
+	TAP_IS_INT(store__open_version(st, p, 5), STORE_OK, "build a version-5 database");
+	int64_t twin_text = 0;
+	TAP_IS_INT(store_prompt_add(st, "Twin", NULL, 0, "v5", NULL, &twin_text, NULL), STORE_OK, "a text prompt");
+	store_free(st);
+	TAP_IS_INT(raw_sql(p, "INSERT INTO prompts(id, hash, kind, content, source, created_at) VALUES "
+			      "(100, randomblob(32), 'chat', '[{\"role\":\"user\",\"content\":\"Hi\"}]', 'v5', 'x'), "
+			      "(101, randomblob(32), 'chat', '[{\"role\":\"user\",\"content\":\"Twin\"}]', 'v5', 'x'), "
+			      "(102, randomblob(32), 'chat', '[{\"role\":\"system\",\"content\":\"S\"},"
+			      "{\"role\":\"user\",\"content\":\"Hi\"}]', 'v5', 'x') RETURNING id"),
+		   100, "one-message conversations in the version-5 database");
+	st = store_new();
+	TAP_IS_INT(store_open(st, p), STORE_OK, "the version-5 database migrates");
+	TAP_IS_INT(raw_sql(p, "PRAGMA user_version"), store_schema_version(), "to the current version");
+	int64_t id = 0;
+	int created = -1;
+	TAP_IS_INT(store_prompt_add(st, "Hi", NULL, 0, "new", NULL, &id, &created), STORE_OK, "add the text \"Hi\"");
+	TAP_OK(id == 100 && created == 0, "it is the stored [user: \"Hi\"] (id %lld, created %d)", (long long)id,
+	       created);
+	store_msg hi[] = {{"user", "Hi"}};
+	TAP_IS_INT(store_prompt_add(st, NULL, hi, 1, "new", NULL, &id, &created), STORE_OK, "add [user: \"Hi\"]");
+	TAP_OK(id == 100 && created == 0, "the same prompt again (id %lld, created %d)", (long long)id, created);
+	store_msg twin[] = {{"user", "Twin"}};
+	TAP_IS_INT(store_prompt_add(st, NULL, twin, 1, "new", NULL, &id, &created), STORE_OK, "add [user: \"Twin\"]");
+	TAP_OK(id == twin_text && created == 0,
+	       "a conversation whose text was stored before is the text prompt (id %lld)", (long long)id);
+	TAP_IS_INT(raw_sql(p, "SELECT count(*) FROM prompts"), 4, "no prompt added or lost by the migration");
+
+	/* in a new store, either form first */
+	store_msg hello[] = {{"user", "Hello"}}, sys[] = {{"system", "S"}, {"user", "Hello"}},
+		  asst[] = {{"assistant", "Hello"}};
+	int64_t a = 0, b = 0, c = 0, d = 0;
+	TAP_IS_INT(store_prompt_add(st, NULL, hello, 1, "new", NULL, &a, &created), STORE_OK, "[user: \"Hello\"]");
+	TAP_IS_INT(created, 1, "a new prompt");
+	TAP_IS_INT(store_prompt_add(st, "Hello", NULL, 0, "new", NULL, &b, &created), STORE_OK, "\"Hello\"");
+	TAP_OK(a == b && created == 0, "the text is the same prompt");
+	TAP_IS_INT(store_prompt_add(st, NULL, sys, 2, "new", NULL, &c, &created), STORE_OK, "[system, user]");
+	TAP_OK(c != a && created == 1, "a system message makes another prompt");
+	TAP_IS_INT(store_prompt_add(st, NULL, asst, 1, "new", NULL, &d, &created), STORE_OK, "[assistant: ...]");
+	TAP_OK(d != a && created == 1, "so does another role");
+	TAP_IS_INT(raw_sql(p, "SELECT count(*) FROM prompts WHERE content = 'Hello' OR content = "
+			      "'[{\"role\":\"user\",\"content\":\"Hello\"}]'"),
+		   1, "one row of the two forms");
+	TAP_IS_INT(raw_sql(p, "SELECT count(*) FROM prompts WHERE kind = 'chat' AND content = "
+			      "'[{\"role\":\"user\",\"content\":\"Hello\"}]'"),
+		   1, "the form stored first is kept");
+	store_free(st);
+	free(p);
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -1418,6 +1476,7 @@ int main(void)
 	test_busy();
 	test_run_lifecycle();
 	test_scores_v5();
+	test_canonical_prompt_v6();
 	free(p);
 	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
