@@ -489,6 +489,53 @@ print(same)
 	else
 		skip "HH-RLHF sample: lossless export" "python3 or dpo-db export missing"
 	fi
+	# UltraFeedback and LLaMA-Factory: every stored record equals its line of
+	# the file, byte for byte (prompt, chosen, rejected, and the scores; a
+	# tie keeps the side the file called chosen), read straight from the
+	# database against a reference computed here from the file (#12).
+	if command -v python3 >/dev/null 2>&1 && python3 -c 'import sqlite3' 2>/dev/null; then
+		ok "UltraFeedback and LLaMA-Factory samples: every record stored byte for byte" python3 -c '
+import json, sqlite3, sys
+db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+def stored(source):
+    q = """SELECT p.kind, p.content, x.text, y.text, c.verdict, c.source_chosen, c.score_a, c.score_b
+           FROM comparisons c JOIN annotators a ON a.id = c.annotator_id JOIN prompts p ON p.id = c.prompt_id
+           JOIN completions x ON x.id = c.completion_a JOIN completions y ON y.id = c.completion_b
+           WHERE a.name = ?"""
+    out = []
+    for kind, content, ta, tb, verdict, side, sa, sb in db.execute(q, ("import:" + source,)):
+        first = verdict if verdict in ("a", "b") else side
+        assert first in ("a", "b"), (verdict, side)
+        ch, rj, sch, srj = (ta, tb, sa, sb) if first == "a" else (tb, ta, sb, sa)
+        prompt = content if kind == "text" else json.loads(content)
+        out.append((json.dumps(prompt), ch, rj, verdict == "tie", sch, srj))
+    return sorted(out)
+want = []
+for line in open(sys.argv[2], encoding="utf-8"):
+    d = json.loads(line)
+    if d["chosen"] == d["rejected"]:
+        continue  # rejected by --skip-bad: chosen and rejected are identical
+    m = d.get("metadata") or {}
+    sc, sr = d.get("score_chosen", m.get("score_chosen")), d.get("score_rejected", m.get("score_rejected"))
+    want.append((json.dumps(d["prompt"]), d["chosen"], d["rejected"], sc == sr, sc, sr))
+got = stored("eval_clean")
+assert len(got) == len(want) == 199, (len(got), len(want))
+assert got == sorted(want), next((g, w) for g, w in zip(got, sorted(want)) if g != w)
+def msgs(lst):
+    return [{"role": m["role"], "content": "".join(c["value"] for c in m["content"])} for m in lst]
+want = []
+for line in open(sys.argv[3], encoding="utf-8"):
+    d = json.loads(line)
+    c, r = msgs(d["chosen_messages"]), msgs(d["rejected_messages"])
+    assert c[:-1] == r[:-1] and c[-1]["role"] == r[-1]["role"] == "assistant"
+    want.append((json.dumps(c[:-1]), c[-1]["content"], r[-1]["content"], False, None, None))
+got = stored("v1_dpo_demo")
+assert len(got) == len(want) == 10, (len(got), len(want))
+assert got == sorted(want), next((g, w) for g, w in zip(got, sorted(want)) if g != w)
+' "$T/real.db" "$uf" "$lf"
+	else
+		skip "UltraFeedback and LLaMA-Factory samples: byte comparison" "no python3 with sqlite3"
+	fi
 	ok "real samples again: all duplicates" dpo-db --db "$T/real.db" import --skip-bad "$T/real-rej.jsonl" "$hh" "$uf" "$lf"
 	is "real samples again: nothing new" "$(grep -c ' [1-9][0-9]* new' "$T/.out")" 0
 else
