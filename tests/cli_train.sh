@@ -58,6 +58,20 @@ ok "the last checkpoint is complete" test -s "$ck/model.safetensors" -a -s "$ck/
 ok "its weights file parses" "$cmp" params "$ck/model.safetensors" "$ck/model.safetensors"
 like "its state is that of the last good step" "$(cat "$ck/trainer_state.json")" '"step": 1,'
 ok "no final model written by the failed run" test ! -e "$T/nan/model.safetensors"
+# --log-json of a new run is written aside and renamed when the run ends: the
+# failed run leaves a good log from before as it was, and no temporary file;
+# a run that ends replaces it (#12)
+printf '{"step": 1, "a good log": true}\n' >"$T/good.log"
+cp "$T/good.log" "$T/good.log.orig"
+dpo-train --from-jsonl "$T/p.jsonl" $base --batch-size 5 --steps 6 --lr 1e38 --log-json "$T/good.log" \
+	--out "$T/nan2" 2>"$T/err"
+is "non-finite loss with --log-json over a good log: exit 1" "$?" 1
+ok "the good log is left as it was" cmp "$T/good.log" "$T/good.log.orig"
+is "no temporary log left" "$(ls "$T" | grep -c '^good\.log\.tmp')" 0
+ok "a run that ends writes its log over it" dpo-train --from-jsonl "$T/p.jsonl" $base --batch-size 5 --steps 2 \
+	--log-json "$T/good.log" --out "$T/good"
+is "the new log has its 2 steps" "$(grep -c '"step"' "$T/good.log")" 2
+is "and no temporary log" "$(ls "$T" | grep -c '^good\.log\.tmp')" 0
 
 # EOS appended by default; truncation reported
 dpo-train --from-jsonl "$T/p.jsonl" --model "$fx/policy" --steps 1 --batch-size 5 --max-length 30 \

@@ -342,6 +342,7 @@ typedef struct run {
 	store *st;
 	int64_t run_id;
 	FILE *log;
+	char *log_tmp;       /* a new run's log, written here until the run ends */
 	const char *tok_dir; /* where the tokenizer files come from */
 	char last_ckpt[4096];
 	int keep_last;       /* last_ckpt is the one we resumed from */
@@ -991,6 +992,63 @@ static int on_stop(void *ud)
 	return util_interrupted();
 }
 
+/* --log-json. A resumed run appends to the log of the run it continues. A
+ * new one writes a temporary file beside it, renamed over PATH when the run
+ * ends (done or interrupted, so a --resume goes on from it): a run that
+ * fails (its metrics are in the store) or dies never replaces a good log
+ * with a half one. */
+static void drop_log(void *ctx);
+
+static void open_log(run *r)
+{
+	const char *path = r->o.log_json;
+	if (r->o.resume) {
+		r->log = fopen(path, "a");
+	} else {
+		int fd = util_atomic_open(path, &r->log_tmp);
+		r->log = fd < 0 ? NULL : fdopen(fd, "w");
+		if (fd >= 0 && !r->log)
+			util_atomic_close(fd, r->log_tmp, path, 0);
+		if (r->log)
+			util_on_die(drop_log, r);
+		else
+			r->log_tmp = NULL;
+	}
+	if (!r->log)
+		fail_run(r, "%s: %s", path, strerror(errno));
+}
+
+/* Close the log; a new run's goes into place when keep, else is removed.
+ * Returns 0, or -1 with errno when it could not be written. */
+static int close_log(run *r, int keep)
+{
+	if (!r->log)
+		return 0;
+	int bad = fflush(r->log) != 0 || ferror(r->log), rc = 0;
+	if (!r->log_tmp) {
+		rc = fclose(r->log) != 0 || bad ? -1 : 0;
+	} else {
+		util_on_die_remove(drop_log, r);
+		int fd = dup(fileno(r->log));
+		fclose(r->log);
+		if (fd < 0) {
+			unlink(r->log_tmp);
+			free(r->log_tmp);
+			rc = -1;
+		} else if (util_atomic_close(fd, r->log_tmp, r->o.log_json, keep && !bad) != 0 && keep) {
+			rc = -1;
+		}
+		r->log_tmp = NULL;
+	}
+	r->log = NULL;
+	return rc;
+}
+
+static void drop_log(void *ctx)
+{
+	close_log(ctx, 0);
+}
+
 /* The loop's data, engine and hooks; the log file, the output directory and
  * the progress line. */
 static void prepare_loop(run *r)
@@ -1005,11 +1063,8 @@ static void prepare_loop(run *r)
 	L->neval = r->neval;
 	L->hooks = (train_loop_hooks){.ud = r, .step = on_step, .eval = on_eval, .save = on_save,
 				      .stop = on_stop};
-	if (o->log_json) {
-		r->log = fopen(o->log_json, o->resume ? "a" : "w");
-		if (!r->log)
-			fail_run(r, "%s: %s", o->log_json, strerror(errno));
-	}
+	if (o->log_json)
+		open_log(r);
 	if (mkdir(o->out, 0755) != 0 && errno != EEXIST)
 		fail_run(r, "%s: %s", o->out, strerror(errno));
 	r->pg = o->quiet || !isatty(2) ? NULL :
@@ -1109,6 +1164,8 @@ static void start_run(run *r, int argc, char **argv)
 
 static void end_run(run *r, const char *status)
 {
+	if (close_log(r, strcmp(status, "failed") != 0) != 0)
+		util_warn("%s: the log could not be written: %s", r->o.log_json, strerror(errno));
 	if (r->st && r->run_id > 0) {
 		char *summary = xasprintf("{\"steps\": %ld, \"pairs\": %zu}", r->loop.step, r->n);
 		store_run_end(r->st, r->run_id, status, summary);
