@@ -668,6 +668,11 @@ int store_open_read(store *st, const char *path)
 	return open_db(st, path, STORE_SCHEMA_VERSION, OPEN_READ);
 }
 
+int store_readonly(const store *st)
+{
+	return st && st->db && sqlite3_db_readonly(st->db, "main") == 1;
+}
+
 /* ---- transactions ------------------------------------------------------- */
 
 int store_begin(store *st)

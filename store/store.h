@@ -107,6 +107,9 @@ int store_open(store *st, const char *path);
  * with the message "PATH: no such database (create one with dpo-db init or
  * dpo-db import)". */
 int store_open_existing(store *st, const char *path);
+/* 1 when the open store cannot be written (opened read-only: read-only
+ * file, folder or media), else 0 (also when it is not open). */
+int store_readonly(const store *st);
 /* Open an existing database as store_open_existing does, for commands that
  * only read: where it cannot be written (read-only media or folder) and its
  * -shm file cannot be created, fall back to an immutable read-only open, and

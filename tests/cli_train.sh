@@ -112,6 +112,33 @@ if command -v dpo-db >/dev/null 2>&1; then
 	dpo-train --from-db --db "$db" --split nosuch --model "$fx/policy" --out "$T/s3" 2>"$T/err"
 	is "empty split: exit 1" "$?" 1
 
+	# a store on read-only media is read: the run trains, and says that
+	# nothing is recorded in the store (#12). Root ignores permissions, so a
+	# read-only tmpfs in a private mount namespace; skipped where not allowed.
+	if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
+		mkdir "$T/ro"
+		unshare -m sh -c '
+			mount -t tmpfs none "$1/ro" && cp "$2" "$1/ro/d.db" && mount -o remount,ro "$1/ro" || exit 99
+			t=$1 && shift 2
+			dpo-train --from-db --db "$t/ro/d.db" "$@" >/dev/null 2>"$t/ro.err"' \
+			sh "$T" "$db" --model "$fx/policy" --ref-model "$fx/reference" --no-append-eos --steps 2 \
+			--batch-size 5 --out "$T/ro-out" --log-json "$T/ro.log"
+		rc=$?
+		if [ "$rc" = 99 ]; then
+			echo "# could not mount a read-only tmpfs: read-only media not tested"
+		else
+			is "read-only media: dpo-train --from-db trains" "$rc" 0
+			like "read-only media: says the store cannot be written" "$(cat "$T/ro.err")" \
+				"$T/ro/d.db: cannot be written (read-only folder or media); opened it read-only as immutable"
+			like "read-only media: and that the run is not recorded" "$(cat "$T/ro.err")" \
+				"$T/ro/d.db: read-only: this run, its metrics and the reference log-probs it computes are not recorded in it"
+			ok "read-only media: the same losses as the run recorded in the store" "$cmp" same "$T/s2.log" "$T/ro.log"
+			ok "read-only media: the model is written" test -s "$T/ro-out/model.safetensors"
+		fi
+	else
+		echo "# not root or no mount namespaces: read-only media not tested"
+	fi
+
 	# --beta-sweep: one policy per beta, each a full run; finished ones reused
 	sw="--from-db --db $db --model $fx/policy --ref-model $fx/reference --no-append-eos --steps 2 --batch-size 5 --lr 1e-3"
 	ok "beta sweep" dpo-train $sw --beta-sweep 0.1,0.5 --out "$T/sw" --log-json "$T/sw.log"

@@ -340,6 +340,7 @@ typedef struct run {
 	train_engine *e;
 	train_loop loop;     /* the schedule, the data position and the hooks */
 	store *st;
+	int st_ro;           /* st cannot be written: nothing is recorded in it */
 	int64_t run_id;
 	FILE *log;
 	char *log_tmp;       /* a new run's log, written here until the run ends */
@@ -469,6 +470,31 @@ static void load_db_pairs(run *r, const char *split, train_pair **out, size_t *n
 	*trunc = c.trunc;
 }
 
+/* Open the --db store. One that cannot be written (read-only media or
+ * folder) is read, and the run, its metrics and the reference log-probs
+ * are then not recorded in it (r->st_ro). */
+static void open_store(run *r)
+{
+	const char *path = util_db_path(r->o.db);
+	r->st = store_new();
+	int rc = store_open_existing(r->st, path);
+	if (rc == STORE_ENOTFOUND)
+		util_die("%s", store_errmsg(r->st));
+	if (rc != STORE_OK && rc != STORE_ECORRUPT && rc != STORE_EVERSION) {
+		char *first = xstrdup(store_errmsg(r->st));
+		if (store_open_read(r->st, path) != STORE_OK || !store_readonly(r->st))
+			util_die("%s: %s", path, first);
+		free(first);
+		rc = STORE_OK;
+	}
+	if (rc != STORE_OK)
+		util_die("%s: %s", path, store_errmsg(r->st));
+	r->st_ro = store_readonly(r->st);
+	if (r->st_ro)
+		util_warn("%s: read-only: this run, its metrics and the reference log-probs it computes are not "
+			  "recorded in it", path);
+}
+
 /* The training and eval pairs, tokenized, from the store or JSONL files
  * (opening the store when --from-db or --db asks for it). */
 static void load_pairs(run *r)
@@ -476,12 +502,7 @@ static void load_pairs(run *r)
 	const struct opts *o = &r->o;
 	char *err = NULL;
 	if (o->from_db || o->db) {
-		r->st = store_new();
-		int rc = store_open_existing(r->st, util_db_path(o->db));
-		if (rc == STORE_ENOTFOUND)
-			util_die("%s", store_errmsg(r->st));
-		if (rc != STORE_OK)
-			util_die("%s: %s", util_db_path(o->db), store_errmsg(r->st));
+		open_store(r);
 	}
 	if (o->from_db) {
 		load_db_pairs(r, o->split, &r->pairs, &r->n, &r->ntrunc);
@@ -583,7 +604,7 @@ static void ref_compute(run *r, train_model *ref, const char *fp, train_pair *pa
 	util_progress *pg = r->o.quiet ? NULL : util_progress_new(what, (double)nmiss, "pairs");
 	size_t done = 0, i = 0;
 	int inside = 0;
-	if (r->st && store_begin(r->st) == STORE_OK)
+	if (r->st && !r->st_ro && store_begin(r->st) == STORE_OK)
 		inside = 1;
 	while (i < n) {
 		int k = 0;
@@ -602,7 +623,7 @@ static void ref_compute(run *r, train_model *ref, const char *fp, train_pair *pa
 			train_pair *p = &pairs[idx[j]];
 			p->ref_c = lc[j];
 			p->ref_r = lr[j];
-			if (r->st && p->prompt_id > 0) {
+			if (r->st && !r->st_ro && p->prompt_id > 0) {
 				store_reflogp_key kc = {fp, r->tok_fp, p->prompt_id, p->chosen_id};
 				store_reflogp_key kr = {fp, r->tok_fp, p->prompt_id, p->rejected_id};
 				if (store_reflogp_put(r->st, &kc, lc[j], nc[j]) != STORE_OK ||
@@ -1154,7 +1175,7 @@ static char *params_json(const run *r)
 /* The store's run row (with --from-db or --db). */
 static void start_run(run *r, int argc, char **argv)
 {
-	if (!r->st)
+	if (!r->st || r->st_ro)
 		return;
 	char *pj = params_json(r);
 	if (store_run_start(r->st, "train", argc, argv, pj, &r->run_id) != STORE_OK)
