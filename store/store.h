@@ -379,6 +379,12 @@ int store_run_start(store *st, const char *kind, int argc, char **argv, const ch
  * masks its secrets); command must not be NULL. */
 int store_run_begin(store *st, const char *kind, const char *command, const char *params_json,
 		    int64_t *run_id);
+/* Take over run run_id of kind (e.g. a training resumed from a checkpoint
+ * of it) for this process: it reads "running" again, with this process as
+ * its owner, and util_die closes it as store_run_start's do. STORE_ENOTFOUND
+ * when there is no such run of that kind; STORE_EBUSY, naming the process,
+ * when the run is still running in a live process. */
+int store_run_continue(store *st, int64_t run_id, const char *kind);
 /* Record the end of a run with status "ok", "failed" or "interrupted" and an
  * optional JSON summary; util_die stops watching it. STORE_EINVAL for
  * another status, STORE_ENOTFOUND for an unknown run. */

@@ -207,6 +207,62 @@ int store_run_start(store *st, const char *kind, int argc, char **argv, const ch
 	return rc;
 }
 
+/* store_run_continue's look at the run before taking it over. */
+struct run_look {
+	const char *kind;
+	int found, live;
+	long pid;
+	char host[256];
+};
+
+static int look_run(void *ud, const store_run *r)
+{
+	struct run_look *l = ud;
+	l->found = !strcmp(r->kind, l->kind);
+	l->live = !strcmp(r->status, "running");
+	l->pid = (long)r->pid;
+	snprintf(l->host, sizeof l->host, "%s", r->host ? r->host : "");
+	return 0;
+}
+
+int store_run_continue(store *st, int64_t run_id, const char *kind)
+{
+	if (!st->db || !kind)
+		return store__err(st, STORE_EINVAL, "store_run_continue: the store is not open, or no kind");
+	struct run_look l = {.kind = kind};
+	int rc = store_run_get(st, run_id, look_run, &l);
+	if (rc < 0)
+		return rc;
+	if (!l.found)
+		return store__err(st, STORE_ENOTFOUND, "no %s run with id %lld", kind, (long long)run_id);
+	if (l.live)
+		return store__err(st, STORE_EBUSY, "run %lld is still running (process %ld on %s)",
+				  (long long)run_id, l.pid, *l.host ? l.host : "an unknown host");
+	sqlite3_stmt *s = store__prepare(st, "UPDATE runs SET status = 'running', ended_at = NULL, pid = ?2, "
+					     "host = ?3, proc_start = ?4 WHERE id = ?1");
+	if (!s)
+		return STORE_ERR;
+	char tok[128];
+	long pid = (long)getpid();
+	const char *host = host_name();
+	sqlite3_bind_int64(s, 1, run_id);
+	sqlite3_bind_int64(s, 2, pid);
+	store__bind_text(s, 3, *host ? host : NULL);
+	store__bind_text(s, 4, proc_token(pid, tok, sizeof tok) == PROC_ALIVE ? tok : NULL);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		rc = store__dberr(st, "take over run");
+	} else {
+		rc = STORE_OK;
+		store__run_forget(st);
+		if (util_on_die(close_on_die, st) == 0) {
+			st->open_run = run_id;
+			st->open_run_pid = pid;
+		}
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
 int store_run_end(store *st, int64_t run_id, const char *status, const char *summary_json)
 {
 	if (!status || (strcmp(status, "ok") && strcmp(status, "failed") && strcmp(status, "interrupted")))

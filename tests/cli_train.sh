@@ -47,6 +47,39 @@ dpo-train $run --steps 9 --resume "$T/a/checkpoint-6" --out "$T/c" 2>"$T/err"
 is "resume with another step count: exit 1" "$?" 1
 like "says why" "$(cat "$T/err")" "run of 7 steps"
 
+# --resume refuses other options than the checkpoint's, naming each, unless --force (#17)
+dpo-train $run --lr 2e-3 --beta 0.2 --resume "$T/a/checkpoint-6" --out "$T/r2" 2>"$T/err"
+is "resume with another --lr and --beta: exit 1" "$?" 1
+like "names both" "$(cat "$T/err")" \
+	"the checkpoint was trained with other options: --lr 0.002 (checkpoint: 0.001), --beta 0.2 (checkpoint: 0.1); resume with the same options, or add --force"
+ok "nothing trained" test ! -e "$T/r2/model.safetensors"
+ok "--force goes on" dpo-train $run --lr 2e-3 --resume "$T/a/checkpoint-6" --force --out "$T/r3"
+like "and says what differs" "$(cat "$T/.err")" "--force: going on with other options than the checkpoint's: --lr 0.002"
+dpo-train $run --resume "$T/a/checkpoint-6" --model "$fx/reference" --out "$T/r4" 2>"$T/err"
+is "resume naming another --model: exit 1" "$?" 1
+like "names the model" "$(cat "$T/err")" "--model \"$(cd "$fx/reference" && pwd -P)\" (checkpoint: \"$(cd "$fx/policy" && pwd -P)\")"
+
+# options the table cannot check, refused before any step (#17)
+dpo-train $run --adam-eps 0 --out "$T/x" 2>"$T/err"
+is "--adam-eps 0: usage error" "$?" 2
+dpo-train $run --adam-beta2 1 --out "$T/x" 2>"$T/err"
+is "--adam-beta2 1: usage error" "$?" 2
+: >"$T/plain"
+dpo-train $run --out "$T/plain" --log-json "$T/plain.log" 2>"$T/err"
+is "--out naming a plain file: exit 1" "$?" 1
+like "says so" "$(cat "$T/err")" "$T/plain: exists and is not a folder"
+ok "before any step" test ! -s "$T/plain.log"
+
+# --loss ipo is TRL's ipo (per-token average log-probs); --ipo-sum the summed form (#17)
+ok "ipo" dpo-train --from-jsonl "$T/p.jsonl" $base --steps 2 --batch-size 5 --loss ipo --log-json "$T/ipo.log" --out "$T/ipo"
+ok "ipo --ipo-length-norm" dpo-train --from-jsonl "$T/p.jsonl" $base --steps 2 --batch-size 5 --loss ipo \
+	--ipo-length-norm --log-json "$T/ipo-n.log" --out "$T/ipo-n"
+ok "ipo --ipo-sum" dpo-train --from-jsonl "$T/p.jsonl" $base --steps 2 --batch-size 5 --loss ipo --ipo-sum \
+	--log-json "$T/ipo-s.log" --out "$T/ipo-s"
+ok "ipo is the length-normalised form" "$cmp" same "$T/ipo.log" "$T/ipo-n.log"
+ok "and not the summed one" sh -c "! '$cmp' same '$T/ipo.log' '$T/ipo-s.log' 2>/dev/null"
+like "dpo_run.json says so" "$(tr -d ' \n\t' <"$T/ipo/dpo_run.json")" '"ipo_length_norm":true'
+
 # NaN/inf: a huge learning rate blows the weights up; the run stops, the checkpoint stays
 dpo-train --from-jsonl "$T/p.jsonl" $base --batch-size 5 --steps 6 --lr 1e38 --save-every 1 \
 	--out "$T/nan" 2>"$T/err"
@@ -108,6 +141,16 @@ if command -v dpo-db >/dev/null 2>&1; then
 		is "two train runs recorded ok" "$(sqlite3 "$db" "select count(*) from runs where kind='train' and status='ok'")" 2
 		is "metrics recorded with TRL names" \
 			"$(sqlite3 "$db" "select count(distinct name) from metrics where name in ('loss','grad_norm','learning_rate','rewards/chosen','rewards/rejected','rewards/accuracies','rewards/margins','logps/chosen','logps/rejected')")" 9
+	fi
+	# a resumed run continues the checkpoint's store run, and its log has
+	# each step once (#17)
+	rs="--from-db --db $db --model $fx/policy --ref-model $fx/reference --no-append-eos --steps 4 --batch-size 2 --lr 1e-3 --seed 5"
+	ok "a run with checkpoints" dpo-train $rs --save-every 2 --out "$T/rr" --log-json "$T/rr.log"
+	ok "resumed from its checkpoint-2" dpo-train $rs --resume "$T/rr/checkpoint-2" --out "$T/rr2" --log-json "$T/rr.log"
+	is "the log has steps 1 to 4 once each" "$(sed 's/^{"step": \([0-9]*\),.*/\1/' "$T/rr.log" | tr '\n' ' ')" "1 2 3 4 "
+	if command -v sqlite3 >/dev/null 2>&1; then
+		is "one store run for both" "$(sqlite3 "$db" "select count(*) || ' ' || min(status) from runs where kind='train' and command like '%--seed 5%'")" "1 ok"
+		is "its losses: 4 steps" "$(sqlite3 "$db" "select count(*) from metrics m join runs r on r.id = m.run_id where r.command like '%--seed 5%' and m.name = 'loss'")" 4
 	fi
 	dpo-train --from-db --db "$db" --split nosuch --model "$fx/policy" --out "$T/s3" 2>"$T/err"
 	is "empty split: exit 1" "$?" 1

@@ -61,7 +61,7 @@ struct opts {
 	long min_annotations;
 	const char *loss, *loss_weights;
 	double beta, label_smoothing, simpo_gamma;
-	int ipo_length_norm;
+	int ipo_length_norm, ipo_sum;
 	double lr, weight_decay, beta1, beta2, adam_eps, max_grad_norm, warmup_ratio;
 	long warmup_steps;
 	const char *schedule;
@@ -72,6 +72,7 @@ struct opts {
 	const char *log_json;
 	long log_every, save_every, eval_every;
 	const char *resume, *out;
+	int force;
 	long threads;
 	int quiet, json;
 	struct beta_list beta_sweep;
@@ -165,7 +166,11 @@ static const util_opt opts_table[] = {
 	{OPT("label-smoothing", FLOAT, label_smoothing), .def = "0", .range = "[0, 0.5)", .arg = "E",
 	 .help = "cDPO / robust label noise"},
 	{OPT("simpo-gamma", FLOAT, simpo_gamma), .def = "0.5", .arg = "G", .help = "SimPO target margin"},
-	{OPT("ipo-length-norm", FLAG, ipo_length_norm), .help = "IPO on per-token average log-probs"},
+	{OPT("ipo-sum", FLAG, ipo_sum),
+	 .help = "IPO on summed log-probs (the paper's form;\n"
+		 "default: per-token averages, as TRL's ipo)"},
+	{OPT("ipo-length-norm", FLAG, ipo_length_norm),
+	 .help = "IPO on per-token average log-probs (the\ndefault; kept for old command lines)"},
 
 	UTIL_OPT_HEADING("Optimisation:"),
 	{OPT("lr", FLOAT, lr), .def = "1e-6", .range = "[0, inf)", .arg = "LR", .help = "peak learning rate"},
@@ -181,7 +186,7 @@ static const util_opt opts_table[] = {
 	 .help = "AdamW's first-moment decay"},
 	{OPT("adam-beta2", FLOAT, beta2), .def = "0.999", .range = "[0, 1)", .arg = "B",
 	 .help = "AdamW's second-moment decay"},
-	{OPT("adam-eps", FLOAT, adam_eps), .def = "1e-8", .range = "[0, inf)", .arg = "E",
+	{OPT("adam-eps", FLOAT, adam_eps), .def = "1e-8", .range = "(0, inf)", .arg = "E",
 	 .help = "AdamW's epsilon"},
 	{OPT("max-grad-norm", FLOAT, max_grad_norm), .def = "1.0", .range = "[0, inf)", .arg = "N",
 	 .help = "global-norm gradient clipping (0 disables)"},
@@ -201,6 +206,8 @@ static const util_opt opts_table[] = {
 	 .help = "atomic checkpoint OUT/checkpoint-STEP every N steps"},
 	{OPT("resume", PATH, resume), .arg = "DIR", .flags = UTIL_OPT_NOCONFIG,
 	 .help = "continue from a checkpoint directory"},
+	{OPT("force", FLAG, force), .flags = UTIL_OPT_NOCONFIG,
+	 .help = "with --resume: go on even where the options differ\nfrom the checkpoint's"},
 	{OPT("beta-sweep", CALL, beta_sweep), .arg = "B1,B2,...", .call = parse_beta_sweep,
 	 .flags = UTIL_OPT_NOCONFIG,
 	 .help = "train one policy per beta into OUT/beta-B (each a\n"
@@ -243,6 +250,15 @@ static void check_outputs(const struct opts *o)
 		util_die("%s: %s", o->log_json, why);
 	if (o->log_json && util_same_file(o->log_json, o->out))
 		util_die("%s: refusing to write the log over the output folder", o->log_json);
+	/* a place the model cannot be written to is found now, not after
+	 * every step has run */
+	struct stat sb;
+	if (stat(o->out, &sb) == 0 && !S_ISDIR(sb.st_mode))
+		util_die("%s: exists and is not a folder (--out names the folder the model is written to)", o->out);
+	if (mkdir(o->out, 0755) != 0 && errno != EEXIST)
+		util_die("%s: cannot create the output folder: %s", o->out, strerror(errno));
+	if (access(o->out, W_OK | X_OK) != 0)
+		util_die("%s: cannot write in the output folder: %s", o->out, strerror(errno));
 }
 
 /* Parse the command line into o and check what the table cannot (exits 0
@@ -256,6 +272,8 @@ static void parse_options(struct opts *o, int argc, char **argv)
 		util_cli_usage_error(&cli, "--model DIR is required");
 	if (!o->out)
 		util_cli_usage_error(&cli, "--out DIR is required");
+	if (o->ipo_sum && o->ipo_length_norm)
+		util_cli_usage_error(&cli, "--ipo-sum and --ipo-length-norm contradict each other");
 	if (o->eval_split && !o->from_db)
 		util_cli_usage_error(&cli, "--eval-split needs --from-db (use --eval-jsonl with --from-jsonl)");
 	if (getenv("DPO_SWEEP_CHILD"))
@@ -275,7 +293,7 @@ static void loss_config(const struct opts *o, train_loss_cfg *l)
 	l->beta = o->beta;
 	l->label_smoothing = o->label_smoothing;
 	l->simpo_gamma = o->simpo_gamma;
-	l->ipo_length_norm = o->ipo_length_norm;
+	l->ipo_length_norm = !o->ipo_sum;
 }
 
 static void set_threads(long threads)
@@ -341,7 +359,9 @@ typedef struct run {
 	train_loop loop;     /* the schedule, the data position and the hooks */
 	store *st;
 	int st_ro;           /* st cannot be written: nothing is recorded in it */
+	char *db_real;       /* the store's resolved path (checkpoints name it) */
 	int64_t run_id;
+	int64_t resume_run_id; /* the store run the resumed checkpoint belongs to, or 0 */
 	FILE *log;
 	char *log_tmp;       /* a new run's log, written here until the run ends */
 	const char *tok_dir; /* where the tokenizer files come from */
@@ -489,6 +509,7 @@ static void open_store(run *r)
 	}
 	if (rc != STORE_OK)
 		util_die("%s: %s", path, store_errmsg(r->st));
+	r->db_real = realpath(path, NULL);
 	r->st_ro = store_readonly(r->st);
 	if (r->st_ro)
 		util_warn("%s: read-only: this run, its metrics and the reference log-probs it computes are not "
@@ -697,6 +718,111 @@ static void reference_logps(run *r)
 		train_model_free(ref);
 }
 
+/* ---- the options a resumed run must keep ---- */
+
+/* The hyperparameters of a run, recorded in every checkpoint
+ * (trainer_state.json "options"): a --resume that changes one would
+ * silently make another run, so it is refused (naming each) unless
+ * --force. Kinds: 'f' double, 'i' long, 's' string (NULL: absent),
+ * 'b' flag, 'p' path (compared resolved). */
+static const struct resume_opt {
+	const char *name;
+	char kind;
+	size_t off;
+} RESUME_OPTS[] = {
+	{"lr", 'f', offsetof(struct opts, lr)},
+	{"beta", 'f', offsetof(struct opts, beta)},
+	{"loss", 's', offsetof(struct opts, loss)},
+	{"loss-weights", 's', offsetof(struct opts, loss_weights)},
+	{"label-smoothing", 'f', offsetof(struct opts, label_smoothing)},
+	{"simpo-gamma", 'f', offsetof(struct opts, simpo_gamma)},
+	{"ipo-sum", 'b', offsetof(struct opts, ipo_sum)},
+	{"schedule", 's', offsetof(struct opts, schedule)},
+	{"warmup-steps", 'i', offsetof(struct opts, warmup_steps)},
+	{"warmup-ratio", 'f', offsetof(struct opts, warmup_ratio)},
+	{"weight-decay", 'f', offsetof(struct opts, weight_decay)},
+	{"adam-beta1", 'f', offsetof(struct opts, beta1)},
+	{"adam-beta2", 'f', offsetof(struct opts, beta2)},
+	{"adam-eps", 'f', offsetof(struct opts, adam_eps)},
+	{"max-grad-norm", 'f', offsetof(struct opts, max_grad_norm)},
+	{"batch-size", 'i', offsetof(struct opts, batch_size)},
+	{"grad-accum", 'i', offsetof(struct opts, grad_accum)},
+	{"max-length", 'i', offsetof(struct opts, max_length)},
+	{"max-prompt-length", 'i', offsetof(struct opts, max_prompt_length)},
+	{"model", 'p', offsetof(struct opts, model)},
+	{"ref-model", 'p', offsetof(struct opts, ref_model)},
+};
+
+/* An option's value as JSON (a path resolved where it exists). */
+static cJSON *resume_opt_json(const struct opts *o, const struct resume_opt *d)
+{
+	const char *base = (const char *)o + d->off;
+	const char *str;
+	switch (d->kind) {
+	case 'f':
+		return cJSON_CreateNumber(*(const double *)base);
+	case 'i':
+		return cJSON_CreateNumber((double)*(const long *)base);
+	case 'b':
+		return cJSON_CreateBool(*(const int *)base);
+	default:
+		str = *(const char *const *)base;
+		if (d->kind == 'p' && str) {
+			char *real = realpath(str, NULL);
+			cJSON *v = cJSON_CreateString(real ? real : str);
+			free(real);
+			return v;
+		}
+		return str ? cJSON_CreateString(str) : cJSON_CreateNull();
+	}
+}
+
+static cJSON *resume_options_json(const run *r)
+{
+	struct opts o = r->o;
+	if (!o.ref_model)
+		o.ref_model = o.model; /* the reference is the initial policy */
+	cJSON *j = cJSON_CreateObject();
+	for (size_t i = 0; i < sizeof RESUME_OPTS / sizeof *RESUME_OPTS; i++)
+		cJSON_AddItemToObject(j, RESUME_OPTS[i].name, resume_opt_json(&o, &RESUME_OPTS[i]));
+	return j;
+}
+
+/* Refuse a --resume whose options differ from the checkpoint's (state:
+ * its trainer_state.json, named path), naming each, unless --force. The
+ * models count only when given again (a resumed run loads the checkpoint
+ * and its reference log-probs). A checkpoint of an older dpo records none. */
+static void check_resume_options(const run *r, const cJSON *state, const char *path)
+{
+	const cJSON *old = cJSON_GetObjectItemCaseSensitive(state, "options");
+	if (!cJSON_IsObject(old)) {
+		util_warn("%s: the checkpoint does not record its options; not checked", path);
+		return;
+	}
+	util_buf diff = UTIL_BUF_INIT;
+	for (size_t i = 0; i < sizeof RESUME_OPTS / sizeof *RESUME_OPTS; i++) {
+		const struct resume_opt *d = &RESUME_OPTS[i];
+		if (d->kind == 'p' && !*(const char *const *)((const char *)&r->o + d->off))
+			continue;
+		cJSON *now = resume_opt_json(&r->o, d);
+		const cJSON *was = cJSON_GetObjectItemCaseSensitive(old, d->name);
+		if (!was || !cJSON_Compare(now, was, 1)) {
+			char *a = cJSON_PrintUnformatted(now), *b = was ? cJSON_PrintUnformatted(was) : NULL;
+			util_buf_addf(&diff, "%s--%s %s (checkpoint: %s)", diff.len ? ", " : "", d->name, a,
+				      b ? b : "not recorded");
+			free(a);
+			free(b);
+		}
+		cJSON_Delete(now);
+	}
+	if (diff.len && !r->o.force)
+		util_die("%s: the checkpoint was trained with other options: %s; resume with the same options, "
+			 "or add --force to go on with the new ones", path, util_buf_str(&diff));
+	if (diff.len)
+		util_warn("--force: going on with other options than the checkpoint's: %s", util_buf_str(&diff));
+	util_buf_free(&diff);
+}
+
 /* ---- checkpoints ---- */
 
 #define OPT_MAGIC "DPOOPT1"
@@ -745,11 +871,23 @@ static int write_ckpt_state(run *r, const char *tmp, char **err)
 	free(refs);
 	if (rc)
 		return -1;
+	cJSON *oj = resume_options_json(r);
+	char *opts = cJSON_PrintUnformatted(oj), *runref = xstrdup("");
+	cJSON_Delete(oj);
+	if (r->run_id > 0 && r->db_real) { /* the store's run, which a --resume continues */
+		util_buf b = UTIL_BUF_INIT;
+		util_buf_addf(&b, ", \"run_id\": %lld, \"run_store\": ", (long long)r->run_id);
+		util_buf_add_json_string(&b, r->db_real, strlen(r->db_real));
+		free(runref);
+		runref = util_buf_detach(&b);
+	}
 	char *state = xasprintf("{\"step\": %ld, \"epoch\": %ld, \"pos\": %ld, \"seed\": %ld, "
 				"\"total_steps\": %ld, \"pairs\": %zu, \"eval_pairs\": %zu, "
-				"\"data_fingerprint\": \"%s\", \"tokenization\": \"%s\"}\n",
+				"\"data_fingerprint\": \"%s\", \"tokenization\": \"%s\"%s, \"options\": %s}\n",
 				L->step, L->epoch, L->pos, r->o.seed, L->cfg.total_steps, r->n, r->neval,
-				r->data_fp, r->tok_fp);
+				r->data_fp, r->tok_fp, runref, opts);
+	free(opts);
+	free(runref);
 	rc = write_ckpt_file(tmp, "trainer_state.json", state, strlen(state), err);
 	free(state);
 	return rc;
@@ -840,6 +978,11 @@ static void load_ckpt_position(run *r, const char *dir)
 	if (total != L->cfg.total_steps)
 		util_die("%s: the checkpoint belongs to a run of %ld steps (now %ld): give the same "
 			 "--steps/--epochs/--batch-size/--grad-accum", p, total, L->cfg.total_steps);
+	check_resume_options(r, o, p);
+	const cJSON *rid = cJSON_GetObjectItemCaseSensitive(o, "run_id");
+	const cJSON *rst = cJSON_GetObjectItemCaseSensitive(o, "run_store");
+	if (cJSON_IsNumber(rid) && cJSON_IsString(rst) && r->db_real && !strcmp(rst->valuestring, r->db_real))
+		r->resume_run_id = (int64_t)rid->valuedouble;
 	cJSON_Delete(o);
 	free(p);
 	L->step = step;
@@ -1013,30 +1156,51 @@ static int on_stop(void *ud)
 	return util_interrupted();
 }
 
-/* --log-json. A resumed run appends to the log of the run it continues. A
- * new one writes a temporary file beside it, renamed over PATH when the run
- * ends (done or interrupted, so a --resume goes on from it): a run that
- * fails (its metrics are in the store) or dies never replaces a good log
- * with a half one. */
+/* --log-json, written under a temporary name beside PATH and renamed over
+ * it when the run ends (done or interrupted, so that a --resume goes on
+ * from it): a run that fails (its metrics are in the store) or dies never
+ * replaces a good log with a half one. A resumed run starts its log with
+ * the lines of PATH up to the checkpoint's step, so the steps it replays
+ * are not there twice. */
 static void drop_log(void *ctx);
+
+/* Copy the lines of the log at path whose "step" is at most step to f
+ * (none when there is no such file; a line cut short by a crash is left). */
+static void copy_log_until(const char *path, long step, FILE *f)
+{
+	FILE *in = fopen(path, "r");
+	if (!in)
+		return;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	while ((n = getline(&line, &cap, in)) > 0) {
+		if (line[n - 1] != '\n')
+			break;
+		cJSON *j = cJSON_Parse(line);
+		const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "step");
+		if (cJSON_IsNumber(st) && st->valuedouble <= (double)step)
+			fputs(line, f);
+		cJSON_Delete(j);
+	}
+	free(line);
+	fclose(in);
+}
 
 static void open_log(run *r)
 {
 	const char *path = r->o.log_json;
-	if (r->o.resume) {
-		r->log = fopen(path, "a");
-	} else {
-		int fd = util_atomic_open(path, &r->log_tmp);
-		r->log = fd < 0 ? NULL : fdopen(fd, "w");
-		if (fd >= 0 && !r->log)
-			util_atomic_close(fd, r->log_tmp, path, 0);
-		if (r->log)
-			util_on_die(drop_log, r);
-		else
-			r->log_tmp = NULL;
-	}
-	if (!r->log)
+	int fd = util_atomic_open(path, &r->log_tmp);
+	r->log = fd < 0 ? NULL : fdopen(fd, "w");
+	if (fd >= 0 && !r->log)
+		util_atomic_close(fd, r->log_tmp, path, 0);
+	if (!r->log) {
+		r->log_tmp = NULL;
 		fail_run(r, "%s: %s", path, strerror(errno));
+	}
+	util_on_die(drop_log, r);
+	if (r->o.resume)
+		copy_log_until(path, r->loop.step, r->log);
 }
 
 /* Close the log; a new run's goes into place when keep, else is removed.
@@ -1148,7 +1312,7 @@ static char *params_json(const run *r)
 	cJSON_AddNumberToObject(j, "beta", o->beta);
 	cJSON_AddNumberToObject(j, "label_smoothing", o->label_smoothing);
 	cJSON_AddNumberToObject(j, "simpo_gamma", o->simpo_gamma);
-	cJSON_AddBoolToObject(j, "ipo_length_norm", o->ipo_length_norm);
+	cJSON_AddBoolToObject(j, "ipo_length_norm", !o->ipo_sum);
 	cJSON_AddNumberToObject(j, "lr", o->lr);
 	cJSON_AddStringToObject(j, "schedule", o->schedule);
 	cJSON_AddNumberToObject(j, "warmup_steps", (double)o->warmup_steps);
@@ -1177,6 +1341,15 @@ static void start_run(run *r, int argc, char **argv)
 {
 	if (!r->st || r->st_ro)
 		return;
+	if (r->resume_run_id > 0) { /* the checkpoint's run goes on */
+		int rc = store_run_continue(r->st, r->resume_run_id, "train");
+		if (rc == STORE_OK) {
+			r->run_id = r->resume_run_id;
+			return;
+		}
+		if (rc != STORE_ENOTFOUND)
+			util_die("%s: %s", util_db_path(r->o.db), store_errmsg(r->st));
+	}
 	char *pj = params_json(r);
 	if (store_run_start(r->st, "train", argc, argv, pj, &r->run_id) != STORE_OK)
 		util_die("%s: %s", util_db_path(r->o.db), store_errmsg(r->st));
@@ -1260,6 +1433,7 @@ static void free_run(run *r)
 	train_chat_free(r->chat);
 	train_tokenizer_free(r->tok);
 	store_free(r->st);
+	free(r->db_real);
 	free(r->cmdline);
 }
 
@@ -1379,11 +1553,12 @@ int main(int argc, char **argv)
 
 	load_inputs(r);             /* tokenizer, policy (or checkpoint), pairs */
 	plan_schedule(r);           /* steps, learning rate, AdamW */
-	start_run(r, argc, argv);   /* the store's run row */
 	if (r->o.resume) {          /* the position and state of the checkpoint */
 		r->e = train_engine_new(r->m);
 		resume_checkpoint(r);
+		start_run(r, argc, argv); /* the checkpoint's run row, continued */
 	} else {                    /* the reference log-probs, then the engine */
+		start_run(r, argc, argv); /* the store's run row */
 		reference_logps(r);
 		r->e = train_engine_new(r->m);
 	}
