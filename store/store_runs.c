@@ -157,6 +157,17 @@ void store__run_forget(store *st)
 	st->open_run_pid = 0;
 }
 
+/* util_die closes the latest run started (or taken over) through this
+ * handle, by process pid. */
+static void watch_run(store *st, int64_t id, long pid)
+{
+	store__run_forget(st);
+	if (util_on_die(close_on_die, st) == 0) {
+		st->open_run = id;
+		st->open_run_pid = pid;
+	}
+}
+
 int store_run_begin(store *st, const char *kind, const char *command, const char *params_json, int64_t *run_id)
 {
 	if (!kind || !*kind || !command)
@@ -184,12 +195,7 @@ int store_run_begin(store *st, const char *kind, const char *command, const char
 		int64_t id = sqlite3_last_insert_rowid(st->db);
 		if (run_id)
 			*run_id = id;
-		/* util_die closes the latest run started through this handle */
-		store__run_forget(st);
-		if (util_on_die(close_on_die, st) == 0) {
-			st->open_run = id;
-			st->open_run_pid = pid;
-		}
+		watch_run(st, id, pid);
 	}
 	sqlite3_finalize(s);
 	return rc;
@@ -253,11 +259,7 @@ int store_run_continue(store *st, int64_t run_id, const char *kind)
 		rc = store__dberr(st, "take over run");
 	} else {
 		rc = STORE_OK;
-		store__run_forget(st);
-		if (util_on_die(close_on_die, st) == 0) {
-			st->open_run = run_id;
-			st->open_run_pid = pid;
-		}
+		watch_run(st, run_id, pid);
 	}
 	sqlite3_finalize(s);
 	return rc;
