@@ -201,6 +201,25 @@ static const char *const MIGRATIONS[] = {
 	"    AND json_type(content, '$[0].content') = 'text'\n"
 	"    AND NOT EXISTS (SELECT 1 FROM prompts t\n"
 	"      WHERE t.hash = dpo_text_prompt_hash(json_extract(prompts.content, '$[0].content')));\n",
+
+	/* 6 -> 7: claims on pairs (store_claims.c), so that concurrent
+	 * annotation sessions and judge runs share one queue: the pair, the
+	 * scope whose labels count against the overlap ('human' or a judge's
+	 * annotator name), the owner, the owning process (as runs keep it) and
+	 * the expiry in seconds since the epoch. */
+	"CREATE TABLE claims(\n"
+	"  completion_a INTEGER NOT NULL REFERENCES completions(id) ON DELETE CASCADE,\n"
+	"  completion_b INTEGER NOT NULL REFERENCES completions(id) ON DELETE CASCADE,\n"
+	"  scope TEXT NOT NULL,\n"
+	"  owner TEXT NOT NULL,\n"
+	"  pid INTEGER,\n"
+	"  host TEXT,\n"
+	"  proc_start TEXT,\n"
+	"  expires_at REAL NOT NULL,\n"
+	"  CHECK (completion_a < completion_b),\n"
+	"  PRIMARY KEY (completion_a, completion_b, scope, owner)\n"
+	");\n"
+	"CREATE INDEX claims_owner ON claims(owner, pid);\n",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))

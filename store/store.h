@@ -184,7 +184,8 @@ int store_annotator_id(store *st, const store_annotator *a, int64_t *id);
 /* Add a prompt (plain text, or messages when msgs != NULL) from source
  * (NULL: "manual") into split (NULL: "train"). An identical prompt (same
  * content hash: SHA-256 of "text\0" + text, or of the compact JSON array of
- * {"role", "content"} messages) is reused, keeping its first source and
+ * {"role", "content"} messages; a conversation of one user message has the
+ * hash of its text, so it is the same prompt as that text) is reused, keeping its first source and
  * split: *created is set to 0 and its id returned. id/created may be NULL.
  * STORE_EINVAL for both or neither of text/msgs, or a bad role. */
 int store_prompt_add(store *st, const char *text, const store_msg *msgs, size_t nmsgs,
@@ -392,6 +393,44 @@ int store_run_end(store *st, int64_t run_id, const char *status, const char *sum
 /* Record one metric value of a run at a step (step -1 for run-level). The
  * names dpo-train and dpo-eval write are in store/metrics.h. */
 int store_metric_add(store *st, int64_t run_id, long step, const char *name, double value);
+
+/* ---- claims ---------------------------------------------------------------- */
+
+/* Claims let concurrent workers share one queue: a worker claims a pair
+ * before it shows (or sends) it, and a pair may be claimed while its
+ * labels in the claim's scope plus the live claims of other owners stay
+ * below the overlap. A claim lives until it expires (renew it while the
+ * pair is worked on), is released, or its process is seen gone on this
+ * host: a crashed worker's claims free themselves. A label takes the
+ * place of its claim (release it once the label is stored); deleting the
+ * label (undo) frees the slot. */
+#define STORE_CLAIM_TTL_S 300.0 /* a claim's life when ttl_s is 0 */
+
+typedef struct store_claim {
+	int64_t completion_a, completion_b; /* the pair, in either order */
+	/* whose labels count against the overlap: "human" (every human
+	 * annotator's verdicts but skip), or one annotator's name (a judge) */
+	const char *scope;
+	const char *owner;  /* who claims: an annotator, a judge run */
+	double ttl_s;       /* seconds until the claim expires (0: STORE_CLAIM_TTL_S) */
+} store_claim;
+
+/* Claim a pair for c->owner when its labels in c->scope plus the other
+ * owners' live claims are fewer than overlap (>= 1), and owner has not
+ * labelled (or skipped) it. *got: 1 when owner holds the claim now (also
+ * when it held one: then renewed), else 0. Inside the caller's
+ * transaction if one is open, else in one of its own. STORE_EINVAL for a
+ * bad claim; database codes (STORE_EBUSY) otherwise. */
+int store_claim_try(store *st, const store_claim *c, int overlap, int *got);
+/* Push back the expiry of owner's claim on the pair. STORE_ENOTFOUND when
+ * the claim is gone (expired and dropped by another worker). */
+int store_claim_renew(store *st, const store_claim *c);
+/* Drop owner's claim on the pair (none is fine). */
+int store_claim_release(store *st, const store_claim *c);
+/* Drop every claim owner holds through this process (at exit). */
+int store_claims_release_all(store *st, const char *owner);
+/* How many live claims scope has now, into *n. */
+int store_claims_live(store *st, const char *scope, long *n);
 
 /* A run as handed to callbacks (pointers valid during the callback). */
 typedef struct store_run {

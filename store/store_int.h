@@ -114,6 +114,10 @@ void store__run_forget(store *st);
  * same id; 0 when it runs, or when that cannot be known (another host, no
  * pid recorded). */
 int store__run_gone(int64_t pid, const char *host, const char *proc_start);
+/* This process's identity as runs and claims record it: pid, host name
+ * ("" when unknown) and start token (NULL when /proc cannot tell). The
+ * strings are static. */
+void store__self_identity(long *pid, const char **host, const char **tok);
 /* Whether a running row's process can be checked from here (a pid and this
  * host's name recorded). */
 int store__run_checkable(const store_run *r);

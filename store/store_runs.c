@@ -128,6 +128,14 @@ int store__run_gone(int64_t pid, const char *host, const char *proc_start)
 	return errno == ESRCH;
 }
 
+void store__self_identity(long *pid, const char **host, const char **tok)
+{
+	static char token[128];
+	*pid = (long)getpid();
+	*host = host_name();
+	*tok = proc_token(*pid, token, sizeof token) == PROC_ALIVE ? token : NULL;
+}
+
 int store__run_checkable(const store_run *r)
 {
 	return r->pid > 0 && r->host && *r->host && !strcmp(r->host, host_name());

@@ -6,6 +6,7 @@
 #include "util/cli.h"
 #include "util/sha256.h"
 #include "util/xmalloc.h"
+#include <math.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -1450,6 +1451,117 @@ static void test_canonical_prompt_v6(void)
 	free(p);
 }
 
+/* ---- claims (#14, #15) -------------------------------------------------------- */
+
+/* A label by annotator name (kind) on the pair, or a skip. */
+static int64_t label(store *st, int64_t prompt, int64_t a, int64_t b, const char *kind, const char *name,
+		     const char *verdict)
+{
+	int64_t ann = 0, id = 0;
+	store_annotator an = {.kind = kind, .name = name};
+	store_annotator_id(st, &an, &ann);
+	store_comparison c = {.prompt_id = prompt, .completion_a = a, .completion_b = b, .annotator_id = ann,
+			      .verdict = verdict, .confidence = NAN, .duration_ms = -1};
+	store_comparison_add(st, &c, &id, NULL);
+	return id;
+}
+
+static int claim(store *st, int64_t a, int64_t b, const char *scope, const char *owner, int overlap, double ttl)
+{
+	store_claim c = {a, b, scope, owner, ttl};
+	int got = -1;
+	if (store_claim_try(st, &c, overlap, &got) != STORE_OK)
+		return -1;
+	return got;
+}
+
+static void test_claims(void)
+{
+	char *p = tpath("claims.db");
+	store *st = store_new();
+	TAP_IS_INT(store_open(st, p), STORE_OK, "claims: a new store");
+	int64_t pr = 0, g = 0, c[4];
+	store_prompt_add(st, "Which?", NULL, 0, "t", NULL, &pr, NULL);
+	store_generator gen = {.kind = "import", .name = "t"};
+	store_generator_id(st, &gen, &g);
+	const char *texts[] = {"one", "two", "three", "four"};
+	for (int i = 0; i < 4; i++)
+		store_completion_add(st, pr, texts[i], g, &c[i], NULL);
+
+	/* overlap 1: one session at a time; the holder keeps it; a release
+	 * frees it */
+	TAP_IS_INT(claim(st, c[0], c[1], "human", "alice", 1, 0), 1, "alice claims the pair");
+	TAP_IS_INT(claim(st, c[1], c[0], "human", "bob", 1, 0), 0, "bob may not (either order of the pair)");
+	TAP_IS_INT(claim(st, c[0], c[1], "human", "alice", 1, 0), 1, "alice still holds it");
+	long live = -1;
+	TAP_IS_INT(store_claims_live(st, "human", &live), STORE_OK, "count live claims");
+	TAP_IS_INT(live, 1, "one live claim");
+	store_claim ca = {c[0], c[1], "human", "alice", 0};
+	TAP_IS_INT(store_claim_release(st, &ca), STORE_OK, "alice releases it");
+	TAP_IS_INT(claim(st, c[0], c[1], "human", "bob", 1, 0), 1, "then bob gets it");
+
+	/* overlap 2: two sessions; labels take the claims' places */
+	TAP_IS_INT(claim(st, c[0], c[1], "human", "carol", 2, 0), 1, "overlap 2: carol too");
+	TAP_IS_INT(claim(st, c[0], c[1], "human", "dave", 2, 0), 0, "but not a third");
+	label(st, pr, c[0], c[1], "human", "bob", "a");
+	store_claim cb = {c[0], c[1], "human", "bob", 0};
+	store_claim_release(st, &cb);
+	TAP_IS_INT(claim(st, c[0], c[1], "human", "dave", 2, 0), 0, "bob's label + carol's claim: still full");
+	TAP_IS_INT(claim(st, c[0], c[1], "human", "bob", 2, 0), 0, "bob labelled it: not offered to him again");
+	store_claim cc = {c[0], c[1], "human", "carol", 0};
+	store_claim_release(st, &cc);
+	TAP_IS_INT(claim(st, c[0], c[1], "human", "dave", 2, 0), 1, "carol let go: dave gets the second slot");
+	int64_t dl = label(st, pr, c[0], c[1], "human", "dave", "both_bad");
+	store_claim cd = {c[0], c[1], "human", "dave", 0};
+	store_claim_release(st, &cd);
+	TAP_IS_INT(claim(st, c[0], c[1], "human", "erin", 2, 0), 0, "both bad counts as a label: full");
+	store_comparison_delete(st, dl);
+	TAP_IS_INT(claim(st, c[0], c[1], "human", "erin", 2, 0), 1, "undoing a label frees its slot");
+
+	/* a skip is the skipper's alone */
+	label(st, pr, c[2], c[3], "human", "frank", "skip");
+	TAP_IS_INT(claim(st, c[2], c[3], "human", "frank", 1, 0), 0, "frank skipped it: not offered to him");
+	TAP_IS_INT(claim(st, c[2], c[3], "human", "gina", 1, 0), 1, "but to gina");
+
+	/* expiry, and a claim of a process that is gone */
+	TAP_IS_INT(claim(st, c[0], c[2], "human", "hank", 1, 0.05), 1, "hank claims for 50 ms");
+	TAP_IS_INT(claim(st, c[0], c[2], "human", "ivy", 1, 0), 0, "ivy waits");
+	usleep(120 * 1000);
+	TAP_IS_INT(claim(st, c[0], c[2], "human", "ivy", 1, 0), 1, "the claim expired: ivy gets it");
+	pid_t kid = fork();
+	if (kid == 0)
+		_exit(0);
+	waitpid(kid, NULL, 0);
+	char host[256] = "";
+	gethostname(host, sizeof host - 1);
+	char *sql = xasprintf("INSERT INTO claims(completion_a, completion_b, scope, owner, pid, host, expires_at) "
+			      "VALUES (%lld, %lld, 'human', 'ghost', %ld, '%s', 9e18) RETURNING 1",
+			      (long long)(c[1] < c[2] ? c[1] : c[2]), (long long)(c[1] < c[2] ? c[2] : c[1]), (long)kid,
+			      host);
+	TAP_IS_INT(raw_sql(p, sql), 1, "a claim of a process that has exited, never expiring");
+	free(sql);
+	TAP_IS_INT(claim(st, c[1], c[2], "human", "jack", 1, 0), 1, "is not live: jack gets the pair");
+
+	/* a judge's scope counts that judge's labels only */
+	TAP_IS_INT(claim(st, c[1], c[3], "judge:x", "judge:x#1", 1, 0), 1, "judge run 1 claims");
+	TAP_IS_INT(claim(st, c[1], c[3], "judge:x", "judge:x#2", 1, 0), 0, "run 2 of the same judge may not");
+	TAP_IS_INT(claim(st, c[1], c[3], "human", "kim", 1, 0), 1, "a human may");
+	label(st, pr, c[1], c[3], "judge", "judge:x", "b");
+	TAP_IS_INT(store_claims_release_all(st, "judge:x#1"), STORE_OK, "run 1 releases its claims at exit");
+	TAP_IS_INT(claim(st, c[1], c[3], "judge:x", "judge:x#2", 1, 0), 0, "the judge's label fills the pair");
+	TAP_IS_INT(claim(st, c[0], c[3], "judge:x", "judge:x#2", 1, 0), 1, "another pair is free");
+
+	store_claim bad = {c[0], c[0], "human", "x", 0};
+	int got = 0;
+	TAP_IS_INT(store_claim_try(st, &bad, 1, &got), STORE_EINVAL, "a pair of one completion: EINVAL");
+	store_claim gone = {c[0], c[3], "human", "nobody", 0};
+	TAP_IS_INT(store_claim_renew(st, &gone), STORE_ENOTFOUND, "renewing no claim: ENOTFOUND");
+	store_claim mine = {c[0], c[3], "judge:x", "judge:x#2", 60};
+	TAP_IS_INT(store_claim_renew(st, &mine), STORE_OK, "renewing one's claim");
+	store_free(st);
+	free(p);
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -1477,6 +1589,7 @@ int main(void)
 	test_run_lifecycle();
 	test_scores_v5();
 	test_canonical_prompt_v6();
+	test_claims();
 	free(p);
 	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)

@@ -1,0 +1,289 @@
+/* store_claims.c: claims on pairs, so that concurrent workers (annotation
+ * sessions, judge runs) share one queue without doing the same work twice.
+ *
+ * A worker about to show (or send) a pair claims it: a row naming the pair,
+ * the scope whose labels count against the overlap ("human" for annotation
+ * sessions, a judge's annotator name for judge runs), the owner (the
+ * annotator, or a judge run), the owning process (pid, host, start token,
+ * as runs keep them) and an expiry. A pair may be claimed while its labels
+ * in the scope plus the live claims of other owners stay below the overlap.
+ * A claim lives until it expires (the owner renews it while it works on the
+ * pair), is released, or its process is seen gone on this host; so a
+ * crashed worker's claims free themselves, and nothing has to clean up.
+ * Labels are the comparisons rows themselves: a label takes the place of
+ * its claim, and deleting a label (undo) frees its slot. */
+#include "config.h"
+#include "store/store_int.h"
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+/* Seconds since the epoch, with the fraction. */
+static double now_s(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (double)tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+static int check_claim(store *st, const store_claim *c, const char *what)
+{
+	if (!st->db)
+		return store__err(st, STORE_EINVAL, "%s: the store is not open", what);
+	if (!c || !c->scope || !*c->scope || !c->owner || !*c->owner || c->completion_a <= 0 ||
+	    c->completion_b <= 0 || c->completion_a == c->completion_b)
+		return store__err(st, STORE_EINVAL, "%s: a claim needs a pair of two completions, a scope and an owner",
+				  what);
+	return STORE_OK;
+}
+
+/* The pair in the store's order (completion_a < completion_b). */
+static void pair_of(const store_claim *c, int64_t *a, int64_t *b)
+{
+	*a = c->completion_a < c->completion_b ? c->completion_a : c->completion_b;
+	*b = c->completion_a < c->completion_b ? c->completion_b : c->completion_a;
+}
+
+/* Run fn inside a write transaction: the caller's if one is open, else one
+ * of its own (committed, or rolled back on failure). */
+static int in_write_tx(store *st, int (*fn)(store *, const store_claim *, void *), const store_claim *c,
+		       void *arg)
+{
+	int own = sqlite3_get_autocommit(st->db) != 0, rc;
+	if (own && (rc = store_begin(st)))
+		return rc;
+	rc = fn(st, c, arg);
+	if (own) {
+		if (rc < 0)
+			store_rollback(st);
+		else if ((rc = store_commit(st)) < 0)
+			store_rollback(st);
+	}
+	return rc;
+}
+
+/* The labels of the pair that count against the overlap: in scope "human",
+ * every human annotator's verdict but skip; else the annotator named scope's.
+ * *mine: whether owner (as an annotator) has labelled it (a skip included:
+ * a skipped pair is not offered to the one who skipped it again). */
+static int count_labels(store *st, int64_t a, int64_t b, const char *scope, const char *owner, int *n, int *mine)
+{
+	sqlite3_stmt *s = store__prepare(st, "SELECT coalesce(sum(c.verdict <> 'skip' AND "
+					     "(CASE WHEN ?3 = 'human' THEN x.kind = 'human' ELSE x.name = ?3 END)), 0), "
+					     "coalesce(sum(x.name = ?4), 0) FROM comparisons c "
+					     "JOIN annotators x ON x.id = c.annotator_id "
+					     "WHERE c.completion_a = ?1 AND c.completion_b = ?2");
+	if (!s)
+		return STORE_ERR;
+	sqlite3_bind_int64(s, 1, a);
+	sqlite3_bind_int64(s, 2, b);
+	store__bind_text(s, 3, scope);
+	store__bind_text(s, 4, owner);
+	int rc = STORE_OK;
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		*n = sqlite3_column_int(s, 0);
+		*mine = sqlite3_column_int(s, 1) > 0;
+	} else {
+		rc = store__dberr(st, "count labels");
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+/* Drop the pair's claims that are no longer live (expired, or of a
+ * process gone on this host), then count the live ones of other owners in
+ * scope into *others and whether owner holds one into *held. */
+static int live_claims(store *st, int64_t a, int64_t b, const char *scope, const char *owner, double now,
+		       int *others, int *held)
+{
+	sqlite3_stmt *s = store__prepare(st, "SELECT owner, pid, host, proc_start, expires_at, rowid FROM claims "
+					     "WHERE completion_a = ?1 AND completion_b = ?2 AND scope = ?3");
+	if (!s)
+		return STORE_ERR;
+	sqlite3_bind_int64(s, 1, a);
+	sqlite3_bind_int64(s, 2, b);
+	store__bind_text(s, 3, scope);
+	int64_t dead[64];
+	int ndead = 0, rc = STORE_OK, step;
+	*others = *held = 0;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *who = (const char *)sqlite3_column_text(s, 0);
+		int gone = sqlite3_column_double(s, 4) <= now ||
+			   store__run_gone(sqlite3_column_int64(s, 1), (const char *)sqlite3_column_text(s, 2),
+					   (const char *)sqlite3_column_text(s, 3));
+		if (gone) {
+			if (ndead < (int)(sizeof dead / sizeof *dead))
+				dead[ndead++] = sqlite3_column_int64(s, 5);
+		} else if (who && !strcmp(who, owner)) {
+			*held = 1;
+		} else {
+			(*others)++;
+		}
+	}
+	if (step != SQLITE_DONE)
+		rc = store__dberr(st, "read claims");
+	sqlite3_finalize(s);
+	for (int i = 0; rc == STORE_OK && i < ndead; i++) {
+		char sql[96];
+		snprintf(sql, sizeof sql, "DELETE FROM claims WHERE rowid = %lld", (long long)dead[i]);
+		rc = store__exec(st, sql);
+	}
+	return rc;
+}
+
+/* Insert or refresh owner's claim on the pair, expiring ttl_s from now. */
+static int put_claim(store *st, int64_t a, int64_t b, const store_claim *c, double now)
+{
+	sqlite3_stmt *s = store__prepare(st, "INSERT INTO claims(completion_a, completion_b, scope, owner, pid, "
+					     "host, proc_start, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+					     "ON CONFLICT(completion_a, completion_b, scope, owner) DO UPDATE SET "
+					     "pid = excluded.pid, host = excluded.host, proc_start = excluded.proc_start, "
+					     "expires_at = excluded.expires_at");
+	if (!s)
+		return STORE_ERR;
+	long pid;
+	const char *host, *tok;
+	store__self_identity(&pid, &host, &tok);
+	sqlite3_bind_int64(s, 1, a);
+	sqlite3_bind_int64(s, 2, b);
+	store__bind_text(s, 3, c->scope);
+	store__bind_text(s, 4, c->owner);
+	sqlite3_bind_int64(s, 5, pid);
+	store__bind_text(s, 6, *host ? host : NULL);
+	store__bind_text(s, 7, tok);
+	sqlite3_bind_double(s, 8, now + (c->ttl_s > 0 ? c->ttl_s : STORE_CLAIM_TTL_S));
+	int rc = sqlite3_step(s) == SQLITE_DONE ? STORE_OK : store__dberr(st, "claim pair");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int try_claim(store *st, const store_claim *c, void *arg)
+{
+	int overlap = ((int *)arg)[0], *got = &((int *)arg)[1];
+	int64_t a, b;
+	pair_of(c, &a, &b);
+	double now = now_s();
+	int labels = 0, mine = 0, others = 0, held = 0, rc;
+	*got = 0;
+	if ((rc = count_labels(st, a, b, c->scope, c->owner, &labels, &mine)) ||
+	    (rc = live_claims(st, a, b, c->scope, c->owner, now, &others, &held)))
+		return rc;
+	if (mine || (!held && labels + others >= overlap))
+		return STORE_OK;
+	if ((rc = put_claim(st, a, b, c, now)))
+		return rc;
+	*got = 1;
+	return STORE_OK;
+}
+
+int store_claim_try(store *st, const store_claim *c, int overlap, int *got)
+{
+	int rc = check_claim(st, c, "store_claim_try");
+	if (rc)
+		return rc;
+	if (overlap < 1)
+		return store__err(st, STORE_EINVAL, "store_claim_try: the overlap must be at least 1, not %d", overlap);
+	int arg[2] = {overlap, 0};
+	rc = in_write_tx(st, try_claim, c, arg);
+	if (got)
+		*got = rc == STORE_OK && arg[1];
+	return rc;
+}
+
+static int renew_claim(store *st, const store_claim *c, void *arg)
+{
+	(void)arg;
+	int64_t a, b;
+	pair_of(c, &a, &b);
+	sqlite3_stmt *s = store__prepare(st, "SELECT 1 FROM claims WHERE completion_a = ?1 AND completion_b = ?2 "
+					     "AND scope = ?3 AND owner = ?4");
+	if (!s)
+		return STORE_ERR;
+	sqlite3_bind_int64(s, 1, a);
+	sqlite3_bind_int64(s, 2, b);
+	store__bind_text(s, 3, c->scope);
+	store__bind_text(s, 4, c->owner);
+	int step = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (step == SQLITE_DONE)
+		return store__err(st, STORE_ENOTFOUND, "the claim on the pair is gone (it expired and was dropped)");
+	if (step != SQLITE_ROW)
+		return store__dberr(st, "read claim");
+	return put_claim(st, a, b, c, now_s());
+}
+
+int store_claim_renew(store *st, const store_claim *c)
+{
+	int rc = check_claim(st, c, "store_claim_renew");
+	return rc ? rc : in_write_tx(st, renew_claim, c, NULL);
+}
+
+static int release_claim(store *st, const store_claim *c, void *arg)
+{
+	(void)arg;
+	int64_t a, b;
+	pair_of(c, &a, &b);
+	sqlite3_stmt *s = store__prepare(st, "DELETE FROM claims WHERE completion_a = ?1 AND completion_b = ?2 "
+					     "AND scope = ?3 AND owner = ?4");
+	if (!s)
+		return STORE_ERR;
+	sqlite3_bind_int64(s, 1, a);
+	sqlite3_bind_int64(s, 2, b);
+	store__bind_text(s, 3, c->scope);
+	store__bind_text(s, 4, c->owner);
+	int rc = sqlite3_step(s) == SQLITE_DONE ? STORE_OK : store__dberr(st, "release claim");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int store_claim_release(store *st, const store_claim *c)
+{
+	int rc = check_claim(st, c, "store_claim_release");
+	return rc ? rc : in_write_tx(st, release_claim, c, NULL);
+}
+
+static int release_all(store *st, const store_claim *c, void *arg)
+{
+	(void)arg;
+	long pid;
+	const char *host, *tok;
+	store__self_identity(&pid, &host, &tok);
+	sqlite3_stmt *s = store__prepare(st, "DELETE FROM claims WHERE owner = ?1 AND pid = ?2");
+	if (!s)
+		return STORE_ERR;
+	store__bind_text(s, 1, c->owner);
+	sqlite3_bind_int64(s, 2, pid);
+	int rc = sqlite3_step(s) == SQLITE_DONE ? STORE_OK : store__dberr(st, "release claims");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int store_claims_release_all(store *st, const char *owner)
+{
+	if (!st->db || !owner || !*owner)
+		return store__err(st, STORE_EINVAL, "store_claims_release_all: the store is not open, or no owner");
+	store_claim c = {.owner = owner};
+	return in_write_tx(st, release_all, &c, NULL);
+}
+
+int store_claims_live(store *st, const char *scope, long *n)
+{
+	if (!st->db || !scope || !n)
+		return store__err(st, STORE_EINVAL, "store_claims_live: the store is not open, or no scope");
+	sqlite3_stmt *s = store__prepare(st, "SELECT pid, host, proc_start FROM claims "
+					     "WHERE scope = ?1 AND expires_at > ?2");
+	if (!s)
+		return STORE_ERR;
+	store__bind_text(s, 1, scope);
+	sqlite3_bind_double(s, 2, now_s());
+	int step;
+	*n = 0;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW)
+		*n += !store__run_gone(sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
+				       (const char *)sqlite3_column_text(s, 2));
+	int rc = step == SQLITE_DONE ? STORE_OK : store__dberr(st, "read claims");
+	sqlite3_finalize(s);
+	return rc;
+}
