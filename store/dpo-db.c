@@ -529,6 +529,7 @@ static const util_cmd commands[] = {
 	{"agreement", db_cmd_agreement, "kappa, alpha, judge-vs-human agreement"},
 	{"split", cmd_split, "reassign prompts to test/train (deterministic)"},
 	{"report", db_cmd_report, "an HTML page: labels, agreement, judges, training"},
+	{"merge", db_cmd_merge, "bring other stores (offline copies) into this one"},
 	{NULL, NULL, NULL},
 };
 

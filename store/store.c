@@ -18,7 +18,7 @@
 #include <time.h>
 
 /* "DPO1": marks a file as a dpo database (PRAGMA application_id). */
-#define STORE_APPLICATION_ID 0x44504f31
+#define STORE_APPLICATION_ID STORE__APPLICATION_ID
 #define STORE_BUSY_MS 30000
 /* Page size of new databases (existing ones keep theirs). */
 #define STORE_PAGE_SIZE_STR "32768"
@@ -563,9 +563,7 @@ int store__open_version(store *st, const char *path, int target)
 	return open_db(st, path, target, OPEN_CREATE);
 }
 
-/* "file:PATH?immutable=1", with the characters a URI path cannot hold
- * percent-encoded. */
-static char *immutable_uri(const char *path)
+char *store__file_uri(const char *path, const char *query)
 {
 	util_buf b = UTIL_BUF_INIT;
 	util_buf_adds(&b, "file:");
@@ -575,7 +573,7 @@ static char *immutable_uri(const char *path)
 		else
 			util_buf_addf(&b, "%c", *p);
 	}
-	util_buf_adds(&b, "?immutable=1");
+	util_buf_addf(&b, "?%s", query);
 	return util_buf_detach(&b);
 }
 
@@ -591,7 +589,7 @@ static int open_db(store *st, const char *path, int target, int mode)
 		/* On read-only media or in a read-only folder a WAL database
 		 * cannot be read without its -shm file; an immutable open needs
 		 * none (and sees no other process's changes). */
-		char *uri = immutable_uri(path), msg[sizeof st->err];
+		char *uri = store__file_uri(path, "immutable=1"), msg[sizeof st->err];
 		memcpy(msg, st->err, sizeof msg);
 		rc = open_try(st, path, target, mode, uri, &sqlcode);
 		free(uri);
@@ -625,10 +623,16 @@ static int open_try(store *st, const char *path, int target, int mode, const cha
 				"%s: no such database (create one with dpo-db init or dpo-db import)", path);
 		goto out;
 	}
-	if (sqlite3_open_v2(uri ? uri : path, &st->db,
-			    (uri ? SQLITE_OPEN_READONLY | SQLITE_OPEN_URI : SQLITE_OPEN_READWRITE) |
-				    (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX,
-			    NULL) != SQLITE_OK) {
+	/* URIs are on for every connection (dpo-db merge attaches another
+	 * store read-only by URI), so a plain relative path that happens to
+	 * begin with "file:" is spelled "./file:..." */
+	char *plain = !uri && !strncmp(path, "file:", 5) ? xasprintf("./%s", path) : NULL;
+	int orc = sqlite3_open_v2(uri ? uri : plain ? plain : path, &st->db,
+				  (uri ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_URI |
+					  (create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX,
+				  NULL);
+	free(plain);
+	if (orc != SQLITE_OK) {
 		rc = store__err(st, STORE_ERR, "%s: cannot open: %s", path,
 				st->db ? sqlite3_errmsg(st->db) : "out of memory");
 		goto out;

@@ -432,6 +432,45 @@ int store_claims_release_all(store *st, const char *owner);
 /* How many live claims scope has now, into *n. */
 int store_claims_live(store *st, const char *scope, long *n);
 
+/* ---- merging another store -------------------------------------------------- */
+
+/* What store_merge added (or, in a dry run, would add). */
+typedef struct store_merge_counts {
+	long prompts_new, prompts_dup;
+	long completions_new, completions_dup;
+	long annotators_new;
+	long comparisons_new, comparisons_dup;
+	long comparisons_conflict; /* same annotator and pair, another verdict */
+	long conflicts_taken;      /* ... of which the other store's (later) label was kept */
+	long runs_new, metrics_new;
+} store_merge_counts;
+
+/* A conflict as handed to the callback (pointers valid during the call). */
+typedef struct store_merge_conflict {
+	const char *annotator;
+	int64_t prompt_id;          /* ours */
+	const char *prompt_hash;    /* hex */
+	const char *here_verdict, *here_at;   /* our label: verdict, created_at */
+	const char *other_verdict, *other_at; /* the other store's, in our pair order */
+	const char *other_path;
+	int kept_other;             /* 1: the other's label is later and replaces ours */
+} store_merge_conflict;
+typedef void (*store_merge_conflict_cb)(void *ud, const store_merge_conflict *c);
+
+/* Bring the store at path (a dpo store of the same schema version, opened
+ * read-only: it is never changed) into st: prompts, completions,
+ * generators, annotators, labels (verdict, time, shown order, note, scores),
+ * runs and their metrics, each matched by what identifies it (content
+ * hashes, names), so merging twice adds nothing. A label the same annotator
+ * gave the same pair in both with another verdict is a conflict: the later
+ * one is kept, and each is handed to cb (may be NULL). All in one
+ * transaction (the caller must not hold one); dry_run rolls it back after
+ * counting. Caches and claims are not merged. Returns STORE_OK, STORE_ECORRUPT
+ * (not a dpo store), STORE_EVERSION (another schema version), or an error;
+ * *k is overwritten. */
+int store_merge(store *st, const char *path, int dry_run, store_merge_counts *k, store_merge_conflict_cb cb,
+		void *ud);
+
 /* A run as handed to callbacks (pointers valid during the callback). */
 typedef struct store_run {
 	int64_t id;

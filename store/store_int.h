@@ -73,6 +73,11 @@ sqlite3_stmt *store__prepare(store *st, const char *sql);
 int store__exec(store *st, const char *sql);
 /* Current UTC time as ISO 8601, cached per second; owned by the handle. */
 const char *store__now(store *st);
+/* PRAGMA application_id of a dpo store ("DPO1"). */
+#define STORE__APPLICATION_ID 0x44504f31
+/* "file:PATH?QUERY" (e.g. "immutable=1", "mode=ro"), with the characters
+ * a URI path cannot hold percent-encoded. Caller frees. */
+char *store__file_uri(const char *path, const char *query);
 /* The fingerprint of a prompt whose text is the n bytes at text: of a text
  * prompt, and of a conversation of one user message with that content (one
  * canonical form, so that both are the same prompt). Into hash (32 bytes). */

@@ -1,0 +1,114 @@
+#!/bin/sh
+# cli_db_merge.sh: dpo-db merge (issue #14): an annotator's offline copy
+# comes back with its labels (annotator, time, shown order, note), runs and
+# metrics; matched by fingerprints, so merging twice adds nothing; a pair
+# whose completions have other ids (and so the other order) there keeps
+# its meaning; a conflict keeps the later label and is reported; --dry-run
+# and every mistake change nothing.
+. "$top_srcdir/tests/tap.sh"
+command -v sqlite3 >/dev/null 2>&1 || skip_all "no sqlite3 to build the annotators' copies"
+sum() { cksum <"$1"; }
+q() { sqlite3 "$1" "$2"; }
+
+# The team's store: three prompts. Alice's copy was made from other files,
+# so her completions of "Q1?" came in the other order (other ids).
+printf '%s\n' '{"prompt": "Q1?", "chosen": "x1", "rejected": "y1"}' \
+	'{"prompt": "Q2?", "chosen": "x2", "rejected": "y2"}' \
+	'{"prompt": "Q3?", "chosen": "x3", "rejected": "y3"}' >"$T/team.jsonl"
+printf '%s\n' '{"prompt": "Q1?", "completions": ["y1", "x1"]}' >"$T/alice-q1.jsonl"
+printf '%s\n' '{"prompt": "Q2?", "chosen": "x2", "rejected": "y2"}' \
+	'{"prompt": "Q4?", "chosen": "x4", "rejected": "y4"}' >"$T/alice.jsonl"
+ok "the team's store" dpo-db --db "$T/team.db" import --source team "$T/team.jsonl"
+ok "alice's copy" dpo-db --db "$T/alice.db" import --source team "$T/alice-q1.jsonl" "$T/alice.jsonl"
+
+# Alice labels Q1 and Q2 by hand (human rows: annotator, time, shown order,
+# note); Q1 "x1 better", shown x1 first; Q2 "y2 better" at 10:00. The team
+# store has alice's Q2 label too, "x2 better", at 09:00 (the earlier one).
+human() { # DB PROMPT WINNER LOSER SHOWN-FIRST-TEXT NOTE TIME
+	q "$1" "INSERT OR IGNORE INTO annotators(kind, name, created_at) VALUES ('human', 'alice', '$7');
+	INSERT INTO comparisons(prompt_id, completion_a, completion_b, annotator_id, verdict, shown_first, rationale,
+		duration_ms, created_at)
+	SELECT p.id, min(w.id, l.id), max(w.id, l.id), (SELECT id FROM annotators WHERE name = 'alice'),
+		CASE WHEN w.id < l.id THEN 'a' ELSE 'b' END,
+		CASE WHEN (SELECT id FROM completions WHERE text = '$5') = min(w.id, l.id) THEN 'a' ELSE 'b' END,
+		'$6', 1234, '$7'
+	FROM prompts p JOIN completions w ON w.prompt_id = p.id AND w.text = '$3'
+		JOIN completions l ON l.prompt_id = p.id AND l.text = '$4' WHERE p.content = '$2';
+	UPDATE prompts SET n_labeled_pairs = 1 WHERE content = '$2';"
+}
+human "$T/alice.db" Q1? x1 y1 x1 "clear win" 2026-01-02T10:00:00Z
+human "$T/alice.db" Q2? y2 x2 x2 "changed my mind" 2026-01-02T10:00:00Z
+human "$T/team.db" Q2? x2 y2 y2 "" 2026-01-02T09:00:00Z
+q "$T/alice.db" "INSERT INTO runs(kind, command, started_at, ended_at, status, pid, host)
+	VALUES ('annotate', 'dpo-annotate --annotator alice', '2026-01-02T09:59:00Z', '2026-01-02T10:01:00Z', 'ok', 4242, 'laptop');
+	INSERT INTO metrics(run_id, step, name, value) VALUES (1, -1, 'labels', 2)"
+ok "alice's copy is sound" dpo-db --db "$T/alice.db" check
+alice_sum=$(sum "$T/alice.db")
+
+# ---- --dry-run changes nothing and says what would come in
+cp "$T/team.db" "$T/team0.db"
+ok "merge --dry-run" dpo-db --db "$T/team.db" merge --dry-run "$T/alice.db"
+is "merge --dry-run: the counts" "$(cat "$T/.out")" \
+	"$T/alice.db: (dry run, nothing changed) prompts 1 new / 2 duplicate, completions 2 new / 4 duplicate, labels 2 new / 1 duplicate, 1 conflicting (1 replaced by the later label), annotators 0 new, runs 1 new, metrics 1 new"
+ok "merge --dry-run: the store is byte-identical" cmp "$T/team.db" "$T/team0.db"
+
+# ---- the merge
+ok "merge" dpo-db --db "$T/team.db" merge "$T/alice.db"
+is "merge: the counts" "$(cat "$T/.out")" \
+	"$T/alice.db: prompts 1 new / 2 duplicate, completions 2 new / 4 duplicate, labels 2 new / 1 duplicate, 1 conflicting (1 replaced by the later label), annotators 0 new, runs 1 new, metrics 1 new"
+like "the conflict is reported" "$(cat "$T/.err")" \
+	"conflict: alice labelled a pair of prompt 2 ("
+like "with both verdicts and the later kept" "$(cat "$T/.err")" \
+	"(2026-01-02T09:00:00Z) and "
+like "kept there" "$(cat "$T/.err")" "kept the later (there)"
+ok "the other store is not changed" test "$(sum "$T/alice.db")" = "$alice_sum"
+ok "the merged store is sound" dpo-db --db "$T/team.db" check
+winner() { # PROMPT: the text alice preferred, then what was shown first, the note and time
+	q "$T/team.db" "SELECT w.text || '|' || s.text || '|' || coalesce(c.rationale, '') || '|' || c.created_at || '|' || c.duration_ms
+	FROM comparisons c JOIN annotators a ON a.id = c.annotator_id AND a.name = 'alice'
+	JOIN prompts p ON p.id = c.prompt_id AND p.content = '$1'
+	JOIN completions w ON w.id = CASE c.verdict WHEN 'a' THEN c.completion_a ELSE c.completion_b END
+	JOIN completions s ON s.id = CASE c.shown_first WHEN 'a' THEN c.completion_a ELSE c.completion_b END"
+}
+is "Q1 (the other order there): alice's label keeps its meaning, shown order, note, time" "$(winner Q1?)" \
+	"x1|x1|clear win|2026-01-02T10:00:00Z|1234"
+is "Q2: the later label is kept" "$(winner Q2?)" "y2|x2|changed my mind|2026-01-02T10:00:00Z|1234"
+is "Q4 came in" "$(q "$T/team.db" "SELECT count(*) FROM prompts WHERE content = 'Q4?'")" 1
+is "one label per annotator and pair" \
+	"$(q "$T/team.db" "SELECT count(*) FROM comparisons c JOIN annotators a ON a.id = c.annotator_id WHERE a.name = 'alice'")" 2
+is "the run and its metric came in" \
+	"$(q "$T/team.db" "SELECT r.command || '|' || m.name || '=' || m.value FROM runs r JOIN metrics m ON m.run_id = r.id")" \
+	"dpo-annotate --annotator alice|labels=2.0"
+ok "stats counts alice's labels" dpo-db --db "$T/team.db" stats
+like "stats: alice" "$(cat "$T/.out")" "alice"
+
+# ---- merging twice adds nothing
+cp "$T/team.db" "$T/team1.db"
+ok "merge again" dpo-db --db "$T/team.db" merge "$T/alice.db"
+is "merge again: all duplicates" "$(cat "$T/.out")" \
+	"$T/alice.db: prompts 0 new / 3 duplicate, completions 0 new / 6 duplicate, labels 0 new / 4 duplicate, 0 conflicting (0 replaced by the later label), annotators 0 new, runs 0 new, metrics 0 new"
+is "merge again: the same rows" "$(q "$T/team.db" "SELECT count(*) FROM comparisons") $(q "$T/team.db" "SELECT count(*) FROM runs")" \
+	"$(q "$T/team1.db" "SELECT count(*) FROM comparisons") $(q "$T/team1.db" "SELECT count(*) FROM runs")"
+ok "merge --json" dpo-db --db "$T/team.db" merge --json "$T/alice.db"
+like "merge --json: the counts" "$(cat "$T/.out")" '"labels_new": 0, "labels_duplicate": 4, "labels_conflicting": 0'
+
+# ---- mistakes change nothing
+s=$(sum "$T/team.db")
+dpo-db --db "$T/team.db" merge "$T/team.db" >/dev/null 2>"$T/err"
+is "merge the store into itself: exit 1" "$?" 1
+like "says why" "$(cat "$T/err")" "is the database itself"
+dpo-db --db "$T/team.db" merge "$T/nosuch.db" >/dev/null 2>"$T/err"
+is "merge a missing store: exit 1" "$?" 1
+ok "... and it is not created" test ! -e "$T/nosuch.db"
+dpo-db --db "$T/typo.db" merge "$T/alice.db" >/dev/null 2>"$T/err"
+is "merge into a missing --db: exit 1" "$?" 1
+ok "... not created" test ! -e "$T/typo.db"
+echo '{"prompt": "x"}' >"$T/not.db"
+dpo-db --db "$T/team.db" merge "$T/not.db" >/dev/null 2>"$T/err"
+is "merge a file that is not a store: exit 1" "$?" 1
+like "says so" "$(cat "$T/err")" "not a dpo database"
+ok "after the mistakes the store is byte-identical" test "$(sum "$T/team.db")" = "$s"
+dpo-db --db "$T/team.db" merge >/dev/null 2>&1
+is "merge with no store named: usage error" "$?" 2
+
+done_testing
