@@ -220,6 +220,24 @@ static const char *const MIGRATIONS[] = {
 	"  PRIMARY KEY (completion_a, completion_b, scope, owner)\n"
 	");\n"
 	"CREATE INDEX claims_owner ON claims(owner, pid);\n",
+
+	/* 7 -> 8: a skip is the skipper's alone, no label for the others: the
+	 * pairs counted in n_labeled_pairs no longer include those with only
+	 * skips (recounted where a skip exists); and pre-assigned work (dpo-db
+	 * assign): which annotator is to label which pair. */
+	"UPDATE prompts SET n_labeled_pairs = (SELECT count(*) FROM (SELECT DISTINCT x.completion_a, "
+	"x.completion_b FROM comparisons x JOIN annotators a ON a.id = x.annotator_id "
+	"WHERE x.prompt_id = prompts.id AND a.kind <> 'judge' AND x.verdict <> 'skip')) "
+	"WHERE id IN (SELECT prompt_id FROM comparisons WHERE verdict = 'skip');\n"
+	"CREATE TABLE assignments(\n"
+	"  completion_a INTEGER NOT NULL REFERENCES completions(id) ON DELETE CASCADE,\n"
+	"  completion_b INTEGER NOT NULL REFERENCES completions(id) ON DELETE CASCADE,\n"
+	"  annotator TEXT NOT NULL,\n"
+	"  created_at TEXT NOT NULL,\n"
+	"  CHECK (completion_a < completion_b),\n"
+	"  PRIMARY KEY (annotator, completion_a, completion_b)\n"
+	") WITHOUT ROWID;\n"
+	"CREATE INDEX assignments_pair ON assignments(completion_a, completion_b);\n",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -268,9 +286,9 @@ static const char *const STMT_SQL[SS_COUNT] = {
 			     "n_labeled_pairs = n_labeled_pairs + ?3 WHERE id = ?1",
 	[SS_PAIR_LABELED] = "SELECT count(*) FROM comparisons x JOIN annotators a ON a.id = x.annotator_id "
 			    "WHERE x.prompt_id = ?1 AND x.completion_a = ?2 AND x.completion_b = ?3 "
-			    "AND a.kind <> 'judge'",
+			    "AND a.kind <> 'judge' AND x.verdict <> 'skip'",
 	[SS_ANNOTATOR_KIND] = "SELECT kind FROM annotators WHERE id = ?1",
-	[SS_COMPARISON_ROW] = "SELECT prompt_id, completion_a, completion_b, annotator_id FROM comparisons "
+	[SS_COMPARISON_ROW] = "SELECT prompt_id, completion_a, completion_b, annotator_id, verdict FROM comparisons "
 			      "WHERE id = ?1",
 	[SS_METRIC_ADD] = "INSERT INTO metrics(run_id, step, name, value) VALUES (?1, ?2, ?3, ?4) "
 			  "ON CONFLICT(run_id, name, step) DO UPDATE SET value = excluded.value",
@@ -969,7 +987,7 @@ int store_check(store *st, char **report)
 			       "(SELECT count(*) FROM completions c WHERE c.prompt_id = p.id) "
 			       "OR n_labeled_pairs <> (SELECT count(*) FROM (SELECT DISTINCT x.completion_a, "
 			       "x.completion_b FROM comparisons x JOIN annotators a ON a.id = x.annotator_id "
-			       "WHERE x.prompt_id = p.id AND a.kind <> 'judge'))");
+			       "WHERE x.prompt_id = p.id AND a.kind <> 'judge' AND x.verdict <> 'skip'))");
 	if (!s) {
 		rc = STORE_ERR;
 		goto out;

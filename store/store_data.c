@@ -501,7 +501,8 @@ int store_completions_count(store *st, int64_t prompt_id, int64_t generator_id, 
 
 /* ---- comparisons -------------------------------------------------------- */
 
-/* How many human or import comparisons the pair has, into *n. */
+/* How many human or import labels the pair has, into *n (a skip is no
+ * label: the pair stays open to the others). */
 static int pair_labels(store *st, int64_t prompt_id, int64_t a, int64_t b, long *n)
 {
 	sqlite3_stmt *s = store__stmt(st, SS_PAIR_LABELED);
@@ -617,7 +618,7 @@ static int comparison_insert(store *st, const store_comparison *c, int64_t a, in
 			*id = sqlite3_last_insert_rowid(st->db);
 		if (created)
 			*created = 1;
-		if (kind != 'j') {
+		if (kind != 'j' && strcmp(verdict, "skip") != 0) {
 			long n = 1;
 			if (!fresh && (rc = pair_labels(st, c->prompt_id, a, b, &n)))
 				return rc;
@@ -701,7 +702,7 @@ int store_comparison_add(store *st, const store_comparison *c, int64_t *id, int 
 int store_comparison_delete(store *st, int64_t id)
 {
 	int64_t prompt_id = 0, a = 0, b = 0, ann = 0;
-	int started, rc;
+	int started, rc, skip = 0;
 	char kind;
 	sqlite3_stmt *s;
 	if ((rc = store__tx_auto(st, &started)))
@@ -717,6 +718,7 @@ int store_comparison_delete(store *st, int64_t id)
 		a = sqlite3_column_int64(s, 1);
 		b = sqlite3_column_int64(s, 2);
 		ann = sqlite3_column_int64(s, 3);
+		skip = !strcmp(store__col_text(s, 4), "skip");
 		rc = STORE_OK;
 	} else if (rc == SQLITE_DONE) {
 		rc = store__err(st, STORE_ENOTFOUND, "no comparison with id %lld", (long long)id);
@@ -733,7 +735,7 @@ int store_comparison_delete(store *st, int64_t id)
 	sqlite3_bind_int64(s, 1, id);
 	rc = sqlite3_step(s) == SQLITE_DONE ? STORE_OK : store__dberr(st, "delete comparison");
 	sqlite3_reset(s);
-	if (!rc && kind != 'j') {
+	if (!rc && kind != 'j' && !skip) {
 		long n = 0;
 		if (!(rc = pair_labels(st, prompt_id, a, b, &n)) && n == 0)
 			rc = prompt_counts(st, prompt_id, 0, -1);

@@ -244,7 +244,7 @@ static int add_labels(store *st, store_merge_counts *k)
 			       "n_completions = (SELECT count(*) FROM main.completions c WHERE c.prompt_id = prompts.id), "
 			       "n_labeled_pairs = (SELECT count(*) FROM (SELECT DISTINCT x.completion_a, x.completion_b "
 			       "FROM main.comparisons x JOIN main.annotators a ON a.id = x.annotator_id "
-			       "WHERE x.prompt_id = prompts.id AND a.kind <> 'judge')) "
+			       "WHERE x.prompt_id = prompts.id AND a.kind <> 'judge' AND x.verdict <> 'skip')) "
 			       "WHERE id IN (SELECT mid FROM merge_p)");
 }
 

@@ -308,6 +308,7 @@ int store_pairs_count_ties(store *st, const char *split, const char *policy, int
 typedef struct vote_row {
 	int64_t a, b, annotator;
 	char kind; /* 'h', 'j' or 'i' */
+	int skip;  /* the verdict is a skip */
 } vote_row;
 
 int store_queue_foreach(store *st, const store_queue_filter *f, store_pair_ref_cb cb, void *ud)
@@ -335,7 +336,8 @@ int store_queue_foreach(store *st, const store_queue_filter *f, store_pair_ref_c
 			  "AND (?2 IS NULL OR split = ?2) AND (?3 IS NULL OR source = ?3) ORDER BY id";
 	if (!(ps = store__prepare(st, psql)) ||
 	    !(cs = store__prepare(st, "SELECT id FROM completions WHERE prompt_id = ?1 ORDER BY id")) ||
-	    !(vs = store__prepare(st, "SELECT c.completion_a, c.completion_b, c.annotator_id, a.kind "
+	    !(vs = store__prepare(st, "SELECT c.completion_a, c.completion_b, c.annotator_id, a.kind, "
+				      "c.verdict = 'skip' "
 				      "FROM comparisons c JOIN annotators a ON a.id = c.annotator_id "
 				      "WHERE c.prompt_id = ?1"))) {
 		rc = STORE_ERR;
@@ -373,6 +375,7 @@ int store_queue_foreach(store *st, const store_queue_filter *f, store_pair_ref_c
 			votes[nv].b = sqlite3_column_int64(vs, 1);
 			votes[nv].annotator = sqlite3_column_int64(vs, 2);
 			votes[nv].kind = store__col_text(vs, 3)[0];
+			votes[nv].skip = sqlite3_column_int(vs, 4);
 			nv++;
 		}
 		if (step != SQLITE_DONE) {
@@ -385,9 +388,10 @@ int store_queue_foreach(store *st, const store_queue_filter *f, store_pair_ref_c
 				for (size_t k = 0; k < nv; k++) {
 					if (votes[k].a != cids[i] || votes[k].b != cids[j])
 						continue;
-					if (votes[k].kind == 'h')
+					/* a skip is the skipper's: no label for the others */
+					if (votes[k].kind == 'h' && !votes[k].skip)
 						humans++;
-					if (votes[k].kind == 'h' || votes[k].kind == 'i')
+					if ((votes[k].kind == 'h' || votes[k].kind == 'i') && !votes[k].skip)
 						labeled = 1;
 					if (f->annotator_id && votes[k].annotator == f->annotator_id)
 						mine = 1;

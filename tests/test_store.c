@@ -1562,6 +1562,70 @@ static void test_claims(void)
 	free(p);
 }
 
+/* ---- a skip is the skipper's alone (#14) ------------------------------------- */
+
+static int count_pairs_cb(void *ud, const store_pair_ref *p)
+{
+	(void)p;
+	(*(int *)ud)++;
+	return 0;
+}
+
+static int queue_len(store *st, int64_t annotator)
+{
+	int n = 0;
+	store_queue_filter f = {.annotator_id = annotator, .max_annotations = 1};
+	store_queue_foreach(st, &f, count_pairs_cb, &n);
+	return n;
+}
+
+static void test_skip_is_personal(void)
+{
+	char *p = tpath("skip.db");
+	store *st = store_new();
+	TAP_IS_INT(store__open_version(st, p, 7), STORE_OK, "skip: a version-7 store");
+	int64_t pr = 0, g = 0, c1 = 0, c2 = 0, x = 0, y = 0;
+	store_prompt_add(st, "Skip me?", NULL, 0, "t", NULL, &pr, NULL);
+	store_generator gen = {.kind = "import", .name = "t"};
+	store_generator_id(st, &gen, &g);
+	store_completion_add(st, pr, "left", g, &c1, NULL);
+	store_completion_add(st, pr, "right", g, &c2, NULL);
+	store_annotator ax = {.kind = "human", .name = "x"}, ay = {.kind = "human", .name = "y"};
+	store_annotator_id(st, &ax, &x);
+	store_annotator_id(st, &ay, &y);
+	store_free(st);
+	/* version 7 counted a skip as a label: the prompt left the queue */
+	char *sql = xasprintf("INSERT INTO comparisons(prompt_id, completion_a, completion_b, annotator_id, verdict, "
+			      "created_at) VALUES (%lld, %lld, %lld, %lld, 'skip', 'x') RETURNING 1",
+			      (long long)pr, (long long)c1, (long long)c2, (long long)x);
+	TAP_IS_INT(raw_sql(p, sql), 1, "x skipped the pair under version 7");
+	free(sql);
+	raw_sql(p, "UPDATE prompts SET n_labeled_pairs = 1 RETURNING 1");
+	st = store_new();
+	TAP_IS_INT(store_open(st, p), STORE_OK, "migrates");
+	TAP_IS_INT(raw_sql(p, "SELECT n_labeled_pairs FROM prompts"), 0, "the skip is no label any more");
+	TAP_IS_INT(queue_len(st, y), 1, "the pair is in y's queue");
+	TAP_IS_INT(queue_len(st, x), 0, "not in x's");
+	/* a new skip, then its undo, leave the counter alone */
+	int64_t id = 0;
+	store_comparison sk = {.prompt_id = pr, .completion_a = c1, .completion_b = c2, .annotator_id = y,
+			       .verdict = "skip", .confidence = NAN, .duration_ms = -1};
+	TAP_IS_INT(store_comparison_add(st, &sk, &id, NULL), STORE_OK, "y skips it too");
+	TAP_IS_INT(raw_sql(p, "SELECT n_labeled_pairs FROM prompts"), 0, "still no label");
+	TAP_IS_INT(store_comparison_delete(st, id), STORE_OK, "y undoes the skip");
+	TAP_IS_INT(raw_sql(p, "SELECT n_labeled_pairs FROM prompts"), 0, "the counter did not go below zero");
+	store_comparison lab = sk;
+	lab.verdict = "a";
+	TAP_IS_INT(store_comparison_add(st, &lab, &id, NULL), STORE_OK, "y labels it");
+	TAP_IS_INT(raw_sql(p, "SELECT n_labeled_pairs FROM prompts"), 1, "one labelled pair");
+	TAP_IS_INT(queue_len(st, 0), 0, "at overlap 1 it left the queue");
+	char *report = NULL;
+	TAP_IS_INT(store_check(st, &report), STORE_OK, "the counters check out");
+	free(report);
+	store_free(st);
+	free(p);
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -1590,6 +1654,7 @@ int main(void)
 	test_scores_v5();
 	test_canonical_prompt_v6();
 	test_claims();
+	test_skip_is_personal();
 	free(p);
 	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
