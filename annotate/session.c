@@ -393,6 +393,7 @@ static int load_chunk(ann_session *s, size_t want)
 			.include_labeled = s->o.overlap > 1,
 			.max_annotations = s->o.overlap,
 			.after_prompt_id = s->cursor,
+			.assigned_to = s->annotator, /* their pairs, once dpo-db assign ran */
 		};
 		rc = store_queue_foreach(s->st, &f, load_pair_cb, &c);
 	}

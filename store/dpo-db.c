@@ -530,6 +530,7 @@ static const util_cmd commands[] = {
 	{"split", cmd_split, "reassign prompts to test/train (deterministic)"},
 	{"report", db_cmd_report, "an HTML page: labels, agreement, judges, training"},
 	{"merge", db_cmd_merge, "bring other stores (offline copies) into this one"},
+	{"assign", db_cmd_assign, "pre-assign pairs to a team of annotators"},
 	{NULL, NULL, NULL},
 };
 

@@ -19,6 +19,7 @@ int db_cmd_agreement(int argc, char **argv); /* dpo-db-agreement.c */
  * file is written atomically (temporary file, then rename). */
 int db_cmd_report(int argc, char **argv); /* dpo-db-report.c */
 int db_cmd_merge(int argc, char **argv); /* dpo-db-merge.c */
+int db_cmd_assign(int argc, char **argv); /* dpo-db-assign.c */
 
 /* The database to use: opt (a subcommand's --db) when not NULL, else the
  * --db given before the subcommand, else $DPO_DB, else ./dpo.db. */

@@ -296,6 +296,9 @@ typedef struct store_queue_filter {
 	int max_annotations;    /* > 0: skip pairs already judged by this many humans */
 	long limit;             /* <= 0: all */
 	int64_t after_prompt_id; /* > 0: start after this prompt (resume a scan cheaply) */
+	/* an annotator's name: when it has assignments (dpo-db assign), only
+	 * the pairs assigned to it; NULL or none: every pair */
+	const char *assigned_to;
 } store_queue_filter;
 
 /* Visit, in (prompt id, a, b) order, every pair of completions of prompts
@@ -431,6 +434,33 @@ int store_claim_release(store *st, const store_claim *c);
 int store_claims_release_all(store *st, const char *owner);
 /* How many live claims scope has now, into *n. */
 int store_claims_live(store *st, const char *scope, long *n);
+
+/* ---- assignments --------------------------------------------------------------- */
+
+/* Pre-assigned work, as Label Studio distributes tasks: which annotator is
+ * to label which pair. An annotator with assignments is offered those pairs
+ * only (store_queue_filter.assigned_to). */
+#define STORE_ASSIGN_MAX 256
+
+typedef struct store_assign_counts {
+	long assignments_new;            /* rows added */
+	long pairs_short;                /* pairs left below the overlap: too few annotators not yet on them */
+	long added[STORE_ASSIGN_MAX];    /* per annotator (in the order given): new assignments */
+	long pending[STORE_ASSIGN_MAX];  /* per annotator: assigned and not yet labelled, afterwards */
+} store_assign_counts;
+
+/* Assign every pair (of split, NULL: all) that has fewer than overlap human
+ * labels to annotators not yet on it (labelled, skipped or assigned), until
+ * labels plus open assignments reach overlap: each pair to the annotators
+ * with the fewest open assignments (ties rotate), so every annotator gets a
+ * fair share. Running it again (after more data, or more labels) adds only
+ * what is missing. n annotators (1..STORE_ASSIGN_MAX, distinct names),
+ * overlap 1..n. One transaction; dry_run rolls it back after counting.
+ * *k is overwritten. */
+int store_assign(store *st, const char *const *names, int n, int overlap, const char *split, int dry_run,
+		 store_assign_counts *k);
+/* How many assignments annotator has (labelled or not), into *n. */
+int store_assigned_count(store *st, const char *annotator, long *n);
 
 /* ---- merging another store -------------------------------------------------- */
 

@@ -287,3 +287,168 @@ int store_claims_live(store *st, const char *scope, long *n)
 	sqlite3_finalize(s);
 	return rc;
 }
+
+/* ---- assignments (dpo-db assign) --------------------------------------------- */
+
+/* The state of one store_assign. */
+struct assign_ctx {
+	store *st;
+	const char *const *names;
+	int n, overlap;
+	long *load;       /* per annotator: pairs assigned and not yet labelled by them */
+	long pair_no;     /* pairs seen, to rotate the tie order */
+	store_assign_counts *k;
+	int rc;
+};
+
+/* Which of the names labelled (or skipped) the pair or have it assigned:
+ * done[i] / held[i]; the pair's human labels (not skips) into *labels. */
+static int pair_people(struct assign_ctx *c, const store_pair_ref *p, int *done, int *held, int *labels)
+{
+	store *st = c->st;
+	sqlite3_stmt *s = store__prepare(st, "SELECT a.name, a.kind = 'human' AND x.verdict <> 'skip', 0 "
+					     "FROM comparisons x JOIN annotators a ON a.id = x.annotator_id "
+					     "WHERE x.completion_a = ?1 AND x.completion_b = ?2 "
+					     "UNION ALL SELECT annotator, 0, 1 FROM assignments "
+					     "WHERE completion_a = ?1 AND completion_b = ?2");
+	if (!s)
+		return STORE_ERR;
+	sqlite3_bind_int64(s, 1, p->completion_a);
+	sqlite3_bind_int64(s, 2, p->completion_b);
+	int step;
+	*labels = 0;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *who = (const char *)sqlite3_column_text(s, 0);
+		int assigned = sqlite3_column_int(s, 2);
+		*labels += sqlite3_column_int(s, 1);
+		for (int i = 0; who && i < c->n; i++)
+			if (!strcmp(who, c->names[i])) {
+				if (assigned)
+					held[i] = 1;
+				else
+					done[i] = 1;
+			}
+	}
+	int rc = step == SQLITE_DONE ? STORE_OK : store__dberr(st, "read labels");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int assign_pair(void *ud, const store_pair_ref *p)
+{
+	struct assign_ctx *c = ud;
+	store *st = c->st;
+	int done[STORE_ASSIGN_MAX] = {0}, held[STORE_ASSIGN_MAX] = {0}, labels = 0;
+	if ((c->rc = pair_people(c, p, done, held, &labels)))
+		return 1;
+	int need = c->overlap - labels;
+	for (int i = 0; i < c->n; i++)
+		need -= held[i] && !done[i];
+	long start = c->pair_no++;
+	while (need > 0) {
+		int best = -1;
+		for (int j = 0; j < c->n; j++) {
+			int i = (int)((start + j) % c->n);
+			if (!done[i] && !held[i] && (best < 0 || c->load[i] < c->load[best]))
+				best = i;
+		}
+		if (best < 0) {
+			c->k->pairs_short++;
+			break;
+		}
+		sqlite3_stmt *s = store__prepare(st, "INSERT INTO assignments(completion_a, completion_b, annotator, "
+						     "created_at) VALUES (?1, ?2, ?3, ?4)");
+		if (!s) {
+			c->rc = STORE_ERR;
+			return 1;
+		}
+		sqlite3_bind_int64(s, 1, p->completion_a);
+		sqlite3_bind_int64(s, 2, p->completion_b);
+		store__bind_text(s, 3, c->names[best]);
+		store__bind_text(s, 4, store__now(st));
+		c->rc = sqlite3_step(s) == SQLITE_DONE ? STORE_OK : store__dberr(st, "assign");
+		sqlite3_finalize(s);
+		if (c->rc)
+			return 1;
+		held[best] = 1;
+		c->load[best]++;
+		c->k->added[best]++;
+		c->k->assignments_new++;
+		need--;
+	}
+	return 0;
+}
+
+/* Each name's pending assignments (pairs assigned to it that it has not
+ * labelled or skipped) into load[]. */
+static int pending_loads(store *st, const char *const *names, int n, long *load)
+{
+	sqlite3_stmt *s = store__prepare(st, "SELECT count(*) FROM assignments g WHERE g.annotator = ?1 AND NOT "
+					     "EXISTS (SELECT 1 FROM comparisons x JOIN annotators a ON a.id = "
+					     "x.annotator_id WHERE a.name = g.annotator AND x.completion_a = "
+					     "g.completion_a AND x.completion_b = g.completion_b)");
+	if (!s)
+		return STORE_ERR;
+	int rc = STORE_OK;
+	for (int i = 0; i < n && rc == STORE_OK; i++) {
+		sqlite3_reset(s);
+		store__bind_text(s, 1, names[i]);
+		if (sqlite3_step(s) == SQLITE_ROW)
+			load[i] = (long)sqlite3_column_int64(s, 0);
+		else
+			rc = store__dberr(st, "count assignments");
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int store_assign(store *st, const char *const *names, int n, int overlap, const char *split, int dry_run,
+		 store_assign_counts *k)
+{
+	if (!st->db || !names || !k)
+		return store__err(st, STORE_EINVAL, "store_assign: the store is not open, or no annotators");
+	if (n < 1 || n > STORE_ASSIGN_MAX)
+		return store__err(st, STORE_EINVAL, "between 1 and %d annotators, not %d", STORE_ASSIGN_MAX, n);
+	if (overlap < 1 || overlap > n)
+		return store__err(st, STORE_EINVAL, "an overlap of %d needs at least %d annotators (%d given)", overlap,
+				  overlap, n);
+	for (int i = 0; i < n; i++) {
+		if (!names[i] || !*names[i])
+			return store__err(st, STORE_EINVAL, "an annotator name cannot be empty");
+		for (int j = 0; j < i; j++)
+			if (!strcmp(names[i], names[j]))
+				return store__err(st, STORE_EINVAL, "annotator \"%s\" is named twice", names[i]);
+	}
+	memset(k, 0, sizeof *k);
+	int rc = store_begin(st);
+	if (rc)
+		return rc;
+	struct assign_ctx c = {st, names, n, overlap, k->pending, 0, k, STORE_OK};
+	if ((rc = pending_loads(st, names, n, k->pending)))
+		goto out;
+	store_queue_filter f = {.split = split, .include_labeled = 1, .max_annotations = overlap};
+	rc = store_queue_foreach(st, &f, assign_pair, &c);
+	if (c.rc)
+		rc = c.rc;
+out:
+	if (rc < 0) {
+		store_rollback(st);
+		return rc;
+	}
+	return dry_run ? store_rollback(st) : store_commit(st);
+}
+
+int store_assigned_count(store *st, const char *annotator, long *n)
+{
+	if (!st->db || !annotator || !n)
+		return store__err(st, STORE_EINVAL, "store_assigned_count: the store is not open, or no annotator");
+	sqlite3_stmt *s = store__prepare(st, "SELECT count(*) FROM assignments WHERE annotator = ?1");
+	if (!s)
+		return STORE_ERR;
+	store__bind_text(s, 1, annotator);
+	int rc = sqlite3_step(s) == SQLITE_ROW ? STORE_OK : store__dberr(st, "count assignments");
+	if (rc == STORE_OK)
+		*n = (long)sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return rc;
+}

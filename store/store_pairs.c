@@ -314,7 +314,7 @@ typedef struct vote_row {
 int store_queue_foreach(store *st, const store_queue_filter *f, store_pair_ref_cb cb, void *ud)
 {
 	store_queue_filter none = {0};
-	sqlite3_stmt *ps = NULL, *cs = NULL, *vs = NULL;
+	sqlite3_stmt *ps = NULL, *cs = NULL, *vs = NULL, *as = NULL;
 	int64_t *cids = NULL;
 	vote_row *votes = NULL;
 	size_t ccap = 0, vcap = 0;
@@ -342,6 +342,17 @@ int store_queue_foreach(store *st, const store_queue_filter *f, store_pair_ref_c
 				      "WHERE c.prompt_id = ?1"))) {
 		rc = STORE_ERR;
 		goto out;
+	}
+	long nassigned = 0;
+	if (f->assigned_to && (rc = store_assigned_count(st, f->assigned_to, &nassigned)))
+		goto out;
+	if (nassigned > 0) {
+		if (!(as = store__prepare(st, "SELECT 1 FROM assignments WHERE annotator = ?1 AND completion_a = ?2 "
+					      "AND completion_b = ?3"))) {
+			rc = STORE_ERR;
+			goto out;
+		}
+		store__bind_text(as, 1, f->assigned_to);
 	}
 	sqlite3_bind_int64(ps, 1, f->after_prompt_id > 0 ? f->after_prompt_id : 0);
 	store__bind_text(ps, 2, f->split);
@@ -399,6 +410,18 @@ int store_queue_foreach(store *st, const store_queue_filter *f, store_pair_ref_c
 				if (mine || (!f->include_labeled && labeled) ||
 				    (f->max_annotations > 0 && humans >= f->max_annotations))
 					continue;
+				if (as) { /* the annotator's assigned pairs only */
+					sqlite3_reset(as);
+					sqlite3_bind_int64(as, 2, cids[i]);
+					sqlite3_bind_int64(as, 3, cids[j]);
+					int hit = sqlite3_step(as);
+					if (hit != SQLITE_ROW && hit != SQLITE_DONE) {
+						rc = store__dberr(st, "read assignments");
+						goto out;
+					}
+					if (hit == SQLITE_DONE)
+						continue;
+				}
 				store_pair_ref ref = {pid, cids[i], cids[j]};
 				if ((rc = cb(ud, &ref)))
 					goto out;
@@ -413,6 +436,7 @@ out:
 	sqlite3_finalize(ps);
 	sqlite3_finalize(cs);
 	sqlite3_finalize(vs);
+	sqlite3_finalize(as);
 	free(cids);
 	free(votes);
 	return rc;

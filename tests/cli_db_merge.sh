@@ -111,4 +111,37 @@ ok "after the mistakes the store is byte-identical" test "$(sum "$T/team.db")" =
 dpo-db --db "$T/team.db" merge >/dev/null 2>&1
 is "merge with no store named: usage error" "$?" 2
 
+# ---- dpo-db assign: a fair share for each, every pair at the overlap
+i=1
+: >"$T/nine.jsonl"
+while [ $i -le 9 ]; do
+	echo "{\"prompt\": \"Task $i?\", \"completions\": [\"a$i\", \"b$i\", \"c$i\"]}" >>"$T/nine.jsonl"
+	i=$((i + 1))
+done
+ok "nine prompts of three completions (27 pairs)" dpo-db --db "$T/as.db" import "$T/nine.jsonl"
+cp "$T/as.db" "$T/as0.db"
+ok "assign --dry-run" dpo-db --db "$T/as.db" assign --annotators al,bo --annotators cy --overlap 2 --dry-run
+is "assign --dry-run: the counts" "$(cat "$T/.out")" \
+	"(dry run, nothing changed) assigned 54 pair slots at overlap 2: al +18 (18 open), bo +18 (18 open), cy +18 (18 open)"
+ok "assign --dry-run changes nothing" cmp "$T/as.db" "$T/as0.db"
+ok "assign" dpo-db --db "$T/as.db" assign --annotators al,bo,cy --overlap 2
+is "assign: 18 each" "$(q "$T/as.db" "SELECT group_concat(annotator || '=' || n, ' ') FROM (SELECT annotator, count(*) n FROM assignments GROUP BY 1 ORDER BY 1)")" \
+	"al=18 bo=18 cy=18"
+is "assign: every pair to two annotators" \
+	"$(q "$T/as.db" "SELECT count(*) || ' ' || min(n) || ' ' || max(n) FROM (SELECT count(*) n FROM assignments GROUP BY completion_a, completion_b)")" "27 2 2"
+ok "assign again" dpo-db --db "$T/as.db" assign --annotators al,bo,cy --overlap 2 --json
+like "assign again adds nothing" "$(cat "$T/.out")" '"assignments_new": 0, "pairs_short": 0'
+printf '%s\n' '{"prompt": "Task 10?", "completions": ["a10", "b10"]}' >"$T/ten.jsonl"
+ok "a new prompt" dpo-db --db "$T/as.db" import "$T/ten.jsonl"
+ok "assign after it" dpo-db --db "$T/as.db" assign --annotators al,bo,cy --overlap 2
+like "assign after it: only its pair, twice" "$(cat "$T/.out")" "assigned 2 pair slots at overlap 2"
+dpo-db --db "$T/as.db" assign --annotators al,bo --overlap 3 >/dev/null 2>"$T/err"
+is "assign --overlap above the team: usage error" "$?" 2
+like "says why" "$(cat "$T/err")" "--overlap 3 needs at least 3 annotators (2 given)"
+dpo-db --db "$T/as.db" assign --overlap 1 >/dev/null 2>&1
+is "assign without --annotators: usage error" "$?" 2
+dpo-db --db "$T/as.db" assign --annotators al,al >/dev/null 2>"$T/err"
+is "assign naming one annotator twice: exit 1" "$?" 1
+like "says so" "$(cat "$T/err")" 'annotator "al" is named twice'
+
 done_testing

@@ -1619,6 +1619,28 @@ static void test_skip_is_personal(void)
 	TAP_IS_INT(store_comparison_add(st, &lab, &id, NULL), STORE_OK, "y labels it");
 	TAP_IS_INT(raw_sql(p, "SELECT n_labeled_pairs FROM prompts"), 1, "one labelled pair");
 	TAP_IS_INT(queue_len(st, 0), 0, "at overlap 1 it left the queue");
+
+	/* assignments: an annotator with some is offered those only */
+	int64_t c3 = 0, z = 0;
+	store_completion_add(st, pr, "middle", g, &c3, NULL); /* two more pairs: (c1, c3), (c2, c3) */
+	store_annotator az = {.kind = "human", .name = "z"};
+	store_annotator_id(st, &az, &z);
+	TAP_IS_INT(queue_len(st, z), 2, "z: both open pairs before any assignment");
+	const char *team[] = {"x", "z"};
+	store_assign_counts *k = xcalloc(1, sizeof *k);
+	TAP_IS_INT(store_assign(st, team, 2, 1, NULL, 0, k), STORE_OK, "assign the open pairs to x and z");
+	TAP_OK(k->assignments_new == 2 && k->added[0] == 1 && k->added[1] == 1, "one each: %ld %ld %ld",
+	       k->assignments_new, k->added[0], k->added[1]);
+	int nz = 0;
+	store_queue_filter fz = {.annotator_id = z, .max_annotations = 1, .assigned_to = "z"};
+	store_queue_foreach(st, &fz, count_pairs_cb, &nz);
+	TAP_IS_INT(nz, 1, "z is offered its one pair");
+	int ny = 0;
+	store_queue_filter fy = {.annotator_id = y, .max_annotations = 1, .assigned_to = "y"};
+	store_queue_foreach(st, &fy, count_pairs_cb, &ny);
+	TAP_IS_INT(ny, 2, "y, with no assignment, every open pair");
+	TAP_IS_INT(store_assign(st, team, 2, 3, NULL, 0, k), STORE_EINVAL, "an overlap above the team: EINVAL");
+	free(k);
 	char *report = NULL;
 	TAP_IS_INT(store_check(st, &report), STORE_OK, "the counters check out");
 	free(report);
