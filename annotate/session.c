@@ -71,6 +71,11 @@ struct ann_session {
 	action *undo;
 	size_t nundo, capundo;
 
+	/* the pair on screen is claimed in the store (store_claim_try), so
+	 * that concurrent sessions do not show it to more than the overlap */
+	int64_t claim_a, claim_b;
+	time_t claim_renewed;
+
 	char *note;
 	int64_t sum_ms;
 	long ntimed;
@@ -237,11 +242,47 @@ static void item_clear(ann_item *it)
 	memset(it, 0, sizeof *it);
 }
 
+/* The claim of the pair on screen, for store_claim_*. */
+static store_claim claim_of(const ann_session *s, int64_t a, int64_t b)
+{
+	return (store_claim){a, b, "human", s->annotator, ANN_CLAIM_TTL_S};
+}
+
+/* Let go of the claim on the pair that was on screen (a label took its
+ * place, or the session moved on). Failures only shorten nothing: the
+ * claim expires by itself. */
+static void release_claim(ann_session *s)
+{
+	if (!s->claim_a)
+		return;
+	store_claim c = claim_of(s, s->claim_a, s->claim_b);
+	store_claim_release(s->st, &c);
+	s->claim_a = s->claim_b = 0;
+}
+
+/* Claim pair (a, b) before showing it: 1 when this session may show it,
+ * 0 when concurrent sessions hold it up to the overlap. A store that
+ * cannot take the claim (busy, read-only) does not stop the work. */
+static int claim_pair(ann_session *s, int64_t a, int64_t b)
+{
+	store_claim c = claim_of(s, a, b);
+	int got = 0;
+	if (store_claim_try(s->st, &c, s->o.overlap, &got) != STORE_OK)
+		return 1;
+	if (got) {
+		s->claim_a = a;
+		s->claim_b = b;
+		s->claim_renewed = time(NULL);
+	}
+	return got;
+}
+
 static void drop_item(ann_session *s)
 {
 	if (s->have_item)
 		item_clear(&s->item);
 	s->have_item = 0;
+	release_claim(s);
 }
 
 static void set_state(ann_session *s, size_t i, unsigned char st)
@@ -315,6 +356,8 @@ void ann_session_free(ann_session *s)
 	if (!s)
 		return;
 	drop_item(s);
+	if (s->annotator && *s->annotator)
+		store_claims_release_all(s->st, s->annotator);
 	cmp_list_clear(&s->cmps);
 	free(s->cmps.v);
 	for (size_t i = 0; i < s->nundo; i++)
@@ -628,7 +671,8 @@ static int fetch(ann_session *s)
 		cl.n = 0;
 	} else {
 		ann_cand *ca = take_cand(&cl, e->a), *cb = take_cand(&cl, e->b);
-		if (!ca || !cb || !pair_available(s, e)) {
+		if (!ca || !cb || !pair_available(s, e) ||
+		    (s->o.mode != ANN_MODE_REVIEW && !claim_pair(s, e->a, e->b))) {
 			rc = 0;
 			goto out;
 		}
@@ -678,6 +722,12 @@ out:
 const ann_item *ann_session_current(ann_session *s)
 {
 	s->err[0] = 0;
+	if (s->have_item && s->claim_a && time(NULL) - s->claim_renewed >= ANN_CLAIM_TTL_S / 4) {
+		/* still on screen: keep the claim alive */
+		store_claim c = claim_of(s, s->claim_a, s->claim_b);
+		if (store_claim_renew(s->st, &c) == STORE_OK)
+			s->claim_renewed = time(NULL);
+	}
 	if (!s->have_item && s->pos >= s->nq && !s->complete)
 		seek_pending(s, s->nq); /* an earlier read of the queue failed */
 	while (!s->have_item && s->pos < s->nq) {

@@ -43,6 +43,11 @@ enum ann_label {
 	ANN_SKIP,
 };
 
+/* How long a session's claim on the pair it shows lives (seconds); it is
+ * renewed while the pair stays on screen, and expires when the session
+ * dies. */
+#define ANN_CLAIM_TTL_S 240
+
 typedef struct ann_options {
 	const char *annotator; /* human annotator name (required) */
 	int mode;              /* enum ann_mode */
