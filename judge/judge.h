@@ -25,12 +25,16 @@ enum {
 /* Verdict characters: 'A' (first shown better), 'B' (second shown better),
  * 'C' (tie); 0 when none. */
 
-/* Find the judge's final verdict in text[0..n): the last "[[A]]", "[[B]]"
- * or "[[C]]" token (case-insensitive, spaces inside the brackets allowed),
- * searched from the end, skipping every region that starts with
- * "BEGIN <nonce>" and ends with "END <nonce>" (or the end of the text),
- * i.e. material the judge echoed from the embedded prompt and responses.
- * nonce may be NULL or "" (no region is skipped). Returns 'A', 'B', 'C' or 0. */
+/* Find the judge's own final verdict in text[0..n): "[[A]]", "[[B]]",
+ * "[[C]]" or "[[tie]]" (case-insensitive, blanks inside the brackets
+ * allowed). Quoted material is never a verdict: regions from
+ * "BEGIN <nonce>" to "END <nonce>" (or the end of the text; nonce NULL or
+ * "": none), fenced code blocks, blockquote lines ("> ..."), and text
+ * between a pair of double quotes (ASCII or curly) or backticks within one
+ * paragraph. When the last non-empty line is a verdict token alone (maybe
+ * bold, italic, in backticks or quotes, with a final period) that verdict
+ * wins; otherwise the last token outside quoted material. Returns 'A',
+ * 'B', 'C' or 0 (none: a failed parse). */
 int judge_verdict_find(const char *text, size_t n, const char *nonce);
 
 /* Parse a verdict given as a word: "A", "B", "C", "tie" (case-insensitive,
@@ -88,9 +92,10 @@ typedef enum judge_provider {
 	JUDGE_PROVIDER_OPENAI,
 	JUDGE_PROVIDER_ANTHROPIC,
 	JUDGE_PROVIDER_EXEC,
+	JUDGE_PROVIDER_AZURE,     /* Azure OpenAI: OpenAI's formats, its own URLs and key header */
 } judge_provider;
 
-/* "openai", "anthropic", "exec". */
+/* "openai", "anthropic", "exec", "azure". */
 const char *judge_provider_name(judge_provider p);
 /* Parse a provider name; returns 0 and sets *p, or JUDGE_EINVAL. */
 int judge_provider_parse(const char *name, judge_provider *p);
@@ -101,19 +106,32 @@ typedef struct judge_params {
 	double temperature;
 	long max_tokens;
 	int json_verdict;
+	/* request shaping (see judge_models_lookup); zero: the classic body */
+	int no_temperature;           /* send no temperature */
+	int max_completion_tokens;    /* OpenAI: the limit as max_completion_tokens */
+	const char *reasoning_effort; /* OpenAI: reasoning_effort; NULL: none */
+	const char *system;           /* a system message; NULL: none */
+	const char *extra_body;       /* a JSON object merged into the body; NULL: none */
 } judge_params;
 
 /* Append the JSON request body for one rendered judging prompt to out.
- * OpenAI: chat/completions with one user message (json_verdict: a
- * response_format json_schema with "reasoning" and "verdict"). Anthropic:
- * /v1/messages with one user message (json_verdict: a forced tool
- * "record_verdict" whose input holds "reasoning" and "verdict"). */
+ * OpenAI (and Azure): chat/completions with the system message (when
+ * prm->system) and one user message; "max_tokens" or, with
+ * max_completion_tokens, "max_completion_tokens"; "temperature" unless
+ * no_temperature; "reasoning_effort" when set; json_verdict: a
+ * response_format json_schema with "reasoning" and "verdict". Anthropic:
+ * /v1/messages with "system" when set and one user message (json_verdict:
+ * a forced tool "record_verdict" whose input holds "reasoning" and
+ * "verdict"). Last, the members of prm->extra_body (a JSON object; ignored
+ * when it is not one) are merged in: objects member by member, anything
+ * else replacing what the body had. */
 void judge_request_body(judge_provider p, const judge_params *prm, const char *user_text,
 			util_buf *out);
 
 /* Token usage of one response. */
 typedef struct judge_usage {
-	long input_tokens, output_tokens;
+	long input_tokens, output_tokens; /* output includes reasoning tokens */
+	long reasoning_tokens;            /* usage.completion_tokens_details.reasoning_tokens */
 } judge_usage;
 
 /* A parsed response. */
@@ -184,8 +202,10 @@ int judge_answer_parse(judge_provider p, const char *body, size_t n, const char 
 
 /* A judge is its provider, model, template hash and these parameters: for
  * exec {"swap":B}, else {"temperature":X,"max_tokens":N,"json_verdict":B,
- * "swap":B}, then "references" (the references file's SHA-256) when
- * refs_hash is not NULL. prm->model is not used. Malloc'ed. The text is
+ * "swap":B}, then, each only when set, "reasoning_effort", "system" (the
+ * SHA-256 of the system message) and "extra_body" (its text as a string),
+ * then "references" (the references file's SHA-256) when refs_hash is not
+ * NULL. prm->model is not used. Malloc'ed. The text is
  * part of the identity: changing it would make every judge a new one that
  * judges every pair again. */
 char *judge_identity_params(judge_provider p, const judge_params *prm, int swap, const char *refs_hash);
@@ -239,15 +259,47 @@ typedef struct judge_prices judge_prices;
 
 /* Load a price table: a JSON object mapping model names to
  * {"input": USD per 1M input tokens, "output": USD per 1M output tokens};
- * keys starting with "_" are comments. Returns NULL with a message. When
- * base is not NULL the file's entries are added over a copy of base. */
+ * keys starting with "_" are comments, "date" (a string) says when the
+ * prices were taken. Returns NULL with a message. When base is not NULL
+ * the file's entries are added over a copy of base (and its date, unless
+ * the file has one). */
 judge_prices *judge_prices_load(const char *path, const judge_prices *base, char *err, size_t errsz);
 /* Free (NULL allowed). */
 void judge_prices_free(judge_prices *p);
 /* Prices of model: an exact entry, else the longest entry that is a prefix
- * of model (so "gpt-4o-mini-2024-07-18" finds "gpt-4o-mini"). Returns 0 and
+ * of model followed by '-', '_', '@' or ':' (so "gpt-4o-mini-2024-07-18"
+ * finds "gpt-4o-mini", and "gpt-4o" does not find "gpt-4"). Returns 0 and
  * sets *in, *out (USD per 1M tokens), or -1 when unknown. */
 int judge_prices_lookup(const judge_prices *p, const char *model, double *in, double *out);
+/* The table's "date", or NULL. Owned by the table. */
+const char *judge_prices_date(const judge_prices *p);
+
+/* ---- request shaping per model (judge_models.c) ----------------------- */
+
+/* What a model's requests may carry. */
+typedef struct judge_model_shape {
+	int max_completion_tokens; /* the limit goes in max_completion_tokens */
+	int temperature;           /* a temperature is accepted */
+	int reasoning_effort;      /* a reasoning_effort is accepted */
+} judge_model_shape;
+
+typedef struct judge_models judge_models;
+
+/* Load a model table: a JSON object whose keys are model names, or
+ * prefixes ending in '*' ("gpt-5*"), mapping to {"max_tokens_field":
+ * "max_tokens"|"max_completion_tokens", "temperature": BOOL,
+ * "reasoning_effort": BOOL} (members left out: max_tokens, true, true);
+ * keys starting with "_" and "date" are not models. When base is not NULL
+ * the file's entries are added over a copy of base. Returns NULL with a
+ * message naming the file (and the model). */
+judge_models *judge_models_load(const char *path, const judge_models *base, char *err, size_t errsz);
+/* Free (NULL allowed). */
+void judge_models_free(judge_models *m);
+/* The shape of model's requests: an exact entry, else the longest prefix
+ * entry that matches. Returns 0, or -1 when no entry matches (m may be
+ * NULL); *sh is set either way (no match: max_tokens, temperature and
+ * reasoning effort accepted). */
+int judge_models_lookup(const judge_models *m, const char *model, judge_model_shape *sh);
 
 /* ---- the request engine ------------------------------------------------ */
 
