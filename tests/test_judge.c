@@ -181,6 +181,37 @@ static void test_provider(void)
 		   "{\"model\":\"gpt-x\",\"max_tokens\":256,\"temperature\":0,\"messages\":[{\"role\":\"user\","
 		   "\"content\":\"hi \\\"there\\\"\\n\"}]}",
 		   "openai body");
+	/* #15: request shaping */
+	util_buf_reset(&b);
+	judge_params rp = {"gpt-5", 0, 300, 0, 1, 1, "low", "Be fair.", NULL};
+	judge_request_body(JUDGE_PROVIDER_OPENAI, &rp, "q", &b);
+	TAP_IS_STR(util_buf_str(&b),
+		   "{\"model\":\"gpt-5\",\"max_completion_tokens\":300,\"reasoning_effort\":\"low\","
+		   "\"messages\":[{\"role\":\"system\",\"content\":\"Be fair.\"},{\"role\":\"user\",\"content\":\"q\"}]}",
+		   "reasoning model body: max_completion_tokens, no temperature, reasoning_effort, system");
+	util_buf_reset(&b);
+	judge_request_body(JUDGE_PROVIDER_AZURE, &rp, "q", &b);
+	TAP_OK(strstr(util_buf_str(&b), "\"max_completion_tokens\":300") != NULL, "azure body is OpenAI's");
+	util_buf_reset(&b);
+	judge_request_body(JUDGE_PROVIDER_ANTHROPIC, &rp, "q", &b);
+	TAP_IS_STR(util_buf_str(&b),
+		   "{\"model\":\"gpt-5\",\"max_tokens\":300,\"system\":\"Be fair.\",\"messages\":[{\"role\":"
+		   "\"user\",\"content\":\"q\"}]}",
+		   "anthropic: top-level system, max_tokens, no reasoning_effort");
+	util_buf_reset(&b);
+	judge_params xp = {"m", 0.5, 10, 0, 0, 0, NULL, NULL,
+			   "{\"temperature\":1,\"top_p\":0.9,\"chat_template_kwargs\":{\"x\":true}}"};
+	judge_request_body(JUDGE_PROVIDER_OPENAI, &xp, "q", &b);
+	TAP_IS_STR(util_buf_str(&b),
+		   "{\"model\":\"m\",\"max_tokens\":10,\"temperature\":1,\"messages\":[{\"role\":\"user\","
+		   "\"content\":\"q\"}],\"top_p\":0.9,\"chat_template_kwargs\":{\"x\":true}}",
+		   "extra body merged: a member replaced, new ones added");
+	util_buf_reset(&b);
+	xp.extra_body = "{\"messages\":[]}";
+	xp.json_verdict = 1;
+	judge_request_body(JUDGE_PROVIDER_OPENAI, &xp, "q", &b);
+	TAP_OK(strstr(util_buf_str(&b), "\"messages\":[]") && strstr(util_buf_str(&b), "\"response_format\""),
+	       "extra body replaces arrays whole, keeps the rest");
 	util_buf_reset(&b);
 	p.json_verdict = 1;
 	judge_request_body(JUDGE_PROVIDER_OPENAI, &p, "x", &b);
@@ -200,6 +231,23 @@ static void test_provider(void)
 	TAP_IS_STR(r.text, "ok [[A]]", "openai text");
 	TAP_IS_INT(r.usage.input_tokens, 12, "openai input tokens");
 	TAP_IS_INT(r.usage.output_tokens, 3, "openai output tokens");
+	free(r.text);
+	/* #15: reasoning tokens */
+	const char *rs1 = "{\"choices\":[{\"message\":{\"content\":\"[[A]]\"}}],\"usage\":{\"prompt_tokens\":10,"
+			  "\"completion_tokens\":500,\"completion_tokens_details\":{\"reasoning_tokens\":448}}}";
+	TAP_IS_INT(judge_reply_parse(JUDGE_PROVIDER_OPENAI, rs1, strlen(rs1), &r, err, sizeof err), 0, "reasoning reply");
+	TAP_OK(r.usage.output_tokens == 500 && r.usage.reasoning_tokens == 448,
+	       "reasoning tokens counted, inside completion_tokens (OpenAI)");
+	free(r.text);
+	const char *rs2 = "{\"choices\":[{\"message\":{\"content\":\"[[A]]\"}}],\"usage\":{\"prompt_tokens\":10,"
+			  "\"completion_tokens\":52,\"total_tokens\":510}}";
+	judge_reply_parse(JUDGE_PROVIDER_OPENAI, rs2, strlen(rs2), &r, err, sizeof err);
+	TAP_IS_INT(r.usage.output_tokens, 500, "a total above prompt + completion: the hidden reasoning billed");
+	free(r.text);
+	const char *rs3 = "{\"choices\":[{\"message\":{\"content\":\"[[A]]\"}}],\"usage\":{\"prompt_tokens\":10,"
+			  "\"completion_tokens\":52,\"completion_tokens_details\":{\"reasoning_tokens\":448}}}";
+	judge_reply_parse(JUDGE_PROVIDER_OPENAI, rs3, strlen(rs3), &r, err, sizeof err);
+	TAP_IS_INT(r.usage.output_tokens, 500, "reasoning tokens above completion_tokens: added to it");
 	free(r.text);
 	const char *an = "{\"content\":[{\"type\":\"text\",\"text\":\"hmm \"},{\"type\":\"text\",\"text\":\"[[B]]\"}],"
 			 "\"usage\":{\"input_tokens\":5,\"output_tokens\":2}}";
@@ -308,6 +356,38 @@ static void test_backoff_buckets(void)
 	TAP_NEAR(now, (1000 - 5) / 50.0, 1e-6, "1000 requests at 50/s take (1000-burst)/50 s");
 }
 
+static void test_models(void)
+{
+	char err[256], path[] = "/tmp/test_judge_modelsXXXXXX";
+	int fd = mkstemp(path);
+	const char *js = "{\"_c\":\"x\",\"date\":\"2025-11-24\","
+			 "\"r*\":{\"max_tokens_field\":\"max_completion_tokens\",\"temperature\":false},"
+			 "\"r1-mini*\":{\"reasoning_effort\":false},"
+			 "\"r1-mini-chat\":{\"max_tokens_field\":\"max_tokens\"}}";
+	TAP_OK(fd >= 0 && write(fd, js, strlen(js)) == (ssize_t)strlen(js), "model file written");
+	close(fd);
+	judge_models *m = judge_models_load(path, NULL, err, sizeof err);
+	judge_model_shape sh;
+	TAP_OK(m != NULL, "models load: %s", m ? "ok" : err);
+	TAP_IS_INT(judge_models_lookup(m, "r1", &sh), 0, "prefix entry matches");
+	TAP_OK(sh.max_completion_tokens && !sh.temperature && sh.reasoning_effort, "r*: its shape");
+	judge_models_lookup(m, "r1-mini-2025", &sh);
+	TAP_OK(!sh.max_completion_tokens && sh.temperature && !sh.reasoning_effort,
+	       "the longest prefix wins (members left out take the defaults)");
+	judge_models_lookup(m, "r1-mini-chat", &sh);
+	TAP_OK(!sh.max_completion_tokens && sh.reasoning_effort, "an exact name wins over prefixes");
+	TAP_IS_INT(judge_models_lookup(m, "q", &sh), -1, "no entry: -1");
+	TAP_OK(!sh.max_completion_tokens && sh.temperature && sh.reasoning_effort, "no entry: the classic shape");
+	judge_models_free(m);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	const char *bad = "{\"x*\":{\"max_tokens_field\":\"max_output\"}}";
+	TAP_OK(write(fd, bad, strlen(bad)) == (ssize_t)strlen(bad), "bad model file written");
+	close(fd);
+	m = judge_models_load(path, NULL, err, sizeof err);
+	TAP_OK(!m && strstr(err, "model \"x*\"") && strstr(err, "max_tokens_field"), "bad entry named: %s", err);
+	unlink(path);
+}
+
 static void test_prices(void)
 {
 	char err[256], path[] = "/tmp/test_judge_pricesXXXXXX";
@@ -323,6 +403,11 @@ static void test_prices(void)
 	TAP_OK(judge_prices_lookup(p, "gpt-4o-mini-2024-07-18", &in, &out) == 0 && in == 0.15,
 	       "longest prefix match");
 	TAP_OK(judge_prices_lookup(p, "llama3", &in, &out) == -1, "unknown model");
+	/* #15: a prefix matches only a name's variants (-, _, @, :), never another model */
+	TAP_OK(judge_prices_lookup(p, "gpt-4o-mini-x", &in, &out) == 0 && in == 0.15, "prefix + '-' matches");
+	TAP_OK(judge_prices_lookup(p, "gpt-4o@2024", &in, &out) == 0 && in == 2.5, "prefix + '@' matches");
+	TAP_OK(judge_prices_lookup(p, "gpt-4ox", &in, &out) == -1, "prefix + a letter: another model, unknown");
+	TAP_OK(judge_prices_date(p) == NULL, "a table without a date has none");
 	/* an override file on top */
 	char path2[] = "/tmp/test_judge_prices2XXXXXX";
 	fd = mkstemp(path2);
@@ -349,11 +434,49 @@ static void test_prices(void)
 	/* the shipped table parses */
 	const char *dd = getenv("DPO_DATADIR");
 	if (dd) {
-		char *sp = xasprintf("%s/judge/prices.json", dd);
+		char *sp = xasprintf("%s/judge/prices.json", dd), *sp2;
 		p = judge_prices_load(sp, NULL, err, sizeof err);
 		TAP_OK(p && judge_prices_lookup(p, "claude-3-5-haiku-20241022", &in, &out) == 0,
 		       "shipped price table loads: %s", p ? "ok" : err);
+		/* #15: a newer model with a longer name is not priced as its elder */
+		TAP_OK(p && judge_prices_lookup(p, "claude-opus-4-5", &in, &out) == 0 && in == 5 && out == 25,
+		       "shipped table: claude-opus-4-5 at its own price ($5/$25), not claude-opus-4's");
+		TAP_OK(p && judge_prices_lookup(p, "claude-opus-4-5-20251101", &in, &out) == 0 && in == 5,
+		       "shipped table: a dated claude-opus-4-5 snapshot too");
+		TAP_OK(p && judge_prices_lookup(p, "claude-opus-4-20250514", &in, &out) == 0 && in == 15,
+		       "shipped table: claude-opus-4 snapshots keep theirs");
+		TAP_OK(p && judge_prices_date(p) && strlen(judge_prices_date(p)) == 10, "shipped table is dated (%s)",
+		       p && judge_prices_date(p) ? judge_prices_date(p) : "none");
+		static const char *const known[] = {"gpt-5", "gpt-5-mini", "gpt-5.1", "o3", "o4-mini",
+						     "gpt-4.1", "claude-sonnet-4-5", "claude-haiku-4-5",
+						     "gemini-2.5-pro", "gemini-2.5-flash"};
+		for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+			TAP_OK(p && judge_prices_lookup(p, known[i], &in, &out) == 0, "shipped table prices %s",
+			       known[i]);
 		judge_prices_free(p);
+		judge_models *mt;
+		judge_model_shape sh;
+		sp2 = xasprintf("%s/judge/models.json", dd);
+		mt = judge_models_load(sp2, NULL, err, sizeof err);
+		TAP_OK(mt != NULL, "shipped model table loads: %s", mt ? "ok" : err);
+		static const struct {
+			const char *model;
+			int mct, temp, effort;
+		} fam[] = {
+			{"gpt-5", 1, 0, 1}, {"gpt-5-mini-2025-08-07", 1, 0, 1}, {"o1", 1, 0, 1}, {"o1-mini", 1, 0, 0},
+			{"o3-mini", 1, 0, 1}, {"o4-mini", 1, 0, 1}, {"gpt-4o", 0, 1, 0}, {"gpt-4.1-nano", 0, 1, 0},
+			{"llama3", 0, 1, 1},
+		};
+		for (size_t i = 0; i < sizeof fam / sizeof *fam; i++) {
+			judge_models_lookup(mt, fam[i].model, &sh);
+			TAP_OK(sh.max_completion_tokens == fam[i].mct && sh.temperature == fam[i].temp &&
+				       sh.reasoning_effort == fam[i].effort,
+			       "shipped model table: %s -> %s, temperature %s, reasoning_effort %s", fam[i].model,
+			       fam[i].mct ? "max_completion_tokens" : "max_tokens", fam[i].temp ? "yes" : "no",
+			       fam[i].effort ? "yes" : "no");
+		}
+		judge_models_free(mt);
+		free(sp2);
 		free(sp);
 		sp = xasprintf("%s/judge/pairwise.txt", dd);
 		judge_template *t = judge_template_load(sp, err, sizeof err);
@@ -535,6 +658,7 @@ int main(void)
 	test_provider();
 	test_backoff_buckets();
 	test_prices();
+	test_models();
 	test_request();
 	test_refs();
 	test_identity();
