@@ -88,7 +88,7 @@ typedef struct ctx {
 	util_progress *prog;
 	judge_engine *eng;
 	req *inflight;
-	int fatal;
+	int fatal, unreachable;
 	char fatal_msg[600];
 	int store_failed;
 	double start;
@@ -556,6 +556,7 @@ static int request_done(ctx *c, req *r, int from_cache)
 	c->done_requests++;
 	if (r->job.fatal && !from_cache) {
 		c->fatal = 1;
+		c->unreachable = r->job.unreachable;
 		snprintf(c->fatal_msg, sizeof c->fatal_msg, "%s", r->job.errmsg);
 		redact(c->fatal_msg, sizeof c->fatal_msg, c->api_key);
 		req_free(r);
@@ -651,7 +652,6 @@ static judge_job *cb_next(void *ud)
 				r->job.errmsg[0] = '\0';
 			}
 		}
-		c->sent++;
 		r->next = c->inflight;
 		if (r->next)
 			r->next->prev = r;
@@ -1107,6 +1107,9 @@ static int run_engine(ctx *c)
 	c->start = util_now();
 	judge_engine_cbs cbs = {cb_next, cb_done, cb_tick, cb_retry, cb_accept, c};
 	int erc = judge_engine_run(c->eng, &cbs);
+	/* what actually left, and libcurl's silent re-sends as retries */
+	c->sent = judge_engine_sent(c->eng);
+	c->retries += judge_engine_resends(c->eng);
 	tx_commit(c);
 	if (c->prog) {
 		progress(c);
@@ -1154,7 +1157,9 @@ static void report(ctx *c, int erc, const char *summary, double wall)
 		printf("%s\n", summary);
 	else
 		print_summary(c, wall);
-	if (c->fatal)
+	if (c->unreachable)
+		util_warn("cannot reach %s (%s)", c->base, c->fatal_msg);
+	else if (c->fatal)
 		util_warn("stopping: %s", c->fatal_msg);
 	if (erc == JUDGE_EINTR)
 		util_warn("interrupted: %ld pairs saved; run the same command again to judge the rest",

@@ -322,6 +322,9 @@ typedef struct judge_job {
 	int attempts;             /* tries made */
 	int ok;                   /* 1: success (HTTP 200 / exit 0) */
 	int fatal;                /* the run must stop (see errmsg) */
+	int unreachable;          /* fatal: no server ever answered (errmsg: why, e.g.
+				     "connection refused") */
+	int sends;                /* times the request left (all tries, re-sends included) */
 	char errmsg[512];         /* why it failed */
 	/* engine-private */
 	void *priv;
@@ -335,7 +338,10 @@ typedef struct judge_engine_opts {
 	double backoff_base_ms, backoff_max_ms;
 	uint64_t seed;            /* jitter */
 	size_t max_response;      /* bytes; a larger response is an error */
-	int http2;                /* offer HTTP/2 */
+	int http2;                /* 0: HTTP/1.1 only; 1: HTTP/2 where TLS negotiates it
+				     (ALPN), HTTP/1.1 on http://; 2: HTTP/2 on http:// too
+				     (prior knowledge). Only HTTP/2 waits to multiplex:
+				     over HTTP/1.1 every request gets a connection at once */
 } judge_engine_opts;
 
 /* The defaults of the engine options that dpo-judge exposes: its option
@@ -380,8 +386,14 @@ void judge_engine_free(judge_engine *e);
  * callback's nonzero value, or JUDGE_EINTR. Jobs in flight when it stops
  * are abandoned (never passed to done); the caller still owns them. */
 int judge_engine_run(judge_engine *e, const judge_engine_cbs *cb);
-/* Counters. */
+/* Counters: retries (the engine's and libcurl's re-sends); requests that
+ * left (an HTTP request once its headers were written, whatever its
+ * tries; a verifier once started); libcurl's re-sends alone (a reused
+ * connection reset before any answer, the request sent again on a new
+ * one: the engine counts the try once, the server saw it twice). */
 long judge_engine_retries(const judge_engine *e);
+long judge_engine_sent(const judge_engine *e);
+long judge_engine_resends(const judge_engine *e);
 /* Correct the --tpm bucket once a response tells the real token count:
  * delta = estimated - actual tokens (positive gives tokens back). */
 void judge_engine_tokens_used(judge_engine *e, double delta);
