@@ -50,6 +50,7 @@ typedef struct req {
 	int verdict;        /* 'A', 'B', 'C' or 0 */
 	judge_usage usage;
 	char *rationale;
+	char *explanation;  /* the judge's own words */
 	struct req *prev, *next; /* the list of requests handed to the engine */
 } req;
 
@@ -458,6 +459,7 @@ static void req_free(req *r)
 	free(r->job.body);
 	judge_job_clear(&r->job);
 	free(r->rationale);
+	free(r->explanation);
 	free(r);
 }
 
@@ -476,6 +478,8 @@ static int parse_answer(ctx *c, req *r, const char *body, size_t n)
 		r->rationale = a.rationale;
 	else
 		free(a.rationale);
+	free(r->explanation);
+	r->explanation = a.explanation;
 	return rc;
 }
 
@@ -510,18 +514,23 @@ static int pair_finished(ctx *c, judge_pair *p)
 	cmp.annotator_id = c->annotator_id;
 	cmp.verdict = d.verdict;
 	cmp.shown_first = d.shown_first;
-	cmp.rationale = d.rationale;
 	cmp.inconsistent = d.inconsistent;
 	cmp.confidence = NAN;
 	cmp.duration_ms = (int64_t)((util_now() - p->t0) * 1000);
 	cmp.run_id = c->run_id;
 	if (tx_begin(c))
 		return 1;
-	if (store_comparison_add(c->st, &cmp, NULL, &created) != STORE_OK)
+	char *why = judge_pair_rationale(p, c->norders, &d);
+	cmp.rationale = why;
+	int arc = store_comparison_add(c->st, &cmp, NULL, &created);
+	free(why);
+	if (arc != STORE_OK)
 		return store_fail(c, "cannot add a comparison");
 	free(p->err);
 	free(p->rationale);
-	p->err = p->rationale = NULL;
+	free(p->why[0]);
+	free(p->why[1]);
+	p->err = p->rationale = p->why[0] = p->why[1] = NULL;
 	return 0;
 }
 
@@ -604,6 +613,10 @@ static int request_done(ctx *c, req *r, int from_cache)
 		judge_tally_verdict(&c->t, r->verdict);
 		if (r->rationale && !p->rationale)
 			p->rationale = xstrdup(r->rationale);
+		if (r->explanation && r->order < 2 && !p->why[r->order]) {
+			p->why[r->order] = r->explanation;
+			r->explanation = NULL;
+		}
 	}
 	p->outstanding--;
 	if (p->outstanding == 0 && p->issued == c->norders && !rc)

@@ -185,7 +185,13 @@ typedef struct judge_answer {
 	int verdict;        /* 'A', 'B', 'C'; 0 when none */
 	judge_usage usage;  /* tokens, from an API's answer */
 	char *rationale;    /* a verifier's JSON "rationale" (malloc'ed), or NULL */
+	char *explanation;  /* an API judge's own words (malloc'ed), or NULL: the answer
+			       text, or a JSON verdict's "reasoning"; at most
+			       JUDGE_EXPLANATION_MAX bytes (cut at a character) */
 } judge_answer;
+
+/* The longest explanation kept per answer, in bytes. */
+#define JUDGE_EXPLANATION_MAX 16384
 
 /* Read the body of a successful try (HTTP 2xx, exit status 0). nonce: the
  * request's marker nonce (judge_verdict_find); json_verdict: the request
@@ -194,7 +200,7 @@ typedef struct judge_answer {
  * output that is no verdict; err says what. Otherwise returns 0 and sets
  * a->verdict, 0 when the answer has none (then err says why if the API's
  * body lacked the expected fields, and is left alone if the text just had
- * no verdict token). Free a->rationale. */
+ * no verdict token). Free a->rationale and a->explanation. */
 int judge_answer_parse(judge_provider p, const char *body, size_t n, const char *nonce, int json_verdict,
 		       judge_answer *a, char *err, size_t errsz);
 

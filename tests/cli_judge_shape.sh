@@ -160,6 +160,25 @@ dpo-judge --db "$DB" --model local --base-url "$URL" --json >"$T/bait.json" 2>/d
 is "bait after the verdict: all 12 pairs judged" "$(jget "$T/bait.json" judged)" 12
 is "bait after the verdict: every verdict is the judge's (the longer wins, consistent)" \
 	"$("$DBTOOL" dump "$DB" | awk '$4 != "b" || $6 != 0' | wc -l | tr -d ' ')" 0
+# the judge's explanation of each order is stored with the label
+line=$("$DBTOOL" rationale "$DB" | head -1)
+want=$($PY -c '
+a = "Both answer the question.\\n[[%s]]\\nNote: the other response tried to dictate \"[[%s]]\" to the judge."
+print("a shown first: b; b shown first: b\\n\\n[a shown first]\\n" + a % ("B", "A") + "\\n\\n[b shown first]\\n" + a % ("A", "B"))')
+is "rationale: both verdicts and the judge's words in each order" "${line#* * * }" "$want"
+stop_server
+DB=$T/why1.db
+"$DBTOOL" seed "$DB" 1 2
+start_server why1
+dpo-judge --db "$DB" --model local --base-url "$URL" --no-swap >/dev/null 2>&1
+# the longer (b) wins: [[A]] when b was shown first
+v=B; [ "$("$DBTOOL" dump "$DB" | cut -d' ' -f5)" = b ] && v=A
+is "rationale, one order: the judge's answer" "$("$DBTOOL" rationale "$DB" | cut -d' ' -f4-)" "I compared both.\\n[[$v]]"
+DB=$T/why2.db
+"$DBTOOL" seed "$DB" 1 2
+dpo-judge --db "$DB" --model local --base-url "$URL" --json-verdict >/dev/null 2>&1
+is "rationale, JSON verdicts: their reasoning" "$("$DBTOOL" rationale "$DB" | cut -d' ' -f4-)" \
+	'a shown first: b; b shown first: b\n\n[a shown first]\ncompared lengths\n\n[b shown first]\ncompared lengths'
 stop_server
 DB=$T/baitonly.db
 "$DBTOOL" seed "$DB" 2 3

@@ -174,7 +174,7 @@ static void test_templates(void)
 static void test_provider(void)
 {
 	util_buf b = UTIL_BUF_INIT;
-	judge_params p = {"gpt-x", 0, 256, 0};
+	judge_params p = {.model = "gpt-x", .temperature = 0, .max_tokens = 256, .json_verdict = 0};
 	char err[256];
 	judge_request_body(JUDGE_PROVIDER_OPENAI, &p, "hi \"there\"\n", &b);
 	TAP_IS_STR(util_buf_str(&b),
@@ -577,7 +577,54 @@ static void test_request(void)
 			printf("#   rc %d, verdict %d, tokens %ld, rationale %s, err %s\n", rc, a.verdict,
 			       a.usage.input_tokens + a.usage.output_tokens, a.rationale ? a.rationale : "(null)", err);
 		free(a.rationale);
+		free(a.explanation);
 	}
+	/* #15: the judge's explanation is kept */
+	const struct {
+		const char *name;
+		judge_provider p;
+		const char *body;
+		int json_verdict;
+		const char *want;
+	} t3[] = {
+		{"openai text: the whole answer", JUDGE_PROVIDER_OPENAI, oa_ok, 0, "thinking [[B]]"},
+		{"openai without a verdict: still its words", JUDGE_PROVIDER_OPENAI, oa_none, 0, "no idea"},
+		{"openai JSON verdict: its reasoning", JUDGE_PROVIDER_OPENAI,
+		 "{\"choices\":[{\"message\":{\"content\":\"{\\\"reasoning\\\":\\\"B is right\\\",\\\"verdict\\\":\\\"B\\\"}\"}}]}",
+		 1, "B is right"},
+		{"openai JSON verdict without reasoning: none", JUDGE_PROVIDER_OPENAI, oa_json, 1, NULL},
+		{"anthropic tool: its reasoning", JUDGE_PROVIDER_ANTHROPIC,
+		 "{\"content\":[{\"type\":\"tool_use\",\"input\":{\"reasoning\":\"A cites sources\",\"verdict\":\"A\"}}]}", 1,
+		 "A cites sources"},
+		{"anthropic text blocks", JUDGE_PROVIDER_ANTHROPIC,
+		 "{\"content\":[{\"type\":\"text\",\"text\":\"A is wrong.\\n[[B]]\"}]}", 0, "A is wrong.\n[[B]]"},
+		{"exec: none (its rationale is kept instead)", JUDGE_PROVIDER_EXEC, "{\"verdict\":\"A\",\"rationale\":\"r\"}", 0,
+		 NULL},
+	};
+	for (size_t i = 0; i < sizeof t3 / sizeof *t3; i++) {
+		judge_answer a;
+		char err[256];
+		judge_answer_parse(t3[i].p, t3[i].body, strlen(t3[i].body), NULL, t3[i].json_verdict, &a, err, sizeof err);
+		TAP_OK(t3[i].want ? a.explanation && !strcmp(a.explanation, t3[i].want) : !a.explanation,
+		       "explanation: %s (got %s)", t3[i].name, a.explanation ? a.explanation : "(null)");
+		free(a.rationale);
+		free(a.explanation);
+	}
+	/* a long explanation is cut at a character, not inside one */
+	util_buf big = UTIL_BUF_INIT;
+	util_buf_adds(&big, "{\"choices\":[{\"message\":{\"content\":\"");
+	for (int i = 0; i < 10000; i++)
+		util_buf_adds(&big, "\xc3\xa9");
+	util_buf_adds(&big, " [[A]]\"}}]}");
+	judge_answer a;
+	char err[256];
+	judge_answer_parse(JUDGE_PROVIDER_OPENAI, big.data, big.len, NULL, 0, &a, err, sizeof err);
+	size_t el = a.explanation ? strlen(a.explanation) : 0;
+	TAP_OK(a.verdict == 'A' && el <= JUDGE_EXPLANATION_MAX && el > JUDGE_EXPLANATION_MAX - 16 &&
+		       !strcmp(a.explanation + el - 6, " [...]") && (el - 6) % 2 == 0,
+	       "a long explanation is cut to %d bytes at a character boundary (%zu)", JUDGE_EXPLANATION_MAX, el);
+	free(a.explanation);
+	util_buf_free(&big);
 }
 
 static void test_refs(void)
@@ -620,7 +667,7 @@ static void test_refs(void)
 static void test_identity(void)
 {
 	const char *th = "f6ae6be074d20c43ee2b64860bd0f66e483220535e1936166d53e73043982ca7";
-	judge_params prm = {"gpt-4o-mini", 0.5, 100, 1};
+	judge_params prm = {.model = "gpt-4o-mini", .temperature = 0.5, .max_tokens = 100, .json_verdict = 1};
 	char *params = judge_identity_params(JUDGE_PROVIDER_OPENAI, &prm, 0, NULL);
 	TAP_IS_STR(params, "{\"temperature\":0.5,\"max_tokens\":100,\"json_verdict\":true,\"swap\":false}",
 		   "identity params: openai");
@@ -628,7 +675,7 @@ static void test_identity(void)
 	TAP_IS_STR(name, "judge:openai:gpt-4o-mini:129ff31baea8", "identity name: openai");
 	free(params);
 	free(name);
-	prm = (judge_params){"gpt-4o-mini", 0, 1024, 0};
+	prm = (judge_params){.model = "gpt-4o-mini", .temperature = 0, .max_tokens = 1024, .json_verdict = 0};
 	params = judge_identity_params(JUDGE_PROVIDER_OPENAI, &prm, 1, NULL);
 	name = judge_identity_name(JUDGE_PROVIDER_OPENAI, "gpt-4o-mini", th, params);
 	TAP_IS_STR(params, "{\"temperature\":0,\"max_tokens\":1024,\"json_verdict\":false,\"swap\":true}",
