@@ -867,13 +867,19 @@ static int dry_run(ctx *c)
 		       nreq, ncached);
 		if (c->o->provider != JUDGE_PROVIDER_EXEC) {
 			printf("estimated tokens: about %.0f input, at most %.0f output\n", in_tok, out_tok);
-			if (c->cost_known)
-				printf("estimated cost: at most $%.4f (%s at $%g in / $%g out per 1M tokens%s%s)\n",
+			if (c->cost_known) {
+				/* term_name's buffer holds one name at a time */
+				const char *date = judge_prices_date(c->prices);
+				util_buf db = UTIL_BUF_INIT;
+				if (date)
+					util_term_escape(date, &db);
+				printf("estimated cost: at most $%.4f (%s at $%g in / $%g out per 1M tokens)%s%s\n",
 				       cost, term_name(c->o->model), c->price_in, c->price_out,
-				       judge_prices_date(c->prices) ? ", prices of " : "",
-				       judge_prices_date(c->prices) ? term_name(judge_prices_date(c->prices)) : "");
-			else
+				       date ? " by the price table of " : "", date ? util_buf_str(&db) : "");
+				util_buf_free(&db);
+			} else {
 				printf("estimated cost: unknown (no price for %s; see --prices)\n", term_name(c->o->model));
+			}
 		}
 		printf("nothing was sent\n");
 	}

@@ -6,8 +6,8 @@
 . "$top_srcdir/tests/tap.sh"
 . "$top_srcdir/tests/cli_judge_common.sh"
 
-# times NAME: the seconds from the first logged request to each one
-times() {
+# req_times NAME: the seconds from the first logged request to each one
+req_times() {
 	$PY - "$T/$1.log" <<'PY'
 import json, sys
 t = [json.loads(l)["t"] for l in open(sys.argv[1])]
@@ -21,7 +21,7 @@ DB=$T/c.db
 start_server c --latency 0.5
 dpo-judge --db "$DB" --model m --base-url "$URL" --no-swap --concurrency 16 --json >"$T/c.json" 2>"$T/c.err"
 is "concurrency: 16 pairs judged" "$?/$(jget "$T/c.json" judged)" 0/16
-last=$(times c | awk '{print $NF}')
+last=$(req_times c | awk '{print $NF}')
 awk "BEGIN { exit !($last < 0.3) }"
 is "concurrency: all 16 requests reached the server within 0.3 s of the first ($last s)" "$?" 0
 wall=$(jget "$T/c.json" wall_s)
@@ -74,6 +74,26 @@ start_server d2
 dpo-judge --db "$DB" --model m --base-url "$URL" --json >"$T/d2.json" 2>/dev/null
 is "down, then up: all 60 pairs judged" "$(jget "$T/d2.json" judged)" 60
 stop_server
+
+# TLS that fails (https:// to a plain HTTP server) and a name that does not
+# resolve stop the same way
+start_server tls
+dpo-judge --db "$DB" --model m-tls --base-url "https://127.0.0.1:$PORT/v1" --json >/dev/null 2>"$T/tls.err"
+is "TLS failure: exit 1" "$?" 1
+like "TLS failure: named" "$(cat "$T/tls.err")" "dpo-judge: cannot reach https://127.0.0.1:$PORT/v1 (TLS failure: "
+stop_server
+if command -v getent >/dev/null 2>&1 && { timeout 3 getent hosts nonexistent.invalid; test $? -eq 2; }; then
+	dpo-judge --db "$DB" --model m-dns --base-url "http://nonexistent.invalid/v1" --timeout 5 --json \
+		>/dev/null 2>"$T/dns.err"
+	is "DNS failure: exit 1" "$?" 1
+	is "DNS failure: named" "$(grep -v '^judged' "$T/dns.err")" \
+		"dpo-judge: cannot reach http://nonexistent.invalid/v1 (cannot resolve the host name)"
+else
+	# the resolver does not answer for nonexistent.invalid at once: skipped
+	_tap_result 0 "DNS failure: exit 1 # SKIP no quick resolver"
+	_tap_result 0 "DNS failure: named # SKIP no quick resolver"
+fi
+is "TLS and DNS failures: still no pair marked failed" "$("$DBTOOL" count "$DB")" 60
 
 # a shared 429 pause: 8 requests in flight all get 429 with Retry-After 0.6;
 # only the first to come back pays a try (with --max-retries 0 it gives up),

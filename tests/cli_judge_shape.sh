@@ -75,6 +75,17 @@ dpo-judge --db "$DB" --model gpt-4o --base-url "$URL" --no-swap --extra-body '{"
 is "--extra-body: a new judge judges the pair again" "$(jget "$T/x2.json" judged)" 1
 is "--extra-body replaces temperature" "$(bodies "$T/sh.log")" "max_tokens messages model temperature | 1024 - 0.7 - user 1"
 
+# a temperature for a model that takes none: said, not sent
+: >"$T/sh.log"
+dpo-judge --db "$DB" --model gpt-5-nano --base-url "$URL" --no-swap --temperature 0.5 --json >/dev/null 2>"$T/tw.err"
+like "--temperature for gpt-5-nano: a warning" "$(cat "$T/tw.err")" "gpt-5-nano takes no temperature; --temperature is not sent"
+is "--temperature for gpt-5-nano: not in the body" "$(bodies "$T/sh.log")" "max_completion_tokens messages model | - 1024 - - user 1"
+# the dry run names the price table's date
+date=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["date"])' "$top_srcdir/share/judge/prices.json")
+dpo-judge --db "$DB" --model claude-opus-4-5 --provider anthropic --base-url "$AURL" --dry-run >"$T/dd.out" 2>&1
+like "dry run: claude-opus-4-5 at its own price, the table's date" "$(cat "$T/dd.out")" \
+	"(claude-opus-4-5 at \$5 in / \$25 out per 1M tokens) by the price table of $date"
+
 # --models FILE over the shipped table: a local reasoning model
 DB=$T/mf.db
 "$DBTOOL" seed "$DB" 1 2
