@@ -299,6 +299,9 @@ typedef struct judge_models judge_models;
  * the file's entries are added over a copy of base. Returns NULL with a
  * message naming the file (and the model). */
 judge_models *judge_models_load(const char *path, const judge_models *base, char *err, size_t errsz);
+/* The same from text[0..n), messages naming name instead of a path. */
+judge_models *judge_models_parse(const char *text, size_t n, const char *name, const judge_models *base,
+				char *err, size_t errsz);
 /* Free (NULL allowed). */
 void judge_models_free(judge_models *m);
 /* The shape of model's requests: an exact entry, else the longest prefix

@@ -3,6 +3,7 @@
  * temperature and a reasoning effort. */
 #include "config.h"
 #include "judge/judge.h"
+#include "util/file.h"
 #include "util/xmalloc.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -68,30 +69,19 @@ static int parse_shape(const cJSON *o, judge_model_shape *sh, const char **what)
 	return 0;
 }
 
-judge_models *judge_models_load(const char *path, const judge_models *base, char *err, size_t errsz)
+judge_models *judge_models_parse(const char *text, size_t n, const char *name, const judge_models *base,
+				char *err, size_t errsz)
 {
 	judge_models *m = xcalloc(1, sizeof *m);
-	util_buf b = UTIL_BUF_INIT;
 	cJSON *j = NULL;
 	const cJSON *it;
-	char chunk[4096];
-	size_t r;
-	FILE *f;
 
 	if (base)
 		for (size_t i = 0; i < base->n; i++)
 			set_entry(m, base->v[i].key, &base->v[i].shape);
-	f = fopen(path, "rb");
-	if (!f) {
-		snprintf(err, errsz, "%s: %s", path, strerror(errno));
-		goto fail;
-	}
-	while ((r = fread(chunk, 1, sizeof chunk, f)) > 0)
-		util_buf_add(&b, chunk, r);
-	fclose(f);
-	j = cJSON_ParseWithLength(util_buf_str(&b), b.len);
+	j = cJSON_ParseWithLength(text, n);
 	if (!cJSON_IsObject(j)) {
-		snprintf(err, errsz, "%s: not a JSON object of models", path);
+		snprintf(err, errsz, "%s: not a JSON object of models", name);
 		goto fail;
 	}
 	cJSON_ArrayForEach(it, j)
@@ -101,19 +91,30 @@ judge_models *judge_models_load(const char *path, const judge_models *base, char
 		if (!it->string || it->string[0] == '_' || !strcmp(it->string, "date"))
 			continue;
 		if (!cJSON_IsObject(it) || parse_shape(it, &sh, &what)) {
-			snprintf(err, errsz, "%s: model \"%s\": expected %s", path, it->string, what);
+			snprintf(err, errsz, "%s: model \"%s\": expected %s", name, it->string, what);
 			goto fail;
 		}
 		set_entry(m, it->string, &sh);
 	}
 	cJSON_Delete(j);
-	util_buf_free(&b);
 	return m;
 fail:
 	cJSON_Delete(j);
-	util_buf_free(&b);
 	judge_models_free(m);
 	return NULL;
+}
+
+judge_models *judge_models_load(const char *path, const judge_models *base, char *err, size_t errsz)
+{
+	size_t n;
+	char *text = util_read_file(path, &n);
+	if (!text) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	judge_models *m = judge_models_parse(text, n, path, base, err, errsz);
+	free(text);
+	return m;
 }
 
 void judge_models_free(judge_models *m)
