@@ -29,9 +29,10 @@ enum {
  * "[[C]]" or "[[tie]]" (case-insensitive, blanks inside the brackets
  * allowed). Quoted material is never a verdict: regions from
  * "BEGIN <nonce>" to "END <nonce>" (or the end of the text; nonce NULL or
- * "": none), fenced code blocks, blockquote lines ("> ..."), and text
+ * "": none), fenced code blocks, blockquote lines ("> ..."), text
  * between a pair of double quotes (ASCII or curly) or backticks within one
- * paragraph. When the last non-empty line is a verdict token alone (maybe
+ * paragraph, and single quotes (straight or curly) within one line, opened
+ * at the start or after a blank or '(' (apostrophes quote nothing). When the last non-empty line is a verdict token alone (maybe
  * bold, italic, in backticks or quotes, with a final period) that verdict
  * wins; otherwise the last token outside quoted material. Returns 'A',
  * 'B', 'C' or 0 (none: a failed parse). */

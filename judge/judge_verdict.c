@@ -100,11 +100,36 @@ static const char *quote_close(const char *t, size_t n, size_t i, size_t *ol)
 	return NULL;
 }
 
+/* The end (exclusive) of a single-quoted span that opens at t[i] on the
+ * line t[ls..le), or 0. A straight or curly single quote opens only at the
+ * start of the line or after a blank or '(' (so the apostrophes of "B's"
+ * and "don't" open nothing) and closes at the next one on the line that
+ * no letter or digit follows. */
+static size_t single_quote_end(const char *t, size_t ls, size_t le, size_t i)
+{
+	size_t ol;
+	if (t[i] == '\'')
+		ol = 1;
+	else if (i + 3 <= le && !memcmp(t + i, "\xe2\x80\x98", 3))
+		ol = 3;
+	else
+		return 0;
+	if (i > ls && !isspace((unsigned char)t[i - 1]) && t[i - 1] != '(')
+		return 0;
+	for (size_t k = i + ol; k < le; k++) {
+		size_t cl = t[k] == '\'' ? 1 : k + 3 <= le && !memcmp(t + k, "\xe2\x80\x99", 3) ? 3 : 0;
+		if (cl && k > i + ol && (k + cl >= le || !isalnum((unsigned char)t[k + cl])))
+			return k + cl;
+	}
+	return 0;
+}
+
 /* Mark quoted material as M_QUOTED: fenced code blocks (``` or ~~~
- * lines), blockquote lines (starting with '>'), and text between a pair
- * of quotes or backticks within one paragraph (an opening quote with no
- * closing one before the next blank line quotes nothing). Echoed regions
- * stay as they are. */
+ * lines), blockquote lines (starting with '>'), text between a pair of
+ * double quotes or backticks within one paragraph (an opening quote with
+ * no closing one before the next blank line quotes nothing), and single
+ * quotes within one line (single_quote_end). Echoed regions stay as they
+ * are. */
 static void mask_quotes(const char *t, size_t n, unsigned char *m)
 {
 	int fence = 0;
@@ -136,6 +161,14 @@ static void mask_quotes(const char *t, size_t n, unsigned char *m)
 		}
 		for (size_t i = ls; i < le; i++) {
 			size_t ol;
+			size_t se = m[i] == M_TEXT ? single_quote_end(t, ls, le, i) : 0;
+			if (se) {
+				for (size_t k = i; k < se; k++)
+					if (m[k] == M_TEXT)
+						m[k] = M_QUOTED;
+				i = se - 1;
+				continue;
+			}
 			const char *cl = m[i] == M_TEXT ? quote_close(t, n, i, &ol) : NULL;
 			if (!cl)
 				continue;
