@@ -18,15 +18,15 @@ PY
 # HTTP/1.1 from the first request: 16 requests at once, not 1 then 15
 DB=$T/c.db
 "$DBTOOL" seed "$DB" 16 2
-start_server c --latency 0.5
+start_server c --latency 1
 dpo-judge --db "$DB" --model m --base-url "$URL" --no-swap --concurrency 16 --json >"$T/c.json" 2>"$T/c.err"
 is "concurrency: 16 pairs judged" "$?/$(jget "$T/c.json" judged)" 0/16
 last=$(req_times c | awk '{print $NF}')
-awk "BEGIN { exit !($last < 0.3) }"
-is "concurrency: all 16 requests reached the server within 0.3 s of the first ($last s)" "$?" 0
+awk "BEGIN { exit !($last < 0.5) }"
+is "concurrency: all 16 requests reached the server within 0.5 s of the first ($last s)" "$?" 0
 wall=$(jget "$T/c.json" wall_s)
-awk "BEGIN { exit !($wall < 1.0) }"
-is "concurrency: one latency (0.5 s) for all, not two ($wall s)" "$?" 0
+awk "BEGIN { exit !($wall < 1.6) }"
+is "concurrency: one latency (1 s) for all, not two ($wall s)" "$?" 0
 is "concurrency: sent = requests the server saw" "$(jget "$T/c.json" sent)" "$(nreq c)"
 stop_server
 
@@ -110,7 +110,7 @@ import json, sys
 t = [json.loads(l)["t"] for l in open(sys.argv[1])]
 first, retry = t[:8], sorted(t[8:])
 print(len(retry), "late" if retry[0] - max(first) >= 0.75 else "early",
-      "spread" if retry[-1] - retry[0] >= 0.1 else "bunched")
+      "spread" if retry[-1] - retry[0] >= 0.05 else "bunched")
 PY
 is "pause: the 7 retries wait out Retry-After and resume spread out" "$(cat "$T/p.out")" "7 late spread"
 stop_server
