@@ -923,6 +923,10 @@ static int load_shaping(ctx *c)
 		c->models = base;
 	}
 	judge_models_lookup(c->models, o->model, &c->shape);
+	/* reasoning spends the answer's limit too: such models get a larger
+	 * default (the judge's identity has the limit in force) */
+	if (c->shape.default_max_tokens > 0 && util_cli_source(&cli, "max-tokens") <= UTIL_OPT_FROM_DEFAULT)
+		c->o->max_tokens = c->shape.default_max_tokens;
 	if (o->provider == JUDGE_PROVIDER_ANTHROPIC) {
 		/* the table describes OpenAI-format APIs */
 		c->shape.max_completion_tokens = 0;

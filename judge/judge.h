@@ -288,6 +288,7 @@ typedef struct judge_model_shape {
 	int max_completion_tokens; /* the limit goes in max_completion_tokens */
 	int temperature;           /* a temperature is accepted */
 	int reasoning_effort;      /* a reasoning_effort is accepted */
+	long default_max_tokens;   /* the answer limit when --max-tokens is not given; 0: none */
 } judge_model_shape;
 
 typedef struct judge_models judge_models;
@@ -295,7 +296,8 @@ typedef struct judge_models judge_models;
 /* Load a model table: a JSON object whose keys are model names, or
  * prefixes ending in '*' ("gpt-5*"), mapping to {"max_tokens_field":
  * "max_tokens"|"max_completion_tokens", "temperature": BOOL,
- * "reasoning_effort": BOOL} (members left out: max_tokens, true, true);
+ * "reasoning_effort": BOOL, "default_max_tokens": N} (members left out:
+ * max_tokens, true, true, none);
  * keys starting with "_" and "date" are not models. When base is not NULL
  * the file's entries are added over a copy of base. Returns NULL with a
  * message naming the file (and the model). */

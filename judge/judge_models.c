@@ -41,6 +41,7 @@ static int parse_shape(const cJSON *o, judge_model_shape *sh, const char **what)
 	const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, "max_tokens_field");
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "temperature");
 	const cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "reasoning_effort");
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "default_max_tokens");
 	memset(sh, 0, sizeof *sh);
 	sh->temperature = 1;
 	sh->reasoning_effort = 1;
@@ -65,6 +66,14 @@ static int parse_shape(const cJSON *o, judge_model_shape *sh, const char **what)
 			return -1;
 		}
 		sh->reasoning_effort = cJSON_IsTrue(r);
+	}
+	if (d) {
+		if (!cJSON_IsNumber(d) || d->valuedouble < 1 || d->valuedouble > 1e9 ||
+		    d->valuedouble != (double)(long)d->valuedouble) {
+			*what = "\"default_max_tokens\" (a whole number, 1 or more)";
+			return -1;
+		}
+		sh->default_max_tokens = (long)d->valuedouble;
 	}
 	return 0;
 }

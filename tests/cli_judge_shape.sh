@@ -79,7 +79,16 @@ is "--extra-body replaces temperature" "$(bodies "$T/sh.log")" "max_tokens messa
 : >"$T/sh.log"
 dpo-judge --db "$DB" --model gpt-5-nano --base-url "$URL" --no-swap --temperature 0.5 --json >/dev/null 2>"$T/tw.err"
 like "--temperature for gpt-5-nano: a warning" "$(cat "$T/tw.err")" "gpt-5-nano takes no temperature; --temperature is not sent"
-is "--temperature for gpt-5-nano: not in the body" "$(bodies "$T/sh.log")" "max_completion_tokens messages model | - 1024 - - user 1"
+is "--temperature for gpt-5-nano: not in the body; without --max-tokens the table's 8192" "$(bodies "$T/sh.log")" \
+	"max_completion_tokens messages model | - 8192 - - user 1"
+# a --max-tokens from the config file is the user's choice too
+printf '[dpo-judge]\nmax-tokens = 333\n' >"$T/cfg"
+: >"$T/sh.log"
+DB=$T/cfgdb.db
+"$DBTOOL" seed "$DB" 1 2
+DPO_CONFIG="$T/cfg" dpo-judge --db "$DB" --model o3 --base-url "$URL" --no-swap --json >/dev/null 2>&1
+is "a max-tokens from the config file wins over the table's default" "$(bodies "$T/sh.log")" \
+	"max_completion_tokens messages model | - 333 - - user 1"
 # the dry run names the price table's date
 date=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["date"])' "$top_srcdir/share/judge/prices.json")
 dpo-judge --db "$DB" --model claude-opus-4-5 --provider anthropic --base-url "$AURL" --dry-run >"$T/dd.out" 2>&1

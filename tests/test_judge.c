@@ -368,7 +368,8 @@ static void test_models(void)
 	char err[256], path[] = "/tmp/test_judge_modelsXXXXXX";
 	int fd = mkstemp(path);
 	const char *js = "{\"_c\":\"x\",\"date\":\"2025-11-24\","
-			 "\"r*\":{\"max_tokens_field\":\"max_completion_tokens\",\"temperature\":false},"
+			 "\"r*\":{\"max_tokens_field\":\"max_completion_tokens\",\"temperature\":false,"
+			 "\"default_max_tokens\":4096},"
 			 "\"r1-mini*\":{\"reasoning_effort\":false},"
 			 "\"r1-mini-chat\":{\"max_tokens_field\":\"max_tokens\"}}";
 	TAP_OK(fd >= 0 && write(fd, js, strlen(js)) == (ssize_t)strlen(js), "model file written");
@@ -377,9 +378,10 @@ static void test_models(void)
 	judge_model_shape sh;
 	TAP_OK(m != NULL, "models load: %s", m ? "ok" : err);
 	TAP_IS_INT(judge_models_lookup(m, "r1", &sh), 0, "prefix entry matches");
-	TAP_OK(sh.max_completion_tokens && !sh.temperature && sh.reasoning_effort, "r*: its shape");
+	TAP_OK(sh.max_completion_tokens && !sh.temperature && sh.reasoning_effort && sh.default_max_tokens == 4096,
+	       "r*: its shape");
 	judge_models_lookup(m, "r1-mini-2025", &sh);
-	TAP_OK(!sh.max_completion_tokens && sh.temperature && !sh.reasoning_effort,
+	TAP_OK(!sh.max_completion_tokens && sh.temperature && !sh.reasoning_effort && !sh.default_max_tokens,
 	       "the longest prefix wins (members left out take the defaults)");
 	judge_models_lookup(m, "r1-mini-chat", &sh);
 	TAP_OK(!sh.max_completion_tokens && sh.reasoning_effort, "an exact name wins over prefixes");
@@ -392,6 +394,9 @@ static void test_models(void)
 	close(fd);
 	m = judge_models_load(path, NULL, err, sizeof err);
 	TAP_OK(!m && strstr(err, "model \"x*\"") && strstr(err, "max_tokens_field"), "bad entry named: %s", err);
+	const char *bad2 = "{\"y\":{\"default_max_tokens\":0.5}}";
+	m = judge_models_parse(bad2, strlen(bad2), "t.json", NULL, err, sizeof err);
+	TAP_OK(!m && strstr(err, "t.json: model \"y\": expected \"default_max_tokens\""), "bad default_max_tokens: %s", err);
 	unlink(path);
 }
 
@@ -474,6 +479,10 @@ static void test_prices(void)
 			{"o3-mini", 1, 0, 1}, {"o4-mini", 1, 0, 1}, {"gpt-4o", 0, 1, 0}, {"gpt-4.1-nano", 0, 1, 0},
 			{"llama3", 0, 1, 1},
 		};
+		judge_models_lookup(mt, "gpt-5-nano", &sh);
+		TAP_IS_INT(sh.default_max_tokens, 8192, "shipped model table: reasoning models default to 8192 tokens");
+		judge_models_lookup(mt, "gpt-4o", &sh);
+		TAP_IS_INT(sh.default_max_tokens, 0, "shipped model table: others keep --max-tokens' default");
 		for (size_t i = 0; i < sizeof fam / sizeof *fam; i++) {
 			judge_models_lookup(mt, fam[i].model, &sh);
 			TAP_OK(sh.max_completion_tokens == fam[i].mct && sh.temperature == fam[i].temp &&
