@@ -139,6 +139,8 @@ typedef struct judge_usage {
 typedef struct judge_reply {
 	char *text;       /* the answer text (or the tool input JSON); caller frees */
 	int structured;   /* text is a JSON verdict object (tool use) */
+	int cut;          /* the answer stopped at the token limit (finish_reason "length",
+			     stop_reason "max_tokens") */
 	judge_usage usage;
 } judge_reply;
 
@@ -201,7 +203,8 @@ typedef struct judge_answer {
  * output that is no verdict; err says what. Otherwise returns 0 and sets
  * a->verdict, 0 when the answer has none (then err says why if the API's
  * body lacked the expected fields, and is left alone if the text just had
- * no verdict token). Free a->rationale and a->explanation. */
+ * no verdict token, or says that the answer was cut at the token limit
+ * when it was). Free a->rationale and a->explanation. */
 int judge_answer_parse(judge_provider p, const char *body, size_t n, const char *nonce, int json_verdict,
 		       judge_answer *a, char *err, size_t errsz);
 

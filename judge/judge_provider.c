@@ -164,6 +164,8 @@ int judge_reply_parse(judge_provider p, const char *body, size_t n, judge_reply 
 			goto out;
 		}
 		r->text = xstrdup(content->valuestring);
+		const cJSON *fr = cJSON_GetObjectItemCaseSensitive(c0, "finish_reason");
+		r->cut = cJSON_IsString(fr) && !strcmp(fr->valuestring, "length");
 		if (cJSON_IsObject(usage)) {
 			const cJSON *det = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens_details");
 			long prompt = get_long(usage, "prompt_tokens"), compl = get_long(usage, "completion_tokens");
@@ -221,6 +223,8 @@ int judge_reply_parse(judge_provider p, const char *body, size_t n, judge_reply 
 			snprintf(err, errsz, "the response has no text or tool_use content");
 			goto out;
 		}
+		const cJSON *sr = cJSON_GetObjectItemCaseSensitive(j, "stop_reason");
+		r->cut = cJSON_IsString(sr) && !strcmp(sr->valuestring, "max_tokens");
 		if (cJSON_IsObject(usage)) {
 			r->usage.input_tokens = get_long(usage, "input_tokens");
 			r->usage.output_tokens = get_long(usage, "output_tokens");

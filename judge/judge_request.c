@@ -134,6 +134,9 @@ int judge_answer_parse(judge_provider p, const char *body, size_t n, const char 
 		a->verdict = judge_verdict_json(rep.text, strlen(rep.text));
 	if (!a->verdict && !rep.structured)
 		a->verdict = judge_verdict_find(rep.text, strlen(rep.text), nonce);
+	if (!a->verdict && rep.cut)
+		snprintf(err, errsz, "the answer stopped at the token limit before its verdict "
+				     "(raise --max-tokens)");
 	if (rep.structured || (json_verdict && a->verdict))
 		a->explanation = json_reasoning(rep.text);
 	else

@@ -626,6 +626,25 @@ static void test_request(void)
 		free(a.rationale);
 		free(a.explanation);
 	}
+	/* an answer cut at the token limit says so */
+	static const struct {
+		judge_provider p;
+		const char *body;
+	} cut[] = {
+		{JUDGE_PROVIDER_OPENAI, "{\"choices\":[{\"message\":{\"content\":\"\"},\"finish_reason\":\"length\"}]}"},
+		{JUDGE_PROVIDER_ANTHROPIC, "{\"content\":[{\"type\":\"text\",\"text\":\"Let me think\"}],"
+					   "\"stop_reason\":\"max_tokens\"}"},
+	};
+	for (size_t i = 0; i < sizeof cut / sizeof *cut; i++) {
+		judge_answer ca;
+		char cerr[256] = "";
+		int crc = judge_answer_parse(cut[i].p, cut[i].body, strlen(cut[i].body), NULL, 0, &ca, cerr, sizeof cerr);
+		TAP_OK(crc == 0 && ca.verdict == 0 && !strcmp(cerr, "the answer stopped at the token limit before its "
+								   "verdict (raise --max-tokens)"),
+		       "%s: an answer cut at the token limit says so: %s", judge_provider_name(cut[i].p), cerr);
+		free(ca.rationale);
+		free(ca.explanation);
+	}
 	/* a long explanation is cut at a character, not inside one */
 	util_buf big = UTIL_BUF_INIT;
 	util_buf_adds(&big, "{\"choices\":[{\"message\":{\"content\":\"");
