@@ -4,7 +4,9 @@
  * prints its wall time next to the latency bound N / concurrency * latency
  * from the same run, and its CPU time per request (getrusage of the child).
  *
- *   bench_judge DPO_JUDGE DB URL N CONCURRENCY LATENCY_S */
+ *   bench_judge DPO_JUDGE DB URL N CONCURRENCY LATENCY_S [DPO_JUDGE_OPTION...]
+ *
+ * The options after LATENCY_S (--no-http2, say) are passed on. */
 #include "config.h"
 #include "store/store.h"
 #include "util/progress.h"
@@ -48,8 +50,8 @@ out:
 
 int main(int argc, char **argv)
 {
-	if (argc != 7) {
-		fprintf(stderr, "usage: bench_judge DPO_JUDGE DB URL N CONCURRENCY LATENCY_S\n");
+	if (argc < 7) {
+		fprintf(stderr, "usage: bench_judge DPO_JUDGE DB URL N CONCURRENCY LATENCY_S [OPTION...]\n");
 		return 2;
 	}
 	const char *judge = argv[1], *db = argv[2], *url = argv[3];
@@ -70,8 +72,17 @@ int main(int argc, char **argv)
 		dup2(fds[1], 1);
 		close(fds[0]);
 		close(fds[1]);
-		execl(judge, judge, "--db", db, "--model", "bench", "--base-url", url, "--no-swap",
-		      "--concurrency", cbuf, "--quiet", "--json", (char *)NULL);
+		const char *base[] = {judge, "--db", db, "--model", "bench", "--base-url", url, "--no-swap",
+				      "--concurrency", cbuf, "--quiet", "--json"};
+		size_t nb = sizeof base / sizeof *base, k = 0;
+		char **av = calloc(nb + (size_t)(argc - 7) + 1, sizeof *av);
+		if (!av)
+			_exit(127);
+		for (size_t i = 0; i < nb; i++)
+			av[k++] = (char *)base[i];
+		for (int i = 7; i < argc; i++)
+			av[k++] = argv[i];
+		execv(judge, av);
 		perror(judge);
 		_exit(127);
 	}

@@ -1,7 +1,9 @@
 /* fuzz_judge_response.c: libFuzzer target for what dpo-judge reads back from
- * a judge: both providers' response JSON, error bodies, Retry-After values
- * and the verdict extraction. The first byte picks the provider and whether
- * a boundary nonce is used; the rest is the response body. */
+ * a judge: both providers' response JSON, error bodies, Retry-After values,
+ * the verdict extraction (quoted material, the last line) and the answer
+ * with its explanation; and the request shaping table (models.json). The
+ * first byte picks the provider, whether a boundary nonce is used and
+ * whether a JSON verdict was asked for; the rest is the response body. */
 #include "config.h"
 #include "judge/judge.h"
 #include <stdint.h>
@@ -28,6 +30,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		free(r.text);
 	}
+	/* the whole answer: verdict, usage, explanation */
+	judge_answer a;
+	judge_answer_parse(p, body, n, nonce, (data[0] & 4) != 0, &a, err, sizeof err);
+	if (a.verdict && a.verdict != 'A' && a.verdict != 'B' && a.verdict != 'C')
+		abort();
+	if (a.explanation && strlen(a.explanation) > JUDGE_EXPLANATION_MAX)
+		abort();
+	free(a.rationale);
+	free(a.explanation);
+	/* the bytes as a model table */
+	judge_models *m = judge_models_parse(body, n, "fuzz", NULL, err, sizeof err);
+	judge_model_shape sh;
+	judge_models_lookup(m, "gpt-5-mini", &sh);
+	judge_models_free(m);
 	/* the raw bytes as an answer text, a verdict word, an error body */
 	int v = judge_verdict_find(body, n, nonce);
 	if (v && v != 'A' && v != 'B' && v != 'C')

@@ -6,11 +6,13 @@
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/cli.h"
+#include "util/file.h"
 #include "util/opt.h"
 #include "util/progress.h"
 #include "util/sha256.h"
 #include "util/utf8.h"
 #include "util/xmalloc.h"
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <math.h>
@@ -30,11 +32,12 @@
 typedef struct opts {
 	const char *db, *provider_name, *model, *base_url, *key_env, *command, *template_path;
 	const char *references, *prices_path, *split, *source;
+	const char *models_path, *reasoning_effort, *extra_body, *system, *deployment, *api_version;
 	judge_provider provider;
 	double temperature;
 	long max_tokens, limit, concurrency, max_retries, seed, random_n;
 	double rpm, tpm, timeout, backoff;
-	int json_verdict, swap, include_labeled, retry_failed, dry_run, json, quiet, no_http2;
+	int json_verdict, swap, include_labeled, retry_failed, dry_run, json, quiet, no_http2, http2;
 } opts;
 
 /* One request (one order of one pair). */
@@ -47,6 +50,7 @@ typedef struct req {
 	int verdict;        /* 'A', 'B', 'C' or 0 */
 	judge_usage usage;
 	char *rationale;
+	char *explanation;  /* the judge's own words */
 	struct req *prev, *next; /* the list of requests handed to the engine */
 } req;
 
@@ -56,8 +60,11 @@ typedef struct ctx {
 	judge_template *tmpl;
 	judge_prices *prices;
 	judge_refs *refs;
-	char *url;
+	char *url, *base;            /* the POST target; the API base (for messages) */
 	struct curl_slist *headers;
+	judge_models *models;
+	judge_model_shape shape;     /* of o->model */
+	char *system, *extra_body;   /* --system and --extra-body, read */
 	char *api_key;
 	int64_t annotator_id, run_id;
 	judge_pair_set pairs;
@@ -75,14 +82,14 @@ typedef struct ctx {
 	/* counters */
 	long requests, cached, sent, done_requests, errors, retries;
 	judge_tally t;
-	long in_tok, out_tok, failed_shown;
+	long in_tok, out_tok, reason_tok, failed_shown;
 	double cost;
 	int cost_known;
 	double price_in, price_out;
 	util_progress *prog;
 	judge_engine *eng;
 	req *inflight;
-	int fatal;
+	int fatal, unreachable;
 	char fatal_msg[600];
 	int store_failed;
 	double start;
@@ -93,6 +100,9 @@ typedef struct ctx {
 /* The JUDGE_ENGINE_* defaults (judge.h) as the table's text. */
 #define STR_(x) #x
 #define STR(x) STR_(x)
+/* Azure OpenAI's api-version when neither --api-version nor
+ * $OPENAI_API_VERSION gives one (a GA version). */
+#define AZURE_API_VERSION "2024-10-21"
 
 /* --pairs all|random:N into the sample size (0: all). */
 static int parse_pairs(void *target, const char *v, char *err, size_t errlen)
@@ -116,15 +126,22 @@ static int parse_pairs(void *target, const char *v, char *err, size_t errlen)
 static const util_opt opts_table[] = {
 	UTIL_OPT_HEADING("Judge:"),
 	{"provider", 0, UTIL_OPT_ENUM, offsetof(opts, provider_name), .def = "openai",
-	 .choices = "openai|anthropic|exec", .arg = "NAME",
-	 .help = "openai (default; any OpenAI-compatible server), anthropic, exec"},
+	 .choices = "openai|anthropic|azure|exec", .arg = "NAME",
+	 .help = "openai (default; any OpenAI-compatible server), anthropic,\n"
+		 "azure (Azure OpenAI), exec"},
 	{"model", 0, UTIL_OPT_STRING, offsetof(opts, model), .arg = "NAME",
 	 .help = "model to ask (required for openai and anthropic)"},
 	{"base-url", 0, UTIL_OPT_STRING, offsetof(opts, base_url), .arg = "URL",
 	 .help = "API base (default $OPENAI_BASE_URL or https://api.openai.com/v1;\n"
 		 "anthropic: $ANTHROPIC_BASE_URL or https://api.anthropic.com)"},
 	{"api-key-env", 0, UTIL_OPT_STRING, offsetof(opts, key_env), .arg = "NAME",
-	 .help = "read the key from $NAME (default OPENAI_API_KEY / ANTHROPIC_API_KEY)"},
+	 .help = "read the key from $NAME (default OPENAI_API_KEY / ANTHROPIC_API_KEY /\n"
+		 "AZURE_OPENAI_API_KEY)"},
+	{"deployment", 0, UTIL_OPT_STRING, offsetof(opts, deployment), .arg = "NAME",
+	 .help = "azure: the deployment (default: --model); --base-url is the resource\n"
+		 "(https://NAME.openai.azure.com, default $AZURE_OPENAI_ENDPOINT)"},
+	{"api-version", 0, UTIL_OPT_STRING, offsetof(opts, api_version), .arg = "DATE",
+	 .help = "azure: the api-version query (default $OPENAI_API_VERSION or " AZURE_API_VERSION ")"},
 	{"command", 0, UTIL_OPT_STRING, offsetof(opts, command), .arg = "CMD",
 	 .help = "exec: program run per request (sh -c); reads a JSON object with\n"
 		 "prompt, response_a, response_b on stdin, prints A, B, C or\n"
@@ -143,7 +160,17 @@ static const util_opt opts_table[] = {
 	{"temperature", 0, UTIL_OPT_FLOAT, offsetof(opts, temperature), .def = "0", .range = "[0, 2]",
 	 .help = "sampling temperature"},
 	{"max-tokens", 0, UTIL_OPT_INT, offsetof(opts, max_tokens), .def = "1024", .range = "[1, inf)",
-	 .help = "answer length limit"},
+	 .help = "answer length limit (sent as max_completion_tokens to the models\n"
+		 "that want it, see --models)"},
+	{"reasoning-effort", 0, UTIL_OPT_ENUM, offsetof(opts, reasoning_effort), .arg = "LEVEL",
+	 .choices = "none|minimal|low|medium|high",
+	 .help = "reasoning models: the reasoning_effort to ask for (default: none sent)"},
+	{"system", 0, UTIL_OPT_STRING, offsetof(opts, system), .arg = "TEXT|@FILE",
+	 .help = "a system message before the judging prompt"},
+	{"extra-body", 0, UTIL_OPT_STRING, offsetof(opts, extra_body), .arg = "JSON|@FILE",
+	 .help = "a JSON object merged into every request body"},
+	{"models", 0, UTIL_OPT_PATH, offsetof(opts, models_path), .arg = "FILE",
+	 .help = "request shaping table over the default models.json"},
 
 	UTIL_OPT_HEADING("What to judge:"),
 	UTIL_OPT_DB(opts, db),
@@ -176,6 +203,9 @@ static const util_opt opts_table[] = {
 	 .help = "delay before the first retry (default " STR(JUDGE_ENGINE_BACKOFF_MS)
 		 "; doubles each time,\nat most 60 s, with jitter; a Retry-After header wins)"},
 	{"no-http2", 0, UTIL_OPT_FLAG, offsetof(opts, no_http2), .help = "use HTTP/1.1 only"},
+	{"http2", 0, UTIL_OPT_FLAG, offsetof(opts, http2),
+	 .help = "use HTTP/2 on http:// too (prior knowledge) and wait to multiplex;\n"
+		 "by default HTTP/2 only where TLS negotiates it"},
 	{"prices", 0, UTIL_OPT_PATH, offsetof(opts, prices_path), .arg = "FILE",
 	 .help = "price table overriding the default one"},
 
@@ -216,6 +246,12 @@ static void parse_options(opts *o, int argc, char **argv)
 		if (!o->model || !*o->model)
 			util_cli_usage_error(&cli, "--model is required for --provider %s", o->provider_name);
 	}
+	if (o->http2 && o->no_http2)
+		util_cli_usage_error(&cli, "--http2 and --no-http2 exclude each other");
+	if (o->provider != JUDGE_PROVIDER_AZURE && (o->deployment || o->api_version))
+		util_cli_usage_error(&cli, "--deployment and --api-version are only for --provider azure");
+	if (o->provider == JUDGE_PROVIDER_EXEC && (o->system || o->extra_body || o->reasoning_effort))
+		util_cli_usage_error(&cli, "--system, --extra-body and --reasoning-effort do not apply to --provider exec");
 }
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -343,6 +379,22 @@ static const char *completion_text(ctx *c, int64_t id)
 
 /* ---- building requests ---------------------------------------------------------- */
 
+/* The request parameters of the run: the options shaped for the model. */
+static void fill_params(const ctx *c, judge_params *prm)
+{
+	const opts *o = c->o;
+	memset(prm, 0, sizeof *prm);
+	prm->model = o->model;
+	prm->temperature = o->temperature;
+	prm->max_tokens = o->max_tokens;
+	prm->json_verdict = o->json_verdict;
+	prm->no_temperature = !c->shape.temperature;
+	prm->max_completion_tokens = c->shape.max_completion_tokens;
+	prm->reasoning_effort = o->reasoning_effort;
+	prm->system = c->system;
+	prm->extra_body = c->extra_body;
+}
+
 /* Fill r's body for order r->order of pair p. Returns 0, or -1 when the
  * pair cannot be judged (message in *why). */
 static int build_request(ctx *c, req *r, const char **why)
@@ -381,7 +433,8 @@ static int build_request(ctx *c, req *r, const char **why)
 	} else {
 		const char *texts[4] = {c->cur_text, first, second, ref};
 		util_buf prompt = UTIL_BUF_INIT;
-		judge_params prm = {c->o->model, c->o->temperature, c->o->max_tokens, c->o->json_verdict};
+		judge_params prm;
+		fill_params(c, &prm);
 		judge_nonce(NONCE_SEED, texts, 4, r->nonce);
 		f.nonce = r->nonce;
 		judge_template_render(c->tmpl, &f, &prompt);
@@ -406,6 +459,7 @@ static void req_free(req *r)
 	free(r->job.body);
 	judge_job_clear(&r->job);
 	free(r->rationale);
+	free(r->explanation);
 	free(r);
 }
 
@@ -424,6 +478,8 @@ static int parse_answer(ctx *c, req *r, const char *body, size_t n)
 		r->rationale = a.rationale;
 	else
 		free(a.rationale);
+	free(r->explanation);
+	r->explanation = a.explanation;
 	return rc;
 }
 
@@ -458,18 +514,23 @@ static int pair_finished(ctx *c, judge_pair *p)
 	cmp.annotator_id = c->annotator_id;
 	cmp.verdict = d.verdict;
 	cmp.shown_first = d.shown_first;
-	cmp.rationale = d.rationale;
 	cmp.inconsistent = d.inconsistent;
 	cmp.confidence = NAN;
 	cmp.duration_ms = (int64_t)((util_now() - p->t0) * 1000);
 	cmp.run_id = c->run_id;
 	if (tx_begin(c))
 		return 1;
-	if (store_comparison_add(c->st, &cmp, NULL, &created) != STORE_OK)
+	char *why = judge_pair_rationale(p, c->norders, &d);
+	cmp.rationale = why;
+	int arc = store_comparison_add(c->st, &cmp, NULL, &created);
+	free(why);
+	if (arc != STORE_OK)
 		return store_fail(c, "cannot add a comparison");
 	free(p->err);
 	free(p->rationale);
-	p->err = p->rationale = NULL;
+	free(p->why[0]);
+	free(p->why[1]);
+	p->err = p->rationale = p->why[0] = p->why[1] = NULL;
 	return 0;
 }
 
@@ -477,6 +538,7 @@ static void record_usage(ctx *c, req *r, util_buf *meta)
 {
 	c->in_tok += r->usage.input_tokens;
 	c->out_tok += r->usage.output_tokens;
+	c->reason_tok += r->usage.reasoning_tokens;
 	double cost = 0;
 	if (c->cost_known) {
 		cost = (double)r->usage.input_tokens * c->price_in / 1e6 +
@@ -487,6 +549,8 @@ static void record_usage(ctx *c, req *r, util_buf *meta)
 	util_buf_add_json_string(meta, c->o->model, strlen(c->o->model));
 	util_buf_addf(meta, ",\"input_tokens\":%ld,\"output_tokens\":%ld", r->usage.input_tokens,
 		      r->usage.output_tokens);
+	if (r->usage.reasoning_tokens)
+		util_buf_addf(meta, ",\"reasoning_tokens\":%ld", r->usage.reasoning_tokens);
 	if (c->cost_known)
 		util_buf_addf(meta, ",\"cost_usd\":%.17g", cost);
 	util_buf_addc(meta, '}');
@@ -501,6 +565,7 @@ static int request_done(ctx *c, req *r, int from_cache)
 	c->done_requests++;
 	if (r->job.fatal && !from_cache) {
 		c->fatal = 1;
+		c->unreachable = r->job.unreachable;
 		snprintf(c->fatal_msg, sizeof c->fatal_msg, "%s", r->job.errmsg);
 		redact(c->fatal_msg, sizeof c->fatal_msg, c->api_key);
 		req_free(r);
@@ -548,6 +613,10 @@ static int request_done(ctx *c, req *r, int from_cache)
 		judge_tally_verdict(&c->t, r->verdict);
 		if (r->rationale && !p->rationale)
 			p->rationale = xstrdup(r->rationale);
+		if (r->explanation && r->order < 2 && !p->why[r->order]) {
+			p->why[r->order] = r->explanation;
+			r->explanation = NULL;
+		}
 	}
 	p->outstanding--;
 	if (p->outstanding == 0 && p->issued == c->norders && !rc)
@@ -596,7 +665,6 @@ static judge_job *cb_next(void *ud)
 				r->job.errmsg[0] = '\0';
 			}
 		}
-		c->sent++;
 		r->next = c->inflight;
 		if (r->next)
 			r->next->prev = r;
@@ -702,7 +770,8 @@ static char *summary_json(ctx *c, double wall, const char *status)
 	json_num(&b, "requests", (double)c->requests, 0);
 	json_num(&b, "sent", (double)c->sent, 0);
 	json_num(&b, "cached", (double)c->cached, 0);
-	util_buf_addf(&b, ",\"tokens\":{\"input\":%ld,\"output\":%ld}", c->in_tok, c->out_tok);
+	util_buf_addf(&b, ",\"tokens\":{\"input\":%ld,\"output\":%ld,\"reasoning\":%ld}", c->in_tok, c->out_tok,
+		      c->reason_tok);
 	json_num(&b, "cost_usd", c->cost_known ? c->cost : NAN, 0);
 	json_num(&b, "wall_s", wall, 0);
 	util_buf_addc(&b, '}');
@@ -738,6 +807,8 @@ static void print_summary(ctx *c, double wall)
 	       c->retries, c->errors);
 	if (c->o->provider != JUDGE_PROVIDER_EXEC) {
 		printf("tokens: %ld input, %ld output", c->in_tok, c->out_tok);
+		if (c->reason_tok)
+			printf(" (%ld reasoning)", c->reason_tok);
 		if (c->cost_known)
 			printf("; cost $%.4f\n", c->cost);
 		else
@@ -796,11 +867,19 @@ static int dry_run(ctx *c)
 		       nreq, ncached);
 		if (c->o->provider != JUDGE_PROVIDER_EXEC) {
 			printf("estimated tokens: about %.0f input, at most %.0f output\n", in_tok, out_tok);
-			if (c->cost_known)
-				printf("estimated cost: at most $%.4f (%s at $%g in / $%g out per 1M tokens)\n",
-				       cost, term_name(c->o->model), c->price_in, c->price_out);
-			else
+			if (c->cost_known) {
+				/* term_name's buffer holds one name at a time */
+				const char *date = judge_prices_date(c->prices);
+				util_buf db = UTIL_BUF_INIT;
+				if (date)
+					util_term_escape(date, &db);
+				printf("estimated cost: at most $%.4f (%s at $%g in / $%g out per 1M tokens)%s%s\n",
+				       cost, term_name(c->o->model), c->price_in, c->price_out,
+				       date ? " by the price table of " : "", date ? util_buf_str(&db) : "");
+				util_buf_free(&db);
+			} else {
 				printf("estimated cost: unknown (no price for %s; see --prices)\n", term_name(c->o->model));
+			}
 		}
 		printf("nothing was sent\n");
 	}
@@ -808,6 +887,81 @@ static int dry_run(ctx *c)
 }
 
 /* ---- the phases of a run ------------------------------------------------------------ */
+
+/* TEXT, or the contents of FILE for "@FILE" (malloc'ed); NULL with a
+ * message naming the option when the file cannot be read. */
+static char *text_or_file(const char *opt, const char *v)
+{
+	if (v[0] != '@')
+		return xstrdup(v);
+	char *t = util_read_file(v + 1, NULL);
+	if (!t)
+		util_warn("--%s: %s: %s", opt, v + 1, strerror(errno));
+	return t;
+}
+
+/* The model table (models.json, then --models over it), the model's
+ * shape, --system and --extra-body. Returns an exit status: 0, 1 when a
+ * file cannot be read, 2 for an option the model does not take. */
+static int load_shaping(ctx *c)
+{
+	const opts *o = c->o;
+	char err[512];
+	char *mp = find_data_file("models.json");
+	judge_models *base = judge_models_load(mp, NULL, err, sizeof err);
+	free(mp);
+	if (!base && !o->models_path)
+		util_warn("warning: %s; every model gets max_tokens and temperature", err);
+	if (o->models_path) {
+		c->models = judge_models_load(o->models_path, base, err, sizeof err);
+		judge_models_free(base);
+		if (!c->models) {
+			util_warn("%s", err);
+			return UTIL_EXIT_FAIL;
+		}
+	} else {
+		c->models = base;
+	}
+	judge_models_lookup(c->models, o->model, &c->shape);
+	/* reasoning spends the answer's limit too: such models get a larger
+	 * default (the judge's identity has the limit in force) */
+	if (c->shape.default_max_tokens > 0 && util_cli_source(&cli, "max-tokens") <= UTIL_OPT_FROM_DEFAULT)
+		c->o->max_tokens = c->shape.default_max_tokens;
+	if (o->provider == JUDGE_PROVIDER_ANTHROPIC) {
+		/* the table describes OpenAI-format APIs */
+		c->shape.max_completion_tokens = 0;
+		c->shape.temperature = 1;
+	}
+	if (o->reasoning_effort && (o->provider == JUDGE_PROVIDER_ANTHROPIC || !c->shape.reasoning_effort)) {
+		util_warn("--reasoning-effort: %s takes no reasoning_effort%s", term_name(o->model),
+			  o->provider == JUDGE_PROVIDER_ANTHROPIC ? " (anthropic: use --extra-body for thinking)"
+								   : " (see --models)");
+		return UTIL_EXIT_USAGE;
+	}
+	if (!c->shape.temperature && util_cli_source(&cli, "temperature") > UTIL_OPT_FROM_DEFAULT)
+		util_warn("warning: %s takes no temperature; --temperature is not sent", term_name(o->model));
+	if (o->system && !(c->system = text_or_file("system", o->system)))
+		return UTIL_EXIT_FAIL;
+	if (o->extra_body) {
+		if (!(c->extra_body = text_or_file("extra-body", o->extra_body)))
+			return UTIL_EXIT_FAIL;
+		cJSON *j = cJSON_Parse(c->extra_body);
+		int ok = cJSON_IsObject(j);
+		if (ok) {
+			/* canonical text: part of the judge's identity */
+			char *t = cJSON_PrintUnformatted(j);
+			free(c->extra_body);
+			c->extra_body = xstrdup(t);
+			cJSON_free(t);
+		}
+		cJSON_Delete(j);
+		if (!ok) {
+			util_warn("--extra-body: %s is not a JSON object", o->extra_body[0] == '@' ? o->extra_body + 1 : "the value");
+			return UTIL_EXIT_USAGE;
+		}
+	}
+	return UTIL_EXIT_OK;
+}
 
 /* The template, the references and the price table. Returns an exit status:
  * 0 when loaded, 1 (or 2 for a missing --references) with a message. */
@@ -848,43 +1002,86 @@ static int load_inputs(ctx *c, char *refs_hash)
 			c->prices = base;
 		}
 		c->cost_known = judge_prices_lookup(c->prices, o->model, &c->price_in, &c->price_out) == 0;
+		return load_shaping(c);
 	}
 	return UTIL_EXIT_OK;
 }
 
-/* The API's URL, key and headers (nothing for exec). Returns 0, or 1 with
- * a message when the key is missing. */
+/* The URL of Azure OpenAI's chat completions for base (bl bytes): base is
+ * the resource (https://NAME.openai.azure.com) or already a deployment's
+ * URL (.../openai/deployments/NAME). Malloc'ed. */
+static char *azure_url(const opts *o, const char *base, size_t bl)
+{
+	const char *env_ver = getenv("OPENAI_API_VERSION");
+	const char *ver = o->api_version ? o->api_version : env_ver && *env_ver ? env_ver : AZURE_API_VERSION;
+	util_buf b = UTIL_BUF_INIT;
+	util_buf_add(&b, base, bl);
+	if (!memmem(base, bl, "/openai/deployments/", 20)) {
+		const char *dep = o->deployment ? o->deployment : o->model;
+		char *e = curl_easy_escape(NULL, dep, 0);
+		util_buf_addf(&b, "/openai/deployments/%s", e ? e : dep);
+		curl_free(e);
+	}
+	char *v = curl_easy_escape(NULL, ver, 0);
+	util_buf_addf(&b, "/chat/completions?api-version=%s", v ? v : ver);
+	curl_free(v);
+	char *s = util_buf_detach(&b);
+	util_buf_free(&b);
+	return s;
+}
+
+/* The API's URL, key and headers (nothing for exec). Returns 0, or 1 (2
+ * for a usage error) with a message when the key or the endpoint is
+ * missing. */
 static int setup_endpoint(ctx *c)
 {
 	const opts *o = c->o;
-	if (o->provider != JUDGE_PROVIDER_OPENAI && o->provider != JUDGE_PROVIDER_ANTHROPIC)
+	judge_provider pv = o->provider;
+	if (pv == JUDGE_PROVIDER_EXEC)
 		return 0;
-	int oa = o->provider == JUDGE_PROVIDER_OPENAI;
-	const char *env_base = getenv(oa ? "OPENAI_BASE_URL" : "ANTHROPIC_BASE_URL");
-	const char *def = oa ? "https://api.openai.com/v1" : "https://api.anthropic.com";
+	static const struct {
+		judge_provider p;
+		const char *base_env, *def, *path, *key_env, *key_header;
+	} api[] = {
+		{JUDGE_PROVIDER_OPENAI, "OPENAI_BASE_URL", "https://api.openai.com/v1", "/chat/completions",
+		 "OPENAI_API_KEY", "Authorization: Bearer "},
+		{JUDGE_PROVIDER_ANTHROPIC, "ANTHROPIC_BASE_URL", "https://api.anthropic.com", "/v1/messages",
+		 "ANTHROPIC_API_KEY", "x-api-key: "},
+		{JUDGE_PROVIDER_AZURE, "AZURE_OPENAI_ENDPOINT", NULL, NULL, "AZURE_OPENAI_API_KEY", "api-key: "},
+	};
+	size_t k = 0;
+	while (api[k].p != pv)
+		k++;
+	const char *env_base = getenv(api[k].base_env);
+	const char *def = api[k].def;
 	const char *base = o->base_url ? o->base_url : env_base && *env_base ? env_base : def;
+	if (!base) {
+		util_warn("--provider azure needs --base-url https://RESOURCE.openai.azure.com "
+			  "(or $AZURE_OPENAI_ENDPOINT)");
+		return 2;
+	}
 	size_t bl = strlen(base);
 	while (bl > 0 && base[bl - 1] == '/')
 		bl--;
-	c->url = xasprintf("%.*s%s", (int)bl, base, oa ? "/chat/completions" : "/v1/messages");
-	const char *kenv = o->key_env ? o->key_env : oa ? "OPENAI_API_KEY" : "ANTHROPIC_API_KEY";
+	c->base = xstrndup(base, bl);
+	c->url = api[k].path ? xasprintf("%.*s%s", (int)bl, base, api[k].path) : azure_url(o, base, bl);
+	const char *kenv = o->key_env ? o->key_env : api[k].key_env;
 	const char *key = getenv(kenv);
 	if (key && *key) {
 		c->api_key = xstrdup(key);
-	} else if (!o->dry_run && (!strcmp(base, def) || o->key_env)) {
+	} else if (!o->dry_run && (!def || !strcmp(base, def) || o->key_env)) {
 		util_warn("$%s is not set; the API key is read from the environment", kenv);
 		return 1;
 	}
 	c->headers = curl_slist_append(c->headers, "Content-Type: application/json");
 	c->headers = curl_slist_append(c->headers, "Expect:");
 	if (c->api_key) {
-		char *h = oa ? xasprintf("Authorization: Bearer %s", c->api_key)
-			     : xasprintf("x-api-key: %s", c->api_key);
+		char *h = xasprintf("%s%s", api[k].key_header, c->api_key);
 		c->headers = curl_slist_append(c->headers, h);
 		memset(h, 0, strlen(h));
 		free(h);
 	}
-	if (!oa)
+	if (pv == JUDGE_PROVIDER_ANTHROPIC)
 		c->headers = curl_slist_append(c->headers, "anthropic-version: 2023-06-01");
 	return 0;
 }
@@ -924,7 +1121,7 @@ static int run_engine(ctx *c)
 	eo.timeout_s = o->timeout;
 	eo.max_retries = (int)o->max_retries;
 	eo.backoff_base_ms = o->backoff;
-	eo.http2 = !o->no_http2;
+	eo.http2 = o->no_http2 ? 0 : o->http2 ? 2 : 1;
 	eo.seed = (uint64_t)o->seed + 1;
 	c->eng = judge_engine_new(&eo);
 	util_catch_interrupts();
@@ -933,6 +1130,9 @@ static int run_engine(ctx *c)
 	c->start = util_now();
 	judge_engine_cbs cbs = {cb_next, cb_done, cb_tick, cb_retry, cb_accept, c};
 	int erc = judge_engine_run(c->eng, &cbs);
+	/* what actually left, and libcurl's silent re-sends as retries */
+	c->sent = judge_engine_sent(c->eng);
+	c->retries += judge_engine_resends(c->eng);
 	tx_commit(c);
 	if (c->prog) {
 		progress(c);
@@ -960,6 +1160,7 @@ static int record_metrics(ctx *c, double wall)
 		{"requests_cached", (double)c->cached},
 		{"input_tokens", (double)c->in_tok},
 		{"output_tokens", (double)c->out_tok},
+		{"reasoning_tokens", (double)c->reason_tok},
 		{"cost_usd", c->cost_known ? c->cost : NAN},
 		{"consistency_rate", judge_tally_consistency_rate(t)},
 		{"first_position_win_rate", judge_tally_first_position_rate(t)},
@@ -979,7 +1180,9 @@ static void report(ctx *c, int erc, const char *summary, double wall)
 		printf("%s\n", summary);
 	else
 		print_summary(c, wall);
-	if (c->fatal)
+	if (c->unreachable)
+		util_warn("cannot reach %s (%s)", c->base, c->fatal_msg);
+	else if (c->fatal)
 		util_warn("stopping: %s", c->fatal_msg);
 	if (erc == JUDGE_EINTR)
 		util_warn("interrupted: %ld pairs saved; run the same command again to judge the rest",
@@ -1001,6 +1204,10 @@ static void ctx_free(ctx *c)
 	store_free(c->st);
 	judge_template_free(c->tmpl);
 	judge_prices_free(c->prices);
+	judge_models_free(c->models);
+	free(c->system);
+	free(c->extra_body);
+	free(c->base);
 	judge_refs_free(c->refs);
 	drop_prompt(c);
 	judge_pairs_free(&c->pairs);
@@ -1037,15 +1244,19 @@ int main(int argc, char **argv)
 		rc = lrc;
 		goto out;
 	}
-	if (setup_endpoint(&c))
+	int erc0 = setup_endpoint(&c);
+	if (erc0) {
+		rc = erc0;
 		goto out;
+	}
 
 	/* the store and the judge's identity */
 	if (store_open_existing(c.st, util_db_path(o.db)) != STORE_OK) {
 		util_warn("%s", store_errmsg(c.st));
 		goto out;
 	}
-	judge_params prm = {o.model, o.temperature, o.max_tokens, o.json_verdict};
+	judge_params prm;
+	fill_params(&c, &prm);
 	params = judge_identity_params(o.provider, &prm, o.swap, o.references ? refs_hash : NULL);
 	if (register_judge(&c, params, &name))
 		goto out;

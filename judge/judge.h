@@ -25,12 +25,17 @@ enum {
 /* Verdict characters: 'A' (first shown better), 'B' (second shown better),
  * 'C' (tie); 0 when none. */
 
-/* Find the judge's final verdict in text[0..n): the last "[[A]]", "[[B]]"
- * or "[[C]]" token (case-insensitive, spaces inside the brackets allowed),
- * searched from the end, skipping every region that starts with
- * "BEGIN <nonce>" and ends with "END <nonce>" (or the end of the text),
- * i.e. material the judge echoed from the embedded prompt and responses.
- * nonce may be NULL or "" (no region is skipped). Returns 'A', 'B', 'C' or 0. */
+/* Find the judge's own final verdict in text[0..n): "[[A]]", "[[B]]",
+ * "[[C]]" or "[[tie]]" (case-insensitive, blanks inside the brackets
+ * allowed). Quoted material is never a verdict: regions from
+ * "BEGIN <nonce>" to "END <nonce>" (or the end of the text; nonce NULL or
+ * "": none), fenced code blocks, blockquote lines ("> ..."), text
+ * between a pair of double quotes (ASCII or curly) or backticks within one
+ * paragraph, and single quotes (straight or curly) within one line, opened
+ * at the start or after a blank or '(' (apostrophes quote nothing). When the last non-empty line is a verdict token alone (maybe
+ * bold, italic, in backticks or quotes, with a final period) that verdict
+ * wins; otherwise the last token outside quoted material. Returns 'A',
+ * 'B', 'C' or 0 (none: a failed parse). */
 int judge_verdict_find(const char *text, size_t n, const char *nonce);
 
 /* Parse a verdict given as a word: "A", "B", "C", "tie" (case-insensitive,
@@ -88,9 +93,10 @@ typedef enum judge_provider {
 	JUDGE_PROVIDER_OPENAI,
 	JUDGE_PROVIDER_ANTHROPIC,
 	JUDGE_PROVIDER_EXEC,
+	JUDGE_PROVIDER_AZURE,     /* Azure OpenAI: OpenAI's formats, its own URLs and key header */
 } judge_provider;
 
-/* "openai", "anthropic", "exec". */
+/* "openai", "anthropic", "exec", "azure". */
 const char *judge_provider_name(judge_provider p);
 /* Parse a provider name; returns 0 and sets *p, or JUDGE_EINVAL. */
 int judge_provider_parse(const char *name, judge_provider *p);
@@ -101,25 +107,40 @@ typedef struct judge_params {
 	double temperature;
 	long max_tokens;
 	int json_verdict;
+	/* request shaping (see judge_models_lookup); zero: the classic body */
+	int no_temperature;           /* send no temperature */
+	int max_completion_tokens;    /* OpenAI: the limit as max_completion_tokens */
+	const char *reasoning_effort; /* OpenAI: reasoning_effort; NULL: none */
+	const char *system;           /* a system message; NULL: none */
+	const char *extra_body;       /* a JSON object merged into the body; NULL: none */
 } judge_params;
 
 /* Append the JSON request body for one rendered judging prompt to out.
- * OpenAI: chat/completions with one user message (json_verdict: a
- * response_format json_schema with "reasoning" and "verdict"). Anthropic:
- * /v1/messages with one user message (json_verdict: a forced tool
- * "record_verdict" whose input holds "reasoning" and "verdict"). */
+ * OpenAI (and Azure): chat/completions with the system message (when
+ * prm->system) and one user message; "max_tokens" or, with
+ * max_completion_tokens, "max_completion_tokens"; "temperature" unless
+ * no_temperature; "reasoning_effort" when set; json_verdict: a
+ * response_format json_schema with "reasoning" and "verdict". Anthropic:
+ * /v1/messages with "system" when set and one user message (json_verdict:
+ * a forced tool "record_verdict" whose input holds "reasoning" and
+ * "verdict"). Last, the members of prm->extra_body (a JSON object; ignored
+ * when it is not one) are merged in: objects member by member, anything
+ * else replacing what the body had. */
 void judge_request_body(judge_provider p, const judge_params *prm, const char *user_text,
 			util_buf *out);
 
 /* Token usage of one response. */
 typedef struct judge_usage {
-	long input_tokens, output_tokens;
+	long input_tokens, output_tokens; /* output includes reasoning tokens */
+	long reasoning_tokens;            /* usage.completion_tokens_details.reasoning_tokens */
 } judge_usage;
 
 /* A parsed response. */
 typedef struct judge_reply {
 	char *text;       /* the answer text (or the tool input JSON); caller frees */
 	int structured;   /* text is a JSON verdict object (tool use) */
+	int cut;          /* the answer stopped at the token limit (finish_reason "length",
+			     stop_reason "max_tokens") */
 	judge_usage usage;
 } judge_reply;
 
@@ -167,7 +188,13 @@ typedef struct judge_answer {
 	int verdict;        /* 'A', 'B', 'C'; 0 when none */
 	judge_usage usage;  /* tokens, from an API's answer */
 	char *rationale;    /* a verifier's JSON "rationale" (malloc'ed), or NULL */
+	char *explanation;  /* an API judge's own words (malloc'ed), or NULL: the answer
+			       text, or a JSON verdict's "reasoning"; at most
+			       JUDGE_EXPLANATION_MAX bytes (cut at a character) */
 } judge_answer;
+
+/* The longest explanation kept per answer, in bytes. */
+#define JUDGE_EXPLANATION_MAX 16384
 
 /* Read the body of a successful try (HTTP 2xx, exit status 0). nonce: the
  * request's marker nonce (judge_verdict_find); json_verdict: the request
@@ -176,7 +203,8 @@ typedef struct judge_answer {
  * output that is no verdict; err says what. Otherwise returns 0 and sets
  * a->verdict, 0 when the answer has none (then err says why if the API's
  * body lacked the expected fields, and is left alone if the text just had
- * no verdict token). Free a->rationale. */
+ * no verdict token, or says that the answer was cut at the token limit
+ * when it was). Free a->rationale and a->explanation. */
 int judge_answer_parse(judge_provider p, const char *body, size_t n, const char *nonce, int json_verdict,
 		       judge_answer *a, char *err, size_t errsz);
 
@@ -184,8 +212,10 @@ int judge_answer_parse(judge_provider p, const char *body, size_t n, const char 
 
 /* A judge is its provider, model, template hash and these parameters: for
  * exec {"swap":B}, else {"temperature":X,"max_tokens":N,"json_verdict":B,
- * "swap":B}, then "references" (the references file's SHA-256) when
- * refs_hash is not NULL. prm->model is not used. Malloc'ed. The text is
+ * "swap":B}, then, each only when set, "reasoning_effort", "system" (the
+ * SHA-256 of the system message) and "extra_body" (its text as a string),
+ * then "references" (the references file's SHA-256) when refs_hash is not
+ * NULL. prm->model is not used. Malloc'ed. The text is
  * part of the identity: changing it would make every judge a new one that
  * judges every pair again. */
 char *judge_identity_params(judge_provider p, const judge_params *prm, int swap, const char *refs_hash);
@@ -239,15 +269,52 @@ typedef struct judge_prices judge_prices;
 
 /* Load a price table: a JSON object mapping model names to
  * {"input": USD per 1M input tokens, "output": USD per 1M output tokens};
- * keys starting with "_" are comments. Returns NULL with a message. When
- * base is not NULL the file's entries are added over a copy of base. */
+ * keys starting with "_" are comments, "date" (a string) says when the
+ * prices were taken. Returns NULL with a message. When base is not NULL
+ * the file's entries are added over a copy of base (and its date, unless
+ * the file has one). */
 judge_prices *judge_prices_load(const char *path, const judge_prices *base, char *err, size_t errsz);
 /* Free (NULL allowed). */
 void judge_prices_free(judge_prices *p);
 /* Prices of model: an exact entry, else the longest entry that is a prefix
- * of model (so "gpt-4o-mini-2024-07-18" finds "gpt-4o-mini"). Returns 0 and
+ * of model followed by '-', '_', '@' or ':' (so "gpt-4o-mini-2024-07-18"
+ * finds "gpt-4o-mini", and "gpt-4o" does not find "gpt-4"). Returns 0 and
  * sets *in, *out (USD per 1M tokens), or -1 when unknown. */
 int judge_prices_lookup(const judge_prices *p, const char *model, double *in, double *out);
+/* The table's "date", or NULL. Owned by the table. */
+const char *judge_prices_date(const judge_prices *p);
+
+/* ---- request shaping per model (judge_models.c) ----------------------- */
+
+/* What a model's requests may carry. */
+typedef struct judge_model_shape {
+	int max_completion_tokens; /* the limit goes in max_completion_tokens */
+	int temperature;           /* a temperature is accepted */
+	int reasoning_effort;      /* a reasoning_effort is accepted */
+	long default_max_tokens;   /* the answer limit when --max-tokens is not given; 0: none */
+} judge_model_shape;
+
+typedef struct judge_models judge_models;
+
+/* Load a model table: a JSON object whose keys are model names, or
+ * prefixes ending in '*' ("gpt-5*"), mapping to {"max_tokens_field":
+ * "max_tokens"|"max_completion_tokens", "temperature": BOOL,
+ * "reasoning_effort": BOOL, "default_max_tokens": N} (members left out:
+ * max_tokens, true, true, none);
+ * keys starting with "_" and "date" are not models. When base is not NULL
+ * the file's entries are added over a copy of base. Returns NULL with a
+ * message naming the file (and the model). */
+judge_models *judge_models_load(const char *path, const judge_models *base, char *err, size_t errsz);
+/* The same from text[0..n), messages naming name instead of a path. */
+judge_models *judge_models_parse(const char *text, size_t n, const char *name, const judge_models *base,
+				char *err, size_t errsz);
+/* Free (NULL allowed). */
+void judge_models_free(judge_models *m);
+/* The shape of model's requests: an exact entry, else the longest prefix
+ * entry that matches. Returns 0, or -1 when no entry matches (m may be
+ * NULL); *sh is set either way (no match: max_tokens, temperature and
+ * reasoning effort accepted). */
+int judge_models_lookup(const judge_models *m, const char *model, judge_model_shape *sh);
 
 /* ---- the request engine ------------------------------------------------ */
 
@@ -270,6 +337,9 @@ typedef struct judge_job {
 	int attempts;             /* tries made */
 	int ok;                   /* 1: success (HTTP 200 / exit 0) */
 	int fatal;                /* the run must stop (see errmsg) */
+	int unreachable;          /* fatal: no server ever answered (errmsg: why, e.g.
+				     "connection refused") */
+	int sends;                /* times the request left (all tries, re-sends included) */
 	char errmsg[512];         /* why it failed */
 	/* engine-private */
 	void *priv;
@@ -283,7 +353,10 @@ typedef struct judge_engine_opts {
 	double backoff_base_ms, backoff_max_ms;
 	uint64_t seed;            /* jitter */
 	size_t max_response;      /* bytes; a larger response is an error */
-	int http2;                /* offer HTTP/2 */
+	int http2;                /* 0: HTTP/1.1 only; 1: HTTP/2 where TLS negotiates it
+				     (ALPN), HTTP/1.1 on http://; 2: HTTP/2 on http:// too
+				     (prior knowledge). Only HTTP/2 waits to multiplex:
+				     over HTTP/1.1 every request gets a connection at once */
 } judge_engine_opts;
 
 /* The defaults of the engine options that dpo-judge exposes: its option
@@ -328,8 +401,14 @@ void judge_engine_free(judge_engine *e);
  * callback's nonzero value, or JUDGE_EINTR. Jobs in flight when it stops
  * are abandoned (never passed to done); the caller still owns them. */
 int judge_engine_run(judge_engine *e, const judge_engine_cbs *cb);
-/* Counters. */
+/* Counters: retries (the engine's and libcurl's re-sends); requests that
+ * left (an HTTP request once its headers were written, whatever its
+ * tries; a verifier once started); libcurl's re-sends alone (a reused
+ * connection reset before any answer, the request sent again on a new
+ * one: the engine counts the try once, the server saw it twice). */
 long judge_engine_retries(const judge_engine *e);
+long judge_engine_sent(const judge_engine *e);
+long judge_engine_resends(const judge_engine *e);
 /* Correct the --tpm bucket once a response tells the real token count:
  * delta = estimated - actual tokens (positive gives tokens back). */
 void judge_engine_tokens_used(judge_engine *e, double delta);

@@ -32,11 +32,17 @@ typedef struct jpriv {
 	double not_before;   /* J_WAITING: earliest start */
 	double started;      /* start of the current try */
 	int charged;         /* buckets were charged for this try */
+	int sends;           /* HTTP: times this try's request left (libcurl may re-send) */
+	int free_tries;      /* rate-limited tries not charged (another request's pause) */
+	unsigned pause_epoch;/* the shared pause its jitter was drawn for */
+	double jitter;       /* its place in that pause's resume window, [0,1) */
 	/* HTTP */
 	CURL *easy;
 	long retry_after_ms; /* from the last response, -1 if none */
 	int too_large;
+	int answered;        /* a response began */
 	size_t limit;        /* response cap in bytes */
+	judge_engine *eng;
 	/* exec */
 	pid_t pid;
 	int in_fd, out_fd, err_fd;
@@ -54,8 +60,13 @@ struct judge_engine {
 	judge_job **slot;
 	int nslots, nactive;
 	judge_bucket rpm, tpm;
-	double pause_until;
+	double pause_until;  /* a shared pause (429/503/529): nothing starts before */
+	double pause_set;    /* when the pause was last extended */
+	double pause_window; /* requests resume spread over this many seconds after it */
+	unsigned pause_epoch;
 	long retries;
+	long sent, resends;  /* requests that left (first try); libcurl's silent re-sends */
+	int reached;         /* a server answered at least once */
 	uint64_t rng;
 	int epfd;            /* epoll set: curl's sockets and the verifiers' pipes */
 	double curl_due;     /* when curl's timer fires; < 0: not armed */
@@ -144,7 +155,10 @@ judge_engine *judge_engine_new(const judge_engine_opts *o)
 		fprintf(stderr, "%s: cannot create a curl multi handle\n", util_progname());
 		abort();
 	}
-	curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	/* HTTP/1.1 (mode 0) never multiplexes: every request gets a connection
+	 * of its own at once */
+	curl_multi_setopt(e->multi, CURLMOPT_PIPELINING,
+			  e->o.http2 ? (long)CURLPIPE_MULTIPLEX : (long)CURLPIPE_NOTHING);
 	curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)e->o.concurrency + 4);
 	e->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (e->epfd < 0) {
@@ -224,7 +238,17 @@ void judge_engine_free(judge_engine *e)
 
 long judge_engine_retries(const judge_engine *e)
 {
-	return e->retries;
+	return e->retries + e->resends;
+}
+
+long judge_engine_sent(const judge_engine *e)
+{
+	return e->sent;
+}
+
+long judge_engine_resends(const judge_engine *e)
+{
+	return e->resends;
 }
 
 void judge_engine_tokens_used(judge_engine *e, double delta)
@@ -239,6 +263,8 @@ void judge_job_reset(judge_job *j)
 	j->attempts = 0;
 	j->ok = 0;
 	j->fatal = 0;
+	j->unreachable = 0;
+	j->sends = 0;
 	j->errmsg[0] = '\0';
 }
 
@@ -276,6 +302,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 	char line[256];
 	if (n >= 5 && !strncmp(data, "HTTP/", 5)) {
 		p->retry_after_ms = -1; /* a new response (after 100-continue, say) */
+		p->answered = 1;
 		return n;
 	}
 	if (n >= sizeof line)
@@ -293,6 +320,31 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
+/* libcurl's debug callback: the request's headers going out mark a send.
+ * A second send within one try is libcurl re-sending on a new connection
+ * after a reused one was reset before any answer: counted as a retry. */
+static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, void *ud)
+{
+	judge_job *j = ud;
+	jpriv *p = j->priv;
+	(void)easy;
+	(void)data;
+	(void)size;
+	if (type != CURLINFO_HEADER_OUT || !p)
+		return 0;
+	if (p->sends++ > 0)
+		p->eng->resends++;
+	if (!j->sends++)
+		p->eng->sent++;
+	return 0;
+}
+
+/* Nonzero when url is https:// (where TLS can negotiate HTTP/2). */
+static int is_https(const char *url)
+{
+	return !strncasecmp(url, "https://", 8);
+}
+
 static int start_http(judge_engine *e, judge_job *j)
 {
 	jpriv *p = j->priv;
@@ -305,6 +357,9 @@ static int start_http(judge_engine *e, judge_job *j)
 	p->easy = c;
 	p->retry_after_ms = -1;
 	p->too_large = 0;
+	p->answered = 0;
+	p->sends = 0;
+	p->eng = e;
 	p->limit = e->o.max_response;
 	util_buf_reset(&j->response);
 	curl_easy_setopt(c, CURLOPT_URL, j->url);
@@ -325,9 +380,18 @@ static int start_http(judge_engine *e, judge_job *j)
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(e->o.timeout_s * 1000));
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
 			 (long)(e->o.timeout_s < 30 ? e->o.timeout_s * 1000 : 30000));
-	curl_easy_setopt(c, CURLOPT_HTTP_VERSION,
-			 e->o.http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(c, CURLOPT_PIPEWAIT, 1L);
+	curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, on_debug);
+	curl_easy_setopt(c, CURLOPT_DEBUGDATA, j);
+	curl_easy_setopt(c, CURLOPT_VERBOSE, 1L); /* to the callback, not stderr */
+	/* HTTP/2 where TLS negotiates it (mode 1), or on http:// as well by
+	 * prior knowledge (mode 2); waiting to learn whether a connection
+	 * multiplexes only where it may: otherwise every request of the first
+	 * batch would queue behind the first connection */
+	long ver = e->o.http2 == 0 ? (long)CURL_HTTP_VERSION_1_1
+		   : e->o.http2 == 2 && !is_https(j->url) ? (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE
+							   : (long)CURL_HTTP_VERSION_2TLS;
+	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, ver);
+	curl_easy_setopt(c, CURLOPT_PIPEWAIT, e->o.http2 == 2 || (e->o.http2 == 1 && is_https(j->url)) ? 1L : 0L);
 	if (curl_multi_add_handle(e->multi, c) != CURLM_OK) {
 		p->easy = NULL;
 		e->pool[e->npool++] = c;
@@ -358,6 +422,46 @@ static int curl_retryable(CURLcode rc)
 		return 0;
 	}
 }
+
+/* Curl errors that mean the server cannot be reached at all: nothing
+ * answers at its address, its name does not resolve, TLS fails. */
+static int curl_unreachable(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Why a try could not reach the server, in words. */
+static void unreachable_reason(CURL *easy, CURLcode rc, char *out, size_t n)
+{
+	long oserr = 0;
+	curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &oserr);
+	if (rc == CURLE_COULDNT_CONNECT && oserr == ECONNREFUSED)
+		snprintf(out, n, "connection refused");
+	else if (rc == CURLE_COULDNT_CONNECT && oserr)
+		snprintf(out, n, "%s", strerror((int)oserr));
+	else if (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY)
+		snprintf(out, n, "cannot resolve the host name");
+	else if (rc == CURLE_COULDNT_CONNECT)
+		snprintf(out, n, "cannot connect");
+	else
+		snprintf(out, n, "TLS failure: %s", curl_easy_strerror(rc));
+}
+
+/* Tries of one request that must fail to reach a server that never
+ * answered before the run stops (judge_job.unreachable). */
+#define UNREACHABLE_TRIES 3
 
 /* ---- exec ---------------------------------------------------------------- */
 
@@ -553,18 +657,41 @@ static int pump_exec(judge_engine *e, judge_job *j)
 
 /* ---- the loop ------------------------------------------------------------ */
 
+/* The most rate-limited tries of one request that go uncharged (see
+ * retry_or_fail): a bound, so that a server that never stops asking to wait
+ * still ends the run. */
+#define FREE_TRIES_MAX 20
+
 static void retry_or_fail(judge_engine *e, judge_job *j, const judge_engine_cbs *cb, int rate_limited,
 			  int *finished)
 {
 	jpriv *p = j->priv;
-	if (j->attempts <= e->o.max_retries) {
-		double d = judge_backoff_ms(j->attempts, e->o.backoff_base_ms, e->o.backoff_max_ms,
-					    p->retry_after_ms, uniform(e));
-		double now = util_now();
+	double now = util_now();
+	double d = judge_backoff_ms(j->attempts, e->o.backoff_base_ms, e->o.backoff_max_ms, p->retry_after_ms,
+				    uniform(e));
+	int free_try = 0;
+	if (rate_limited) {
+		/* a try that was under way when another request's 429 paused
+		 * everyone was caught in the same burst: it waits out that pause
+		 * without spending its own retries */
+		if (e->pause_until > now && p->started < e->pause_set && p->free_tries < FREE_TRIES_MAX) {
+			free_try = 1;
+			p->free_tries++;
+		}
+		double until = now + d / 1000.0;
+		if (until > e->pause_until) {
+			double w = (until - now) / 2;
+			e->pause_until = until;
+			e->pause_set = now;
+			e->pause_window = w < 0.1 ? 0.1 : w > 10 ? 10 : w;
+			e->pause_epoch++;
+		}
+	}
+	if (free_try || j->attempts <= e->o.max_retries) {
+		if (free_try)
+			j->attempts--; /* the next start_try counts it again */
 		p->state = J_WAITING;
 		p->not_before = now + d / 1000.0;
-		if (rate_limited && p->not_before > e->pause_until)
-			e->pause_until = p->not_before;
 		e->retries++;
 		if (cb->retry)
 			cb->retry(cb->ud, j, d);
@@ -585,6 +712,11 @@ static int http_finished(judge_engine *e, judge_job *j, CURLcode rc, const judge
 	long status = 0;
 
 	curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (p->answered || status)
+		e->reached = 1;
+	char why[200] = "";
+	if (rc != CURLE_OK && curl_unreachable(rc))
+		unreachable_reason(p->easy, rc, why, sizeof why);
 	curl_multi_remove_handle(e->multi, p->easy);
 	e->pool[e->npool++] = p->easy;
 	p->easy = NULL;
@@ -595,9 +727,18 @@ static int http_finished(judge_engine *e, judge_job *j, CURLcode rc, const judge
 			 e->o.max_response);
 		return 1;
 	}
+	if (rc != CURLE_OK && why[0] && !e->reached &&
+	    (j->attempts >= UNREACHABLE_TRIES || j->attempts > e->o.max_retries)) {
+		/* nothing ever answered: the address is wrong or the server is
+		 * down; retrying every pair for minutes would not help */
+		snprintf(j->errmsg, sizeof j->errmsg, "%s", why);
+		j->unreachable = 1;
+		j->fatal = 1;
+		return 1;
+	}
 	if (rc != CURLE_OK) {
-		snprintf(j->errmsg, sizeof j->errmsg, "%s", curl_easy_strerror(rc));
-		if (curl_retryable(rc)) {
+		snprintf(j->errmsg, sizeof j->errmsg, "%s", why[0] ? why : curl_easy_strerror(rc));
+		if (curl_retryable(rc) || why[0]) {
 			retry_or_fail(e, j, cb, 0, &finished);
 		} else {
 			j->fatal = 1;
@@ -670,6 +811,8 @@ static int start_try(judge_engine *e, judge_job *j)
 		j->fatal = 1;
 		return 1;
 	}
+	if (j->command && !j->sends++)
+		e->sent++;
 	return 0;
 }
 
@@ -737,7 +880,18 @@ int judge_engine_run(judge_engine *e, const judge_engine_cbs *cb)
 			if (!j || ((jpriv *)j->priv)->state != J_WAITING)
 				continue;
 			jpriv *p = j->priv;
-			double t = p->not_before > e->pause_until ? p->not_before : e->pause_until;
+			double t = p->not_before;
+			if (!j->command && p->not_before < e->pause_until + e->pause_window) {
+				/* after a shared pause, requests resume spread over a
+				 * window, each at a random place drawn once per pause */
+				if (p->pause_epoch != e->pause_epoch) {
+					p->pause_epoch = e->pause_epoch;
+					p->jitter = uniform(e);
+				}
+				double r = e->pause_until + p->jitter * e->pause_window;
+				if (r > t)
+					t = r;
+			}
 			if (!j->command && t <= now && !p->charged) {
 				double w1 = judge_bucket_take(&e->rpm, 1, now);
 				double w2 = w1 > 0 ? 0 : judge_bucket_take(&e->tpm, j->est_tokens, now);

@@ -17,6 +17,18 @@ char *judge_identity_params(judge_provider p, const judge_params *prm, int swap,
 		util_buf_addf(&b, "{\"temperature\":%.17g,\"max_tokens\":%ld,\"json_verdict\":%s,\"swap\":%s",
 			      prm->temperature, prm->max_tokens, prm->json_verdict ? "true" : "false",
 			      swap ? "true" : "false");
+		/* only when set, so that the judges of earlier runs keep their names */
+		if (prm->reasoning_effort)
+			util_buf_addf(&b, ",\"reasoning_effort\":\"%s\"", prm->reasoning_effort);
+		if (prm->system) {
+			char h[65];
+			util_sha256_hex(prm->system, strlen(prm->system), h);
+			util_buf_addf(&b, ",\"system\":\"%s\"", h);
+		}
+		if (prm->extra_body) {
+			util_buf_adds(&b, ",\"extra_body\":");
+			util_buf_add_json_string(&b, prm->extra_body, strlen(prm->extra_body));
+		}
 	}
 	if (refs_hash)
 		util_buf_addf(&b, ",\"references\":\"%s\"", refs_hash);

@@ -2,6 +2,7 @@
  * judge_pairs.h). No store, no curl. */
 #include "config.h"
 #include "judge/judge_pairs.h"
+#include "util/buf.h"
 #include "util/rand.h"
 #include "util/xmalloc.h"
 #include <math.h>
@@ -21,6 +22,8 @@ void judge_pairs_free(judge_pair_set *s)
 	for (size_t i = 0; i < s->n; i++) {
 		free(s->v[i].err);
 		free(s->v[i].rationale);
+		free(s->v[i].why[0]);
+		free(s->v[i].why[1]);
 	}
 	free(s->v);
 	s->v = NULL;
@@ -81,6 +84,8 @@ void judge_pairs_limit(judge_pair_set *s, long limit)
 	for (size_t i = (size_t)limit; i < s->n; i++) {
 		free(s->v[i].err);
 		free(s->v[i].rationale);
+		free(s->v[i].why[0]);
+		free(s->v[i].why[1]);
 	}
 	s->n = (size_t)limit;
 }
@@ -147,6 +152,27 @@ void judge_pair_decide(const judge_pair *p, int norders, judge_decision *d)
 		d->verdict = judge_verdict_name(p->v[0]);
 		d->rationale = p->rationale;
 	}
+}
+
+char *judge_pair_rationale(const judge_pair *p, int norders, const judge_decision *d)
+{
+	if (d->outcome == JUDGE_PAIR_FAILED || (!p->why[0] && !(norders == 2 && p->why[1])))
+		return d->rationale ? xstrdup(d->rationale) : NULL;
+	if (norders == 1 && !d->rationale)
+		return xstrdup(p->why[0]);
+	util_buf b = UTIL_BUF_INIT;
+	if (d->rationale)
+		util_buf_adds(&b, d->rationale);
+	for (int o = 0; o < norders; o++) {
+		if (!p->why[o])
+			continue;
+		util_buf_addf(&b, "%s[%s shown first]\n", b.len ? "\n\n" : "",
+			      judge_pair_b_first(p, o) ? "b" : "a");
+		util_buf_adds(&b, p->why[o]);
+	}
+	char *s = util_buf_detach(&b);
+	util_buf_free(&b);
+	return s;
 }
 
 void judge_tally_verdict(judge_tally *t, int verdict)

@@ -29,6 +29,7 @@ typedef struct judge_pair {
 	int failed;         /* a request failed: the pair is stored as a skip */
 	char *err;          /* why (malloc'ed; freed by judge_pairs_free) */
 	char *rationale;    /* the first rationale an answer carried (malloc'ed) */
+	char *why[2];       /* the judge's explanation of each order (malloc'ed), or NULL */
 	double t0;          /* when its first request was handed out */
 } judge_pair;
 
@@ -97,6 +98,13 @@ typedef struct judge_decision {
 /* Combine the verdicts of a pair whose requests have all finished
  * (norders: 2 with --swap, else 1). *d stays valid while p is unchanged. */
 void judge_pair_decide(const judge_pair *p, int norders, judge_decision *d);
+
+/* The rationale stored with a decided pair (malloc'ed, or NULL): d's, and
+ * after it the judge's explanation of each order that has one (p->why):
+ * with one order the explanation alone when d has none, else d's text
+ * and, per order, a blank line, "[a shown first]" or "[b shown first]" and
+ * the explanation. A failed pair gets d's text only. */
+char *judge_pair_rationale(const judge_pair *p, int norders, const judge_decision *d);
 
 /* Counts over one run. */
 typedef struct judge_tally {

@@ -17,6 +17,7 @@ typedef struct price {
 struct judge_prices {
 	price *v;
 	size_t n;
+	char *date;
 };
 
 static void set_price(judge_prices *p, const char *model, double in, double out)
@@ -44,9 +45,11 @@ judge_prices *judge_prices_load(const char *path, const judge_prices *base, char
 	size_t r;
 	FILE *f;
 
-	if (base)
+	if (base) {
 		for (size_t i = 0; i < base->n; i++)
 			set_price(p, base->v[i].model, base->v[i].in, base->v[i].out);
+		p->date = base->date ? xstrdup(base->date) : NULL;
+	}
 	f = fopen(path, "rb");
 	if (!f) {
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));
@@ -64,6 +67,15 @@ judge_prices *judge_prices_load(const char *path, const judge_prices *base, char
 	{
 		if (!it->string || it->string[0] == '_')
 			continue;
+		if (!strcmp(it->string, "date")) {
+			if (!cJSON_IsString(it)) {
+				snprintf(err, errsz, "%s: \"date\" must be a string", path);
+				goto fail;
+			}
+			free(p->date);
+			p->date = xstrdup(it->valuestring);
+			continue;
+		}
 		const cJSON *in = cJSON_GetObjectItemCaseSensitive(it, "input");
 		const cJSON *out = cJSON_GetObjectItemCaseSensitive(it, "output");
 		if (!cJSON_IsObject(it) || !cJSON_IsNumber(in) || !cJSON_IsNumber(out) ||
@@ -94,6 +106,7 @@ void judge_prices_free(judge_prices *p)
 	for (size_t i = 0; i < p->n; i++)
 		free(p->v[i].model);
 	free(p->v);
+	free(p->date);
 	free(p);
 }
 
@@ -109,7 +122,7 @@ int judge_prices_lookup(const judge_prices *p, const char *model, double *in, do
 			best = &p->v[i];
 			break;
 		}
-		if (l > bestlen && !strncmp(p->v[i].model, model, l)) {
+		if (l > bestlen && !strncmp(p->v[i].model, model, l) && model[l] && strchr("-_@:", model[l])) {
 			best = &p->v[i];
 			bestlen = l;
 		}
@@ -119,4 +132,9 @@ int judge_prices_lookup(const judge_prices *p, const char *model, double *in, do
 	*in = best->in;
 	*out = best->out;
 	return 0;
+}
+
+const char *judge_prices_date(const judge_prices *p)
+{
+	return p ? p->date : NULL;
 }

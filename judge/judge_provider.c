@@ -17,6 +17,7 @@ const char *judge_provider_name(judge_provider p)
 	switch (p) {
 	case JUDGE_PROVIDER_OPENAI: return "openai";
 	case JUDGE_PROVIDER_ANTHROPIC: return "anthropic";
+	case JUDGE_PROVIDER_AZURE: return "azure";
 	case JUDGE_PROVIDER_EXEC: return "exec";
 	}
 	return "?";
@@ -28,6 +29,8 @@ int judge_provider_parse(const char *name, judge_provider *p)
 		*p = JUDGE_PROVIDER_OPENAI;
 	else if (!strcmp(name, "anthropic"))
 		*p = JUDGE_PROVIDER_ANTHROPIC;
+	else if (!strcmp(name, "azure"))
+		*p = JUDGE_PROVIDER_AZURE;
 	else if (!strcmp(name, "exec"))
 		*p = JUDGE_PROVIDER_EXEC;
 	else
@@ -46,17 +49,59 @@ static void add_num(util_buf *out, double v)
 	util_buf_addf(out, "%.17g", v);
 }
 
+/* Merge the members of src into dst: objects merge member by member,
+ * anything else replaces what dst had. */
+static void merge_json(cJSON *dst, const cJSON *src)
+{
+	const cJSON *it;
+	cJSON_ArrayForEach(it, src)
+	{
+		cJSON *cur = cJSON_GetObjectItemCaseSensitive(dst, it->string);
+		if (cJSON_IsObject(cur) && cJSON_IsObject(it)) {
+			merge_json(cur, it);
+			continue;
+		}
+		cJSON *copy = cJSON_Duplicate(it, 1);
+		if (!copy)
+			abort();
+		if (cur)
+			cJSON_ReplaceItemInObjectCaseSensitive(dst, it->string, copy);
+		else
+			cJSON_AddItemToObject(dst, it->string, copy);
+	}
+}
+
 void judge_request_body(judge_provider p, const judge_params *prm, const char *user_text,
 			util_buf *out)
 {
+	int oa = p == JUDGE_PROVIDER_OPENAI || p == JUDGE_PROVIDER_AZURE;
+	size_t start = out->len;
 	util_buf_adds(out, "{\"model\":");
 	util_buf_add_json_string(out, prm->model ? prm->model : "", strlen(prm->model ? prm->model : ""));
-	util_buf_addf(out, ",\"max_tokens\":%ld,\"temperature\":", prm->max_tokens);
-	add_num(out, prm->temperature);
-	util_buf_adds(out, ",\"messages\":[{\"role\":\"user\",\"content\":");
+	util_buf_addf(out, ",\"%s\":%ld", oa && prm->max_completion_tokens ? "max_completion_tokens" : "max_tokens",
+		      prm->max_tokens);
+	if (!prm->no_temperature) {
+		util_buf_adds(out, ",\"temperature\":");
+		add_num(out, prm->temperature);
+	}
+	if (oa && prm->reasoning_effort) {
+		util_buf_adds(out, ",\"reasoning_effort\":");
+		util_buf_add_json_string(out, prm->reasoning_effort, strlen(prm->reasoning_effort));
+	}
+	if (!oa && prm->system) {
+		util_buf_adds(out, ",\"system\":");
+		util_buf_add_json_string(out, prm->system, strlen(prm->system));
+	}
+	util_buf_adds(out, ",\"messages\":[");
+	if (oa && prm->system) {
+		util_buf_adds(out, "{\"role\":\"system\",\"content\":");
+		util_buf_add_json_string(out, prm->system, strlen(prm->system));
+		util_buf_adds(out, "},");
+	}
+	util_buf_adds(out, "{\"role\":\"user\",\"content\":");
 	util_buf_add_json_string(out, user_text, strlen(user_text));
 	util_buf_adds(out, "}]");
-	if (prm->json_verdict && p == JUDGE_PROVIDER_OPENAI) {
+	if (prm->json_verdict && oa) {
 		util_buf_adds(out, ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":"
 				   "{\"name\":\"verdict\",\"strict\":true,\"schema\":");
 		util_buf_adds(out, verdict_schema);
@@ -68,6 +113,21 @@ void judge_request_body(judge_provider p, const judge_params *prm, const char *u
 		util_buf_adds(out, "}],\"tool_choice\":{\"type\":\"tool\",\"name\":\"record_verdict\"}");
 	}
 	util_buf_addc(out, '}');
+	if (prm->extra_body) {
+		cJSON *body = cJSON_ParseWithLength(out->data + start, out->len - start);
+		cJSON *extra = cJSON_Parse(prm->extra_body);
+		if (cJSON_IsObject(body) && cJSON_IsObject(extra)) {
+			merge_json(body, extra);
+			char *txt = cJSON_PrintUnformatted(body);
+			if (!txt)
+				abort();
+			out->len = start;
+			util_buf_adds(out, txt);
+			cJSON_free(txt);
+		}
+		cJSON_Delete(body);
+		cJSON_Delete(extra);
+	}
 }
 
 static long get_long(const cJSON *o, const char *name)
@@ -94,7 +154,7 @@ int judge_reply_parse(judge_provider p, const char *body, size_t n, judge_reply 
 	}
 	rc = JUDGE_ERR; /* JSON, but not the expected shape */
 	usage = cJSON_GetObjectItemCaseSensitive(j, "usage");
-	if (p == JUDGE_PROVIDER_OPENAI) {
+	if (p == JUDGE_PROVIDER_OPENAI || p == JUDGE_PROVIDER_AZURE) {
 		const cJSON *ch = cJSON_GetObjectItemCaseSensitive(j, "choices");
 		const cJSON *c0 = cJSON_IsArray(ch) ? cJSON_GetArrayItem(ch, 0) : NULL;
 		const cJSON *msg = cJSON_IsObject(c0) ? cJSON_GetObjectItemCaseSensitive(c0, "message") : NULL;
@@ -104,9 +164,24 @@ int judge_reply_parse(judge_provider p, const char *body, size_t n, judge_reply 
 			goto out;
 		}
 		r->text = xstrdup(content->valuestring);
+		const cJSON *fr = cJSON_GetObjectItemCaseSensitive(c0, "finish_reason");
+		r->cut = cJSON_IsString(fr) && !strcmp(fr->valuestring, "length");
 		if (cJSON_IsObject(usage)) {
-			r->usage.input_tokens = get_long(usage, "prompt_tokens");
-			r->usage.output_tokens = get_long(usage, "completion_tokens");
+			const cJSON *det = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens_details");
+			long prompt = get_long(usage, "prompt_tokens"), compl = get_long(usage, "completion_tokens");
+			long total = get_long(usage, "total_tokens");
+			long reason = cJSON_IsObject(det) ? get_long(det, "reasoning_tokens") : 0;
+			/* OpenAI counts reasoning tokens in completion_tokens; a
+			 * server whose completion_tokens leaves them out (fewer
+			 * than the reasoning tokens, or a total above prompt +
+			 * completion) is billed for them all the same */
+			if (reason > compl)
+				compl += reason;
+			if (total > prompt + compl)
+				compl = total - prompt;
+			r->usage.input_tokens = prompt;
+			r->usage.output_tokens = compl;
+			r->usage.reasoning_tokens = reason;
 		}
 	} else if (p == JUDGE_PROVIDER_ANTHROPIC) {
 		const cJSON *content = cJSON_GetObjectItemCaseSensitive(j, "content");
@@ -148,6 +223,8 @@ int judge_reply_parse(judge_provider p, const char *body, size_t n, judge_reply 
 			snprintf(err, errsz, "the response has no text or tool_use content");
 			goto out;
 		}
+		const cJSON *sr = cJSON_GetObjectItemCaseSensitive(j, "stop_reason");
+		r->cut = cJSON_IsString(sr) && !strcmp(sr->valuestring, "max_tokens");
 		if (cJSON_IsObject(usage)) {
 			r->usage.input_tokens = get_long(usage, "input_tokens");
 			r->usage.output_tokens = get_long(usage, "output_tokens");

@@ -89,6 +89,33 @@ static int parse_exec(const char *body, size_t n, judge_answer *a, char *err, si
 	return -1;
 }
 
+/* A copy of s cut to JUDGE_EXPLANATION_MAX bytes at a character boundary
+ * (marked "[...]" when cut); NULL for an empty or blank s. */
+static char *explanation_of(const char *s)
+{
+	size_t n = strlen(s), k = n;
+	if (!n || strspn(s, " \t\r\n") == n)
+		return NULL;
+	if (n <= JUDGE_EXPLANATION_MAX)
+		return xstrdup(s);
+	k = JUDGE_EXPLANATION_MAX - 6;
+	while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
+		k--;
+	return xasprintf("%.*s [...]", (int)k, s);
+}
+
+/* The "reasoning" member of a JSON verdict, or NULL. */
+static char *json_reasoning(const char *s)
+{
+	char *r = NULL;
+	cJSON *j = cJSON_Parse(s);
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "reasoning");
+	if (cJSON_IsString(m) && m->valuestring)
+		r = explanation_of(m->valuestring);
+	cJSON_Delete(j);
+	return r;
+}
+
 int judge_answer_parse(judge_provider p, const char *body, size_t n, const char *nonce, int json_verdict,
 		       judge_answer *a, char *err, size_t errsz)
 {
@@ -107,6 +134,13 @@ int judge_answer_parse(judge_provider p, const char *body, size_t n, const char 
 		a->verdict = judge_verdict_json(rep.text, strlen(rep.text));
 	if (!a->verdict && !rep.structured)
 		a->verdict = judge_verdict_find(rep.text, strlen(rep.text), nonce);
+	if (!a->verdict && rep.cut)
+		snprintf(err, errsz, "the answer stopped at the token limit before its verdict "
+				     "(raise --max-tokens)");
+	if (rep.structured || (json_verdict && a->verdict))
+		a->explanation = json_reasoning(rep.text);
+	else
+		a->explanation = explanation_of(rep.text);
 	free(rep.text);
 	return 0;
 }

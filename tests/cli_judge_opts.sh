@@ -27,7 +27,7 @@ is "--temperature range error" "$(head -n 1 "$T/temp.msg")" \
 dpo-judge --provider gemini --model m >/dev/null 2>"$T/prov.msg"
 is "--provider outside its choices exits 2" $? 2
 is "--provider names the choices" "$(head -n 1 "$T/prov.msg")" \
-	'dpo-judge: --provider: expected one of openai, anthropic, exec, got "gemini"'
+	'dpo-judge: --provider: expected one of openai, anthropic, azure, exec, got "gemini"'
 dpo-judge --model m --pairs random:0 >/dev/null 2>"$T/pairs.msg"
 is "--pairs random:0 exits 2" $? 2
 is "--pairs says what it takes" "$(head -n 1 "$T/pairs.msg")" \

@@ -9,7 +9,9 @@
  *       conversations.
  *   test_judge_dbtool dump DB     one line per judge comparison:
  *       "prompt a b verdict shown_first inconsistent"
- *   test_judge_dbtool count DB    the number of judge comparisons */
+ *   test_judge_dbtool count DB    the number of judge comparisons
+ *   test_judge_dbtool rationale DB  per judge comparison "prompt a b" and its
+ *       rationale, newlines written as \n (one line each) */
 #include "config.h"
 #include "store/store.h"
 #include <stdio.h>
@@ -21,6 +23,21 @@ static int die(store *st, const char *what)
 	fprintf(stderr, "test_judge_dbtool: %s: %s\n", what, store_errmsg(st));
 	store_free(st);
 	return 1;
+}
+
+static int on_rationale(void *ud, const store_comparison *c)
+{
+	(void)ud;
+	if (!c->annotator_kind || strcmp(c->annotator_kind, "judge"))
+		return 0;
+	printf("%lld %lld %lld ", (long long)c->prompt_id, (long long)c->completion_a, (long long)c->completion_b);
+	for (const char *s = c->rationale ? c->rationale : "(null)"; *s; s++)
+		if (*s == '\n')
+			fputs("\\n", stdout);
+		else
+			putchar(*s);
+	putchar('\n');
+	return 0;
 }
 
 static int on_cmp(void *ud, const store_comparison *c)
@@ -98,6 +115,9 @@ int main(int argc, char **argv)
 	} else if (!strcmp(argv[1], "dump")) {
 		if (store_comparisons_foreach(st, 0, on_cmp, NULL))
 			return die(st, "dump");
+	} else if (!strcmp(argv[1], "rationale")) {
+		if (store_comparisons_foreach(st, 0, on_rationale, NULL))
+			return die(st, "rationale");
 	} else if (!strcmp(argv[1], "count")) {
 		long n = 0;
 		if (store_comparisons_foreach(st, 0, on_cmp, &n))

@@ -118,6 +118,50 @@ static void test_decide(void)
 	TAP_IS_INT(strlen(d.rationale), 199, "decide: a long rationale is cut to 199 bytes");
 	TAP_OK(!strncmp(d.rationale, "a shown first: a; b shown first: a; xxx", 39), "decide: cut at the end");
 
+	/* #15: the judge's explanations go with the label */
+	memset(&p, 0, sizeof p);
+	judge_pair_record(&p, 0, 'A');
+	judge_pair_record(&p, 1, 'B');
+	p.why[0] = "A is right.\n[[A]]";
+	p.why[1] = "B is right.\n[[B]]";
+	judge_pair_decide(&p, 2, &d);
+	char *why = judge_pair_rationale(&p, 2, &d);
+	TAP_IS_STR(why,
+		   "a shown first: a; b shown first: a\n\n[a shown first]\nA is right.\n[[A]]\n\n[b shown first]\nB is "
+		   "right.\n[[B]]",
+		   "rationale: both verdicts, then each order's explanation");
+	free(why);
+	p.why[0] = NULL;
+	judge_pair_decide(&p, 2, &d);
+	why = judge_pair_rationale(&p, 2, &d);
+	TAP_IS_STR(why, "a shown first: a; b shown first: a\n\n[b shown first]\nB is right.\n[[B]]",
+		   "rationale: an order without an explanation is left out");
+	free(why);
+	memset(&p, 0, sizeof p);
+	p.first_b = 1;
+	judge_pair_record(&p, 0, 'A');
+	p.why[0] = "the second is terse [[A]]";
+	judge_pair_decide(&p, 1, &d);
+	why = judge_pair_rationale(&p, 1, &d);
+	TAP_IS_STR(why, "the second is terse [[A]]", "rationale: one order, the explanation alone");
+	free(why);
+	p.rationale = "verifier says";
+	judge_pair_decide(&p, 1, &d);
+	why = judge_pair_rationale(&p, 1, &d);
+	TAP_IS_STR(why, "verifier says\n\n[b shown first]\nthe second is terse [[A]]",
+		   "rationale: one order with a verifier's rationale too");
+	free(why);
+	p.failed = 1;
+	p.err = "judge error: HTTP 500";
+	judge_pair_decide(&p, 1, &d);
+	why = judge_pair_rationale(&p, 1, &d);
+	TAP_IS_STR(why, "judge error: HTTP 500", "rationale: a failed pair keeps only the error");
+	free(why);
+	memset(&p, 0, sizeof p);
+	judge_pair_record(&p, 0, 'C');
+	judge_pair_decide(&p, 1, &d);
+	TAP_OK(judge_pair_rationale(&p, 1, &d) == NULL, "rationale: nothing to say, NULL");
+
 	/* b_first: order 1 always, order 0 with a one-order pair shown b first */
 	memset(&p, 0, sizeof p);
 	TAP_OK(!judge_pair_b_first(&p, 0) && judge_pair_b_first(&p, 1), "b_first: order 1 shows b first");
