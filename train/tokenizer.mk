@@ -1,7 +1,9 @@
 # train/tokenizer.mk: tokenizer and chat templates (library train/libtok.a).
 noinst_LIBRARIES += train/libtok.a
 train_libtok_a_SOURCES = \
-	train/tokenizer.c train/tokenizer.h train/chat.c train/chat.h
+	train/tokenizer.c train/tokenizer.h train/chat.c train/chat.h \
+	train/jinja.c train/jinja.h train/jinja_int.h train/jinja_eval.h train/jinja_parse.c \
+	train/jinja_lib.c
 train_libtok_a_CFLAGS = $(AM_CFLAGS) $(PCRE2_CFLAGS) $(UTF8PROC_CFLAGS) $(CJSON_CFLAGS)
 TOK_LIBS = train/libtok.a $(UTIL_LIBS) $(PCRE2_LIBS) $(UTF8PROC_LIBS) $(CJSON_LIBS)
 
@@ -45,3 +47,11 @@ bench_bench_tokenizer_SOURCES = bench/bench_tokenizer.c
 bench_bench_tokenizer_LDADD = $(TOK_LIBS)
 BENCH_RUN += bench/bench_tokenizer.sh
 EXTRA_DIST += bench/bench_tokenizer.sh
+
+# the Jinja interpreter of chat templates: the transformers oracle of
+# $DPO_SHARED/fixtures/chat-templates and the language's cases
+check_PROGRAMS += tests/test_jinja
+tests_test_jinja_SOURCES = tests/test_jinja.c
+tests_test_jinja_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS)
+tests_test_jinja_LDADD = $(TOK_LIBS)
+TESTS += tests/test_jinja
