@@ -454,6 +454,20 @@ int train_chat_set_var(train_chat *c, const char *name, const char *value)
 	return 0;
 }
 
+const char *train_chat_var_check(const char *a)
+{
+	const char *eq = strchr(a, '=');
+	size_t len = eq ? (size_t)(eq - a) : 0;
+	int ok = len > 0 && !isdigit((unsigned char)a[0]);
+	for (size_t k = 0; ok && k < len; k++)
+		ok = isalnum((unsigned char)a[k]) || a[k] == '_';
+	if (!ok)
+		return "--chat-var: expected NAME=VALUE, NAME a template variable (letters, digits, _)";
+	if ((len == 8 && !strncmp(a, "messages", 8)) || (len == 21 && !strncmp(a, "add_generation_prompt", 21)))
+		return "--chat-var: messages and add_generation_prompt are set by the renderer";
+	return NULL;
+}
+
 int train_chat_set_assignment(train_chat *c, const char *assignment)
 {
 	const char *eq = assignment ? strchr(assignment, '=') : NULL;

@@ -96,6 +96,16 @@ const char *train_chat_describe(const train_chat *c);
  * (messages, add_generation_prompt); message in train_chat_errmsg. */
 int train_chat_set_var(train_chat *c, const char *name, const char *value);
 
+/* NULL when assignment is a usable "NAME=VALUE" (NAME an identifier other
+ * than messages and add_generation_prompt), else a static message naming
+ * --chat-var, for a usage error. */
+const char *train_chat_var_check(const char *assignment);
+
+/* The help text of --chat-var. */
+#define TRAIN_CHAT_VAR_HELP                                                                     \
+	"set the chat template variable NAME to VALUE\n(JSON, else a string; repeatable), e.g.\n"  \
+	"enable_thinking=false"
+
 /* train_chat_set_var of "NAME=VALUE". Returns as train_chat_set_var, or
  * TRAIN_CHAT_EINPUT when there is no '='. */
 int train_chat_set_assignment(train_chat *c, const char *assignment);

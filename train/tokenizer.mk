@@ -55,3 +55,8 @@ tests_test_jinja_SOURCES = tests/test_jinja.c
 tests_test_jinja_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS)
 tests_test_jinja_LDADD = $(TOK_LIBS)
 TESTS += tests/test_jinja
+
+# the model's own chat template through the programs (dpo-model render,
+# --chat-var, dpo-train --show-example)
+TESTS += tests/cli_chat_template.sh
+EXTRA_DIST += tests/cli_chat_template.sh
