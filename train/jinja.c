@@ -79,10 +79,28 @@ jv *jx_undef(jctx *x, const char *fmt, ...)
 	return v;
 }
 
+/* An undefined attribute (tname set) or name, its message made only when
+ * it is used wrongly (names are cut at 60 bytes there). */
+static jv *undef_lazy(jctx *x, const char *tname, const char *s, size_t n)
+{
+	jv *v = jx_new(x, V_UNDEF);
+	v->u.u.tname = tname;
+	v->u.u.s = s;
+	v->u.u.n = n;
+	return v;
+}
+
 void jx_fail_undef(jctx *x, const jv *v)
 {
-	jinja_fail(&x->e, TRAIN_JINJA_ERENDER, "%s",
-		   v->u.u.what ? v->u.u.what : "a value is undefined");
+	int n = (int)(v->u.u.n > 60 ? 60 : v->u.u.n);
+	if (v->u.u.what)
+		jinja_fail(&x->e, TRAIN_JINJA_ERENDER, "%s", v->u.u.what);
+	if (v->u.u.tname)
+		jinja_fail(&x->e, TRAIN_JINJA_ERENDER, "'%s object' has no attribute '%.*s'",
+			   v->u.u.tname, n, v->u.u.s);
+	if (v->u.u.s)
+		jinja_fail(&x->e, TRAIN_JINJA_ERENDER, "'%.*s' is undefined", n, v->u.u.s);
+	jinja_fail(&x->e, TRAIN_JINJA_ERENDER, "a value is undefined");
 }
 
 jv *jx_list(jctx *x, size_t cap)
@@ -515,11 +533,9 @@ jv *jx_getattr(jctx *x, jv *o, const char *s, size_t n)
 		jv *r = jx_dict_get_s(o, s, n);
 		if (r)
 			return r;
-		return jx_undef(x, "'%s object' has no attribute '%.*s'",
-				o->t == V_NS ? "Namespace" : "dict", (int)(n > 60 ? 60 : n), s);
+		return undef_lazy(x, o->t == V_NS ? "Namespace" : "dict", s, n);
 	}
-	return jx_undef(x, "'%s object' has no attribute '%.*s'", jx_type_name(o),
-			(int)(n > 60 ? 60 : n), s);
+	return undef_lazy(x, jx_type_name(o), s, n);
 }
 
 jv *jx_getitem(jctx *x, jv *o, jv *k)
@@ -638,7 +654,7 @@ static jv *lookup(jctx *x, const char *name, size_t n)
 		f->u.fn.name = jinja_strndup(&x->ar, name, n);
 		return f;
 	}
-	return jx_undef(x, "'%.*s' is undefined", (int)(n > 60 ? 60 : n), name);
+	return undef_lazy(x, NULL, name, n);
 }
 
 static void assign(jctx *x, const char *name, size_t n, jv *v)
@@ -687,10 +703,11 @@ static jv *arith(jctx *x, int op, jv *a, jv *b)
 		jx_fail_undef(x, b);
 	if (op == OP_ADD && a->t == b->t && (a->t == V_STR || a->t == V_LIST)) {
 		if (a->t == V_STR) {
-			jbuf s = {0};
-			jb_add(x, &s, a->u.s.s, a->u.s.n);
-			jb_add(x, &s, b->u.s.s, b->u.s.n);
-			return jb_value(x, &s);
+			char *s = jinja_alloc(&x->ar, a->u.s.n + b->u.s.n + 1);
+			memcpy(s, a->u.s.s, a->u.s.n);
+			memcpy(s + a->u.s.n, b->u.s.s, b->u.s.n);
+			s[a->u.s.n + b->u.s.n] = 0;
+			return jinja_str_ref(&x->ar, s, a->u.s.n + b->u.s.n);
 		}
 		jv *l = jx_list(x, a->u.l.n + b->u.l.n);
 		for (size_t i = 0; i < a->u.l.n; i++)
@@ -809,10 +826,7 @@ int jx_contains(jctx *x, jv *hay, jv *needle)
 				   jx_type_name(needle));
 		if (!needle->u.s.n)
 			return 1;
-		for (size_t i = 0; i + needle->u.s.n <= hay->u.s.n; i++)
-			if (!memcmp(hay->u.s.s + i, needle->u.s.s, needle->u.s.n))
-				return 1;
-		return 0;
+		return memmem(hay->u.s.s, hay->u.s.n, needle->u.s.s, needle->u.s.n) != NULL;
 	case V_LIST:
 		for (size_t i = 0; i < hay->u.l.n; i++)
 			if (jx_eq(hay->u.l.a[i], needle))
@@ -1086,14 +1100,20 @@ static jv *loop_object(jctx *x, jv **items, size_t i, size_t n)
 		K("length"), K("previtem"), K("nextitem"), K("depth"), K("depth0"),
 #undef K
 	};
+	static jv no_prev = {.t = V_UNDEF, .u.u = {"there is no previous item", NULL, NULL, 0}},
+		  no_next = {.t = V_UNDEF, .u.u = {"there is no next item", NULL, NULL, 0}};
 	jv *d = jx_dict(x, V_DICT, 11);
+	jv *num = jinja_alloc(&x->ar, 8 * sizeof *num);
+	int64_t nv[8] = {(int64_t)i + 1, (int64_t)i, (int64_t)(n - i), (int64_t)(n - i - 1), (int64_t)n,
+			 1, 0, 0};
+	for (int k = 0; k < 8; k++) {
+		num[k].t = V_INT;
+		num[k].u.i = nv[k];
+	}
 	jv *vals[11] = {
-		jinja_int(&x->ar, (int64_t)i + 1), jinja_int(&x->ar, (int64_t)i),
-		jinja_int(&x->ar, (int64_t)(n - i)), jinja_int(&x->ar, (int64_t)(n - i - 1)),
-		jinja_bool(i == 0), jinja_bool(i + 1 == n), jinja_int(&x->ar, (int64_t)n),
-		i ? items[i - 1] : jx_undef(x, "there is no previous item"),
-		i + 1 < n ? items[i + 1] : jx_undef(x, "there is no next item"),
-		jinja_int(&x->ar, 1), jinja_int(&x->ar, 0),
+		&num[0], &num[1], &num[2], &num[3], jinja_bool(i == 0), jinja_bool(i + 1 == n), &num[4],
+		i ? items[i - 1] : &no_prev, i + 1 < n ? items[i + 1] : &no_next,
+		&num[5], &num[6],
 	};
 	for (int k = 0; k < 11; k++)
 		jx_dict_append(x, d, &keys[k], vals[k]);

@@ -135,7 +135,10 @@ struct jv {
 			int id;
 		} fn; /* V_FUNC: id; V_METHOD: self.name */
 		struct {
-			const char *what; /* for messages: "'x' is undefined" */
+			const char *what;  /* for messages: "'x' is undefined", or NULL: */
+			const char *tname; /* "'TNAME object' has no attribute 'S'" */
+			const char *s;     /* (without tname: "'S' is undefined") */
+			size_t n;
 		} u;
 	} u;
 };

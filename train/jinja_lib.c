@@ -142,10 +142,7 @@ static const char *find_sub(const char *h, size_t hn, const char *n, size_t nn)
 {
 	if (!nn)
 		return h;
-	for (size_t i = 0; i + nn <= hn; i++)
-		if (h[i] == n[0] && !memcmp(h + i, n, nn))
-			return h + i;
-	return NULL;
+	return memmem(h, hn, n, nn);
 }
 
 static const char *rfind_sub(const char *h, size_t hn, const char *n, size_t nn)
@@ -479,7 +476,7 @@ static const struct {
 int jinja_filter_id(const char *name, size_t n)
 {
 	for (size_t i = 0; i < sizeof filters / sizeof *filters; i++)
-		if (strlen(filters[i].name) == n && !memcmp(filters[i].name, name, n))
+		if (n && filters[i].name[0] == name[0] && strlen(filters[i].name) == n && !memcmp(filters[i].name, name, n))
 			return filters[i].id;
 	return -1;
 }
@@ -897,7 +894,7 @@ static const struct {
 int jinja_test_id(const char *name, size_t n)
 {
 	for (size_t i = 0; i < sizeof tests / sizeof *tests; i++)
-		if (strlen(tests[i].name) == n && !memcmp(tests[i].name, name, n))
+		if (n && tests[i].name[0] == name[0] && strlen(tests[i].name) == n && !memcmp(tests[i].name, name, n))
 			return tests[i].id;
 	return -1;
 }
@@ -993,10 +990,11 @@ static const struct {
 
 int jinja_method_id(const jv *self, const char *name, size_t n)
 {
-	if (self->t != V_STR && self->t != V_DICT)
+	if ((self->t != V_STR && self->t != V_DICT) || !n)
 		return -1;
 	for (size_t i = 0; i < sizeof methods / sizeof *methods; i++)
-		if (strlen(methods[i].name) == n && !memcmp(methods[i].name, name, n) &&
+		if (methods[i].name[0] == name[0] && strlen(methods[i].name) == n &&
+		    !memcmp(methods[i].name, name, n) &&
 		    (methods[i].id >= M_ITEMS) == (self->t == V_DICT))
 			return methods[i].id;
 	return -1;
@@ -1121,7 +1119,7 @@ int jinja_global_id(const char *name, size_t n)
 {
 	static const char *const g[] = {"range", "namespace", "raise_exception", "strftime_now", "dict"};
 	for (size_t i = 0; i < sizeof g / sizeof *g; i++)
-		if (strlen(g[i]) == n && !memcmp(g[i], name, n))
+		if (n && g[i][0] == name[0] && strlen(g[i]) == n && !memcmp(g[i], name, n))
 			return (int)i;
 	return -1;
 }

@@ -4,6 +4,7 @@
 #include "train/jinja_int.h"
 #include "train/jinja.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,45 @@ struct jinja_chunk {
 };
 
 #define CHUNK_MIN 16384
+#define CHUNK_MAX (64u << 10)
+#define SPARE_MAX 8
+
+/* Chunks of freed arenas kept for the next arena of the same thread (a
+ * rendering then takes no memory from malloc in the common case); freed
+ * when the thread ends (spare_key's destructor). */
+static __thread jinja_chunk *spare;
+static __thread int nspare;
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+
+static void spare_free(void *unused)
+{
+	(void)unused;
+	while (spare) {
+		jinja_chunk *c = spare;
+		spare = c->next;
+		free(c);
+	}
+	nspare = 0;
+}
+
+static void spare_init(void)
+{
+	pthread_key_create(&spare_key, spare_free);
+}
+
+static jinja_chunk *chunk_new(size_t cap)
+{
+	if (spare && spare->cap >= cap && cap <= CHUNK_MAX) {
+		jinja_chunk *c = spare;
+		spare = c->next;
+		nspare--;
+		return c;
+	}
+	jinja_chunk *c = xmalloc(sizeof *c + cap);
+	c->cap = cap;
+	return c;
+}
 
 void *jinja_alloc(jinja_arena *a, size_t n)
 {
@@ -43,13 +83,17 @@ void *jinja_alloc(jinja_arena *a, size_t n)
 	jinja_chunk *c = a->head;
 	if (!c || c->cap - c->used < n) {
 		size_t cap = n > CHUNK_MIN ? n : CHUNK_MIN;
-		if (c && cap < c->cap * 2 && c->cap * 2 <= (1u << 20) && n <= c->cap * 2)
+		/* chunks grow to 64 KiB, below malloc's mmap threshold: a rendering's
+		 * chunks are then reused memory, not fresh pages */
+		if (c && cap < c->cap * 2 && c->cap * 2 <= CHUNK_MAX && n <= c->cap * 2)
 			cap = c->cap * 2;
+		if (cap < CHUNK_MAX && n <= CHUNK_MAX && spare && spare->cap >= n)
+			cap = spare->cap; /* a spare chunk fits: take it whole */
 		if (a->limit && (cap > a->limit || a->total > a->limit - cap))
 			jinja_fail(a->err, TRAIN_JINJA_ELIMIT, "memory limit of %zu bytes reached",
 				   a->limit);
-		jinja_chunk *nc = xmalloc(sizeof *nc + cap);
-		nc->cap = cap;
+		jinja_chunk *nc = chunk_new(cap);
+		cap = nc->cap;
 		nc->used = 0;
 		a->total += cap;
 		if (c && n > CHUNK_MIN && c->cap - c->used >= CHUNK_MIN / 4) {
@@ -87,7 +131,17 @@ void jinja_arena_free(jinja_arena *a)
 {
 	for (jinja_chunk *c = a->head, *nx; c; c = nx) {
 		nx = c->next;
-		free(c);
+		if (nspare < SPARE_MAX && c->cap == CHUNK_MAX) {
+			if (!nspare) {
+				pthread_once(&spare_once, spare_init);
+				pthread_setspecific(spare_key, &spare); /* any non-NULL value */
+			}
+			c->next = spare;
+			spare = c;
+			nspare++;
+		} else {
+			free(c);
+		}
 	}
 	a->head = NULL;
 	a->total = 0;
