@@ -396,7 +396,11 @@ static void load_tokenizer(run *r, const char *dir)
 		if (!r->chat) {
 			if (r->o.chat_format)
 				util_die("%s", err);
-			free(err); /* only conversational data needs it; that reports it */
+			/* only conversational data needs it (and says so), but a
+			 * template that does not parse is worth knowing about */
+			if (train_tokenizer_chat_template(r->tok) && !r->o.quiet)
+				util_warn("%s", err);
+			free(err);
 		}
 		for (int i = 0; r->chat && i < r->o.chat_vars.n; i++)
 			train_chat_set_assignment(r->chat, r->o.chat_vars.v[i]); /* checked */

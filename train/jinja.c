@@ -193,6 +193,8 @@ void jx_dict_set(jctx *x, jv *d, jv *k, jv *v)
 
 const char *jx_type_name(const jv *v)
 {
+	if (JX_IS_GEN(v))
+		return "generator";
 	static const char *const names[] = {"Undefined", "NoneType", "bool",  "int",
 					    "float",     "str",      "list",  "dict",
 					    "Namespace", "Macro",    "function", "method"};
@@ -206,7 +208,7 @@ int jx_truthy(const jv *v)
 	case V_BOOL: case V_INT: return v->u.i != 0;
 	case V_FLOAT: return v->u.f != 0;
 	case V_STR: return v->u.s.n != 0;
-	case V_LIST: return v->u.l.n != 0;
+	case V_LIST: return v->u.l.n != 0 || v->tuple == JX_GEN;
 	case V_DICT: return v->u.d.n != 0;
 	default: return 1;
 	}
@@ -231,6 +233,8 @@ int jx_eq(const jv *a, const jv *b)
 	}
 	if (a->t != b->t)
 		return 0;
+	if (JX_IS_GEN(a) || JX_IS_GEN(b))
+		return a == b;
 	switch (a->t) {
 	case V_UNDEF: case V_NONE: return 1;
 	case V_STR: return a->u.s.n == b->u.s.n && !memcmp(a->u.s.s, b->u.s.s, a->u.s.n);
@@ -395,6 +399,10 @@ void jx_repr(jctx *x, jbuf *b, const jv *v)
 		jb_adds(x, b, "Undefined");
 		return;
 	case V_LIST:
+		if (v->tuple == JX_GEN) {
+			jb_adds(x, b, "<generator object>");
+			return;
+		}
 		jb_adds(x, b, v->tuple ? "(" : "[");
 		for (size_t i = 0; i < v->u.l.n; i++) {
 			if (i)
@@ -542,6 +550,8 @@ jv *jx_getitem(jctx *x, jv *o, jv *k)
 {
 	if (o->t == V_UNDEF)
 		jx_fail_undef(x, o);
+	if (JX_IS_GEN(o)) /* jinja2: obj[k] fails, no attribute either: undefined */
+		return undef_lazy(x, "generator", "[]", 2);
 	if ((o->t == V_LIST || o->t == V_STR) && (k->t == V_INT || k->t == V_BOOL)) {
 		size_t n, *off = NULL;
 		if (o->t == V_LIST)
@@ -594,7 +604,7 @@ static jv *do_slice(jctx *x, jv *o, jv *a, jv *b, jv *c)
 {
 	if (o->t == V_UNDEF)
 		jx_fail_undef(x, o);
-	if (o->t != V_LIST && o->t != V_STR)
+	if ((o->t != V_LIST && o->t != V_STR) || JX_IS_GEN(o)) /* slices are Python's own */
 		jinja_fail(&x->e, TRAIN_JINJA_ERENDER, "'%s' object is not subscriptable",
 			   jx_type_name(o));
 	int64_t step = 1;
@@ -701,7 +711,8 @@ static jv *arith(jctx *x, int op, jv *a, jv *b)
 		jx_fail_undef(x, a);
 	if (b->t == V_UNDEF)
 		jx_fail_undef(x, b);
-	if (op == OP_ADD && a->t == b->t && (a->t == V_STR || a->t == V_LIST)) {
+	if (op == OP_ADD && a->t == b->t && (a->t == V_STR || a->t == V_LIST) && !JX_IS_GEN(a) &&
+	    !JX_IS_GEN(b)) {
 		if (a->t == V_STR) {
 			char *s = jinja_alloc(&x->ar, a->u.s.n + b->u.s.n + 1);
 			memcpy(s, a->u.s.s, a->u.s.n);
@@ -716,9 +727,11 @@ static jv *arith(jctx *x, int op, jv *a, jv *b)
 			jx_push(x, l, b->u.l.a[i]);
 		return l;
 	}
-	if (op == OP_MUL && (a->t == V_STR || a->t == V_LIST) && (b->t == V_INT || b->t == V_BOOL))
+	if (op == OP_MUL && (a->t == V_STR || a->t == V_LIST) && !JX_IS_GEN(a) &&
+	    (b->t == V_INT || b->t == V_BOOL))
 		return repeat(x, a, b->u.i);
-	if (op == OP_MUL && (b->t == V_STR || b->t == V_LIST) && (a->t == V_INT || a->t == V_BOOL))
+	if (op == OP_MUL && (b->t == V_STR || b->t == V_LIST) && !JX_IS_GEN(b) &&
+	    (a->t == V_INT || a->t == V_BOOL))
 		return repeat(x, b, a->u.i);
 	if (!is_num(a) || !is_num(b))
 		type_error(x, opn[op], a, b);
@@ -801,7 +814,7 @@ static int order(jctx *x, const jv *a, const jv *b)
 			return c < 0 ? -1 : 1;
 		return a->u.s.n < b->u.s.n ? -1 : a->u.s.n > b->u.s.n;
 	}
-	if (a->t == V_LIST && b->t == V_LIST) {
+	if (a->t == V_LIST && b->t == V_LIST && !JX_IS_GEN(a) && !JX_IS_GEN(b)) {
 		for (size_t i = 0; i < a->u.l.n && i < b->u.l.n; i++) {
 			if (!jx_eq(a->u.l.a[i], b->u.l.a[i]))
 				return order(x, a->u.l.a[i], b->u.l.a[i]);
@@ -907,7 +920,7 @@ static void enter(jctx *x, int line)
 		jinja_fail(&x->e, TRAIN_JINJA_ELIMIT, "template nested too deeply (recursion)");
 }
 
-jv *jx_eval(jctx *x, const jnode *n);
+static jv *jx_eval(jctx *x, const jnode *n);
 
 static jv *eval_cmp(jctx *x, const jnode *n)
 {
@@ -922,7 +935,7 @@ static jv *eval_cmp(jctx *x, const jnode *n)
 }
 
 /* Evaluate the arguments of a call, filter or test node into a. */
-void jx_eval_args(jctx *x, const jnode *n, jargs *a, size_t skip)
+static void jx_eval_args(jctx *x, const jnode *n, jargs *a)
 {
 	a->n = n->nk;
 	a->v = jinja_alloc(&x->ar, (n->nk + 1) * sizeof *a->v);
@@ -934,14 +947,13 @@ void jx_eval_args(jctx *x, const jnode *n, jargs *a, size_t skip)
 	a->kwv = jinja_alloc(&x->ar, (n->nn + 1) * sizeof *a->kwv);
 	for (size_t i = 0; i < n->nn; i++)
 		a->kwv[i] = jx_eval(x, n->vals[i]);
-	(void)skip;
 }
 
 static jv *eval_call(jctx *x, const jnode *n, jv *caller)
 {
 	jv *f = jx_eval(x, n->a);
 	jargs a;
-	jx_eval_args(x, n, &a, 0);
+	jx_eval_args(x, n, &a);
 	x->e.line = n->line;
 	switch (f->t) {
 	case V_MACRO:
@@ -997,14 +1009,14 @@ static jv *eval_inner(jctx *x, const jnode *n)
 	case N_FILTER: {
 		a = jx_eval(x, n->a);
 		jargs args;
-		jx_eval_args(x, n, &args, 0);
+		jx_eval_args(x, n, &args);
 		x->e.line = n->line;
 		return jinja_filter(x, n->op, a, &args);
 	}
 	case N_TEST: {
 		a = jx_eval(x, n->a);
 		jargs args;
-		jx_eval_args(x, n, &args, 0);
+		jx_eval_args(x, n, &args);
 		x->e.line = n->line;
 		return jinja_bool(jinja_test(x, n->op, a, &args) != n->neg);
 	}
@@ -1053,7 +1065,7 @@ static jv *eval_inner(jctx *x, const jnode *n)
 	jinja_fail(&x->e, TRAIN_JINJA_ERENDER, "not an expression");
 }
 
-jv *jx_eval(jctx *x, const jnode *n)
+static jv *jx_eval(jctx *x, const jnode *n)
 {
 	enter(x, n->line);
 	jv *v = eval_inner(x, n);

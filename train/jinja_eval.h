@@ -43,6 +43,13 @@ typedef struct jargs {
 	size_t nkw;
 } jargs;
 
+/* A V_LIST made by map, select, reject, selectattr, rejectattr, unique
+ * and the items filter is what jinja2 makes there: a generator. It
+ * iterates (for, join, first, list, in) but is always true, has no length,
+ * no items by index and no JSON, and prints as "<generator object>". */
+#define JX_GEN 2
+#define JX_IS_GEN(v) ((v)->t == V_LIST && (v)->tuple == JX_GEN)
+
 jv *jx_new(jctx *x, int t);
 jv *jx_str(jctx *x, const char *s, size_t n); /* copied */
 jv *jx_cstr(jctx *x, const char *s);          /* not copied */

@@ -109,7 +109,7 @@ typedef struct jscope jscope;
 typedef struct jv jv;
 struct jv {
 	uint8_t t;
-	uint8_t tuple; /* a V_LIST that is a Python tuple (repr only) */
+	uint8_t tuple; /* V_LIST: 1 a Python tuple (repr only), 2 a generator (JX_GEN) */
 	union {
 		int64_t i;
 		double f;

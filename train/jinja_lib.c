@@ -361,6 +361,8 @@ static void json_dump(jctx *x, jbuf *b, const jv *v, const jsonopt *o, int level
 		return;
 	case V_STR: json_str(x, b, v->u.s.s, v->u.s.n, o->ensure_ascii); return;
 	case V_LIST:
+		if (v->tuple == JX_GEN)
+			break;
 		if (!v->u.l.n) {
 			jb_adds(x, b, "[]");
 			return;
@@ -412,9 +414,10 @@ static void json_dump(jctx *x, jbuf *b, const jv *v, const jsonopt *o, int level
 		return;
 	}
 	default:
-		jinja_fail(&x->e, TRAIN_JINJA_ERENDER, "Object of type %s is not JSON serializable",
-			   jx_type_name(v));
+		break;
 	}
+	jinja_fail(&x->e, TRAIN_JINJA_ERENDER, "Object of type %s is not JSON serializable",
+		   jx_type_name(v));
 }
 
 /* tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False) */
@@ -510,11 +513,15 @@ static jv *len_of(jctx *x, jv *v)
 	switch (v->t) {
 	case V_UNDEF: return jinja_int(&x->ar, 0);
 	case V_STR: return jinja_int(&x->ar, (int64_t)cp_count(v->u.s.s, v->u.s.n));
-	case V_LIST: return jinja_int(&x->ar, (int64_t)v->u.l.n);
+	case V_LIST:
+		if (v->tuple != JX_GEN)
+			return jinja_int(&x->ar, (int64_t)v->u.l.n);
+		break;
 	case V_DICT: case V_NS: return jinja_int(&x->ar, (int64_t)v->u.d.n);
 	default:
-		jinja_fail(&x->e, TRAIN_JINJA_ERENDER, "object of type '%s' has no len()", jx_type_name(v));
+		break;
 	}
+	jinja_fail(&x->e, TRAIN_JINJA_ERENDER, "object of type '%s' has no len()", jx_type_name(v));
 }
 
 /* select, reject, selectattr, rejectattr, map */
@@ -523,6 +530,7 @@ static jv *select_map(jctx *x, int id, jv *v, jargs *a)
 	size_t n;
 	jv **it = jx_iter(x, v, &n);
 	jv *out = jx_list(x, n);
+	out->tuple = JX_GEN;
 	int attr = id == F_SELECTATTR || id == F_REJECTATTR;
 	jv *path = attr ? arg(a, 0, "attribute") : NULL;
 	if (attr && (!path || (path->t != V_STR && path->t != V_INT)))
@@ -695,6 +703,7 @@ static jv *sort_list(jctx *x, jv *v, jargs *a, int id)
 	}
 	if (id == F_UNIQUE) {
 		jv *u = jx_list(x, n), *seen = jx_list(x, n);
+		u->tuple = JX_GEN;
 		for (size_t i = 0; i < n; i++) {
 			jx_count_iterations(x, seen->u.l.n + 1);
 			if (!jx_contains(x, seen, keys[i])) {
@@ -758,17 +767,22 @@ static jv *filter_seq(jctx *x, int id, jv *v, jargs *a)
 		it = jx_iter(x, v, &n);
 		{
 			jv *l = jx_list(x, n);
+			l->tuple = JX_GEN; /* reversed(): an iterator */
 			for (size_t i = n; i-- > 0;)
 				jx_push(x, l, it[i]);
 			return l;
 		}
 	case F_ITEMS:
-		if (v->t == V_UNDEF)
-			return jx_list(x, 0);
+		if (v->t == V_UNDEF) {
+			jv *e = jx_list(x, 0);
+			e->tuple = JX_GEN;
+			return e;
+		}
 		if (v->t != V_DICT && v->t != V_NS)
 			jinja_fail(&x->e, TRAIN_JINJA_ERENDER, "Can only get item pairs from a mapping.");
 		{
 			jv *l = jx_list(x, v->u.d.n);
+			l->tuple = JX_GEN;
 			for (size_t i = 0; i < v->u.d.n; i++) {
 				jv *p = jx_list(x, 2);
 				p->tuple = 1;
