@@ -288,6 +288,12 @@ static const struct {
 	 NULL},
 	{"{{ (l | select)[1:] }}",
 	 NULL},
+	{"a\n  {% raw %}{{ not evaluated }} {% if %}{% endraw %}\nb {%- raw -%}  x  {%- endraw -%}  c\n{% raw %}\nkeep\n{% endraw %}\nd",
+	 "a\n{{ not evaluated }} {% if %}bxc\n\nkeep\nd"},
+	{"{% filter upper %}hello {{ s }}{% endfilter %}|{% filter indent(2) | trim %}\n a\nb\n{% endfilter %}|{% for i in l %}{{ loop.cycle('odd', 'even') }} {% endfor %}",
+	 "HELLO HELLO WORLD|a\n  b|odd even odd "},
+	{"{% raw %}never closed",
+	 NULL},
 	/* transformers' {% generation %} blocks render their body */
 	{"{% for m in msgs %}{% if m.role == 'assistant' %}{% generation %}{{ m.content }}"
 	 "{% endgeneration %}{% else %}{{ m.role }}{% endif %}{% endfor %}",

@@ -1106,15 +1106,15 @@ static void bind_targets(jctx *x, const jnode *n, jv *item)
 
 static jv *loop_object(jctx *x, jv **items, size_t i, size_t n)
 {
-	static jv keys[11] = {
+	static jv keys[12] = {
 #define K(S) {.t = V_STR, .u.s = {S, sizeof S - 1}}
 		K("index"), K("index0"), K("revindex"), K("revindex0"), K("first"), K("last"),
-		K("length"), K("previtem"), K("nextitem"), K("depth"), K("depth0"),
+		K("length"), K("previtem"), K("nextitem"), K("depth"), K("depth0"), K("cycle"),
 #undef K
 	};
 	static jv no_prev = {.t = V_UNDEF, .u.u = {"there is no previous item", NULL, NULL, 0}},
 		  no_next = {.t = V_UNDEF, .u.u = {"there is no next item", NULL, NULL, 0}};
-	jv *d = jx_dict(x, V_DICT, 11);
+	jv *d = jx_dict(x, V_DICT, 12);
 	jv *num = jinja_alloc(&x->ar, 8 * sizeof *num);
 	int64_t nv[8] = {(int64_t)i + 1, (int64_t)i, (int64_t)(n - i), (int64_t)(n - i - 1), (int64_t)n,
 			 1, 0, 0};
@@ -1129,6 +1129,11 @@ static jv *loop_object(jctx *x, jv **items, size_t i, size_t n)
 	};
 	for (int k = 0; k < 11; k++)
 		jx_dict_append(x, d, &keys[k], vals[k]);
+	jv *cycle = jx_new(x, V_METHOD);
+	cycle->u.fn.self = d;
+	cycle->u.fn.id = JX_METHOD_CYCLE;
+	cycle->u.fn.name = "cycle";
+	jx_dict_append(x, d, &keys[11], cycle);
 	return d;
 }
 
@@ -1283,6 +1288,20 @@ static int exec_node(jctx *x, const jnode *n)
 		c->u.m.node = n;
 		c->u.m.closure = x->sc;
 		jx_str_of(x, x->out, eval_call(x, n->a, c));
+		break;
+	}
+	case N_FILTERBLOCK: {
+		jbuf *saved = x->out;
+		jscope *sc = x->sc;
+		jbuf b = {0};
+		x->out = &b;
+		exec_body(x, n->b);
+		x->out = saved;
+		x->sc = scope_new(x, sc);
+		assign(x, "\1", 1, jb_value(x, &b));
+		jv *v = jx_eval(x, n->a);
+		x->sc = sc;
+		jx_str_of(x, x->out, v);
 		break;
 	}
 	case N_BREAK:

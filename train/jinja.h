@@ -10,10 +10,12 @@
  * separators, sort_keys) and the globals raise_exception(msg) and
  * strftime_now(fmt) besides range, namespace and dict.
  *
- * Statements: if/elif/else, for (loop variables, `if` filter, else,
- * break/continue), set (also of a namespace attribute, and the block form),
- * macro (with defaults) and call blocks (caller()), generation blocks
- * (rendered as their body), comments and whitespace control (-, +).
+ * Statements: if/elif/else, for (loop variables and loop.cycle, `if`
+ * filter, else, break/continue), set (also of a namespace attribute, and
+ * the block form), macro (with defaults) and call blocks (caller()),
+ * filter blocks, raw blocks, generation blocks (rendered as their body),
+ * comments and whitespace control (-, +). Not supported: recursive loops,
+ * template inheritance and includes, string formatting (% and .format).
  * Expressions: literals (strings, numbers, lists, dicts, tuples), names,
  * attributes, subscripts and slices, calls with keyword arguments, filters,
  * tests, inline if, arithmetic, ~, comparisons, in / not in, and/or/not,

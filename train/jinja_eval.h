@@ -86,6 +86,7 @@ void jx_str_of(jctx *x, jbuf *b, const jv *v);
 jv *jx_to_str(jctx *x, jv *v);
 
 /* jinja_lib.c */
+#define JX_METHOD_CYCLE 200 /* loop.cycle(...): self is the loop object */
 int jinja_method_id(const jv *self, const char *name, size_t n); /* -1: none */
 int jinja_global_id(const char *name, size_t n);                 /* -1: none */
 jv *jinja_filter(jctx *x, int id, jv *v, jargs *a);

@@ -73,6 +73,7 @@ enum jinja_kind {
 	N_CALLBLOCK, /* call(names = vals) a: body b */
 	N_BREAK,
 	N_CONTINUE,
+	N_FILTERBLOCK, /* filter a (filters over the name "\1", the body's text): body b */
 };
 
 /* operators of N_BIN and N_CMP */

@@ -1060,6 +1060,12 @@ jv *jinja_call_method(jctx *x, jv *m, jargs *a)
 {
 	jv *s = m->u.fn.self;
 	int id = m->u.fn.id;
+	if (id == JX_METHOD_CYCLE) {
+		if (!a->n)
+			jinja_fail(&x->e, TRAIN_JINJA_ERENDER, "no items for cycling given");
+		jv *i0 = jx_dict_get_s(s, "index0", 6);
+		return a->v[(size_t)i0->u.i % a->n];
+	}
 	if (id >= M_ITEMS)
 		return dict_method(x, id, s, a);
 	switch (id) {

@@ -427,6 +427,68 @@ static void lex_text(lexer *L, size_t k, char kind, char sign, int line_starting
 	}
 }
 
+/* At p (after "{%" and its sign): "raw" then "%}" or "-%}"? Returns the
+ * position after the tag (after the whitespace "-%}" strips), or 0. */
+static size_t raw_begin(const lexer *L, size_t p)
+{
+	const char *s = L->src;
+	while (p < L->len && is_ws(s[p]))
+		p++;
+	if (p + 3 > L->len || memcmp(s + p, "raw", 3))
+		return 0;
+	p += 3;
+	while (p < L->len && is_ws(s[p]))
+		p++;
+	int strip = p < L->len && s[p] == '-';
+	if (p + strip + 2 > L->len || memcmp(s + p + strip, "%}", 2))
+		return 0;
+	p += strip + 2;
+	while (strip && p < L->len && is_ws(s[p]))
+		p++;
+	return p;
+}
+
+/* The body of {% raw %} from L->pos, as text, through its {% endraw %}. */
+static void lex_raw(lexer *L)
+{
+	const char *s = L->src;
+	for (size_t k = L->pos; k + 1 < L->len; k++) {
+		if (s[k] != '{' || s[k + 1] != '%')
+			continue;
+		size_t p = k + 2;
+		char sign = p < L->len && (s[p] == '-' || s[p] == '+') ? s[p] : 0;
+		p += sign != 0;
+		while (p < L->len && is_ws(s[p]))
+			p++;
+		if (p + 6 > L->len || memcmp(s + p, "endraw", 6))
+			continue;
+		p += 6;
+		while (p < L->len && is_ws(s[p]))
+			p++;
+		char esign = p < L->len && (s[p] == '-' || s[p] == '+') ? s[p] : 0;
+		if (p + (esign != 0) + 2 > L->len || memcmp(s + p + (esign != 0), "%}", 2))
+			continue;
+		size_t n = k - L->pos;
+		if (sign == '-')
+			while (n && is_ws(s[L->pos + n - 1]))
+				n--;
+		if (n) {
+			jtok *t = push_tok(L, T_TEXT, s + L->pos, n);
+			t->line = L->line;
+		}
+		p += (esign != 0) + 2;
+		if (esign == '-')
+			while (p < L->len && is_ws(s[p]))
+				p++;
+		else if (!esign && p < L->len && s[p] == '\n')
+			p++;
+		count_lines(L, s + L->pos, p - L->pos);
+		L->pos = p;
+		return;
+	}
+	jinja_fail(L->e, TRAIN_JINJA_ESYNTAX, "missing {%% endraw %%}");
+}
+
 /* Tokenise the (newline-normalised) source. */
 static void lex(lexer *L)
 {
@@ -453,7 +515,12 @@ static void lex(lexer *L)
 		lex_text(L, k, kind, sign, line_starting);
 		L->pos = k + 2 + (sign ? 1 : 0);
 		L->e->line = L->line;
-		if (kind == '#') {
+		size_t rb = kind == '%' ? raw_begin(L, L->pos) : 0;
+		if (rb) {
+			count_lines(L, s + L->pos, rb - L->pos);
+			L->pos = rb;
+			lex_raw(L);
+		} else if (kind == '#') {
 			const char *end = NULL;
 			size_t q = L->pos;
 			while (q + 1 < L->len) {
@@ -835,26 +902,32 @@ static jnode *parse_postfix(parser *P, jnode *n)
 	}
 }
 
+/* A filter's name and arguments (after its '|') applied to n. */
+static jnode *parse_filter_call(parser *P, jnode *n, int line)
+{
+	jtok *t = expect_name(P);
+	int id = jinja_filter_id(t->s, t->n);
+	if (id < 0) {
+		P->e->line = t->line;
+		jinja_fail(P->e, TRAIN_JINJA_ESYNTAX, "unknown filter \"%.*s\"", (int)t->n, t->s);
+	}
+	jnode *x = mk(P, N_FILTER, line);
+	nlist l = {0};
+	if (is_op(P, "("))
+		parse_args(P, &l);
+	nl_store(x, &l);
+	x->a = n;
+	x->op = (uint8_t)id;
+	return x;
+}
+
 static jnode *parse_filter_expr(parser *P, jnode *n)
 {
 	for (;;) {
 		int line = cur(P)->line;
 		if (is_op(P, "|")) {
 			advance(P);
-			jtok *t = expect_name(P);
-			int id = jinja_filter_id(t->s, t->n);
-			if (id < 0) {
-				P->e->line = t->line;
-				jinja_fail(P->e, TRAIN_JINJA_ESYNTAX, "unknown filter \"%.*s\"", (int)t->n, t->s);
-			}
-			jnode *x = mk(P, N_FILTER, line);
-			nlist l = {0};
-			if (is_op(P, "("))
-				parse_args(P, &l);
-			nl_store(x, &l);
-			x->a = n;
-			x->op = (uint8_t)id;
-			n = x;
+			n = parse_filter_call(P, n, line);
 		} else if (is_name(P, "is")) {
 			advance(P);
 			jnode *x = mk(P, N_TEST, line);
@@ -1299,6 +1372,17 @@ static jnode *parse_statement(parser *P)
 			jinja_fail(P->e, TRAIN_JINJA_ESYNTAX, "'%.*s' outside of a loop", (int)t->n, t->s);
 		jnode *n = mk(P, IS("break") ? N_BREAK : N_CONTINUE, line);
 		end_tag(P);
+		return n;
+	}
+	if (IS("filter")) {
+		static const char *const stop[] = {"endfilter", NULL};
+		jnode *n = mk(P, N_FILTERBLOCK, line), *body = mk(P, N_NAME, line);
+		body->s = "\1";
+		body->sn = 1;
+		n->a = parse_filter_expr(P, parse_filter_call(P, body, line));
+		end_tag(P);
+		n->b = parse_body(P, stop);
+		close_tag(P, "endfilter");
 		return n;
 	}
 	if (IS("generation")) {
