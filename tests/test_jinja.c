@@ -294,6 +294,8 @@ static const struct {
 	 "HELLO HELLO WORLD|a\n  b|odd even odd "},
 	{"{% raw %}never closed",
 	 NULL},
+	{"{{ \"a\\\nb\" }}|{{ '\\101\\x42\\u0043\\U0001F600' }}|{{ 'q\\'s' }}|{{ '\\d\\w' }}",
+	 "ab|ABC\360\237\230\200|q's|\\d\\w"},
 	/* transformers' {% generation %} blocks render their body */
 	{"{% for m in msgs %}{% if m.role == 'assistant' %}{% generation %}{{ m.content }}"
 	 "{% endgeneration %}{% else %}{{ m.role }}{% endif %}{% endfor %}",
