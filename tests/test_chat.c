@@ -346,6 +346,177 @@ out:
 	free(opath);
 }
 
+static char *read_all(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	util_buf b = UTIL_BUF_INIT;
+	char chunk[4096];
+	size_t r;
+	while (f && (r = fread(chunk, 1, sizeof chunk, f)) > 0)
+		util_buf_add(&b, chunk, r);
+	if (f)
+		fclose(f);
+	return f ? util_buf_detach(&b) : NULL;
+}
+
+static void write_all(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "wb");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+/* A tokenizer folder of the tiny tokenizer with the fixture template tpl as
+ * chat_template.jinja (which wins over tokenizer_config.json's). */
+static train_tokenizer *tok_with_template(const char *top, const char *sh, const char *tpl,
+					  char **dir)
+{
+	*dir = tap_tmpdir("dpo-chat");
+	static const char *const files[] = {"tokenizer.json", "tokenizer_config.json"};
+	for (int i = 0; i < 2; i++) {
+		char *src = xasprintf("%s/tests/data/tokenizer/tiny/%s", top, files[i]);
+		char *dst = xasprintf("%s/%s", *dir, files[i]);
+		char *text = read_all(src);
+		if (text)
+			write_all(dst, text);
+		free(text);
+		free(src);
+		free(dst);
+	}
+	char *src = xasprintf("%s/fixtures/chat-templates/%s", sh, tpl);
+	char *dst = xasprintf("%s/chat_template.jinja", *dir);
+	char *text = read_all(src);
+	if (text)
+		write_all(dst, text);
+	free(text);
+	free(src);
+	free(dst);
+	char *err = NULL;
+	train_tokenizer *t = train_tokenizer_load(*dir, &err);
+	if (!t)
+		tap_diag("%s", err);
+	free(err);
+	return t;
+}
+
+/* Templates interpreted through train_chat: the Qwen3 fixture renders the
+ * oracle's texts (enable_thinking set with train_chat_set_assignment, as
+ * --chat-var does), Gemma's raise_exception is the error, and bad
+ * variable settings are refused. */
+static void template_test(const char *top, const char *sh)
+{
+	char *opath = xasprintf("%s/fixtures/chat-templates/oracle.json", sh);
+	char *otext = read_all(opath);
+	cJSON *oracle = otext ? cJSON_Parse(otext) : NULL;
+	free(otext);
+	free(opath);
+	char *dir = NULL;
+	train_tokenizer *t = tok_with_template(top, sh, "Qwen-Qwen3-0.6B.jinja", &dir);
+	char *err = NULL;
+	train_chat *c = t ? train_chat_new(t, NULL, &err) : NULL;
+	TAP_OK(c && train_chat_uses_template(c) && train_chat_get_format(c) == TRAIN_CHAT_CHATML &&
+		       !strncmp(train_chat_describe(c), "jinja:", 6),
+	       "qwen3 template: interpreted (%s), recognised as chatml", c ? train_chat_describe(c) : err);
+	free(err);
+	int checked = 0;
+	const cJSON *cs;
+	cJSON_ArrayForEach(cs, cJSON_GetObjectItem(oracle, "cases"))
+	{
+		if (!c || strcmp(cJSON_GetObjectItem(cs, "template")->valuestring, "Qwen-Qwen3-0.6B.jinja"))
+			continue;
+		const cJSON *extra = cJSON_GetObjectItem(cs, "extra");
+		const cJSON *think = cJSON_GetObjectItem(extra, "enable_thinking");
+		train_chat *cc = train_chat_new(t, NULL, NULL);
+		if (think)
+			train_chat_set_assignment(cc, cJSON_IsTrue(think) ? "enable_thinking=true"
+								: "enable_thinking=false");
+		char *mj = cJSON_PrintUnformatted(cJSON_GetObjectItem(cs, "messages")), *text = NULL;
+		int gen = cJSON_IsTrue(cJSON_GetObjectItem(cs, "add_generation_prompt"));
+		train_chat_render_json(cc, mj, gen, &text);
+		const char *want = cJSON_GetObjectItem(cs, "text")->valuestring;
+		if (!text || strcmp(text, want)) {
+			TAP_IS_STR(text, want, "qwen3 case conv %d gen %d", cJSON_GetObjectItem(cs, "conversation")->valueint, gen);
+		} else {
+			checked++;
+		}
+		free(text);
+		free(mj);
+		train_chat_free(cc);
+	}
+	TAP_OK(checked == 36, "qwen3: %d oracle cases rendered through train_chat", checked);
+	/* variables */
+	if (c) {
+		TAP_OK(train_chat_set_assignment(c, "messages=[]") == TRAIN_CHAT_EINPUT &&
+			       strstr(train_chat_errmsg(c), "set by the renderer"),
+		       "--chat-var messages refused: %s", train_chat_errmsg(c));
+		TAP_OK(train_chat_set_assignment(c, "1x=2") == TRAIN_CHAT_EINPUT, "bad name refused");
+		TAP_OK(train_chat_set_assignment(c, "novalue") == TRAIN_CHAT_EINPUT &&
+			       strstr(train_chat_errmsg(c), "NAME=VALUE"),
+		       "assignment without = refused");
+		static const store_msg m[] = {{"user", "Hi"}};
+		char *text = NULL;
+		train_chat_set_assignment(c, "enable_thinking=false");
+		train_chat_set_assignment(c, "enable_thinking=true"); /* the later one wins */
+		train_chat_render(c, m, 1, 1, &text);
+		TAP_IS_STR(text, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
+			   "the later --chat-var wins");
+		free(text);
+		int32_t *ids = NULL;
+		size_t n = 0;
+		TAP_OK(train_chat_encode(c, m, 1, 1, &ids, &n) == 0 && n > 3 && ids[0] == 1,
+		       "encode through the template (%zu ids)", n);
+		free(ids);
+	}
+	train_chat_free(c);
+	train_tokenizer_free(t);
+	tap_rmtree(dir);
+	free(dir);
+	/* the template's own refusal */
+	t = tok_with_template(top, sh, "google-gemma-2-2b-it.jinja", &dir);
+	c = t ? train_chat_new(t, NULL, NULL) : NULL;
+	static const store_msg sys[] = {{"system", "S"}, {"user", "Hi"}};
+	char *text = NULL;
+	int rc = c ? train_chat_render(c, sys, 2, 1, &text) : 0;
+	TAP_OK(rc == TRAIN_CHAT_ETEMPLATE && !text && strstr(train_chat_errmsg(c), "System role not supported"),
+	       "gemma + system: the template's error: %s", c ? train_chat_errmsg(c) : "");
+	rc = c ? train_chat_render(c, sys + 1, 1, 1, &text) : -1;
+	TAP_OK(rc == 0 && text && strstr(text, "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"),
+	       "gemma + user: rendered");
+	free(text);
+	TAP_OK(c && train_chat_get_format(c) == TRAIN_CHAT_JINJA, "gemma: of no family (jinja)");
+	train_chat_free(c);
+	train_tokenizer_free(t);
+	tap_rmtree(dir);
+	free(dir);
+	/* a template that does not parse is an error naming --chat-format */
+	dir = tap_tmpdir("dpo-chat");
+	char *p = xasprintf("%s/tests/data/tokenizer/tiny/tokenizer.json", top), *q = xasprintf("%s/tokenizer.json", dir);
+	char *tj = read_all(p);
+	if (tj)
+		write_all(q, tj);
+	free(tj);
+	free(p);
+	free(q);
+	q = xasprintf("%s/chat_template.jinja", dir);
+	write_all(q, "{% if messages %}\n{{ messages | nosuch }}{% endif %}");
+	free(q);
+	err = NULL;
+	t = train_tokenizer_load(dir, &err);
+	free(err);
+	err = NULL;
+	c = t ? train_chat_new(t, NULL, &err) : NULL;
+	TAP_OK(!c && err && strstr(err, "chat_template:2: unknown filter \"nosuch\"") && strstr(err, "--chat-format"),
+	       "bad template: %s", err ? err : "");
+	free(err);
+	train_chat_free(c);
+	train_tokenizer_free(t);
+	tap_rmtree(dir);
+	free(dir);
+	cJSON_Delete(oracle);
+}
+
 int main(void)
 {
 	const char *top = getenv("top_srcdir");
@@ -353,9 +524,11 @@ int main(void)
 	default_system_test(top ? top : ".");
 	llama31_test(top ? top : ".");
 	const char *sh = tap_shared_dir();
-	if (sh)
+	if (sh) {
 		oracle_test(sh);
-	else
+		template_test(top ? top : ".", sh);
+	} else {
 		tap_diag("SKIP chat oracle: $DPO_SHARED not found");
+	}
 	return tap_done();
 }

@@ -1,6 +1,7 @@
-/* chat.c: chat-template families recognised from the Jinja text and
- * rendered by C code (see chat.h for the formats). */
+/* chat.c: chat templates: the tokenizer's Jinja template interpreted
+ * (train/jinja.h), or one of the families rendered by C code (see chat.h). */
 #include "train/chat.h"
+#include "train/jinja.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -10,6 +11,7 @@
 #include <strings.h>
 
 #include "util/buf.h"
+#include "util/sha256.h"
 #include "util/xmalloc.h"
 
 struct train_chat {
@@ -20,6 +22,9 @@ struct train_chat {
 	char *preamble;         /* Llama-3.1+: text opening the system turn */
 	char *turn_end;
 	char *err;
+	train_jinja *tpl;       /* the template interpreted, or NULL: the family's C code */
+	cJSON *vars;            /* --chat-var settings (an object) */
+	char *describe;
 };
 
 static const struct {
@@ -57,6 +62,8 @@ const char *train_chat_format_name(train_chat_format f)
 		return "llama2";
 	case TRAIN_CHAT_MISTRAL:
 		return "mistral";
+	case TRAIN_CHAT_JINJA:
+		return "jinja";
 	}
 	return "unknown";
 }
@@ -162,20 +169,55 @@ static char *llama3_preamble(const char *jinja)
 	return r;
 }
 
-train_chat *train_chat_new(train_tokenizer *tok, const char *format_name, char **err)
+/* The renderer of the tokenizer's own template (format_name NULL). */
+static train_chat *template_new(train_tokenizer *tok, char **err)
 {
+	const char *tpl = train_tokenizer_chat_template(tok);
 	train_chat_format f;
-	if (format_name) {
-		if (train_chat_format_parse(format_name, &f)) {
-			if (err)
-				*err = xasprintf("unknown chat format \"%s\" (expected one of %s)",
-						 format_name, FORMAT_LIST);
-			return NULL;
-		}
-	} else if (train_chat_detect(train_tokenizer_chat_template(tok), &f, err)) {
+	if (!tpl || !*tpl) {
+		train_chat_detect(tpl, &f, err); /* the message naming --chat-format */
+		return NULL;
+	}
+	char *jerr = NULL;
+	train_jinja *j = train_jinja_parse(tpl, strlen(tpl), "chat_template", &jerr);
+	if (!j) {
+		if (err)
+			*err = xasprintf("the tokenizer's chat template does not parse: %s (pass "
+					 "--chat-format NAME to use a built-in format, NAME one of %s)",
+					 jerr, FORMAT_LIST);
+		free(jerr);
 		return NULL;
 	}
 	train_chat *c = xcalloc(1, sizeof *c);
+	c->tok = tok;
+	c->tpl = j;
+	c->fmt = train_chat_detect(tpl, &f, NULL) ? TRAIN_CHAT_JINJA : f;
+	const char *bos = train_tokenizer_bos_token(tok), *eos = train_tokenizer_eos_token(tok);
+	c->bos = xstrdup(bos ? bos : "");
+	c->eos = xstrdup(eos ? eos : "");
+	c->turn_end = xstrdup(c->fmt == TRAIN_CHAT_CHATML ? "<|im_end|>"
+			      : c->fmt == TRAIN_CHAT_LLAMA3 ? "<|eot_id|>"
+			      : *c->eos ? c->eos : "</s>");
+	char hex[65];
+	util_sha256_hex(tpl, strlen(tpl), hex);
+	c->describe = xasprintf("jinja:%.16s", hex);
+	c->vars = cJSON_CreateObject();
+	return c;
+}
+
+train_chat *train_chat_new(train_tokenizer *tok, const char *format_name, char **err)
+{
+	train_chat_format f;
+	if (!format_name)
+		return template_new(tok, err);
+	if (train_chat_format_parse(format_name, &f)) {
+		if (err)
+			*err = xasprintf("unknown chat format \"%s\" (expected one of %s)", format_name,
+					 FORMAT_LIST);
+		return NULL;
+	}
+	train_chat *c = xcalloc(1, sizeof *c);
+	c->vars = cJSON_CreateObject();
 	c->tok = tok;
 	c->fmt = f;
 	const char *bos = train_tokenizer_bos_token(tok), *eos = train_tokenizer_eos_token(tok);
@@ -209,6 +251,7 @@ train_chat *train_chat_new(train_tokenizer *tok, const char *format_name, char *
 		c->turn_end = xstrdup(*c->eos ? c->eos : "</s>");
 		break;
 	}
+	c->describe = xstrdup(train_chat_format_name(f));
 	return c;
 }
 
@@ -222,12 +265,25 @@ void train_chat_free(train_chat *c)
 	free(c->preamble);
 	free(c->turn_end);
 	free(c->err);
+	free(c->describe);
+	train_jinja_free(c->tpl);
+	cJSON_Delete(c->vars);
 	free(c);
 }
 
 train_chat_format train_chat_get_format(const train_chat *c)
 {
 	return c->fmt;
+}
+
+int train_chat_uses_template(const train_chat *c)
+{
+	return c->tpl != NULL;
+}
+
+const char *train_chat_describe(const train_chat *c)
+{
+	return c->describe;
 }
 
 const char *train_chat_turn_end(const train_chat *c)
@@ -380,16 +436,96 @@ static int render_inst(train_chat *c, const store_msg *m, size_t n, util_buf *b)
 	return 0;
 }
 
+int train_chat_set_var(train_chat *c, const char *name, const char *value)
+{
+	int ok = name && *name && !isdigit((unsigned char)*name);
+	for (const char *p = name; ok && *p; p++)
+		ok = isalnum((unsigned char)*p) || *p == '_';
+	if (!ok || !strcmp(name, "messages") || !strcmp(name, "add_generation_prompt")) {
+		set_err(c, "chat variable \"%s\": %s", name ? name : "",
+			ok ? "is set by the renderer itself" : "not a template variable name");
+		return TRAIN_CHAT_EINPUT;
+	}
+	cJSON *v = cJSON_Parse(value ? value : "");
+	if (!v)
+		v = cJSON_CreateString(value ? value : "");
+	cJSON_DeleteItemFromObjectCaseSensitive(c->vars, name);
+	cJSON_AddItemToObject(c->vars, name, v);
+	return 0;
+}
+
+const char *train_chat_var_check(const char *a)
+{
+	const char *eq = strchr(a, '=');
+	size_t len = eq ? (size_t)(eq - a) : 0;
+	int ok = len > 0 && !isdigit((unsigned char)a[0]);
+	for (size_t k = 0; ok && k < len; k++)
+		ok = isalnum((unsigned char)a[k]) || a[k] == '_';
+	if (!ok)
+		return "--chat-var: expected NAME=VALUE, NAME a template variable (letters, digits, _)";
+	if ((len == 8 && !strncmp(a, "messages", 8)) || (len == 21 && !strncmp(a, "add_generation_prompt", 21)))
+		return "--chat-var: messages and add_generation_prompt are set by the renderer";
+	return NULL;
+}
+
+int train_chat_set_assignment(train_chat *c, const char *assignment)
+{
+	const char *eq = assignment ? strchr(assignment, '=') : NULL;
+	if (!eq) {
+		set_err(c, "chat variable \"%s\": expected NAME=VALUE", assignment ? assignment : "");
+		return TRAIN_CHAT_EINPUT;
+	}
+	char *name = xstrndup(assignment, (size_t)(eq - assignment));
+	int rc = train_chat_set_var(c, name, eq + 1);
+	free(name);
+	return rc;
+}
+
+/* Render the template with messages (a JSON array, consumed). */
+static int render_template(train_chat *c, cJSON *messages, int gen, char **text)
+{
+	cJSON *vars = cJSON_CreateObject();
+	cJSON_AddItemToObject(vars, "messages", messages);
+	cJSON_AddBoolToObject(vars, "add_generation_prompt", gen != 0);
+	cJSON_AddStringToObject(vars, "bos_token", c->bos);
+	cJSON_AddStringToObject(vars, "eos_token", c->eos);
+	for (const cJSON *v = c->vars->child; v; v = v->next) {
+		cJSON_DeleteItemFromObjectCaseSensitive(vars, v->string);
+		cJSON_AddItemToObject(vars, v->string, cJSON_Duplicate(v, 1));
+	}
+	char *err = NULL;
+	int rc = train_jinja_render(c->tpl, vars, NULL, text, &err);
+	cJSON_Delete(vars);
+	if (rc) {
+		set_err(c, "%s", err ? err : "the chat template failed");
+		free(err);
+		return TRAIN_CHAT_ETEMPLATE;
+	}
+	return 0;
+}
+
 int train_chat_render(train_chat *c, const store_msg *msgs, size_t n, int gen, char **text)
 {
 	*text = NULL;
 	for (size_t i = 0; i < n; i++) {
-		if (role_of(msgs[i].role) < 0 || !msgs[i].content) {
+		int r = role_of(msgs[i].role);
+		if ((r < 0 && !(c->tpl && msgs[i].role && !strcmp(msgs[i].role, "tool"))) ||
+		    !msgs[i].content) {
 			set_err(c, "message %zu: %s", i + 1,
 				!msgs[i].content ? "content is missing"
 						 : "role must be \"system\", \"user\" or \"assistant\"");
 			return TRAIN_CHAT_EINPUT;
 		}
+	}
+	if (c->tpl) {
+		cJSON *m = cJSON_CreateArray();
+		for (size_t i = 0; i < n; i++) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "role", msgs[i].role);
+			cJSON_AddStringToObject(o, "content", msgs[i].content);
+			cJSON_AddItemToArray(m, o);
+		}
+		return render_template(c, m, gen, text);
 	}
 	util_buf b = UTIL_BUF_INIT;
 	int rc = 0;
@@ -406,6 +542,8 @@ int train_chat_render(train_chat *c, const store_msg *msgs, size_t n, int gen, c
 	case TRAIN_CHAT_LLAMA2:
 	case TRAIN_CHAT_MISTRAL:
 		rc = render_inst(c, msgs, n, &b);
+		break;
+	case TRAIN_CHAT_JINJA: /* only with a template (above) */
 		break;
 	}
 	if (rc) {
@@ -432,16 +570,31 @@ int train_chat_encode(train_chat *c, const store_msg *msgs, size_t n, int gen, i
 	return rc;
 }
 
-int train_chat_encode_json(train_chat *c, const char *messages_json, int gen, int32_t **ids, size_t *nids)
+/* The messages of a JSON conversation (a new array, caller deletes), or NULL
+ * with the message in c when it is not a list of {"role": string, ...}. */
+static cJSON *parse_messages(train_chat *c, const char *messages_json)
 {
-	*ids = NULL;
-	*nids = 0;
-	cJSON *root = cJSON_Parse(messages_json);
+	cJSON *root = cJSON_Parse(messages_json ? messages_json : "");
 	if (!cJSON_IsArray(root)) {
 		cJSON_Delete(root);
 		set_err(c, "the messages are not a JSON list");
-		return TRAIN_CHAT_EINPUT;
+		return NULL;
 	}
+	size_t i = 0;
+	for (const cJSON *m = root->child; m; m = m->next, i++) {
+		if (!cJSON_IsObject(m) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "role"))) {
+			set_err(c, "message %zu: not an object with a \"role\" string", i + 1);
+			cJSON_Delete(root);
+			return NULL;
+		}
+	}
+	return root;
+}
+
+/* The messages of root as store_msg (pointing into root; caller frees the
+ * array). */
+static store_msg *as_store_msgs(const cJSON *root, size_t *n)
+{
 	store_msg *msgs = xcalloc((size_t)cJSON_GetArraySize(root) + 1, sizeof *msgs);
 	size_t nm = 0;
 	for (const cJSON *m = root->child; m; m = m->next) {
@@ -451,8 +604,37 @@ int train_chat_encode_json(train_chat *c, const char *messages_json, int gen, in
 		msgs[nm].content = cJSON_IsString(t) ? t->valuestring : NULL;
 		nm++;
 	}
-	int rc = train_chat_encode(c, msgs, nm, gen, ids, nids);
+	*n = nm;
+	return msgs;
+}
+
+int train_chat_render_json(train_chat *c, const char *messages_json, int gen, char **text)
+{
+	*text = NULL;
+	cJSON *root = parse_messages(c, messages_json);
+	if (!root)
+		return TRAIN_CHAT_EINPUT;
+	if (c->tpl)
+		return render_template(c, root, gen, text);
+	size_t nm;
+	store_msg *msgs = as_store_msgs(root, &nm);
+	int rc = train_chat_render(c, msgs, nm, gen, text);
 	free(msgs);
 	cJSON_Delete(root);
+	return rc;
+}
+
+int train_chat_encode_json(train_chat *c, const char *messages_json, int gen, int32_t **ids, size_t *nids)
+{
+	*ids = NULL;
+	*nids = 0;
+	char *text = NULL;
+	int rc = train_chat_render_json(c, messages_json, gen, &text);
+	if (rc)
+		return rc;
+	rc = train_tokenizer_encode(c->tok, text, strlen(text), ids, nids);
+	if (rc)
+		set_err(c, "%s", train_tokenizer_errmsg(c->tok));
+	free(text);
 	return rc;
 }

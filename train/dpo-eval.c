@@ -556,6 +556,7 @@ static void load_prompts(struct eval *e)
 	e->enc = train_gen_encoder_new(e->pm, e->tok, o->chat_format, o->chat, &err);
 	if (!e->enc)
 		util_die("%s", err);
+	train_gen_encoder_set_chat_vars(e->enc, o->gen.chat_vars.v, o->gen.chat_vars.n);
 	const train_config *cfg = train_model_config(e->pm);
 	e->max_new = o->gen.max_new;
 	for (size_t i = 0; i < e->ps.n; i++) {

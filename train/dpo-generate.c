@@ -172,6 +172,7 @@ static void load(struct gen *g)
 	g->enc = train_gen_encoder_new(g->m, g->tok, o->chat_format, o->chat, &err);
 	if (!g->enc)
 		util_die("%s", err);
+	train_gen_encoder_set_chat_vars(g->enc, o->gen.chat_vars.v, o->gen.chat_vars.n);
 	if (o->name) {
 		g->name = xstrdup(o->name);
 	} else {

@@ -190,6 +190,36 @@ static util_cli import_cli = {
 	.max_args = 1,
 };
 
+typedef struct render_opts {
+	const char *messages, *chat_format;
+	int gen, json;
+	util_opt_list chat_vars;
+} render_opts;
+
+static const util_opt render_table[] = {
+	{"messages", 0, UTIL_OPT_STRING, offsetof(render_opts, messages), .arg = "FILE",
+	 .help = "the conversation: a JSON list of {\"role\",\n\"content\", ...} messages (- reads stdin)"},
+	{"generation-prompt", 0, UTIL_OPT_FLAG, offsetof(render_opts, gen),
+	 .help = "end with the opening of an assistant turn"},
+	TRAIN_GEN_OPT_CHAT_FORMAT(render_opts, chat_format,
+				  "render with this built-in format instead of\nthe tokenizer's chat "
+				  "template: " TRAIN_GEN_CHAT_FORMAT_NAMES),
+	TRAIN_GEN_OPT_CHAT_VAR(render_opts, chat_vars),
+	UTIL_OPT_JSON(render_opts, json),
+	UTIL_OPT_TABLE_END,
+};
+
+static util_cli render_cli = {
+	.name = "dpo-model render",
+	.synopsis = "DIR --messages FILE [OPTIONS]",
+	.summary = "Print a conversation as the folder's chat template renders it; with --json,\n"
+		   "also its token ids and which of them are the completion (the final assistant\n"
+		   "turns, as dpo-train masks them).",
+	.opts = render_table,
+	.min_args = 1,
+	.max_args = 1,
+};
+
 static void set_threads(long n)
 {
 	train_set_threads(n > 0 && n < 4096 ? (int)n : 0);
@@ -511,6 +541,7 @@ static void generate_prompt(const generate_opts *o, const train_model *m, train_
 		*enc = train_gen_encoder_new(m, tok, o->chat_format, o->chat, &err);
 		if (!*enc)
 			util_die("%s", err);
+		train_gen_encoder_set_chat_vars(*enc, o->gen.chat_vars.v, o->gen.chat_vars.n);
 		int rc;
 		if (o->chat) {
 			store_msg msgs[2];
@@ -690,6 +721,121 @@ static int cmd_import_llama2c(int argc, char **argv)
 	return 0;
 }
 
+/* ---- render ---- */
+
+/* The ids of text appended to *ids (growing *n), with mask value m. */
+static void render_encode(train_tokenizer *tok, const char *text, int m, int32_t **ids, int **mask,
+			  size_t *n)
+{
+	int32_t *v = NULL;
+	size_t k = 0;
+	if (train_tokenizer_encode(tok, text, strlen(text), &v, &k))
+		util_die("%s", train_tokenizer_errmsg(tok));
+	*ids = xreallocarray(*ids, *n + k + 1, sizeof **ids);
+	*mask = xreallocarray(*mask, *n + k + 1, sizeof **mask);
+	for (size_t i = 0; i < k; i++) {
+		(*ids)[*n + i] = v[i];
+		(*mask)[*n + i] = m;
+	}
+	*n += k;
+	free(v);
+}
+
+/* Render messages (a JSON list) with c; with split, where training splits it:
+ * the prompt (up to the last message that is not the assistant's, with the
+ * generation prompt) and the completion (the final assistant messages).
+ * *prompt_len is the length of the prompt's text in *text. */
+static char *render_split(train_chat *c, const cJSON *msgs, int gen, int split, size_t *prompt_len)
+{
+	int n = cJSON_GetArraySize(msgs), last = n - 1;
+	while (last >= 0 && !gen && split) {
+		const cJSON *r = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(msgs, last), "role");
+		if (!cJSON_IsString(r) || strcmp(r->valuestring, "assistant"))
+			break;
+		last--;
+	}
+	char *all = cJSON_PrintUnformatted(msgs), *text = NULL;
+	if (train_chat_render_json(c, all, gen, &text))
+		util_die("%s", train_chat_errmsg(c));
+	free(all);
+	*prompt_len = strlen(text);
+	if (gen || last == n - 1 || last < 0)
+		return text;
+	cJSON *pre = cJSON_CreateArray();
+	for (int i = 0; i <= last; i++)
+		cJSON_AddItemToArray(pre, cJSON_Duplicate(cJSON_GetArrayItem(msgs, i), 1));
+	char *pj = cJSON_PrintUnformatted(pre), *ptext = NULL;
+	cJSON_Delete(pre);
+	if (train_chat_render_json(c, pj, 1, &ptext))
+		util_die("%s", train_chat_errmsg(c));
+	free(pj);
+	*prompt_len = strlen(ptext);
+	if (strncmp(text, ptext, *prompt_len))
+		util_die("the chat template does not render the final assistant turn as a continuation "
+			 "of the prompt (so it has no completion to mask)");
+	free(ptext);
+	return text;
+}
+
+static int cmd_render(int argc, char **argv)
+{
+	render_opts o = {0};
+	util_cli_parse(&render_cli, &o, argc, argv);
+	if (!o.messages)
+		util_cli_usage_error(&render_cli, "--messages FILE is required (- reads stdin)");
+	const char *bad = train_gen_cli_chat_var_check(o.chat_vars.v, o.chat_vars.n);
+	if (bad)
+		util_cli_usage_error(&render_cli, "%s", bad);
+	size_t len;
+	char *json = slurp(o.messages, &len);
+	cJSON *msgs = cJSON_ParseWithLength(json, len);
+	if (!cJSON_IsArray(msgs))
+		util_die("%s: not a JSON list of messages", o.messages);
+	train_tokenizer *tok = load_tok(render_cli.args[0]);
+	char *err = NULL;
+	train_chat *c = train_chat_new(tok, o.chat_format, &err);
+	if (!c)
+		util_die("%s", err);
+	for (int i = 0; i < o.chat_vars.n; i++)
+		train_chat_set_assignment(c, o.chat_vars.v[i]); /* checked above */
+	size_t plen;
+	char *text = render_split(c, msgs, o.gen, o.json, &plen);
+	util_buf b = UTIL_BUF_INIT;
+	if (o.json) {
+		int32_t *ids = NULL;
+		int *mask = NULL;
+		size_t n = 0, nc;
+		char *prompt = xstrndup(text, plen);
+		render_encode(tok, prompt, 0, &ids, &mask, &n);
+		nc = n;
+		if (text[plen])
+			render_encode(tok, text + plen, 1, &ids, &mask, &n);
+		util_buf_adds(&b, "{\"text\":");
+		util_buf_add_json_string(&b, text, strlen(text));
+		util_buf_adds(&b, ",\"chat_template\":");
+		util_buf_add_json_string(&b, train_chat_describe(c), strlen(train_chat_describe(c)));
+		util_buf_adds(&b, ",\"ids\":");
+		print_ids_json(&b, ids, (int)n);
+		util_buf_adds(&b, ",\"completion_mask\":[");
+		for (size_t i = 0; i < n; i++)
+			util_buf_addf(&b, "%s%d", i ? "," : "", mask[i]);
+		util_buf_addf(&b, "],\"prompt_tokens\":%zu,\"completion_tokens\":%zu}\n", nc, n - nc);
+		free(prompt);
+		free(ids);
+		free(mask);
+	} else {
+		util_buf_adds(&b, text);
+	}
+	fwrite(b.data ? b.data : "", 1, b.len, stdout);
+	util_buf_free(&b);
+	free(text);
+	train_chat_free(c);
+	train_tokenizer_free(tok);
+	cJSON_Delete(msgs);
+	free(json);
+	return 0;
+}
+
 /* ---- main ---- */
 
 static const util_cmd commands[] = {
@@ -698,6 +844,7 @@ static const util_cmd commands[] = {
 	{"detokenize", cmd_detokenize, "text of IDS (\"1 2 3\", \"1,2,3\" or \"[1,2,3]\")"},
 	{"score", cmd_score, "JSON: summed and per-token log-probs of the\ncompletion given the prompt"},
 	{"generate", cmd_generate, "sample a completion"},
+	{"render", cmd_render, "a conversation as the chat template renders it"},
 	{"init", cmd_init, "write a randomly initialised model"},
 	{"import-llama2c", cmd_import_llama2c, "convert a llama2.c checkpoint to a Llama folder"},
 	{NULL, NULL, NULL},
@@ -710,7 +857,8 @@ static const util_opt main_table[] = {
 
 /* The command line of each command, in the order of commands[]. */
 static const util_cli *const command_clis[] = {
-	&info_cli, &tokenize_cli, &detokenize_cli, &score_cli, &generate_cli, &init_cli, &import_cli,
+	&info_cli, &tokenize_cli, &detokenize_cli, &score_cli, &generate_cli, &render_cli, &init_cli,
+	&import_cli,
 };
 
 /* The text after the (global) options: each command with its synopsis and

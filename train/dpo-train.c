@@ -69,6 +69,8 @@ struct opts {
 	long max_length, max_prompt_length;
 	int append_eos, add_bos;
 	const char *chat_format;
+	util_opt_list chat_vars;
+	int show_example;
 	const char *log_json;
 	long log_every, save_every, eval_every;
 	const char *resume, *out;
@@ -149,7 +151,10 @@ static const util_opt opts_table[] = {
 	 .help = "do not append EOS to completions"},
 	{OPT("add-bos", FLAG, add_bos), .help = "prepend BOS to prompts"},
 	{OPT("chat-format", STRING, chat_format), .arg = "NAME",
-	 .help = "chat template family for conversational prompts\n(default: detected from the tokenizer)"},
+	 .help = "render conversations with this built-in format\n(default: the tokenizer's own chat template)"},
+	{OPT("chat-var", LIST, chat_vars), .arg = "NAME=VALUE", .help = TRAIN_CHAT_VAR_HELP},
+	{OPT("show-example", FLAG, show_example), .flags = UTIL_OPT_NOPARAM,
+	 .help = "print the first training pair as rendered\n(prompt and completions) before training"},
 
 	UTIL_OPT_HEADING("Models:"),
 	{OPT("model", PATH, model), .arg = "DIR",
@@ -280,6 +285,11 @@ static void parse_options(struct opts *o, int argc, char **argv)
 		o->beta_sweep.n = 0; /* a sweep's own runs ignore it */
 	if (o->beta_sweep.n && o->resume)
 		util_cli_usage_error(&cli, "--beta-sweep and --resume do not go together");
+	for (int i = 0; i < o->chat_vars.n; i++) {
+		const char *bad = train_chat_var_check(o->chat_vars.v[i]);
+		if (bad)
+			util_cli_usage_error(&cli, "%s (got \"%s\")", bad, o->chat_vars.v[i]);
+	}
 	check_outputs(o);
 }
 
@@ -406,8 +416,14 @@ static void load_tokenizer(run *r, const char *dir)
 		if (!r->chat) {
 			if (r->o.chat_format)
 				util_die("%s", err);
-			free(err); /* only conversational data needs it; that reports it */
+			/* only conversational data needs it (and says so), but a
+			 * template that does not parse is worth knowing about */
+			if (train_tokenizer_chat_template(r->tok) && !r->o.quiet)
+				util_warn("%s", err);
+			free(err);
 		}
+		for (int i = 0; r->chat && i < r->o.chat_vars.n; i++)
+			train_chat_set_assignment(r->chat, r->o.chat_vars.v[i]); /* checked */
 	}
 }
 
@@ -425,9 +441,17 @@ static void tokenization(run *r, const train_config *cfg)
 			   cfg->n_eos > 0 ? cfg->eos[0] : -1;
 	r->tokopt.bos_id = r->tok && train_tokenizer_bos_id(r->tok) >= 0 ? train_tokenizer_bos_id(r->tok) :
 			   cfg->bos;
+	/* what renders conversations: the family, or the template and its
+	 * --chat-var settings */
+	util_buf chat = UTIL_BUF_INIT;
+	if (r->chat) {
+		util_buf_adds(&chat, train_chat_describe(r->chat));
+		for (int i = 0; train_chat_uses_template(r->chat) && i < o->chat_vars.n; i++)
+			util_buf_addf(&chat, ";%s", o->chat_vars.v[i]);
+	}
 	train_tok_fingerprint(r->tok ? train_tokenizer_fingerprint(r->tok) : NULL,
-			      r->chat ? train_chat_format_name(train_chat_get_format(r->chat)) : NULL,
-			      &r->tokopt, r->tok_fp);
+			      r->chat ? util_buf_str(&chat) : NULL, &r->tokopt, r->tok_fp);
+	util_buf_free(&chat);
 }
 
 struct db_ctx {
@@ -549,6 +573,40 @@ static void load_pairs(run *r)
 	}
 }
 
+/* --show-example: the first training pair as the model sees it (decoded
+ * ids; the completions are what the loss counts), on stderr. */
+static void show_example(const run *r)
+{
+	if (!r->o.show_example || !r->n)
+		return;
+	const train_pair *p = &r->pairs[0];
+	const struct {
+		const char *what;
+		const int *ids;
+		int n;
+	} part[] = {{"prompt", p->prompt, p->np}, {"chosen", p->chosen, p->nc}, {"rejected", p->rejected, p->nr}};
+	fprintf(stderr, "dpo-train: the first training pair (chat template: %s):\n",
+		r->chat ? train_chat_describe(r->chat) : "none");
+	for (int k = 0; k < 3; k++) {
+		fprintf(stderr, "--- %s (%d tokens) ---\n", part[k].what, part[k].n);
+		if (r->tok) {
+			int32_t *v = xmalloc(sizeof(int32_t) * ((size_t)part[k].n + 1));
+			for (int i = 0; i < part[k].n; i++)
+				v[i] = part[k].ids[i];
+			size_t len = 0;
+			char *t = train_tokenizer_decode_len(r->tok, v, (size_t)part[k].n, &len);
+			fwrite(t, 1, len, stderr);
+			free(t);
+			free(v);
+		} else {
+			for (int i = 0; i < part[k].n; i++)
+				fprintf(stderr, "%s%d", i ? " " : "", part[k].ids[i]);
+		}
+		fputc('\n', stderr);
+	}
+	fputs("---\n", stderr);
+}
+
 /* The tokenizer, the policy (or the checkpoint to resume) and the pairs. */
 static void load_inputs(run *r)
 {
@@ -561,6 +619,7 @@ static void load_inputs(run *r)
 		util_die("%s", err);
 	tokenization(r, train_model_config(r->m));
 	load_pairs(r);
+	show_example(r);
 }
 
 /* The loop's settings: steps, learning-rate schedule, AdamW. */

@@ -116,6 +116,8 @@ struct train_gen_encoder {
 	char *chat_format;   /* as given, or NULL */
 	int chat_plain;
 	train_chat *chat;    /* NULL until needed */
+	const char *const *chat_vars; /* --chat-var settings (borrowed) */
+	int n_chat_vars;
 	int32_t eos_plain[TRAIN_GEN_MAX_EOS], eos_chat[TRAIN_GEN_MAX_EOS];
 	size_t n_plain, n_chat;
 };
@@ -128,6 +130,13 @@ static int need_chat(train_gen_encoder *e, char **err)
 	train_chat *c = train_chat_new(e->tok, e->chat_format, err);
 	if (!c)
 		return -1;
+	for (int i = 0; i < e->n_chat_vars; i++) {
+		if (train_chat_set_assignment(c, e->chat_vars[i])) {
+			*err = xstrdup(train_chat_errmsg(c));
+			train_chat_free(c);
+			return -1;
+		}
+	}
 	if (train_gen_eos_ids(e->m, e->tok, c, e->eos_chat, TRAIN_GEN_MAX_EOS, &e->n_chat, err)) {
 		train_chat_free(c);
 		return -1;
@@ -156,6 +165,14 @@ train_gen_encoder *train_gen_encoder_new(const train_model *m, train_tokenizer *
 		return NULL;
 	}
 	return e;
+}
+
+void train_gen_encoder_set_chat_vars(train_gen_encoder *e, const char *const *v, int n)
+{
+	e->chat_vars = v;
+	e->n_chat_vars = n;
+	for (int i = 0; e->chat && i < n; i++)
+		train_chat_set_assignment(e->chat, v[i]); /* checked by train_gen_cli_check */
 }
 
 void train_gen_encoder_free(train_gen_encoder *e)
@@ -267,6 +284,15 @@ void train_gen_params_json(util_buf *b, const train_gen_params *p)
 		util_buf_adds(b, "\"chat_format\":");
 		util_buf_add_json_string(b, name, strlen(name));
 		util_buf_addc(b, ',');
+	}
+	if (p->n_chat_vars > 0) {
+		util_buf_adds(b, "\"chat_vars\":[");
+		for (int i = 0; i < p->n_chat_vars; i++) {
+			if (i)
+				util_buf_addc(b, ',');
+			util_buf_add_json_string(b, p->chat_vars[i], strlen(p->chat_vars[i]));
+		}
+		util_buf_adds(b, "],");
 	}
 	util_buf_addf(b, "\"greedy\":%s,\"max_new_tokens\":%ld,\"min_p\":%.17g,\"seed\":%ld,\"stop\":[",
 		      s->greedy ? "true" : "false", p->max_new, s->min_p, p->seed);

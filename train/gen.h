@@ -68,6 +68,12 @@ typedef struct train_gen_encoder train_gen_encoder;
 train_gen_encoder *train_gen_encoder_new(const train_model *m, train_tokenizer *tok,
 					 const char *chat_format, int chat_plain, char **err);
 
+/* Set the chat template variables of the encoder's conversations: n
+ * "NAME=VALUE" settings (--chat-var, checked by train_gen_cli_check;
+ * borrowed, they must outlive the encoder), applied to its chat renderer
+ * now or when it is made. */
+void train_gen_encoder_set_chat_vars(train_gen_encoder *e, const char *const *v, int n);
+
 /* Free the encoder (NULL is allowed); the tokenizer and model are not. */
 void train_gen_encoder_free(train_gen_encoder *e);
 
@@ -113,6 +119,8 @@ typedef struct train_gen_params {
 	int nstops;
 	int chat_plain;           /* --chat: plain prompts rendered as a user turn */
 	const char *chat_format;  /* --chat-format as given, or NULL */
+	const char *const *chat_vars; /* --chat-var NAME=VALUE settings (n_chat_vars) */
+	int n_chat_vars;
 } train_gen_params;
 
 /* Append to b the canonical JSON of p, the generator's params_json: keys
@@ -123,7 +131,8 @@ typedef struct train_gen_params {
  * added only when set, so that every generator made without them keeps
  * its identity: "chat":true (before "greedy") with chat_plain, and
  * "chat_format":"NAME" (after "chat"; the canonical name, e.g. "qwen" gives
- * "chatml") with chat_format. Every value above changes the text, so two
+ * "chatml") with chat_format; a third, "chat_vars":["NAME=VALUE",...] (after
+ * "chat_format", in the order given), with chat template variables. Every value above changes the text, so two
  * runs share a generator exactly when they sample the same way. */
 void train_gen_params_json(util_buf *b, const train_gen_params *p);
 

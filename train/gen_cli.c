@@ -26,6 +26,8 @@ const util_opt train_gen_cli_opts[] = {
 	 .help = "at most N new tokens per completion"},
 	{"stop", 0, UTIL_OPT_LIST, offsetof(train_gen_cli, stop), .arg = "STR",
 	 .help = "end a completion at STR, cut before it\n(repeatable)"},
+	UTIL_OPT_HEADING("Chat template:"),
+	TRAIN_GEN_OPT_CHAT_VAR(train_gen_cli, chat_vars),
 	UTIL_OPT_TABLE_END,
 };
 
@@ -41,8 +43,21 @@ train_sampling train_gen_cli_sampling(const train_gen_cli *g)
 	return s;
 }
 
+const char *train_gen_cli_chat_var_check(const char *const *v, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const char *bad = train_chat_var_check(v[i]);
+		if (bad)
+			return bad;
+	}
+	return NULL;
+}
+
 const char *train_gen_cli_check(const train_gen_cli *g)
 {
+	const char *bad = train_gen_cli_chat_var_check(g->chat_vars.v, g->chat_vars.n);
+	if (bad)
+		return bad;
 	for (int i = 0; i < g->stop.n; i++)
 		if (!g->stop.v[i][0])
 			return "--stop: expected a string, got \"\" (it would end every completion at once)";
@@ -69,7 +84,8 @@ train_gen_params train_gen_cli_params(const train_gen_cli *g, int chat_plain, co
 {
 	return (train_gen_params){.sampling = train_gen_cli_sampling(g), .seed = g->seed,
 				  .max_new = g->max_new, .stops = g->stop.v, .nstops = g->stop.n,
-				  .chat_plain = chat_plain, .chat_format = chat_format};
+				  .chat_plain = chat_plain, .chat_format = chat_format,
+				  .chat_vars = g->chat_vars.v, .n_chat_vars = g->chat_vars.n};
 }
 
 int train_gen_cli_stop(void *ctx, int row, const int32_t *ids, int n)

@@ -39,17 +39,19 @@ typedef struct train_gen_cli {
 	long seed;               /* --seed, [0, inf), default 0 */
 	long max_new;            /* --max-new-tokens, [1, 1048576], default 256 */
 	util_opt_list stop;      /* --stop STR (repeatable); strings owned by argv or the cli */
+	util_opt_list chat_vars; /* --chat-var NAME=VALUE (repeatable; train/chat.h) */
 	/* set by the program before generating */
 	train_tokenizer *tok;    /* decodes for the stop-string check */
 	int (*interrupted)(void); /* optional: when it returns nonzero every row ends */
 } train_gen_cli;
 
 /* The sampling options as a block for UTIL_OPT_INCLUDE_TABLE (a heading
- * "Sampling:" first). */
+ * "Sampling:" first), then --chat-var under "Chat template:". */
 extern const util_opt train_gen_cli_opts[];
 
-/* What the table cannot check: a combination of the options, or an empty
- * --stop string (it would end every completion at once). Returns NULL when
+/* What the table cannot check: a combination of the options, an empty
+ * --stop string (it would end every completion at once), or a --chat-var
+ * that is not NAME=VALUE (train_gen_cli_chat_var_check). Returns NULL when
  * g is usable, else a static message for util_cli_usage_error. */
 const char *train_gen_cli_check(const train_gen_cli *g);
 
@@ -76,6 +78,16 @@ int train_gen_cli_stop(void *ctx, int row, const int32_t *ids, int n);
 
 /* Cut text (modified in place) at its earliest stop string; returns text. */
 char *train_gen_cli_cut(const train_gen_cli *g, char *text);
+
+/* NULL when every one of the n settings v is a usable --chat-var
+ * NAME=VALUE (NAME an identifier other than messages and
+ * add_generation_prompt), else a static message for util_cli_usage_error. */
+const char *train_gen_cli_chat_var_check(const char *const *v, int n);
+
+/* The --chat-var option over a util_opt_list field of type: */
+#define TRAIN_GEN_OPT_CHAT_VAR(type, field)                                                     \
+	{"chat-var", 0, UTIL_OPT_LIST, offsetof(type, field), .arg = "NAME=VALUE",              \
+	 .help = TRAIN_CHAT_VAR_HELP}
 
 /* --chat-format NAME, a CALL option over a const char * (the name as
  * given): accepts the names of train_chat_format_parse, else fails with
