@@ -245,6 +245,12 @@ int ann_keys_handle(ann_ui *ui, int is_key, int ch)
 	int r;
 	if (is_key && ch == KEY_RESIZE)
 		return DONE;
+	if (ui->too_small) {
+		/* nothing on the screen to act on: only q (and Ctrl-C) leave */
+		if (!is_key && ch == 'q')
+			return ANN_KEY_HANDLED | ANN_KEY_QUIT;
+		return DONE;
+	}
 	if (ui->input != ANN_INPUT_NONE)
 		return input_key(ui, is_key, ch);
 	if (ui->overlay != ANN_OVERLAY_NONE) {
