@@ -19,6 +19,24 @@ static void wide_to_utf8(util_buf *b, const wchar_t *w, size_t n)
 	}
 }
 
+/* Decode UTF-8 s (NULL: nothing) into w (at most max characters; invalid
+ * bytes are dropped); returns the number written. */
+static size_t utf8_to_wide(wchar_t *w, size_t max, const char *s)
+{
+	size_t n = 0, len = s ? strlen(s) : 0;
+	for (size_t at = 0; at < len && n < max;) {
+		uint32_t u;
+		int k = util_utf8_decode(s + at, len - at, &u);
+		if (k <= 0) {
+			at++;
+			continue;
+		}
+		at += (size_t)k;
+		w[n++] = (wchar_t)u;
+	}
+	return n;
+}
+
 static int64_t elapsed_ms(const ann_ui *ui)
 {
 	double d = ui->now() - ui->shown_at;
@@ -210,7 +228,7 @@ static int input_key(ann_ui *ui, int is_key, int ch)
 		const char *text = util_buf_str(&b);
 		if (ui->input == ANN_INPUT_NOTE) {
 			ann_session_set_note(ui->s, text);
-			ann_ui_message(ui, 0, "%s", *text ? "Note kept: it goes with the next label." : "Note cleared.");
+			ann_ui_message(ui, 0, "%s", *text ? "Note kept: it goes with this item's label." : "Note cleared.");
 		} else if (*text) {
 			int rc = ann_session_search(ui->s, text);
 			if (rc == ANN_OK)
@@ -292,9 +310,11 @@ int ann_keys_handle(ann_ui *ui, int is_key, int ch)
 	case 'n':
 		if (!ui->item)
 			return ANN_KEY_HANDLED;
+		/* the item's note so far (written earlier, or brought back by
+		 * undo or review) is there to edit */
 		ui->input = ANN_INPUT_NOTE;
-		ui->inlen = 0;
-		ui->inbuf[0] = 0;
+		ui->inlen = utf8_to_wide(ui->inbuf, ANN_INPUT_MAX, ann_session_note(ui->s));
+		ui->inbuf[ui->inlen] = 0;
 		return DONE;
 	case '/':
 		ui->input = ANN_INPUT_SEARCH;

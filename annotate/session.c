@@ -48,7 +48,14 @@ typedef struct action {
 	size_t nrestore;
 	int64_t duration_ms;  /* counted into the rate, or -1 */
 	int judged, agreed;
+	char *note;           /* the note the step stored, or NULL */
 } action;
+
+/* A note written for a queue entry and not stored yet. */
+typedef struct pending_note {
+	size_t qidx;
+	char *text;
+} pending_note;
 
 struct ann_session {
 	store *st;
@@ -71,7 +78,8 @@ struct ann_session {
 	action *undo;
 	size_t nundo, capundo;
 
-	char *note;
+	pending_note *notes; /* notes by queue entry, kept until that entry is labeled */
+	size_t nnotes;
 	int64_t sum_ms;
 	long ntimed;
 	long judge_total, judge_agree;
@@ -304,6 +312,7 @@ ann_session *ann_session_new(store *st, const ann_options *o)
 
 static void action_free(action *a)
 {
+	free(a->note);
 	free(a->ids);
 	for (size_t i = 0; i < a->nrestore; i++)
 		cmp_free(&a->restore[i]);
@@ -322,7 +331,9 @@ void ann_session_free(ann_session *s)
 	free(s->undo);
 	verdicts_free(s->jv, s->njv);
 	free(s->q);
-	free(s->note);
+	for (size_t i = 0; i < s->nnotes; i++)
+		free(s->notes[i].text);
+	free(s->notes);
 	free(s->annotator);
 	free(s->split);
 	free(s->source);
@@ -455,6 +466,38 @@ int ann_session_load(ann_session *s)
 int ann_session_loaded_all(const ann_session *s)
 {
 	return s->complete;
+}
+
+/* ---- notes ---------------------------------------------------------------------- */
+
+/* The index in s->notes of the note of queue entry q, or s->nnotes. */
+static size_t note_find(const ann_session *s, size_t q)
+{
+	size_t i = 0;
+	while (i < s->nnotes && s->notes[i].qidx != q)
+		i++;
+	return i;
+}
+
+/* Set (a copy of text) or, with NULL or "", remove the note of entry q. */
+static void note_put(ann_session *s, size_t q, const char *text)
+{
+	size_t i = note_find(s, q);
+	if (i < s->nnotes) {
+		free(s->notes[i].text);
+		s->notes[i] = s->notes[--s->nnotes];
+	}
+	if (!text || !*text)
+		return;
+	s->notes = xreallocarray(s->notes, s->nnotes + 1, sizeof *s->notes);
+	s->notes[s->nnotes++] = (pending_note){q, xstrdup(text)};
+}
+
+/* The note of queue entry q, or NULL. */
+static const char *note_of(const ann_session *s, size_t q)
+{
+	size_t i = note_find(s, q);
+	return i < s->nnotes ? s->notes[i].text : NULL;
 }
 
 /* ---- fetching the current item ----------------------------------------------------- */
@@ -643,6 +686,9 @@ static int fetch(ann_session *s)
 				const cmp *c = &s->cmps.v[i];
 				if (c->a != e->a || c->b != e->b)
 					continue;
+				if (c->annotator_id == s->annotator_id && c->rationale && *c->rationale &&
+				    !note_of(s, s->pos))
+					note_put(s, s->pos, c->rationale); /* their stored note, to edit */
 				ann_verdict *v = &it->verdicts[it->nverdicts++];
 				v->annotator = xstrdup(c->annotator);
 				v->kind = xstrdup(c->kind);
@@ -790,10 +836,11 @@ static void judge_reveal(ann_session *s, const qent *e, int64_t left, const char
 static void finish_step(ann_session *s, action *act)
 {
 	count_time(s, act->duration_ms);
+	/* the note now lives in the store; undo brings it back */
+	act->note = xstrdup(note_of(s, act->qidx));
+	note_put(s, act->qidx, NULL);
 	action_push(s, act);
 	set_state(s, act->qidx, Q_DONE);
-	free(s->note);
-	s->note = NULL;
 	seek_pending(s, act->qidx + 1);
 }
 
@@ -820,7 +867,7 @@ static int label_pair(ann_session *s, int label, int64_t duration_ms)
 		.annotator_id = s->annotator_id,
 		.verdict = v,
 		.shown_first = left == e->a ? "a" : "b",
-		.rationale = s->note,
+		.rationale = note_of(s, s->pos),
 		.confidence = NAN,
 		.duration_ms = duration_ms,
 	};
@@ -915,7 +962,7 @@ static int rank_write(ann_session *s, const size_t *order, size_t n, int64_t dur
 			.annotator_id = s->annotator_id,
 			.verdict = !order ? "skip" : hi == a ? "a" : "b",
 			.shown_first = da < db ? "a" : "b",
-			.rationale = s->note,
+			.rationale = note_of(s, s->pos),
 			.confidence = NAN,
 			.duration_ms = duration_ms,
 		};
@@ -994,6 +1041,8 @@ int ann_session_undo(ann_session *s)
 	s->jv = NULL;
 	s->njv = 0;
 	size_t q = a->qidx;
+	if (a->note)
+		note_put(s, q, a->note); /* the note of the undone label, to edit or keep */
 	action_free(a);
 	s->nundo--;
 	set_state(s, q, Q_PENDING);
@@ -1009,13 +1058,13 @@ size_t ann_session_undo_depth(const ann_session *s)
 
 void ann_session_set_note(ann_session *s, const char *note)
 {
-	free(s->note);
-	s->note = note && *note ? xstrdup(note) : NULL;
+	if (s->pos < s->nq)
+		note_put(s, s->pos, note);
 }
 
 const char *ann_session_note(const ann_session *s)
 {
-	return s->note;
+	return s->pos < s->nq ? note_of(s, s->pos) : NULL;
 }
 
 /* ---- search ------------------------------------------------------------------------ */

@@ -15,7 +15,7 @@ const ann_keyhelp ann_key_help[] = {
 	{"x", "both are bad"},
 	{"s", "skip (stored as a skip, not offered again)"},
 	{"u", "undo the last label; repeat to go further back"},
-	{"n", "note (rationale) for the next label"},
+	{"n", "note (rationale) on this item; shows its note to edit"},
 	{"1..9  (rank mode)", "pick the best remaining; u takes a pick back"},
 	{"d", "word-level diff highlight on/off"},
 	{"Tab  Shift-Tab", "move the focus between the panes"},

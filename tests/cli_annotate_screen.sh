@@ -25,5 +25,31 @@ keys tiny q
 is "q quits the too-small screen" "$(wait_exit tiny)" 0
 is "nothing stored" "$(votes tiny)" 0
 
+# ---- notes follow the item shown ---------------------------------------------------
+start nina 80 24 --db "$DB" --annotator nina --source screen
+ok "notes: first item" wait_for nina "Screen one: pick a fruit."
+keys nina n 'fruit note' Enter 1
+ok "labeled with a note" wait_for nina "Screen two: pick a tree."
+keys nina n 'tree note' Enter
+ok "note set on item 2" wait_for nina "note set"
+keys nina u
+ok "undo goes back to item 1" wait_for nina "Screen one: pick a fruit."
+keys nina n
+ok "n shows item 1's stored note for editing" wait_for nina "Esc cancels): fruit note"
+keys nina BSpace BSpace BSpace BSpace remark Enter 2
+ok "item 1 labeled again" wait_for nina "Screen two: pick a tree."
+is "item 1's note went to item 1 (edited), nothing to item 2 yet" \
+	"$(q "SELECT group_concat(p.content || '=' || c.rationale, ';') FROM comparisons c JOIN annotators a ON a.id = c.annotator_id
+	      JOIN prompts p ON p.id = c.prompt_id WHERE a.name = 'nina'")" "Screen one: pick a fruit.=fruit remark"
+keys nina n
+ok "item 2 kept its own note" wait_for nina "Esc cancels): tree note"
+keys nina Enter t
+ok "queue finished" wait_for nina "Nothing left to label"
+is "item 2's note went to item 2" \
+	"$(q "SELECT c.rationale FROM comparisons c JOIN annotators a ON a.id = c.annotator_id
+	      JOIN prompts p ON p.id = c.prompt_id WHERE a.name = 'nina' AND p.content LIKE 'Screen two%'")" "tree note"
+keys nina q
+is "notes session quits" "$(wait_exit nina)" 0
+
 no_stray_errors
 done_testing

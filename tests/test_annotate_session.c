@@ -733,6 +733,44 @@ static void test_concurrent(void)
 	free(path);
 }
 
+/* Notes belong to the item they were written on: undo does not carry the
+ * note of the item left to the item gone back to, and brings back the note
+ * of the undone label for editing. */
+static void test_notes(void)
+{
+	char *path = new_db();
+	store *st = open_db(path);
+	fill(st, 3, 2, "n", NULL); /* 3 pairs */
+	ann_session *s = open_session(st, "nora", ANN_MODE_PAIR, 1);
+	const ann_item *it = ann_session_current(s);
+	int64_t p1 = it->prompt_id;
+	ann_session_set_note(s, "note of item 1");
+	TAP_IS_INT(ann_session_label(s, ANN_LEFT, 10), ANN_OK, "item 1 labeled with its note");
+	TAP_OK(ann_session_note(s) == NULL, "item 2 starts without a note");
+	ann_session_set_note(s, "note of item 2");
+	TAP_IS_STR(ann_session_note(s), "note of item 2", "note written on item 2");
+	TAP_IS_INT(ann_session_undo(s), ANN_OK, "undo goes back to item 1");
+	it = ann_session_current(s);
+	TAP_OK(it && it->prompt_id == p1, "item 1 on screen again");
+	TAP_IS_STR(ann_session_note(s), "note of item 1", "undo brings back item 1's stored note to edit");
+	ann_session_set_note(s, "item 1, edited");
+	TAP_IS_INT(ann_session_label(s, ANN_RIGHT, 10), ANN_OK, "item 1 labeled again");
+	TAP_IS_STR(ann_session_note(s), "note of item 2", "item 2 still has its own note");
+	TAP_IS_INT(ann_session_label(s, ANN_LEFT, 10), ANN_OK, "item 2 labeled");
+	votes vs;
+	TAP_IS_INT(count_votes(st, "nora", &vs), 2, "two labels stored");
+	TAP_IS_STR(vs.v[0].rationale, "item 1, edited", "item 1's note went to item 1");
+	TAP_IS_STR(vs.v[1].rationale, "note of item 2", "item 2's note went to item 2");
+	ann_session_set_note(s, "");
+	TAP_OK(ann_session_note(s) == NULL, "an empty note clears it");
+	TAP_IS_INT(ann_session_label(s, ANN_TIE, 10), ANN_OK, "item 3 labeled");
+	count_votes(st, "nora", &vs);
+	TAP_IS_STR(vs.v[2].rationale, "", "no note on item 3");
+	ann_session_free(s);
+	store_free(st);
+	free(path);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir)) {
@@ -742,6 +780,7 @@ int main(void)
 	test_rank_implied();
 	test_left_right();
 	test_pair_labels();
+	test_notes();
 	test_overlap();
 	test_rank();
 	test_review_and_judge();
