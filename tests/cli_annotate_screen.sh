@@ -51,5 +51,64 @@ is "item 2's note went to item 2" \
 keys nina q
 is "notes session quits" "$(wait_exit nina)" 0
 
+# ---- the end of a long conversation ------------------------------------------------
+start hank 80 24 --db "$DB" --annotator hank --source hh
+ok "80x24: the final human turn of an HH dialogue is visible" \
+	wait_for hank "H: FINAL TURN: so which bridge should I visit first?"
+is "the prompt pane starts right under the header (no blank leading lines)" \
+	"$(screen hank | sed -n 2p | cut -c1-3)" "A: "
+lines=$(screen hank | head -n 1 | sed -n 's|.*prompt lines [0-9]*-\([0-9]*\)/\([0-9]*\).*|\1 \2|p')
+ok "the header says the prompt shows its last lines ($lines)" test -n "$lines" -a "${lines% *}" = "${lines#* }"
+keys hank BTab Home
+ok "the start of the dialogue is up the prompt pane" wait_for hank "H: Question number 1 about the history"
+keys hank q
+is "dialogue session quits" "$(wait_exit hank)" 0
+start chat 80 24 --db "$DB" --annotator chat --source chat
+ok "chat prompts: user role" wait_for chat "user: Chat final question?"
+ok "chat prompts: assistant role" wait_for chat "assistant: Chat answer."
+keys chat q
+is "chat session quits" "$(wait_exit chat)" 0
+
+# the real thing: the longest HH-RLHF harmless-base dialogue among the first 200
+HH=$DPO_SHARED/data/hh-rlhf/harmless-base/test-first200.jsonl.gz
+if [ -f "$HH" ] && command -v python3 >/dev/null 2>&1; then
+	HDB=$T/hh.db
+	dpo-db --db "$HDB" import --format hh --skip-bad "$T/hh.rejects" -q "$HH" >/dev/null 2>&1
+	ok "HH-RLHF sample imported" test -s "$HDB"
+	# a dialogue of the most turns whose final human turn fits a line, and a
+	# search string unique to it (its first human turn's start)
+	sqlite3 -separator '	' "$HDB" "SELECT id, replace(replace(content, char(10), '\n'), char(9), ' ') FROM prompts" >"$T/hh.prompts"
+	python3 - "$T/hh.prompts" >"$T/hh.pick" <<'PY'
+import sys
+rows = []
+for line in open(sys.argv[1], encoding="utf-8"):
+    pid, text = line.rstrip("\n").split("\t", 1)
+    rows.append(text.replace("\\n", "\n"))
+best = None
+for text in rows:
+    humans = [t.split("\n\nAssistant:")[0].strip() for t in text.split("\n\nHuman:")[1:]]
+    if len(humans) < 3 or len(humans[-1]) > 60 or not humans[-1]:
+        continue
+    key = humans[0][:24]
+    if sum(key.lower() in r.lower() for r in rows) != 1 or "\n" in key:
+        continue
+    if best is None or len(text) > len(best[0]):
+        best = (text, key, humans[-1])
+print(best[1]); print(best[2])
+PY
+	key=$(sed -n 1p "$T/hh.pick") final=$(sed -n 2p "$T/hh.pick")
+	ok "a multi-turn dialogue picked ($final)" test -n "$final"
+	# its pairs carry the dataset's own labels: --overlap 2 offers them to a human
+	start real 80 24 --db "$HDB" --annotator real --overlap 2
+	ok "HH session starts" wait_for real "real | item 1/"
+	keys real / "$key" Enter
+	ok "search finds the dialogue" wait_for real "Found"
+	ok "80x24: its final human turn is on screen" wait_for real "H: $final"
+	keys real q
+	is "HH session quits" "$(wait_exit real)" 0
+else
+	ok "# SKIP the HH-RLHF sample is not in ../shared" true
+fi
+
 no_stray_errors
 done_testing

@@ -7,6 +7,7 @@
 #include "annotate/ui.h"
 #include "store/store.h"
 #include "tests/tap.h"
+#include "util/buf.h"
 #include "util/utf8.h"
 #include "util/xmalloc.h"
 #include <stdio.h>
@@ -220,10 +221,100 @@ static void test_layout(void)
 	free(shm);
 }
 
+/* Line li of pane p as UTF-8 (caller frees). */
+static char *pane_line(const ann_pane *p, size_t li)
+{
+	char *out = xcalloc((p->lines[li].end - p->lines[li].start) * 4 + 1, 1);
+	size_t o = 0;
+	for (size_t k = p->lines[li].start; k < p->lines[li].end; k++)
+		o += util_utf8_encode((uint32_t)p->text.w[k], out + o);
+	return out;
+}
+
+/* The prompt pane opens at the end of a long conversation (the turn the
+ * completions answer), HH transcripts shown as H:/A: turns without their
+ * leading blank lines, chat prompts with their roles. */
+static void test_prompt_end(void)
+{
+	char path[] = "/tmp/dpo-test-annprompt-XXXXXX";
+	int fd = mkstemp(path);
+	if (fd < 0) {
+		printf("Bail out! mkstemp\n");
+		exit(1);
+	}
+	close(fd);
+	unlink(path);
+	util_buf hh = UTIL_BUF_INIT;
+	for (int i = 1; i <= 8; i++)
+		util_buf_addf(&hh, "\n\nHuman: Question number %d about bridges, with enough words to wrap over more than "
+			      "one line of an eighty column terminal.\n\nAssistant: Answer number %d: wood, then stone, "
+			      "then iron and steel, over many centuries of trial and error.", i, i);
+	util_buf_adds(&hh, "\n\nHuman: FINAL TURN: which bridge first?\n\nAssistant:");
+	store *st = store_new();
+	int64_t pid, pid2, gid;
+	store_generator g = {.kind = "import", .name = "prompt-end"};
+	store_msg chat[] = {{"user", "Opening question?"}, {"assistant", "An answer."}, {"user", "Last question?"}};
+	if (store_open(st, path) || store_generator_id(st, &g, &gid) ||
+	    store_prompt_add(st, util_buf_str(&hh), NULL, 0, "t", NULL, &pid, NULL) ||
+	    store_completion_add(st, pid, "Visit the Pont du Gard.", gid, NULL, NULL) ||
+	    store_completion_add(st, pid, "The Brooklyn Bridge.", gid, NULL, NULL) ||
+	    store_prompt_add(st, NULL, chat, 3, "t", NULL, &pid2, NULL) ||
+	    store_completion_add(st, pid2, "Yes.", gid, NULL, NULL) ||
+	    store_completion_add(st, pid2, "No.", gid, NULL, NULL)) {
+		printf("Bail out! fixture: %s\n", store_errmsg(st));
+		exit(1);
+	}
+	util_buf_free(&hh);
+	ann_options o = {.annotator = "pe", .overlap = 1, .retries = -1};
+	ann_session *s = ann_session_new(st, &o);
+	ann_session_load(s);
+	ann_ui ui;
+	ann_ui_init(&ui, s, ANN_MODE_PAIR, "pe", 0, 0, NULL);
+	ann_ui_prepare(&ui, 24, 80);
+	const ann_pane *p = &ui.pane[ANN_PANE_PROMPT];
+	char *first = pane_line(p, 0), *last = pane_line(p, p->nlines - 1);
+	TAP_OK(!strncmp(first, "H: Question number 1 ", 21), "HH: no leading blank lines, H: role (%s)", first);
+	TAP_IS_STR(last, "H: FINAL TURN: which bridge first?", "HH: the final human turn is the last line");
+	free(first);
+	free(last);
+	int hh_marks = 0;
+	for (size_t i = 0; i < p->nlines; i++) {
+		char *l = pane_line(p, i);
+		hh_marks += strstr(l, "Human:") || strstr(l, "Assistant:");
+		free(l);
+	}
+	TAP_IS_INT(hh_marks, 0, "HH: no raw Human:/Assistant: markers");
+	TAP_OK(p->nlines > (size_t)p->body.h, "80x24: the dialogue is longer than the pane (%zu lines)", p->nlines);
+	TAP_IS_INT(p->scroll + p->body.h, (long)p->nlines, "80x24: the prompt pane shows its end");
+	TAP_OK(p->body.h > (24 - 3) / 3, "the prompt takes the rows the short completions leave (%d)", p->body.h);
+	const ann_pane *l = &ui.pane[ANN_PANE_LEFT], *r = &ui.pane[ANN_PANE_RIGHT];
+	TAP_OK(l->body.h >= (int)l->nlines && r->body.h >= (int)r->nlines, "both completions shown whole");
+	TAP_OK(r->body.y + r->body.h <= 22, "panes end above the info and status lines");
+	ann_session_label(s, ANN_TIE, 0);
+	ann_ui_prepare(&ui, 24, 80);
+	const char *want[] = {"user: Opening question?", "assistant: An answer.", "user: Last question?"};
+	TAP_IS_INT(p->nlines, 3, "chat: one line per turn");
+	for (size_t i = 0; i < 3 && i < p->nlines; i++) {
+		char *line = pane_line(p, i);
+		TAP_IS_STR(line, want[i], "chat: turn %zu with its role", i + 1);
+		free(line);
+	}
+	ann_ui_free(&ui);
+	ann_session_free(s);
+	store_free(st);
+	unlink(path);
+	char *wal = xasprintf("%s-wal", path), *shm = xasprintf("%s-shm", path);
+	unlink(wal);
+	unlink(shm);
+	free(wal);
+	free(shm);
+}
+
 int main(void)
 {
 	test_wrap();
 	test_diff();
 	test_layout();
+	test_prompt_end();
 	return tap_done();
 }
