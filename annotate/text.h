@@ -49,10 +49,16 @@ size_t ann_wrap(const wchar_t *w, size_t n, int width, ann_line **lines, size_t 
 
 /* Mark with ANN_MARK_DIFF the characters of words of a that are not in a
  * longest common subsequence of the words of a and b, and the same in b.
- * Words are maximal runs of non-space characters, compared exactly. Texts
- * too long for the quadratic table (above max_cells word pairs after
- * trimming the common start and end; 0: a built-in 4M) are marked changed
- * in their whole differing middle. Returns the number of common words. */
+ * Words are maximal runs of non-space characters, compared exactly. After
+ * trimming the common start and end, the middle is aligned with Myers'
+ * O((n+m)D) diff (D: words inserted plus deleted), so two long texts that
+ * differ in a few words have only those marked. The work is bounded by
+ * max_cost (0: a built-in 4M): D may reach about sqrt(max_cost), and
+ * D*(n+m) 16*max_cost; past that the whole differing middle is marked and
+ * *approx (when not NULL) is set to 1 (else 0). Returns the number of common
+ * words. */
+size_t ann_worddiff_bounded(ann_text *a, ann_text *b, size_t max_cost, int *approx);
+/* ann_worddiff_bounded without the indicator. */
 size_t ann_worddiff(ann_text *a, ann_text *b, size_t max_cells);
 /* Clear the ANN_MARK_DIFF bits of t. */
 void ann_text_clear_diff(ann_text *t);

@@ -214,8 +214,9 @@ static void build_cands(ann_ui *ui, const ann_item *it)
 	}
 	ann_text_add_utf8(l, it->cands[0].text, 0);
 	ann_text_add_utf8(r, it->cands[1].text, 0);
+	ui->diff_approx = 0;
 	if (ui->diff_on)
-		ann_worddiff(l, r, 0);
+		ann_worddiff_bounded(l, r, 0, &ui->diff_approx);
 }
 
 static void build_overlay(ann_ui *ui)

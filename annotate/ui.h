@@ -68,6 +68,7 @@ typedef struct ann_ui {
 	int side_by_side;
 	int focus;             /* ANN_PANE_* */
 	int diff_on;
+	int diff_approx;       /* the diff gave up aligning (texts too different) */
 	ann_pane pane[ANN_NPANES];
 	ann_rect header, info, status;
 

@@ -117,7 +117,7 @@ static void draw_header(const ann_ui *ui)
 	if (ui->item)
 		snprintf(buf, sizeof buf, "%s dpo-annotate | prompt #%lld | %s | %s%s%s",
 			 ui->focus == ANN_PANE_PROMPT ? "▶" : " ", (long long)ui->item->prompt_id, ui->item->split,
-			 ui->item->source, ui->diff_on ? " | diff" : "", more);
+			 ui->item->source, !ui->diff_on ? "" : ui->diff_approx ? " | diff: too different, middle marked" : " | diff", more);
 	else
 		snprintf(buf, sizeof buf, "  dpo-annotate%s", more);
 	draw_str(0, 0, ui->cols, buf, colors_on ? COLOR_PAIR(CP_HEADER) | A_BOLD : A_REVERSE, 1);

@@ -8,6 +8,7 @@
 #include "store/store.h"
 #include "tests/tap.h"
 #include "util/buf.h"
+#include "util/progress.h"
 #include "util/utf8.h"
 #include "util/xmalloc.h"
 #include <stdio.h>
@@ -162,6 +163,98 @@ static void test_diff(void)
 	ann_text_free(&b);
 }
 
+/* Long texts of n words "wI" with a few edits: the diff marks exactly the
+ * edited words (table-driven), in bounded work; texts too different for
+ * the bound are marked whole with the indicator set. */
+static void test_diff_long(void)
+{
+	static const struct {
+		size_t n;
+		const char *edits; /* "c@POS" change, "i@POS" insert before, "d@POS" delete, space separated */
+		size_t max_cost;
+		const char *want_a, *want_b;
+		int approx;
+	} cases[] = {
+		{3000, "c@40 c@2960", 0, "w40 w2960", "X40 X2960", 0},
+		{3000, "c@1 c@2998", 0, "w1 w2998", "X1 X2998", 0},
+		{5000, "i@2500", 0, "", "X2500", 0},
+		{5000, "d@10 d@4990", 0, "w10 w4990", "", 0},
+		{4000, "c@5 i@2000 d@3995", 0, "w5 w3995", "X5 X2000", 0},
+		{20000, "c@100 c@19900", 0, "w100 w19900", "X100 X19900", 0},
+		/* 4 edits need D = 6 (change = delete + insert); a bound of D < 6 falls back */
+		{200, "c@10 c@150 i@100", 30, "*", "*", 1},
+	};
+	for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+		util_buf A = UTIL_BUF_INIT, B = UTIL_BUF_INIT;
+		size_t n = cases[ci].n;
+		char *kind = xcalloc(n + 1, 1);
+		for (const char *e = cases[ci].edits; *e;) {
+			char op = e[0];
+			size_t pos = strtoul(e + 2, (char **)&e, 10);
+			kind[pos] = op;
+			while (*e == ' ')
+				e++;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (kind[i] == 'i')
+				util_buf_addf(&B, "X%zu ", i);
+			util_buf_addf(&A, "w%zu ", i);
+			if (kind[i] == 'c')
+				util_buf_addf(&B, "X%zu ", i);
+			else if (kind[i] != 'd')
+				util_buf_addf(&B, "w%zu ", i);
+		}
+		ann_text a = {0}, b = {0};
+		ann_text_add_utf8(&a, util_buf_str(&A), 0);
+		ann_text_add_utf8(&b, util_buf_str(&B), 0);
+		int approx = -1;
+		double t0 = util_now();
+		ann_worddiff_bounded(&a, &b, cases[ci].max_cost, &approx);
+		double dt = util_now() - t0;
+		char *ga = diff_words(&a), *gb = diff_words(&b);
+		TAP_IS_INT(approx, cases[ci].approx, "long diff %zu (%zu words, %s): indicator", ci, n, cases[ci].edits);
+		if (!strcmp(cases[ci].want_a, "*")) {
+			/* the whole middle, first edit to last: w10..w150 */
+			size_t words = 1;
+			for (const char *c = ga; *c; c++)
+				words += *c == ' ';
+			TAP_OK(!strncmp(ga, "w10 w11 ", 8) && strlen(ga) > 9 && !strcmp(ga + strlen(ga) - 9, "w149 w150"),
+			       "long diff %zu: past the bound the whole middle is marked", ci);
+			TAP_IS_INT(words, 141, "long diff %zu: 141 words marked", ci);
+		} else {
+			TAP_IS_STR(ga, cases[ci].want_a, "long diff %zu: only the edited words of a marked", ci);
+			TAP_IS_STR(gb, cases[ci].want_b, "long diff %zu: only the edited words of b marked", ci);
+		}
+		TAP_OK(dt < 0.5, "long diff %zu: %.3f s", ci, dt);
+		free(ga);
+		free(gb);
+		free(kind);
+		ann_text_free(&a);
+		ann_text_free(&b);
+		util_buf_free(&A);
+		util_buf_free(&B);
+	}
+	/* two long texts with nothing in common: bounded time, then the fallback */
+	util_buf A = UTIL_BUF_INIT, B = UTIL_BUF_INIT;
+	for (int i = 0; i < 30000; i++) {
+		util_buf_addf(&A, "w%d ", i);
+		util_buf_addf(&B, "y%d ", i);
+	}
+	ann_text a = {0}, b = {0};
+	ann_text_add_utf8(&a, util_buf_str(&A), 0);
+	ann_text_add_utf8(&b, util_buf_str(&B), 0);
+	int approx = 0;
+	double t0 = util_now();
+	size_t common = ann_worddiff_bounded(&a, &b, 0, &approx);
+	double dt = util_now() - t0;
+	TAP_OK(approx == 1 && common == 0, "30000 words with nothing in common: fallback indicated");
+	TAP_OK(dt < 2.0, "... after bounded work (%.3f s)", dt);
+	ann_text_free(&a);
+	ann_text_free(&b);
+	util_buf_free(&A);
+	util_buf_free(&B);
+}
+
 static void test_layout(void)
 {
 	char path[] = "/tmp/dpo-test-annlayout-XXXXXX";
@@ -314,6 +407,7 @@ int main(void)
 {
 	test_wrap();
 	test_diff();
+	test_diff_long();
 	test_layout();
 	test_prompt_end();
 	return tap_done();
