@@ -204,11 +204,18 @@ static store *open_store(const char *path)
 static ann_session *open_session(store *st, const ann_options *o, const char *path)
 {
 	ann_session *s = ann_session_new(st, o);
+	/* starting, a locked database is waited for (about 50 tries of 0.2 s) */
+	store_set_busy_timeout(st, 200);
 	if (ann_session_load(s) < 0) {
 		util_warn("%s: %s", path, ann_session_errmsg(s));
 		ann_session_free(s);
 		return NULL;
 	}
+	/* then a write never blocks the screen for long: one try of at most
+	 * 0.1 s, and a label that finds the database locked waits in the
+	 * session while the loop retries it (ann_ui_tick) */
+	store_set_busy_timeout(st, 100);
+	ann_session_set_retries(s, 0);
 	return s;
 }
 
@@ -270,12 +277,18 @@ static void key_loop(ann_ui *ui, ann_session *s)
 		wint_t wc;
 		int r = get_wch(&wc);
 		if (r == ERR) {
-			redraw |= load_while_idle(ui, s);
+			/* idle: retry a label waiting for the database, else read the queue */
+			if (ann_session_pending(s))
+				redraw |= ann_ui_tick(ui);
+			else
+				redraw |= load_while_idle(ui, s);
 			continue;
 		}
 		int flags = ann_keys_handle(ui, r == KEY_CODE_YES, (int)wc);
 		if (flags & ANN_KEY_QUIT)
 			break;
+		if (flags & ANN_KEY_REPAINT)
+			clearok(curscr, TRUE); /* the next refresh repaints every cell */
 		if (flags & ANN_KEY_REDRAW)
 			redraw = 1;
 	}
@@ -291,6 +304,9 @@ static void report(ann_session *s)
 	if (ann_session_loaded_all(s))
 		fprintf(stderr, "; %zu left in the queue", stt.remaining);
 	fprintf(stderr, "%s\n", stt.remaining ? "; run dpo-annotate again to resume" : "");
+	if (ann_session_pending(s))
+		fprintf(stderr, "dpo-annotate: the last label was NOT saved: the database stayed locked by another "
+				"writer; that item is offered again next time\n");
 }
 
 /* Label in the terminal until the annotator quits or a signal arrives, then
@@ -308,7 +324,9 @@ static int run_ui(ann_session *s, const ann_options *o, int color, const char *g
 	delscreen(scr);
 	report(s);
 	ann_ui_free(&ui);
-	return stop_signal ? UTIL_EXIT_INTERRUPTED : UTIL_EXIT_OK;
+	if (stop_signal)
+		return UTIL_EXIT_INTERRUPTED;
+	return ann_session_pending(s) ? UTIL_EXIT_FAIL : UTIL_EXIT_OK;
 }
 
 int main(int argc, char **argv)

@@ -74,6 +74,10 @@ static int do_label(ann_ui *ui, int label)
 		return ANN_KEY_HANDLED;
 	int rc = label == ANN_SKIP ? ann_session_skip(ui->s, elapsed_ms(ui))
 				   : ann_session_label(ui->s, label, elapsed_ms(ui));
+	if (rc == ANN_EBUSY) {
+		ann_ui_waiting(ui);
+		return DONE;
+	}
 	if (rc < 0) {
 		ann_ui_message(ui, 1, "Not saved: %s", ann_session_errmsg(ui->s));
 		return DONE;
@@ -88,6 +92,12 @@ static int do_label(ann_ui *ui, int label)
 
 static int do_undo(ann_ui *ui)
 {
+	if (ann_session_pending(ui->s)) {
+		ann_session_cancel_pending(ui->s);
+		ui->wait_since = 0;
+		ann_ui_message(ui, 0, "The label waiting for the database is taken back (it was never stored).");
+		return DONE;
+	}
 	if (ui->mode == ANN_MODE_RANK && ui->nrank > 0) {
 		ui->nrank--;
 		ui->dirty = 1;
@@ -143,6 +153,10 @@ static int do_rank_pick(ann_ui *ui, size_t idx)
 		if (!used[i])
 			order[n++] = i;
 	int rc = ann_session_rank(ui->s, order, n, elapsed_ms(ui));
+	if (rc == ANN_EBUSY) {
+		ann_ui_waiting(ui);
+		return DONE;
+	}
 	if (rc < 0) {
 		ui->nrank--;
 		ann_ui_message(ui, 1, "Not saved: %s", ann_session_errmsg(ui->s));
@@ -153,6 +167,19 @@ static int do_rank_pick(ann_ui *ui, size_t idx)
 	for (size_t i = 0; i < n; i++)
 		off += (size_t)snprintf(buf + off, sizeof buf - off, "%s%zu", i ? " > " : "", order[i] + 1);
 	ann_ui_message(ui, 0, "Saved ranking %s (%zu comparisons).", buf, n * (n - 1) / 2);
+	return DONE;
+}
+
+/* q: quit, unless a label waits for the database: then try it once more,
+ * and if it still waits, say so and quit only on a second q. */
+static int quit_key(ann_ui *ui)
+{
+	if (!ann_session_pending(ui->s) || ui->quit_armed)
+		return ANN_KEY_HANDLED | ANN_KEY_QUIT;
+	if (ann_ui_tick(ui) && !ann_session_pending(ui->s))
+		return ANN_KEY_HANDLED | ANN_KEY_QUIT;
+	ui->quit_armed = 1;
+	ann_ui_message(ui, 1, "A label is still waiting for the database: q again quits without it, any other key waits.");
 	return DONE;
 }
 
@@ -261,12 +288,14 @@ static int input_key(ann_ui *ui, int is_key, int ch)
 int ann_keys_handle(ann_ui *ui, int is_key, int ch)
 {
 	int r;
+	if (!(!is_key && ch == 'q'))
+		ui->quit_armed = 0;
 	if (is_key && ch == KEY_RESIZE)
 		return DONE;
 	if (ui->too_small) {
 		/* nothing on the screen to act on: only q (and Ctrl-C) leave */
 		if (!is_key && ch == 'q')
-			return ANN_KEY_HANDLED | ANN_KEY_QUIT;
+			return quit_key(ui);
 		return DONE;
 	}
 	if (ui->input != ANN_INPUT_NONE)
@@ -340,9 +369,9 @@ int ann_keys_handle(ann_ui *ui, int is_key, int ch)
 		ui->ov.scroll = 0;
 		return DONE;
 	case 12: /* Ctrl-L */
-		return DONE;
+		return DONE | ANN_KEY_REPAINT;
 	case 'q':
-		return ANN_KEY_HANDLED | ANN_KEY_QUIT;
+		return quit_key(ui);
 	}
 	return 0;
 }

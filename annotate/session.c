@@ -51,6 +51,17 @@ typedef struct action {
 	char *note;           /* the note the step stored, or NULL */
 } action;
 
+/* A write that found the database locked, kept to be retried. */
+typedef struct pending_write {
+	int kind;            /* 0: none; W_LABEL, W_RANK or W_SKIP */
+	int label;
+	size_t *order, n;    /* W_RANK */
+	int64_t duration_ms;
+	size_t qidx;         /* the queue entry it is for */
+} pending_write;
+
+enum { W_LABEL = 1, W_RANK, W_SKIP };
+
 /* A note written for a queue entry and not stored yet. */
 typedef struct pending_note {
 	size_t qidx;
@@ -80,6 +91,7 @@ struct ann_session {
 
 	pending_note *notes; /* notes by queue entry, kept until that entry is labeled */
 	size_t nnotes;
+	pending_write pw;    /* a label waiting for the database */
 	int64_t sum_ms;
 	long ntimed;
 	long judge_total, judge_agree;
@@ -334,6 +346,7 @@ void ann_session_free(ann_session *s)
 	for (size_t i = 0; i < s->nnotes; i++)
 		free(s->notes[i].text);
 	free(s->notes);
+	free(s->pw.order);
 	free(s->annotator);
 	free(s->split);
 	free(s->source);
@@ -915,12 +928,30 @@ skip_only:
 	return ANN_OK;
 }
 
+/* After a write attempt: keep it to retry when the database was locked
+ * (replacing any earlier waiting one), forget the waiting one otherwise. */
+static int keep_if_busy(ann_session *s, int rc, int kind, int label, const size_t *order, size_t n,
+			int64_t duration_ms, size_t qidx)
+{
+	free(s->pw.order);
+	memset(&s->pw, 0, sizeof s->pw);
+	if (rc != ANN_EBUSY)
+		return rc;
+	s->pw = (pending_write){kind, label, NULL, n, duration_ms, qidx};
+	if (order && n) {
+		s->pw.order = xcalloc(n, sizeof *order);
+		memcpy(s->pw.order, order, n * sizeof *order);
+	}
+	return rc;
+}
+
 int ann_session_label(ann_session *s, int label, int64_t duration_ms)
 {
 	s->err[0] = 0;
 	if (s->o.mode == ANN_MODE_RANK)
 		return fail(s, ANN_EINVAL, "labels of a pair need pair or review mode");
-	return label_pair(s, label, duration_ms);
+	size_t q = s->pos;
+	return keep_if_busy(s, label_pair(s, label, duration_ms), W_LABEL, label, NULL, 0, duration_ms, q);
 }
 
 /* Store a ranking (order best first) or, with order NULL, skips for every pair. */
@@ -988,20 +1019,61 @@ int ann_session_rank(ann_session *s, const size_t *order, size_t n, int64_t dura
 		return fail(s, ANN_EINVAL, "rankings need rank mode");
 	if (!order)
 		return fail(s, ANN_EINVAL, "no ranking given");
-	return rank_write(s, order, n, duration_ms);
+	size_t q = s->pos;
+	return keep_if_busy(s, rank_write(s, order, n, duration_ms), W_RANK, 0, order, n, duration_ms, q);
 }
 
 int ann_session_skip(ann_session *s, int64_t duration_ms)
 {
 	s->err[0] = 0;
-	if (s->o.mode == ANN_MODE_RANK)
-		return rank_write(s, NULL, 0, duration_ms);
-	return label_pair(s, ANN_SKIP, duration_ms);
+	size_t q = s->pos;
+	int rc = s->o.mode == ANN_MODE_RANK ? rank_write(s, NULL, 0, duration_ms) : label_pair(s, ANN_SKIP, duration_ms);
+	return keep_if_busy(s, rc, W_SKIP, ANN_SKIP, NULL, 0, duration_ms, q);
+}
+
+int ann_session_pending(const ann_session *s)
+{
+	return s->pw.kind ? (s->pw.kind == W_RANK ? ANN_PENDING_RANK : s->pw.label + 1) : 0;
+}
+
+int ann_session_retry(ann_session *s)
+{
+	s->err[0] = 0;
+	if (!s->pw.kind)
+		return ANN_OK;
+	if (s->pos != s->pw.qidx) {
+		/* cannot happen: nothing moves the session while a write waits */
+		ann_session_cancel_pending(s);
+		return fail(s, ANN_ERR, "the waiting label lost its item");
+	}
+	pending_write w = s->pw;
+	s->pw.order = NULL; /* w owns it now */
+	int rc;
+	switch (w.kind) {
+	case W_LABEL: rc = ann_session_label(s, w.label, w.duration_ms); break;
+	case W_RANK: rc = ann_session_rank(s, w.order, w.n, w.duration_ms); break;
+	default: rc = ann_session_skip(s, w.duration_ms); break;
+	}
+	free(w.order);
+	return rc;
+}
+
+void ann_session_cancel_pending(ann_session *s)
+{
+	free(s->pw.order);
+	memset(&s->pw, 0, sizeof s->pw);
+}
+
+void ann_session_set_retries(ann_session *s, int retries)
+{
+	s->o.retries = retries < 0 ? 50 : retries;
 }
 
 int ann_session_undo(ann_session *s)
 {
 	s->err[0] = 0;
+	if (s->pw.kind)
+		return fail(s, ANN_EBUSY, "a label is waiting for the database");
 	if (!s->nundo)
 		return fail(s, ANN_ENOUNDO, "nothing to undo");
 	action *a = &s->undo[s->nundo - 1];
@@ -1100,6 +1172,8 @@ int ann_session_search(ann_session *s, const char *query)
 	s->err[0] = 0;
 	if (!query || !*query)
 		return fail(s, ANN_EINVAL, "empty search");
+	if (s->pw.kind)
+		return fail(s, ANN_EBUSY, "a label is waiting for the database");
 	search_ctx c = {.query = query};
 	int rc = store_prompts_foreach(s->st, s->split, s->source, 0, search_cb, &c);
 	if (rc != STORE_OK) {

@@ -150,6 +150,26 @@ int ann_session_rank(ann_session *s, const size_t *order, size_t n, int64_t dura
  * does not offer it again), then move on. Works in every mode. */
 int ann_session_skip(ann_session *s, int64_t duration_ms);
 
+/* A label (or rank, or skip) that found the database locked past the
+ * retries returns ANN_EBUSY and is kept, waiting: the item stays current,
+ * nothing is stored yet, and ann_session_retry tries it again. A new label
+ * of the item replaces the waiting one; undo and search refuse (ANN_EBUSY)
+ * while one waits. */
+
+/* What waits for the database: 0 nothing, else ANN_LEFT + 1 ..
+ * ANN_SKIP + 1 for a label or skip, ANN_PENDING_RANK for a ranking. */
+int ann_session_pending(const ann_session *s);
+#define ANN_PENDING_RANK 100
+/* Try the waiting write once more: ANN_OK when it is stored (the session
+ * moved on) or none waits, ANN_EBUSY while the database stays locked (it
+ * keeps waiting), another code on a failure (then it is dropped). */
+int ann_session_retry(ann_session *s);
+/* Forget the waiting write (nothing of it was stored). */
+void ann_session_cancel_pending(ann_session *s);
+/* Change the extra tries of a write on STORE_EBUSY (< 0: the default 50);
+ * dpo-annotate sets 0 once loaded, and retries from its loop. */
+void ann_session_set_retries(ann_session *s, int retries);
+
 /* Undo the last label (or rank, or skip) of this session: its comparisons
  * are deleted (a review label restores the verdict it replaced) and the
  * session goes back to that item. Any number of steps. ANN_ENOUNDO when

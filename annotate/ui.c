@@ -14,7 +14,7 @@ const ann_keyhelp ann_key_help[] = {
 	{"t", "tie: both equally good"},
 	{"x", "both are bad"},
 	{"s", "skip (stored as a skip, not offered again)"},
-	{"u", "undo the last label; repeat to go further back"},
+	{"u", "undo the last label; repeat to go further back (or take back one waiting for the database)"},
 	{"n", "note (rationale) on this item; shows its note to edit"},
 	{"1..9  (rank mode)", "pick the best remaining; u takes a pick back"},
 	{"d", "word-level diff highlight on/off"},
@@ -408,6 +408,46 @@ void ann_ui_prepare(ann_ui *ui, int rows, int cols)
 		wrap_pane(r);
 }
 
+static const char *pending_name(int p)
+{
+	switch (p - 1) {
+	case ANN_LEFT: return "left better";
+	case ANN_RIGHT: return "right better";
+	case ANN_TIE: return "tie";
+	case ANN_BOTH_BAD: return "both bad";
+	case ANN_SKIP: return "skip";
+	}
+	return "ranking";
+}
+
+void ann_ui_waiting(ann_ui *ui)
+{
+	if (!ui->wait_since)
+		ui->wait_since = ui->now();
+	ann_ui_message(ui, 1, "Waiting for the database… (%s kept, retried until saved; u takes it back, q quits)",
+		       pending_name(ann_session_pending(ui->s)));
+}
+
+int ann_ui_tick(ann_ui *ui)
+{
+	int p = ann_session_pending(ui->s);
+	if (!p)
+		return 0;
+	int rc = ann_session_retry(ui->s);
+	if (rc == ANN_EBUSY) {
+		ann_ui_message(ui, 1, "Waiting for the database… %.0f s (%s kept, retried until saved; u takes it back, q quits)",
+			       ui->now() - ui->wait_since, pending_name(p));
+		return 1;
+	}
+	ui->wait_since = 0;
+	ui->dirty = 1;
+	if (rc < 0)
+		ann_ui_message(ui, 1, "Not saved: %s", ann_session_errmsg(ui->s));
+	else
+		ann_ui_message(ui, 0, "Saved: %s (the database is free again).", pending_name(p));
+	return 1;
+}
+
 void ann_ui_status(const ann_ui *ui, char *out, size_t n)
 {
 	ann_stats st;
@@ -427,9 +467,10 @@ void ann_ui_status(const ann_ui *ui, char *out, size_t n)
 	}
 	const char *mode = ui->mode == ANN_MODE_REVIEW ? "review " : ui->mode == ANN_MODE_RANK ? "rank " : "";
 	if (st.position)
-		snprintf(out, n, " %s%s | item %zu/%s | done %zu/%s | %s | ETA %s%s%s | ? help", mode,
+		snprintf(out, n, " %s%s | item %zu/%s | done %zu/%s | %s | ETA %s%s%s%s | ? help", mode,
 			 ui->annotator, st.position, total, st.done, total, rate, eta, judge,
-			 ann_session_note(ui->s) ? " | note set" : "");
+			 ann_session_note(ui->s) ? " | note set" : "",
+			 ann_session_pending(ui->s) ? " | waiting for the database…" : "");
 	else
 		snprintf(out, n, " %s%s | finished | done %zu/%s | %s%s | ? help", mode, ui->annotator, st.done,
 			 total, rate, judge);

@@ -110,5 +110,58 @@ else
 	ok "# SKIP the HH-RLHF sample is not in ../shared" true
 fi
 
+# ---- a locked database -------------------------------------------------------------
+# lock NAME: another writer takes the database's write lock (sqlite3 in an
+# open BEGIN EXCLUSIVE) until unlock NAME.
+lock() {
+	rm -f "$T/$1.release" "$T/$1.locked"
+	(echo 'BEGIN EXCLUSIVE;'; echo "SELECT 'locked';"; while [ ! -f "$T/$1.release" ]; do sleep 0.05; done; echo 'COMMIT;') |
+		sqlite3 "$DB" >"$T/$1.locked" 2>&1 &
+	i=0
+	while [ $i -lt 200 ] && ! grep -q locked "$T/$1.locked" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
+}
+unlock() { touch "$T/$1.release"; wait; }
+DB=$T/lock.db
+"$MKDB" "$DB" "$DATA/screen.jsonl"
+start lena 80 24 --db "$DB" --annotator lena --source screen
+ok "locked: first item" wait_for lena "Screen one: pick a fruit."
+lock L1
+ok "another writer holds the lock" grep -q locked "$T/L1.locked"
+keys lena 1
+ok "a label on a locked database says it waits" wait_for lena "Waiting for the database"
+ok "... in the status line too" wait_for lena "waiting for the database…"
+ok "... still on the same item" wait_for lena "Screen one: pick a fruit."
+keys lena '?'
+ok "the screen stays responsive while it waits (help opens)" wait_for lena "Keys (arrows scroll"
+keys lena Escape
+ok "the wait goes on, counted in seconds" wait_for lena " s (left better kept"
+is "nothing stored while locked" "$(votes lena)" 0
+unlock L1
+ok "the waiting label is stored once the lock is gone" wait_for lena "Saved: left better (the database is free again)."
+ok "... and the session moves on" wait_for lena "Screen two: pick a tree."
+is "the label is in the store" "$(votes lena)" 1
+lock L2
+keys lena 2 u
+ok "u takes a waiting label back" wait_for lena "taken back (it was never stored)"
+keys lena t q
+ok "q while a label waits asks again" wait_for lena "q again quits without it"
+keys lena q
+is "a second q quits: exit 1, the label not saved" "$(wait_exit lena)" 1
+like "the goodbye line says the label was not saved" "$(cat "$T/lena.err")" "the last label was NOT saved"
+unlock L2
+is "the tie was not stored, nothing lost or half-written" "$(votes lena)" 1
+start lena2 80 24 --db "$DB" --annotator lena --source screen
+ok "the unsaved item is offered again" wait_for lena2 "Screen two: pick a tree."
+lock L3
+keys lena2 x
+ok "waiting again" wait_for lena2 "Waiting for the database"
+t0=$(date +%s)
+signal lena2 INT
+is "Ctrl-C (SIGINT) quits at once while a label waits (130)" "$(wait_exit lena2)" 130
+ok "... within 3 s" test $(($(date +%s) - t0)) -le 3
+unlock L3
+mv "$T/lena.err" "$T/lena.err.checked"
+mv "$T/lena2.err" "$T/lena2.err.checked"
+
 no_stray_errors
 done_testing

@@ -771,6 +771,56 @@ static void test_notes(void)
 	free(path);
 }
 
+/* A label that finds the database locked is kept and retried, never lost:
+ * another handle holds the write lock (BEGIN IMMEDIATE), the session does
+ * not wait (busy timeout 0, no retries). */
+static void test_locked(void)
+{
+	char *path = new_db();
+	store *st = open_db(path), *other = open_db(path);
+	fill(st, 3, 2, "l", NULL);
+	ann_session *s = open_session(st, "lock", ANN_MODE_PAIR, 1);
+	ann_session_set_retries(s, 0);
+	store_set_busy_timeout(st, 0);
+	const ann_item *it = ann_session_current(s);
+	int64_t p1 = it->prompt_id, left = it->cands[0].id;
+	must(store_begin(other), other, "the other writer's lock");
+	TAP_IS_INT(ann_session_label(s, ANN_LEFT, 100), ANN_EBUSY, "label on a locked database: busy");
+	TAP_IS_INT(ann_session_pending(s), ANN_LEFT + 1, "the label waits");
+	it = ann_session_current(s);
+	TAP_OK(it && it->prompt_id == p1, "the item stays on screen");
+	TAP_IS_INT(ann_session_label(s, ANN_RIGHT, 120), ANN_EBUSY, "a second key while locked: still busy");
+	TAP_IS_INT(ann_session_pending(s), ANN_RIGHT + 1, "the new label replaces the waiting one");
+	TAP_IS_INT(ann_session_undo(s), ANN_EBUSY, "undo refused while a label waits");
+	TAP_IS_INT(ann_session_search(s, "zebra"), ANN_EBUSY, "search refused while a label waits");
+	TAP_IS_INT(ann_session_retry(s), ANN_EBUSY, "retry while still locked: busy");
+	TAP_IS_INT(ann_session_pending(s), ANN_RIGHT + 1, "still waiting");
+	TAP_IS_INT(count_votes(other, "lock", NULL), 0, "nothing stored yet");
+	must(store_commit(other), other, "the other writer's commit");
+	TAP_IS_INT(ann_session_retry(s), ANN_OK, "retry once the lock is gone: stored");
+	TAP_IS_INT(ann_session_pending(s), 0, "nothing waits");
+	votes vs;
+	TAP_IS_INT(count_votes(st, "lock", &vs), 1, "one label stored");
+	TAP_OK(vs.v[0].prompt_id == p1 && !strcmp(vs.v[0].verdict, left == vs.v[0].a ? "b" : "a"),
+	       "the waiting label (right) stored on its item");
+	TAP_IS_INT(vs.v[0].duration_ms, 120, "with its decision time");
+	it = ann_session_current(s);
+	TAP_OK(it && it->prompt_id != p1, "moved on to the next item");
+	/* skip, and giving a waiting label up */
+	must(store_begin(other), other, "lock again");
+	TAP_IS_INT(ann_session_skip(s, 5), ANN_EBUSY, "skip on a locked database: busy");
+	TAP_IS_INT(ann_session_pending(s), ANN_SKIP + 1, "the skip waits");
+	ann_session_cancel_pending(s);
+	TAP_IS_INT(ann_session_pending(s), 0, "cancelled");
+	TAP_IS_INT(ann_session_retry(s), ANN_OK, "retry with nothing waiting: nothing to do");
+	must(store_commit(other), other, "commit");
+	TAP_IS_INT(count_votes(st, "lock", NULL), 1, "a cancelled skip stores nothing");
+	ann_session_free(s);
+	store_free(other);
+	store_free(st);
+	free(path);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir)) {
@@ -781,6 +831,7 @@ int main(void)
 	test_left_right();
 	test_pair_labels();
 	test_notes();
+	test_locked();
 	test_overlap();
 	test_rank();
 	test_review_and_judge();
