@@ -4,8 +4,31 @@
 #include "util/utf8.h"
 #include "util/xmalloc.h"
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
+#include <wchar.h>
+
+/* Whether the C library's wcwidth() describes the characters (a UTF-8
+ * locale, as dpo-annotate sets for curses): it is what ncurses draws by. */
+static int libc_widths(void)
+{
+	return MB_CUR_MAX > 1;
+}
+
+/* Can c be drawn as itself? Not when the terminal's width table (wcwidth)
+ * does not know it, nor when it is an invisible format character (ZWJ,
+ * ZWSP, bidi controls, BOM...): drawn raw those attach to, or reorder, the
+ * next cell. Without a UTF-8 locale: not when utf8proc calls it unassigned. */
+static int drawable(long cp)
+{
+	utf8proc_category_t cat = utf8proc_category((utf8proc_int32_t)cp);
+	if (libc_widths()) {
+		int w = wcwidth((wchar_t)cp);
+		return w > 0 || (w == 0 && cat != UTF8PROC_CATEGORY_CF);
+	}
+	return cat != UTF8PROC_CATEGORY_CN && cat != UTF8PROC_CATEGORY_CF;
+}
 
 static void text_push(ann_text *t, wchar_t c, unsigned char mark)
 {
@@ -37,8 +60,8 @@ void ann_text_add_utf8(ann_text *t, const char *str, unsigned char mark)
 			continue;
 		if (cp < 0 || (cp < 0x20 && cp != '\n') || (cp >= 0x7f && cp < 0xa0))
 			cp = 0xfffd;
-		else if (cp != '\n' && utf8proc_category((utf8proc_int32_t)cp) == UTF8PROC_CATEGORY_CN)
-			cp = 0xfffd; /* unassigned: terminals disagree on its width */
+		else if (cp != '\n' && !drawable(cp))
+			cp = 0xfffd; /* a visible placeholder of one column */
 		text_push(t, (wchar_t)cp, mark);
 	}
 }
@@ -59,7 +82,7 @@ int ann_wcwidth(wchar_t c)
 {
 	if (c == L'\n')
 		return 0;
-	int w = utf8proc_charwidth((utf8proc_int32_t)c);
+	int w = libc_widths() ? wcwidth(c) : utf8proc_charwidth((utf8proc_int32_t)c);
 	if (w < 0)
 		return 1;
 	return w > 2 ? 2 : w;

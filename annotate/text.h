@@ -1,6 +1,10 @@
 /* text.h: text layout for dpo-annotate, without curses: UTF-8 decoding to
- * wide characters, display widths (utf8proc, independent of the locale), word
- * wrapping to a column count, and a word-level diff (LCS over words). */
+ * wide characters, display widths, word wrapping to a column count, and a
+ * word-level diff (LCS over words).
+ *
+ * Widths: in a UTF-8 locale (dpo-annotate sets one) the C library's
+ * wcwidth(), the table ncurses draws by, so that layout and drawing agree;
+ * otherwise utf8proc's. */
 #ifndef DPO_ANN_TEXT_H
 #define DPO_ANN_TEXT_H
 #include <stddef.h>
@@ -27,8 +31,11 @@ typedef struct ann_line {
 
 /* Append UTF-8 string s (NULL: nothing) to t with attribute mark. Invalid
  * bytes become U+FFFD, tabs become four spaces, carriage returns are
- * dropped and other control characters (except newline) become U+FFFD, so
- * that everything appended can be drawn. */
+ * dropped, and other control characters (except newline), invisible format
+ * characters (ZWJ, ZWSP, bidi controls, BOM: Unicode category Cf of no
+ * width) and characters the width table does not know (wcwidth -1, as
+ * emoji newer than the C library) become the visible placeholder U+FFFD, so
+ * that everything appended is drawn as wide as it is laid out. */
 void ann_text_add_utf8(ann_text *t, const char *s, unsigned char mark);
 /* Empty the text (memory kept). */
 void ann_text_reset(ann_text *t);

@@ -163,5 +163,30 @@ unlock L3
 mv "$T/lena.err" "$T/lena.err.checked"
 mv "$T/lena2.err" "$T/lena2.err.checked"
 
+# ---- format characters, emoji, Ctrl-L ----------------------------------------------
+DB=$T/fmt.db
+"$MKDB" "$DB" "$DATA/screen.jsonl"
+# U+1FAE8 (Unicode 15) is drawn as itself where the C library's wcwidth
+# knows it, else as the placeholder; never as a blank
+emoji=$(python3 -c 'import ctypes, locale
+locale.setlocale(locale.LC_ALL, "C.UTF-8")
+print("\U0001FAE8" if ctypes.CDLL(None).wcwidth(0x1FAE8) > 0 else "\uFFFD")' 2>/dev/null || echo '?')
+start fmt 80 24 --db "$DB" --annotator fmt --source fmt
+ok "format characters: item shown" wait_for fmt "Fmt: a"
+is "ZWJ, ZWSP and bidi controls drawn as placeholders, CJK intact, the emoji not blank" \
+	"$(screen fmt | sed -n 2p | sed 's/ *$//')" "Fmt: a�日本 b�語 c�X� d${emoji}e end"
+ok "a completion with a ZWJ before CJK keeps its cells" wait_for fmt "zwj�日本"
+tty=$(tm display-message -p -t fmt '#{pane_tty}')
+printf '\033[5;1HGARBAGE-OVER-THE-PANE' >"$tty"
+sleep 0.3
+like "text written over the pane stays until a repaint" "$(screen fmt)" "GARBAGE-OVER-THE-PANE"
+keys fmt C-l
+sleep 0.5
+case "$(screen fmt)" in *GARBAGE-OVER-THE-PANE*) r=1 ;; *) r=0 ;; esac
+is "Ctrl-L repaints every cell (the garbage is gone)" "$r" 0
+ok "... and the screen is drawn again" wait_for fmt "Fmt: a"
+keys fmt q
+is "format session quits" "$(wait_exit fmt)" 0
+
 no_stray_errors
 done_testing

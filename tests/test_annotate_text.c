@@ -11,10 +11,13 @@
 #include "util/progress.h"
 #include "util/utf8.h"
 #include "util/xmalloc.h"
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <utf8proc.h>
+#include <wchar.h>
 
 /* The wrapped lines of s at width, joined with "|" (as UTF-8). */
 static char *wrap_str(const char *s, int width)
@@ -95,6 +98,63 @@ static void test_wrap(void)
 	TAP_IS_INT(ann_wcwidth(0x65e5), 2, "CJK is two columns");
 	TAP_IS_INT(ann_wcwidth(0x301), 0, "combining accent is zero columns");
 	TAP_IS_INT(ann_wcwidth(0x1f600), 2, "emoji is two columns");
+}
+
+/* Format characters and characters the terminal's width table does not
+ * know are drawn as a visible placeholder; every character that reaches the
+ * screen has the width wcwidth() (what ncurses draws by) gives it. */
+static void test_drawable(int utf8)
+{
+	if (!utf8) {
+		TAP_SKIP(1, "no C.UTF-8 locale");
+		return;
+	}
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{"a\xe2\x80\x8d\xe6\x97\xa5", "a\xef\xbf\xbd\xe6\x97\xa5"},           /* ZWJ before CJK */
+		{"b\xe2\x80\x8bz", "b\xef\xbf\xbdz"},                                 /* ZWSP */
+		{"c\xe2\x80\xaeX\xe2\x80\xac", "c\xef\xbf\xbdX\xef\xbf\xbd"},         /* RLO ... PDF */
+		{"\xe2\x81\xa6x\xe2\x81\xa9", "\xef\xbf\xbdx\xef\xbf\xbd"},           /* LRI ... PDI */
+		{"\xef\xbb\xbfstart", "\xef\xbf\xbdstart"},                           /* BOM */
+		{"e\xe2\x80\x8e", "e\xef\xbf\xbd"},                                   /* LRM */
+		{"soft\xc2\xadhyphen", "soft\xc2\xadhyphen"},                         /* width 1: kept */
+		{"e\xcc\x81", "e\xcc\x81"},                                           /* combining: kept */
+		{"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"},                             /* U+1F600: kept */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *got = wrap_str(cases[i].in, 80);
+		TAP_IS_STR(got, cases[i].want, "drawable case %zu", i);
+		free(got);
+	}
+	/* U+1FAE8 (Unicode 15): itself where the C library knows it, else the placeholder */
+	ann_text t = {0};
+	ann_text_add_utf8(&t, "\xf0\x9f\xab\xa8", 0);
+	TAP_OK(t.n == 1 && (wcwidth(0x1fae8) > 0 ? t.w[0] == 0x1fae8 : t.w[0] == 0xfffd),
+	       "a Unicode 15 emoji is drawn as itself or as the placeholder, never as a blank (wcwidth %d)",
+	       wcwidth(0x1fae8));
+	TAP_IS_INT(ann_wcwidth(t.w[0]), wcwidth(t.w[0]), "... as wide as wcwidth says");
+	/* every code point: what comes out has wcwidth >= 0, is not an
+	 * invisible format character, and ann_wcwidth agrees with wcwidth */
+	long bad = 0, first_bad = -1;
+	for (long cp = 0x20; cp <= 0x10ffff; cp++) {
+		if (cp >= 0xd800 && cp <= 0xdfff)
+			continue;
+		char u[5] = {0};
+		util_utf8_encode((uint32_t)cp, u);
+		ann_text_reset(&t);
+		ann_text_add_utf8(&t, u, 0);
+		wchar_t c = t.w[0];
+		int w = wcwidth(c);
+		int fmt0 = w == 0 && utf8proc_category((utf8proc_int32_t)c) == UTF8PROC_CATEGORY_CF;
+		if (t.n != 1 || w < 0 || fmt0 || ann_wcwidth(c) != w) {
+			if (first_bad < 0)
+				first_bad = cp;
+			bad++;
+		}
+	}
+	TAP_IS_INT(bad, 0, "every code point comes out drawable at its wcwidth (first bad: %lx)", first_bad);
+	ann_text_free(&t);
 }
 
 /* The words of s marked as changed, joined with spaces. */
@@ -405,7 +465,9 @@ static void test_prompt_end(void)
 
 int main(void)
 {
+	int utf8 = setlocale(LC_ALL, "C.UTF-8") != NULL;
 	test_wrap();
+	test_drawable(utf8);
 	test_diff();
 	test_diff_long();
 	test_layout();
