@@ -95,7 +95,7 @@ static void setup_locale(void)
 struct cmdline {
 	const char *db, *annotator, *mode, *order, *split, *source, *guidelines;
 	long overlap, seed, limit;
-	int review, show_judge, no_color;
+	int review, show_judge, strength, no_color;
 };
 
 static const util_opt opts_table[] = {
@@ -110,6 +110,8 @@ static const util_opt opts_table[] = {
 	 .help = "show each pair to up to N different\nannotators"},
 	{"show-judge", 0, UTIL_OPT_FLAG, offsetof(struct cmdline, show_judge),
 	 .help = "after each label, show the judge's verdict on the\npair and keep a human-judge agreement figure"},
+	{"strength", 0, UTIL_OPT_FLAG, offsetof(struct cmdline, strength),
+	 .help = "say how much better: 1/2 (Left/Right) slightly,\n! @ (Shift-Left/Right) much better; stored as\nconfidence 0.75 and 1"},
 	{"split", 0, UTIL_OPT_STRING, offsetof(struct cmdline, split), .arg = "NAME",
 	 .help = "only prompts of this split"},
 	{"source", 0, UTIL_OPT_STRING, offsetof(struct cmdline, source), .arg = "NAME",
@@ -311,13 +313,14 @@ static void report(ann_session *s)
 
 /* Label in the terminal until the annotator quits or a signal arrives, then
  * give the terminal back and report. Returns the exit status. */
-static int run_ui(ann_session *s, const ann_options *o, int color, const char *guidelines)
+static int run_ui(ann_session *s, const ann_options *o, int color, const char *guidelines, int strength)
 {
 	SCREEN *scr = start_screen();
 	if (!scr)
 		return UTIL_EXIT_FAIL;
 	ann_ui ui;
 	ann_ui_init(&ui, s, o->mode, o->annotator, o->show_judge, color, guidelines);
+	ui.strength = strength;
 	ann_view_init_colors(&ui);
 	key_loop(&ui, s);
 	restore_terminal();
@@ -343,7 +346,7 @@ int main(int argc, char **argv)
 	const char *path = util_db_path(c.db);
 	store *st = open_store(path);
 	ann_session *s = st ? open_session(st, &o, path) : NULL;
-	int status = s ? run_ui(s, &o, use_color(&c), guidelines) : UTIL_EXIT_FAIL;
+	int status = s ? run_ui(s, &o, use_color(&c), guidelines, c.strength) : UTIL_EXIT_FAIL;
 
 	ann_session_free(s);
 	store_free(st);

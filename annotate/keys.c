@@ -6,6 +6,7 @@
 #include "util/buf.h"
 #include "util/utf8.h"
 #include <curses.h>
+#include <math.h>
 #include <string.h>
 
 #define DONE (ANN_KEY_HANDLED | ANN_KEY_REDRAW)
@@ -68,12 +69,13 @@ static void judge_message(ann_ui *ui, int label)
 	util_buf_free(&b);
 }
 
-static int do_label(ann_ui *ui, int label)
+/* Label the item; conf is the strength of a left/right verdict (NAN: none). */
+static int do_label_conf(ann_ui *ui, int label, double conf)
 {
 	if (!ui->item)
 		return ANN_KEY_HANDLED;
 	int rc = label == ANN_SKIP ? ann_session_skip(ui->s, elapsed_ms(ui))
-				   : ann_session_label(ui->s, label, elapsed_ms(ui));
+				   : ann_session_label_strength(ui->s, label, conf, elapsed_ms(ui));
 	if (rc == ANN_EBUSY) {
 		ann_ui_waiting(ui);
 		return DONE;
@@ -84,10 +86,27 @@ static int do_label(ann_ui *ui, int label)
 	}
 	if (ui->show_judge && label != ANN_SKIP)
 		judge_message(ui, label);
+	else if (!isnan(conf))
+		ann_ui_message(ui, 0, "Saved: %s %s better.", label == ANN_LEFT ? "left" : "right",
+			       conf >= ANN_CONF_MUCH ? "much" : "slightly");
 	else
 		ann_ui_message(ui, 0, "Saved: %s.", label_name(label));
 	ui->dirty = 1;
 	return DONE;
+}
+
+static int do_label(ann_ui *ui, int label)
+{
+	return do_label_conf(ui, label, NAN);
+}
+
+/* A left/right key: with --strength, much (shifted: ! @ Shift-arrows) or
+ * slightly better; else a plain verdict. */
+static int do_side(ann_ui *ui, int label, int much)
+{
+	if (!ui->strength)
+		return much ? 0 : do_label(ui, label);
+	return do_label_conf(ui, label, much ? ANN_CONF_MUCH : ANN_CONF_SLIGHTLY);
 }
 
 static int do_undo(ann_ui *ui)
@@ -312,9 +331,11 @@ int ann_keys_handle(ann_ui *ui, int is_key, int ch)
 	if (is_key) {
 		switch (ch) {
 		case KEY_LEFT:
-			return ui->mode == ANN_MODE_RANK ? ANN_KEY_HANDLED : do_label(ui, ANN_LEFT);
+		case KEY_SLEFT:
+			return ui->mode == ANN_MODE_RANK ? ANN_KEY_HANDLED : do_side(ui, ANN_LEFT, ch == KEY_SLEFT);
 		case KEY_RIGHT:
-			return ui->mode == ANN_MODE_RANK ? ANN_KEY_HANDLED : do_label(ui, ANN_RIGHT);
+		case KEY_SRIGHT:
+			return ui->mode == ANN_MODE_RANK ? ANN_KEY_HANDLED : do_side(ui, ANN_RIGHT, ch == KEY_SRIGHT);
 		case KEY_BTAB:
 			focus_move(ui, -1);
 			return DONE;
@@ -325,9 +346,11 @@ int ann_keys_handle(ann_ui *ui, int is_key, int ch)
 		return do_rank_pick(ui, (size_t)(ch - '1'));
 	switch (ch) {
 	case '1':
-		return do_label(ui, ANN_LEFT);
+	case '!':
+		return ui->mode == ANN_MODE_RANK ? ANN_KEY_HANDLED : do_side(ui, ANN_LEFT, ch == '!');
 	case '2':
-		return do_label(ui, ANN_RIGHT);
+	case '@':
+		return ui->mode == ANN_MODE_RANK ? ANN_KEY_HANDLED : do_side(ui, ANN_RIGHT, ch == '@');
 	case 't':
 		return ui->mode == ANN_MODE_RANK ? ANN_KEY_HANDLED : do_label(ui, ANN_TIE);
 	case 'x':

@@ -55,6 +55,7 @@ typedef struct action {
 typedef struct pending_write {
 	int kind;            /* 0: none; W_LABEL, W_RANK or W_SKIP */
 	int label;
+	double confidence;   /* W_LABEL: NAN or the strength */
 	size_t *order, n;    /* W_RANK */
 	int64_t duration_ms;
 	size_t qidx;         /* the queue entry it is for */
@@ -857,7 +858,7 @@ static void finish_step(ann_session *s, action *act)
 	seek_pending(s, act->qidx + 1);
 }
 
-static int label_pair(ann_session *s, int label, int64_t duration_ms)
+static int label_pair(ann_session *s, int label, double confidence, int64_t duration_ms)
 {
 	const ann_item *it = ann_session_current(s);
 	if (!it)
@@ -881,7 +882,7 @@ static int label_pair(ann_session *s, int label, int64_t duration_ms)
 		.verdict = v,
 		.shown_first = left == e->a ? "a" : "b",
 		.rationale = note_of(s, s->pos),
-		.confidence = NAN,
+		.confidence = label == ANN_LEFT || label == ANN_RIGHT ? confidence : NAN,
 		.duration_ms = duration_ms,
 	};
 	action act = {.qidx = s->pos, .duration_ms = duration_ms};
@@ -930,14 +931,14 @@ skip_only:
 
 /* After a write attempt: keep it to retry when the database was locked
  * (replacing any earlier waiting one), forget the waiting one otherwise. */
-static int keep_if_busy(ann_session *s, int rc, int kind, int label, const size_t *order, size_t n,
-			int64_t duration_ms, size_t qidx)
+static int keep_if_busy(ann_session *s, int rc, int kind, int label, double confidence, const size_t *order,
+			size_t n, int64_t duration_ms, size_t qidx)
 {
 	free(s->pw.order);
 	memset(&s->pw, 0, sizeof s->pw);
 	if (rc != ANN_EBUSY)
 		return rc;
-	s->pw = (pending_write){kind, label, NULL, n, duration_ms, qidx};
+	s->pw = (pending_write){kind, label, confidence, NULL, n, duration_ms, qidx};
 	if (order && n) {
 		s->pw.order = xcalloc(n, sizeof *order);
 		memcpy(s->pw.order, order, n * sizeof *order);
@@ -947,11 +948,19 @@ static int keep_if_busy(ann_session *s, int rc, int kind, int label, const size_
 
 int ann_session_label(ann_session *s, int label, int64_t duration_ms)
 {
+	return ann_session_label_strength(s, label, NAN, duration_ms);
+}
+
+int ann_session_label_strength(ann_session *s, int label, double confidence, int64_t duration_ms)
+{
 	s->err[0] = 0;
 	if (s->o.mode == ANN_MODE_RANK)
 		return fail(s, ANN_EINVAL, "labels of a pair need pair or review mode");
+	if (!isnan(confidence) && (confidence < 0 || confidence > 1))
+		return fail(s, ANN_EINVAL, "a strength is a confidence in [0, 1], got %g", confidence);
 	size_t q = s->pos;
-	return keep_if_busy(s, label_pair(s, label, duration_ms), W_LABEL, label, NULL, 0, duration_ms, q);
+	return keep_if_busy(s, label_pair(s, label, confidence, duration_ms), W_LABEL, label, confidence, NULL, 0,
+			    duration_ms, q);
 }
 
 /* Store a ranking (order best first) or, with order NULL, skips for every pair. */
@@ -1020,15 +1029,16 @@ int ann_session_rank(ann_session *s, const size_t *order, size_t n, int64_t dura
 	if (!order)
 		return fail(s, ANN_EINVAL, "no ranking given");
 	size_t q = s->pos;
-	return keep_if_busy(s, rank_write(s, order, n, duration_ms), W_RANK, 0, order, n, duration_ms, q);
+	return keep_if_busy(s, rank_write(s, order, n, duration_ms), W_RANK, 0, NAN, order, n, duration_ms, q);
 }
 
 int ann_session_skip(ann_session *s, int64_t duration_ms)
 {
 	s->err[0] = 0;
 	size_t q = s->pos;
-	int rc = s->o.mode == ANN_MODE_RANK ? rank_write(s, NULL, 0, duration_ms) : label_pair(s, ANN_SKIP, duration_ms);
-	return keep_if_busy(s, rc, W_SKIP, ANN_SKIP, NULL, 0, duration_ms, q);
+	int rc = s->o.mode == ANN_MODE_RANK ? rank_write(s, NULL, 0, duration_ms)
+					    : label_pair(s, ANN_SKIP, NAN, duration_ms);
+	return keep_if_busy(s, rc, W_SKIP, ANN_SKIP, NAN, NULL, 0, duration_ms, q);
 }
 
 int ann_session_pending(const ann_session *s)
@@ -1050,7 +1060,7 @@ int ann_session_retry(ann_session *s)
 	s->pw.order = NULL; /* w owns it now */
 	int rc;
 	switch (w.kind) {
-	case W_LABEL: rc = ann_session_label(s, w.label, w.duration_ms); break;
+	case W_LABEL: rc = ann_session_label_strength(s, w.label, w.confidence, w.duration_ms); break;
 	case W_RANK: rc = ann_session_rank(s, w.order, w.n, w.duration_ms); break;
 	default: rc = ann_session_skip(s, w.duration_ms); break;
 	}

@@ -141,6 +141,13 @@ const ann_item *ann_session_current(ann_session *s);
  * rank mode. */
 int ann_session_label(ann_session *s, int label, int64_t duration_ms);
 
+/* ann_session_label with a strength: confidence (0..1, or NAN for none) is
+ * stored with a left or right verdict (dpo-annotate --strength: 1.0 "much
+ * better", 0.75 "slightly better"); other labels store none. */
+int ann_session_label_strength(ann_session *s, int label, double confidence, int64_t duration_ms);
+#define ANN_CONF_MUCH 1.0
+#define ANN_CONF_SLIGHTLY 0.75
+
 /* Rank the current item (rank mode): order[0..n) are display indexes into
  * item->cands, best first, each exactly once (n == ncands). Stored, in one
  * transaction, as the n(n-1)/2 implied comparisons. */

@@ -11,6 +11,7 @@
 const ann_keyhelp ann_key_help[] = {
 	{"1  Left", "the left (upper) completion is better"},
 	{"2  Right", "the right (lower) completion is better"},
+	{"! @  Shift-arrows", "(--strength) left/right much better; 1 2 then: slightly"},
 	{"t", "tie: both equally good"},
 	{"x", "both are bad"},
 	{"s", "skip (stored as a skip, not offered again)"},

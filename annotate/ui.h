@@ -61,6 +61,7 @@ typedef struct ann_ui {
 	int mode;              /* enum ann_mode */
 	const char *annotator; /* borrowed */
 	int show_judge;
+	int strength;          /* --strength: 1/2 slightly, ! @ (Shift) much better */
 	int color;             /* colours allowed (the view decides if the terminal has them) */
 	const char *guidelines; /* text of --guidelines, or NULL (borrowed) */
 

@@ -148,6 +148,8 @@ static void draw_info(const ann_ui *ui)
 	const char *hint = !ui->item ? "u undo  q quit  ? help"
 			   : ui->mode == ANN_MODE_RANK
 				   ? "1-9 pick best  u undo  s skip  n note  Tab focus  j/k scroll  ? help  q quit"
+			   : ui->strength
+				   ? "1/2 slightly  !/@ much better  t tie  x both bad  s skip  u undo  n note  ? help  q quit"
 				   : "1/← left  2/→ right  t tie  x both bad  s skip  u undo  n note  d diff  ? help  q quit";
 	draw_str(r->y, 0, r->w, hint, A_DIM, 0);
 }

@@ -188,5 +188,34 @@ ok "... and the screen is drawn again" wait_for fmt "Fmt: a"
 keys fmt q
 is "format session quits" "$(wait_exit fmt)" 0
 
+# ---- --strength ---------------------------------------------------------------------
+DB=$T/strength.db
+"$MKDB" "$DB" "$DATA/screen.jsonl"
+conf() { q "SELECT group_concat(coalesce(c.confidence, 'none'), ',') FROM (SELECT c.* FROM comparisons c
+	JOIN annotators a ON a.id = c.annotator_id WHERE a.name = '$1' ORDER BY c.id) c"; }
+start sam 80 24 --db "$DB" --annotator sam --strength
+ok "--strength: the hint names the strength keys" wait_for sam "!/@ much better"
+keys sam '!'
+ok "! saves left much better" wait_for sam "Saved: left much better."
+keys sam 2
+ok "2 saves right slightly better" wait_for sam "Saved: right slightly better."
+keys sam t
+ok "t saves a tie" wait_for sam "Saved: tie."
+keys sam '@'
+ok "@ saves right much better" wait_for sam "Saved: right much better."
+is "stored as confidence 1, 0.75, none, 1" "$(conf sam)" "1.0,0.75,none,1.0"
+keys sam q
+is "strength session quits" "$(wait_exit sam)" 0
+start sue 80 24 --db "$DB" --annotator sue --overlap 2
+ok "without --strength: plain keys" wait_for sue "1/← left"
+keys sue '!'
+sleep 0.3
+is "without --strength, ! stores nothing" "$(votes sue)" 0
+keys sue 1
+ok "1 saves a plain label" wait_for sue "Saved: left better."
+is "a plain label has no confidence" "$(conf sue)" "none"
+keys sue q
+is "plain session quits" "$(wait_exit sue)" 0
+
 no_stray_errors
 done_testing

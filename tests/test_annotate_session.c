@@ -66,6 +66,7 @@ static void fill(store *st, int nprompts, int k, const char *source, int64_t *fi
 
 typedef struct vote {
 	int64_t id, prompt_id, a, b, duration_ms;
+	double confidence;
 	char annotator[32], verdict[16], shown_first[4], rationale[64];
 } vote;
 
@@ -89,6 +90,7 @@ static int vote_cb(void *ud, const store_comparison *c)
 	v->a = c->completion_a;
 	v->b = c->completion_b;
 	v->duration_ms = c->duration_ms;
+	v->confidence = c->confidence;
 	snprintf(v->annotator, sizeof v->annotator, "%s", c->annotator);
 	snprintf(v->verdict, sizeof v->verdict, "%s", c->verdict);
 	snprintf(v->shown_first, sizeof v->shown_first, "%s", c->shown_first ? c->shown_first : "");
@@ -821,6 +823,32 @@ static void test_locked(void)
 	free(path);
 }
 
+/* --strength: a left/right verdict with its confidence; other labels none. */
+static void test_strength(void)
+{
+	char *path = new_db();
+	store *st = open_db(path);
+	fill(st, 4, 2, "g", NULL);
+	ann_session *s = open_session(st, "gus", ANN_MODE_PAIR, 1);
+	TAP_IS_INT(ann_session_label_strength(s, ANN_LEFT, ANN_CONF_MUCH, 10), ANN_OK, "left much better");
+	TAP_IS_INT(ann_session_label_strength(s, ANN_RIGHT, ANN_CONF_SLIGHTLY, 10), ANN_OK, "right slightly better");
+	TAP_IS_INT(ann_session_label_strength(s, ANN_TIE, ANN_CONF_MUCH, 10), ANN_OK, "a tie takes no strength");
+	TAP_IS_INT(ann_session_label_strength(s, ANN_LEFT, 1.5, 10), ANN_EINVAL, "a strength outside [0, 1] refused");
+	TAP_IS_INT(ann_session_label(s, ANN_LEFT, 10), ANN_OK, "a plain label");
+	votes vs;
+	TAP_IS_INT(count_votes(st, "gus", &vs), 4, "four labels");
+	TAP_NEAR(vs.v[0].confidence, 1.0, 0, "much better stored as confidence 1");
+	TAP_NEAR(vs.v[1].confidence, 0.75, 0, "slightly better stored as confidence 0.75");
+	TAP_OK(isnan(vs.v[2].confidence) && isnan(vs.v[3].confidence), "tie and plain label: no confidence");
+	TAP_IS_INT(ann_session_undo(s), ANN_OK, "undo");
+	TAP_IS_INT(ann_session_undo(s), ANN_OK, "undo");
+	TAP_IS_INT(ann_session_undo(s), ANN_OK, "undo the slightly-better label");
+	TAP_IS_INT(count_votes(st, "gus", NULL), 1, "one label left");
+	ann_session_free(s);
+	store_free(st);
+	free(path);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir)) {
@@ -832,6 +860,7 @@ int main(void)
 	test_pair_labels();
 	test_notes();
 	test_locked();
+	test_strength();
 	test_overlap();
 	test_rank();
 	test_review_and_judge();
