@@ -771,6 +771,22 @@ static void test_notes(void)
 	ann_session_free(s);
 	store_free(st);
 	free(path);
+	/* review: the reviewer's own stored note comes back to edit (one pair) */
+	path = new_db();
+	st = open_db(path);
+	fill(st, 1, 2, "r", NULL);
+	ann_session *r1 = open_session(st, "rev1", ANN_MODE_PAIR, 2), *r2 = open_session(st, "rev2", ANN_MODE_PAIR, 2);
+	ann_session_set_note(r1, "rev1's reason");
+	TAP_IS_INT(ann_session_label(r1, ANN_LEFT, 10), ANN_OK, "rev1 labels the pair with a note");
+	TAP_IS_INT(ann_session_label(r2, ANN_RIGHT, 10), ANN_OK, "rev2 disagrees");
+	ann_session_free(r1);
+	ann_session_free(r2);
+	s = open_session(st, "rev1", ANN_MODE_REVIEW, 1);
+	TAP_OK(ann_session_current(s) != NULL, "review shows the disputed pair");
+	TAP_IS_STR(ann_session_note(s), "rev1's reason", "review: the reviewer's stored note is there to edit");
+	ann_session_free(s);
+	store_free(st);
+	free(path);
 }
 
 /* A label that finds the database locked is kept and retried, never lost:
