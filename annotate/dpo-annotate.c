@@ -95,7 +95,7 @@ static void setup_locale(void)
 struct cmdline {
 	const char *db, *annotator, *mode, *order, *split, *source, *guidelines;
 	long overlap, seed, limit;
-	int review, show_judge, no_color;
+	int review, show_judge, strength, no_color;
 };
 
 static const util_opt opts_table[] = {
@@ -110,6 +110,8 @@ static const util_opt opts_table[] = {
 	 .help = "show each pair to up to N different\nannotators"},
 	{"show-judge", 0, UTIL_OPT_FLAG, offsetof(struct cmdline, show_judge),
 	 .help = "after each label, show the judge's verdict on the\npair and keep a human-judge agreement figure"},
+	{"strength", 0, UTIL_OPT_FLAG, offsetof(struct cmdline, strength),
+	 .help = "say how much better: 1/2 (Left/Right) slightly,\n! @ (Shift-Left/Right) much better; stored as\nconfidence 0.75 and 1"},
 	{"split", 0, UTIL_OPT_STRING, offsetof(struct cmdline, split), .arg = "NAME",
 	 .help = "only prompts of this split"},
 	{"source", 0, UTIL_OPT_STRING, offsetof(struct cmdline, source), .arg = "NAME",
@@ -204,11 +206,18 @@ static store *open_store(const char *path)
 static ann_session *open_session(store *st, const ann_options *o, const char *path)
 {
 	ann_session *s = ann_session_new(st, o);
+	/* starting, a locked database is waited for (about 50 tries of 0.2 s) */
+	store_set_busy_timeout(st, 200);
 	if (ann_session_load(s) < 0) {
 		util_warn("%s: %s", path, ann_session_errmsg(s));
 		ann_session_free(s);
 		return NULL;
 	}
+	/* then a write never blocks the screen for long: one try of at most
+	 * 0.1 s, and a label that finds the database locked waits in the
+	 * session while the loop retries it (ann_ui_tick) */
+	store_set_busy_timeout(st, 100);
+	ann_session_set_retries(s, 0);
 	return s;
 }
 
@@ -270,12 +279,18 @@ static void key_loop(ann_ui *ui, ann_session *s)
 		wint_t wc;
 		int r = get_wch(&wc);
 		if (r == ERR) {
-			redraw |= load_while_idle(ui, s);
+			/* idle: retry a label waiting for the database, else read the queue */
+			if (ann_session_pending(s))
+				redraw |= ann_ui_tick(ui);
+			else
+				redraw |= load_while_idle(ui, s);
 			continue;
 		}
 		int flags = ann_keys_handle(ui, r == KEY_CODE_YES, (int)wc);
 		if (flags & ANN_KEY_QUIT)
 			break;
+		if (flags & ANN_KEY_REPAINT)
+			clearok(curscr, TRUE); /* the next refresh repaints every cell */
 		if (flags & ANN_KEY_REDRAW)
 			redraw = 1;
 	}
@@ -291,24 +306,30 @@ static void report(ann_session *s)
 	if (ann_session_loaded_all(s))
 		fprintf(stderr, "; %zu left in the queue", stt.remaining);
 	fprintf(stderr, "%s\n", stt.remaining ? "; run dpo-annotate again to resume" : "");
+	if (ann_session_pending(s))
+		fprintf(stderr, "dpo-annotate: the last label was NOT saved: the database stayed locked by another "
+				"writer; that item is offered again next time\n");
 }
 
 /* Label in the terminal until the annotator quits or a signal arrives, then
  * give the terminal back and report. Returns the exit status. */
-static int run_ui(ann_session *s, const ann_options *o, int color, const char *guidelines)
+static int run_ui(ann_session *s, const ann_options *o, int color, const char *guidelines, int strength)
 {
 	SCREEN *scr = start_screen();
 	if (!scr)
 		return UTIL_EXIT_FAIL;
 	ann_ui ui;
 	ann_ui_init(&ui, s, o->mode, o->annotator, o->show_judge, color, guidelines);
+	ui.strength = strength;
 	ann_view_init_colors(&ui);
 	key_loop(&ui, s);
 	restore_terminal();
 	delscreen(scr);
 	report(s);
 	ann_ui_free(&ui);
-	return stop_signal ? UTIL_EXIT_INTERRUPTED : UTIL_EXIT_OK;
+	if (stop_signal)
+		return UTIL_EXIT_INTERRUPTED;
+	return ann_session_pending(s) ? UTIL_EXIT_FAIL : UTIL_EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -325,7 +346,7 @@ int main(int argc, char **argv)
 	const char *path = util_db_path(c.db);
 	store *st = open_store(path);
 	ann_session *s = st ? open_session(st, &o, path) : NULL;
-	int status = s ? run_ui(s, &o, use_color(&c), guidelines) : UTIL_EXIT_FAIL;
+	int status = s ? run_ui(s, &o, use_color(&c), guidelines, c.strength) : UTIL_EXIT_FAIL;
 
 	ann_session_free(s);
 	store_free(st);

@@ -6,6 +6,7 @@
 #include "util/buf.h"
 #include "util/utf8.h"
 #include <curses.h>
+#include <math.h>
 #include <string.h>
 
 #define DONE (ANN_KEY_HANDLED | ANN_KEY_REDRAW)
@@ -17,6 +18,24 @@ static void wide_to_utf8(util_buf *b, const wchar_t *w, size_t n)
 		char o[4];
 		util_buf_add(b, o, util_utf8_encode((uint32_t)w[i], o));
 	}
+}
+
+/* Decode UTF-8 s (NULL: nothing) into w (at most max characters; invalid
+ * bytes are dropped); returns the number written. */
+static size_t utf8_to_wide(wchar_t *w, size_t max, const char *s)
+{
+	size_t n = 0, len = s ? strlen(s) : 0;
+	for (size_t at = 0; at < len && n < max;) {
+		uint32_t u;
+		int k = util_utf8_decode(s + at, len - at, &u);
+		if (k <= 0) {
+			at++;
+			continue;
+		}
+		at += (size_t)k;
+		w[n++] = (wchar_t)u;
+	}
+	return n;
 }
 
 static int64_t elapsed_ms(const ann_ui *ui)
@@ -50,26 +69,54 @@ static void judge_message(ann_ui *ui, int label)
 	util_buf_free(&b);
 }
 
-static int do_label(ann_ui *ui, int label)
+/* Label the item; conf is the strength of a left/right verdict (NAN: none). */
+static int do_label_conf(ann_ui *ui, int label, double conf)
 {
 	if (!ui->item)
 		return ANN_KEY_HANDLED;
 	int rc = label == ANN_SKIP ? ann_session_skip(ui->s, elapsed_ms(ui))
-				   : ann_session_label(ui->s, label, elapsed_ms(ui));
+				   : ann_session_label_strength(ui->s, label, conf, elapsed_ms(ui));
+	if (rc == ANN_EBUSY) {
+		ann_ui_waiting(ui);
+		return DONE;
+	}
 	if (rc < 0) {
 		ann_ui_message(ui, 1, "Not saved: %s", ann_session_errmsg(ui->s));
 		return DONE;
 	}
 	if (ui->show_judge && label != ANN_SKIP)
 		judge_message(ui, label);
+	else if (!isnan(conf))
+		ann_ui_message(ui, 0, "Saved: %s %s better.", label == ANN_LEFT ? "left" : "right",
+			       conf >= ANN_CONF_MUCH ? "much" : "slightly");
 	else
 		ann_ui_message(ui, 0, "Saved: %s.", label_name(label));
 	ui->dirty = 1;
 	return DONE;
 }
 
+static int do_label(ann_ui *ui, int label)
+{
+	return do_label_conf(ui, label, NAN);
+}
+
+/* A left/right key: with --strength, much (shifted: ! @ Shift-arrows) or
+ * slightly better; else a plain verdict. */
+static int do_side(ann_ui *ui, int label, int much)
+{
+	if (!ui->strength)
+		return much ? 0 : do_label(ui, label);
+	return do_label_conf(ui, label, much ? ANN_CONF_MUCH : ANN_CONF_SLIGHTLY);
+}
+
 static int do_undo(ann_ui *ui)
 {
+	if (ann_session_pending(ui->s)) {
+		ann_session_cancel_pending(ui->s);
+		ui->wait_since = 0;
+		ann_ui_message(ui, 0, "The label waiting for the database is taken back (it was never stored).");
+		return DONE;
+	}
 	if (ui->mode == ANN_MODE_RANK && ui->nrank > 0) {
 		ui->nrank--;
 		ui->dirty = 1;
@@ -125,6 +172,10 @@ static int do_rank_pick(ann_ui *ui, size_t idx)
 		if (!used[i])
 			order[n++] = i;
 	int rc = ann_session_rank(ui->s, order, n, elapsed_ms(ui));
+	if (rc == ANN_EBUSY) {
+		ann_ui_waiting(ui);
+		return DONE;
+	}
 	if (rc < 0) {
 		ui->nrank--;
 		ann_ui_message(ui, 1, "Not saved: %s", ann_session_errmsg(ui->s));
@@ -135,6 +186,19 @@ static int do_rank_pick(ann_ui *ui, size_t idx)
 	for (size_t i = 0; i < n; i++)
 		off += (size_t)snprintf(buf + off, sizeof buf - off, "%s%zu", i ? " > " : "", order[i] + 1);
 	ann_ui_message(ui, 0, "Saved ranking %s (%zu comparisons).", buf, n * (n - 1) / 2);
+	return DONE;
+}
+
+/* q: quit, unless a label waits for the database: then try it once more,
+ * and if it still waits, say so and quit only on a second q. */
+static int quit_key(ann_ui *ui)
+{
+	if (!ann_session_pending(ui->s) || ui->quit_armed)
+		return ANN_KEY_HANDLED | ANN_KEY_QUIT;
+	if (ann_ui_tick(ui) && !ann_session_pending(ui->s))
+		return ANN_KEY_HANDLED | ANN_KEY_QUIT;
+	ui->quit_armed = 1;
+	ann_ui_message(ui, 1, "A label is still waiting for the database: q again quits without it, any other key waits.");
 	return DONE;
 }
 
@@ -210,7 +274,7 @@ static int input_key(ann_ui *ui, int is_key, int ch)
 		const char *text = util_buf_str(&b);
 		if (ui->input == ANN_INPUT_NOTE) {
 			ann_session_set_note(ui->s, text);
-			ann_ui_message(ui, 0, "%s", *text ? "Note kept: it goes with the next label." : "Note cleared.");
+			ann_ui_message(ui, 0, "%s", *text ? "Note kept: it goes with this item's label." : "Note cleared.");
 		} else if (*text) {
 			int rc = ann_session_search(ui->s, text);
 			if (rc == ANN_OK)
@@ -243,8 +307,16 @@ static int input_key(ann_ui *ui, int is_key, int ch)
 int ann_keys_handle(ann_ui *ui, int is_key, int ch)
 {
 	int r;
+	if (!(!is_key && ch == 'q'))
+		ui->quit_armed = 0;
 	if (is_key && ch == KEY_RESIZE)
 		return DONE;
+	if (ui->too_small) {
+		/* nothing on the screen to act on: only q (and Ctrl-C) leave */
+		if (!is_key && ch == 'q')
+			return quit_key(ui);
+		return DONE;
+	}
 	if (ui->input != ANN_INPUT_NONE)
 		return input_key(ui, is_key, ch);
 	if (ui->overlay != ANN_OVERLAY_NONE) {
@@ -259,9 +331,11 @@ int ann_keys_handle(ann_ui *ui, int is_key, int ch)
 	if (is_key) {
 		switch (ch) {
 		case KEY_LEFT:
-			return ui->mode == ANN_MODE_RANK ? ANN_KEY_HANDLED : do_label(ui, ANN_LEFT);
+		case KEY_SLEFT:
+			return ui->mode == ANN_MODE_RANK ? ANN_KEY_HANDLED : do_side(ui, ANN_LEFT, ch == KEY_SLEFT);
 		case KEY_RIGHT:
-			return ui->mode == ANN_MODE_RANK ? ANN_KEY_HANDLED : do_label(ui, ANN_RIGHT);
+		case KEY_SRIGHT:
+			return ui->mode == ANN_MODE_RANK ? ANN_KEY_HANDLED : do_side(ui, ANN_RIGHT, ch == KEY_SRIGHT);
 		case KEY_BTAB:
 			focus_move(ui, -1);
 			return DONE;
@@ -272,9 +346,11 @@ int ann_keys_handle(ann_ui *ui, int is_key, int ch)
 		return do_rank_pick(ui, (size_t)(ch - '1'));
 	switch (ch) {
 	case '1':
-		return do_label(ui, ANN_LEFT);
+	case '!':
+		return ui->mode == ANN_MODE_RANK ? ANN_KEY_HANDLED : do_side(ui, ANN_LEFT, ch == '!');
 	case '2':
-		return do_label(ui, ANN_RIGHT);
+	case '@':
+		return ui->mode == ANN_MODE_RANK ? ANN_KEY_HANDLED : do_side(ui, ANN_RIGHT, ch == '@');
 	case 't':
 		return ui->mode == ANN_MODE_RANK ? ANN_KEY_HANDLED : do_label(ui, ANN_TIE);
 	case 'x':
@@ -286,9 +362,11 @@ int ann_keys_handle(ann_ui *ui, int is_key, int ch)
 	case 'n':
 		if (!ui->item)
 			return ANN_KEY_HANDLED;
+		/* the item's note so far (written earlier, or brought back by
+		 * undo or review) is there to edit */
 		ui->input = ANN_INPUT_NOTE;
-		ui->inlen = 0;
-		ui->inbuf[0] = 0;
+		ui->inlen = utf8_to_wide(ui->inbuf, ANN_INPUT_MAX, ann_session_note(ui->s));
+		ui->inbuf[ui->inlen] = 0;
 		return DONE;
 	case '/':
 		ui->input = ANN_INPUT_SEARCH;
@@ -314,9 +392,9 @@ int ann_keys_handle(ann_ui *ui, int is_key, int ch)
 		ui->ov.scroll = 0;
 		return DONE;
 	case 12: /* Ctrl-L */
-		return DONE;
+		return DONE | ANN_KEY_REPAINT;
 	case 'q':
-		return ANN_KEY_HANDLED | ANN_KEY_QUIT;
+		return quit_key(ui);
 	}
 	return 0;
 }

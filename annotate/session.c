@@ -48,7 +48,26 @@ typedef struct action {
 	size_t nrestore;
 	int64_t duration_ms;  /* counted into the rate, or -1 */
 	int judged, agreed;
+	char *note;           /* the note the step stored, or NULL */
 } action;
+
+/* A write that found the database locked, kept to be retried. */
+typedef struct pending_write {
+	int kind;            /* 0: none; W_LABEL, W_RANK or W_SKIP */
+	int label;
+	double confidence;   /* W_LABEL: NAN or the strength */
+	size_t *order, n;    /* W_RANK */
+	int64_t duration_ms;
+	size_t qidx;         /* the queue entry it is for */
+} pending_write;
+
+enum { W_LABEL = 1, W_RANK, W_SKIP };
+
+/* A note written for a queue entry and not stored yet. */
+typedef struct pending_note {
+	size_t qidx;
+	char *text;
+} pending_note;
 
 struct ann_session {
 	store *st;
@@ -76,7 +95,9 @@ struct ann_session {
 	int64_t claim_a, claim_b;
 	time_t claim_renewed;
 
-	char *note;
+	pending_note *notes; /* notes by queue entry, kept until that entry is labeled */
+	size_t nnotes;
+	pending_write pw;    /* a label waiting for the database */
 	int64_t sum_ms;
 	long ntimed;
 	long judge_total, judge_agree;
@@ -345,6 +366,7 @@ ann_session *ann_session_new(store *st, const ann_options *o)
 
 static void action_free(action *a)
 {
+	free(a->note);
 	free(a->ids);
 	for (size_t i = 0; i < a->nrestore; i++)
 		cmp_free(&a->restore[i]);
@@ -365,7 +387,10 @@ void ann_session_free(ann_session *s)
 	free(s->undo);
 	verdicts_free(s->jv, s->njv);
 	free(s->q);
-	free(s->note);
+	for (size_t i = 0; i < s->nnotes; i++)
+		free(s->notes[i].text);
+	free(s->notes);
+	free(s->pw.order);
 	free(s->annotator);
 	free(s->split);
 	free(s->source);
@@ -499,6 +524,38 @@ int ann_session_load(ann_session *s)
 int ann_session_loaded_all(const ann_session *s)
 {
 	return s->complete;
+}
+
+/* ---- notes ---------------------------------------------------------------------- */
+
+/* The index in s->notes of the note of queue entry q, or s->nnotes. */
+static size_t note_find(const ann_session *s, size_t q)
+{
+	size_t i = 0;
+	while (i < s->nnotes && s->notes[i].qidx != q)
+		i++;
+	return i;
+}
+
+/* Set (a copy of text) or, with NULL or "", remove the note of entry q. */
+static void note_put(ann_session *s, size_t q, const char *text)
+{
+	size_t i = note_find(s, q);
+	if (i < s->nnotes) {
+		free(s->notes[i].text);
+		s->notes[i] = s->notes[--s->nnotes];
+	}
+	if (!text || !*text)
+		return;
+	s->notes = xreallocarray(s->notes, s->nnotes + 1, sizeof *s->notes);
+	s->notes[s->nnotes++] = (pending_note){q, xstrdup(text)};
+}
+
+/* The note of queue entry q, or NULL. */
+static const char *note_of(const ann_session *s, size_t q)
+{
+	size_t i = note_find(s, q);
+	return i < s->nnotes ? s->notes[i].text : NULL;
 }
 
 /* ---- fetching the current item ----------------------------------------------------- */
@@ -688,6 +745,9 @@ static int fetch(ann_session *s)
 				const cmp *c = &s->cmps.v[i];
 				if (c->a != e->a || c->b != e->b)
 					continue;
+				if (c->annotator_id == s->annotator_id && c->rationale && *c->rationale &&
+				    !note_of(s, s->pos))
+					note_put(s, s->pos, c->rationale); /* their stored note, to edit */
 				ann_verdict *v = &it->verdicts[it->nverdicts++];
 				v->annotator = xstrdup(c->annotator);
 				v->kind = xstrdup(c->kind);
@@ -841,14 +901,15 @@ static void judge_reveal(ann_session *s, const qent *e, int64_t left, const char
 static void finish_step(ann_session *s, action *act)
 {
 	count_time(s, act->duration_ms);
+	/* the note now lives in the store; undo brings it back */
+	act->note = xstrdup(note_of(s, act->qidx));
+	note_put(s, act->qidx, NULL);
 	action_push(s, act);
 	set_state(s, act->qidx, Q_DONE);
-	free(s->note);
-	s->note = NULL;
 	seek_pending(s, act->qidx + 1);
 }
 
-static int label_pair(ann_session *s, int label, int64_t duration_ms)
+static int label_pair(ann_session *s, int label, double confidence, int64_t duration_ms)
 {
 	const ann_item *it = ann_session_current(s);
 	if (!it)
@@ -871,8 +932,8 @@ static int label_pair(ann_session *s, int label, int64_t duration_ms)
 		.annotator_id = s->annotator_id,
 		.verdict = v,
 		.shown_first = left == e->a ? "a" : "b",
-		.rationale = s->note,
-		.confidence = NAN,
+		.rationale = note_of(s, s->pos),
+		.confidence = label == ANN_LEFT || label == ANN_RIGHT ? confidence : NAN,
 		.duration_ms = duration_ms,
 	};
 	action act = {.qidx = s->pos, .duration_ms = duration_ms};
@@ -919,12 +980,38 @@ skip_only:
 	return ANN_OK;
 }
 
+/* After a write attempt: keep it to retry when the database was locked
+ * (replacing any earlier waiting one), forget the waiting one otherwise. */
+static int keep_if_busy(ann_session *s, int rc, int kind, int label, double confidence, const size_t *order,
+			size_t n, int64_t duration_ms, size_t qidx)
+{
+	free(s->pw.order);
+	memset(&s->pw, 0, sizeof s->pw);
+	if (rc != ANN_EBUSY)
+		return rc;
+	s->pw = (pending_write){kind, label, confidence, NULL, n, duration_ms, qidx};
+	if (order && n) {
+		s->pw.order = xcalloc(n, sizeof *order);
+		memcpy(s->pw.order, order, n * sizeof *order);
+	}
+	return rc;
+}
+
 int ann_session_label(ann_session *s, int label, int64_t duration_ms)
+{
+	return ann_session_label_strength(s, label, NAN, duration_ms);
+}
+
+int ann_session_label_strength(ann_session *s, int label, double confidence, int64_t duration_ms)
 {
 	s->err[0] = 0;
 	if (s->o.mode == ANN_MODE_RANK)
 		return fail(s, ANN_EINVAL, "labels of a pair need pair or review mode");
-	return label_pair(s, label, duration_ms);
+	if (!isnan(confidence) && (confidence < 0 || confidence > 1))
+		return fail(s, ANN_EINVAL, "a strength is a confidence in [0, 1], got %g", confidence);
+	size_t q = s->pos;
+	return keep_if_busy(s, label_pair(s, label, confidence, duration_ms), W_LABEL, label, confidence, NULL, 0,
+			    duration_ms, q);
 }
 
 /* Store a ranking (order best first) or, with order NULL, skips for every pair. */
@@ -966,7 +1053,7 @@ static int rank_write(ann_session *s, const size_t *order, size_t n, int64_t dur
 			.annotator_id = s->annotator_id,
 			.verdict = !order ? "skip" : hi == a ? "a" : "b",
 			.shown_first = da < db ? "a" : "b",
-			.rationale = s->note,
+			.rationale = note_of(s, s->pos),
 			.confidence = NAN,
 			.duration_ms = duration_ms,
 		};
@@ -992,20 +1079,62 @@ int ann_session_rank(ann_session *s, const size_t *order, size_t n, int64_t dura
 		return fail(s, ANN_EINVAL, "rankings need rank mode");
 	if (!order)
 		return fail(s, ANN_EINVAL, "no ranking given");
-	return rank_write(s, order, n, duration_ms);
+	size_t q = s->pos;
+	return keep_if_busy(s, rank_write(s, order, n, duration_ms), W_RANK, 0, NAN, order, n, duration_ms, q);
 }
 
 int ann_session_skip(ann_session *s, int64_t duration_ms)
 {
 	s->err[0] = 0;
-	if (s->o.mode == ANN_MODE_RANK)
-		return rank_write(s, NULL, 0, duration_ms);
-	return label_pair(s, ANN_SKIP, duration_ms);
+	size_t q = s->pos;
+	int rc = s->o.mode == ANN_MODE_RANK ? rank_write(s, NULL, 0, duration_ms)
+					    : label_pair(s, ANN_SKIP, NAN, duration_ms);
+	return keep_if_busy(s, rc, W_SKIP, ANN_SKIP, NAN, NULL, 0, duration_ms, q);
+}
+
+int ann_session_pending(const ann_session *s)
+{
+	return s->pw.kind ? (s->pw.kind == W_RANK ? ANN_PENDING_RANK : s->pw.label + 1) : 0;
+}
+
+int ann_session_retry(ann_session *s)
+{
+	s->err[0] = 0;
+	if (!s->pw.kind)
+		return ANN_OK;
+	if (s->pos != s->pw.qidx) {
+		/* cannot happen: nothing moves the session while a write waits */
+		ann_session_cancel_pending(s);
+		return fail(s, ANN_ERR, "the waiting label lost its item");
+	}
+	pending_write w = s->pw;
+	s->pw.order = NULL; /* w owns it now */
+	int rc;
+	switch (w.kind) {
+	case W_LABEL: rc = ann_session_label_strength(s, w.label, w.confidence, w.duration_ms); break;
+	case W_RANK: rc = ann_session_rank(s, w.order, w.n, w.duration_ms); break;
+	default: rc = ann_session_skip(s, w.duration_ms); break;
+	}
+	free(w.order);
+	return rc;
+}
+
+void ann_session_cancel_pending(ann_session *s)
+{
+	free(s->pw.order);
+	memset(&s->pw, 0, sizeof s->pw);
+}
+
+void ann_session_set_retries(ann_session *s, int retries)
+{
+	s->o.retries = retries < 0 ? 50 : retries;
 }
 
 int ann_session_undo(ann_session *s)
 {
 	s->err[0] = 0;
+	if (s->pw.kind)
+		return fail(s, ANN_EBUSY, "a label is waiting for the database");
 	if (!s->nundo)
 		return fail(s, ANN_ENOUNDO, "nothing to undo");
 	action *a = &s->undo[s->nundo - 1];
@@ -1045,6 +1174,8 @@ int ann_session_undo(ann_session *s)
 	s->jv = NULL;
 	s->njv = 0;
 	size_t q = a->qidx;
+	if (a->note)
+		note_put(s, q, a->note); /* the note of the undone label, to edit or keep */
 	action_free(a);
 	s->nundo--;
 	set_state(s, q, Q_PENDING);
@@ -1060,13 +1191,13 @@ size_t ann_session_undo_depth(const ann_session *s)
 
 void ann_session_set_note(ann_session *s, const char *note)
 {
-	free(s->note);
-	s->note = note && *note ? xstrdup(note) : NULL;
+	if (s->pos < s->nq)
+		note_put(s, s->pos, note);
 }
 
 const char *ann_session_note(const ann_session *s)
 {
-	return s->note;
+	return s->pos < s->nq ? note_of(s, s->pos) : NULL;
 }
 
 /* ---- search ------------------------------------------------------------------------ */
@@ -1102,6 +1233,8 @@ int ann_session_search(ann_session *s, const char *query)
 	s->err[0] = 0;
 	if (!query || !*query)
 		return fail(s, ANN_EINVAL, "empty search");
+	if (s->pw.kind)
+		return fail(s, ANN_EBUSY, "a label is waiting for the database");
 	search_ctx c = {.query = query};
 	int rc = store_prompts_foreach(s->st, s->split, s->source, 0, search_cb, &c);
 	if (rc != STORE_OK) {

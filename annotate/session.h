@@ -146,6 +146,13 @@ const ann_item *ann_session_current(ann_session *s);
  * rank mode. */
 int ann_session_label(ann_session *s, int label, int64_t duration_ms);
 
+/* ann_session_label with a strength: confidence (0..1, or NAN for none) is
+ * stored with a left or right verdict (dpo-annotate --strength: 1.0 "much
+ * better", 0.75 "slightly better"); other labels store none. */
+int ann_session_label_strength(ann_session *s, int label, double confidence, int64_t duration_ms);
+#define ANN_CONF_MUCH 1.0
+#define ANN_CONF_SLIGHTLY 0.75
+
 /* Rank the current item (rank mode): order[0..n) are display indexes into
  * item->cands, best first, each exactly once (n == ncands). Stored, in one
  * transaction, as the n(n-1)/2 implied comparisons. */
@@ -154,6 +161,26 @@ int ann_session_rank(ann_session *s, const size_t *order, size_t n, int64_t dura
 /* Skip the current item: stored as "skip" comparisons (so a new session
  * does not offer it again), then move on. Works in every mode. */
 int ann_session_skip(ann_session *s, int64_t duration_ms);
+
+/* A label (or rank, or skip) that found the database locked past the
+ * retries returns ANN_EBUSY and is kept, waiting: the item stays current,
+ * nothing is stored yet, and ann_session_retry tries it again. A new label
+ * of the item replaces the waiting one; undo and search refuse (ANN_EBUSY)
+ * while one waits. */
+
+/* What waits for the database: 0 nothing, else ANN_LEFT + 1 ..
+ * ANN_SKIP + 1 for a label or skip, ANN_PENDING_RANK for a ranking. */
+int ann_session_pending(const ann_session *s);
+#define ANN_PENDING_RANK 100
+/* Try the waiting write once more: ANN_OK when it is stored (the session
+ * moved on) or none waits, ANN_EBUSY while the database stays locked (it
+ * keeps waiting), another code on a failure (then it is dropped). */
+int ann_session_retry(ann_session *s);
+/* Forget the waiting write (nothing of it was stored). */
+void ann_session_cancel_pending(ann_session *s);
+/* Change the extra tries of a write on STORE_EBUSY (< 0: the default 50);
+ * dpo-annotate sets 0 once loaded, and retries from its loop. */
+void ann_session_set_retries(ann_session *s, int retries);
 
 /* Undo the last label (or rank, or skip) of this session: its comparisons
  * are deleted (a review label restores the verdict it replaced) and the

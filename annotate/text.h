@@ -1,6 +1,10 @@
 /* text.h: text layout for dpo-annotate, without curses: UTF-8 decoding to
- * wide characters, display widths (utf8proc, independent of the locale), word
- * wrapping to a column count, and a word-level diff (LCS over words). */
+ * wide characters, display widths, word wrapping to a column count, and a
+ * word-level diff (LCS over words).
+ *
+ * Widths: in a UTF-8 locale (dpo-annotate sets one) the C library's
+ * wcwidth(), the table ncurses draws by, so that layout and drawing agree;
+ * otherwise utf8proc's. */
 #ifndef DPO_ANN_TEXT_H
 #define DPO_ANN_TEXT_H
 #include <stddef.h>
@@ -27,8 +31,11 @@ typedef struct ann_line {
 
 /* Append UTF-8 string s (NULL: nothing) to t with attribute mark. Invalid
  * bytes become U+FFFD, tabs become four spaces, carriage returns are
- * dropped and other control characters (except newline) become U+FFFD, so
- * that everything appended can be drawn. */
+ * dropped, and other control characters (except newline), invisible format
+ * characters (ZWJ, ZWSP, bidi controls, BOM: Unicode category Cf of no
+ * width) and characters the width table does not know (wcwidth -1, as
+ * emoji newer than the C library) become the visible placeholder U+FFFD, so
+ * that everything appended is drawn as wide as it is laid out. */
 void ann_text_add_utf8(ann_text *t, const char *s, unsigned char mark);
 /* Empty the text (memory kept). */
 void ann_text_reset(ann_text *t);
@@ -49,10 +56,16 @@ size_t ann_wrap(const wchar_t *w, size_t n, int width, ann_line **lines, size_t 
 
 /* Mark with ANN_MARK_DIFF the characters of words of a that are not in a
  * longest common subsequence of the words of a and b, and the same in b.
- * Words are maximal runs of non-space characters, compared exactly. Texts
- * too long for the quadratic table (above max_cells word pairs after
- * trimming the common start and end; 0: a built-in 4M) are marked changed
- * in their whole differing middle. Returns the number of common words. */
+ * Words are maximal runs of non-space characters, compared exactly. After
+ * trimming the common start and end, the middle is aligned with Myers'
+ * O((n+m)D) diff (D: words inserted plus deleted), so two long texts that
+ * differ in a few words have only those marked. The work is bounded by
+ * max_cost (0: a built-in 4M): D may reach about sqrt(max_cost), and
+ * D*(n+m) 16*max_cost; past that the whole differing middle is marked and
+ * *approx (when not NULL) is set to 1 (else 0). Returns the number of common
+ * words. */
+size_t ann_worddiff_bounded(ann_text *a, ann_text *b, size_t max_cost, int *approx);
+/* ann_worddiff_bounded without the indicator. */
 size_t ann_worddiff(ann_text *a, ann_text *b, size_t max_cells);
 /* Clear the ANN_MARK_DIFF bits of t. */
 void ann_text_clear_diff(ann_text *t);

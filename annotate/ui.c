@@ -11,11 +11,12 @@
 const ann_keyhelp ann_key_help[] = {
 	{"1  Left", "the left (upper) completion is better"},
 	{"2  Right", "the right (lower) completion is better"},
+	{"! @  Shift-arrows", "(--strength) left/right much better; 1 2 then: slightly"},
 	{"t", "tie: both equally good"},
 	{"x", "both are bad"},
 	{"s", "skip (stored as a skip, not offered again)"},
-	{"u", "undo the last label; repeat to go further back"},
-	{"n", "note (rationale) for the next label"},
+	{"u", "undo the last label; repeat to go further back (or take back one waiting for the database)"},
+	{"n", "note (rationale) on this item; shows its note to edit"},
 	{"1..9  (rank mode)", "pick the best remaining; u takes a pick back"},
 	{"d", "word-level diff highlight on/off"},
 	{"Tab  Shift-Tab", "move the focus between the panes"},
@@ -77,6 +78,69 @@ void ann_ui_message(ann_ui *ui, int error, const char *fmt, ...)
 
 /* ---- texts ----------------------------------------------------------------------- */
 
+/* Append s[0..n) to t without its leading blank lines and trailing
+ * whitespace (HH transcripts open with "\n\n"). */
+static void add_trimmed(ann_text *t, const char *s, size_t n, unsigned char mark)
+{
+	size_t a = 0;
+	for (size_t i = 0; i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'); i++)
+		if (s[i] == '\n')
+			a = i + 1;
+	while (n > a && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+		n--;
+	if (a > 0 || n < strlen(s)) {
+		char *c = xstrndup(s + a, n - a);
+		ann_text_add_utf8(t, c, mark);
+		free(c);
+	} else {
+		ann_text_add_utf8(t, s, mark);
+	}
+}
+
+/* The next HH role marker ("\n\nHuman:" or "\n\nAssistant:") in s, its
+ * length in *len and which it is in *human; NULL when there is none. */
+static const char *hh_next(const char *s, size_t *len, int *human)
+{
+	const char *h = strstr(s, "\n\nHuman:"), *a = strstr(s, "\n\nAssistant:");
+	if (!h && !a)
+		return NULL;
+	*human = h && (!a || h < a);
+	*len = *human ? sizeof "\n\nHuman:" - 1 : sizeof "\n\nAssistant:" - 1;
+	return *human ? h : a;
+}
+
+/* Is text an HH transcript ("\n\nHuman: ... \n\nAssistant: ...")? */
+static int is_hh(const char *text)
+{
+	return !strncmp(text + strspn(text, "\n"), "Human:", 6) && strstr(text, "\n\nAssistant:") != NULL;
+}
+
+/* An HH transcript turn by turn as "H: ..." and "A: ...", without the empty
+ * final "Assistant:" that the completions answer. */
+static void add_hh(ann_text *t, const char *text)
+{
+	const char *body = text + strspn(text, "\n") + 6;
+	int human = 1, first = 1;
+	for (;;) {
+		size_t nlen = 0;
+		int nhuman = 0;
+		const char *next = hh_next(body, &nlen, &nhuman);
+		size_t blen = next ? (size_t)(next - body) : strlen(body);
+		size_t lead = strspn(body, " ");
+		if (next || blen > lead) {
+			if (!first)
+				ann_text_add_utf8(t, "\n", 0);
+			ann_text_add_utf8(t, human ? "H: " : "A: ", ANN_MARK_HEAD);
+			add_trimmed(t, body + lead, blen > lead ? blen - lead : 0, 0);
+			first = 0;
+		}
+		if (!next)
+			break;
+		body = next + nlen;
+		human = nhuman;
+	}
+}
+
 static void build_prompt(ann_ui *ui, const ann_item *it)
 {
 	ann_text *t = &ui->pane[ANN_PANE_PROMPT].text;
@@ -93,13 +157,18 @@ static void build_prompt(ann_ui *ui, const ann_item *it)
 		return;
 	}
 	for (size_t i = 0; i < it->nturns; i++) {
+		const char *c = it->turns[i].content;
 		if (i)
-			ann_text_add_utf8(t, "\n\n", 0);
+			ann_text_add_utf8(t, "\n", 0);
+		if (it->nturns == 1 && !strcmp(it->turns[i].role, "user") && is_hh(c)) {
+			add_hh(t, c);
+			continue;
+		}
 		if (it->nturns > 1 || strcmp(it->turns[i].role, "user")) {
 			ann_text_add_utf8(t, it->turns[i].role, ANN_MARK_HEAD);
-			ann_text_add_utf8(t, ":\n", ANN_MARK_HEAD);
+			ann_text_add_utf8(t, ": ", ANN_MARK_HEAD);
 		}
-		ann_text_add_utf8(t, it->turns[i].content, 0);
+		add_trimmed(t, c, strlen(c), 0);
 	}
 	if (ui->mode == ANN_MODE_REVIEW) {
 		ann_text_add_utf8(t, "\n\nVerdicts on this pair:", ANN_MARK_HEAD);
@@ -146,8 +215,9 @@ static void build_cands(ann_ui *ui, const ann_item *it)
 	}
 	ann_text_add_utf8(l, it->cands[0].text, 0);
 	ann_text_add_utf8(r, it->cands[1].text, 0);
+	ui->diff_approx = 0;
 	if (ui->diff_on)
-		ann_worddiff(l, r, 0);
+		ann_worddiff_bounded(l, r, 0, &ui->diff_approx);
 }
 
 static void build_overlay(ann_ui *ui)
@@ -180,6 +250,27 @@ static void wrap_pane(ann_pane *p)
 		p->scroll = max;
 	if (p->scroll < 0)
 		p->scroll = 0;
+}
+
+/* The rows the wrapped text of p needs at width w (wraps p at that width). */
+static int wrapped_rows(ann_pane *p, int w)
+{
+	p->nlines = ann_wrap(p->text.w, p->text.n, w > 0 ? w : 1, &p->lines, &p->cap);
+	return (int)p->nlines;
+}
+
+/* The rows the completions need to be shown whole at cols columns, titles
+ * included. */
+static int cands_need(ann_ui *ui, int cols)
+{
+	ann_pane *l = &ui->pane[ANN_PANE_LEFT], *r = &ui->pane[ANN_PANE_RIGHT];
+	if (ui->mode == ANN_MODE_RANK)
+		return 1 + wrapped_rows(l, cols);
+	if (ui->side_by_side) {
+		int lw = (cols - 1) / 2, nl = wrapped_rows(l, lw), nr = wrapped_rows(r, cols - 1 - lw);
+		return 1 + (nl > nr ? nl : nr);
+	}
+	return 2 + wrapped_rows(l, cols) + wrapped_rows(r, cols);
 }
 
 static void titles(ann_ui *ui, const ann_item *it)
@@ -222,6 +313,9 @@ void ann_ui_prepare(ann_ui *ui, int rows, int cols)
 		memcpy(ui->item_key, key, sizeof key);
 		for (int i = 0; i < ANN_NPANES; i++)
 			ui->pane[i].scroll = 0;
+		/* the prompt opens at its end: the turn the completions answer
+		 * (wrap_pane clamps this to the last page; scroll up for the rest) */
+		ui->pane[ANN_PANE_PROMPT].scroll = 1 << 30;
 		ui->nrank = 0;
 		ui->shown_at = ui->now();
 	}
@@ -254,11 +348,15 @@ void ann_ui_prepare(ann_ui *ui, int rows, int cols)
 	int cmin = ui->mode == ANN_MODE_RANK || ui->side_by_side ? 4 : 6;
 	if (!it)
 		cmin = 0;
-	/* the prompt takes what it needs, up to a third of the screen (all of it when done) */
+	/* the prompt takes what it needs, up to a third of the screen or what
+	 * the completions leave empty, whichever is more (all of it when done) */
 	pp->body = (ann_rect){top, 0, H, cols};
 	pp->nlines = ann_wrap(pp->text.w, pp->text.n, cols, &pp->lines, &pp->cap);
 	int hp = (int)pp->nlines;
 	int cap = it ? (H / 3 > 3 ? H / 3 : 3) : H;
+	int need = it ? cands_need(ui, cols) : 0;
+	if (it && H - need > cap)
+		cap = H - need;
 	if (hp > cap)
 		hp = cap;
 	if (hp > H - cmin)
@@ -286,7 +384,21 @@ void ann_ui_prepare(ann_ui *ui, int rows, int cols)
 		l->body = (ann_rect){y0 + 1, 0, hc - 1, lw};
 		r->body = (ann_rect){y0 + 1, lw + 1, hc - 1, rw};
 	} else {
-		int h1 = (hc - 2 + 1) / 2, h2 = hc - 2 - h1;
+		/* two stacked panes: each gets what it needs when both fit, else
+		 * the shorter one what it needs up to half and the other the rest */
+		int avail = hc - 2, nl = wrapped_rows(l, cols), nr = wrapped_rows(r, cols);
+		int h1 = (avail + 1) / 2;
+		if (nl + nr <= avail)
+			h1 = nl + (avail - nl - nr) / 2;
+		else if (nl < h1)
+			h1 = nl;
+		else if (nr < avail - h1)
+			h1 = avail - nr;
+		if (h1 < 1)
+			h1 = 1;
+		if (h1 > avail - 1)
+			h1 = avail - 1;
+		int h2 = avail - h1;
 		l->title = (ann_rect){y0, 0, 1, cols};
 		l->body = (ann_rect){y0 + 1, 0, h1, cols};
 		r->title = (ann_rect){y0 + 1 + h1, 0, 1, cols};
@@ -295,6 +407,46 @@ void ann_ui_prepare(ann_ui *ui, int rows, int cols)
 	wrap_pane(l);
 	if (ui->mode != ANN_MODE_RANK)
 		wrap_pane(r);
+}
+
+static const char *pending_name(int p)
+{
+	switch (p - 1) {
+	case ANN_LEFT: return "left better";
+	case ANN_RIGHT: return "right better";
+	case ANN_TIE: return "tie";
+	case ANN_BOTH_BAD: return "both bad";
+	case ANN_SKIP: return "skip";
+	}
+	return "ranking";
+}
+
+void ann_ui_waiting(ann_ui *ui)
+{
+	if (!ui->wait_since)
+		ui->wait_since = ui->now();
+	ann_ui_message(ui, 1, "Waiting for the database… (%s kept, retried until saved; u takes it back, q quits)",
+		       pending_name(ann_session_pending(ui->s)));
+}
+
+int ann_ui_tick(ann_ui *ui)
+{
+	int p = ann_session_pending(ui->s);
+	if (!p)
+		return 0;
+	int rc = ann_session_retry(ui->s);
+	if (rc == ANN_EBUSY) {
+		ann_ui_message(ui, 1, "Waiting for the database… %.0f s (%s kept, retried until saved; u takes it back, q quits)",
+			       ui->now() - ui->wait_since, pending_name(p));
+		return 1;
+	}
+	ui->wait_since = 0;
+	ui->dirty = 1;
+	if (rc < 0)
+		ann_ui_message(ui, 1, "Not saved: %s", ann_session_errmsg(ui->s));
+	else
+		ann_ui_message(ui, 0, "Saved: %s (the database is free again).", pending_name(p));
+	return 1;
 }
 
 void ann_ui_status(const ann_ui *ui, char *out, size_t n)
@@ -316,9 +468,10 @@ void ann_ui_status(const ann_ui *ui, char *out, size_t n)
 	}
 	const char *mode = ui->mode == ANN_MODE_REVIEW ? "review " : ui->mode == ANN_MODE_RANK ? "rank " : "";
 	if (st.position)
-		snprintf(out, n, " %s%s | item %zu/%s | done %zu/%s | %s | ETA %s%s%s | ? help", mode,
+		snprintf(out, n, " %s%s | item %zu/%s | done %zu/%s | %s | ETA %s%s%s%s | ? help", mode,
 			 ui->annotator, st.position, total, st.done, total, rate, eta, judge,
-			 ann_session_note(ui->s) ? " | note set" : "");
+			 ann_session_note(ui->s) ? " | note set" : "",
+			 ann_session_pending(ui->s) ? " | waiting for the database…" : "");
 	else
 		snprintf(out, n, " %s%s | finished | done %zu/%s | %s%s | ? help", mode, ui->annotator, st.done,
 			 total, rate, judge);

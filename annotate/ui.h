@@ -18,6 +18,7 @@ enum {
 	ANN_KEY_HANDLED = 1, /* the key meant something */
 	ANN_KEY_REDRAW = 2,  /* the screen must be drawn again */
 	ANN_KEY_QUIT = 4,    /* leave the program */
+	ANN_KEY_REPAINT = 8, /* repaint every cell (the terminal may hold garbage) */
 };
 
 /* Panes that scroll. In rank mode ANN_PANE_LEFT holds every completion. */
@@ -60,6 +61,7 @@ typedef struct ann_ui {
 	int mode;              /* enum ann_mode */
 	const char *annotator; /* borrowed */
 	int show_judge;
+	int strength;          /* --strength: 1/2 slightly, ! @ (Shift) much better */
 	int color;             /* colours allowed (the view decides if the terminal has them) */
 	const char *guidelines; /* text of --guidelines, or NULL (borrowed) */
 
@@ -68,6 +70,7 @@ typedef struct ann_ui {
 	int side_by_side;
 	int focus;             /* ANN_PANE_* */
 	int diff_on;
+	int diff_approx;       /* the diff gave up aligning (texts too different) */
 	ann_pane pane[ANN_NPANES];
 	ann_rect header, info, status;
 
@@ -84,6 +87,9 @@ typedef struct ann_ui {
 	int input;             /* ANN_INPUT_* */
 	wchar_t inbuf[ANN_INPUT_MAX + 1];
 	size_t inlen;
+
+	double wait_since;     /* a label waits for the database since then (0: none) */
+	int quit_armed;        /* q pressed once while a label waits */
 
 	char msg[512];         /* the info line's message ("" for the hint) */
 	int msg_error;
@@ -103,6 +109,13 @@ void ann_ui_prepare(ann_ui *ui, int rows, int cols);
 
 /* Set the info line's message (printf style). */
 void ann_ui_message(ann_ui *ui, int error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* A label just found the database locked (the session keeps it): note
+ * when the wait began and say so on the info line. */
+void ann_ui_waiting(ann_ui *ui);
+/* Idle work of the loop: retry a label waiting for the database, updating
+ * the message. Returns 1 when the screen should be drawn again. */
+int ann_ui_tick(ann_ui *ui);
 
 /* Format the status line into out (n bytes). */
 void ann_ui_status(const ann_ui *ui, char *out, size_t n);

@@ -117,7 +117,7 @@ static void draw_header(const ann_ui *ui)
 	if (ui->item)
 		snprintf(buf, sizeof buf, "%s dpo-annotate | prompt #%lld | %s | %s%s%s",
 			 ui->focus == ANN_PANE_PROMPT ? "▶" : " ", (long long)ui->item->prompt_id, ui->item->split,
-			 ui->item->source, ui->diff_on ? " | diff" : "", more);
+			 ui->item->source, !ui->diff_on ? "" : ui->diff_approx ? " | diff: too different, middle marked" : " | diff", more);
 	else
 		snprintf(buf, sizeof buf, "  dpo-annotate%s", more);
 	draw_str(0, 0, ui->cols, buf, colors_on ? COLOR_PAIR(CP_HEADER) | A_BOLD : A_REVERSE, 1);
@@ -148,6 +148,8 @@ static void draw_info(const ann_ui *ui)
 	const char *hint = !ui->item ? "u undo  q quit  ? help"
 			   : ui->mode == ANN_MODE_RANK
 				   ? "1-9 pick best  u undo  s skip  n note  Tab focus  j/k scroll  ? help  q quit"
+			   : ui->strength
+				   ? "1/2 slightly  !/@ much better  t tie  x both bad  s skip  u undo  n note  ? help  q quit"
 				   : "1/← left  2/→ right  t tie  x both bad  s skip  u undo  n note  d diff  ? help  q quit";
 	draw_str(r->y, 0, r->w, hint, A_DIM, 0);
 }

@@ -98,8 +98,13 @@ static int count_labels(store *st, int64_t a, int64_t b, const char *scope, cons
 static int live_claims(store *st, int64_t a, int64_t b, const char *scope, const char *owner, double now,
 		       int *others, int *held)
 {
-	sqlite3_stmt *s = store__prepare(st, "SELECT owner, pid, host, proc_start, expires_at, rowid FROM claims "
-					     "WHERE completion_a = ?1 AND completion_b = ?2 AND scope = ?3");
+	/* a claim whose owner has labelled the pair is no slot of its own: the
+	 * label took its place (it is released right after) */
+	sqlite3_stmt *s = store__prepare(st, "SELECT owner, pid, host, proc_start, expires_at, rowid FROM claims l "
+					     "WHERE completion_a = ?1 AND completion_b = ?2 AND scope = ?3 "
+					     "AND NOT EXISTS (SELECT 1 FROM comparisons x JOIN annotators a "
+					     "ON a.id = x.annotator_id WHERE x.completion_a = ?1 AND x.completion_b = ?2 "
+					     "AND a.name = l.owner)");
 	if (!s)
 		return STORE_ERR;
 	sqlite3_bind_int64(s, 1, a);

@@ -24,7 +24,10 @@ ok "wide characters drawn" wait_for alice "日本語で挨拶してください�
 keys alice Right
 ok "Right arrow labels" wait_for alice "item 3/7"
 ok "conversation shown turn by turn" wait_for alice "assistant:"
-ok "a long prompt says which lines it shows" wait_for alice "prompt lines 1-"
+# short completions leave the prompt room for the whole conversation (the
+# line indicator of a longer one: cli_annotate_screen.sh)
+ok "the conversation is shown to its last turn" wait_for alice "user: And three plus three?"
+like "... and from its first turn" "$(screen alice)" "system: You are terse."
 keys alice BTab End
 ok "Shift-Tab focuses the prompt, End scrolls it to the last turn" wait_for alice "And three plus three?"
 keys alice Home

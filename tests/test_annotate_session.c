@@ -66,6 +66,7 @@ static void fill(store *st, int nprompts, int k, const char *source, int64_t *fi
 
 typedef struct vote {
 	int64_t id, prompt_id, a, b, duration_ms;
+	double confidence;
 	char annotator[32], verdict[16], shown_first[4], rationale[64];
 } vote;
 
@@ -89,6 +90,7 @@ static int vote_cb(void *ud, const store_comparison *c)
 	v->a = c->completion_a;
 	v->b = c->completion_b;
 	v->duration_ms = c->duration_ms;
+	v->confidence = c->confidence;
 	snprintf(v->annotator, sizeof v->annotator, "%s", c->annotator);
 	snprintf(v->verdict, sizeof v->verdict, "%s", c->verdict);
 	snprintf(v->shown_first, sizeof v->shown_first, "%s", c->shown_first ? c->shown_first : "");
@@ -733,6 +735,136 @@ static void test_concurrent(void)
 	free(path);
 }
 
+/* Notes belong to the item they were written on: undo does not carry the
+ * note of the item left to the item gone back to, and brings back the note
+ * of the undone label for editing. */
+static void test_notes(void)
+{
+	char *path = new_db();
+	store *st = open_db(path);
+	fill(st, 3, 2, "n", NULL); /* 3 pairs */
+	ann_session *s = open_session(st, "nora", ANN_MODE_PAIR, 1);
+	const ann_item *it = ann_session_current(s);
+	int64_t p1 = it->prompt_id;
+	ann_session_set_note(s, "note of item 1");
+	TAP_IS_INT(ann_session_label(s, ANN_LEFT, 10), ANN_OK, "item 1 labeled with its note");
+	TAP_OK(ann_session_note(s) == NULL, "item 2 starts without a note");
+	ann_session_set_note(s, "note of item 2");
+	TAP_IS_STR(ann_session_note(s), "note of item 2", "note written on item 2");
+	TAP_IS_INT(ann_session_undo(s), ANN_OK, "undo goes back to item 1");
+	it = ann_session_current(s);
+	TAP_OK(it && it->prompt_id == p1, "item 1 on screen again");
+	TAP_IS_STR(ann_session_note(s), "note of item 1", "undo brings back item 1's stored note to edit");
+	ann_session_set_note(s, "item 1, edited");
+	TAP_IS_INT(ann_session_label(s, ANN_RIGHT, 10), ANN_OK, "item 1 labeled again");
+	TAP_IS_STR(ann_session_note(s), "note of item 2", "item 2 still has its own note");
+	TAP_IS_INT(ann_session_label(s, ANN_LEFT, 10), ANN_OK, "item 2 labeled");
+	votes vs;
+	TAP_IS_INT(count_votes(st, "nora", &vs), 2, "two labels stored");
+	TAP_IS_STR(vs.v[0].rationale, "item 1, edited", "item 1's note went to item 1");
+	TAP_IS_STR(vs.v[1].rationale, "note of item 2", "item 2's note went to item 2");
+	ann_session_set_note(s, "");
+	TAP_OK(ann_session_note(s) == NULL, "an empty note clears it");
+	TAP_IS_INT(ann_session_label(s, ANN_TIE, 10), ANN_OK, "item 3 labeled");
+	count_votes(st, "nora", &vs);
+	TAP_IS_STR(vs.v[2].rationale, "", "no note on item 3");
+	ann_session_free(s);
+	store_free(st);
+	free(path);
+	/* review: the reviewer's own stored note comes back to edit (one pair) */
+	path = new_db();
+	st = open_db(path);
+	fill(st, 1, 2, "r", NULL);
+	ann_session *r1 = open_session(st, "rev1", ANN_MODE_PAIR, 2), *r2 = open_session(st, "rev2", ANN_MODE_PAIR, 2);
+	ann_session_set_note(r1, "rev1's reason");
+	TAP_IS_INT(ann_session_label(r1, ANN_LEFT, 10), ANN_OK, "rev1 labels the pair with a note");
+	TAP_IS_INT(ann_session_label(r2, ANN_RIGHT, 10), ANN_OK, "rev2 disagrees");
+	ann_session_free(r1);
+	ann_session_free(r2);
+	s = open_session(st, "rev1", ANN_MODE_REVIEW, 1);
+	TAP_OK(ann_session_current(s) != NULL, "review shows the disputed pair");
+	TAP_IS_STR(ann_session_note(s), "rev1's reason", "review: the reviewer's stored note is there to edit");
+	ann_session_free(s);
+	store_free(st);
+	free(path);
+}
+
+/* A label that finds the database locked is kept and retried, never lost:
+ * another handle holds the write lock (BEGIN IMMEDIATE), the session does
+ * not wait (busy timeout 0, no retries). */
+static void test_locked(void)
+{
+	char *path = new_db();
+	store *st = open_db(path), *other = open_db(path);
+	fill(st, 3, 2, "l", NULL);
+	ann_session *s = open_session(st, "lock", ANN_MODE_PAIR, 1);
+	ann_session_set_retries(s, 0);
+	store_set_busy_timeout(st, 0);
+	const ann_item *it = ann_session_current(s);
+	int64_t p1 = it->prompt_id, left = it->cands[0].id;
+	must(store_begin(other), other, "the other writer's lock");
+	TAP_IS_INT(ann_session_label(s, ANN_LEFT, 100), ANN_EBUSY, "label on a locked database: busy");
+	TAP_IS_INT(ann_session_pending(s), ANN_LEFT + 1, "the label waits");
+	it = ann_session_current(s);
+	TAP_OK(it && it->prompt_id == p1, "the item stays on screen");
+	TAP_IS_INT(ann_session_label(s, ANN_RIGHT, 120), ANN_EBUSY, "a second key while locked: still busy");
+	TAP_IS_INT(ann_session_pending(s), ANN_RIGHT + 1, "the new label replaces the waiting one");
+	TAP_IS_INT(ann_session_undo(s), ANN_EBUSY, "undo refused while a label waits");
+	TAP_IS_INT(ann_session_search(s, "zebra"), ANN_EBUSY, "search refused while a label waits");
+	TAP_IS_INT(ann_session_retry(s), ANN_EBUSY, "retry while still locked: busy");
+	TAP_IS_INT(ann_session_pending(s), ANN_RIGHT + 1, "still waiting");
+	TAP_IS_INT(count_votes(other, "lock", NULL), 0, "nothing stored yet");
+	must(store_commit(other), other, "the other writer's commit");
+	TAP_IS_INT(ann_session_retry(s), ANN_OK, "retry once the lock is gone: stored");
+	TAP_IS_INT(ann_session_pending(s), 0, "nothing waits");
+	votes vs;
+	TAP_IS_INT(count_votes(st, "lock", &vs), 1, "one label stored");
+	TAP_OK(vs.v[0].prompt_id == p1 && !strcmp(vs.v[0].verdict, left == vs.v[0].a ? "b" : "a"),
+	       "the waiting label (right) stored on its item");
+	TAP_IS_INT(vs.v[0].duration_ms, 120, "with its decision time");
+	it = ann_session_current(s);
+	TAP_OK(it && it->prompt_id != p1, "moved on to the next item");
+	/* skip, and giving a waiting label up */
+	must(store_begin(other), other, "lock again");
+	TAP_IS_INT(ann_session_skip(s, 5), ANN_EBUSY, "skip on a locked database: busy");
+	TAP_IS_INT(ann_session_pending(s), ANN_SKIP + 1, "the skip waits");
+	ann_session_cancel_pending(s);
+	TAP_IS_INT(ann_session_pending(s), 0, "cancelled");
+	TAP_IS_INT(ann_session_retry(s), ANN_OK, "retry with nothing waiting: nothing to do");
+	must(store_commit(other), other, "commit");
+	TAP_IS_INT(count_votes(st, "lock", NULL), 1, "a cancelled skip stores nothing");
+	ann_session_free(s);
+	store_free(other);
+	store_free(st);
+	free(path);
+}
+
+/* --strength: a left/right verdict with its confidence; other labels none. */
+static void test_strength(void)
+{
+	char *path = new_db();
+	store *st = open_db(path);
+	fill(st, 4, 2, "g", NULL);
+	ann_session *s = open_session(st, "gus", ANN_MODE_PAIR, 1);
+	TAP_IS_INT(ann_session_label_strength(s, ANN_LEFT, ANN_CONF_MUCH, 10), ANN_OK, "left much better");
+	TAP_IS_INT(ann_session_label_strength(s, ANN_RIGHT, ANN_CONF_SLIGHTLY, 10), ANN_OK, "right slightly better");
+	TAP_IS_INT(ann_session_label_strength(s, ANN_TIE, ANN_CONF_MUCH, 10), ANN_OK, "a tie takes no strength");
+	TAP_IS_INT(ann_session_label_strength(s, ANN_LEFT, 1.5, 10), ANN_EINVAL, "a strength outside [0, 1] refused");
+	TAP_IS_INT(ann_session_label(s, ANN_LEFT, 10), ANN_OK, "a plain label");
+	votes vs;
+	TAP_IS_INT(count_votes(st, "gus", &vs), 4, "four labels");
+	TAP_NEAR(vs.v[0].confidence, 1.0, 0, "much better stored as confidence 1");
+	TAP_NEAR(vs.v[1].confidence, 0.75, 0, "slightly better stored as confidence 0.75");
+	TAP_OK(isnan(vs.v[2].confidence) && isnan(vs.v[3].confidence), "tie and plain label: no confidence");
+	TAP_IS_INT(ann_session_undo(s), ANN_OK, "undo");
+	TAP_IS_INT(ann_session_undo(s), ANN_OK, "undo");
+	TAP_IS_INT(ann_session_undo(s), ANN_OK, "undo the slightly-better label");
+	TAP_IS_INT(count_votes(st, "gus", NULL), 1, "one label left");
+	ann_session_free(s);
+	store_free(st);
+	free(path);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir)) {
@@ -742,6 +874,9 @@ int main(void)
 	test_rank_implied();
 	test_left_right();
 	test_pair_labels();
+	test_notes();
+	test_locked();
+	test_strength();
 	test_overlap();
 	test_rank();
 	test_review_and_judge();

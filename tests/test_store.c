@@ -1518,6 +1518,16 @@ static void test_claims(void)
 	store_comparison_delete(st, dl);
 	TAP_IS_INT(claim(st, c[0], c[1], "human", "erin", 2, 0), 1, "undoing a label frees its slot");
 
+	/* a label takes its owner's claim's place at once (before the
+	 * release): no slot is counted twice */
+	TAP_IS_INT(claim(st, c[0], c[3], "human", "lou", 2, 0), 1, "lou claims another pair at overlap 2");
+	label(st, pr, c[0], c[3], "human", "lou", "a");
+	TAP_IS_INT(claim(st, c[0], c[3], "human", "max", 2, 0), 1,
+		   "lou labelled it, claim not yet released: max still gets the second slot");
+	store_claim cl = {c[0], c[3], "human", "lou", 0}, cm = {c[0], c[3], "human", "max", 0};
+	store_claim_release(st, &cl);
+	store_claim_release(st, &cm);
+
 	/* a skip is the skipper's alone */
 	label(st, pr, c[2], c[3], "human", "frank", "skip");
 	TAP_IS_INT(claim(st, c[2], c[3], "human", "frank", 1, 0), 0, "frank skipped it: not offered to him");
