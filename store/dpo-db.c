@@ -385,6 +385,7 @@ static int cmd_stats(int argc, char **argv)
 	static const char *const ann_cols[] = {"comparisons", "a", "b", "tie", "both_bad", "skip", NULL};
 	static const char *const verdicts[] = {"a", "b", "tie", "both_bad", "skip", NULL};
 	static const char *const run_statuses[] = {"ok", "failed", "interrupted", "running", NULL};
+	static const char *const rating_cols[] = {"ratings", "completions", "annotators", NULL};
 	static util_cli cli = {.name = "dpo-db stats",
 			       .summary = "Counts of prompts, completions and comparisons by split, source and\n"
 					  "annotator (by source also the labels each source imported, on any\n"
@@ -439,6 +440,10 @@ static int cmd_stats(int argc, char **argv)
 		util_buf_addf(&b, "}, \"abandoned\": %ld, \"unchecked\": %ld",
 			      stat_value(&set, "runs", "interrupted", "abandoned"),
 			      stat_value(&set, "runs", "running", "unchecked"));
+		util_buf_adds(&b, "}");
+		json_section(&b, &set, "ratings", "ratings_by_aspect", rating_cols, 0);
+		util_buf_addf(&b, ", \"feedback\": {\"good\": %ld, \"bad\": %ld", stat_value(&set, "feedback", "all", "good"),
+			      stat_value(&set, "feedback", "all", "bad"));
 		util_buf_adds(&b, "}, \"position_bias\": {");
 		for (size_t i = 0; i < nbias; i++) {
 			long n = stat_value(&set, "position_bias", bias[i]->key, "n");
@@ -495,6 +500,10 @@ static int cmd_stats(int argc, char **argv)
 		if (unchecked)
 			printf("\n  %ld running: of another host or without a process id, not checked from here",
 			       unchecked);
+		printf("\n\n");
+		text_section(&set, "ratings", "ratings by aspect", rating_cols, 0);
+		printf("binary feedback (KTO): %ld good, %ld bad", stat_value(&set, "feedback", "all", "good"),
+		       stat_value(&set, "feedback", "all", "bad"));
 		printf("\n\nposition bias (share of a/b wins that went to the completion shown first, per judgment\n"
 		       "by the order it was shown in; a judge run in both orders judged each pair twice):\n");
 		if (!nbias)

@@ -135,13 +135,11 @@ static const tcase cases[] = {
 	 "!duplicate key \"a7\" in one object", NULL},
 	{TRL, "{'prompt':'Q','chosen':'A','rejected':'B','x':{'k':1,'K':2,'k ':3}}", "T:Q # C:A|B # L:0>1:a", NULL},
 
-	/* ---- KTO (binary feedback) is refused, naming the format */
-	{A, "{'prompt':'Q','completion':'A','label':true}",
-	 "!this is a KTO record (\"completion\" with a boolean \"label\"", NULL},
-	{TRL, "{'prompt':'Q','completion':'A','label':false}",
-	 "!this is a KTO record (\"completion\" with a boolean \"label\"", NULL},
+	/* ---- KTO (binary feedback) is a format of its own (more in kcases) */
+	{A, "{'prompt':'Q','completion':'A','label':true}", "T:Q # C:A", "kto (trl)"},
+	{TRL, "{'prompt':'Q','completion':'A','label':false}", "!field \"chosen\" is missing", NULL},
 	{A, "{'messages':[{'role':'user','content':'Q'},{'role':'assistant','content':'A'}],'kto_tag':true}",
-	 "!this is a KTO record (LLaMA-Factory's \"kto_tag\"", NULL},
+	 "M:user:Q # C:A", "kto (llama-factory)"},
 	{PR, "{'prompt':'Q','completion':'A','label':true}", "T:Q", NULL},
 	{A, "{'prompt':'Q','completion':'A','label':'good'}", "T:Q", "prompts"},
 
