@@ -536,6 +536,7 @@ static const util_cmd commands[] = {
 	{"export", db_cmd_export, "write the resolved pairs as JSON Lines"},
 	{"stats", cmd_stats, "counts, verdicts, resolvable pairs, position bias"},
 	{"agreement", db_cmd_agreement, "kappa, alpha, judge-vs-human agreement"},
+	{"derive-pairs", db_cmd_derive, "comparisons from ratings (UltraFeedback binarization)"},
 	{"split", cmd_split, "reassign prompts to test/train (deterministic)"},
 	{"report", db_cmd_report, "an HTML page: labels, agreement, judges, training"},
 	{NULL, NULL, NULL},
