@@ -440,10 +440,6 @@ static int cmd_stats(int argc, char **argv)
 		util_buf_addf(&b, "}, \"abandoned\": %ld, \"unchecked\": %ld",
 			      stat_value(&set, "runs", "interrupted", "abandoned"),
 			      stat_value(&set, "runs", "running", "unchecked"));
-		util_buf_adds(&b, "}");
-		json_section(&b, &set, "ratings", "ratings_by_aspect", rating_cols, 0);
-		util_buf_addf(&b, ", \"feedback\": {\"good\": %ld, \"bad\": %ld", stat_value(&set, "feedback", "all", "good"),
-			      stat_value(&set, "feedback", "all", "bad"));
 		util_buf_adds(&b, "}, \"position_bias\": {");
 		for (size_t i = 0; i < nbias; i++) {
 			long n = stat_value(&set, "position_bias", bias[i]->key, "n");
@@ -460,7 +456,10 @@ static int cmd_stats(int argc, char **argv)
 				util_buf_adds(&b, "null");
 			util_buf_adds(&b, "}");
 		}
-		util_buf_adds(&b, "}}\n");
+		util_buf_adds(&b, "}");
+		json_section(&b, &set, "ratings", "ratings_by_aspect", rating_cols, 0);
+		util_buf_addf(&b, ", \"feedback\": {\"good\": %ld, \"bad\": %ld}}\n",
+			      stat_value(&set, "feedback", "all", "good"), stat_value(&set, "feedback", "all", "bad"));
 		fputs(b.data, stdout);
 		util_buf_free(&b);
 	} else {

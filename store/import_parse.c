@@ -844,7 +844,8 @@ static int parse_candidates(store_import_parser *p, const cJSON *root)
 
 /* ---- detection -------------------------------------------------------------------- */
 
-/* Whether fmt's records carry preference labels. */
+/* Whether fmt's records carry labels (comparisons, ratings or binary
+ * feedback), which a prompts or candidates import would drop. */
 static int labelled(store_import_format fmt)
 {
 	return fmt != STORE_IMPORT_AUTO && fmt != STORE_IMPORT_PROMPTS && fmt != STORE_IMPORT_CANDIDATES;
