@@ -50,7 +50,8 @@ int db_cmd_derive(int argc, char **argv)
 			   "k-th, k = the first 64 bits of SHA-256(\"SEED:PROMPT-HASH\") modulo their\n"
 			   "number. With --all every two completions whose values differ by at least\n"
 			   "the margin make a pair. The comparisons are by annotator ratings:ASPECT\n"
-			   "(kind import), in one transaction; running it again adds nothing new.",
+			   "(kind import), in one transaction, and name the run this is (dpo-db stats\n"
+			   "counts runs); running it again adds nothing new.",
 		.footer = "Exit status: 0 success, 1 failure (e.g. no ratings of ASPECT), 2 usage error.\n",
 		.opts = derive_table,
 	};
@@ -63,35 +64,46 @@ int db_cmd_derive(int argc, char **argv)
 		return UTIL_EXIT_FAIL;
 	store_derive_args a = {.aspect = o.aspect, .min_margin = o.margin, .all = o.all, .seed = (uint64_t)o.seed,
 			       .dry_run = o.dry_run};
-	store_derive_counts c;
-	int rc = store_derive_pairs(st, &a, &c);
-	if (rc) {
+	util_buf params = UTIL_BUF_INIT, sum = UTIL_BUF_INIT;
+	store_derive_counts c = {0};
+	int rc = 0;
+	if (!o.dry_run) { /* a run, which the comparisons name */
+		util_cli_params_json(&cli, &params);
+		rc = store_run_start(st, "derive", argc, argv, util_buf_str(&params), &a.run_id);
+	}
+	if (!rc)
+		rc = store_derive_pairs(st, &a, &c);
+	char *name = xasprintf("ratings:%s", o.aspect);
+	util_buf_adds(&sum, "{\"aspect\": ");
+	add_str(&sum, o.aspect);
+	util_buf_adds(&sum, ", \"annotator\": ");
+	add_str(&sum, name);
+	util_buf_addf(&sum, ", \"all\": %s, \"min_margin\": %.17g, \"seed\": %ld, \"dry_run\": %s, \"prompts\": %ld, "
+		      "\"pairs\": %ld, \"pairs_new\": %ld, \"pairs_existing\": %ld}",
+		      o.all ? "true" : "false", o.margin, o.seed, o.dry_run ? "true" : "false", c.prompts, c.pairs,
+		      c.pairs_new, c.pairs_existing);
+	free(name);
+	if (rc)
 		util_warn("%s", store_errmsg(st));
-	} else if (o.json) {
-		util_buf b = UTIL_BUF_INIT;
-		util_buf_adds(&b, "{\"aspect\": ");
-		add_str(&b, o.aspect);
-		char *name = xasprintf("ratings:%s", o.aspect);
-		util_buf_adds(&b, ", \"annotator\": ");
-		add_str(&b, name);
-		free(name);
-		util_buf_addf(&b, ", \"all\": %s, \"min_margin\": %.17g, \"seed\": %ld, \"dry_run\": %s, \"prompts\": %ld, "
-			      "\"pairs\": %ld, \"pairs_new\": %ld, \"pairs_existing\": %ld}\n",
-			      o.all ? "true" : "false", o.margin, o.seed, o.dry_run ? "true" : "false", c.prompts, c.pairs,
-			      c.pairs_new, c.pairs_existing);
-		fputs(b.data, stdout);
-		util_buf_free(&b);
-	} else {
+	if (a.run_id && store_run_end(st, a.run_id, rc ? "failed" : "ok", util_buf_str(&sum)) && !rc) {
+		util_warn("%s", store_errmsg(st));
+		rc = -1;
+	}
+	if (!rc && o.json) {
+		printf("%s\n", util_buf_str(&sum));
+	} else if (!rc) {
 		util_buf e = UTIL_BUF_INIT;
 		util_term_escape(o.aspect, &e);
 		printf("%sratings:%s: %ld prompt%s with two or more rated completions, %ld pair%s (%s)",
-		       o.dry_run ? "dry run: " : "", util_buf_str(&e), c.prompts, c.prompts == 1 ? "" : "s", c.pairs, c.pairs == 1 ? "" : "s",
-		       o.all ? "all with the margin" : "best vs one lower");
+		       o.dry_run ? "dry run: " : "", util_buf_str(&e), c.prompts, c.prompts == 1 ? "" : "s", c.pairs,
+		       c.pairs == 1 ? "" : "s", o.all ? "all with the margin" : "best vs one lower");
 		if (!o.dry_run)
 			printf(", %ld new, %ld already there", c.pairs_new, c.pairs_existing);
 		printf("\n");
 		util_buf_free(&e);
 	}
+	util_buf_free(&params);
+	util_buf_free(&sum);
 	store_free(st);
 	if (!rc && fflush(stdout))
 		rc = -1;

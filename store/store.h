@@ -637,6 +637,7 @@ typedef struct store_derive_args {
 	int all;             /* every pair with the margin, not best vs one lower */
 	uint64_t seed;       /* the choice of the lower one (best vs one) */
 	int dry_run;         /* count, write nothing */
+	int64_t run_id;      /* the run the comparisons are of (0: none) */
 } store_derive_args;
 
 typedef struct store_derive_counts {

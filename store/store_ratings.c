@@ -184,6 +184,7 @@ static int derive_one(derive_state *d, const rated *hi, const rated *lo)
 		.verdict = "a",
 		.confidence = NAN,
 		.duration_ms = -1,
+		.run_id = d->a->run_id,
 	};
 	int created = 0, rc = store_comparison_add(d->st, &cmp, NULL, &created);
 	if (!rc)
