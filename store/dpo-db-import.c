@@ -160,10 +160,14 @@ static void print_summary(const char *path, const store_import_result *r, int de
 		printf("%s: the source gave the pair another verdict before; the first is kept)",
 		       c->comparisons_conflict > r->nconflict_lines ? ", ..." : "");
 	}
-	if (c->ratings_new || c->ratings_dup)
+	if (c->ratings_new || c->ratings_dup || c->ratings_conflict)
 		printf(", ratings %ld new / %ld duplicate", c->ratings_new, c->ratings_dup);
-	if (c->feedback_new || c->feedback_dup)
+	if (c->ratings_conflict)
+		printf(" / %ld conflicting (the first value is kept)", c->ratings_conflict);
+	if (c->feedback_new || c->feedback_dup || c->feedback_conflict)
 		printf(", feedback %ld new / %ld duplicate", c->feedback_new, c->feedback_dup);
+	if (c->feedback_conflict)
+		printf(" / %ld conflicting (the first label is kept)", c->feedback_conflict);
 	putchar('\n');
 }
 
@@ -186,8 +190,10 @@ static void json_summary(util_buf *b, const char *path, const store_import_resul
 	for (int i = 0; i < r->nconflict_lines; i++)
 		util_buf_addf(b, "%s%ld", i ? ", " : "", r->conflict_lines[i]);
 	util_buf_addf(b, "], \"rejected\": %ld, \"ratings_new\": %ld, \"ratings_duplicate\": %ld, "
-		      "\"feedback_new\": %ld, \"feedback_duplicate\": %ld}",
-		      r->rejected, c->ratings_new, c->ratings_dup, c->feedback_new, c->feedback_dup);
+		      "\"ratings_conflicting\": %ld, \"feedback_new\": %ld, \"feedback_duplicate\": %ld, "
+		      "\"feedback_conflicting\": %ld}",
+		      r->rejected, c->ratings_new, c->ratings_dup, c->ratings_conflict, c->feedback_new, c->feedback_dup,
+		      c->feedback_conflict);
 }
 
 /* Put the rejects file in place (util_atomic_close: fsync, rename, sync the

@@ -273,9 +273,13 @@ static const char *const STMT_SQL[SS_COUNT] = {
 			      "WHERE id = ?1",
 	[SS_RATING_INSERT] = "INSERT INTO ratings(completion_id, annotator_id, aspect, value, scale_min, scale_max, "
 			      "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
-			      "ON CONFLICT(completion_id, annotator_id, aspect) DO NOTHING",
+			      /* a row back: 1 added, 0 another value there (kept);
+			       * none: the same value there */
+			      "ON CONFLICT(completion_id, annotator_id, aspect) DO UPDATE SET value = ratings.value "
+			      "WHERE ratings.value <> excluded.value RETURNING value = ?4",
 	[SS_FEEDBACK_INSERT] = "INSERT INTO feedback(prompt_id, completion_id, annotator_id, good, created_at) "
-			       "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(completion_id, annotator_id) DO NOTHING",
+			       "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(completion_id, annotator_id) DO UPDATE "
+			       "SET good = feedback.good WHERE feedback.good <> excluded.good RETURNING good = ?4",
 	[SS_METRIC_ADD] = "INSERT INTO metrics(run_id, step, name, value) VALUES (?1, ?2, ?3, ?4) "
 			  "ON CONFLICT(run_id, name, step) DO UPDATE SET value = excluded.value",
 };

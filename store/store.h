@@ -115,10 +115,11 @@ typedef struct store_import_counts {
 	 * verdict (A>B, later B>A): the first verdict is kept, and the later
 	 * one is counted here, not as a duplicate */
 	long comparisons_conflict;
-	/* ratings and binary feedback (an annotator's second value for the
-	 * same completion and aspect is a duplicate: the first stays) */
-	long ratings_new, ratings_dup;
-	long feedback_new, feedback_dup;
+	/* ratings and binary feedback: the same value again is a duplicate;
+	 * another value from the same annotator (same completion and aspect)
+	 * is a conflict, and the first value stays */
+	long ratings_new, ratings_dup, ratings_conflict;
+	long feedback_new, feedback_dup, feedback_conflict;
 } store_import_counts;
 
 /* ---- opening ------------------------------------------------------------ */

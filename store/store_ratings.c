@@ -46,21 +46,29 @@ int store__record_extras_check(store *st, const store_record *rec)
 	return STORE_OK;
 }
 
-/* Step an insert statement; *created = whether it added a row. */
-static int insert_step(store *st, sqlite3_stmt *s, const char *what, int *created)
+/* Step an insert statement that returns a row with 1 when it added one,
+ * 0 when another value was there (kept), and no row when the same value
+ * was; count it in n[0] (new), n[1] (duplicate) or n[2] (conflicting). */
+static int insert_step(store *st, sqlite3_stmt *s, const char *what, long *n[3])
 {
-	int rc = sqlite3_step(s);
+	int rc = sqlite3_step(s), which = 1;
+	if (rc == SQLITE_ROW) {
+		which = sqlite3_column_int(s, 0) ? 0 : 2;
+		rc = sqlite3_step(s);
+	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
 		return store__dberr(st, what);
-	*created = sqlite3_changes(st->db) == 1;
+	(*n[which])++;
 	return STORE_OK;
 }
 
 int store__record_extras_add(store *st, const store_record *rec, int64_t prompt_id, const int64_t *ids,
 			     int64_t ann_id, store_import_counts *counts)
 {
-	int rc = STORE_OK, created = 0;
+	int rc = STORE_OK;
+	long *rn[3] = {&counts->ratings_new, &counts->ratings_dup, &counts->ratings_conflict};
+	long *fn[3] = {&counts->feedback_new, &counts->feedback_dup, &counts->feedback_conflict};
 	for (size_t i = 0; !rc && i < rec->nratings; i++) {
 		const store_rec_rating *r = &rec->ratings[i];
 		sqlite3_stmt *s = store__stmt(st, SS_RATING_INSERT);
@@ -73,8 +81,7 @@ int store__record_extras_add(store *st, const store_record *rec, int64_t prompt_
 		sqlite3_bind_double(s, 5, r->scale_min);
 		sqlite3_bind_double(s, 6, r->scale_max);
 		store__bind_text(s, 7, store__now(st));
-		if (!(rc = insert_step(st, s, "add rating", &created)))
-			created ? counts->ratings_new++ : counts->ratings_dup++;
+		rc = insert_step(st, s, "add rating", rn);
 	}
 	for (size_t i = 0; !rc && i < rec->nfeedback; i++) {
 		const store_rec_feedback *f = &rec->feedback[i];
@@ -86,8 +93,7 @@ int store__record_extras_add(store *st, const store_record *rec, int64_t prompt_
 		sqlite3_bind_int64(s, 3, ann_id);
 		sqlite3_bind_int(s, 4, f->good);
 		store__bind_text(s, 5, store__now(st));
-		if (!(rc = insert_step(st, s, "add feedback", &created)))
-			created ? counts->feedback_new++ : counts->feedback_dup++;
+		rc = insert_step(st, s, "add feedback", fn);
 	}
 	return rc;
 }

@@ -410,6 +410,12 @@ ok "kto export -> import -> export" sh -c 'dpo-db --db "$1/k2.db" import --quiet
 	dpo-db --db "$1/k2.db" export --format kto "$1/kto_again.jsonl" && cmp "$1/kto_out.jsonl" "$1/kto_again.jsonl"' sh "$T"
 dpo-db --db "$DB3" stats --json >"$T/st.json"
 is "stats: feedback good and bad" "$(python3 -c 'import json,sys; f=json.load(open(sys.argv[1]))["feedback"]; print(f["good"], f["bad"])' "$T/st.json")" "4 3"
+printf '{"prompt": "Q", "completion": "A", "label": true}\n{"prompt": "Q", "completion": "A", "label": false}\n{"prompt": "Q", "completion": "A", "label": true}\n' >"$T/kconf.jsonl"
+ok "KTO: the same completion marked both ways" dpo-db --db "$T/kc.db" import "$T/kconf.jsonl"
+is "KTO: the later opposite mark is a conflict, the same mark a duplicate" "$(summary)" \
+	"kto (trl) (detected), source kconf: 3 records, prompts 1 new / 2 duplicate, completions 1 new / 2 duplicate, comparisons 0 new / 0 duplicate, 0 rejected, feedback 1 new / 1 duplicate / 1 conflicting (the first label is kept)"
+is "KTO: the first mark stays" \
+	"$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT group_concat(good) FROM feedback").fetchone()[0])' "$T/kc.db")" 1
 printf '{"prompt": "Q", "completion": "A", "label": "yes"}\n' >"$T/kbad.jsonl"
 dpo-db --db "$DB3" import --format kto "$T/kbad.jsonl" >"$T/.out" 2>"$T/.err"
 is "KTO label not a boolean: exit 1" "$?" 1

@@ -1443,6 +1443,24 @@ static void test_ratings(void)
 	TAP_IS_INT(raw_sql(p, "SELECT count(*) FROM ratings r JOIN annotators a ON a.id = r.annotator_id "
 			      "WHERE a.name = 'gpt-4' AND a.kind = 'judge'"),
 		   4, "by the record's annotator");
+	/* the same annotator with another value: a conflict, the first stays */
+	store_rec_rating other[] = {{1, "help", 4, 1, 5}};
+	store_rec_feedback flip[] = {{0, 0}};
+	bad = rec;
+	bad.ratings = other;
+	bad.nratings = 1;
+	bad.feedback = flip;
+	bad.nfeedback = 1;
+	store_import_counts kk = {0};
+	store_begin(st);
+	TAP_IS_INT(store_add_record(st, &bad, "t", NULL, &kk), STORE_OK, "another rating and label of the same");
+	store_commit(st);
+	TAP_OK(kk.ratings_conflict == 1 && kk.ratings_new == 0 && kk.ratings_dup == 0 && kk.feedback_conflict == 1 &&
+		       kk.feedback_new == 0,
+	       "counted as conflicts: %ld %ld", kk.ratings_conflict, kk.feedback_conflict);
+	TAP_IS_INT(raw_sql(p, "SELECT r.value FROM ratings r JOIN completions c ON c.id = r.completion_id "
+			      "WHERE c.text = 'three' AND r.aspect = 'help'"),
+		   3, "the first rating stays");
 	util_buf b = UTIL_BUF_INIT;
 	TAP_IS_INT(store_feedback_foreach(st, NULL, count_feedback, &b), STORE_OK, "feedback_foreach");
 	TAP_IS_STR(util_buf_str(&b), "rate me:five:1 rate me:one:0", "the feedback, in order");
