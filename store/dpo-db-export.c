@@ -19,7 +19,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-enum export_format { EXP_TRL, EXP_TRL_CONV, EXP_HH };
+enum export_format { EXP_TRL, EXP_TRL_CONV, EXP_HH, EXP_KTO };
 
 typedef struct export_ctx {
 	enum export_format fmt;
@@ -138,6 +138,45 @@ static int hh_prefix(const store_pair *p, util_buf *out, int *verbatim)
 	return 0;
 }
 
+/* Write the line in x->line; nonzero (x->err set) on a write error. */
+static int write_line(export_ctx *x)
+{
+	util_buf *b = &x->line;
+	if (x->gz) {
+		if (gzwrite(x->gz, b->data, (unsigned)b->len) != (int)b->len) {
+			x->err = 1;
+			return 1;
+		}
+	} else if (fwrite(b->data, 1, b->len, x->f) != b->len) {
+		x->err = 1;
+		return 1;
+	}
+	x->n++;
+	return 0;
+}
+
+/* One binary label in TRL's KTO layout: {"prompt", "completion", "label"},
+ * strings, or for a conversation its messages and a list of one assistant
+ * message. */
+static int export_feedback(void *ud, const store_feedback *f)
+{
+	export_ctx *x = ud;
+	util_buf *b = &x->line;
+	util_buf_reset(b);
+	util_buf_adds(b, "{\"prompt\": ");
+	if (f->prompt_messages_json) {
+		add_spaced_json(b, f->prompt_messages_json);
+		util_buf_adds(b, ", \"completion\": ");
+		add_assistant(b, f->completion);
+	} else {
+		add_str(b, f->prompt_text);
+		util_buf_adds(b, ", \"completion\": ");
+		add_str(b, f->completion);
+	}
+	util_buf_addf(b, ", \"label\": %s}\n", f->good ? "true" : "false");
+	return write_line(x);
+}
+
 static int export_pair(void *ud, const store_pair *p)
 {
 	export_ctx *x = ud;
@@ -182,17 +221,7 @@ static int export_pair(void *ud, const store_pair *p)
 		conv ? add_assistant(b, p->rejected) : add_str(b, p->rejected);
 		util_buf_adds(b, "}\n");
 	}
-	if (x->gz) {
-		if (gzwrite(x->gz, b->data, (unsigned)b->len) != (int)b->len) {
-			x->err = 1;
-			return 1;
-		}
-	} else if (fwrite(b->data, 1, b->len, x->f) != b->len) {
-		x->err = 1;
-		return 1;
-	}
-	x->n++;
-	return 0;
+	return write_line(x);
 }
 
 typedef struct export_opts {
@@ -204,10 +233,12 @@ typedef struct export_opts {
 static const util_opt export_table[] = {
 	UTIL_OPT_DB(export_opts, db),
 	{"format", 0, UTIL_OPT_ENUM, offsetof(export_opts, format), .def = "trl",
-	 .choices = "trl|trl-conversational|hh", .arg = "FORMAT",
+	 .choices = "trl|trl-conversational|hh|kto", .arg = "FORMAT",
 	 .help = "trl (strings; messages for a conversation),\n"
-		 "trl-conversational (always messages) or hh\n"
-		 "(HH-RLHF transcripts)"},
+		 "trl-conversational (always messages), hh\n"
+		 "(HH-RLHF transcripts) or kto (the binary\n"
+		 "feedback, not pairs: {prompt, completion,\n"
+		 "label})"},
 	{"split", 0, UTIL_OPT_STRING, offsetof(export_opts, split), .arg = "S",
 	 .help = "only prompts of split S (default: every split)"},
 	{"resolve", 0, UTIL_OPT_ENUM, offsetof(export_opts, policy), .def = "majority",
@@ -258,7 +289,9 @@ int db_cmd_export(int argc, char **argv)
 		.synopsis = "[OPTIONS] OUT",
 		.summary = "Write the resolved preference pairs to OUT as JSON Lines, one pair per line\n"
 			   "(OUT - is standard output; gzip when OUT ends in .gz). A file is written to a\n"
-			   "temporary name and renamed, so readers never see half a file.",
+			   "temporary name and renamed, so readers never see half a file. --format kto\n"
+			   "writes the binary feedback instead, one label per line; the pair formats\n"
+			   "leave binary feedback out.",
 		.opts = export_table,
 		.min_args = 1,
 		.max_args = 1,
@@ -269,7 +302,10 @@ int db_cmd_export(int argc, char **argv)
 	int to_stdout = !strcmp(out, "-"), gz = !to_stdout && ends_with(out, ".gz");
 	char *tmp = NULL;
 	int fd = -1, status = UTIL_EXIT_FAIL, rc;
-	export_ctx x = {.fmt = !strcmp(o.format, "hh") ? EXP_HH : !strcmp(o.format, "trl") ? EXP_TRL : EXP_TRL_CONV};
+	export_ctx x = {.fmt = !strcmp(o.format, "hh")    ? EXP_HH
+			       : !strcmp(o.format, "trl") ? EXP_TRL
+			       : !strcmp(o.format, "kto") ? EXP_KTO
+							  : EXP_TRL_CONV};
 
 	char why[512];
 	if (util_check_output(out, db_path(o.db), NULL, 0, why, sizeof why)) {
@@ -307,7 +343,10 @@ int db_cmd_export(int argc, char **argv)
 			goto out;
 		}
 	}
-	rc = store_pairs_foreach(st, o.split, o.policy, (int)o.min, export_pair, &x);
+	if (x.fmt == EXP_KTO)
+		rc = store_feedback_foreach(st, o.split, export_feedback, &x);
+	else
+		rc = store_pairs_foreach(st, o.split, o.policy, (int)o.min, export_pair, &x);
 	if (rc < 0) {
 		util_warn("%s", store_errmsg(st));
 		goto out;
@@ -351,8 +390,12 @@ int db_cmd_export(int argc, char **argv)
 		free(tmp);
 		tmp = NULL;
 	}
-	util_warn("wrote %ld pair%s (%s, %s) to %s", x.n, x.n == 1 ? "" : "s", o.format, o.policy,
-		  to_stdout ? "standard output" : out);
+	if (x.fmt == EXP_KTO)
+		util_warn("wrote %ld binary label%s (kto) to %s", x.n, x.n == 1 ? "" : "s",
+			  to_stdout ? "standard output" : out);
+	else
+		util_warn("wrote %ld pair%s (%s, %s) to %s", x.n, x.n == 1 ? "" : "s", o.format, o.policy,
+			  to_stdout ? "standard output" : out);
 	status = UTIL_EXIT_OK;
 out:
 	if (x.gz)

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 typedef struct import_opts {
-	const char *db, *source, *split, *rejects;
+	const char *db, *source, *split, *rejects, *annotator, *annotator_kind;
 	store_import_format format;
 	int json, quiet;
 } import_opts;
@@ -28,7 +28,7 @@ static int parse_format(void *target, const char *value, char *err, size_t errle
 	if (!store_import_format_from_name(value, target))
 		return 0;
 	util_buf names = UTIL_BUF_INIT;
-	for (int f = STORE_IMPORT_AUTO; f <= STORE_IMPORT_CANDIDATES; f++)
+	for (int f = STORE_IMPORT_AUTO; strcmp(store_import_format_name((store_import_format)f), "?"); f++)
 		util_buf_addf(&names, "%s%s", f ? ", " : "", store_import_format_name((store_import_format)f));
 	snprintf(err, errlen, "unknown format \"%s\" (expected one of %s)", value, util_buf_str(&names));
 	util_buf_free(&names);
@@ -52,11 +52,21 @@ static const util_opt import_table[] = {
 	 .call = parse_format,
 	 .help = "auto (detect per file from its first record),\n"
 		 "trl, hh, ultrafeedback, sharegpt, prompts,\n"
-		 "candidates"},
+		 "candidates, mt-bench, mt-bench-single,\n"
+		 "alpaca-eval, kto"},
 	{"source", 's', UTIL_OPT_CALL, offsetof(import_opts, source), .arg = "NAME", .call = parse_name,
 	 .help = "source name of the records (default: the\n"
 		 "file's base name without extensions); labels\n"
 		 "are by annotator import:NAME"},
+	{"annotator", 0, UTIL_OPT_CALL, offsetof(import_opts, annotator), .arg = "NAME", .call = parse_name,
+	 .help = "the labels, ratings and feedback of records\n"
+		 "that name no annotator (field \"annotator\" or\n"
+		 "\"judge\") are by NAME, not import:SOURCE"},
+	{"annotator-kind", 0, UTIL_OPT_ENUM, offsetof(import_opts, annotator_kind), .arg = "KIND",
+	 .choices = "human|judge|import",
+	 .help = "the kind of --annotator (default human) and\n"
+		 "of the annotators records name (default:\n"
+		 "the format's guess)"},
 	{"split", 0, UTIL_OPT_CALL, offsetof(import_opts, split), .def = "train", .arg = "NAME", .call = parse_name,
 	 .help = "split of new prompts (a prompt already\nstored keeps its own)"},
 	{"skip-bad", 0, UTIL_OPT_PATH, offsetof(import_opts, rejects), .arg = "REJECTS",
@@ -86,6 +96,17 @@ static util_cli import_cli = {
 		  "                 ({\"chosen_messages\", \"rejected_messages\"})\n"
 		  "  prompts        {\"prompt\"} or {\"messages\"}: prompts only\n"
 		  "  candidates     {\"prompt\", \"completions\": [str | {\"text\", \"model\"}]}\n"
+		  "  mt-bench       MT-Bench pairwise judgments {\"model_a\", \"model_b\", \"winner\",\n"
+		  "                 \"judge\", \"conversation_a\", \"conversation_b\", \"turn\"}\n"
+		  "  mt-bench-single\n"
+		  "                 MT-Bench single grading {\"model\", \"judge\", \"score\",\n"
+		  "                 \"user_prompt\" | \"question\" + \"answer\"}: ratings 1..10\n"
+		  "  alpaca-eval    AlpacaEval annotations {\"instruction\", \"output_1\", \"output_2\",\n"
+		  "                 \"generator_1\", \"generator_2\", \"annotator\", \"preference\"}\n"
+		  "                 (p < 1.5: output_1, p > 1.5: output_2, 1.5: tie;\n"
+		  "                 confidence |p - 1.5| * 2)\n"
+		  "  kto            binary feedback {\"prompt\", \"completion\", \"label\": bool} or\n"
+		  "                 {\"messages\", \"kto_tag\"|\"label\": bool}\n"
 		  "\n"
 		  "Exit status: 0 success, 1 failure, 2 usage error, 130 interrupted (the file\n"
 		  "being read is rolled back).\n",
@@ -139,6 +160,14 @@ static void print_summary(const char *path, const store_import_result *r, int de
 		printf("%s: the source gave the pair another verdict before; the first is kept)",
 		       c->comparisons_conflict > r->nconflict_lines ? ", ..." : "");
 	}
+	if (c->ratings_new || c->ratings_dup || c->ratings_conflict)
+		printf(", ratings %ld new / %ld duplicate", c->ratings_new, c->ratings_dup);
+	if (c->ratings_conflict)
+		printf(" / %ld conflicting (the first value is kept)", c->ratings_conflict);
+	if (c->feedback_new || c->feedback_dup || c->feedback_conflict)
+		printf(", feedback %ld new / %ld duplicate", c->feedback_new, c->feedback_dup);
+	if (c->feedback_conflict)
+		printf(" / %ld conflicting (the first label is kept)", c->feedback_conflict);
 	putchar('\n');
 }
 
@@ -160,7 +189,11 @@ static void json_summary(util_buf *b, const char *path, const store_import_resul
 		      c->comparisons_new, c->comparisons_dup, c->comparisons_conflict);
 	for (int i = 0; i < r->nconflict_lines; i++)
 		util_buf_addf(b, "%s%ld", i ? ", " : "", r->conflict_lines[i]);
-	util_buf_addf(b, "], \"rejected\": %ld}", r->rejected);
+	util_buf_addf(b, "], \"rejected\": %ld, \"ratings_new\": %ld, \"ratings_duplicate\": %ld, "
+		      "\"ratings_conflicting\": %ld, \"feedback_new\": %ld, \"feedback_duplicate\": %ld, "
+		      "\"feedback_conflicting\": %ld}",
+		      r->rejected, c->ratings_new, c->ratings_dup, c->ratings_conflict, c->feedback_new, c->feedback_dup,
+		      c->feedback_conflict);
 }
 
 /* Put the rejects file in place (util_atomic_close: fsync, rename, sync the
@@ -193,7 +226,8 @@ int db_cmd_import(int argc, char **argv)
 	const char *dbpath = db_path(o.db), *rejects_path = o.rejects;
 	char **files = import_cli.args;
 	int nfiles = import_cli.nargs, json = o.json;
-	store_import_opts opts = {.format = o.format, .source = o.source, .split = o.split};
+	store_import_opts opts = {.format = o.format, .source = o.source, .split = o.split, .annotator = o.annotator,
+				  .annotator_kind = o.annotator_kind};
 
 	if (rejects_path) {
 		char why[512];

@@ -63,10 +63,12 @@ static void print_counts(const char *path, const store_merge_counts *k, int dry,
 		util_buf_addf(&e, ", \"dry_run\": %s, \"prompts_new\": %ld, \"prompts_duplicate\": %ld, "
 				  "\"completions_new\": %ld, \"completions_duplicate\": %ld, \"annotators_new\": %ld, "
 				  "\"labels_new\": %ld, \"labels_duplicate\": %ld, \"labels_conflicting\": %ld, "
-				  "\"conflicts_taken\": %ld, \"runs_new\": %ld, \"metrics_new\": %ld}\n",
+				  "\"conflicts_taken\": %ld, \"runs_new\": %ld, \"metrics_new\": %ld, \"ratings_new\": %ld, "
+				  "\"feedback_new\": %ld}\n",
 			      dry ? "true" : "false", k->prompts_new, k->prompts_dup, k->completions_new,
 			      k->completions_dup, k->annotators_new, k->comparisons_new, k->comparisons_dup,
-			      k->comparisons_conflict, k->conflicts_taken, k->runs_new, k->metrics_new);
+			      k->comparisons_conflict, k->conflicts_taken, k->runs_new, k->metrics_new, k->ratings_new,
+			      k->feedback_new);
 		fputs(util_buf_str(&e), stdout);
 	} else {
 		printf("%s: %sprompts %ld new / %ld duplicate, completions %ld new / %ld duplicate, labels %ld new / "

@@ -385,6 +385,7 @@ static int cmd_stats(int argc, char **argv)
 	static const char *const ann_cols[] = {"comparisons", "a", "b", "tie", "both_bad", "skip", NULL};
 	static const char *const verdicts[] = {"a", "b", "tie", "both_bad", "skip", NULL};
 	static const char *const run_statuses[] = {"ok", "failed", "interrupted", "running", NULL};
+	static const char *const rating_cols[] = {"ratings", "completions", "annotators", NULL};
 	static util_cli cli = {.name = "dpo-db stats",
 			       .summary = "Counts of prompts, completions and comparisons by split, source and\n"
 					  "annotator (by source also the labels each source imported, on any\n"
@@ -455,7 +456,10 @@ static int cmd_stats(int argc, char **argv)
 				util_buf_adds(&b, "null");
 			util_buf_adds(&b, "}");
 		}
-		util_buf_adds(&b, "}}\n");
+		util_buf_adds(&b, "}");
+		json_section(&b, &set, "ratings", "ratings_by_aspect", rating_cols, 0);
+		util_buf_addf(&b, ", \"feedback\": {\"good\": %ld, \"bad\": %ld}}\n",
+			      stat_value(&set, "feedback", "all", "good"), stat_value(&set, "feedback", "all", "bad"));
 		fputs(b.data, stdout);
 		util_buf_free(&b);
 	} else {
@@ -495,6 +499,10 @@ static int cmd_stats(int argc, char **argv)
 		if (unchecked)
 			printf("\n  %ld running: of another host or without a process id, not checked from here",
 			       unchecked);
+		printf("\n\n");
+		text_section(&set, "ratings", "ratings by aspect", rating_cols, 0);
+		printf("binary feedback (KTO): %ld good, %ld bad", stat_value(&set, "feedback", "all", "good"),
+		       stat_value(&set, "feedback", "all", "bad"));
 		printf("\n\nposition bias (share of a/b wins that went to the completion shown first, per judgment\n"
 		       "by the order it was shown in; a judge run in both orders judged each pair twice):\n");
 		if (!nbias)
@@ -527,6 +535,7 @@ static const util_cmd commands[] = {
 	{"export", db_cmd_export, "write the resolved pairs as JSON Lines"},
 	{"stats", cmd_stats, "counts, verdicts, resolvable pairs, position bias"},
 	{"agreement", db_cmd_agreement, "kappa, alpha, judge-vs-human agreement"},
+	{"derive-pairs", db_cmd_derive, "comparisons from ratings (UltraFeedback binarization)"},
 	{"split", cmd_split, "reassign prompts to test/train (deterministic)"},
 	{"report", db_cmd_report, "an HTML page: labels, agreement, judges, training"},
 	{"merge", db_cmd_merge, "bring other stores (offline copies) into this one"},

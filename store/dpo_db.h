@@ -15,6 +15,7 @@
 int db_cmd_import(int argc, char **argv); /* dpo-db-import.c */
 int db_cmd_export(int argc, char **argv); /* dpo-db-export.c */
 int db_cmd_agreement(int argc, char **argv); /* dpo-db-agreement.c */
+int db_cmd_derive(int argc, char **argv); /* dpo-db-derive.c: derive-pairs */
 /* `dpo-db report OUT.html`: OUT "-" writes to standard output; otherwise the
  * file is written atomically (temporary file, then rename). */
 int db_cmd_report(int argc, char **argv); /* dpo-db-report.c */

@@ -30,9 +30,32 @@
  *                  only, no completions.
  *   candidates     {"prompt"|"messages", "completions": [str | {"text",
  *                  "model"?}]}: completions without labels.
- * Every label says a = chosen, b = rejected. KTO records (binary feedback:
- * "completion" with a boolean "label", or LLaMA-Factory's "kto_tag") are
- * refused, naming the format, except as --format prompts. */
+ * Labels and ratings made by other tools (import_judgments.c):
+ *   mt-bench       MT-Bench pairwise judgments (human or GPT-4):
+ *                  {"model_a","model_b","winner","judge","conversation_a",
+ *                  "conversation_b","turn"}: the judged answer is the
+ *                  turn-th assistant message (default: the last), the
+ *                  prompt the messages before it (the same on both sides);
+ *                  winner model_a/model_b/tie/"tie (bothbad)" gives a, b,
+ *                  tie or both_bad; the judge is the annotator.
+ *   mt-bench-single MT-Bench single grading {"model","judge","score"} with
+ *                  the question and answer in "user_prompt" (FastChat's
+ *                  judge prompt) or in "question" and "answer": a rating
+ *                  "score" on 1..10 by the judge.
+ *   alpaca-eval    AlpacaEval annotations {"instruction","output_1",
+ *                  "output_2","generator_1","generator_2","annotator",
+ *                  "preference"}: preference p in [1, 2] (0: a tie) gives
+ *                  output_1 for p < 1.5, output_2 for p > 1.5, a tie for
+ *                  1.5, with confidence |p - 1.5| * 2; the annotator is a
+ *                  judge.
+ *   kto            binary feedback: TRL's {"prompt","completion","label":
+ *                  bool} and LLaMA-Factory's {"messages"|"conversations",
+ *                  "kto_tag"|"label": bool} (the last, assistant, message
+ *                  is the completion): one completion with a good/bad mark.
+ * Every label says a = chosen, b = rejected. Raw UltraFeedback records also
+ * give their ratings (each aspect's "Rating" on 1..5, "fine-grained_score"
+ * on 1..5, "overall_score" on 1..10). A record's string field "annotator"
+ * (or "judge") names who labelled it. */
 #ifndef DPO_STORE_IMPORT_H
 #define DPO_STORE_IMPORT_H
 #include <stddef.h>
@@ -47,12 +70,17 @@ typedef enum store_import_format {
 	STORE_IMPORT_SHAREGPT,
 	STORE_IMPORT_PROMPTS,
 	STORE_IMPORT_CANDIDATES,
+	STORE_IMPORT_MTBENCH,
+	STORE_IMPORT_MTBENCH_SINGLE,
+	STORE_IMPORT_ALPACAEVAL,
+	STORE_IMPORT_KTO,
 } store_import_format;
 
 /* Parse a format name ("auto", "trl", "hh", "ultrafeedback", "sharegpt",
- * "prompts", "candidates") into *fmt. Returns STORE_OK or STORE_EINVAL. */
+ * "prompts", "candidates", "mt-bench", "mt-bench-single", "alpaca-eval",
+ * "kto") into *fmt. Returns STORE_OK or STORE_EINVAL. */
 int store_import_format_from_name(const char *name, store_import_format *fmt);
-/* The name of a format (a static string). */
+/* The name of a format (a static string; "?" past the last one). */
 const char *store_import_format_name(store_import_format fmt);
 
 /* ---- parser layer (no database) ------------------------------------------- */
@@ -105,6 +133,12 @@ typedef struct store_import_opts {
 	 * is kept. Otherwise each bad line is written here as one JSON object
 	 * {"file","line","reason","record"} and the rest is imported. */
 	FILE *rejects;
+	/* Who labelled the records that do not name their annotator: NULL,
+	 * "import:<source>" */
+	const char *annotator;
+	/* The kind of those ("human" (default), "judge" or "import"), and,
+	 * when not NULL, of the annotators records name themselves */
+	const char *annotator_kind;
 	store_import_progress_cb progress; /* may be NULL */
 	void *progress_ud;
 } store_import_opts;

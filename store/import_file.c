@@ -241,6 +241,33 @@ static void record_copy(arena *a, store_record *dst, const store_record *src)
 		}
 		dst->labels = l;
 	}
+	dst->annotator = arena_strdup(a, src->annotator);
+	dst->annotator_kind = arena_strdup(a, src->annotator_kind);
+	if (src->nratings) {
+		store_rec_rating *r = arena_alloc(a, src->nratings * sizeof *r);
+		for (size_t i = 0; i < src->nratings; i++) {
+			r[i] = src->ratings[i];
+			r[i].aspect = arena_strdup(a, src->ratings[i].aspect);
+		}
+		dst->ratings = r;
+	}
+	if (src->nfeedback) {
+		store_rec_feedback *f = arena_alloc(a, src->nfeedback * sizeof *f);
+		memcpy(f, src->feedback, src->nfeedback * sizeof *f);
+		dst->feedback = f;
+	}
+}
+
+/* The annotator options of the import on a record: --annotator for one
+ * that names none, --annotator-kind for every named one. */
+static void apply_annotator(store_record *rec, const store_import_opts *opts)
+{
+	if (!rec->annotator && opts->annotator) {
+		rec->annotator = opts->annotator;
+		rec->annotator_kind = opts->annotator_kind ? opts->annotator_kind : "human";
+	} else if (rec->annotator && opts->annotator_kind) {
+		rec->annotator_kind = opts->annotator_kind;
+	}
 }
 
 /* Parse one line into it (the line is copied for the rejects file when
@@ -414,6 +441,7 @@ int store_import_file(store *st, const char *path, const store_import_opts *opts
 				continue;
 			if (it->parsed) {
 				long before = res->counts.records, conflicts = res->counts.comparisons_conflict;
+				apply_annotator(&it->rec, opts);
 				rc = store_add_record(st, &it->rec, src, opts->split, &res->counts);
 				if (rc == STORE_OK) {
 					if (res->counts.comparisons_conflict != conflicts &&

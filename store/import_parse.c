@@ -1,6 +1,7 @@
 /* import_parse.c: the parser layer of the dataset importer: one JSON line in,
  * one store_record (or a reason) out. No database. See import.h. */
 #include "store/import.h"
+#include "store/import_int.h"
 #include "util/buf.h"
 #include "util/utf8.h"
 #include "util/xmalloc.h"
@@ -34,6 +35,7 @@ struct store_import_parser {
 	size_t nstrs, capstrs;
 	const char *prompt_text;
 	int presumed;              /* cur was set by store_import_parser_presume */
+	imp_extra *x;              /* ratings, feedback, annotator (import_judgments.c) */
 	util_buf err;
 	util_buf tmp;
 };
@@ -46,6 +48,10 @@ static const char *const fmt_names[] = {
 	[STORE_IMPORT_SHAREGPT] = "sharegpt",
 	[STORE_IMPORT_PROMPTS] = "prompts",
 	[STORE_IMPORT_CANDIDATES] = "candidates",
+	[STORE_IMPORT_MTBENCH] = "mt-bench",
+	[STORE_IMPORT_MTBENCH_SINGLE] = "mt-bench-single",
+	[STORE_IMPORT_ALPACAEVAL] = "alpaca-eval",
+	[STORE_IMPORT_KTO] = "kto",
 };
 
 #define HH_ASSISTANT "\n\nAssistant:"
@@ -72,6 +78,7 @@ store_import_parser *store_import_parser_new(store_import_format fmt)
 {
 	store_import_parser *p = xcalloc(1, sizeof *p);
 	p->fmt = p->cur = fmt;
+	p->x = imp_extra_new();
 	return p;
 }
 
@@ -85,6 +92,7 @@ static void reset_line(store_import_parser *p)
 	p->prompt.n = p->side[0].n = p->side[1].n = 0;
 	p->ncomps = p->nlabels = 0;
 	p->prompt_text = NULL;
+	imp_extra_reset(p->x);
 	util_buf_reset(&p->err);
 }
 
@@ -100,6 +108,7 @@ void store_import_parser_free(store_import_parser *p)
 	free(p->comps);
 	free(p->labels);
 	free(p->scores);
+	imp_extra_free(p->x);
 	util_buf_free(&p->err);
 	util_buf_free(&p->tmp);
 	free(p);
@@ -178,6 +187,8 @@ static void add_label(store_import_parser *p, int a, int b, const char *verdict)
 	p->labels[p->nlabels].has_scores = 0;
 	p->labels[p->nlabels].score_a = p->labels[p->nlabels].score_b = 0;
 	p->labels[p->nlabels].chosen = NULL;
+	p->labels[p->nlabels].has_confidence = 0;
+	p->labels[p->nlabels].confidence = 0;
 	p->nlabels++;
 }
 
@@ -639,6 +650,8 @@ static int parse_uf_raw(store_import_parser *p, const cJSON *root)
 			if (!strcmp(p->comps[j].text, resp->valuestring))
 				return fail(p, "completions[%zu] and completions[%d] have the same response", j, i);
 		add_completion(p, resp->valuestring, is_present(model) ? model->valuestring : NULL);
+		if ((rc = imp_uf_ratings(p, p->x, c, i)))
+			return rc;
 		i++;
 	}
 	for (int a = 0; a < n; a++)
@@ -831,26 +844,11 @@ static int parse_candidates(store_import_parser *p, const cJSON *root)
 
 /* ---- detection -------------------------------------------------------------------- */
 
-/* Whether fmt's records carry preference labels. */
+/* Whether fmt's records carry labels (comparisons, ratings or binary
+ * feedback), which a prompts or candidates import would drop. */
 static int labelled(store_import_format fmt)
 {
-	return fmt == STORE_IMPORT_TRL || fmt == STORE_IMPORT_HH || fmt == STORE_IMPORT_ULTRAFEEDBACK ||
-	       fmt == STORE_IMPORT_SHAREGPT;
-}
-
-/* A KTO record (binary feedback: one completion, good or bad): TRL's
- * unpaired preference {"prompt","completion","label": bool} or LLaMA-Factory's
- * "kto_tag". The reason to give, or NULL. */
-static const char *kto_reason(const cJSON *root)
-{
-	if (get(root, "kto_tag"))
-		return "this is a KTO record (LLaMA-Factory's \"kto_tag\": binary feedback on one completion), "
-		       "not a preference between two; dpo-db import reads pairs (--format prompts takes only the prompts)";
-	if (get(root, "completion") && cJSON_IsBool(get(root, "label")))
-		return "this is a KTO record (\"completion\" with a boolean \"label\": TRL's unpaired preference, "
-		       "binary feedback on one completion), not a preference between two; dpo-db import reads pairs "
-		       "(--format prompts takes only the prompts)";
-	return NULL;
+	return fmt != STORE_IMPORT_AUTO && fmt != STORE_IMPORT_PROMPTS && fmt != STORE_IMPORT_CANDIDATES;
 }
 
 static int looks_hh(const cJSON *v)
@@ -862,6 +860,9 @@ static int looks_hh(const cJSON *v)
 static store_import_format detect(const cJSON *root)
 {
 	const cJSON *meta = get(root, "metadata");
+	store_import_format judged = imp_detect_judgments(root);
+	if (judged != STORE_IMPORT_AUTO)
+		return judged;
 	if (get(root, "conversations") || get(root, "chosen_messages") || get(root, "rejected_messages"))
 		return STORE_IMPORT_SHAREGPT;
 	const cJSON *comps = get(root, "completions");
@@ -1006,6 +1007,10 @@ static int parse_as(store_import_parser *p, store_import_format fmt)
 	case STORE_IMPORT_SHAREGPT: return parse_sharegpt(p, p->root);
 	case STORE_IMPORT_PROMPTS: return parse_prompts(p, p->root);
 	case STORE_IMPORT_CANDIDATES: return parse_candidates(p, p->root);
+	case STORE_IMPORT_MTBENCH:
+	case STORE_IMPORT_MTBENCH_SINGLE:
+	case STORE_IMPORT_ALPACAEVAL:
+	case STORE_IMPORT_KTO: return imp_parse_judgments(p, p->x, fmt, p->root);
 	case STORE_IMPORT_AUTO: break;
 	}
 	return fail(p, "%s", detect_help);
@@ -1026,9 +1031,6 @@ int store_import_parse(store_import_parser *p, const char *line, size_t len, sto
 	reset_line(p);
 	if ((rc = parse_json(p, line, len)))
 		return rc;
-	const char *kto = p->fmt != STORE_IMPORT_PROMPTS ? kto_reason(p->root) : NULL;
-	if (kto)
-		return fail(p, "%s", kto);
 	store_import_format fmt = p->cur;
 	if (fmt == STORE_IMPORT_AUTO) {
 		fmt = detect(p->root);
@@ -1064,5 +1066,67 @@ int store_import_parse(store_import_parser *p, const char *line, size_t len, sto
 	rec->ncompletions = p->ncomps;
 	rec->labels = p->labels;
 	rec->nlabels = p->nlabels;
+	if (labelled(fmt))
+		imp_extra_finish(p->x, p->root, rec);
 	return STORE_OK;
+}
+
+/* ---- lent to import_judgments.c (import_int.h) ------------------------------------ */
+
+int imp_fail(store_import_parser *p, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = xvasprintf(fmt, ap);
+	va_end(ap);
+	fail(p, "%s", s);
+	free(s);
+	return STORE_EINVAL;
+}
+
+char *imp_keep(store_import_parser *p, char *s)
+{
+	return keep(p, s);
+}
+
+int imp_add_completion(store_import_parser *p, const char *text, const char *model)
+{
+	return add_completion(p, text, model);
+}
+
+store_rec_label *imp_add_label(store_import_parser *p, int a, int b, const char *verdict)
+{
+	add_label(p, a, b, verdict);
+	return &p->labels[p->nlabels - 1];
+}
+
+void imp_set_prompt_text(store_import_parser *p, const char *text)
+{
+	p->prompt_text = text;
+}
+
+void imp_set_prompt_messages(store_import_parser *p, const store_msg *m, size_t n)
+{
+	p->prompt.n = 0;
+	for (size_t i = 0; i < n; i++)
+		*msg_push(&p->prompt) = m[i];
+}
+
+int imp_messages(store_import_parser *p, const cJSON *arr, const char *name, int slot, const store_msg **msgs,
+		 size_t *n)
+{
+	int rc = get_msglist(p, arr, name, &p->side[slot]);
+	*msgs = p->side[slot].v;
+	*n = p->side[slot].n;
+	return rc;
+}
+
+int imp_content(store_import_parser *p, const cJSON *c, const char *path, const char **out)
+{
+	return get_content(p, c, path, out);
+}
+
+void imp_set_variant(store_import_parser *p, const char *v)
+{
+	set_variant(p, v);
 }

@@ -238,6 +238,37 @@ static const char *const MIGRATIONS[] = {
 	"  PRIMARY KEY (annotator, completion_a, completion_b)\n"
 	") WITHOUT ROWID;\n"
 	"CREATE INDEX assignments_pair ON assignments(completion_a, completion_b);\n",
+
+	/* 8 -> 9: labels that are not comparisons. ratings: numeric scores an
+	 * annotator gave one completion on one aspect, with the scale they are
+	 * on (UltraFeedback's 1..5 per aspect, MT-Bench's 1..10 single
+	 * grading); one per (completion, annotator, aspect). feedback: binary
+	 * feedback on one completion (KTO's unpaired preference: good 1 or 0);
+	 * one per (completion, annotator). */
+	"CREATE TABLE ratings(\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  completion_id INTEGER NOT NULL REFERENCES completions(id) ON DELETE CASCADE,\n"
+	"  annotator_id INTEGER NOT NULL REFERENCES annotators(id),\n"
+	"  aspect TEXT NOT NULL,\n"
+	"  value REAL NOT NULL,\n"
+	"  scale_min REAL NOT NULL,\n"
+	"  scale_max REAL NOT NULL,\n"
+	"  run_id INTEGER REFERENCES runs(id),\n"
+	"  created_at TEXT NOT NULL,\n"
+	"  CHECK (scale_min < scale_max AND value >= scale_min AND value <= scale_max),\n"
+	"  UNIQUE (completion_id, annotator_id, aspect)\n"
+	");\n"
+	"CREATE INDEX ratings_aspect ON ratings(aspect, completion_id);\n"
+	"CREATE TABLE feedback(\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  prompt_id INTEGER NOT NULL REFERENCES prompts(id) ON DELETE CASCADE,\n"
+	"  completion_id INTEGER NOT NULL REFERENCES completions(id) ON DELETE CASCADE,\n"
+	"  annotator_id INTEGER NOT NULL REFERENCES annotators(id),\n"
+	"  good INTEGER NOT NULL CHECK (good IN (0, 1)),\n"
+	"  run_id INTEGER REFERENCES runs(id),\n"
+	"  created_at TEXT NOT NULL,\n"
+	"  UNIQUE (completion_id, annotator_id)\n"
+	");\n",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -290,6 +321,15 @@ static const char *const STMT_SQL[SS_COUNT] = {
 	[SS_ANNOTATOR_KIND] = "SELECT kind FROM annotators WHERE id = ?1",
 	[SS_COMPARISON_ROW] = "SELECT prompt_id, completion_a, completion_b, annotator_id, verdict FROM comparisons "
 			      "WHERE id = ?1",
+	[SS_RATING_INSERT] = "INSERT INTO ratings(completion_id, annotator_id, aspect, value, scale_min, scale_max, "
+			      "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+			      /* a row back: 1 added, 0 another value there (kept);
+			       * none: the same value there */
+			      "ON CONFLICT(completion_id, annotator_id, aspect) DO UPDATE SET value = ratings.value "
+			      "WHERE ratings.value <> excluded.value RETURNING value = ?4",
+	[SS_FEEDBACK_INSERT] = "INSERT INTO feedback(prompt_id, completion_id, annotator_id, good, created_at) "
+			       "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(completion_id, annotator_id) DO UPDATE "
+			       "SET good = feedback.good WHERE feedback.good <> excluded.good RETURNING good = ?4",
 	[SS_METRIC_ADD] = "INSERT INTO metrics(run_id, step, name, value) VALUES (?1, ?2, ?3, ?4) "
 			  "ON CONFLICT(run_id, name, step) DO UPDATE SET value = excluded.value",
 };

@@ -52,7 +52,27 @@ typedef struct store_rec_label {
 	/* which of a and b the file called chosen ("a" or "b"), or NULL:
 	 * kept with the comparison, so that a tie keeps the file's order */
 	const char *chosen;
+	/* how sure the annotator was (0..1, e.g. from AlpacaEval's weighted
+	 * preference), when has_confidence */
+	int has_confidence;
+	double confidence;
 } store_rec_label;
+
+/* A numeric score an annotator gave one of the record's completions
+ * (completion: index into completions[]) on one aspect, on the scale
+ * [scale_min, scale_max] (e.g. UltraFeedback's helpfulness 1..5). */
+typedef struct store_rec_rating {
+	int completion;
+	const char *aspect;
+	double value, scale_min, scale_max;
+} store_rec_rating;
+
+/* Binary feedback on one completion (KTO: unpaired preference): good is 1
+ * (desirable) or 0 (undesirable). */
+typedef struct store_rec_feedback {
+	int completion;
+	int good;
+} store_rec_feedback;
 
 /* A parsed input record. Either prompt_text or (messages, nmessages) is set.
  * All pointers are borrowed for the duration of the call. */
@@ -69,6 +89,14 @@ typedef struct store_record {
 	 * and 32 per completion. NULL: store_add_record computes them. */
 	const unsigned char *prompt_hash;
 	const unsigned char *completion_hashes;
+	/* Who gave the labels, ratings and feedback: annotator name and kind
+	 * ("human", "judge" or "import"); NULL name: "import:<source>". */
+	const char *annotator;
+	const char *annotator_kind;
+	const store_rec_rating *ratings;
+	size_t nratings;
+	const store_rec_feedback *feedback;
+	size_t nfeedback;
 } store_record;
 
 /* Compute the content hashes store_add_record would: into prompt_hash (32
@@ -87,6 +115,11 @@ typedef struct store_import_counts {
 	 * verdict (A>B, later B>A): the first verdict is kept, and the later
 	 * one is counted here, not as a duplicate */
 	long comparisons_conflict;
+	/* ratings and binary feedback: the same value again is a duplicate;
+	 * another value from the same annotator (same completion and aspect)
+	 * is a conflict, and the first value stays */
+	long ratings_new, ratings_dup, ratings_conflict;
+	long feedback_new, feedback_dup, feedback_conflict;
 } store_import_counts;
 
 /* ---- opening ------------------------------------------------------------ */
@@ -142,10 +175,12 @@ int store_rollback(store *st);
 /* Add one parsed record from import source `source` (e.g. "hh-rlhf") into
  * split `split` (NULL: "train"). Prompts and completions already present
  * (same content hash) are reused and counted as duplicates; each label
- * becomes a comparison by annotator "import:<source>" unless that
+ * becomes a comparison by annotator rec->annotator (of kind
+ * rec->annotator_kind, default "human"), or "import:<source>", unless that
  * comparison exists already (a duplicate when its verdict is the same, a
  * conflict, counted in comparisons_conflict, when it differs; either way
- * the stored verdict stays). Must run inside store_begin/store_commit.
+ * the stored verdict stays); ratings and feedback go to their tables under
+ * the same annotator. Must run inside store_begin/store_commit.
  * Returns STORE_OK or STORE_EINVAL (message names the bad field). */
 int store_add_record(store *st, const store_record *rec, const char *source,
 		     const char *split, store_import_counts *counts);
@@ -473,6 +508,7 @@ typedef struct store_merge_counts {
 	long comparisons_conflict; /* same annotator and pair, another verdict */
 	long conflicts_taken;      /* ... of which the other store's (later) label was kept */
 	long runs_new, metrics_new;
+	long ratings_new, feedback_new;
 } store_merge_counts;
 
 /* A conflict as handed to the callback (pointers valid during the call). */
@@ -493,7 +529,8 @@ typedef void (*store_merge_conflict_cb)(void *ud, const store_merge_conflict *c)
  * runs and their metrics, each matched by what identifies it (content
  * hashes, names), so merging twice adds nothing. A label the same annotator
  * gave the same pair in both with another verdict is a conflict: the later
- * one is kept, and each is handed to cb (may be NULL). All in one
+ * one is kept, and each is handed to cb (may be NULL). Ratings and binary
+ * feedback come too (where both have one, ours stays). All in one
  * transaction (the caller must not hold one); dry_run rolls it back after
  * counting. Caches and claims are not merged. Returns STORE_OK, STORE_ECORRUPT
  * (not a dpo store), STORE_EVERSION (another schema version), or an error;
@@ -624,6 +661,8 @@ const char *store_path(const store *st);
  *                   "interrupted" also: abandoned (those left "running" by a process
  *                   that is gone); key "running" also: unchecked (those whose process
  *                   cannot be checked from here: another host, or no pid recorded)
+ *   "ratings"       key aspect: ratings, completions, annotators (only aspects rated)
+ *   "feedback"      key "all": feedback, good, bad (binary feedback, KTO)
  * Strings are valid during the callback. */
 typedef struct store_stat {
 	const char *section, *key, *detail, *column;
@@ -690,5 +729,57 @@ typedef int (*store_pair_votes_cb)(void *ud, const store_pair_votes *v);
 /* Visit every pair with at least one non-skip verdict (one verdict per
  * annotator: the comparisons table guarantees it). */
 int store_votes_foreach(store *st, store_pair_votes_cb cb, void *ud);
+
+/* ---- ratings and binary feedback (store_ratings.c) ------------------------------ */
+
+/* One binary label (KTO) as handed to callbacks; pointers are valid during
+ * the callback. Exactly one of prompt_text and prompt_messages_json is set. */
+typedef struct store_feedback {
+	int64_t prompt_id, completion_id, annotator_id;
+	const char *prompt_text;          /* or NULL */
+	const char *prompt_messages_json; /* or NULL */
+	const char *completion;
+	const char *annotator, *split;
+	int good;                         /* 1 desirable, 0 undesirable */
+} store_feedback;
+
+typedef int (*store_feedback_cb)(void *ud, const store_feedback *f);
+
+/* Visit the binary feedback of prompts of split (NULL: all) by prompt id,
+ * then completion id, then annotator id. Returns STORE_OK, cb's nonzero
+ * value, or a code. */
+int store_feedback_foreach(store *st, const char *split, store_feedback_cb cb, void *ud);
+
+/* What store_derive_pairs does. */
+typedef struct store_derive_args {
+	const char *aspect;  /* the ratings to use (required) */
+	double min_margin;   /* a pair needs this difference at least (and more than 0) */
+	int all;             /* every pair with the margin, not best vs one lower */
+	uint64_t seed;       /* the choice of the lower one (best vs one) */
+	int dry_run;         /* count, write nothing */
+	int64_t run_id;      /* the run the comparisons are of (0: none) */
+} store_derive_args;
+
+typedef struct store_derive_counts {
+	long prompts;        /* prompts with two or more completions rated on the aspect */
+	long pairs;          /* pairs derived */
+	long pairs_new;      /* of those, comparisons added (0 with dry_run) */
+	long pairs_existing; /* of those, already there from an earlier run */
+} store_derive_counts;
+
+/* Derive comparisons from the ratings of one aspect (UltraFeedback's
+ * binarization). A completion's value is the mean of its ratings on the
+ * aspect (over annotators). Per prompt, completions are taken in order of
+ * content hash; best is the first with the highest value. Without all:
+ * one pair, best vs the candidate at index k of those whose value is lower
+ * by at least min_margin (and by more than 0), k = the first 8 bytes
+ * (big-endian) of SHA-256 of "<seed>:<prompt hash hex>" modulo their
+ * number. With all: every two completions whose values differ by at least
+ * min_margin (and by more than 0). Each pair becomes a comparison (the
+ * higher value wins) by annotator "ratings:<aspect>" of kind import, all in
+ * one transaction. STORE_EINVAL without an aspect or with a negative
+ * margin; STORE_ENOTFOUND when no completion is rated on the aspect
+ * (message lists the aspects there are). */
+int store_derive_pairs(store *st, const store_derive_args *a, store_derive_counts *out);
 
 #endif

@@ -802,11 +802,33 @@ static int import_generator(store *st, const char *model, const char *source, in
 	return rc;
 }
 
+/* The annotator of a record's labels, ratings and feedback: rec->annotator
+ * (of rec->annotator_kind, default "human") or "import:<source>",
+ * memoised; its id and kind ('h', 'j' or 'i') into *id and *kind. */
+static int record_annotator(store *st, const store_record *rec, const char *source, int64_t *id, char *kind)
+{
+	const char *k = rec->annotator ? (rec->annotator_kind ? rec->annotator_kind : "human") : "import";
+	char tag = k[0] == 'h' ? 'H' : k[0] == 'j' ? 'J' : 'I';
+	const char *key = rec->annotator ? rec->annotator : source;
+	int rc = STORE_OK;
+	*kind = (char)(tag - 'A' + 'a');
+	if (!rec->annotator)
+		tag = 'i'; /* "import:<source>", keyed by the source */
+	if ((*id = memo_get(st->ann_memo, tag, key)) != 0)
+		return STORE_OK;
+	char *name = rec->annotator ? xstrdup(rec->annotator) : xasprintf("import:%s", source);
+	store_annotator an = {.kind = k, .name = name};
+	if (!(rc = store_annotator_id(st, &an, id)))
+		memo_put(st->ann_memo, tag, key, *id);
+	free(name);
+	return rc;
+}
+
 int store_add_record(store *st, const store_record *rec, const char *source, const char *split,
 		     store_import_counts *counts)
 {
 	int64_t prompt_id, ann_id = 0, stack_ids[32], *ids = stack_ids;
-	char stack_new[32], *is_new = stack_new;
+	char stack_new[32], *is_new = stack_new, ann_kind = 'i';
 	int created, rc = STORE_OK, dcomp = 0, dlab = 0;
 	store_import_counts dummy = {0};
 	if (!counts)
@@ -836,7 +858,12 @@ int store_add_record(store *st, const store_record *rec, const char *source, con
 					  i + 1, l->verdict ? l->verdict : "(none)");
 		if (l->a == l->b || !strcmp(rec->completions[l->a].text, rec->completions[l->b].text))
 			return store__err(st, STORE_EINVAL, "chosen and rejected are identical");
+		if (l->has_confidence && !(l->confidence >= 0 && l->confidence <= 1))
+			return store__err(st, STORE_EINVAL, "label %zu: confidence must be between 0 and 1, not %g",
+					  i + 1, l->confidence);
 	}
+	if ((rc = store__record_extras_check(st, rec)))
+		return rc;
 	if (rec->messages) {
 		if (rec->nmessages == 0)
 			return store__err(st, STORE_EINVAL, "a conversation prompt needs at least one message");
@@ -891,17 +918,9 @@ int store_add_record(store *st, const store_record *rec, const char *source, con
 		dcomp += created;
 		created ? counts->completions_new++ : counts->completions_dup++;
 	}
-	if (rec->nlabels) {
-		if ((ann_id = memo_get(st->ann_memo, 'i', source)) == 0) {
-			char *name = xasprintf("import:%s", source);
-			store_annotator an = {.kind = "import", .name = name};
-			if (!(rc = store_annotator_id(st, &an, &ann_id)))
-				memo_put(st->ann_memo, 'i', source, ann_id);
-			free(name);
-			if (rc)
-				goto out;
-		}
-	}
+	if ((rec->nlabels || rec->nratings || rec->nfeedback) &&
+	    (rc = record_annotator(st, rec, source, &ann_id, &ann_kind)))
+		goto out;
 	for (size_t i = 0; i < rec->nlabels; i++) {
 		const store_rec_label *l = &rec->labels[i];
 		int64_t a = ids[l->a], b = ids[l->b];
@@ -926,11 +945,12 @@ int store_add_record(store *st, const store_record *rec, const char *source, con
 		store_comparison c = {
 			.prompt_id = prompt_id,
 			.annotator_id = ann_id,
-			.confidence = NAN,
+			.confidence = l->has_confidence ? l->confidence : NAN,
 			.duration_ms = -1,
 		};
 		int conflict;
-		if ((rc = comparison_insert(st, &c, a, b, v, NULL, 'i', fresh, &nl, NULL, &created, &conflict, &sc)))
+		if ((rc = comparison_insert(st, &c, a, b, v, NULL, ann_kind, fresh, &nl, NULL, &created, &conflict,
+					    &sc)))
 			goto out;
 		dlab += nl;
 		if (created)
@@ -940,6 +960,9 @@ int store_add_record(store *st, const store_record *rec, const char *source, con
 		else
 			counts->comparisons_dup++;
 	}
+	if ((rec->nratings || rec->nfeedback) &&
+	    (rc = store__record_extras_add(st, rec, prompt_id, ids, ann_id, counts)))
+		goto out;
 	if (prompt_new) { /* started with the counters: only a correction, if any */
 		dcomp -= ncomp0;
 		dlab -= nlab0;

@@ -32,6 +32,8 @@ enum store_stmt_id {
 	SS_PAIR_LABELED,
 	SS_ANNOTATOR_KIND,
 	SS_COMPARISON_ROW,
+	SS_RATING_INSERT,
+	SS_FEEDBACK_INSERT,
 	SS_COUNT
 };
 
@@ -130,6 +132,16 @@ int store__run_checkable(const store_run *r);
  * the runs abandoned by a process that is gone, and those that cannot be
  * checked. Informational: never a failure. STORE_OK or a read error. */
 int store__check_runs(store *st, util_buf *out);
+
+/* Check a record's ratings, feedback and annotator (store_ratings.c)
+ * before anything of it is written: STORE_OK or STORE_EINVAL (message set). */
+int store__record_extras_check(store *st, const store_record *rec);
+/* Write a record's ratings and feedback (store_add_record): ids[i] is the
+ * id of rec->completions[i], ann_id the annotator; counts are added to. */
+int store__record_extras_add(store *st, const store_record *rec, int64_t prompt_id, const int64_t *ids,
+			     int64_t ann_id, store_import_counts *counts);
+/* Hand store_stats_foreach's "ratings" and "feedback" sections to cb. */
+int store__stats_ratings(store *st, int (*cb)(void *, const store_stat *), void *ud);
 
 /* Open path migrated only up to schema version `version` (tests build older
  * layouts with it). */

@@ -152,6 +152,21 @@ static int copy_rows(store *st, store_merge_counts *k)
 				 "ON CONFLICT(run_id, name, step) DO NOTHING",
 			     &k->metrics_new)))
 		return rc;
+	/* ratings and binary feedback: one per (completion, annotator[,
+	 * aspect]); where both stores have one, ours stays */
+	if ((rc = exec_count(st, "INSERT INTO main.ratings(completion_id, annotator_id, aspect, value, scale_min, "
+				 "scale_max, run_id, created_at) SELECT c.mid, a.mid, x.aspect, x.value, x.scale_min, "
+				 "x.scale_max, r.mid, x.created_at FROM src.ratings x JOIN merge_c c ON c.sid = "
+				 "x.completion_id JOIN merge_a a ON a.sid = x.annotator_id LEFT JOIN merge_r r ON "
+				 "r.sid = x.run_id WHERE true ON CONFLICT(completion_id, annotator_id, aspect) DO NOTHING",
+			     &k->ratings_new)) ||
+	    (rc = exec_count(st, "INSERT INTO main.feedback(prompt_id, completion_id, annotator_id, good, run_id, "
+				 "created_at) SELECT p.mid, c.mid, a.mid, x.good, r.mid, x.created_at FROM src.feedback x "
+				 "JOIN merge_p p ON p.sid = x.prompt_id JOIN merge_c c ON c.sid = x.completion_id "
+				 "JOIN merge_a a ON a.sid = x.annotator_id LEFT JOIN merge_r r ON r.sid = x.run_id "
+				 "WHERE true ON CONFLICT(completion_id, annotator_id) DO NOTHING",
+			     &k->feedback_new)))
+		return rc;
 	return STORE_OK;
 }
 

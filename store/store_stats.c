@@ -182,7 +182,9 @@ int store_stats_foreach(store *st, store_stat_cb cb, void *ud)
 		if ((rc = cb(ud, &x)))
 			return rc;
 	}
-	return run_stats(st, cb, ud);
+	if ((rc = run_stats(st, cb, ud)))
+		return rc;
+	return store__stats_ratings(st, cb, ud);
 }
 
 int store_splits_foreach(store *st, store_stat_cb cb, void *ud)

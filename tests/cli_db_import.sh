@@ -37,7 +37,7 @@ imp trl_conversational.jsonl "trl (conversational) (detected), source trl_conver
 imp trl_implicit.jsonl "trl (implicit prompt) (detected), source trl_implicit: 2 records, prompts 2 new / 0 duplicate, completions 4 new / 0 duplicate, comparisons 2 new / 0 duplicate, 0 rejected"
 imp hh.jsonl "hh (detected), source hh: 3 records, prompts 3 new / 0 duplicate, completions 6 new / 0 duplicate, comparisons 3 new / 0 duplicate, 0 rejected"
 imp ultrafeedback_binarized.jsonl "ultrafeedback (binarized) (detected), source ultrafeedback_binarized: 3 records, prompts 3 new / 0 duplicate, completions 6 new / 0 duplicate, comparisons 3 new / 0 duplicate, 0 rejected"
-imp ultrafeedback_raw.jsonl "ultrafeedback (raw) (detected), source ultrafeedback_raw: 2 records, prompts 2 new / 0 duplicate, completions 5 new / 0 duplicate, comparisons 4 new / 0 duplicate, 0 rejected"
+imp ultrafeedback_raw.jsonl "ultrafeedback (raw) (detected), source ultrafeedback_raw: 2 records, prompts 2 new / 0 duplicate, completions 5 new / 0 duplicate, comparisons 4 new / 0 duplicate, 0 rejected, ratings 7 new / 0 duplicate"
 imp sharegpt.jsonl "sharegpt (detected), source sharegpt: 2 records, prompts 2 new / 0 duplicate, completions 4 new / 0 duplicate, comparisons 2 new / 0 duplicate, 0 rejected"
 imp llama_factory_v1.jsonl "sharegpt (llama-factory v1) (detected), source llama_factory_v1: 1 records, prompts 1 new / 0 duplicate, completions 2 new / 0 duplicate, comparisons 1 new / 0 duplicate, 0 rejected"
 imp prompts.jsonl "prompts (detected), source prompts: 3 records, prompts 3 new / 0 duplicate, completions 0 new / 0 duplicate, comparisons 0 new / 0 duplicate, 0 rejected"
@@ -176,7 +176,7 @@ is "a bad second file: the first one was imported (all duplicates here)" "$(summ
 	"trl (standard) (detected), source trl: 3 records, prompts 0 new / 3 duplicate, completions 0 new / 6 duplicate, comparisons 0 new / 3 duplicate, 0 rejected"
 is "database still unchanged" "$(snapshot "$DB")" "$before"
 
-# ---- detection looks past the first record; KTO is refused -------------------------------------------
+# ---- detection looks past the first record; KTO is binary feedback -----------------------------------
 printf '{"prompt": "only a prompt"}\n{"prompt": "Q1", "chosen": "A", "rejected": "B"}\n\n{"prompt": "Q2", "chosen": "A", "rejected": "B"}\n' >"$T/pfirst.jsonl"
 dpo-db --db "$T/d.db" import "$T/pfirst.jsonl" >"$T/.out" 2>"$T/.err"
 is "a prompt-only first line before pairs: exit 1 (not a prompts file)" "$?" 1
@@ -194,17 +194,17 @@ like "a pair far after prompt-only lines: the reason" "$(cat "$T/.err")" \
 	"pfar.jsonl:1501: this record holds preferences (it looks like trl), but the file's first record was prompts: use --format"
 ok "prompts and candidates still import" dpo-db --db "$T/d.db" import "$D/prompts.jsonl" "$D/candidates.jsonl"
 printf '{"prompt": "Q", "completion": "A", "label": true}\n{"prompt": "Q", "completion": "B", "label": false}\n' >"$T/kto.jsonl"
-dpo-db --db "$T/d.db" import "$T/kto.jsonl" >"$T/.out" 2>"$T/.err"
-is "a KTO file: exit 1" "$?" 1
-like "a KTO file: names the format" "$(cat "$T/.err")" \
-	"kto.jsonl:1: this is a KTO record (\"completion\" with a boolean \"label\": TRL's unpaired preference"
-printf '{"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}], "kto_tag": true}\n' >"$T/kto_lf.jsonl"
-dpo-db --db "$T/d.db" import "$T/kto_lf.jsonl" >"$T/.out" 2>"$T/.err"
-is "a LLaMA-Factory KTO file: exit 1 (not imported as prompts)" "$?" 1
-like "a LLaMA-Factory KTO file: names the format" "$(cat "$T/.err")" \
-	"kto_lf.jsonl:1: this is a KTO record (LLaMA-Factory's \"kto_tag\""
 ok "a KTO file with --format prompts: its prompts" dpo-db --db "$T/d.db" import --format prompts "$T/kto.jsonl"
 like "a KTO file with --format prompts: one prompt" "$(summary)" "2 records, prompts 1 new / 1 duplicate"
+dpo-db --db "$T/d.db" import "$T/kto.jsonl" >"$T/.out" 2>"$T/.err"
+is "a KTO file: exit 0 (binary feedback, see cli_db_labels.sh)" "$?" 0
+like "a KTO file: detected, two feedback labels" "$(cat "$T/.out")" \
+	"kto.jsonl: kto (trl) (detected), source kto: 2 records, prompts 0 new / 2 duplicate, completions 2 new / 0 duplicate, comparisons 0 new / 0 duplicate, 0 rejected, feedback 2 new / 0 duplicate"
+printf '{"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}], "kto_tag": true}\n' >"$T/kto_lf.jsonl"
+dpo-db --db "$T/d.db" import "$T/kto_lf.jsonl" >"$T/.out" 2>"$T/.err"
+is "a LLaMA-Factory KTO file: exit 0 (not imported as prompts)" "$?" 0
+like "a LLaMA-Factory KTO file: detected, one feedback label (its [user: Q] is the prompt Q, A the same completion)" "$(cat "$T/.out")" \
+	"kto_lf.jsonl: kto (llama-factory) (detected), source kto_lf: 1 records, prompts 0 new / 1 duplicate, completions 0 new / 1 duplicate, comparisons 0 new / 0 duplicate, 0 rejected, feedback 1 new / 0 duplicate"
 
 # ---- --skip-bad ----------------------------------------------------------------------------------
 ok "--skip-bad imports the rest" dpo-db --db "$T/s.db" import --skip-bad "$T/rej.jsonl" "$D/bad_line3.jsonl" "$D/hh_bad.jsonl"

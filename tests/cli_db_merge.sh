@@ -92,6 +92,13 @@ is "merge again: the same rows" "$(q "$T/team.db" "SELECT count(*) FROM comparis
 ok "merge --json" dpo-db --db "$T/team.db" merge --json "$T/alice.db"
 like "merge --json: the counts" "$(cat "$T/.out")" '"labels_new": 0, "labels_duplicate": 4, "labels_conflicting": 0'
 
+# ---- binary feedback and ratings come too
+printf '%s\n' '{"prompt": "Q2?", "completion": "x2", "label": true}' >"$T/kto.jsonl"
+ok "feedback in alice's copy" dpo-db --db "$T/alice.db" import "$T/kto.jsonl"
+ok "merge the feedback" dpo-db --db "$T/team.db" merge --json "$T/alice.db"
+like "one feedback label came in" "$(cat "$T/.out")" '"ratings_new": 0, "feedback_new": 1}'
+is "it is on Q2's x2" "$(q "$T/team.db" "SELECT p.content || ' ' || c.text || ' ' || f.good FROM feedback f JOIN prompts p ON p.id = f.prompt_id JOIN completions c ON c.id = f.completion_id")" "Q2? x2 1"
+
 # ---- mistakes change nothing
 s=$(sum "$T/team.db")
 dpo-db --db "$T/team.db" merge "$T/team.db" >/dev/null 2>"$T/err"

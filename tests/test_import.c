@@ -135,13 +135,11 @@ static const tcase cases[] = {
 	 "!duplicate key \"a7\" in one object", NULL},
 	{TRL, "{'prompt':'Q','chosen':'A','rejected':'B','x':{'k':1,'K':2,'k ':3}}", "T:Q # C:A|B # L:0>1:a", NULL},
 
-	/* ---- KTO (binary feedback) is refused, naming the format */
-	{A, "{'prompt':'Q','completion':'A','label':true}",
-	 "!this is a KTO record (\"completion\" with a boolean \"label\"", NULL},
-	{TRL, "{'prompt':'Q','completion':'A','label':false}",
-	 "!this is a KTO record (\"completion\" with a boolean \"label\"", NULL},
+	/* ---- KTO (binary feedback) is a format of its own (more in kcases) */
+	{A, "{'prompt':'Q','completion':'A','label':true}", "T:Q # C:A", "kto (trl)"},
+	{TRL, "{'prompt':'Q','completion':'A','label':false}", "!field \"chosen\" is missing", NULL},
 	{A, "{'messages':[{'role':'user','content':'Q'},{'role':'assistant','content':'A'}],'kto_tag':true}",
-	 "!this is a KTO record (LLaMA-Factory's \"kto_tag\"", NULL},
+	 "M:user:Q # C:A", "kto (llama-factory)"},
 	{PR, "{'prompt':'Q','completion':'A','label':true}", "T:Q", NULL},
 	{A, "{'prompt':'Q','completion':'A','label':'good'}", "T:Q", "prompts"},
 
@@ -302,6 +300,166 @@ static void test_table(void)
 	}
 }
 
+/* dump(), then what the formats of labels made elsewhere add: " # conf:"
+ * each label's confidence (or -), " # R:" ratings (completion:aspect=value
+ * on lo..hi), " # F:" feedback (completion+ or completion-) and " # by:"
+ * the annotator (name/kind). */
+static char *dump_full(const store_record *r)
+{
+	util_buf b = UTIL_BUF_INIT;
+	char *d = dump(r);
+	util_buf_adds(&b, d);
+	free(d);
+	for (size_t i = 0; i < r->nlabels; i++)
+		if (r->labels[i].has_confidence)
+			util_buf_addf(&b, "%s%g", i ? "," : " # conf:", r->labels[i].confidence);
+	for (size_t i = 0; i < r->nratings; i++)
+		util_buf_addf(&b, "%s%d:%s=%g/%g..%g", i ? "," : " # R:", r->ratings[i].completion, r->ratings[i].aspect,
+			      r->ratings[i].value, r->ratings[i].scale_min, r->ratings[i].scale_max);
+	for (size_t i = 0; i < r->nfeedback; i++)
+		util_buf_addf(&b, "%s%d%c", i ? "," : " # F:", r->feedback[i].completion, r->feedback[i].good ? '+' : '-');
+	if (r->annotator)
+		util_buf_addf(&b, " # by:%s/%s", r->annotator, r->annotator_kind ? r->annotator_kind : "-");
+	return util_buf_detach(&b);
+}
+
+#define MT STORE_IMPORT_MTBENCH
+#define MS STORE_IMPORT_MTBENCH_SINGLE
+#define AE STORE_IMPORT_ALPACAEVAL
+#define KT STORE_IMPORT_KTO
+
+/* Two-turn MT-Bench conversations, differing in the last answer (SAME) or
+ * in the first (DIFF). */
+#define MT_CONV(a1, a2) "[{'role':'user','content':'Q1'},{'role':'assistant','content':'" a1 "'}," \
+			"{'role':'user','content':'Q2'},{'role':'assistant','content':'" a2 "'}]"
+
+/* Judgments, ratings and binary feedback made by other tools. */
+static const tcase jcases[] = {
+	/* ---- MT-Bench pairwise: turn picks the answer, winner the verdict, judge the annotator */
+	{A, "{'model_a':'ma','model_b':'mb','winner':'model_a','judge':'author_0','turn':1,"
+	    "'conversation_a':" MT_CONV("A1", "A2") ",'conversation_b':" MT_CONV("B1", "B2") "}",
+	 "M:user:Q1 # C:A1@ma|B1@mb # L:0>1:a # by:author_0/human", "mt-bench (pairwise judgments)"},
+	{MT, "{'model_a':'ma','model_b':'mb','winner':'tie (bothbad)','judge':['gpt-4','pair-v2'],"
+	     "'conversation_a':" MT_CONV("S", "A2") ",'conversation_b':" MT_CONV("S", "B2") "}",
+	 "M:user:Q1/assistant:S/user:Q2 # C:A2@ma|B2@mb # L:0>1:both_bad # by:gpt-4/pair-v2/judge", NULL},
+	{MT, "{'model_a':'ma','model_b':'mb','winner':'tie','judge':'GPT-4','turn':2,"
+	     "'conversation_a':" MT_CONV("S", "A2") ",'conversation_b':" MT_CONV("S", "B2") "}",
+	 "M:user:Q1/assistant:S/user:Q2 # C:A2@ma|B2@mb # L:0>1:tie # by:GPT-4/judge", NULL},
+	{MT, "{'model_a':'ma','model_b':'mb','winner':'model_b',"
+	     "'conversation_a':" MT_CONV("A1", "A2") ",'conversation_b':" MT_CONV("B1", "B2") "}",
+	 "!the conversations before the judged answer differ (message 1)", NULL},
+	{MT, "{'model_a':'ma','model_b':'mb','winner':'model_b','turn':3,"
+	     "'conversation_a':" MT_CONV("A1", "A2") ",'conversation_b':" MT_CONV("B1", "B2") "}",
+	 "!field \"conversation_a\" has no assistant message for turn 3", NULL},
+	{MT, "{'model_a':'ma','model_b':'mb','winner':'model_b','turn':0,'conversation_a':[],'conversation_b':[]}",
+	 "!field \"turn\" must be a whole number from 1", NULL},
+	{MT, "{'model_a':'ma','model_b':'mb','winner':'a','conversation_a':[],'conversation_b':[]}",
+	 "!field \"winner\" must be", NULL},
+	{MT, "{'model_a':'ma','model_b':'mb','winner':'tie','turn':1,"
+	     "'conversation_a':" MT_CONV("A1", "A2") ",'conversation_b':" MT_CONV("A1", "B2") "}",
+	 "!the two answers are identical", NULL},
+	{MT, "{'model_a':'ma','winner':'tie'}", "!field \"model_b\" is missing", NULL},
+	{MT, "{'model_a':'ma','model_b':'mb','winner':'tie','judge':3,"
+	     "'conversation_a':" MT_CONV("S", "A2") ",'conversation_b':" MT_CONV("S", "B2") "}",
+	 "!field \"judge\" must be a string or a list of strings", NULL},
+
+	/* ---- MT-Bench single grading: a rating on 1..10 */
+	{A, "{'model':'m','judge':['gpt-4','single-v1'],'score':8.5,'user_prompt':'[Instruction]\\nJudge.\\n\\n"
+	    "[Question]\\nWhat?\\n\\n[The Start of Assistant\\u0027s Answer]\\nThat.\\n"
+	    "[The End of Assistant\\u0027s Answer]'}",
+	 "T:What? # C:That.@m # R:0:score=8.5/1..10 # by:gpt-4/single-v1/judge", "mt-bench-single (ratings)"},
+	{MS, "{'model':'m','judge':'gpt-4','score':2,'user_prompt':'[Question]\\nQ\\n\\n[The Start of Reference Answer]\\n"
+	     "R\\n[The End of Reference Answer]\\n\\n[The Start of Assistant\\u0027s Answer]\\nA\\n"
+	     "[The End of Assistant\\u0027s Answer]'}",
+	 "T:Q # C:A@m # R:0:score=2/1..10 # by:gpt-4/judge", NULL},
+	{MS, "{'model':'m','judge':'x','score':10,'user_prompt':'<|The Start of Assistant A\\u0027s Conversation with User|>"
+	     "\\n\\n### User:\\nQ1\\n\\n### Assistant A:\\nA1\\n\\n### User:\\nQ2\\n\\n### Assistant A:\\nA2"
+	     "\\n\\n<|The End of Assistant A\\u0027s Conversation with User|>'}",
+	 "M:user:Q1/assistant:A1/user:Q2 # C:A2@m # R:0:score=10/1..10 # by:x/human", NULL},
+	{MS, "{'model':'m','judge':'h','question':'Q','answer':'A','score':1}", "T:Q # C:A@m # R:0:score=1/1..10 # by:h/human",
+	 NULL},
+	{MS, "{'model':'m','judge':'h','question':'Q','answer':'A','score':-1}", "!field \"score\" is -1", NULL},
+	{MS, "{'model':'m','judge':'h','question':'Q','answer':'A','score':11}", "!field \"score\" must be between 1 and 10",
+	 NULL},
+	{MS, "{'model':'m','judge':'h','question':'Q','score':5}", "!field \"answer\" is missing", NULL},
+	{MS, "{'model':'m','judge':'h','user_prompt':'no template','score':5}",
+	 "!field \"user_prompt\" holds no \"[Question]\"", NULL},
+
+	/* ---- AlpacaEval: weighted preference, rounded; confidence |p - 1.5| * 2 */
+	{A, "{'instruction':'I','output_1':'A','output_2':'B','generator_1':'g1','generator_2':'g2',"
+	    "'annotator':'alpaca_eval_gpt4','preference':1.25}",
+	 "T:I # C:A@g1|B@g2 # L:0>1:a # conf:0.5 # by:alpaca_eval_gpt4/judge", "alpaca-eval (annotations)"},
+	{AE, "{'instruction':'I','output_1':'A','output_2':'B','preference':2}", "T:I # C:A|B # L:0>1:b # conf:1", NULL},
+	{AE, "{'instruction':'I','output_1':'A','output_2':'B','preference':1.5}", "T:I # C:A|B # L:0>1:tie # conf:0", NULL},
+	{AE, "{'instruction':'I','output_1':'A','output_2':'B','preference':0}", "T:I # C:A|B # L:0>1:tie # conf:0", NULL},
+	{AE, "{'instruction':'I','input':'X','output_1':'A','output_2':'B','preference':1.75}",
+	 "T:I\\n\\nX # C:A|B # L:0>1:b # conf:0.5", NULL},
+	{AE, "{'instruction':'I','output_1':'A','output_2':'B','preference':0.5}", "!field \"preference\" must be a number from 1 to 2",
+	 NULL},
+	{AE, "{'instruction':'I','output_1':'A','output_2':'B','preference':'1'}", "!field \"preference\" must be a number", NULL},
+	{AE, "{'instruction':'I','output_1':'A','output_2':'B'}", "!field \"preference\" is missing", NULL},
+	{AE, "{'instruction':'I','output_1':'A','output_2':'A','preference':1}", "!output_1 and output_2 are identical", NULL},
+	{AE, "{'instruction':'','output_1':'A','output_2':'B','preference':1}", "!field \"instruction\" is empty", NULL},
+
+	/* ---- KTO: TRL's and LLaMA-Factory's layouts */
+	{A, "{'prompt':'Q','completion':'A','label':false}", "T:Q # C:A # F:0-", "kto (trl)"},
+	{KT, "{'prompt':[{'role':'user','content':'Q'}],'completion':[{'role':'assistant','content':'A'}],'label':true}",
+	 "M:user:Q # C:A # F:0+", "kto (trl conversational)"},
+	{A, "{'conversations':[{'from':'human','value':'Q'},{'from':'gpt','value':'A'}],'system':'S','kto_tag':false}",
+	 "M:system:S/user:Q # C:A # F:0-", "kto (llama-factory)"},
+	{A, "{'messages':[{'role':'user','content':'Q'},{'role':'assistant','content':'A'}],'label':true}",
+	 "M:user:Q # C:A # F:0+", "kto (llama-factory)"},
+	{KT, "{'prompt':'Q','completion':'A','label':1}", "!field \"label\" must be true or false", NULL},
+	{KT, "{'prompt':'Q','completion':'A'}", "!field \"label\" (or \"kto_tag\") is missing", NULL},
+	{KT, "{'prompt':'Q','completion':'','label':true}", "!the completion is empty", NULL},
+	{KT, "{'prompt':'Q','completion':[{'role':'user','content':'A'}],'label':true}",
+	 "!field \"completion\" must hold one assistant message", NULL},
+	{KT, "{'messages':[{'role':'assistant','content':'A'}],'kto_tag':true}", "!field \"messages\" has no prompt", NULL},
+	{KT, "{'messages':[{'role':'user','content':'Q'}],'kto_tag':true}",
+	 "!field \"messages\" must end with the assistant's answer", NULL},
+
+	/* ---- UltraFeedback raw: the ratings come along */
+	{UF, "{'instruction':'Q','completions':[{'model':'m','response':'A','annotations':{'helpfulness':{'Rating':'4'},"
+	     "'honesty':{'Rating':'N/A'},'truthfulness':[{'Rating':'3'},{'Rating':'4'}]},'fine-grained_score':3.5,"
+	     "'overall_score':7},{'model':'n','response':'B','overall_score':2}]}",
+	 "T:Q # C:A@m|B@n # L:0>1:a # R:0:helpfulness=4/1..5,0:truthfulness=3.5/1..5,0:fine-grained_score=3.5/1..5,"
+	 "0:overall_score=7/1..10,1:overall_score=2/1..10", NULL},
+	{UF, "{'instruction':'Q','completions':[{'response':'A','annotations':{'helpfulness':{'Rating':'6'}}},"
+	     "{'response':'B','overall_score':2}]}",
+	 "!field \"completions[0].annotations.helpfulness\": rating 6 is outside 1..5", NULL},
+
+	/* ---- an annotator named by the record */
+	{TRL, "{'prompt':'Q','chosen':'A','rejected':'B','annotator':'bob'}", "T:Q # C:A|B # L:0>1:a # by:bob/-", NULL},
+	{TRL, "{'prompt':'Q','chosen':'A','rejected':'B','judge':'gpt-4o'}", "T:Q # C:A|B # L:0>1:a # by:gpt-4o/judge", NULL},
+	{TRL, "{'prompt':'Q','chosen':'A','rejected':'B','annotator':7}", "T:Q # C:A|B # L:0>1:a", NULL},
+};
+
+static void test_judgments(void)
+{
+	for (size_t i = 0; i < sizeof jcases / sizeof jcases[0]; i++) {
+		const tcase *c = &jcases[i];
+		char *line = quotes(c->line);
+		store_import_parser *p = store_import_parser_new(c->fmt);
+		store_record rec;
+		int rc = store_import_parse(p, line, strlen(line), &rec);
+		if (c->want[0] == '!') {
+			const char *msg = store_import_parser_errmsg(p);
+			int ok = rc == STORE_EINVAL && strstr(msg, c->want + 1);
+			TAP_OK(ok, "judgment case %zu (%s) fails: %s", i, store_import_format_name(c->fmt), c->want + 1);
+			if (!ok)
+				tap_diag("rc %d, message: %s", rc, msg);
+		} else {
+			char *got = rc == STORE_OK ? dump_full(&rec) : xasprintf("error: %s", store_import_parser_errmsg(p));
+			TAP_IS_STR(got, c->want, "judgment case %zu (%s) parses", i, store_import_format_name(c->fmt));
+			free(got);
+			if (c->variant)
+				TAP_IS_STR(store_import_parser_variant(p), c->variant, "judgment case %zu variant", i);
+		}
+		store_import_parser_free(p);
+		free(line);
+	}
+}
+
 /* Under auto, the first record fixes the format for the rest. */
 static void test_auto_sticks(void)
 {
@@ -344,6 +502,15 @@ static void test_detect(void)
 		{"{'chosen_messages':[]}", STORE_IMPORT_SHAREGPT},
 		{"{'messages':[]}", STORE_IMPORT_PROMPTS},
 		{"{'prompt':'x'}", STORE_IMPORT_PROMPTS},
+		{"{'model_a':'a','model_b':'b','winner':'tie'}", STORE_IMPORT_MTBENCH},
+		{"{'model_a':'a','model_b':'b','conversation_a':[]}", STORE_IMPORT_MTBENCH},
+		{"{'model':'m','score':1,'judge':'j'}", STORE_IMPORT_MTBENCH_SINGLE},
+		{"{'model':'m','score':1,'user_prompt':'p'}", STORE_IMPORT_MTBENCH_SINGLE},
+		{"{'instruction':'i','output_1':'a','output_2':'b'}", STORE_IMPORT_ALPACAEVAL},
+		{"{'prompt':'x','completion':'c','label':true}", STORE_IMPORT_KTO},
+		{"{'messages':[],'label':false}", STORE_IMPORT_KTO},
+		{"{'conversations':[],'kto_tag':true}", STORE_IMPORT_KTO},
+		{"{'prompt':'x','completion':'c','label':'good'}", STORE_IMPORT_PROMPTS},
 		{"{'x':1}", STORE_IMPORT_AUTO},
 		{"nope", STORE_IMPORT_AUTO},
 	};
@@ -359,7 +526,8 @@ static void test_detect(void)
 
 static void test_names(void)
 {
-	const char *names[] = {"auto", "trl", "hh", "ultrafeedback", "sharegpt", "prompts", "candidates"};
+	const char *names[] = {"auto", "trl", "hh", "ultrafeedback", "sharegpt", "prompts", "candidates",
+			       "mt-bench", "mt-bench-single", "alpaca-eval", "kto"};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		store_import_format f = STORE_IMPORT_AUTO;
 		TAP_IS_INT(store_import_format_from_name(names[i], &f), STORE_OK, "format %s known", names[i]);
@@ -445,6 +613,7 @@ static void test_big_line(void)
 int main(void)
 {
 	test_table();
+	test_judgments();
 	test_auto_sticks();
 	test_detect();
 	test_names();

@@ -1346,11 +1346,11 @@ static void test_scores_v5(void)
 	/* scores go with the comparison, in (completion_a, completion_b)
 	 * order; a tie keeps the side the file called chosen */
 	store_rec_completion c2[] = {{"zz later text", NULL}, {"aa other text", NULL}};
-	store_rec_label lab[] = {{1, 0, "b", 1, 6.5, 8.0, "b"}}; /* completions[0] chosen, given reversed */
+	store_rec_label lab[] = {{1, 0, "b", 1, 6.5, 8.0, "b", 0, 0}}; /* completions[0] chosen, given reversed */
 	store_record r2 = {.prompt_text = "scored 2?", .completions = c2, .ncompletions = 2, .labels = lab,
 			   .nlabels = 1};
 	store_rec_completion c3[] = {{"tie chosen", NULL}, {"tie rejected", NULL}};
-	store_rec_label tie[] = {{0, 1, "tie", 1, 7.0, 7.0, "a"}};
+	store_rec_label tie[] = {{0, 1, "tie", 1, 7.0, 7.0, "a", 0, 0}};
 	store_record r3 = {.prompt_text = "scored 3?", .completions = c3, .ncompletions = 2, .labels = tie,
 			   .nlabels = 1};
 	store_import_counts k = {0};
@@ -1658,6 +1658,110 @@ static void test_skip_is_personal(void)
 	free(p);
 }
 
+static int count_feedback(void *ud, const store_feedback *f)
+{
+	util_buf *b = ud;
+	util_buf_addf(b, "%s%s:%s:%d", b->len ? " " : "", f->prompt_text ? f->prompt_text : "(chat)", f->completion, f->good);
+	return 0;
+}
+
+/* Ratings and binary feedback (issue #13): the migration before them, what
+ * store_add_record checks first (nothing of a bad record is written), and
+ * store_derive_pairs' two rules. */
+static void test_ratings(void)
+{
+	char *p = tpath("ratings.db");
+	store *st = store_new();
+	TAP_IS_INT(store__open_version(st, p, 8), STORE_OK, "build the schema before ratings (version 8)");
+	store_free(st);
+	st = store_new();
+	TAP_IS_INT(store_open(st, p), STORE_OK, "it migrates");
+	TAP_IS_INT(raw_sql(p, "SELECT count(*) FROM ratings") + raw_sql(p, "SELECT count(*) FROM feedback"), 0,
+		   "ratings and feedback tables, empty");
+
+	store_rec_completion c[] = {{"five", "m1"}, {"three", "m2"}, {"one", "m3"}};
+	store_rec_rating r[] = {{0, "help", 5, 1, 5}, {1, "help", 3, 1, 5}, {2, "help", 1, 1, 5}, {0, "overall", 9, 1, 10}};
+	store_rec_feedback fb[] = {{0, 1}, {2, 0}};
+	store_record rec = {.prompt_text = "rate me", .completions = c, .ncompletions = 3, .ratings = r, .nratings = 4,
+			    .feedback = fb, .nfeedback = 2, .annotator = "gpt-4", .annotator_kind = "judge"};
+	store_import_counts k = {0};
+	store_begin(st);
+	store_rec_rating out[] = {{0, "help", 6, 1, 5}};
+	store_record bad = rec;
+	bad.ratings = out;
+	bad.nratings = 1;
+	TAP_IS_INT(store_add_record(st, &bad, "t", NULL, &k), STORE_EINVAL, "a rating outside its scale");
+	TAP_OK(strstr(store_errmsg(st), "6 is outside the scale 1..5") != NULL, "says so: %s", store_errmsg(st));
+	store_rec_feedback two[] = {{0, 2}};
+	bad = rec;
+	bad.feedback = two;
+	bad.nfeedback = 1;
+	TAP_IS_INT(store_add_record(st, &bad, "t", NULL, &k), STORE_EINVAL, "feedback neither good nor bad");
+	bad = rec;
+	bad.annotator_kind = "robot";
+	TAP_IS_INT(store_add_record(st, &bad, "t", NULL, &k), STORE_EINVAL, "an unknown annotator kind");
+	TAP_IS_INT(k.records, 0, "none of them was counted (nothing written)");
+	TAP_IS_INT(store_add_record(st, &rec, "t", NULL, &k), STORE_OK, "a record with ratings and feedback");
+	TAP_IS_INT(store_add_record(st, &rec, "t", NULL, &k), STORE_OK, "again");
+	store_commit(st);
+	TAP_OK(k.ratings_new == 4 && k.ratings_dup == 4 && k.feedback_new == 2 && k.feedback_dup == 2,
+	       "counted: ratings %ld/%ld, feedback %ld/%ld", k.ratings_new, k.ratings_dup, k.feedback_new, k.feedback_dup);
+	TAP_IS_INT(raw_sql(p, "SELECT count(*) FROM ratings r JOIN annotators a ON a.id = r.annotator_id "
+			      "WHERE a.name = 'gpt-4' AND a.kind = 'judge'"),
+		   4, "by the record's annotator");
+	/* the same annotator with another value: a conflict, the first stays */
+	store_rec_rating other[] = {{1, "help", 4, 1, 5}};
+	store_rec_feedback flip[] = {{0, 0}};
+	bad = rec;
+	bad.ratings = other;
+	bad.nratings = 1;
+	bad.feedback = flip;
+	bad.nfeedback = 1;
+	store_import_counts kk = {0};
+	store_begin(st);
+	TAP_IS_INT(store_add_record(st, &bad, "t", NULL, &kk), STORE_OK, "another rating and label of the same");
+	store_commit(st);
+	TAP_OK(kk.ratings_conflict == 1 && kk.ratings_new == 0 && kk.ratings_dup == 0 && kk.feedback_conflict == 1 &&
+		       kk.feedback_new == 0,
+	       "counted as conflicts: %ld %ld", kk.ratings_conflict, kk.feedback_conflict);
+	TAP_IS_INT(raw_sql(p, "SELECT r.value FROM ratings r JOIN completions c ON c.id = r.completion_id "
+			      "WHERE c.text = 'three' AND r.aspect = 'help'"),
+		   3, "the first rating stays");
+	util_buf b = UTIL_BUF_INIT;
+	TAP_IS_INT(store_feedback_foreach(st, NULL, count_feedback, &b), STORE_OK, "feedback_foreach");
+	TAP_IS_STR(util_buf_str(&b), "rate me:five:1 rate me:one:0", "the feedback, in order");
+	util_buf_free(&b);
+
+	store_derive_counts dc;
+	store_derive_args da = {.aspect = "help", .min_margin = -1};
+	TAP_IS_INT(store_derive_pairs(st, &da, &dc), STORE_EINVAL, "a negative margin");
+	da = (store_derive_args){.aspect = "nosuch"};
+	TAP_IS_INT(store_derive_pairs(st, &da, &dc), STORE_ENOTFOUND, "an aspect nobody rated");
+	TAP_OK(strstr(store_errmsg(st), "the aspects rated are: help, overall") != NULL, "lists them: %s",
+	       store_errmsg(st));
+	da = (store_derive_args){.aspect = "help", .min_margin = 2, .all = 1, .dry_run = 1};
+	TAP_IS_INT(store_derive_pairs(st, &da, &dc), STORE_OK, "all pairs 2 apart, dry run");
+	TAP_OK(dc.prompts == 1 && dc.pairs == 3 && dc.pairs_new == 0, "1 prompt, 3 pairs, none written: %ld %ld %ld",
+	       dc.prompts, dc.pairs, dc.pairs_new);
+	da.min_margin = 3;
+	da.dry_run = 0;
+	TAP_IS_INT(store_derive_pairs(st, &da, &dc), STORE_OK, "all pairs 3 apart");
+	TAP_OK(dc.pairs == 1 && dc.pairs_new == 1, "one: five over one (%ld %ld)", dc.pairs, dc.pairs_new);
+	da.all = 0;
+	da.min_margin = 0;
+	TAP_IS_INT(store_derive_pairs(st, &da, &dc), STORE_OK, "best against one lower");
+	TAP_OK(dc.pairs == 1 && dc.pairs_new + dc.pairs_existing == 1, "one pair (%ld)", dc.pairs);
+	TAP_IS_INT(raw_sql(p, "SELECT count(*) FROM comparisons c JOIN annotators a ON a.id = c.annotator_id "
+			      "JOIN completions w ON w.id = (CASE c.verdict WHEN 'a' THEN c.completion_a ELSE c.completion_b END) "
+			      "WHERE a.name = 'ratings:help' AND a.kind = 'import' AND w.text = 'five'"),
+		   raw_sql(p, "SELECT count(*) FROM comparisons"), "every derived pair prefers the best, by ratings:help");
+	char *report = NULL;
+	TAP_IS_INT(store_check(st, &report), STORE_OK, "check passes");
+	free(report);
+	store_free(st);
+	free(p);
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -1687,6 +1791,7 @@ int main(void)
 	test_canonical_prompt_v6();
 	test_claims();
 	test_skip_is_personal();
+	test_ratings();
 	free(p);
 	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
