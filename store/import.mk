@@ -1,8 +1,9 @@
 # store/import.mk: the dataset importers (part of the store library), their
 # tests, fuzz target and benchmark. `dpo-db import` (store/dpo-db-import.c)
 # is program code: it is one of dpo_db_SOURCES in store/Makefile.inc.
-noinst_HEADERS += store/import.h
-store_libstore_a_SOURCES += store/import_parse.c store/import_file.c
+noinst_HEADERS += store/import.h store/import_stream.h
+store_libstore_a_SOURCES += store/import_parse.c store/import_file.c store/import_stream.c store/import_csv.c \
+	store/import_map.c
 
 check_PROGRAMS += tests/test_import
 tests_test_import_SOURCES = tests/test_import.c

@@ -188,6 +188,17 @@ static const char *const MIGRATIONS[] = {
 	"ALTER TABLE comparisons ADD COLUMN score_a REAL;\n"
 	"ALTER TABLE comparisons ADD COLUMN score_b REAL;\n"
 	"ALTER TABLE comparisons ADD COLUMN source_chosen TEXT CHECK (source_chosen IN ('a', 'b'));\n",
+
+	/* 5 -> 6: a completion can have several generators: two models (or
+	 * files) that gave the same text for one prompt are both credited.
+	 * completions.generator_id stays the first; this table holds every
+	 * generator, the first included (filled from completions here). */
+	"CREATE TABLE completion_generators(\n"
+	"  completion_id INTEGER NOT NULL REFERENCES completions(id) ON DELETE CASCADE,\n"
+	"  generator_id INTEGER NOT NULL REFERENCES generators(id),\n"
+	"  PRIMARY KEY (completion_id, generator_id)\n"
+	") WITHOUT ROWID;\n"
+	"INSERT INTO completion_generators(completion_id, generator_id) SELECT id, generator_id FROM completions;\n",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -240,6 +251,8 @@ static const char *const STMT_SQL[SS_COUNT] = {
 	[SS_ANNOTATOR_KIND] = "SELECT kind FROM annotators WHERE id = ?1",
 	[SS_COMPARISON_ROW] = "SELECT prompt_id, completion_a, completion_b, annotator_id FROM comparisons "
 			      "WHERE id = ?1",
+	[SS_COMPLETION_CREDIT] = "INSERT INTO completion_generators(completion_id, generator_id) VALUES (?1, ?2) "
+				 "ON CONFLICT(completion_id, generator_id) DO NOTHING",
 	[SS_METRIC_ADD] = "INSERT INTO metrics(run_id, step, name, value) VALUES (?1, ?2, ?3, ?4) "
 			  "ON CONFLICT(run_id, name, step) DO UPDATE SET value = excluded.value",
 };
