@@ -183,7 +183,7 @@ int store_import_file(store *st, const char *path, const store_import_opts *opts
 		      store_import_result *res);
 
 /* The default source name of path: its base name without the extensions
- * .gz, .jsonl, .json, .ndjson, .jl and .txt ("stdin" for "-"). Caller frees. */
+ * .gz, .jsonl, .json, .ndjson, .jl, .txt, .csv and .tsv ("stdin" for "-"). Caller frees. */
 char *store_import_default_source(const char *path);
 
 #endif

@@ -10,6 +10,12 @@ tests_test_import_SOURCES = tests/test_import.c
 tests_test_import_LDADD = $(STORE_LIBS)
 TESTS += tests/test_import
 
+# the JSON array splitter, the CSV reader, field paths and --map
+check_PROGRAMS += tests/test_import_stream
+tests_test_import_stream_SOURCES = tests/test_import_stream.c
+tests_test_import_stream_LDADD = $(STORE_LIBS)
+TESTS += tests/test_import_stream
+
 # libFuzzer target over the parser layer; without --enable-fuzzing it replays
 # the seeds in fuzz/seeds/import as a test.
 FUZZ_TARGETS += fuzz/fuzz_import
@@ -23,8 +29,8 @@ TESTS += fuzz/fuzz_import
 endif
 EXTRA_DIST += fuzz/seeds/import
 
-TESTS += tests/cli_db_import.sh
-EXTRA_DIST += tests/cli_db_import.sh tests/data/import
+TESTS += tests/cli_db_import.sh tests/cli_db_import_files.sh
+EXTRA_DIST += tests/cli_db_import.sh tests/cli_db_import_files.sh tests/data/import
 
 # `make bench`: dpo-db import vs a Python json + sqlite3 import, peak RSS.
 BENCH_RUN += bench/bench_import.sh

@@ -1,6 +1,8 @@
 /* import_csv.c: an RFC 4180 CSV (or TSV) reader fed in pieces: quoted fields
  * may hold the delimiter, doubled quotes and line ends; a row ends at "\n"
- * or "\r\n" outside quotes. See import_stream.h. */
+ * or "\r\n" outside quotes. A quote inside a field that does not start with
+ * one is an error in CSV and data in TSV (where fields are seldom quoted).
+ * See import_stream.h. */
 #include "store/import_stream.h"
 #include "util/xmalloc.h"
 #include <stdio.h>
@@ -48,7 +50,7 @@ static void end_field(store_csv *c)
 
 static int csv_fail(store_csv *c, const char *what)
 {
-	snprintf(c->err, sizeof c->err, "line %ld, column %zu: %s", c->line, c->nfields, what);
+	snprintf(c->err, sizeof c->err, "column %zu: %s", c->nfields, what);
 	return -1;
 }
 
@@ -118,7 +120,7 @@ int store_csv_next(store_csv *c, const char *data, size_t n, size_t *pos)
 				*pos = i;
 				return csv_fail(c, "text after the closing quote of a field (a quote inside a quoted "
 						   "field is written twice)");
-			} else if (ch == '"') {
+			} else if (ch == '"' && c->delim != '\t') { /* TSV takes it as data */
 				*pos = i;
 				return csv_fail(c, "a quote inside a field that does not start with one (quote the "
 						   "whole field and write the quote twice)");
@@ -137,8 +139,8 @@ int store_csv_finish(store_csv *c)
 	c->pending_cr = 0; /* a CR at the very end ends the row */
 	if (c->state == CS_QUOTED) {
 		snprintf(c->err, sizeof c->err,
-			 "line %ld, column %zu: the quoted field is not closed at the end of the file (the row starts "
-			 "on line %ld)", c->line, c->nfields, c->row_line);
+			 "column %zu: the quoted field is not closed at the end of the file (the row starts on "
+			 "line %ld)", c->nfields, c->row_line);
 		return -1;
 	}
 	if (c->state == CS_ROW)

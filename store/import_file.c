@@ -16,7 +16,7 @@
 
 char *store_import_default_source(const char *path)
 {
-	static const char *const exts[] = {".gz", ".jsonl", ".json", ".ndjson", ".jl", ".txt"};
+	static const char *const exts[] = {".gz", ".jsonl", ".json", ".ndjson", ".jl", ".txt", ".csv", ".tsv"};
 	if (!strcmp(path, "-"))
 		return xstrdup("stdin");
 	const char *base = strrchr(path, '/');

@@ -65,8 +65,8 @@ void store_csv_init(store_csv *c, char delim);
 /* Free the reader's buffers. */
 void store_csv_free(store_csv *c);
 /* Read data[*pos..n) on: 1 when a row is complete (store_csv_field),
- * 0 when more input is needed, -1 on a quoting error (s->err names the line
- * and column). */
+ * 0 when more input is needed, -1 on a quoting error (c->err names the
+ * column; c->line is the line). */
 int store_csv_next(store_csv *c, const char *data, size_t n, size_t *pos);
 /* At the end of the input: 1 when a last row without a line end completed,
  * 0 when there is none, -1 when a quoted field is still open. */

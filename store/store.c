@@ -526,7 +526,9 @@ static int open_db(store *st, const char *path, int target, int mode);
 
 int store__open_version(store *st, const char *path, int target)
 {
-	return open_db(st, path, target, OPEN_CREATE);
+	int rc = open_db(st, path, target, OPEN_CREATE);
+	st->old_schema = !rc && target < STORE_SCHEMA_VERSION;
+	return rc;
 }
 
 /* "file:PATH?immutable=1", with the characters a URI path cannot hold
@@ -552,6 +554,7 @@ static int open_try(store *st, const char *path, int target, int mode, const cha
 static int open_db(store *st, const char *path, int target, int mode)
 {
 	int sqlcode = 0;
+	st->old_schema = 0;
 	int rc = open_try(st, path, target, mode, NULL, &sqlcode);
 	if (rc && mode == OPEN_READ && sqlcode == SQLITE_CANTOPEN) {
 		/* On read-only media or in a read-only folder a WAL database

@@ -379,6 +379,8 @@ static int prompt_counts(store *st, int64_t prompt_id, int dcomp, int dlab)
 /* Credit completion_id to generator_id too (completion_generators). */
 static int completion_credit(store *st, int64_t completion_id, int64_t generator_id)
 {
+	if (st->old_schema)
+		return STORE_OK;
 	sqlite3_stmt *s = store__stmt(st, SS_COMPLETION_CREDIT);
 	if (!s)
 		return STORE_ERR;
