@@ -29,6 +29,28 @@ TESTS += fuzz/fuzz_import
 endif
 EXTRA_DIST += fuzz/seeds/import
 
+# libFuzzer targets over the JSON array splitter, the CSV/TSV reader and
+# field paths / --map (seeds in fuzz/seeds/import_split, import_csv,
+# import_path; replayed as tests without --enable-fuzzing)
+FUZZ_TARGETS += fuzz/fuzz_import_split fuzz/fuzz_import_csv fuzz/fuzz_import_path
+check_PROGRAMS += fuzz/fuzz_import_split fuzz/fuzz_import_csv fuzz/fuzz_import_path
+fuzz_fuzz_import_split_SOURCES = fuzz/fuzz_import_split.c $(FUZZ_MAIN)
+fuzz_fuzz_import_split_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS) -DFUZZ_SEEDS='"$(abs_top_srcdir)/fuzz/seeds/import_split"'
+fuzz_fuzz_import_split_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
+fuzz_fuzz_import_split_LDADD = $(STORE_LIBS)
+fuzz_fuzz_import_csv_SOURCES = fuzz/fuzz_import_csv.c $(FUZZ_MAIN)
+fuzz_fuzz_import_csv_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS) -DFUZZ_SEEDS='"$(abs_top_srcdir)/fuzz/seeds/import_csv"'
+fuzz_fuzz_import_csv_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
+fuzz_fuzz_import_csv_LDADD = $(STORE_LIBS)
+fuzz_fuzz_import_path_SOURCES = fuzz/fuzz_import_path.c $(FUZZ_MAIN)
+fuzz_fuzz_import_path_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS) -DFUZZ_SEEDS='"$(abs_top_srcdir)/fuzz/seeds/import_path"'
+fuzz_fuzz_import_path_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
+fuzz_fuzz_import_path_LDADD = $(STORE_LIBS)
+if !FUZZING
+TESTS += fuzz/fuzz_import_split fuzz/fuzz_import_csv fuzz/fuzz_import_path
+endif
+EXTRA_DIST += fuzz/seeds/import_split fuzz/seeds/import_csv fuzz/seeds/import_path
+
 TESTS += tests/cli_db_import.sh tests/cli_db_import_files.sh
 EXTRA_DIST += tests/cli_db_import.sh tests/cli_db_import_files.sh tests/data/import
 
