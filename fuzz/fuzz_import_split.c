@@ -10,6 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 /* Split data in pieces of step bytes; the elements and the result go to out. */
 static void split(const char *data, size_t n, size_t step, util_buf *out)
 {
@@ -22,7 +27,7 @@ static void split(const char *data, size_t n, size_t step, util_buf *out)
 		while (pos < len && (rc = store_jsplit_next(&s, data + off, len, &pos)) == 1) {
 			const util_buf *e = &s.elem;
 			assert(e->len > 0 && e->data[e->len] == '\0');
-			assert(!strchr(" \t\r\n", e->data[0]) && !strchr(" \t\r\n", e->data[e->len - 1]));
+			assert(!is_space(e->data[0]) && !is_space(e->data[e->len - 1]));
 			assert(s.elem_line >= last_line && s.elem_line <= s.line);
 			last_line = s.elem_line;
 			util_buf_addf(out, "%ld:", s.elem_line);

@@ -419,12 +419,14 @@ static cJSON *copy_value(const char *field, const cJSON *v)
 }
 
 /* The values of the map for root (and its joined record) into vals[]
- * (copies), the defaults of a join included. 0, or -1 with why. */
+ * (copies), the defaults of a join included; *nvals counts them, on failure
+ * too (the caller frees them). 0, or -1 with why. */
 static int collect(const store_import_map *m, const cJSON *root, const cJSON *joined, cJSON **vals,
 		   const char **names, size_t *nvals, int *answer, util_buf *why)
 {
 	*answer = 0;
 	size_t n = 0;
+	*nvals = 0;
 	for (size_t i = 0; i < m->n; i++) {
 		const cJSON *v = store_fpath_eval(&m->e[i].path, m->e[i].joined ? joined : root, why);
 		if (!v) {
@@ -434,6 +436,7 @@ static int collect(const store_import_map *m, const cJSON *root, const cJSON *jo
 		}
 		names[n] = m->e[i].field;
 		vals[n++] = copy_value(m->e[i].field, v);
+		*nvals = n;
 	}
 	if (m->has_join && m->default_prompt) {
 		const cJSON *v = NULL;
@@ -445,6 +448,7 @@ static int collect(const store_import_map *m, const cJSON *root, const cJSON *jo
 		}
 		names[n] = "prompt";
 		vals[n++] = copy_value("prompt", v);
+		*nvals = n;
 	}
 	if (m->has_join && m->default_answer && cJSON_GetObjectItemCaseSensitive(root, "choices")) {
 		const cJSON *v = store_fpath_eval(&m->dflt[3], root, why);
@@ -452,11 +456,13 @@ static int collect(const store_import_map *m, const cJSON *root, const cJSON *jo
 			return -1;
 		names[n] = "completion";
 		vals[n++] = copy_value("completion", v);
+		*nvals = n;
 		*answer = 1;
 		const cJSON *model = store_fpath_eval(&m->dflt[4], root, NULL);
 		if (model && !find_entry(m, "model")) {
 			names[n] = "model";
 			vals[n++] = copy_value("model", model);
+			*nvals = n;
 		}
 	}
 	*nvals = n;
