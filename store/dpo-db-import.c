@@ -105,10 +105,11 @@ static const util_opt import_table[] = {
 static util_cli import_cli = {
 	.name = "dpo-db import",
 	.synopsis = "[OPTIONS] FILE...",
-	.summary = "Import preference datasets (JSON Lines, plain or .gz; \"-\" reads standard\n"
-		   "input). Each file is imported in one transaction: the first bad record\n"
-		   "aborts that file, names its line, and leaves the database as it was (files\n"
-		   "imported before it stay). Importing the same data again adds nothing.",
+	.summary = "Import preference datasets (JSON Lines, JSON arrays, CSV/TSV with a header;\n"
+		   "plain or .gz; \"-\" reads standard input), streamed. Each file is imported in\n"
+		   "one transaction: the first bad record aborts that file, names its line, and\n"
+		   "leaves the database as it was (files imported before it stay). Importing the\n"
+		   "same data again adds nothing.",
 	.footer = "Formats:\n"
 		  "  trl            {\"prompt\",\"chosen\",\"rejected\"}: strings, lists of {role,\n"
 		  "                 content}, or (no prompt) two whole conversations\n"
@@ -120,6 +121,10 @@ static util_cli import_cli = {
 		  "                 ({\"chosen_messages\", \"rejected_messages\"})\n"
 		  "  prompts        {\"prompt\"} or {\"messages\"}: prompts only\n"
 		  "  candidates     {\"prompt\", \"completions\": [str | {\"text\", \"model\"}]}\n"
+		  "\n"
+		  "Other layouts: --map prompt=instruction,completion=output,model=generator\n"
+		  "(AlpacaEval outputs); --join question.jsonl --on question_id answers.jsonl\n"
+		  "(FastChat / arena-hard). Parquet is not read: convert it to JSON Lines.\n"
 		  "\n"
 		  "Exit status: 0 success, 1 failure, 2 usage error, 130 interrupted (the file\n"
 		  "being read is rolled back).\n",
