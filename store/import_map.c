@@ -522,9 +522,11 @@ int store__map_apply(const store_import_map *m, const char *text, size_t len, ut
 		n = 0;
 		goto out;
 	}
-	/* the fields the values came from, and the fields they replace, go */
+	/* the top-level fields the values came from (a field inside another,
+	 * e.g. metadata.question, leaves its siblings where they are), and the
+	 * fields they replace, go */
 	for (size_t i = 0; i < m->n; i++)
-		if (!m->e[i].joined && m->e[i].path.seg[0].key)
+		if (!m->e[i].joined && m->e[i].path.nseg == 1 && m->e[i].path.seg[0].key)
 			cJSON_DeleteItemFromObjectCaseSensitive(root, m->e[i].path.seg[0].key);
 	if (answer)
 		cJSON_DeleteItemFromObjectCaseSensitive(root, "choices");
