@@ -45,6 +45,40 @@ static int jsplit_done(store_jsplit *s)
 	return 1;
 }
 
+/* Skip string bytes from data[i] (inside a string): returns the index just
+ * after the closing quote, or n with the string still open. The bulk of a
+ * file is strings: they are skipped with memchr, not byte by byte. */
+static size_t jsplit_string(store_jsplit *s, const char *data, size_t n, size_t i)
+{
+	while (i < n) {
+		if (s->esc) { /* the byte after a backslash */
+			s->esc = 0;
+			s->line += data[i] == '\n';
+			i++;
+			continue;
+		}
+		const char *q = memchr(data + i, '"', n - i);
+		size_t end = q ? (size_t)(q - data) : n;
+		const char *b = memchr(data + i, '\\', end - i);
+		if (b)
+			end = (size_t)(b - data);
+		/* a raw line end in a string is not JSON (the parser says so),
+		 * but the lines after it are still counted right */
+		for (const char *nl = data + i; (nl = memchr(nl, '\n', end - (size_t)(nl - data))); nl++)
+			s->line++;
+		if (b) {
+			s->esc = 1;
+			i = end + 1;
+		} else if (q) {
+			s->in_str = 0;
+			return end + 1;
+		} else {
+			return n;
+		}
+	}
+	return n;
+}
+
 /* Scan inside an element from data[*pos]: 1 complete, 0 more needed, -1 error. */
 static int jsplit_elem(store_jsplit *s, const char *data, size_t n, size_t *pos)
 {
@@ -53,14 +87,7 @@ static int jsplit_elem(store_jsplit *s, const char *data, size_t n, size_t *pos)
 	for (; i < n; i++) {
 		unsigned char c = (unsigned char)data[i];
 		if (s->in_str) {
-			if (s->esc)
-				s->esc = 0;
-			else if (c == '\\')
-				s->esc = 1;
-			else if (c == '"')
-				s->in_str = 0;
-			else if (c == '\n')
-				s->line++; /* not valid JSON; the parser will say so */
+			i = jsplit_string(s, data, n, i) - 1;
 			continue;
 		}
 		if (c == '"') {
