@@ -275,7 +275,8 @@ static void presume_format(imp_pipe *pp, const imp_batch *b)
 	store_import_format pairs = STORE_IMPORT_AUTO;
 	for (int i = 0; i < b->n; i++) {
 		store_import_format f;
-		if (!b->items[i].blank && !b->items[i].reason && store_import_detect(b->items[i].line, b->items[i].len, &f) == STORE_OK &&
+		const imp_item *it = &b->items[i];
+		if (!it->blank && !it->reason && store_import_detect(it->line, it->len, &f) == STORE_OK &&
 		    (size_t)f < sizeof seen / sizeof seen[0])
 			seen[f] = 1;
 	}
