@@ -123,12 +123,15 @@ store__recsrc *store__recsrc_open(const char *path, store_import_container conta
 /* The next record into *it: 1, 0 at the end, -1 when the file cannot be read
  * on (store__recsrc_error; store__recsrc_errline says on which line, or 0). */
 int store__recsrc_next(store__recsrc *s, store__recitem *it);
+/* Why store__recsrc_next failed (owned by the source). */
 const char *store__recsrc_error(const store__recsrc *s);
+/* The line it failed on, or 0 when no line is to blame (a read error). */
 long store__recsrc_errline(const store__recsrc *s);
 /* Input bytes consumed so far. */
 unsigned long long store__recsrc_offset(const store__recsrc *s);
-/* The container read ("jsonl", "json array", "csv", "tsv"). */
+/* The container read ("jsonl", "json array", "csv", "tsv"; a static string). */
 const char *store__recsrc_kind(const store__recsrc *s);
+/* Close the file and free the source. NULL is allowed. */
 void store__recsrc_close(store__recsrc *s);
 
 /* Apply map to one record: 0 with the mapped JSON text in out, 1 when text
