@@ -16,20 +16,41 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef struct import_opts {
-	const char *db, *source, *split, *rejects, *annotator, *annotator_kind;
+/* --format: a record format, or a container (csv, tsv, jsonl) whose
+ * records' format is detected. */
+typedef struct format_choice {
 	store_import_format format;
+	store_import_container container;
+} format_choice;
+
+typedef struct import_opts {
+	const char *db, *source, *split, *rejects, *join, *on, *annotator, *annotator_kind;
+	format_choice fmt;
+	util_opt_list map;
 	int json, quiet;
 } import_opts;
 
-/* --format: a format name (store_import_format_from_name). */
+/* --format: a format name (store_import_format_from_name), or csv, tsv or
+ * jsonl. */
 static int parse_format(void *target, const char *value, char *err, size_t errlen)
 {
-	if (!store_import_format_from_name(value, target))
+	static const char *const containers[] = {[STORE_IMPORT_CONTAINER_JSONL] = "jsonl",
+						 [STORE_IMPORT_CONTAINER_CSV] = "csv",
+						 [STORE_IMPORT_CONTAINER_TSV] = "tsv"};
+	format_choice *fc = target;
+	fc->container = STORE_IMPORT_CONTAINER_AUTO;
+	for (int c = STORE_IMPORT_CONTAINER_JSONL; c <= STORE_IMPORT_CONTAINER_TSV; c++)
+		if (!strcmp(value, containers[c])) {
+			fc->format = STORE_IMPORT_AUTO;
+			fc->container = (store_import_container)c;
+			return 0;
+		}
+	if (!store_import_format_from_name(value, &fc->format))
 		return 0;
 	util_buf names = UTIL_BUF_INIT;
 	for (int f = STORE_IMPORT_AUTO; strcmp(store_import_format_name((store_import_format)f), "?"); f++)
 		util_buf_addf(&names, "%s%s", f ? ", " : "", store_import_format_name((store_import_format)f));
+	util_buf_adds(&names, ", csv, tsv, jsonl");
 	snprintf(err, errlen, "unknown format \"%s\" (expected one of %s)", value, util_buf_str(&names));
 	util_buf_free(&names);
 	return -1;
@@ -48,12 +69,25 @@ static int parse_name(void *target, const char *value, char *err, size_t errlen)
 
 static const util_opt import_table[] = {
 	UTIL_OPT_DB(import_opts, db),
-	{"format", 'f', UTIL_OPT_CALL, offsetof(import_opts, format), .def = "auto", .arg = "FORMAT",
+	{"format", 'f', UTIL_OPT_CALL, offsetof(import_opts, fmt), .def = "auto", .arg = "FORMAT",
 	 .call = parse_format,
 	 .help = "auto (detect per file from its first record),\n"
 		 "trl, hh, ultrafeedback, sharegpt, prompts,\n"
 		 "candidates, mt-bench, mt-bench-single,\n"
-		 "alpaca-eval, kto"},
+		 "alpaca-eval, kto; or csv, tsv (a header row;\n"
+		 "the records' format detected from the columns)"},
+	{"map", 0, UTIL_OPT_LIST, offsetof(import_opts, map), .arg = "FIELD=PATH,...", .flags = UTIL_OPT_COMMAS,
+	 .help = "take FIELD (prompt, chosen, rejected, completion,\n"
+		 "model, id, ...) from PATH in each record, e.g.\n"
+		 "prompt=instruction,completion=output,model=generator\n"
+		 "or completion=choices[0].turns[0]; a PATH\n"
+		 "join:P reads P in the --join record"},
+	{"join", 0, UTIL_OPT_PATH, offsetof(import_opts, join), .arg = "FILE",
+	 .help = "take the prompt from FILE's record (JSON Lines\n"
+		 "or array) with the same --on key (FastChat /\n"
+		 "arena-hard question.jsonl)"},
+	{"on", 0, UTIL_OPT_STRING, offsetof(import_opts, on), .arg = "KEY",
+	 .help = "the key path of --join, e.g. question_id"},
 	{"source", 's', UTIL_OPT_CALL, offsetof(import_opts, source), .arg = "NAME", .call = parse_name,
 	 .help = "source name of the records (default: the\n"
 		 "file's base name without extensions); labels\n"
@@ -81,10 +115,11 @@ static const util_opt import_table[] = {
 static util_cli import_cli = {
 	.name = "dpo-db import",
 	.synopsis = "[OPTIONS] FILE...",
-	.summary = "Import preference datasets (JSON Lines, plain or .gz; \"-\" reads standard\n"
-		   "input). Each file is imported in one transaction: the first bad record\n"
-		   "aborts that file, names its line, and leaves the database as it was (files\n"
-		   "imported before it stay). Importing the same data again adds nothing.",
+	.summary = "Import preference datasets (JSON Lines, JSON arrays, CSV/TSV with a header;\n"
+		   "plain or .gz; \"-\" reads standard input), streamed. Each file is imported in\n"
+		   "one transaction: the first bad record aborts that file, names its line, and\n"
+		   "leaves the database as it was (files imported before it stay). Importing the\n"
+		   "same data again adds nothing.",
 	.footer = "Formats:\n"
 		  "  trl            {\"prompt\",\"chosen\",\"rejected\"}: strings, lists of {role,\n"
 		  "                 content}, or (no prompt) two whole conversations\n"
@@ -107,6 +142,10 @@ static util_cli import_cli = {
 		  "                 confidence |p - 1.5| * 2)\n"
 		  "  kto            binary feedback {\"prompt\", \"completion\", \"label\": bool} or\n"
 		  "                 {\"messages\", \"kto_tag\"|\"label\": bool}\n"
+		  "\n"
+		  "Other layouts: --map prompt=instruction,completion=output,model=generator\n"
+		  "(AlpacaEval outputs); --join question.jsonl --on question_id answers.jsonl\n"
+		  "(FastChat / arena-hard). Parquet is not read: convert it to JSON Lines.\n"
 		  "\n"
 		  "Exit status: 0 success, 1 failure, 2 usage error, 130 interrupted (the file\n"
 		  "being read is rolled back).\n",
@@ -150,6 +189,8 @@ static void print_summary(const char *path, const store_import_result *r, int de
 	       detected ? " (detected)" : "", util_term_escape(r->source, &es), c->records, c->prompts_new, c->prompts_dup,
 	       c->completions_new, c->completions_dup, c->comparisons_new, c->comparisons_dup, r->rejected);
 	util_buf_free(&ep), util_buf_free(&es);
+	if (r->completions_dropped)
+		printf(", %ld empty completion%s left out", r->completions_dropped, r->completions_dropped == 1 ? "" : "s");
 	/* labels against a verdict the source gave the pair before: never
 	 * passed off as duplicates */
 	if (c->comparisons_conflict) {
@@ -191,9 +232,11 @@ static void json_summary(util_buf *b, const char *path, const store_import_resul
 		util_buf_addf(b, "%s%ld", i ? ", " : "", r->conflict_lines[i]);
 	util_buf_addf(b, "], \"rejected\": %ld, \"ratings_new\": %ld, \"ratings_duplicate\": %ld, "
 		      "\"ratings_conflicting\": %ld, \"feedback_new\": %ld, \"feedback_duplicate\": %ld, "
-		      "\"feedback_conflicting\": %ld}",
+		      "\"feedback_conflicting\": %ld, \"completions_dropped\": %ld, \"container\": ",
 		      r->rejected, c->ratings_new, c->ratings_dup, c->ratings_conflict, c->feedback_new, c->feedback_dup,
-		      c->feedback_conflict);
+		      c->feedback_conflict, r->completions_dropped);
+	util_buf_add_json_string(b, r->container, strlen(r->container));
+	util_buf_addc(b, '}');
 }
 
 /* Put the rejects file in place (util_atomic_close: fsync, rename, sync the
@@ -226,8 +269,25 @@ int db_cmd_import(int argc, char **argv)
 	const char *dbpath = db_path(o.db), *rejects_path = o.rejects;
 	char **files = import_cli.args;
 	int nfiles = import_cli.nargs, json = o.json;
-	store_import_opts opts = {.format = o.format, .source = o.source, .split = o.split, .annotator = o.annotator,
-				  .annotator_kind = o.annotator_kind};
+	store_import_opts opts = {.format = o.fmt.format, .container = o.fmt.container, .source = o.source,
+				  .split = o.split, .annotator = o.annotator, .annotator_kind = o.annotator_kind};
+	store_import_map *map = NULL;
+	if (o.map.n || o.join || o.on) {
+		util_buf spec = UTIL_BUF_INIT;
+		char why[1024];
+		int kind;
+		for (int i = 0; i < o.map.n; i++)
+			util_buf_addf(&spec, "%s%s", i ? "," : "", o.map.v[i]);
+		int e = store_import_map_new(util_buf_str(&spec), o.join, o.on, &map, &kind, why, sizeof why);
+		util_buf_free(&spec);
+		if (e && kind == STORE_IMPORT_MAP_USAGE)
+			util_usage_error("%s", why);
+		if (e) {
+			util_warn("%s", why);
+			goto out;
+		}
+		opts.map = map;
+	}
 
 	if (rejects_path) {
 		char why[512];
@@ -287,6 +347,9 @@ int db_cmd_import(int argc, char **argv)
 			json_summary(&out, files[i], &res);
 		} else {
 			print_summary(files[i], &res, opts.format == STORE_IMPORT_AUTO);
+			if (res.completions_dropped && !rejects_path)
+				util_warn("%s: %ld empty completion%s left out (--skip-bad FILE lists them)", files[i],
+					  res.completions_dropped, res.completions_dropped == 1 ? "" : "s");
 		}
 	}
 	if (json) {
@@ -323,5 +386,6 @@ out:
 	}
 	util_buf_free(&out);
 	store_free(st);
+	store_import_map_free(map);
 	return status;
 }

@@ -76,6 +76,38 @@ typedef enum store_import_format {
 	STORE_IMPORT_KTO,
 } store_import_format;
 
+/* How the records are laid out in a file: detected (a JSON array when the
+ * first non-space byte is '[', CSV/TSV by a .csv/.tsv extension, else JSON
+ * Lines), or given. */
+typedef enum store_import_container {
+	STORE_IMPORT_CONTAINER_AUTO = 0,
+	STORE_IMPORT_CONTAINER_JSONL,
+	STORE_IMPORT_CONTAINER_CSV,
+	STORE_IMPORT_CONTAINER_TSV,
+} store_import_container;
+
+/* A field map (--map FIELD=PATH,...) with an optional joined file (--join
+ * FILE --on KEY): each record is rewritten to the fields the formats read
+ * before it is parsed. Read-only once made. */
+typedef struct store_import_map store_import_map;
+
+/* Make a map from spec ("prompt=instruction,completion=output,model=generator";
+ * NULL or "" for none) and, when join_path is not NULL, the records of
+ * join_path (JSON Lines or a JSON array) indexed by the value at key_path in
+ * each: a PATH that starts with "join:" is read from the joined record whose
+ * key equals the record's. Under a join without a prompt in spec, the prompt
+ * is the joined record's turns[0] (FastChat / arena-hard questions), prompt
+ * or instruction; without a completion, a record with "choices" gives
+ * choices[0].turns[0] credited to its model_id (their model answers).
+ * Returns 0 with *out set (free with store_import_map_free), -1 with the
+ * reason in err and STORE_IMPORT_MAP_USAGE set in *why_kind for a spec
+ * error (a usage error), 0 there for a file error. */
+#define STORE_IMPORT_MAP_USAGE 1
+int store_import_map_new(const char *spec, const char *join_path, const char *key_path, store_import_map **out,
+			 int *why_kind, char *err, size_t errlen);
+/* Free a map. NULL is allowed. */
+void store_import_map_free(store_import_map *m);
+
 /* Parse a format name ("auto", "trl", "hh", "ultrafeedback", "sharegpt",
  * "prompts", "candidates", "mt-bench", "mt-bench-single", "alpaca-eval",
  * "kto") into *fmt. Returns STORE_OK or STORE_EINVAL. */
@@ -106,6 +138,11 @@ void store_import_parser_presume(store_import_parser *p, store_import_format fmt
 int store_import_parse(store_import_parser *p, const char *line, size_t len, store_record *rec);
 /* The reason the last parse failed ("" if it did not). Owned by the parser. */
 const char *store_import_parser_errmsg(const store_import_parser *p);
+/* How many empty completions the last parse left out of its record (a
+ * candidates record keeps its other completions, or only its prompt), and
+ * in *why (when not NULL; owned by the parser) which, e.g. `field
+ * "completions[1]" of model m is empty: not imported ...`. */
+int store_import_parser_dropped(const store_import_parser *p, const char **why);
 /* The format in use: the one given, or the one detected (AUTO until the
  * first record parses). */
 store_import_format store_import_parser_format(const store_import_parser *p);
@@ -141,12 +178,18 @@ typedef struct store_import_opts {
 	const char *annotator_kind;
 	store_import_progress_cb progress; /* may be NULL */
 	void *progress_ud;
+	store_import_container container; /* AUTO: detect per file */
+	const store_import_map *map;      /* NULL: the records as they are */
 } store_import_opts;
 
 typedef struct store_import_result {
 	store_import_counts counts;   /* what store_add_record reported */
 	long lines;                   /* lines read, blank ones included */
 	long rejected;                /* lines written to opts.rejects */
+	/* empty completions left out of records that were imported (each
+	 * written to opts.rejects too, when given) */
+	long completions_dropped;
+	char container[16];           /* "jsonl", "json array", "csv", "tsv" */
 	/* the lines of the first few labels that conflicted with a verdict
 	 * the source had given the pair before (counts.comparisons_conflict
 	 * has them all) */
@@ -174,7 +217,7 @@ int store_import_file(store *st, const char *path, const store_import_opts *opts
 		      store_import_result *res);
 
 /* The default source name of path: its base name without the extensions
- * .gz, .jsonl, .json, .ndjson, .jl and .txt ("stdin" for "-"). Caller frees. */
+ * .gz, .jsonl, .json, .ndjson, .jl, .txt, .csv and .tsv ("stdin" for "-"). Caller frees. */
 char *store_import_default_source(const char *path);
 
 #endif

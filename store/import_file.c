@@ -1,10 +1,10 @@
-/* import_file.c: the file layer of the dataset importer: stream a JSONL file
- * (plain or gzip) through the parser and store_add_record in one
- * transaction. See import.h. */
+/* import_file.c: the file layer of the dataset importer: stream a file
+ * (JSON Lines, a JSON array or CSV/TSV, plain or gzip; see import_stream.c)
+ * through the parser and store_add_record in one transaction. See import.h. */
 #include "store/import.h"
+#include "store/import_stream.h"
 #include "store/store_int.h"
 #include "util/buf.h"
-#include "util/lineread.h"
 #include "util/utf8.h"
 #include "util/xmalloc.h"
 #include <errno.h>
@@ -16,7 +16,7 @@
 
 char *store_import_default_source(const char *path)
 {
-	static const char *const exts[] = {".gz", ".jsonl", ".json", ".ndjson", ".jl", ".txt"};
+	static const char *const exts[] = {".gz", ".jsonl", ".json", ".ndjson", ".jl", ".txt", ".csv", ".tsv"};
 	if (!strcmp(path, "-"))
 		return xstrdup("stdin");
 	const char *base = strrchr(path, '/');
@@ -84,14 +84,6 @@ static int write_reject(FILE *f, util_buf *b, const char *path, long lineno, con
 	add_json_text(b, line, len);
 	util_buf_adds(b, "}\n");
 	return fwrite(b->data, 1, b->len, f) == b->len ? 0 : -1;
-}
-
-static int blank(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
-			return 0;
-	return 1;
 }
 
 /* ---- the reading thread ------------------------------------------------------
@@ -176,11 +168,16 @@ static void arena_free(arena *a)
 
 typedef struct imp_item {
 	long lineno;
+	long recno;            /* its number in a JSON array, else 0 */
+	int dropped;           /* empty completions left out of rec */
 	int blank;             /* an empty line: skipped */
 	int parsed;            /* rec is valid; else reason says why not */
 	const char *line;      /* the raw line (for the rejects file) */
 	size_t len;
 	const char *reason;
+	const char *drop_reason; /* why, when dropped */
+	const char *raw;       /* while the first batch waits: the record as in */
+	size_t rawlen;         /* the file, when it differs from line */
 	store_record rec;
 } imp_item;
 
@@ -200,10 +197,11 @@ typedef struct imp_pipe {
 	int stop;              /* the writer wants no more */
 	int keep_lines;        /* copy each raw line (for the rejects file) */
 	int look;              /* detect the format from the first batch */
-	util_lineread *r;
+	store__recsrc *src;
 	store_import_parser *p;
-	int read_failed;       /* the line reader failed (message below) */
-	char read_err[256];
+	int read_failed;       /* the source failed (message below) */
+	long read_line;        /* on this line (0: not a line's fault) */
+	char read_err[512];
 } imp_pipe;
 
 /* Copy a parsed record into the arena, with its content hashes. */
@@ -270,21 +268,28 @@ static void apply_annotator(store_record *rec, const store_import_opts *opts)
 	}
 }
 
-/* Parse one line into it (the line is copied for the rejects file when
- * copy_line and keep_lines). */
-static void parse_item(imp_pipe *pp, imp_batch *b, imp_item *it, const char *line, size_t len, int copy_line)
+/* Parse one record's text into it; raw (the record as in the file) is
+ * copied for the rejects file when keep_lines. A reason from the source (a
+ * --map path missing) makes it a bad record without parsing. */
+static void parse_item(imp_pipe *pp, imp_batch *b, imp_item *it, const char *text, size_t len, const char *raw,
+		       size_t rawlen, const char *reason)
 {
 	store_record rec;
-	it->parsed = store_import_parse(pp->p, line, len, &rec) == STORE_OK;
-	if (it->parsed)
+	it->parsed = !reason && store_import_parse(pp->p, text, len, &rec) == STORE_OK;
+	if (it->parsed) {
 		record_copy(&b->mem, &it->rec, &rec);
-	else
-		it->reason = arena_strdup(&b->mem, store_import_parser_errmsg(pp->p));
-	/* the line itself goes to the rejects file only (a parsed record may
-	 * still be refused by the store) */
-	if (copy_line)
-		it->line = pp->keep_lines ? arena_strndup(&b->mem, line, len) : NULL;
-	it->len = len;
+		const char *why;
+		it->dropped = store_import_parser_dropped(pp->p, &why);
+		if (it->dropped)
+			it->drop_reason = arena_strdup(&b->mem, why);
+	} else {
+		it->reason = arena_strdup(&b->mem, reason ? reason : store_import_parser_errmsg(pp->p));
+	}
+	/* the record itself goes to the rejects file only (a parsed record
+	 * may still be refused by the store) */
+	if (raw != it->line)
+		it->line = pp->keep_lines ? arena_strndup(&b->mem, raw, rawlen) : NULL;
+	it->len = rawlen;
 }
 
 /* Under --format auto, the format from the first batch's records rather
@@ -297,7 +302,8 @@ static void presume_format(imp_pipe *pp, const imp_batch *b)
 	store_import_format pairs = STORE_IMPORT_AUTO;
 	for (int i = 0; i < b->n; i++) {
 		store_import_format f;
-		if (!b->items[i].blank && store_import_detect(b->items[i].line, b->items[i].len, &f) == STORE_OK &&
+		const imp_item *it = &b->items[i];
+		if (!it->blank && !it->reason && store_import_detect(it->line, it->len, &f) == STORE_OK &&
 		    (size_t)f < sizeof seen / sizeof seen[0])
 			seen[f] = 1;
 	}
@@ -327,38 +333,52 @@ static void *reader_main(void *arg)
 		arena_reset(&b->mem);
 		b->n = 0;
 		while (b->n < BATCH_LINES) {
-			const char *line;
-			size_t len;
-			int got = util_lineread_next(pp->r, &line, &len);
+			store__recitem ri;
+			int got = store__recsrc_next(pp->src, &ri);
 			if (got != 1) {
 				if (got < 0) {
 					pp->read_failed = 1;
-					snprintf(pp->read_err, sizeof pp->read_err, "%s", util_lineread_error(pp->r));
+					pp->read_line = store__recsrc_errline(pp->src);
+					snprintf(pp->read_err, sizeof pp->read_err, "%s", store__recsrc_error(pp->src));
 				}
 				last = 1;
 				break;
 			}
 			imp_item *it = &b->items[b->n++];
-			it->lineno = util_lineread_lineno(pp->r);
-			it->blank = blank(line, len);
+			memset(it, 0, sizeof *it);
+			it->lineno = ri.line;
+			it->recno = ri.recno;
+			it->blank = ri.blank;
 			if (it->blank)
 				continue;
 			if (look) { /* parsed below, once the batch is read */
-				it->line = arena_strndup(&b->mem, line, len);
-				it->len = len;
+				it->line = arena_strndup(&b->mem, ri.text, ri.len);
+				it->len = ri.len;
+				it->reason = ri.reason ? arena_strdup(&b->mem, ri.reason) : NULL;
+				if (ri.raw != ri.text && pp->keep_lines) {
+					it->raw = arena_strndup(&b->mem, ri.raw, ri.rawlen);
+					it->rawlen = ri.rawlen;
+				}
 				continue;
 			}
-			parse_item(pp, b, it, line, len, 1);
+			parse_item(pp, b, it, ri.text, ri.len, ri.raw, ri.rawlen, ri.reason);
 		}
 		if (look) {
 			look = 0;
 			presume_format(pp, b);
-			for (int i = 0; i < b->n; i++)
-				if (!b->items[i].blank)
-					parse_item(pp, b, &b->items[i], b->items[i].line, b->items[i].len, 0);
+			for (int i = 0; i < b->n; i++) {
+				imp_item *it = &b->items[i];
+				if (it->blank)
+					continue;
+				const char *raw = it->raw ? it->raw : it->line;
+				size_t rawlen = it->raw ? it->rawlen : it->len;
+				const char *reason = it->reason;
+				it->reason = NULL;
+				parse_item(pp, b, it, it->line, it->len, raw, rawlen, reason);
+			}
 		}
 		b->last = last;
-		b->offset = util_lineread_offset(pp->r);
+		b->offset = store__recsrc_offset(pp->src);
 		tail = (tail + 1) % NBATCHES;
 		pthread_mutex_lock(&pp->mu);
 		pp->count++;
@@ -397,6 +417,8 @@ int store_import_file(store *st, const char *path, const store_import_opts *opts
 	util_buf rb = UTIL_BUF_INIT;
 	char *src = NULL;
 	unsigned long long offset = 0;
+	long nitems = 0;
+	char recno[40];
 
 	memset(res, 0, sizeof *res);
 	res->format = opts->format;
@@ -404,12 +426,14 @@ int store_import_file(store *st, const char *path, const store_import_opts *opts
 	snprintf(res->source, sizeof res->source, "%s", src);
 	pthread_mutex_init(&pp->mu, NULL);
 	pthread_cond_init(&pp->cv, NULL);
-	pp->r = util_lineread_open(path);
-	if (!pp->r) {
-		seterr(res, "%s: %s", path, strerror(errno));
+	char why[600];
+	pp->src = store__recsrc_open(path, opts->container, opts->map, why, sizeof why);
+	if (!pp->src) {
+		seterr(res, "%s", why);
 		rc = STORE_ERR;
 		goto out;
 	}
+	snprintf(res->container, sizeof res->container, "%s", store__recsrc_kind(pp->src));
 	pp->p = store_import_parser_new(opts->format);
 	pp->keep_lines = opts->rejects != NULL;
 	pp->look = opts->format == STORE_IMPORT_AUTO;
@@ -431,7 +455,7 @@ int store_import_file(store *st, const char *path, const store_import_opts *opts
 			const char *reason;
 			long lineno = it->lineno;
 			res->lines = lineno;
-			if (opts->progress && (lineno & 4095) == 0 &&
+			if (opts->progress && (++nitems & 4095) == 0 &&
 			    opts->progress(opts->progress_ud, lineno, offset)) {
 				seterr(res, "%s:%ld: interrupted", path, lineno);
 				rc = STORE_ERR;
@@ -443,6 +467,15 @@ int store_import_file(store *st, const char *path, const store_import_opts *opts
 				long before = res->counts.records, conflicts = res->counts.comparisons_conflict;
 				apply_annotator(&it->rec, opts);
 				rc = store_add_record(st, &it->rec, src, opts->split, &res->counts);
+				if (rc == STORE_OK && it->dropped) {
+					res->completions_dropped += it->dropped;
+					if (opts->rejects && write_reject(opts->rejects, &rb, path, lineno, it->drop_reason,
+									  it->line, it->len)) {
+						seterr(res, "writing the rejects file: %s", strerror(errno));
+						rc = STORE_ERR;
+						goto out;
+					}
+				}
 				if (rc == STORE_OK) {
 					if (res->counts.comparisons_conflict != conflicts &&
 					    res->nconflict_lines < (int)(sizeof res->conflict_lines / sizeof res->conflict_lines[0]))
@@ -461,13 +494,18 @@ int store_import_file(store *st, const char *path, const store_import_opts *opts
 			} else {
 				reason = it->reason;
 			}
+			/* a JSON array's records are numbered too: several may
+			 * share a line */
+			recno[0] = '\0';
+			if (it->recno)
+				snprintf(recno, sizeof recno, " record %ld:", it->recno);
 			if (!opts->rejects) {
 				/* One transaction per file: say what was lost and
 				 * how to keep the good records. */
 				seterr(res,
-				       "%s:%ld: %s (after %ld good record%s; nothing of this file was imported: "
+				       "%s:%ld:%s %s (after %ld good record%s; nothing of this file was imported: "
 				       "--skip-bad FILE imports the good records and writes the bad ones to FILE)",
-				       path, lineno, reason, res->counts.records, res->counts.records == 1 ? "" : "s");
+				       path, lineno, recno, reason, res->counts.records, res->counts.records == 1 ? "" : "s");
 				rc = STORE_EINVAL;
 				goto out;
 			}
@@ -482,6 +520,12 @@ int store_import_file(store *st, const char *path, const store_import_opts *opts
 		offset = b->offset;
 		done = b->last;
 		pipe_release(pp);
+	}
+	if (pp->read_failed && pp->read_line) {
+		seterr(res, "%s:%ld: %s (%ld good record%s before it); nothing of this file was imported", path,
+		       pp->read_line, pp->read_err, res->counts.records, res->counts.records == 1 ? "" : "s");
+		rc = STORE_ERR;
+		goto out;
 	}
 	if (pp->read_failed) {
 		seterr(res, "%s: %s, after %ld line%s (%ld good record%s); nothing of this file was imported", path,
@@ -528,7 +572,7 @@ out:
 		snprintf(res->variant, sizeof res->variant, "%s", store_import_parser_variant(pp->p));
 	}
 	store_import_parser_free(pp->p);
-	util_lineread_close(pp->r);
+	store__recsrc_close(pp->src);
 	for (int i = 0; i < NBATCHES; i++)
 		arena_free(&pp->b[i].mem);
 	pthread_mutex_destroy(&pp->mu);

@@ -36,6 +36,8 @@ struct store_import_parser {
 	const char *prompt_text;
 	int presumed;              /* cur was set by store_import_parser_presume */
 	imp_extra *x;              /* ratings, feedback, annotator (import_judgments.c) */
+	int ndropped;              /* empty completions left out of the record */
+	util_buf dropped;          /* which, for store_import_parser_dropped */
 	util_buf err;
 	util_buf tmp;
 };
@@ -93,6 +95,8 @@ static void reset_line(store_import_parser *p)
 	p->ncomps = p->nlabels = 0;
 	p->prompt_text = NULL;
 	imp_extra_reset(p->x);
+	p->ndropped = 0;
+	util_buf_reset(&p->dropped);
 	util_buf_reset(&p->err);
 }
 
@@ -110,6 +114,7 @@ void store_import_parser_free(store_import_parser *p)
 	free(p->scores);
 	imp_extra_free(p->x);
 	util_buf_free(&p->err);
+	util_buf_free(&p->dropped);
 	util_buf_free(&p->tmp);
 	free(p);
 }
@@ -117,6 +122,13 @@ void store_import_parser_free(store_import_parser *p)
 const char *store_import_parser_errmsg(const store_import_parser *p)
 {
 	return util_buf_str(&p->err);
+}
+
+int store_import_parser_dropped(const store_import_parser *p, const char **why)
+{
+	if (why)
+		*why = util_buf_str(&p->dropped);
+	return p->ndropped;
 }
 
 store_import_format store_import_parser_format(const store_import_parser *p)
@@ -829,8 +841,15 @@ static int parse_candidates(store_import_parser *p, const cJSON *root)
 		} else {
 			return fail(p, "field \"completions[%d]\" must be a string or a {\"text\", \"model\"} object", i);
 		}
-		if (!*text)
-			return fail(p, "field \"completions[%d]\" is empty", i);
+		if (!*text) { /* that completion goes, not the record */
+			util_buf_addf(&p->dropped, "%sfield \"completions[%d]\"%s", p->ndropped ? ", " : "", i,
+				      model && *model ? " of model " : "");
+			if (model && *model)
+				util_buf_adds(&p->dropped, model);
+			p->ndropped++;
+			i++;
+			continue;
+		}
 		if (model && !*model)
 			model = NULL;
 		add_completion(p, text, model);
@@ -838,6 +857,9 @@ static int parse_candidates(store_import_parser *p, const cJSON *root)
 	}
 	if (i == 0)
 		return fail(p, "field \"completions\" must not be empty");
+	if (p->ndropped)
+		util_buf_addf(&p->dropped, " %s empty: not imported (the rest of the record was)",
+			      p->ndropped == 1 ? "is" : "are");
 	set_variant(p, "candidates");
 	return STORE_OK;
 }

@@ -269,6 +269,17 @@ static const char *const MIGRATIONS[] = {
 	"  created_at TEXT NOT NULL,\n"
 	"  UNIQUE (completion_id, annotator_id)\n"
 	");\n",
+
+	/* 9 -> 10: a completion can have several generators: two models (or
+	 * files) that gave the same text for one prompt are both credited.
+	 * completions.generator_id stays the first; this table holds every
+	 * generator, the first included (filled from completions here). */
+	"CREATE TABLE completion_generators(\n"
+	"  completion_id INTEGER NOT NULL REFERENCES completions(id) ON DELETE CASCADE,\n"
+	"  generator_id INTEGER NOT NULL REFERENCES generators(id),\n"
+	"  PRIMARY KEY (completion_id, generator_id)\n"
+	") WITHOUT ROWID;\n"
+	"INSERT INTO completion_generators(completion_id, generator_id) SELECT id, generator_id FROM completions;\n",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -330,6 +341,8 @@ static const char *const STMT_SQL[SS_COUNT] = {
 	[SS_FEEDBACK_INSERT] = "INSERT INTO feedback(prompt_id, completion_id, annotator_id, good, created_at) "
 			       "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(completion_id, annotator_id) DO UPDATE "
 			       "SET good = feedback.good WHERE feedback.good <> excluded.good RETURNING good = ?4",
+	[SS_COMPLETION_CREDIT] = "INSERT INTO completion_generators(completion_id, generator_id) VALUES (?1, ?2) "
+				 "ON CONFLICT(completion_id, generator_id) DO NOTHING",
 	[SS_METRIC_ADD] = "INSERT INTO metrics(run_id, step, name, value) VALUES (?1, ?2, ?3, ?4) "
 			  "ON CONFLICT(run_id, name, step) DO UPDATE SET value = excluded.value",
 };
@@ -618,7 +631,9 @@ static int open_db(store *st, const char *path, int target, int mode);
 
 int store__open_version(store *st, const char *path, int target)
 {
-	return open_db(st, path, target, OPEN_CREATE);
+	int rc = open_db(st, path, target, OPEN_CREATE);
+	st->old_schema = !rc && target < STORE_SCHEMA_VERSION;
+	return rc;
 }
 
 char *store__file_uri(const char *path, const char *query)
@@ -642,6 +657,7 @@ static int open_try(store *st, const char *path, int target, int mode, const cha
 static int open_db(store *st, const char *path, int target, int mode)
 {
 	int sqlcode = 0;
+	st->old_schema = 0;
 	int rc = open_try(st, path, target, mode, NULL, &sqlcode);
 	if (rc && mode == OPEN_READ && sqlcode == SQLITE_CANTOPEN) {
 		/* On read-only media or in a read-only folder a WAL database

@@ -381,8 +381,38 @@ static int prompt_counts(store *st, int64_t prompt_id, int dcomp, int dlab)
 
 /* Insert or find a completion (text_hash: its hash computed ahead, or
  * NULL); the caller updates the prompt's counters. */
+/* Credit completion_id to generator_id too (completion_generators). */
+static int completion_credit(store *st, int64_t completion_id, int64_t generator_id)
+{
+	if (st->old_schema)
+		return STORE_OK;
+	sqlite3_stmt *s = store__stmt(st, SS_COMPLETION_CREDIT);
+	if (!s)
+		return STORE_ERR;
+	sqlite3_bind_int64(s, 1, completion_id);
+	sqlite3_bind_int64(s, 2, generator_id);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? STORE_OK : store__dberr(st, "credit a completion to its generator");
+}
+
+static int completion_insert_one(store *st, int64_t prompt_id, const char *text, const unsigned char *text_hash,
+				 int64_t generator_id, int64_t *id, int *created);
+
+/* Insert a completion (or find it: same prompt and text) and credit it to
+ * generator_id, a duplicate from another generator included. */
 static int completion_insert(store *st, int64_t prompt_id, const char *text, const unsigned char *text_hash,
 			     int64_t generator_id, int64_t *id, int *created)
+{
+	int64_t cid = 0;
+	int rc = completion_insert_one(st, prompt_id, text, text_hash, generator_id, &cid, created);
+	if (!rc && (rc = completion_credit(st, cid, generator_id)) == STORE_OK && id)
+		*id = cid;
+	return rc;
+}
+
+static int completion_insert_one(store *st, int64_t prompt_id, const char *text, const unsigned char *text_hash,
+				 int64_t generator_id, int64_t *id, int *created)
 {
 	unsigned char hash[32];
 	int rc;

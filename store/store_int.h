@@ -34,6 +34,7 @@ enum store_stmt_id {
 	SS_COMPARISON_ROW,
 	SS_RATING_INSERT,
 	SS_FEEDBACK_INSERT,
+	SS_COMPLETION_CREDIT,
 	SS_COUNT
 };
 
@@ -59,6 +60,8 @@ struct store {
 	int bulk_fk_off;  /* a bulk import turned foreign_keys off */
 	int64_t open_run; /* the run this process started and has not ended (0: none) */
 	long open_run_pid; /* the process that started it (a forked child does not close it) */
+	int old_schema;   /* opened at an older version (store__open_version, tests):
+			   * completion_generators may be missing */
 };
 
 /* Set the handle's message and return code. */

@@ -130,6 +130,11 @@ static int copy_rows(store *st, store_merge_counts *k)
 	if ((rc = store__exec(st, "INSERT INTO merge_c SELECT c.id, m.id FROM src.completions c "
 				  "JOIN merge_p p ON p.sid = c.prompt_id "
 				  "JOIN main.completions m ON m.prompt_id = p.mid AND m.hash = c.hash")) ||
+	    /* every generator a completion is credited to, here and there */
+	    (rc = store__exec(st, "INSERT INTO main.completion_generators(completion_id, generator_id) "
+				  "SELECT c.mid, g.mid FROM src.completion_generators x JOIN merge_c c ON c.sid = "
+				  "x.completion_id JOIN merge_g g ON g.sid = x.generator_id WHERE true "
+				  "ON CONFLICT(completion_id, generator_id) DO NOTHING")) ||
 	    (rc = exec_count(st, "INSERT INTO main.annotators(kind, name, provider, model, template_hash, params, "
 				 "created_at) SELECT kind, name, provider, model, template_hash, params, created_at "
 				 "FROM src.annotators WHERE true ORDER BY id ON CONFLICT(name) DO NOTHING",

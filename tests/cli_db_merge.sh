@@ -99,6 +99,12 @@ ok "merge the feedback" dpo-db --db "$T/team.db" merge --json "$T/alice.db"
 like "one feedback label came in" "$(cat "$T/.out")" '"ratings_new": 0, "feedback_new": 1}'
 is "it is on Q2's x2" "$(q "$T/team.db" "SELECT p.content || ' ' || c.text || ' ' || f.good FROM feedback f JOIN prompts p ON p.id = f.prompt_id JOIN completions c ON c.id = f.completion_id")" "Q2? x2 1"
 
+# ---- a completion two models gave is credited to both after the merge
+printf '%s\n' '{"prompt": "Q2?", "completions": [{"text": "x2", "model": "m-alice"}]}' >"$T/cand.jsonl"
+ok "alice's copy credits x2 to m-alice too" dpo-db --db "$T/alice.db" import "$T/cand.jsonl"
+ok "merge the credit" dpo-db --db "$T/team.db" merge "$T/alice.db"
+is "x2 is credited to every generator (the KTO file's source too)" "$(q "$T/team.db" "SELECT group_concat(g.name, ' ') FROM completion_generators cg JOIN generators g ON g.id = cg.generator_id JOIN completions c ON c.id = cg.completion_id WHERE c.text = 'x2' ORDER BY g.name")" "team kto m-alice"
+
 # ---- mistakes change nothing
 s=$(sum "$T/team.db")
 dpo-db --db "$T/team.db" merge "$T/team.db" >/dev/null 2>"$T/err"

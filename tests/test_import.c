@@ -248,7 +248,9 @@ static const tcase cases[] = {
 	{CA, "{'prompt':'Q','completions':[]}", "!field \"completions\" must not be empty", NULL},
 	{CA, "{'prompt':'Q','completions':['A',3]}", "!field \"completions[1]\" must be a string or a {\"text\", \"model\"} object", NULL},
 	{CA, "{'prompt':'Q','completions':[{'model':'m'}]}", "!field \"completions[0].text\" is missing", NULL},
-	{CA, "{'prompt':'Q','completions':['']}", "!field \"completions[0]\" is empty", NULL},
+	/* an empty completion is left out, not the record (#13) */
+	{CA, "{'prompt':'Q','completions':['']}", "T:Q", NULL},
+	{CA, "{'prompt':'Q','completions':['',{'text':'B','model':'m'},{'text':'','model':'m2'}]}", "T:Q # C:B@m", NULL},
 	{CA, "{'prompt':'Q','completions':[{'text':'A','model':1}]}", "!field \"completions[0].model\" must be a string", NULL},
 	{CA, "{'prompt':'Q'}", "!field \"completions\" is missing", NULL},
 

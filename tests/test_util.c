@@ -182,6 +182,57 @@ static void test_lineread(void)
 	unlink(path);
 }
 
+/* util_lineread_peek looks past white space (and a byte order mark)
+ * without consuming it; util_lineread_chunk then hands over every byte. */
+static void test_lineread_peek(void)
+{
+	static const struct {
+		const char *data;
+		int want;
+	} cases[] = {
+		{"[1]", '['},
+		{" \t\r\n {\"a\":1}\n", '{'},
+		{"\xEF\xBB\xBF  [1]", '['},
+		{"\xEF\xBB", 0xEF},
+		{"   \n", -1},
+		{"", -1},
+	};
+	char path[] = "/tmp/dpo-test-peek-XXXXXX";
+	int fd = mkstemp(path);
+	close(fd);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		for (int gz = 0; gz <= 1; gz++) {
+			size_t n = strlen(cases[i].data);
+			write_file(path, cases[i].data, n, gz);
+			util_lineread *r = util_lineread_open(path);
+			TAP_IS_INT(util_lineread_peek(r), cases[i].want, "peek case %zu (%s)", i, gz ? "gzip" : "plain");
+			size_t total = 0, len;
+			const char *chunk;
+			while (util_lineread_chunk(r, &chunk, &len) == 1)
+				total += len;
+			TAP_IS_INT(total, n, "peek case %zu: every byte still there", i);
+			util_lineread_close(r);
+		}
+	/* more white space than one read holds */
+	size_t big = 600 * 1024;
+	char *data = xmalloc(big + 2);
+	memset(data, ' ', big);
+	data[big] = '[';
+	data[big + 1] = ']';
+	write_file(path, data, big + 2, 0);
+	util_lineread *r = util_lineread_open(path);
+	TAP_IS_INT(util_lineread_peek(r), '[', "peek past 600 KB of spaces");
+	size_t total = 0, len;
+	const char *chunk;
+	while (util_lineread_chunk(r, &chunk, &len) == 1)
+		total += len;
+	TAP_IS_INT(total, big + 2, "and every byte read after it");
+	TAP_IS_INT(util_lineread_offset(r), big + 2, "offset counts the chunks");
+	util_lineread_close(r);
+	free(data);
+	unlink(path);
+}
+
 static void test_file(void)
 {
 	char dir[] = "/tmp/dpo-test-file-XXXXXX";
@@ -619,5 +670,6 @@ int main(void)
 	test_sha256();
 	test_buf();
 	test_lineread();
+	test_lineread_peek();
 	return tap_done();
 }

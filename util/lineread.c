@@ -206,6 +206,55 @@ int util_lineread_next(util_lineread *r, const char **line, size_t *len)
 	}
 }
 
+int util_lineread_chunk(util_lineread *r, const char **data, size_t *len)
+{
+	while (r->start == r->end) {
+		if (r->eof)
+			return 0;
+		int n = fill(r);
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			r->eof = 1;
+	}
+	*data = r->buf + r->start;
+	*len = r->end - r->start;
+	r->offset += *len;
+	r->start = r->end;
+	return 1;
+}
+
+int util_lineread_peek(util_lineread *r)
+{
+	size_t skip = 0; /* bytes after start known to be white space or a BOM */
+	for (;;) {
+		while (r->start + skip < r->end) {
+			const unsigned char *u = (const unsigned char *)r->buf + r->start;
+			unsigned char c = u[skip];
+			if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+				skip++;
+				continue;
+			}
+			if (skip == 0 && c == 0xEF) { /* a byte order mark? */
+				if (r->end - r->start < 3 && !r->eof)
+					break; /* read more first */
+				if (r->end - r->start >= 3 && u[1] == 0xBB && u[2] == 0xBF) {
+					skip = 3;
+					continue;
+				}
+			}
+			return c;
+		}
+		if (r->eof)
+			return -1;
+		int n = fill(r); /* keeps the unread bytes, moved to the front */
+		if (n < 0)
+			return -2;
+		if (n == 0)
+			r->eof = 1;
+	}
+}
+
 long util_lineread_lineno(const util_lineread *r)
 {
 	return r->lineno;

@@ -14,6 +14,17 @@ util_lineread *util_lineread_open(const char *path);
  * by the reader, valid until the next call) and its length into *len.
  * Returns 1 for a line, 0 at end of file, -1 on a read error. */
 int util_lineread_next(util_lineread *r, const char **line, size_t *len);
+/* The next raw bytes of the (decompressed) input, newlines and all, in
+ * *data (owned by the reader, valid until the next call) and *len: whatever
+ * is buffered, else a fresh read. For callers that split the input
+ * themselves (a JSON array on one line); lines read this way are not
+ * counted by util_lineread_lineno. Returns 1 with bytes, 0 at end of file,
+ * -1 on a read error. */
+int util_lineread_chunk(util_lineread *r, const char **data, size_t *len);
+/* The first byte of the input that is not white space (a UTF-8 byte order
+ * mark is skipped too), without consuming anything; -1 for an input of
+ * white space only, -2 on a read error (see util_lineread_error). */
+int util_lineread_peek(util_lineread *r);
 /* The 1-based number of the line last returned. */
 long util_lineread_lineno(const util_lineread *r);
 /* Bytes of (decompressed) input consumed so far. */
