@@ -529,6 +529,8 @@ static const util_cmd commands[] = {
 	{"agreement", db_cmd_agreement, "kappa, alpha, judge-vs-human agreement"},
 	{"split", cmd_split, "reassign prompts to test/train (deterministic)"},
 	{"report", db_cmd_report, "an HTML page: labels, agreement, judges, training"},
+	{"runs", db_cmd_runs, "list the runs: imports, generations, judging, training"},
+	{"remove", db_cmd_remove, "take back an import run, a source or an annotator"},
 	{NULL, NULL, NULL},
 };
 

@@ -18,6 +18,8 @@ int db_cmd_agreement(int argc, char **argv); /* dpo-db-agreement.c */
 /* `dpo-db report OUT.html`: OUT "-" writes to standard output; otherwise the
  * file is written atomically (temporary file, then rename). */
 int db_cmd_report(int argc, char **argv); /* dpo-db-report.c */
+int db_cmd_remove(int argc, char **argv); /* dpo-db-remove.c */
+int db_cmd_runs(int argc, char **argv); /* dpo-db-runs.c */
 
 /* The database to use: opt (a subcommand's --db) when not NULL, else the
  * --db given before the subcommand, else $DPO_DB, else ./dpo.db. */

@@ -107,6 +107,9 @@ typedef struct store_import_opts {
 	FILE *rejects;
 	store_import_progress_cb progress; /* may be NULL */
 	void *progress_ud;
+	/* the import run (store_import_run_begin, provenance.h) whose
+	 * provenance the records leave; 0: none */
+	int64_t run_id;
 } store_import_opts;
 
 typedef struct store_import_result {

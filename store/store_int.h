@@ -32,6 +32,7 @@ enum store_stmt_id {
 	SS_PAIR_LABELED,
 	SS_ANNOTATOR_KIND,
 	SS_COMPARISON_ROW,
+	SS_PROV_ADD,
 	SS_COUNT
 };
 
@@ -117,6 +118,14 @@ int store__run_checkable(const store_run *r);
  * the runs abandoned by a process that is gone, and those that cannot be
  * checked. Informational: never a failure. STORE_OK or a read error. */
 int store__check_runs(store *st, util_buf *out);
+
+/* Record that the record rec (its run_id, line and record_id) referred to
+ * row row_id of kind ("prompt", "completion" or "comparison"); created:
+ * the record added it; generator_id: for a completion, whom the record
+ * credited (else 0). Nothing when rec->run_id is 0; a row already recorded
+ * for this run keeps its first line (store_provenance.c). */
+int store__prov_add(store *st, const store_record *rec, const char *kind, int64_t row_id, int created,
+		    int64_t generator_id);
 
 /* Open path migrated only up to schema version `version` (tests build older
  * layouts with it). */
