@@ -192,12 +192,13 @@ static const char *const MIGRATIONS[] = {
 	/* 5 -> 6: provenance (store_provenance.c). import_files: the file an
 	 * import run read (absolute path, size and SHA-256 of its bytes, NULL
 	 * for standard input), the format used, and the source and split it
-	 * gave. provenance: which run's records referred to which prompt,
-	 * completion or comparison, from which line (record index in a JSON
-	 * array) and with the file's own id of the record; created says that
-	 * the run added the row, generator_id (completions) whom the run
-	 * credited. Keyed by row first: "who else refers to this row" is a
-	 * range read; a run's rows are found by a scan (remove only). */
+	 * gave. provenance: one row per record and row it referred to (a
+	 * prompt, completion or comparison): the run, the line (record index
+	 * in a JSON array), the file's own id of the record, whether the
+	 * record added the row, and for a completion the generator it
+	 * credited. No index: an import appends to it at the cost of a rowid
+	 * insert; store_remove, the only reader that searches it, scans it
+	 * once per question into temporary tables. */
 	"CREATE TABLE import_files(\n"
 	"  run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,\n"
 	"  path TEXT NOT NULL,\n"
@@ -207,17 +208,15 @@ static const char *const MIGRATIONS[] = {
 	"  source TEXT NOT NULL,\n"
 	"  split TEXT NOT NULL\n"
 	");\n"
-	"CREATE INDEX import_files_source ON import_files(source);\n"
 	"CREATE TABLE provenance(\n"
+	"  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
 	"  kind TEXT NOT NULL CHECK (kind = 'prompt' OR kind = 'completion' OR kind = 'comparison'),\n"
 	"  row_id INTEGER NOT NULL,\n"
-	"  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
 	"  line INTEGER NOT NULL,\n"
 	"  record_id TEXT,\n"
 	"  created INTEGER NOT NULL DEFAULT 0,\n"
-	"  generator_id INTEGER,\n"
-	"  PRIMARY KEY (kind, row_id, run_id)\n"
-	") WITHOUT ROWID;\n",
+	"  generator_id INTEGER\n"
+	");\n",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -271,7 +270,7 @@ static const char *const STMT_SQL[SS_COUNT] = {
 	[SS_COMPARISON_ROW] = "SELECT prompt_id, completion_a, completion_b, annotator_id FROM comparisons "
 			      "WHERE id = ?1",
 	[SS_PROV_ADD] = "INSERT INTO provenance(kind, row_id, run_id, line, record_id, created, generator_id) "
-			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(kind, row_id, run_id) DO NOTHING",
+			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[SS_METRIC_ADD] = "INSERT INTO metrics(run_id, step, name, value) VALUES (?1, ?2, ?3, ?4) "
 			  "ON CONFLICT(run_id, name, step) DO UPDATE SET value = excluded.value",
 };

@@ -122,8 +122,7 @@ int store__check_runs(store *st, util_buf *out);
 /* Record that the record rec (its run_id, line and record_id) referred to
  * row row_id of kind ("prompt", "completion" or "comparison"); created:
  * the record added it; generator_id: for a completion, whom the record
- * credited (else 0). Nothing when rec->run_id is 0; a row already recorded
- * for this run keeps its first line (store_provenance.c). */
+ * credited (else 0). Nothing when rec->run_id is 0 (store_provenance.c). */
 int store__prov_add(store *st, const store_record *rec, const char *kind, int64_t row_id, int created,
 		    int64_t generator_id);
 

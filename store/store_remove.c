@@ -9,6 +9,7 @@
  *   rs_comp     completions that stay but change hands: the generator the
  *               earliest other run credited (rs_prompt: prompts, that run's
  *               source and split; rs_cmp: comparisons, that run)
+ *   others      the candidates that other runs' records have too
  *   rm_ann, rm_gen  annotators and generators left with no rows
  * Counting reads these tables only, so a dry run writes nothing to the
  * database file (temporary tables live apart from it) and rolls back. */
@@ -19,12 +20,15 @@
 #include <string.h>
 
 /* Statements run in order; ?1 is the run id, ?2 the source, ?3 the
- * annotator name (unused ones are NULL). */
+ * annotator name (unused ones are NULL). The provenance table has no index:
+ * it is read by whole scans into temporary tables with keys (rm_* and
+ * others), and every other lookup goes through a key of its table. */
 static const char *const PLAN[] = {
 	"CREATE TEMP TABLE rm_runs(id INTEGER PRIMARY KEY)",
 	"CREATE TEMP TABLE rm_cmp(id INTEGER PRIMARY KEY)",
 	"CREATE TEMP TABLE rm_comp(id INTEGER PRIMARY KEY)",
 	"CREATE TEMP TABLE rm_prompt(id INTEGER PRIMARY KEY)",
+	"CREATE TEMP TABLE others(kind TEXT, row_id INTEGER, run INTEGER, gen INTEGER, PRIMARY KEY (kind, row_id))",
 	"CREATE TEMP TABLE rs_comp(id INTEGER PRIMARY KEY, old_gen INTEGER, gen INTEGER, run INTEGER)",
 	"CREATE TEMP TABLE rs_prompt(id INTEGER PRIMARY KEY, run INTEGER)",
 	"CREATE TEMP TABLE rs_cmp(id INTEGER PRIMARY KEY, run INTEGER)",
@@ -34,55 +38,45 @@ static const char *const PLAN[] = {
 	/* the runs */
 	"INSERT INTO temp.rm_runs SELECT id FROM runs WHERE id = ?1",
 	"INSERT OR IGNORE INTO temp.rm_runs SELECT run_id FROM import_files WHERE source = ?2",
-	/* comparisons: the runs' own, unless another run's records have them
-	 * too; a source's annotator's (also from before provenance); an
-	 * annotator's, all */
-	"INSERT OR IGNORE INTO temp.rm_cmp SELECT c.id FROM comparisons c WHERE c.run_id IN temp.rm_runs "
-	"AND NOT EXISTS (SELECT 1 FROM provenance v WHERE v.kind = 'comparison' AND v.row_id = c.id "
-	"AND v.run_id NOT IN temp.rm_runs)",
+	/* candidates. Comparisons: the runs' own, a source's annotator's (also
+	 * from before provenance was kept), an annotator's. Completions and
+	 * prompts: those the runs' records added; a source's generator's
+	 * completions and its prompts. */
+	"INSERT OR IGNORE INTO temp.rm_cmp SELECT id FROM comparisons WHERE run_id IN temp.rm_runs",
 	"INSERT OR IGNORE INTO temp.rm_cmp SELECT c.id FROM comparisons c JOIN annotators a ON a.id = c.annotator_id "
-	"WHERE ?2 IS NOT NULL AND a.name = 'import:' || ?2 AND NOT EXISTS (SELECT 1 FROM provenance v "
-	"WHERE v.kind = 'comparison' AND v.row_id = c.id AND v.run_id NOT IN temp.rm_runs)",
-	"INSERT OR IGNORE INTO temp.rm_cmp SELECT c.id FROM comparisons c JOIN annotators a ON a.id = c.annotator_id "
-	"WHERE a.name = ?3",
-	/* comparisons of the runs that another run's records also had: theirs now */
-	"INSERT INTO temp.rs_cmp SELECT c.id, (SELECT min(v.run_id) FROM provenance v WHERE v.kind = 'comparison' "
-	"AND v.row_id = c.id AND v.run_id NOT IN temp.rm_runs) FROM comparisons c "
-	"WHERE c.run_id IN temp.rm_runs AND c.id NOT IN temp.rm_cmp",
-	/* candidate completions and prompts: those the runs added, and a
-	 * source's that no run recorded */
+	"WHERE a.name = 'import:' || ?2 OR a.name = ?3",
 	"INSERT OR IGNORE INTO temp.rm_comp SELECT row_id FROM provenance WHERE kind = 'completion' AND created = 1 "
 	"AND run_id IN temp.rm_runs",
 	"INSERT OR IGNORE INTO temp.rm_comp SELECT c.id FROM completions c JOIN generators g ON g.id = c.generator_id "
-	"WHERE ?2 IS NOT NULL AND g.kind = 'import' AND g.name = ?2 AND NOT EXISTS (SELECT 1 FROM provenance v "
-	"WHERE v.kind = 'completion' AND v.row_id = c.id)",
+	"WHERE g.kind = 'import' AND g.name = ?2",
 	"INSERT OR IGNORE INTO temp.rm_prompt SELECT row_id FROM provenance WHERE kind = 'prompt' AND created = 1 "
 	"AND run_id IN temp.rm_runs",
-	"INSERT OR IGNORE INTO temp.rm_prompt SELECT p.id FROM prompts p WHERE ?2 IS NOT NULL AND p.source = ?2 "
-	"AND NOT EXISTS (SELECT 1 FROM provenance v WHERE v.kind = 'prompt' AND v.row_id = p.id)",
-	/* candidates another run's records have stay, and change hands */
-	"INSERT INTO temp.rs_comp SELECT x.id, c.generator_id, NULL, (SELECT min(v.run_id) FROM provenance v "
-	"WHERE v.kind = 'completion' AND v.row_id = x.id AND v.run_id NOT IN temp.rm_runs) "
-	"FROM temp.rm_comp x JOIN completions c ON c.id = x.id",
-	"DELETE FROM temp.rs_comp WHERE run IS NULL",
-	"UPDATE temp.rs_comp SET gen = (SELECT v.generator_id FROM provenance v WHERE v.kind = 'completion' "
-	"AND v.row_id = rs_comp.id AND v.run_id = rs_comp.run)",
+	"INSERT OR IGNORE INTO temp.rm_prompt SELECT id FROM prompts WHERE source = ?2",
+	/* the candidates other runs' records have too (one scan): the earliest
+	 * such run, and the generator it credited */
+	"INSERT INTO temp.others SELECT kind, row_id, min(run_id), generator_id FROM provenance "
+	"WHERE run_id NOT IN temp.rm_runs AND ((kind = 'comparison' AND ?3 IS NULL AND row_id IN temp.rm_cmp) "
+	"OR (kind = 'completion' AND row_id IN temp.rm_comp) OR (kind = 'prompt' AND row_id IN temp.rm_prompt)) "
+	"GROUP BY kind, row_id",
+	/* those stay, and change hands */
+	"INSERT INTO temp.rs_cmp SELECT row_id, run FROM temp.others WHERE kind = 'comparison'",
+	"DELETE FROM temp.rm_cmp WHERE id IN (SELECT id FROM temp.rs_cmp)",
+	"INSERT INTO temp.rs_comp SELECT o.row_id, c.generator_id, o.gen, o.run FROM temp.others o "
+	"JOIN completions c ON c.id = o.row_id WHERE o.kind = 'completion'",
 	"DELETE FROM temp.rm_comp WHERE id IN (SELECT id FROM temp.rs_comp)",
-	"INSERT INTO temp.rs_prompt SELECT x.id, (SELECT min(v.run_id) FROM provenance v WHERE v.kind = 'prompt' "
-	"AND v.row_id = x.id AND v.run_id NOT IN temp.rm_runs) FROM temp.rm_prompt x",
-	"DELETE FROM temp.rs_prompt WHERE run IS NULL",
+	"INSERT INTO temp.rs_prompt SELECT row_id, run FROM temp.others WHERE kind = 'prompt'",
 	"DELETE FROM temp.rm_prompt WHERE id IN (SELECT id FROM temp.rs_prompt)",
 	/* a completion still compared by a comparison that stays stays */
-	"DELETE FROM temp.rm_comp WHERE EXISTS (SELECT 1 FROM comparisons c WHERE (c.completion_a = rm_comp.id "
-	"OR c.completion_b = rm_comp.id) AND c.id NOT IN temp.rm_cmp)",
+	"DELETE FROM temp.rm_comp WHERE EXISTS (SELECT 1 FROM completions x JOIN comparisons c "
+	"ON c.prompt_id = x.prompt_id WHERE x.id = rm_comp.id AND (c.completion_a = x.id OR c.completion_b = x.id) "
+	"AND c.id NOT IN temp.rm_cmp)",
 	/* a prompt with a completion or comparison that stays stays */
 	"DELETE FROM temp.rm_prompt WHERE EXISTS (SELECT 1 FROM completions c WHERE c.prompt_id = rm_prompt.id "
 	"AND c.id NOT IN temp.rm_comp) OR EXISTS (SELECT 1 FROM comparisons c WHERE c.prompt_id = rm_prompt.id "
 	"AND c.id NOT IN temp.rm_cmp)",
-	/* the completions of a prompt that goes go (none stays, above) */
 	/* annotators and generators left with nothing */
-	"INSERT OR IGNORE INTO temp.rm_ann SELECT DISTINCT c.annotator_id FROM comparisons c "
-	"WHERE c.id IN temp.rm_cmp AND NOT EXISTS (SELECT 1 FROM comparisons o WHERE o.annotator_id = c.annotator_id "
+	"INSERT OR IGNORE INTO temp.rm_ann SELECT a FROM (SELECT DISTINCT c.annotator_id AS a FROM comparisons c "
+	"WHERE c.id IN temp.rm_cmp) WHERE NOT EXISTS (SELECT 1 FROM comparisons o WHERE o.annotator_id = a "
 	"AND o.id NOT IN temp.rm_cmp)",
 	"INSERT OR IGNORE INTO temp.rm_ann SELECT id FROM annotators WHERE name = ?3 AND NOT EXISTS "
 	"(SELECT 1 FROM comparisons o WHERE o.annotator_id = annotators.id AND o.id NOT IN temp.rm_cmp)",
@@ -112,10 +106,7 @@ static const char *const APPLY[] = {
 	"WHERE id IN (SELECT id FROM temp.rs_comp WHERE gen IS NOT NULL)",
 	"UPDATE comparisons SET run_id = (SELECT run FROM temp.rs_cmp r WHERE r.id = comparisons.id) "
 	"WHERE id IN (SELECT id FROM temp.rs_cmp)",
-	"UPDATE provenance SET created = 1 WHERE (kind = 'prompt' AND (row_id, run_id) IN "
-	"(SELECT id, run FROM temp.rs_prompt)) OR (kind = 'completion' AND (row_id, run_id) IN "
-	"(SELECT id, run FROM temp.rs_comp)) OR (kind = 'comparison' AND (row_id, run_id) IN "
-	"(SELECT id, run FROM temp.rs_cmp))",
+	"UPDATE provenance SET created = 1 WHERE (kind, row_id, run_id) IN (SELECT kind, row_id, run FROM temp.others)",
 	/* the deletions */
 	"DELETE FROM comparisons WHERE id IN temp.rm_cmp",
 	"DELETE FROM completions WHERE id IN temp.rm_comp",
@@ -136,7 +127,7 @@ static const char *const CLEANUP =
 	"DROP TABLE IF EXISTS temp.rm_runs; DROP TABLE IF EXISTS temp.rm_cmp; DROP TABLE IF EXISTS temp.rm_comp; "
 	"DROP TABLE IF EXISTS temp.rm_prompt; DROP TABLE IF EXISTS temp.rs_comp; DROP TABLE IF EXISTS temp.rs_prompt; "
 	"DROP TABLE IF EXISTS temp.rs_cmp; DROP TABLE IF EXISTS temp.rm_ann; DROP TABLE IF EXISTS temp.rm_gen; "
-	"DROP TABLE IF EXISTS temp.rm_touched;";
+	"DROP TABLE IF EXISTS temp.rm_touched; DROP TABLE IF EXISTS temp.others;";
 
 /* Run the statements of list with the spec's parameters. */
 static int run_list(store *st, const char *const *list, const store_remove_spec *spec)
@@ -180,10 +171,10 @@ static int count_all(store *st, store_remove_counts *c)
 	    (rc = count_of(st, "SELECT count(*) FROM temp.rm_prompt", &c->prompts)) ||
 	    (rc = count_of(st, "SELECT count(*) FROM temp.rm_ann", &c->annotators)) ||
 	    (rc = count_of(st, "SELECT count(*) FROM temp.rm_gen", &c->generators)) ||
-	    (rc = count_of(st, "SELECT count(*) FROM provenance WHERE kind = 'prompt' AND created = 1 "
+	    (rc = count_of(st, "SELECT count(DISTINCT row_id) FROM provenance WHERE kind = 'prompt' AND created = 1 "
 			       "AND run_id IN temp.rm_runs AND row_id NOT IN temp.rm_prompt", &c->kept_prompts)))
 		return rc;
-	return count_of(st, "SELECT count(*) FROM provenance WHERE kind = 'completion' AND created = 1 "
+	return count_of(st, "SELECT count(DISTINCT row_id) FROM provenance WHERE kind = 'completion' AND created = 1 "
 			    "AND run_id IN temp.rm_runs AND row_id NOT IN temp.rm_comp", &c->kept_completions);
 }
 
