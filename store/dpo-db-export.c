@@ -216,7 +216,8 @@ static const util_opt export_table[] = {
 	UTIL_OPT_DB(export_opts, db),
 	{"format", 0, UTIL_OPT_ENUM, offsetof(export_opts, format), .def = "trl",
 	 .choices = "trl|trl-conversational|hh", .arg = "FORMAT",
-	 .help = "trl (strings; messages for a conversation),\n"
+	 .help = "trl (strings; messages for a conversation,\n"
+		 "and for every pair of a file that has both),\n"
 		 "trl-conversational (always messages) or hh\n"
 		 "(HH-RLHF transcripts)"},
 	{"split", 0, UTIL_OPT_STRING, offsetof(export_opts, split), .arg = "S",

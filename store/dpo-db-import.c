@@ -75,8 +75,9 @@ static util_cli import_cli = {
 	.synopsis = "[OPTIONS] FILE...",
 	.summary = "Import preference datasets (JSON Lines, plain or .gz; \"-\" reads standard\n"
 		   "input). Each file is imported in one transaction: the first bad record\n"
-		   "aborts that file, names its line, and leaves the database as it was (files\n"
-		   "imported before it stay). Importing the same data again adds nothing.",
+		   "aborts that file, names its line, and leaves the data as it was (files\n"
+		   "imported before it stay). Importing the same data again adds nothing.\n"
+		   "Each file is a run (dpo-db runs; dpo-db remove --run N takes it back).",
 	.footer = "Formats:\n"
 		  "  trl            {\"prompt\",\"chosen\",\"rejected\"}: strings, lists of {role,\n"
 		  "                 content}, or (no prompt) two whole conversations\n"
