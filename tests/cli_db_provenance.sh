@@ -79,6 +79,11 @@ else
 	skip "SHA-256 and runs --json" "python3 not installed"
 fi
 
+S=$T/stdin.db
+dpo-db --db "$S" import --quiet --source piped - <"$T/A.jsonl" >/dev/null 2>&1
+is "standard input: path -, no size or SHA-256" \
+	"$(q "$S" "SELECT path || ' ' || (size IS NULL) || ' ' || (sha256 IS NULL) || ' ' || source FROM import_files")" "- 1 1 piped"
+
 # ---- provenance of each record ------------------------------------------------
 is "comparisons: run, line and the file's own id" \
 	"$(q "$DB" "SELECT c.run_id, v.line, v.record_id FROM comparisons c JOIN provenance v ON v.kind = 'comparison'
@@ -103,6 +108,48 @@ is "a bad file: its run is recorded as failed" "$(q "$DB" "SELECT kind, status, 
 like "a bad file: runs shows the error" "$(dpo-db --db "$DB" runs | tail -n 1)" \
 	"$T/bad.jsonl (auto): $T/bad.jsonl:1: chosen and rejected are identical"
 is "a bad file: no provenance" "$(q "$DB" "SELECT count(*) FROM provenance WHERE run_id = 3")" 0
+
+# ---- an interrupted import is an interrupted run, with no data -------------------------
+awk 'BEGIN { for (i = 0; i < 400000; i++) printf "{\"prompt\": \"big %d\", \"chosen\": \"y\", \"rejected\": \"n\"}\n", i }' >"$T/big.jsonl"
+I=$T/int.db
+cp "$DB" "$I"
+before=$(canon "$I")
+dpo-db --db "$I" import --quiet "$T/big.jsonl" >/dev/null 2>"$T/int.err" &
+pid=$!
+n=0
+while [ "$(q "$I" "SELECT count(*) FROM runs WHERE status = 'running'" 2>/dev/null)" != 1 ] && [ $n -lt 300 ]; do
+	sleep 0.05
+	n=$((n + 1))
+done
+kill -INT $pid
+wait $pid
+is "SIGINT: exit 130" "$?" 130
+is "SIGINT: the run reads interrupted" "$(q "$I" "SELECT kind, status FROM runs ORDER BY id DESC LIMIT 1")" "import|interrupted"
+is "SIGINT: no data" "$(canon "$I")" "$before"
+rm -f "$T/big.jsonl"
+
+# ---- runs of other programs, and one whose process is gone --------------------------------
+R=$T/runs.db
+cp "$DB" "$R"
+sh -c 'echo $$ >"$1"' sh "$T/gone.pid"
+q "$R" "INSERT INTO runs(kind, command, started_at, ended_at, status, summary) VALUES ('train', 'dpo-train', '2026-01-01T00:00:00Z', '2026-01-01T01:00:00Z', 'ok', '{\"steps\": 10}');
+	INSERT INTO runs(kind, command, started_at, status, pid, host) VALUES ('judge', 'dpo-judge', '2026-01-01T02:00:00Z', 'running', $(cat "$T/gone.pid"), '$(uname -n)')"
+ok "runs with a training and a judge run" dpo-db --db "$R" runs
+is "runs: the training run and its summary" "$(grep ' train ' "$T/.out" | awk '{ print $2, $3, $6, $7 }')" 'train ok {"steps": 10}'
+is "runs: a running judge run whose process is gone reads interrupted" "$(grep ' judge ' "$T/.out" | awk '{ print $2, $3, $5 }')" \
+	"judge interrupted -"
+ok "runs --kind train" dpo-db --db "$R" runs --kind train
+is "runs --kind train: only it" "$(tail -n +2 "$T/.out" | awk '{ print $2 }' | tr '\n' ' ')" "train "
+if have_py; then
+	dpo-db --db "$R" runs --json >"$T/r.json"
+	is "runs --json: kinds, statuses, files" "$(python3 -c '
+import json, sys
+for r in json.load(open(sys.argv[1]))["runs"]:
+	print(r["kind"], r["status"], r["file"] is not None, r["summary"] if r["kind"] == "train" else "")' "$T/r.json" | tr '\n' ' ')" \
+		"import ok True  import ok True  import failed True  train ok False {'steps': 10} judge interrupted False  "
+else
+	skip "runs --json" "python3 not installed"
+fi
 
 # ---- remove --dry-run changes nothing ----------------------------------------------
 cp "$DB" "$T/ab-before.db"
