@@ -11,7 +11,6 @@
 #include "util/progress.h"
 #include "util/xmalloc.h"
 #include <errno.h>
-#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,14 +189,14 @@ static int import_as_run(store *st, const char *file, store_import_opts *opts, i
 			 store_import_result *res)
 {
 	util_buf params = UTIL_BUF_INIT, sum = UTIL_BUF_INIT;
-	char hex[65], *abs = NULL, *src = opts->source ? xstrdup(opts->source) : store_import_default_source(file);
+	char hex[65], *real = NULL, *src = opts->source ? xstrdup(opts->source) : store_import_default_source(file);
 	long long size = -1;
 	int64_t run = 0;
-	int stdin_ = !strcmp(file, "-"), rc;
-	if (!stdin_)
-		abs = realpath(file, NULL);
-	int hashed = !stdin_ && store_file_sha256(file, hex, &size) == 0;
-	store_import_file_info fi = {.path = stdin_ ? "-" : abs ? abs : file, .size = hashed ? size : -1,
+	int from_stdin = !strcmp(file, "-"), rc;
+	if (!from_stdin)
+		real = realpath(file, NULL);
+	int hashed = !from_stdin && store_file_sha256(file, hex, &size) == 0;
+	store_import_file_info fi = {.path = from_stdin ? "-" : real ? real : file, .size = hashed ? size : -1,
 				     .sha256 = hashed ? hex : NULL, .source = src,
 				     .split = opts->split ? opts->split : "train"};
 	char **av = xmalloc((size_t)(argc + 1) * sizeof *av); /* the whole command line */
@@ -229,7 +228,7 @@ static int import_as_run(store *st, const char *file, store_import_opts *opts, i
 		rc = erc;
 	}
 out:
-	free(abs);
+	free(real);
 	free(src);
 	util_buf_free(&params);
 	util_buf_free(&sum);

@@ -30,7 +30,7 @@ static const util_opt remove_table[] = {
 		 "its rows imported before runs were kept)"},
 	{"annotator", 0, UTIL_OPT_STRING, offsetof(remove_opts, annotator), .arg = "A",
 	 .help = "every label of annotator A (labels only)"},
-	{"dry-run", 'n', UTIL_OPT_FLAG, offsetof(remove_opts, dry_run), .flags = UTIL_OPT_NOPARAM,
+	{"dry-run", 0, UTIL_OPT_FLAG, offsetof(remove_opts, dry_run), .flags = UTIL_OPT_NOPARAM,
 	 .help = "print what would be removed; change nothing"},
 	UTIL_OPT_JSON(remove_opts, json),
 	UTIL_OPT_TABLE_END,

@@ -80,7 +80,8 @@ typedef int (*store_remove_cb)(void *ud, const store_remove_counts *c);
  * where the row still has them. The per-prompt counters are recomputed.
  * cb (may be NULL) hears the counts first; with dry_run nothing is written
  * (the transaction is rolled back). *out (may be NULL) gets the counts.
- * STORE_ENOTFOUND for a run or annotator that does not exist, STORE_EINVAL
+ * STORE_ENOTFOUND for a run, source or annotator that does not exist
+ * (a source: no import run, prompt or import label of it), STORE_EINVAL
  * for a spec that names none or several. The run rows themselves stay. */
 int store_remove(store *st, const store_remove_spec *spec, int dry_run, store_remove_cb cb, void *ud,
 		 store_remove_counts *out);

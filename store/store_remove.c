@@ -187,21 +187,28 @@ static int check_spec(store *st, const store_remove_spec *spec)
 	long found = 0;
 	sqlite3_stmt *s = store__prepare(st, spec->run_id > 0 ? "SELECT count(*) FROM runs WHERE id = ?1"
 					 : spec->annotator ? "SELECT count(*) FROM annotators WHERE name = ?1"
-							   : "SELECT 1");
+							   : "SELECT EXISTS (SELECT 1 FROM import_files WHERE source = ?1) "
+							     "OR EXISTS (SELECT 1 FROM prompts WHERE source = ?1) "
+							     "OR EXISTS (SELECT 1 FROM annotators WHERE name = 'import:' || ?1)");
 	if (!s)
 		return STORE_ERR;
 	if (spec->run_id > 0)
 		sqlite3_bind_int64(s, 1, spec->run_id);
-	else if (spec->annotator)
-		store__bind_text(s, 1, spec->annotator);
+	else
+		store__bind_text(s, 1, spec->annotator ? spec->annotator : spec->source);
 	int rc = sqlite3_step(s) == SQLITE_ROW ? STORE_OK : store__dberr(st, "remove");
 	found = (long)sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
 	if (rc)
 		return rc;
-	if (!found)
-		return spec->run_id > 0 ? store__err(st, STORE_ENOTFOUND, "no run with id %lld", (long long)spec->run_id)
-					: store__err(st, STORE_ENOTFOUND, "no annotator \"%s\"", spec->annotator);
+	if (found)
+		return STORE_OK;
+	if (spec->run_id > 0)
+		return store__err(st, STORE_ENOTFOUND, "no run with id %lld", (long long)spec->run_id);
+	if (spec->annotator)
+		return store__err(st, STORE_ENOTFOUND, "no annotator \"%s\"", spec->annotator);
+	return store__err(st, STORE_ENOTFOUND, "no import of source \"%s\" (no run, prompt or label of it)",
+			  spec->source);
 	return STORE_OK;
 }
 

@@ -208,6 +208,9 @@ like "remove --run of no run: message" "$(cat "$T/.err")" "no run with id 99"
 dpo-db --db "$DB" remove --annotator nobody >/dev/null 2>"$T/.err"
 is "remove --annotator of nobody: exit 1" "$?" 1
 like "remove --annotator of nobody: message" "$(cat "$T/.err")" 'no annotator "nobody"'
+dpo-db --db "$DB" remove --source nowhere >/dev/null 2>"$T/.err"
+is "remove --source of no source: exit 1" "$?" 1
+like "remove --source of no source: message" "$(cat "$T/.err")" 'no import of source "nowhere"'
 
 # ---- export --with-meta --------------------------------------------------------------------
 # The chosen side stored second (its completion was added later): the

@@ -111,6 +111,8 @@ static void test_runs_and_remove(void)
 	TAP_IS_INT(store_remove(st, &nosuch, 1, NULL, NULL, NULL), STORE_ENOTFOUND, "remove of no run: ENOTFOUND");
 	TAP_IS_INT(store_remove(st, &nobody, 1, NULL, NULL, NULL), STORE_ENOTFOUND,
 		   "remove of no annotator: ENOTFOUND");
+	store_remove_spec nosrc = {.source = "nowhere"};
+	TAP_IS_INT(store_remove(st, &nosrc, 1, NULL, NULL, NULL), STORE_ENOTFOUND, "remove of no source: ENOTFOUND");
 
 	/* a dry run counts and writes nothing; a callback can stop */
 	store_remove_spec rm_a = {.run_id = run_a};
