@@ -211,8 +211,7 @@ int store_pair_meta(store *st, const store_pair *p, util_buf *b)
 	long votes[5] = {0}; /* chosen, rejected, tie, both_bad, skip */
 	int64_t *runs = NULL;
 	size_t nruns = 0;
-	int step, rc = STORE_OK;
-	util_buf_adds(&score, "\"score_chosen\": null, \"score_rejected\": null");
+	int step, rc = STORE_OK, have_scores = 0;
 	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *side = verdict_side(store__col_text(s, 2), chosen_is_a);
 		static const char *const names[] = {"chosen", "rejected", "tie", "both_bad", "skip"};
@@ -247,9 +246,8 @@ int store_pair_meta(store *st, const store_pair *p, util_buf *b)
 			}
 		}
 		/* the first comparison that has scores gives the pair's */
-		if (!strncmp(util_buf_str(&score), "\"score_chosen\": null", 20) &&
-		    sqlite3_column_type(s, 3) != SQLITE_NULL && sqlite3_column_type(s, 4) != SQLITE_NULL) {
-			util_buf_reset(&score);
+		if (!have_scores && sqlite3_column_type(s, 3) != SQLITE_NULL && sqlite3_column_type(s, 4) != SQLITE_NULL) {
+			have_scores = 1;
 			util_buf_adds(&score, "\"score_chosen\": ");
 			add_score(&score, s, cs);
 			util_buf_adds(&score, ", \"score_rejected\": ");
@@ -260,6 +258,8 @@ int store_pair_meta(store *st, const store_pair *p, util_buf *b)
 		rc = store__dberr(st, "read the pair's comparisons");
 		goto out;
 	}
+	if (!have_scores)
+		util_buf_adds(&score, "\"score_chosen\": null, \"score_rejected\": null");
 	util_buf_adds(b, "{\"source\": ");
 	add_str(b, p->source ? p->source : "");
 	util_buf_addf(b, ", %s, \"votes\": {\"chosen\": %ld, \"rejected\": %ld, \"tie\": %ld, \"both_bad\": %ld, "

@@ -180,6 +180,9 @@ is "run 1's provenance is gone, its run stays" \
 ok "export after remove" dpo-db --db "$DB" export "$T/e1.jsonl"
 ok "export of B alone" dpo-db --db "$T/b.db" export "$T/e2.jsonl"
 ok "the exports are the same" cmp "$T/e1.jsonl" "$T/e2.jsonl"
+dpo-db --db "$DB" export --with-meta - 2>/dev/null | grep '"prompt": "P1"' >"$T/e3.jsonl"
+is "--with-meta without scores: nulls; run 2's label" "$(cat "$T/e3.jsonl")" \
+	'{"prompt": "P1", "chosen": "C1", "rejected": "X1", "meta": {"source": "B", "score_chosen": null, "score_rejected": null, "votes": {"chosen": 1, "rejected": 0, "tie": 0, "both_bad": 0, "skip": 0}, "annotators": [{"name": "import:B", "kind": "import", "verdict": "chosen", "score_chosen": null, "score_rejected": null, "run": 2}], "runs": [2]}}'
 
 # ---- --source: the other way round ------------------------------------------------------
 cp "$T/ab-before.db" "$T/ab2.db"
