@@ -2,6 +2,7 @@
  * pairs as JSON Lines in the trl, trl-conversational or hh layout. */
 #include "config.h"
 #include "store/dpo_db.h"
+#include "store/provenance.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/cli.h"
@@ -29,6 +30,8 @@ typedef struct export_ctx {
 	long n;
 	int err;
 	const char *errwhat;
+	store *st;     /* for --with-meta */
+	int with_meta;
 } export_ctx;
 
 /* Append compact JSON (as the store writes messages) with a space after
@@ -200,7 +203,6 @@ static int export_pair(void *ud, const store_pair *p)
 			util_buf_adds(b, i ? ", \"rejected\": " : "{\"chosen\": ");
 			util_buf_add_json_string(b, side.data, side.len);
 		}
-		util_buf_adds(b, "}\n");
 		util_buf_free(&pre);
 		util_buf_free(&side);
 	} else {
@@ -219,14 +221,23 @@ static int export_pair(void *ud, const store_pair *p)
 		conv ? add_assistant(b, p->chosen) : add_str(b, p->chosen);
 		util_buf_adds(b, ", \"rejected\": ");
 		conv ? add_assistant(b, p->rejected) : add_str(b, p->rejected);
-		util_buf_adds(b, "}\n");
 	}
+	if (x->with_meta) {
+		util_buf_adds(b, ", \"meta\": ");
+		if (store_pair_meta(x->st, p, b)) {
+			util_warn("%s", store_errmsg(x->st));
+			x->err = 2;
+			return 1;
+		}
+	}
+	util_buf_adds(b, "}\n");
 	return write_line(x);
 }
 
 typedef struct export_opts {
 	const char *db, *format, *split, *policy;
 	long min;
+	int with_meta;
 } export_opts;
 
 /* --resolve's choices are store_policies (store.h). */
@@ -234,7 +245,8 @@ static const util_opt export_table[] = {
 	UTIL_OPT_DB(export_opts, db),
 	{"format", 0, UTIL_OPT_ENUM, offsetof(export_opts, format), .def = "trl",
 	 .choices = "trl|trl-conversational|hh|kto", .arg = "FORMAT",
-	 .help = "trl (strings; messages for a conversation),\n"
+	 .help = "trl (strings; messages for a conversation,\n"
+		 "and for every pair of a file that has both),\n"
 		 "trl-conversational (always messages), hh\n"
 		 "(HH-RLHF transcripts) or kto (the binary\n"
 		 "feedback, not pairs: {prompt, completion,\n"
@@ -248,8 +260,54 @@ static const util_opt export_table[] = {
 		 "consistent-judge"},
 	{"min-annotations", 0, UTIL_OPT_INT, offsetof(export_opts, min), .def = "1", .range = "[0, 1000000]",
 	 .arg = "N", .help = "only pairs decided by at least N agreeing\na/b votes"},
+	{"with-meta", 0, UTIL_OPT_FLAG, offsetof(export_opts, with_meta),
+	 .help = "add \"meta\" to each line: source, scores,\n"
+		 "votes, annotators and runs of the pair"},
 	UTIL_OPT_TABLE_END,
 };
+
+/* For check_layout: the first pair of each prompt kind. */
+typedef struct kinds_seen {
+	int64_t text, chat; /* prompt ids, 0: none yet */
+} kinds_seen;
+
+static int see_kind(void *ud, const store_pair *p)
+{
+	kinds_seen *k = ud;
+	int64_t *slot = p->prompt_messages_json ? &k->chat : &k->text;
+	if (!*slot)
+		*slot = p->prompt_id;
+	return k->text && k->chat;
+}
+
+/* --format trl writes a plain prompt as a string and a conversation as a
+ * list of messages: one file of both would have a "prompt" column of two
+ * types, which datasets refuses. So when the pairs to export have both
+ * kinds of prompt, the whole file is written in the conversational layout
+ * (as --format trl-conversational: a plain prompt becomes one user message),
+ * and a note says so. *conv is set then; -1 on a read error (said), else 0.
+ * A cheap look at the labelled prompts first; the pairs are only walked
+ * when it finds both kinds. */
+static int check_layout(store *st, const export_opts *o, int *conv)
+{
+	*conv = 0;
+	int mask;
+	kinds_seen k = {0, 0};
+	if (store_labelled_prompt_kinds(st, o->split, &mask) ||
+	    (mask == 3 && store_pairs_foreach(st, o->split, o->policy, (int)o->min, see_kind, &k) < 0)) {
+		util_warn("%s", store_errmsg(st));
+		return -1;
+	}
+	if (!k.text || !k.chat)
+		return 0;
+	util_warn("note: the pairs have plain-text prompts (e.g. prompt %lld) and conversations (e.g. prompt %lld); "
+		  "one \"prompt\" column cannot be both a string and a list of messages (datasets refuses it), so "
+		  "every pair is written as messages, a plain prompt as one user message, as --format "
+		  "trl-conversational does",
+		  (long long)k.text, (long long)k.chat);
+	*conv = 1;
+	return 0;
+}
 
 /* Split names and prompt counts, for check_split. */
 typedef struct split_list {
@@ -317,6 +375,13 @@ int db_cmd_export(int argc, char **argv)
 		return UTIL_EXIT_FAIL;
 	if (o.split && check_split(st, o.split))
 		goto out;
+	int conv = 0;
+	if (x.fmt == EXP_TRL && check_layout(st, &o, &conv))
+		goto out;
+	if (conv)
+		x.fmt = EXP_TRL_CONV;
+	x.st = st;
+	x.with_meta = o.with_meta;
 	if (to_stdout) {
 		x.f = stdout;
 	} else {
@@ -351,7 +416,9 @@ int db_cmd_export(int argc, char **argv)
 		util_warn("%s", store_errmsg(st));
 		goto out;
 	}
-	if (x.err) {
+	if (x.err == 2)
+		goto out;
+	if (x.err == 1) {
 		util_warn("%s: write error: %s", out, strerror(errno));
 		goto out;
 	}

@@ -1,6 +1,7 @@
 /* dpo-db-import.c: `dpo-db import [OPTIONS] FILE...`. */
 #include "store/dpo_db.h"
 #include "store/import.h"
+#include "store/provenance.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/utf8.h"
@@ -119,7 +120,8 @@ static util_cli import_cli = {
 		   "plain or .gz; \"-\" reads standard input), streamed. Each file is imported in\n"
 		   "one transaction: the first bad record aborts that file, names its line, and\n"
 		   "leaves the database as it was (files imported before it stay). Importing the\n"
-		   "same data again adds nothing.",
+		   "same data again adds nothing.\n"
+		   "Each file is a run (dpo-db runs; dpo-db remove --run N takes it back).",
 	.footer = "Formats:\n"
 		  "  trl            {\"prompt\",\"chosen\",\"rejected\"}: strings, lists of {role,\n"
 		  "                 content}, or (no prompt) two whole conversations\n"
@@ -254,6 +256,61 @@ static int finish_rejects(FILE *f, char **tmp, const char *path)
 	return rc;
 }
 
+/* Import files[i] as a run of its own (provenance.h): the run and its file
+ * are recorded first, in their own transaction, and ended with the
+ * outcome, so that a failed or interrupted file leaves its run (status
+ * failed or interrupted, with the error) but none of its data. Returns
+ * store_import_file's code, or the run's. */
+static int import_as_run(store *st, const char *file, store_import_opts *opts, int argc, char **argv,
+			 store_import_result *res)
+{
+	util_buf params = UTIL_BUF_INIT, sum = UTIL_BUF_INIT;
+	char hex[65], *real = NULL, *src = opts->source ? xstrdup(opts->source) : store_import_default_source(file);
+	long long size = -1;
+	int64_t run = 0;
+	int from_stdin = !strcmp(file, "-"), rc;
+	if (!from_stdin)
+		real = realpath(file, NULL);
+	int hashed = !from_stdin && store_file_sha256(file, hex, &size) == 0;
+	store_import_file_info fi = {.path = from_stdin ? "-" : real ? real : file, .size = hashed ? size : -1,
+				     .sha256 = hashed ? hex : NULL, .source = src,
+				     .split = opts->split ? opts->split : "train"};
+	char **av = xmalloc((size_t)(argc + 1) * sizeof *av); /* the whole command line */
+	av[0] = (char *)"dpo-db";
+	memcpy(av + 1, argv, (size_t)argc * sizeof *av);
+	util_cli_params_json(&import_cli, &params);
+	rc = store_import_run_begin(st, argc + 1, av, util_buf_str(&params), &fi, &run);
+	free(av);
+	if (rc) {
+		memset(res, 0, sizeof *res);
+		snprintf(res->errmsg, sizeof res->errmsg, "%s: %s", file, store_errmsg(st));
+		goto out;
+	}
+	opts->run_id = run;
+	rc = store_import_file(st, file, opts, res);
+	opts->run_id = 0;
+	json_summary(&sum, file, res);
+	const char *status = "ok";
+	if (rc) {
+		status = util_interrupted() ? "interrupted" : "failed";
+		sum.len--; /* the closing brace: the error joins the counts */
+		util_buf_adds(&sum, ", \"error\": ");
+		add_str(&sum, res->errmsg);
+		util_buf_adds(&sum, "}");
+	}
+	int erc = store_import_run_end(st, run, status, store_import_format_name(res->format), util_buf_str(&sum));
+	if (erc && !rc) {
+		snprintf(res->errmsg, sizeof res->errmsg, "%s: %s", file, store_errmsg(st));
+		rc = erc;
+	}
+out:
+	free(real);
+	free(src);
+	util_buf_free(&params);
+	util_buf_free(&sum);
+	return rc;
+}
+
 int db_cmd_import(int argc, char **argv)
 {
 	import_opts o = {0};
@@ -324,7 +381,7 @@ int db_cmd_import(int argc, char **argv)
 		ps.label = files[i];
 		ps.start = util_now();
 		ps.bar = NULL;
-		int rc = store_import_file(st, files[i], &opts, &res);
+		int rc = import_as_run(st, files[i], &opts, argc, argv, &res);
 		if (ps.bar) {
 			util_progress_finish(ps.bar);
 			util_progress_free(ps.bar);

@@ -540,6 +540,8 @@ static const util_cmd commands[] = {
 	{"report", db_cmd_report, "an HTML page: labels, agreement, judges, training"},
 	{"merge", db_cmd_merge, "bring other stores (offline copies) into this one"},
 	{"assign", db_cmd_assign, "pre-assign pairs to a team of annotators"},
+	{"runs", db_cmd_runs, "list the runs: imports, generations, judging, training"},
+	{"remove", db_cmd_remove, "take back an import run, a source or an annotator"},
 	{NULL, NULL, NULL},
 };
 

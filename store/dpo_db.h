@@ -21,6 +21,8 @@ int db_cmd_derive(int argc, char **argv); /* dpo-db-derive.c: derive-pairs */
 int db_cmd_report(int argc, char **argv); /* dpo-db-report.c */
 int db_cmd_merge(int argc, char **argv); /* dpo-db-merge.c */
 int db_cmd_assign(int argc, char **argv); /* dpo-db-assign.c */
+int db_cmd_remove(int argc, char **argv); /* dpo-db-remove.c */
+int db_cmd_runs(int argc, char **argv); /* dpo-db-runs.c */
 
 /* The database to use: opt (a subcommand's --db) when not NULL, else the
  * --db given before the subcommand, else $DPO_DB, else ./dpo.db. */

@@ -180,6 +180,9 @@ typedef struct store_import_opts {
 	void *progress_ud;
 	store_import_container container; /* AUTO: detect per file */
 	const store_import_map *map;      /* NULL: the records as they are */
+	/* the import run (store_import_run_begin, provenance.h) whose
+	 * provenance the records leave; 0: none */
+	int64_t run_id;
 } store_import_opts;
 
 typedef struct store_import_result {

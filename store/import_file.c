@@ -209,6 +209,7 @@ static void record_copy(arena *a, store_record *dst, const store_record *src)
 {
 	*dst = *src;
 	dst->prompt_text = arena_strdup(a, src->prompt_text);
+	dst->record_id = arena_strdup(a, src->record_id);
 	if (src->messages) {
 		store_msg *m = arena_alloc(a, src->nmessages * sizeof *m + 1);
 		for (size_t i = 0; i < src->nmessages; i++) {
@@ -466,6 +467,8 @@ int store_import_file(store *st, const char *path, const store_import_opts *opts
 			if (it->parsed) {
 				long before = res->counts.records, conflicts = res->counts.comparisons_conflict;
 				apply_annotator(&it->rec, opts);
+				it->rec.run_id = opts->run_id; /* provenance: the run and the line */
+				it->rec.line = lineno;
 				rc = store_add_record(st, &it->rec, src, opts->split, &res->counts);
 				if (rc == STORE_OK && it->dropped) {
 					res->completions_dropped += it->dropped;

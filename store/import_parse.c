@@ -1046,6 +1046,26 @@ void store_import_parser_presume(store_import_parser *p, store_import_format fmt
 	}
 }
 
+/* The record's own id in its file, for provenance: the first of
+ * question_id, source_index, id and prompt_id that is a string or a
+ * number (an integer printed as one), or NULL. */
+static const char *record_id(store_import_parser *p)
+{
+	static const char *const names[] = {"question_id", "source_index", "id", "prompt_id"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		const cJSON *v = get(p->root, names[i]);
+		if (cJSON_IsString(v))
+			return v->valuestring;
+		if (cJSON_IsNumber(v)) {
+			double d = v->valuedouble;
+			if (d == (double)(long long)d && d > -9e15 && d < 9e15)
+				return keep(p, xasprintf("%lld", (long long)d));
+			return keep(p, xasprintf("%.17g", d));
+		}
+	}
+	return NULL;
+}
+
 int store_import_parse(store_import_parser *p, const char *line, size_t len, store_record *rec)
 {
 	int rc;
@@ -1090,6 +1110,7 @@ int store_import_parse(store_import_parser *p, const char *line, size_t len, sto
 	rec->nlabels = p->nlabels;
 	if (labelled(fmt))
 		imp_extra_finish(p->x, p->root, rec);
+	rec->record_id = record_id(p);
 	return STORE_OK;
 }
 

@@ -280,6 +280,35 @@ static const char *const MIGRATIONS[] = {
 	"  PRIMARY KEY (completion_id, generator_id)\n"
 	") WITHOUT ROWID;\n"
 	"INSERT INTO completion_generators(completion_id, generator_id) SELECT id, generator_id FROM completions;\n",
+
+	/* 10 -> 11: provenance (store_provenance.c). import_files: the file an
+	 * import run read (absolute path, size and SHA-256 of its bytes, NULL
+	 * for standard input), the format used, and the source and split it
+	 * gave. provenance: one row per record and row it referred to (a
+	 * prompt, completion or comparison): the run, the line (record index
+	 * in a JSON array), the file's own id of the record, whether the
+	 * record added the row, and for a completion the generator it
+	 * credited. No index: an import appends to it at the cost of a rowid
+	 * insert; store_remove, the only reader that searches it, scans it
+	 * once per question into temporary tables. */
+	"CREATE TABLE import_files(\n"
+	"  run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,\n"
+	"  path TEXT NOT NULL,\n"
+	"  size INTEGER,\n"
+	"  sha256 TEXT,\n"
+	"  format TEXT,\n"
+	"  source TEXT NOT NULL,\n"
+	"  split TEXT NOT NULL\n"
+	");\n"
+	"CREATE TABLE provenance(\n"
+	"  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+	"  kind TEXT NOT NULL CHECK (kind = 'prompt' OR kind = 'completion' OR kind = 'comparison'),\n"
+	"  row_id INTEGER NOT NULL,\n"
+	"  line INTEGER NOT NULL,\n"
+	"  record_id TEXT,\n"
+	"  created INTEGER NOT NULL DEFAULT 0,\n"
+	"  generator_id INTEGER\n"
+	");\n",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -343,6 +372,8 @@ static const char *const STMT_SQL[SS_COUNT] = {
 			       "SET good = feedback.good WHERE feedback.good <> excluded.good RETURNING good = ?4",
 	[SS_COMPLETION_CREDIT] = "INSERT INTO completion_generators(completion_id, generator_id) VALUES (?1, ?2) "
 				 "ON CONFLICT(completion_id, generator_id) DO NOTHING",
+	[SS_PROV_ADD] = "INSERT INTO provenance(kind, row_id, run_id, line, record_id, created, generator_id) "
+			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[SS_METRIC_ADD] = "INSERT INTO metrics(run_id, step, name, value) VALUES (?1, ?2, ?3, ?4) "
 			  "ON CONFLICT(run_id, name, step) DO UPDATE SET value = excluded.value",
 };

@@ -97,6 +97,13 @@ typedef struct store_record {
 	size_t nratings;
 	const store_rec_feedback *feedback;
 	size_t nfeedback;
+	/* Provenance (store/provenance.h): the import run the record belongs
+	 * to (0: none kept), its line in the file (the record's 1-based index
+	 * in a JSON array), and the file's own id of the record (question_id,
+	 * source_index, id or prompt_id), or NULL. */
+	int64_t run_id;
+	long line;
+	const char *record_id;
 } store_record;
 
 /* Compute the content hashes store_add_record would: into prompt_hash (32

@@ -933,6 +933,8 @@ int store_add_record(store *st, const store_record *rec, const char *source, con
 				ncomp0, nlab0, &prompt_id, &prompt_new)))
 		goto out;
 	prompt_new ? counts->prompts_new++ : counts->prompts_dup++;
+	if ((rc = store__prov_add(st, rec, "prompt", prompt_id, prompt_new, 0)))
+		goto out;
 	if (rec->ncompletions > sizeof stack_ids / sizeof stack_ids[0]) {
 		ids = xreallocarray(NULL, rec->ncompletions, sizeof *ids);
 		is_new = xmalloc(rec->ncompletions);
@@ -945,6 +947,8 @@ int store_add_record(store *st, const store_record *rec, const char *source, con
 		if ((rc = completion_insert(st, prompt_id, rec->completions[i].text, h, gen, &ids[i], &created)))
 			goto out;
 		is_new[i] = (char)created;
+		if ((rc = store__prov_add(st, rec, "completion", ids[i], created, gen)))
+			goto out;
 		dcomp += created;
 		created ? counts->completions_new++ : counts->completions_dup++;
 	}
@@ -979,8 +983,11 @@ int store_add_record(store *st, const store_record *rec, const char *source, con
 			.duration_ms = -1,
 		};
 		int conflict;
-		if ((rc = comparison_insert(st, &c, a, b, v, NULL, ann_kind, fresh, &nl, NULL, &created, &conflict,
-					    &sc)))
+		int64_t cid = 0;
+		c.run_id = rec->run_id;
+		if ((rc = comparison_insert(st, &c, a, b, v, NULL, ann_kind, fresh, &nl, &cid, &created, &conflict,
+					    &sc)) ||
+		    (rc = store__prov_add(st, rec, "comparison", cid, created, 0)))
 			goto out;
 		dlab += nl;
 		if (created)

@@ -35,6 +35,7 @@ enum store_stmt_id {
 	SS_RATING_INSERT,
 	SS_FEEDBACK_INSERT,
 	SS_COMPLETION_CREDIT,
+	SS_PROV_ADD,
 	SS_COUNT
 };
 
@@ -145,6 +146,12 @@ int store__record_extras_add(store *st, const store_record *rec, int64_t prompt_
 			     int64_t ann_id, store_import_counts *counts);
 /* Hand store_stats_foreach's "ratings" and "feedback" sections to cb. */
 int store__stats_ratings(store *st, int (*cb)(void *, const store_stat *), void *ud);
+/* Record that the record rec (its run_id, line and record_id) referred to
+ * row row_id of kind ("prompt", "completion" or "comparison"); created:
+ * the record added it; generator_id: for a completion, whom the record
+ * credited (else 0). Nothing when rec->run_id is 0 (store_provenance.c). */
+int store__prov_add(store *st, const store_record *rec, const char *kind, int64_t row_id, int created,
+		    int64_t generator_id);
 
 /* Open path migrated only up to schema version `version` (tests build older
  * layouts with it). */

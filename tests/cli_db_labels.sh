@@ -383,8 +383,8 @@ derive honesty 0 all 0
 ok "derive-pairs again adds nothing" dpo-db --db "$T/x.db" derive-pairs --from-ratings honesty --all
 like "derive-pairs again: all already there" "$(cat "$T/.out")" ", 0 new, "
 is "derive-pairs: each invocation is a run; the pairs name the one that added them" \
-	"$(python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(" ".join(r[0] for r in c.execute("SELECT kind || \":\" || status FROM runs ORDER BY id")),
-	c.execute("SELECT count(*) = sum(run_id = (SELECT min(id) FROM runs)) FROM comparisons WHERE annotator_id = (SELECT id FROM annotators WHERE name = \"ratings:honesty\")").fetchone()[0])' "$T/x.db")" \
+	"$(python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(" ".join(r[0] for r in c.execute("SELECT kind || \":\" || status FROM runs WHERE kind <> \"import\" ORDER BY id")),
+	c.execute("SELECT count(*) = sum(run_id = (SELECT min(id) FROM runs WHERE kind = \"derive\")) FROM comparisons WHERE annotator_id = (SELECT id FROM annotators WHERE name = \"ratings:honesty\")").fetchone()[0])' "$T/x.db")" \
 	"derive:ok derive:ok 1"
 is "derive-pairs: the annotator is ratings:ASPECT of kind import" \
 	"$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT kind FROM annotators WHERE name = ?", ("ratings:honesty",)).fetchone()[0])' "$T/x.db")" import

@@ -41,7 +41,7 @@ human "$T/alice.db" Q2? y2 x2 x2 "changed my mind" 2026-01-02T10:00:00Z
 human "$T/team.db" Q2? x2 y2 y2 "" 2026-01-02T09:00:00Z
 q "$T/alice.db" "INSERT INTO runs(kind, command, started_at, ended_at, status, pid, host)
 	VALUES ('annotate', 'dpo-annotate --annotator alice', '2026-01-02T09:59:00Z', '2026-01-02T10:01:00Z', 'ok', 4242, 'laptop');
-	INSERT INTO metrics(run_id, step, name, value) VALUES (1, -1, 'labels', 2)"
+	INSERT INTO metrics(run_id, step, name, value) VALUES (last_insert_rowid(), -1, 'labels', 2)"
 ok "alice's copy is sound" dpo-db --db "$T/alice.db" check
 alice_sum=$(sum "$T/alice.db")
 
@@ -49,13 +49,14 @@ alice_sum=$(sum "$T/alice.db")
 cp "$T/team.db" "$T/team0.db"
 ok "merge --dry-run" dpo-db --db "$T/team.db" merge --dry-run "$T/alice.db"
 is "merge --dry-run: the counts" "$(cat "$T/.out")" \
-	"$T/alice.db: (dry run, nothing changed) prompts 1 new / 2 duplicate, completions 2 new / 4 duplicate, labels 2 new / 1 duplicate, 1 conflicting (1 replaced by the later label), annotators 0 new, runs 1 new, metrics 1 new"
+	"$T/alice.db: (dry run, nothing changed) prompts 1 new / 2 duplicate, completions 2 new / 4 duplicate, labels 2 new / 1 duplicate, 1 conflicting (1 replaced by the later label), annotators 0 new, runs 3 new, metrics 1 new"
 ok "merge --dry-run: the store is byte-identical" cmp "$T/team.db" "$T/team0.db"
 
 # ---- the merge
 ok "merge" dpo-db --db "$T/team.db" merge "$T/alice.db"
+# (3 runs: alice's two imports, each a run, and her annotation session)
 is "merge: the counts" "$(cat "$T/.out")" \
-	"$T/alice.db: prompts 1 new / 2 duplicate, completions 2 new / 4 duplicate, labels 2 new / 1 duplicate, 1 conflicting (1 replaced by the later label), annotators 0 new, runs 1 new, metrics 1 new"
+	"$T/alice.db: prompts 1 new / 2 duplicate, completions 2 new / 4 duplicate, labels 2 new / 1 duplicate, 1 conflicting (1 replaced by the later label), annotators 0 new, runs 3 new, metrics 1 new"
 like "the conflict is reported" "$(cat "$T/.err")" \
 	"conflict: alice labelled a pair of prompt 2 ("
 like "with both verdicts and the later kept" "$(cat "$T/.err")" \
@@ -77,7 +78,7 @@ is "Q4 came in" "$(q "$T/team.db" "SELECT count(*) FROM prompts WHERE content = 
 is "one label per annotator and pair" \
 	"$(q "$T/team.db" "SELECT count(*) FROM comparisons c JOIN annotators a ON a.id = c.annotator_id WHERE a.name = 'alice'")" 2
 is "the run and its metric came in" \
-	"$(q "$T/team.db" "SELECT r.command || '|' || m.name || '=' || m.value FROM runs r JOIN metrics m ON m.run_id = r.id")" \
+	"$(q "$T/team.db" "SELECT r.command || '|' || m.name || '=' || m.value FROM runs r JOIN metrics m ON m.run_id = r.id WHERE r.kind = 'annotate'")" \
 	"dpo-annotate --annotator alice|labels=2.0"
 ok "stats counts alice's labels" dpo-db --db "$T/team.db" stats
 like "stats: alice" "$(cat "$T/.out")" "alice"

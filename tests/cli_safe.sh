@@ -53,6 +53,9 @@ ok "import --skip-bad to a new file still works" dpo-db --db "$DB" import "$T/x.
 ok "... it is written (empty: no bad records)" test -f "$T/rej.jsonl" -a ! -s "$T/rej.jsonl"
 ls "$T" | grep -q '\.tmp\.' && leftover=yes || leftover=no
 is "no temporary files left behind" "$leftover" no
+# that import added no data, but it is recorded as a run: the database's
+# bytes from here on
+dbsum=$(sum "$DB")
 
 # dpo-train --out / --log-json and dpo-model --out (checked before loading anything)
 printf '{"prompt": "p", "chosen": "a", "rejected": "b"}\n' >"$T/p.jsonl"
