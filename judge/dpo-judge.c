@@ -67,6 +67,11 @@ typedef struct ctx {
 	char *system, *extra_body;   /* --system and --extra-body, read */
 	char *api_key;
 	int64_t annotator_id, run_id;
+	/* claims (store_claim_try): a pair is claimed before its first request,
+	 * scope the judge's name, owner this run, so that two runs of one
+	 * judge on one store split the pairs instead of paying twice */
+	char *claim_scope, *claim_owner;
+	long claimed_elsewhere;
 	judge_pair_set pairs;
 	size_t next_pair;
 	int norders;
@@ -526,6 +531,10 @@ static int pair_finished(ctx *c, judge_pair *p)
 	free(why);
 	if (arc != STORE_OK)
 		return store_fail(c, "cannot add a comparison");
+	if (c->claim_owner) { /* the label takes the claim's place */
+		store_claim cl = {p->ca, p->cb, c->claim_scope, c->claim_owner, 0};
+		store_claim_release(c->st, &cl);
+	}
 	free(p->err);
 	free(p->rationale);
 	free(p->why[0]);
@@ -627,11 +636,34 @@ static int request_done(ctx *c, req *r, int from_cache)
 
 /* ---- engine callbacks ------------------------------------------------------------ */
 
+/* Claim pair p for this run before its first request: 1 when this run
+ * may judge it (also when the store cannot take the claim: the work goes
+ * on), 0 when another run of the judge holds it or labelled it. The claim
+ * is committed at once, so the other runs see it before any answer. */
+static int claim_pair(ctx *c, const judge_pair *p)
+{
+	if (!c->claim_owner)
+		return 1;
+	store_claim cl = {p->ca, p->cb, c->claim_scope, c->claim_owner, 0};
+	int got = 0;
+	if (store_claim_try(c->st, &cl, 1, &got) != STORE_OK)
+		return 1;
+	if (got && tx_commit(c))
+		return 1;
+	return got;
+}
+
 static judge_job *cb_next(void *ud)
 {
 	ctx *c = ud;
 	while (c->next_pair < c->pairs.n && !c->fatal && !c->store_failed) {
 		judge_pair *p = &c->pairs.v[c->next_pair];
+		if (p->issued == 0 && !claim_pair(c, p)) {
+			c->next_pair++; /* another run of this judge has it */
+			c->claimed_elsewhere++;
+			c->requests -= c->norders;
+			continue;
+		}
 		req *r = xcalloc(1, sizeof *r);
 		const char *why = NULL;
 		r->pair = c->next_pair;
@@ -805,6 +837,9 @@ static void print_summary(ctx *c, double wall)
 		       100.0 * (double)t->first_wins / (double)t->decisive, t->decisive);
 	printf("requests: %ld sent, %ld from cache, %ld retries, %ld errors\n", c->sent, c->cached,
 	       c->retries, c->errors);
+	if (c->claimed_elsewhere)
+		printf("%ld pairs left to another run of this judge on the store (claimed there)\n",
+		       c->claimed_elsewhere);
 	if (c->o->provider != JUDGE_PROVIDER_EXEC) {
 		printf("tokens: %ld input, %ld output", c->in_tok, c->out_tok);
 		if (c->reason_tok)
@@ -1200,6 +1235,8 @@ static void ctx_free(ctx *c)
 	}
 	if (c->in_tx)
 		store_rollback(c->st);
+	free(c->claim_scope);
+	free(c->claim_owner);
 	judge_engine_free(c->eng);
 	store_free(c->st);
 	judge_template_free(c->tmpl);
@@ -1274,7 +1311,10 @@ int main(int argc, char **argv)
 		util_warn("%s: %s", util_db_path(o.db), store_errmsg(c.st));
 		goto out;
 	}
+	c.claim_scope = xstrdup(name);
+	c.claim_owner = xasprintf("%s#run%lld", name, (long long)c.run_id);
 	erc = run_engine(&c);
+	store_claims_release_all(c.st, c.claim_owner);
 	double wall = util_now() - c.start;
 	if (erc == JUDGE_EINTR) {
 		status = "interrupted";

@@ -118,4 +118,21 @@ stop_server
 dpo-judge --model m --http2 --no-http2 >/dev/null 2>&1
 is "--http2 and --no-http2: exit 2" "$?" 2
 
+# two runs of one judge on one store at once split the pairs (claims in the
+# store): every pair judged once, each request paid once (#15)
+DB=$T/two.db
+"$DBTOOL" seed "$DB" 20 2
+start_server two --latency 0.3
+dpo-judge --db "$DB" --model m --base-url "$URL" --concurrency 2 --json >"$T/two1.json" 2>"$T/two1.err" &
+p1=$!
+dpo-judge --db "$DB" --model m --base-url "$URL" --concurrency 2 --json >"$T/two2.json" 2>"$T/two2.err" &
+p2=$!
+wait $p1; r1=$?
+wait $p2; r2=$?
+is "two runs at once: both exit 0" "$r1 $r2" "0 0"
+is "two runs at once: 20 pairs judged between them" "$(( $(jget "$T/two1.json" judged) + $(jget "$T/two2.json" judged) ))" 20
+is "two runs at once: 40 requests (20 pairs, both orders), none paid twice" "$(nreq two)" 40
+is "two runs at once: no claim left" "$(sqlite3 "$DB" "SELECT count(*) FROM claims" 2>/dev/null || echo 0)" 0
+stop_server
+
 done_testing
