@@ -197,21 +197,34 @@ int store_claim_try(store *st, const store_claim *c, int overlap, int *got)
 	return rc;
 }
 
-static int renew_claim(store *st, const store_claim *c, void *arg)
+/* Step sql, whose ?1..?4 are the claim's pair, scope and owner, once;
+ * returns sqlite3_step's code (the statement is finalized), or -1 when it
+ * cannot be prepared. */
+static int step_claim(store *st, const char *sql, const store_claim *c)
 {
-	(void)arg;
 	int64_t a, b;
 	pair_of(c, &a, &b);
-	sqlite3_stmt *s = store__prepare(st, "SELECT 1 FROM claims WHERE completion_a = ?1 AND completion_b = ?2 "
-					     "AND scope = ?3 AND owner = ?4");
+	sqlite3_stmt *s = store__prepare(st, sql);
 	if (!s)
-		return STORE_ERR;
+		return -1;
 	sqlite3_bind_int64(s, 1, a);
 	sqlite3_bind_int64(s, 2, b);
 	store__bind_text(s, 3, c->scope);
 	store__bind_text(s, 4, c->owner);
 	int step = sqlite3_step(s);
 	sqlite3_finalize(s);
+	return step;
+}
+
+static int renew_claim(store *st, const store_claim *c, void *arg)
+{
+	(void)arg;
+	int64_t a, b;
+	pair_of(c, &a, &b);
+	int step = step_claim(st, "SELECT 1 FROM claims WHERE completion_a = ?1 AND completion_b = ?2 "
+				  "AND scope = ?3 AND owner = ?4", c);
+	if (step < 0)
+		return STORE_ERR;
 	if (step == SQLITE_DONE)
 		return store__err(st, STORE_ENOTFOUND, "the claim on the pair is gone (it expired and was dropped)");
 	if (step != SQLITE_ROW)
@@ -228,19 +241,11 @@ int store_claim_renew(store *st, const store_claim *c)
 static int release_claim(store *st, const store_claim *c, void *arg)
 {
 	(void)arg;
-	int64_t a, b;
-	pair_of(c, &a, &b);
-	sqlite3_stmt *s = store__prepare(st, "DELETE FROM claims WHERE completion_a = ?1 AND completion_b = ?2 "
-					     "AND scope = ?3 AND owner = ?4");
-	if (!s)
+	int step = step_claim(st, "DELETE FROM claims WHERE completion_a = ?1 AND completion_b = ?2 "
+				  "AND scope = ?3 AND owner = ?4", c);
+	if (step < 0)
 		return STORE_ERR;
-	sqlite3_bind_int64(s, 1, a);
-	sqlite3_bind_int64(s, 2, b);
-	store__bind_text(s, 3, c->scope);
-	store__bind_text(s, 4, c->owner);
-	int rc = sqlite3_step(s) == SQLITE_DONE ? STORE_OK : store__dberr(st, "release claim");
-	sqlite3_finalize(s);
-	return rc;
+	return step == SQLITE_DONE ? STORE_OK : store__dberr(st, "release claim");
 }
 
 int store_claim_release(store *st, const store_claim *c)
