@@ -70,6 +70,18 @@ is "--out naming a plain file: exit 1" "$?" 1
 like "says so" "$(cat "$T/err")" "$T/plain: exists and is not a folder"
 ok "before any step" test ! -s "$T/plain.log"
 
+# TRL's truncation settings; a --max-length that leaves no room is a usage
+# error before anything runs (#17)
+dpo-train $run --max-length 1 --out "$T/x" 2>"$T/err"
+is "--max-length 1: usage error" "$?" 2
+dpo-train $run --max-length 8 --max-prompt-length 8 --out "$T/x" 2>"$T/err"
+is "--max-length not above --max-prompt-length: usage error" "$?" 2
+like "says why" "$(cat "$T/err")" "--max-length 8 leaves no room for a completion after --max-prompt-length 8"
+ok "--truncation-mode keep_start --max-completion-length 3" dpo-train --from-jsonl "$T/p.jsonl" $base --steps 1 \
+	--batch-size 5 --truncation-mode keep_start --max-completion-length 3 --out "$T/ks"
+ok "pairs were truncated (dpo_run.json)" sh -c "! grep -q '\"truncated\":[[:space:]]*0,' '$T/ks/dpo_run.json'"
+like "dpo_run.json records them" "$(tr -d ' \n\t' <"$T/ks/dpo_run.json")" '"max_completion_length":3,"truncation_mode":"keep_start"'
+
 # --loss ipo is TRL's ipo (per-token average log-probs); --ipo-sum the summed form (#17)
 ok "ipo" dpo-train --from-jsonl "$T/p.jsonl" $base --steps 2 --batch-size 5 --loss ipo --log-json "$T/ipo.log" --out "$T/ipo"
 ok "ipo --ipo-length-norm" dpo-train --from-jsonl "$T/p.jsonl" $base --steps 2 --batch-size 5 --loss ipo \

@@ -20,8 +20,11 @@
 #include "tests/tap.h"
 #include "train/model.h"
 #include "train/trainer.h"
+#include "train/trainer_data.h"
 #include "train/trainer_loop.h"
 #include "util/file.h"
+#include "util/sha256.h"
+#include "util/xmalloc.h"
 
 #define MAXSTEPS 16
 
@@ -285,6 +288,70 @@ static void test_diverged(const fixture *f, train_loss_cfg *loss)
 	loop_free(L, m);
 }
 
+/* train_pair_truncate, table-driven: the prompt is tokens 1..np, the chosen
+ * 101.., the rejected 201..; what is left of each. */
+static void test_truncation(void)
+{
+	static const struct {
+		const char *what;
+		int np, nc, nr;
+		long max_len, max_prompt, max_comp;
+		int keep_start;
+		int np2, nc2, nr2, first_prompt_tok, truncated;
+	} t[] = {
+		{"fits", 4, 3, 2, 10, 0, 0, 0, 4, 3, 2, 1, 0},
+		{"no limits", 40, 30, 20, 0, 0, 0, 0, 40, 30, 20, 1, 0},
+		{"completions cut to the room", 4, 8, 5, 10, 0, 0, 0, 4, 6, 5, 1, 1},
+		{"keep_end: the prompt keeps its end", 12, 3, 3, 10, 0, 0, 0, 9, 1, 1, 4, 1},
+		{"keep_start: the prompt keeps its start", 12, 3, 3, 10, 0, 0, 1, 9, 1, 1, 1, 1},
+		{"keep_start, prompt fits: completions cut", 4, 8, 5, 10, 0, 0, 1, 4, 6, 5, 1, 1},
+		{"max_prompt_length keeps the end", 12, 3, 3, 0, 5, 0, 0, 5, 3, 3, 8, 1},
+		{"max_completion_length keeps the start", 4, 8, 5, 0, 0, 6, 0, 4, 6, 5, 1, 1},
+		{"max_completion_length, then max_length", 4, 8, 5, 9, 0, 6, 0, 4, 5, 5, 1, 1},
+		{"all three", 12, 8, 5, 10, 6, 3, 0, 6, 3, 3, 7, 1},
+	};
+	for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+		train_pair p;
+		memset(&p, 0, sizeof p);
+		p.prompt = malloc(sizeof(int) * (size_t)t[i].np);
+		p.chosen = malloc(sizeof(int) * (size_t)t[i].nc);
+		p.rejected = malloc(sizeof(int) * (size_t)t[i].nr);
+		for (int k = 0; k < t[i].np; k++)
+			p.prompt[k] = 1 + k;
+		for (int k = 0; k < t[i].nc; k++)
+			p.chosen[k] = 101 + k;
+		for (int k = 0; k < t[i].nr; k++)
+			p.rejected[k] = 201 + k;
+		p.np = t[i].np;
+		p.nc = t[i].nc;
+		p.nr = t[i].nr;
+		train_tok_opts o = {.max_length = t[i].max_len, .max_prompt_length = t[i].max_prompt,
+				    .max_completion_length = t[i].max_comp, .keep_start = t[i].keep_start};
+		train_pair_truncate(&p, &o);
+		TAP_OK(p.np == t[i].np2 && p.nc == t[i].nc2 && p.nr == t[i].nr2 &&
+			       (p.np == 0 || p.prompt[0] == t[i].first_prompt_tok) && p.chosen[0] == 101 &&
+			       p.rejected[0] == 201 && p.truncated == t[i].truncated,
+		       "truncation, %s: %d/%d/%d from token %d, truncated %d", t[i].what, p.np, p.nc, p.nr,
+		       p.np ? p.prompt[0] : 0, p.truncated);
+		free(p.prompt);
+		free(p.chosen);
+		free(p.rejected);
+	}
+	/* the settings are in the tokenization fingerprint, and only when set */
+	train_tok_opts a = {.max_length = 10}, b = a, c = a;
+	b.keep_start = 1;
+	c.max_completion_length = 4;
+	char fa[65], fb[65], fc[65], fa2[65];
+	train_tok_fingerprint("t", "none", &a, fa);
+	train_tok_fingerprint("t", "none", &b, fb);
+	train_tok_fingerprint("t", "none", &c, fc);
+	TAP_OK(strcmp(fa, fb) && strcmp(fa, fc) && strcmp(fb, fc), "keep_start and max_completion_length change the fingerprint");
+	char *old = xasprintf("tok=t\nchat=none\neos=%d:%d\nbos=%d:%d\nmax_length=10\nmax_prompt_length=0\n", 0, 0, 0, 0);
+	util_sha256_hex(old, strlen(old), fa2);
+	free(old);
+	TAP_IS_STR(fa, fa2, "without them the fingerprint is what it was");
+}
+
 int main(int argc, char **argv)
 {
 	(void)argc;
@@ -293,6 +360,7 @@ int main(int argc, char **argv)
 		execv("/proc/self/exe", argv);
 	}
 	test_total_steps();
+	test_truncation();
 	const char *shared = tap_shared_dir();
 	if (!shared) {
 		tap_diag("$DPO_SHARED (../shared) is absent: no oracle fixtures");

@@ -66,7 +66,8 @@ struct opts {
 	long warmup_steps;
 	const char *schedule;
 	long batch_size, grad_accum, epochs, steps, seed;
-	long max_length, max_prompt_length;
+	long max_length, max_prompt_length, max_completion_length;
+	const char *truncation_mode;
 	int append_eos, add_bos;
 	const char *chat_format;
 	util_opt_list chat_vars;
@@ -145,6 +146,10 @@ static const util_opt opts_table[] = {
 	 .help = "evaluate every N steps (default: at the end only)"},
 	{OPT("max-length", INT, max_length), .def = "1024", .range = "[0, inf)",
 	 .help = "prompt + completion tokens at most\n(0: the model's positions)"},
+	{OPT("max-completion-length", INT, max_completion_length), .range = "[0, inf)",
+	 .help = "completion tokens at most, keeping the start\n(default: no limit)"},
+	{OPT("truncation-mode", ENUM, truncation_mode), .def = "keep_end", .choices = "keep_end|keep_start",
+	 .arg = "MODE", .help = "over --max-length: the prompt keeps its end\n(keep_end) or its start (keep_start), as TRL"},
 	{OPT("max-prompt-length", INT, max_prompt_length), .range = "[0, inf)",
 	 .help = "prompt tokens at most, keeping the end\n(default: no limit)"},
 	{OPT("no-append-eos", FLAG_OFF, append_eos), .def = "true",
@@ -277,6 +282,11 @@ static void parse_options(struct opts *o, int argc, char **argv)
 		util_cli_usage_error(&cli, "--model DIR is required");
 	if (!o->out)
 		util_cli_usage_error(&cli, "--out DIR is required");
+	if (o->max_length == 1)
+		util_cli_usage_error(&cli, "--max-length 1 leaves no room for a prompt and a completion token");
+	if (o->max_length > 0 && o->max_prompt_length >= o->max_length)
+		util_cli_usage_error(&cli, "--max-length %ld leaves no room for a completion after --max-prompt-length %ld",
+				     o->max_length, o->max_prompt_length);
 	if (o->ipo_sum && o->ipo_length_norm)
 		util_cli_usage_error(&cli, "--ipo-sum and --ipo-length-norm contradict each other");
 	if (o->eval_split && !o->from_db)
@@ -437,6 +447,8 @@ static void tokenization(run *r, const train_config *cfg)
 	r->tokopt.max_length = o->max_length > 0 && o->max_length < cfg->max_pos ? o->max_length :
 			       cfg->max_pos;
 	r->tokopt.max_prompt_length = o->max_prompt_length;
+	r->tokopt.max_completion_length = o->max_completion_length;
+	r->tokopt.keep_start = !strcmp(o->truncation_mode, "keep_start");
 	r->tokopt.eos_id = r->tok && train_tokenizer_eos_id(r->tok) >= 0 ? train_tokenizer_eos_id(r->tok) :
 			   cfg->n_eos > 0 ? cfg->eos[0] : -1;
 	r->tokopt.bos_id = r->tok && train_tokenizer_bos_id(r->tok) >= 0 ? train_tokenizer_bos_id(r->tok) :
@@ -808,6 +820,8 @@ static const struct resume_opt {
 	{"grad-accum", 'i', offsetof(struct opts, grad_accum)},
 	{"max-length", 'i', offsetof(struct opts, max_length)},
 	{"max-prompt-length", 'i', offsetof(struct opts, max_prompt_length)},
+	{"max-completion-length", 'i', offsetof(struct opts, max_completion_length)},
+	{"truncation-mode", 's', offsetof(struct opts, truncation_mode)},
 	{"model", 'p', offsetof(struct opts, model)},
 	{"ref-model", 'p', offsetof(struct opts, ref_model)},
 };
@@ -865,10 +879,13 @@ static void check_resume_options(const run *r, const cJSON *state, const char *p
 			continue;
 		cJSON *now = resume_opt_json(&r->o, d);
 		const cJSON *was = cJSON_GetObjectItemCaseSensitive(old, d->name);
-		if (!was || !cJSON_Compare(now, was, 1)) {
-			char *a = cJSON_PrintUnformatted(now), *b = was ? cJSON_PrintUnformatted(was) : NULL;
-			util_buf_addf(&diff, "%s--%s %s (checkpoint: %s)", diff.len ? ", " : "", d->name, a,
-				      b ? b : "not recorded");
+		if (!was) { /* an option newer than the checkpoint's dpo */
+			cJSON_Delete(now);
+			continue;
+		}
+		if (!cJSON_Compare(now, was, 1)) {
+			char *a = cJSON_PrintUnformatted(now), *b = cJSON_PrintUnformatted(was);
+			util_buf_addf(&diff, "%s--%s %s (checkpoint: %s)", diff.len ? ", " : "", d->name, a, b);
 			free(a);
 			free(b);
 		}
@@ -1388,6 +1405,8 @@ static char *params_json(const run *r)
 	cJSON_AddNumberToObject(j, "seed", (double)o->seed);
 	cJSON_AddNumberToObject(j, "max_length", (double)o->max_length);
 	cJSON_AddNumberToObject(j, "max_prompt_length", (double)o->max_prompt_length);
+	cJSON_AddNumberToObject(j, "max_completion_length", (double)o->max_completion_length);
+	cJSON_AddStringToObject(j, "truncation_mode", o->truncation_mode);
 	cJSON_AddBoolToObject(j, "append_eos", o->append_eos);
 	cJSON_AddBoolToObject(j, "add_bos", o->add_bos);
 	char *s = cJSON_PrintUnformatted(j);

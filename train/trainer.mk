@@ -34,7 +34,7 @@ TESTS += tests/test_trainer
 check_PROGRAMS += tests/test_trainer_loop
 tests_test_trainer_loop_SOURCES = tests/test_trainer_loop.c
 tests_test_trainer_loop_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS)
-tests_test_trainer_loop_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
+tests_test_trainer_loop_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS) $(TOK_LIBS)
 TESTS += tests/test_trainer_loop
 
 bin_PROGRAMS += dpo-train

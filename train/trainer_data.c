@@ -314,6 +314,16 @@ void train_pair_truncate(train_pair *p, const train_tok_opts *o)
 		p->np -= cut;
 		p->truncated = 1;
 	}
+	if (o->max_completion_length > 0) {
+		if (p->nc > o->max_completion_length) {
+			p->nc = (int)o->max_completion_length;
+			p->truncated = 1;
+		}
+		if (p->nr > o->max_completion_length) {
+			p->nr = (int)o->max_completion_length;
+			p->truncated = 1;
+		}
+	}
 	if (o->max_length <= 0)
 		return;
 	int longest = p->nc > p->nr ? p->nc : p->nr;
@@ -321,12 +331,14 @@ void train_pair_truncate(train_pair *p, const train_tok_opts *o)
 		return;
 	p->truncated = 1;
 	if (p->np + 1 > o->max_length) {
-		/* keep the prompt's end, leave one completion token */
+		/* leave one completion token: the prompt keeps its end, or
+		 * (keep_start) its start */
 		int keep = (int)o->max_length - 1;
 		if (keep < 0)
 			keep = 0;
 		int cut = p->np - keep;
-		memmove(p->prompt, p->prompt + cut, sizeof(int) * keep);
+		if (!o->keep_start)
+			memmove(p->prompt, p->prompt + cut, sizeof(int) * keep);
 		p->np = keep;
 	}
 	int room = (int)o->max_length - p->np;
@@ -343,6 +355,14 @@ void train_tok_fingerprint(const char *tokenizer_fp, const char *chat_format,
 			    tokenizer_fp ? tokenizer_fp : "pretokenized",
 			    chat_format ? chat_format : "none", o->append_eos, o->eos_id, o->add_bos,
 			    o->bos_id, o->max_length, o->max_prompt_length);
+	/* the newer settings only when set, so that a fingerprint (and the
+	 * reference log-prob cache keyed by it) stays what it was without them */
+	if (o->max_completion_length > 0 || o->keep_start) {
+		char *t = xasprintf("%smax_completion_length=%ld\ntruncation=%s\n", s, o->max_completion_length,
+				    o->keep_start ? "keep_start" : "keep_end");
+		free(s);
+		s = t;
+	}
 	util_sha256_hex(s, strlen(s), out);
 	free(s);
 }

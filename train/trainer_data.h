@@ -55,6 +55,9 @@ typedef struct train_tok_opts {
 	int add_bos;             /* prepend the BOS id to the prompt */
 	long max_length;         /* prompt + completion at most (<= 0: no limit) */
 	long max_prompt_length;  /* prompt at most, keeping its end (<= 0: no limit) */
+	long max_completion_length; /* each completion at most, keeping its start (<= 0: no limit) */
+	int keep_start;          /* over max_length the sequence keeps its start (TRL's
+				  * truncation_mode="keep_start"); 0: keep_end */
 	int eos_id, bos_id;      /* ids used by append_eos / add_bos (-1: none) */
 } train_tok_opts;
 
@@ -67,10 +70,12 @@ int train_raw_tokenize(const train_raw_pair *r, train_tokenizer *tok, train_chat
 		       const train_tok_opts *o, train_pair *out, char **err);
 
 /* Apply the length limits: the prompt keeps its last max_prompt_length
- * tokens; then if prompt + the longer completion exceeds max_length, the
- * completions keep their first max_length - prompt tokens, and when that
- * would leave fewer than one completion token the prompt is cut further
- * (keeping its end). Sets p->truncated when anything was cut. */
+ * tokens and each completion its first max_completion_length; then if
+ * prompt + the longer completion exceeds max_length, the completions keep
+ * their first max_length - prompt tokens, and when that would leave fewer
+ * than one completion token the prompt is cut further: keeping its end
+ * (keep_end, the default) or its start (keep_start: the sequence keeps its
+ * first max_length tokens). Sets p->truncated when anything was cut. */
 void train_pair_truncate(train_pair *p, const train_tok_opts *o);
 
 /* A fingerprint of the tokenization: SHA-256 hex (65 bytes with the NUL)
