@@ -1070,11 +1070,8 @@ int store_check(store *st, char **report)
 	}
 	util_buf_addf(&b, "foreign key check: %s\n", n ? "FAILED" : "ok");
 	sqlite3_finalize(s);
-	s = store__prepare(st, "SELECT count(*) FROM prompts p WHERE n_completions <> "
-			       "(SELECT count(*) FROM completions c WHERE c.prompt_id = p.id) "
-			       "OR n_labeled_pairs <> (SELECT count(*) FROM (SELECT DISTINCT x.completion_a, "
-			       "x.completion_b FROM comparisons x JOIN annotators a ON a.id = x.annotator_id "
-			       "WHERE x.prompt_id = p.id AND a.kind <> 'judge' AND x.verdict <> 'skip'))");
+	s = store__prepare(st, "SELECT count(*) FROM prompts p WHERE n_completions <> " STORE__N_COMPLETIONS_SQL("p.id")
+			       " OR n_labeled_pairs <> " STORE__N_LABELED_PAIRS_SQL("p.id"));
 	if (!s) {
 		rc = STORE_ERR;
 		goto out;

@@ -79,6 +79,16 @@ sqlite3_stmt *store__prepare(store *st, const char *sql);
 int store__exec(store *st, const char *sql);
 /* Current UTC time as ISO 8601, cached per second; owned by the handle. */
 const char *store__now(store *st);
+/* SQL for a prompt's counters as the store keeps them (P: the SQL naming
+ * the prompt's id): its completions, and its pairs with a human or import
+ * label (a skip is no label). store_check compares them, merge and remove
+ * recount with them. */
+#define STORE__N_COMPLETIONS_SQL(P) "(SELECT count(*) FROM completions c WHERE c.prompt_id = " P ")"
+#define STORE__N_LABELED_PAIRS_SQL(P)                                                                   \
+	"(SELECT count(*) FROM (SELECT DISTINCT x.completion_a, x.completion_b FROM comparisons x "     \
+	"JOIN annotators a ON a.id = x.annotator_id WHERE x.prompt_id = " P " AND a.kind <> 'judge' " \
+	"AND x.verdict <> 'skip'))"
+
 /* PRAGMA application_id of a dpo store ("DPO1"). */
 #define STORE__APPLICATION_ID 0x44504f31
 /* "file:PATH?QUERY" (e.g. "immutable=1", "mode=ro"), with the characters

@@ -260,12 +260,9 @@ static int add_labels(store *st, store_merge_counts *k)
 		return rc;
 	k->comparisons_new += added - k->conflicts_taken;
 	k->comparisons_dup += (long)total - added - (k->comparisons_conflict - k->conflicts_taken);
-	return store__exec(st, "UPDATE main.prompts SET "
-			       "n_completions = (SELECT count(*) FROM main.completions c WHERE c.prompt_id = prompts.id), "
-			       "n_labeled_pairs = (SELECT count(*) FROM (SELECT DISTINCT x.completion_a, x.completion_b "
-			       "FROM main.comparisons x JOIN main.annotators a ON a.id = x.annotator_id "
-			       "WHERE x.prompt_id = prompts.id AND a.kind <> 'judge' AND x.verdict <> 'skip')) "
-			       "WHERE id IN (SELECT mid FROM merge_p)");
+	return store__exec(st, "UPDATE main.prompts SET n_completions = " STORE__N_COMPLETIONS_SQL("prompts.id")
+			       ", n_labeled_pairs = " STORE__N_LABELED_PAIRS_SQL("prompts.id")
+			       " WHERE id IN (SELECT mid FROM merge_p)");
 }
 
 int store_merge(store *st, const char *path, int dry_run, store_merge_counts *k, store_merge_conflict_cb cb,

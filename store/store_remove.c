@@ -133,10 +133,8 @@ static const char *const APPLY[] = {
 	"DELETE FROM provenance WHERE run_id IN temp.rm_runs OR (kind = 'comparison' AND row_id IN temp.rm_cmp) "
 	"OR (kind = 'completion' AND row_id IN temp.rm_comp) OR (kind = 'prompt' AND row_id IN temp.rm_prompt)",
 	/* the counters, as store_check computes them */
-	"UPDATE prompts SET n_completions = (SELECT count(*) FROM completions c WHERE c.prompt_id = prompts.id), "
-	"n_labeled_pairs = (SELECT count(*) FROM (SELECT DISTINCT x.completion_a, x.completion_b FROM comparisons x "
-	"JOIN annotators a ON a.id = x.annotator_id WHERE x.prompt_id = prompts.id AND a.kind <> 'judge' "
-	"AND x.verdict <> 'skip')) WHERE id IN temp.rm_touched",
+	"UPDATE prompts SET n_completions = " STORE__N_COMPLETIONS_SQL("prompts.id")
+	", n_labeled_pairs = " STORE__N_LABELED_PAIRS_SQL("prompts.id") " WHERE id IN temp.rm_touched",
 	NULL,
 };
 
