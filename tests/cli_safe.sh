@@ -112,13 +112,20 @@ is "no temporary files left behind by the failures" "$leftover" no
 
 # ---- commands that only read never create a database
 typo="$T/typo.db"
-for c in stats agreement check "export $T/e.jsonl" "report $T/e.html" "split --test-fraction 0.1"; do
+before=$(sum "$DB")
+for c in stats agreement check "export $T/e.jsonl" "report $T/e.html" "split --test-fraction 0.1" \
+	runs "remove --run 1" "remove --source x --dry-run" "assign --annotators a,b" "derive-pairs --from-ratings x" \
+	"merge $DB" "export --format kto $T/e.jsonl" "export --with-meta $T/e.jsonl"; do
 	dpo-db --db "$typo" $c >/dev/null 2>"$T/err"
 	is "dpo-db $c on a missing database: exit 1" "$?" 1
 	like "dpo-db $c: says so" "$(cat "$T/err")" "dpo-db: $typo: no such database ($nodb)"
 	ok "dpo-db $c: no database created" test ! -e "$typo"
 done
 ok "dpo-db export: no output written" test ! -e "$T/e.jsonl" -a ! -e "$T/e.html"
+ok "dpo-db merge into a missing database: the other store is untouched" test "$(sum "$DB")" = "$before"
+dpo-db --db "$DB" export --format kto "$DB" >/dev/null 2>"$T/err"
+is "export --format kto DB: exit 1" "$?" 1
+ok "export --format kto DB: the database is intact" test "$(sum "$DB")" = "$before"
 dpo-judge --db "$typo" --dry-run --provider exec --command true >/dev/null 2>"$T/err"
 is "dpo-judge --dry-run on a missing database: exit 1" "$?" 1
 like "dpo-judge: says so" "$(cat "$T/err")" "dpo-judge: $typo: no such database ($nodb)"
