@@ -92,6 +92,13 @@ like "dry run: 18 pairs in both orders" "$(cat "$T/dry.out")" "18 pairs, 36 requ
 like "dry run: a cost estimate (prices.json found)" "$(cat "$T/dry.out")" \
 	"estimated cost: at most \$0.0239 (gpt-4o-mini at \$0.15 in / \$0.6 out per 1M tokens)"
 is "dry run: no warning" "$(cat "$T/dry.err")" ""
+# request shaping from the installed models.json: a reasoning model takes
+# --reasoning-effort, another model does not
+"$JUDGE" --model o3-mini --reasoning-effort low --dry-run >/dev/null 2>"$T/re.err"
+is "dpo-judge --model o3-mini --reasoning-effort low (models.json found): exit 0" "$?" 0
+"$JUDGE" --model gpt-4o-mini --reasoning-effort low --dry-run >/dev/null 2>"$T/re.err"
+is "dpo-judge --model gpt-4o-mini --reasoning-effort low: usage error" "$?" 2
+like "... because the installed models.json says so" "$(cat "$T/re.err")" "gpt-4o-mini takes no reasoning_effort"
 # the reference template by its bare name
 i=1
 while [ $i -le 6 ]; do
