@@ -11,6 +11,7 @@
 #include "util/progress.h"
 #include "util/xmalloc.h"
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -256,6 +257,23 @@ static int finish_rejects(FILE *f, char **tmp, const char *path)
 	return rc;
 }
 
+/* The SHA-256 of an imported file, computed on a thread of its own while
+ * the import reads the file, so that the file is not read twice one
+ * after the other. */
+struct file_hash {
+	const char *path;
+	char hex[65];
+	long long size;
+	int ok;
+};
+
+static void *hash_file(void *arg)
+{
+	struct file_hash *h = arg;
+	h->ok = store_file_sha256(h->path, h->hex, &h->size) == 0;
+	return NULL;
+}
+
 /* Import files[i] as a run of its own (provenance.h): the run and its file
  * are recorded first, in their own transaction, and ended with the
  * outcome, so that a failed or interrupted file leaves its run (status
@@ -265,16 +283,15 @@ static int import_as_run(store *st, const char *file, store_import_opts *opts, i
 			 store_import_result *res)
 {
 	util_buf params = UTIL_BUF_INIT, sum = UTIL_BUF_INIT;
-	char hex[65], *real = NULL, *src = opts->source ? xstrdup(opts->source) : store_import_default_source(file);
-	long long size = -1;
+	char *real = NULL, *src = opts->source ? xstrdup(opts->source) : store_import_default_source(file);
 	int64_t run = 0;
-	int from_stdin = !strcmp(file, "-"), rc;
+	int from_stdin = !strcmp(file, "-"), rc, hashing = 0;
+	struct file_hash fh = {.path = file};
+	pthread_t hasher;
 	if (!from_stdin)
 		real = realpath(file, NULL);
-	int hashed = !from_stdin && store_file_sha256(file, hex, &size) == 0;
-	store_import_file_info fi = {.path = from_stdin ? "-" : real ? real : file, .size = hashed ? size : -1,
-				     .sha256 = hashed ? hex : NULL, .source = src,
-				     .split = opts->split ? opts->split : "train"};
+	store_import_file_info fi = {.path = from_stdin ? "-" : real ? real : file, .size = -1, .sha256 = NULL,
+				     .source = src, .split = opts->split ? opts->split : "train"};
 	char **av = xmalloc((size_t)(argc + 1) * sizeof *av); /* the whole command line */
 	av[0] = (char *)"dpo-db";
 	memcpy(av + 1, argv, (size_t)argc * sizeof *av);
@@ -287,8 +304,17 @@ static int import_as_run(store *st, const char *file, store_import_opts *opts, i
 		goto out;
 	}
 	opts->run_id = run;
+	hashing = !from_stdin && pthread_create(&hasher, NULL, hash_file, &fh) == 0;
 	rc = store_import_file(st, file, opts, res);
 	opts->run_id = 0;
+	if (hashing) {
+		pthread_join(hasher, NULL);
+		int hrc = fh.ok ? store_import_run_file_hash(st, run, fh.size, fh.hex) : STORE_OK;
+		if (hrc && !rc) {
+			snprintf(res->errmsg, sizeof res->errmsg, "%s: %s", file, store_errmsg(st));
+			rc = hrc;
+		}
+	}
 	json_summary(&sum, file, res);
 	const char *status = "ok";
 	if (rc) {

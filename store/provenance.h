@@ -32,6 +32,9 @@ int store_file_sha256(const char *path, char hex[65], long long *size);
  * STORE_OK or a code (message in the handle). */
 int store_import_run_begin(store *st, int argc, char **argv, const char *params_json,
 			   const store_import_file_info *fi, int64_t *run_id);
+/* Record the size and SHA-256 (hex) of an import run's file, hashed while
+ * it was imported. Own transaction (or the caller's). STORE_OK or a code. */
+int store_import_run_file_hash(store *st, int64_t run_id, long long size, const char *sha256);
 /* End an import run: its status ("ok", "failed" or "interrupted"), the
  * format used (may be NULL) and the summary JSON (counts). Own
  * transaction. STORE_OK or a code. */

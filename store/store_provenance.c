@@ -109,6 +109,19 @@ out:
 	return STORE_OK;
 }
 
+int store_import_run_file_hash(store *st, int64_t run_id, long long size, const char *sha256)
+{
+	sqlite3_stmt *s = store__prepare(st, "UPDATE import_files SET size = ?2, sha256 = ?3 WHERE run_id = ?1");
+	if (!s)
+		return STORE_ERR;
+	sqlite3_bind_int64(s, 1, run_id);
+	sqlite3_bind_int64(s, 2, size);
+	store__bind_text(s, 3, sha256);
+	int rc = sqlite3_step(s) == SQLITE_DONE ? STORE_OK : store__dberr(st, "record the imported file's hash");
+	sqlite3_finalize(s);
+	return rc;
+}
+
 int store_import_run_end(store *st, int64_t run_id, const char *status, const char *format,
 			 const char *summary_json)
 {
