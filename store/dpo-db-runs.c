@@ -86,6 +86,13 @@ static void json_str_or_null(util_buf *b, const char *s)
 		util_buf_adds(b, "null");
 }
 
+/* ", \"key\": " and the string or null. */
+static void json_field(util_buf *b, const char *key, const char *s)
+{
+	util_buf_addf(b, ", \"%s\": ", key);
+	json_str_or_null(b, s);
+}
+
 /* Stored JSON as is when it parses, else as a string. */
 static void json_raw(util_buf *b, const char *s)
 {
@@ -133,16 +140,12 @@ static int list_run(void *ud, const store_run *r)
 	const run_file *f = file_of(x, r->id);
 	util_buf *b = &x->out;
 	if (x->json) {
-		util_buf_addf(b, "%s{\"id\": %lld, \"kind\": ", x->n ? ", " : "", (long long)r->id);
-		json_str_or_null(b, r->kind);
-		util_buf_adds(b, ", \"status\": ");
-		json_str_or_null(b, r->status);
-		util_buf_adds(b, ", \"started_at\": ");
-		json_str_or_null(b, r->started_at);
-		util_buf_adds(b, ", \"ended_at\": ");
-		json_str_or_null(b, r->ended_at);
-		util_buf_adds(b, ", \"command\": ");
-		json_str_or_null(b, r->command);
+		util_buf_addf(b, "%s{\"id\": %lld", x->n ? ", " : "", (long long)r->id);
+		json_field(b, "kind", r->kind);
+		json_field(b, "status", r->status);
+		json_field(b, "started_at", r->started_at);
+		json_field(b, "ended_at", r->ended_at);
+		json_field(b, "command", r->command);
 		util_buf_adds(b, ", \"params\": ");
 		json_raw(b, r->params_json);
 		util_buf_adds(b, ", \"summary\": ");
@@ -155,14 +158,10 @@ static int list_run(void *ud, const store_run *r)
 				util_buf_addf(b, ", \"size\": %lld", f->size);
 			else
 				util_buf_adds(b, ", \"size\": null");
-			util_buf_adds(b, ", \"sha256\": ");
-			json_str_or_null(b, f->sha256);
-			util_buf_adds(b, ", \"format\": ");
-			json_str_or_null(b, f->format);
-			util_buf_adds(b, ", \"source\": ");
-			json_str_or_null(b, f->source);
-			util_buf_adds(b, ", \"split\": ");
-			json_str_or_null(b, f->split);
+			json_field(b, "sha256", f->sha256);
+			json_field(b, "format", f->format);
+			json_field(b, "source", f->source);
+			json_field(b, "split", f->split);
 			util_buf_adds(b, "}}");
 		} else {
 			util_buf_adds(b, "null}");
