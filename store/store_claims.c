@@ -130,11 +130,17 @@ static int live_claims(store *st, int64_t a, int64_t b, const char *scope, const
 	if (step != SQLITE_DONE)
 		rc = store__dberr(st, "read claims");
 	sqlite3_finalize(s);
+	if (rc || ndead == 0)
+		return rc;
+	if (!(s = store__prepare(st, "DELETE FROM claims WHERE rowid = ?1")))
+		return STORE_ERR;
 	for (int i = 0; rc == STORE_OK && i < ndead; i++) {
-		char sql[96];
-		snprintf(sql, sizeof sql, "DELETE FROM claims WHERE rowid = %lld", (long long)dead[i]);
-		rc = store__exec(st, sql);
+		sqlite3_reset(s);
+		sqlite3_bind_int64(s, 1, dead[i]);
+		if (sqlite3_step(s) != SQLITE_DONE)
+			rc = store__dberr(st, "drop a dead claim");
 	}
+	sqlite3_finalize(s);
 	return rc;
 }
 
