@@ -462,7 +462,8 @@ typedef struct store_claim {
 
 /* Claim a pair for c->owner when its labels in c->scope plus the other
  * owners' live claims are fewer than overlap (>= 1), and owner has not
- * labelled (or skipped) it. *got: 1 when owner holds the claim now (also
+ * labelled (or skipped) it nor holds it through another live process (one
+ * annotator in two terminals sees a pair in one of them only). *got: 1 when owner holds the claim now (also
  * when it held one: then renewed), else 0. Inside the caller's
  * transaction if one is open, else in one of its own. STORE_EINVAL for a
  * bad claim; database codes (STORE_EBUSY) otherwise. */

@@ -94,10 +94,15 @@ static int count_labels(store *st, int64_t a, int64_t b, const char *scope, cons
 
 /* Drop the pair's claims that are no longer live (expired, or of a
  * process gone on this host), then count the live ones of other owners in
- * scope into *others and whether owner holds one into *held. */
+ * scope into *others, whether owner holds one through this process into
+ * *held, and whether owner holds one through another live process (one
+ * annotator in two terminals) into *mine_elsewhere. */
 static int live_claims(store *st, int64_t a, int64_t b, const char *scope, const char *owner, double now,
-		       int *others, int *held)
+		       int *others, int *held, int *mine_elsewhere)
 {
+	long self_pid;
+	const char *self_host, *self_tok;
+	store__self_identity(&self_pid, &self_host, &self_tok);
 	/* a claim whose owner has labelled the pair is no slot of its own: the
 	 * label took its place (it is released right after) */
 	sqlite3_stmt *s = store__prepare(st, "SELECT owner, pid, host, proc_start, expires_at, rowid FROM claims l "
@@ -112,7 +117,7 @@ static int live_claims(store *st, int64_t a, int64_t b, const char *scope, const
 	store__bind_text(s, 3, scope);
 	int64_t dead[64];
 	int ndead = 0, rc = STORE_OK, step;
-	*others = *held = 0;
+	*others = *held = *mine_elsewhere = 0;
 	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *who = (const char *)sqlite3_column_text(s, 0);
 		int gone = sqlite3_column_double(s, 4) <= now ||
@@ -121,8 +126,13 @@ static int live_claims(store *st, int64_t a, int64_t b, const char *scope, const
 		if (gone) {
 			if (ndead < (int)(sizeof dead / sizeof *dead))
 				dead[ndead++] = sqlite3_column_int64(s, 5);
-		} else if (who && !strcmp(who, owner)) {
+		} else if (who && !strcmp(who, owner) && sqlite3_column_int64(s, 1) == self_pid &&
+			   !strcmp(store__col_text(s, 2), self_host)) {
 			*held = 1;
+		} else if (who && !strcmp(who, owner)) {
+			/* the same owner in another live process (one annotator in
+			 * two terminals): that session has the pair */
+			*mine_elsewhere = 1;
 		} else {
 			(*others)++;
 		}
@@ -176,12 +186,12 @@ static int try_claim(store *st, const store_claim *c, void *arg)
 	int64_t a, b;
 	pair_of(c, &a, &b);
 	double now = now_s();
-	int labels = 0, mine = 0, others = 0, held = 0, rc;
+	int labels = 0, mine = 0, others = 0, held = 0, elsewhere = 0, rc;
 	*got = 0;
 	if ((rc = count_labels(st, a, b, c->scope, c->owner, &labels, &mine)) ||
-	    (rc = live_claims(st, a, b, c->scope, c->owner, now, &others, &held)))
+	    (rc = live_claims(st, a, b, c->scope, c->owner, now, &others, &held, &elsewhere)))
 		return rc;
-	if (mine || (!held && labels + others >= overlap))
+	if (mine || elsewhere || (!held && labels + others >= overlap))
 		return STORE_OK;
 	if ((rc = put_claim(st, a, b, c, now)))
 		return rc;

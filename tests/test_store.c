@@ -1552,6 +1552,16 @@ static void test_claims(void)
 	free(sql);
 	TAP_IS_INT(claim(st, c[1], c[2], "human", "jack", 1, 0), 1, "is not live: jack gets the pair");
 
+	/* one annotator in two terminals: the pair another live process of
+	 * the same owner holds is not shown here too (pid 1 lives forever) */
+	char *sql2 = xasprintf("INSERT INTO claims(completion_a, completion_b, scope, owner, pid, host, expires_at) "
+			       "VALUES (%lld, %lld, 'human', 'nina', 1, '%s', 9e18) RETURNING 1",
+			       (long long)(c[2] < c[3] ? c[2] : c[3]), (long long)(c[2] < c[3] ? c[3] : c[2]), host);
+	TAP_IS_INT(raw_sql(p, sql2), 1, "nina holds a pair in another process");
+	free(sql2);
+	TAP_IS_INT(claim(st, c[2], c[3], "human", "nina", 2, 0), 0, "nina's second session is not offered it");
+	TAP_IS_INT(claim(st, c[2], c[3], "human", "oscar", 3, 0), 1, "oscar is, at overlap 3");
+
 	/* a judge's scope counts that judge's labels only */
 	TAP_IS_INT(claim(st, c[1], c[3], "judge:x", "judge:x#1", 1, 0), 1, "judge run 1 claims");
 	TAP_IS_INT(claim(st, c[1], c[3], "judge:x", "judge:x#2", 1, 0), 0, "run 2 of the same judge may not");
