@@ -4,6 +4,7 @@
 #include "config.h"
 #include "tests/tap.h"
 #include "train/layers.h"
+#include "train/precision.h"
 #include "util/xmalloc.h"
 
 #include <stdint.h>
@@ -271,8 +272,55 @@ static void test_logprob(void)
 	TAP_NEAR(lp, -log(3.0), 1e-6, "logprob by hand: uniform over 3");
 }
 
+/* bf16 rounding: table of float32 bit patterns and their nearest-even
+ * bfloat16, the parser, and the bulk conversions against the scalar ones. */
+static void test_precision(void)
+{
+	static const struct { uint32_t in; uint16_t want; } t[] = {
+		{ 0x3f800000u, 0x3f80 },	/* 1.0 exact */
+		{ 0x3f808000u, 0x3f80 },	/* tie, even below */
+		{ 0x3f818000u, 0x3f82 },	/* tie, odd below: up */
+		{ 0x3f808001u, 0x3f81 },	/* just above the tie */
+		{ 0x3f807fffu, 0x3f80 },	/* just below the tie */
+		{ 0xbf808001u, 0xbf81 },	/* negative */
+		{ 0x7f7fffffu, 0x7f80 },	/* FLT_MAX rounds to +inf */
+		{ 0x7f800000u, 0x7f80 },	/* +inf */
+		{ 0x7fc00000u, 0x7fc0 },	/* quiet NaN */
+		{ 0x7f800001u, 0x7fc0 },	/* signalling NaN stays NaN */
+		{ 0x00000001u, 0x0000 },	/* tiny denormal */
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		union { uint32_t u; float f; } v = { t[i].in };
+		TAP_IS_INT(train_f32_to_bf16(v.f), t[i].want, "bf16(0x%08x)", (unsigned)t[i].in);
+	}
+	TAP_OK(train_bf16_to_f32(0x4049) == 3.140625f, "bf16 0x4049 widens to 3.140625");
+	train_precision p = TRAIN_PREC_F32;
+	TAP_OK(!train_precision_parse("bf16", &p) && p == TRAIN_PREC_BF16, "parse bf16");
+	TAP_OK(!train_precision_parse("AUTO", &p) && p == TRAIN_PREC_AUTO, "parse AUTO");
+	TAP_OK(!train_precision_parse("fp32", &p) && p == TRAIN_PREC_F32, "parse fp32");
+	TAP_OK(train_precision_parse("bf15", &p) == -1 && p == TRAIN_PREC_F32, "bf15 refused");
+	train_precision r = train_precision_resolve(TRAIN_PREC_AUTO);
+	TAP_OK(r == (train_cpu_has_avx512bf16() ? TRAIN_PREC_BF16 : TRAIN_PREC_F32),
+	       "auto resolves to %s", train_precision_name(r));
+	enum { N = 1000 };
+	float *x = randv(N, 100.0f), *back = xmalloc(sizeof(float) * N);
+	uint16_t *h = xmalloc(sizeof(uint16_t) * N);
+	train_f32_to_bf16_n(h, x, N);
+	train_bf16_to_f32_n(back, h, N);
+	int same = 1;
+	for (int i = 0; i < N; i++)
+		if (h[i] != train_f32_to_bf16(x[i]) || back[i] != train_bf16_to_f32(h[i]) ||
+		    fabsf(back[i] - x[i]) > fabsf(x[i]) * (1.0f / 256))
+			same = 0;
+	TAP_OK(same, "bulk conversions equal the scalar ones, within 2^-8 relative");
+	free(x);
+	free(back);
+	free(h);
+}
+
 int main(void)
 {
+	test_precision();
 	test_matmul();
 	test_norms();
 	test_attention();
