@@ -13,6 +13,8 @@ const char *const store_metric_train[STORE_METRIC_NTRAIN] = {
 	[STORE_METRIC_REWARDS_MARGINS] = "rewards/margins",
 	[STORE_METRIC_LOGPS_CHOSEN] = "logps/chosen",
 	[STORE_METRIC_LOGPS_REJECTED] = "logps/rejected",
+	[STORE_METRIC_LOGITS_CHOSEN] = "logits/chosen",
+	[STORE_METRIC_LOGITS_REJECTED] = "logits/rejected",
 };
 
 const char *const store_metric_eval[STORE_METRIC_NEVAL] = {

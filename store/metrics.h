@@ -17,6 +17,8 @@ enum store_metric_train_id {
 	STORE_METRIC_REWARDS_MARGINS,    /* "rewards/margins" */
 	STORE_METRIC_LOGPS_CHOSEN,       /* "logps/chosen" */
 	STORE_METRIC_LOGPS_REJECTED,     /* "logps/rejected" */
+	STORE_METRIC_LOGITS_CHOSEN,      /* "logits/chosen": mean logit over completion positions and vocabulary */
+	STORE_METRIC_LOGITS_REJECTED,    /* "logits/rejected" */
 	STORE_METRIC_NTRAIN
 };
 

@@ -152,7 +152,7 @@ if command -v dpo-db >/dev/null 2>&1; then
 	if command -v sqlite3 >/dev/null 2>&1; then
 		is "two train runs recorded ok" "$(sqlite3 "$db" "select count(*) from runs where kind='train' and status='ok'")" 2
 		is "metrics recorded with TRL names" \
-			"$(sqlite3 "$db" "select count(distinct name) from metrics where name in ('loss','grad_norm','learning_rate','rewards/chosen','rewards/rejected','rewards/accuracies','rewards/margins','logps/chosen','logps/rejected')")" 9
+			"$(sqlite3 "$db" "select count(distinct name) from metrics where name in ('loss','grad_norm','learning_rate','rewards/chosen','rewards/rejected','rewards/accuracies','rewards/margins','logps/chosen','logps/rejected','logits/chosen','logits/rejected')")" 11
 	fi
 	# a resumed run continues the checkpoint's store run, and its log has
 	# each step once (#17)

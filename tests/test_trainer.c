@@ -171,6 +171,39 @@ static void run_model(const char *shared, const char *name)
 	TAP_OK(rel(b.loss, ml) <= 1e-5, "%s: mean sigmoid loss %.9g vs %.9g (rel %.3g)", name, b.loss,
 	       ml, rel(b.loss, ml));
 	TAP_NEAR(b.reward_accuracy, num(o, "rewards_accuracy"), 1e-12, "%s: rewards accuracy", name);
+	/* logits/chosen and logits/rejected (TRL: the mean of the logits at
+	 * every position that predicts a completion token, over the whole
+	 * vocabulary), against full logits sequence by sequence */
+	{
+		int V = train_model_config(m)->vocab;
+		double want[2] = {0, 0};
+		long cnt[2] = {0, 0};
+		for (int i = 0; i < n; i++)
+			for (int side = 0; side < 2; side++) {
+				const int *c = side ? pairs[i].rejected : pairs[i].chosen;
+				int nc = side ? pairs[i].nr : pairs[i].nc, T = pairs[i].np + nc;
+				int *ids = malloc(sizeof(int) * T);
+				float *lg = malloc(sizeof(float) * (size_t)T * V);
+				memcpy(ids, pairs[i].prompt, sizeof(int) * pairs[i].np);
+				memcpy(ids + pairs[i].np, c, sizeof(int) * nc);
+				train_model_logits(m, ids, T, lg, NULL);
+				for (int t = pairs[i].np - 1; t < T - 1; t++)
+					for (int v = 0; v < V; v++)
+						want[side] += lg[(size_t)t * V + v];
+				cnt[side] += nc;
+				free(ids);
+				free(lg);
+			}
+		want[0] /= (double)cnt[0] * V;
+		want[1] /= (double)cnt[1] * V;
+		TAP_OK(fabs(b.logits_chosen - want[0]) <= 1e-7 + 1e-5 * fabs(want[0]),
+		       "%s: logits/chosen %.9g vs %.9g from full logits", name, b.logits_chosen, want[0]);
+		TAP_OK(fabs(b.logits_rejected - want[1]) <= 1e-7 + 1e-5 * fabs(want[1]),
+		       "%s: logits/rejected %.9g vs %.9g from full logits", name, b.logits_rejected,
+		       want[1]);
+		TAP_OK(b.logits_chosen != 0 && b.logits_chosen != b.logits_rejected,
+		       "%s: the two logit means are filled and differ", name);
+	}
 	double gn = train_engine_grad_norm(e), ogn = num(o, "grad_global_norm");
 	TAP_OK(rel(gn, ogn) <= 1e-4, "%s: grad global norm %.9g vs %.9g (rel %.3g)", name, gn, ogn,
 	       rel(gn, ogn));

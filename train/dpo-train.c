@@ -1168,6 +1168,8 @@ static void metrics_of(const train_loss_batch *m, double v[NMETRICS])
 	v[STORE_METRIC_REWARDS_MARGINS] = m->reward_margin;
 	v[STORE_METRIC_LOGPS_CHOSEN] = m->logp_chosen;
 	v[STORE_METRIC_LOGPS_REJECTED] = m->logp_rejected;
+	v[STORE_METRIC_LOGITS_CHOSEN] = m->logits_chosen;
+	v[STORE_METRIC_LOGITS_REJECTED] = m->logits_rejected;
 }
 
 /* The progress line (a terminal) or a line every --log-every steps. */

@@ -60,6 +60,11 @@ typedef struct train_loss_batch {
 	double reward_margin;      /* mean (chosen - rejected) reward */
 	double logp_chosen;        /* mean pc */
 	double logp_rejected;      /* mean pr */
+	/* TRL's logits/chosen, logits/rejected: the mean logit over every
+	 * scored completion position and the whole vocabulary. Filled by the
+	 * trainer (train_engine_accumulate, train_evaluate), not by
+	 * train_loss_compute, which leaves them as they are. */
+	double logits_chosen, logits_rejected;
 } train_loss_batch;
 
 /* Set cfg to one sigmoid loss with TRL's defaults (beta 0.1, no smoothing,

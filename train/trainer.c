@@ -59,6 +59,10 @@ struct train_engine {
 	size_t logits_cap;
 	int logits_valid, logits_rows;
 	double logits_budget_mb;
+	/* per sequence of the last forward: the sum over its scored rows of the
+	 * row's mean logit (TRL's logits/chosen and logits/rejected) */
+	double *seq_lsum;
+	int seq_cap, seq_n;
 	double last_flops;
 	long last_tokens;
 	char err[512];
@@ -144,6 +148,7 @@ void train_engine_free(train_engine *e)
 	free(e->scr);
 	free(e->head);
 	free(e->logits);
+	free(e->seq_lsum);
 	free(e);
 }
 
@@ -400,8 +405,8 @@ static void block_forward(train_engine *e, int l, const float *x, int B, int T)
 
 /* log p(target) and log-sum-exp of M compacted rows h [M, C], in vocabulary
  * chunks (logits [M, chunk] in scratch). */
-static void logprob_fwd(train_engine *e, float *logp, float *lse, const float *h, const float *wlm,
-			const int *tg, int M, int C, int V)
+static void logprob_fwd(train_engine *e, float *logp, float *lse, double *lsum, const float *h,
+			const float *wlm, const int *tg, int M, int C, int V)
 {
 	int chunk = V < TRAIN_LOGPROB_CHUNK ? V : TRAIN_LOGPROB_CHUNK;
 	/* keep the logits [M, V] for backward when they fit the budget, else
@@ -422,6 +427,7 @@ static void logprob_fwd(train_engine *e, float *logp, float *lse, const float *h
 		mx[i] = -INFINITY;
 		sum[i] = 0;
 		tv[i] = 0;
+		lsum[i] = 0;
 	}
 	for (int v0 = 0; v0 < V; v0 += chunk) {
 		int cv = V - v0 < chunk ? V - v0 : chunk;
@@ -449,9 +455,12 @@ static void logprob_fwd(train_engine *e, float *logp, float *lse, const float *h
 			float m = mx[i];
 			for (int j = 0; j < cv; j++)
 				m = r[j] > m ? r[j] : m;
-			float s = 0;
-			for (int j = 0; j < cv; j++)
+			float s = 0, ls = 0;
+			for (int j = 0; j < cv; j++) {
 				s += expf(r[j] - m);
+				ls += r[j];
+			}
+			lsum[i] += ls;
 			sum[i] = sum[i] * exp((double)mx[i] - m) + s;
 			mx[i] = m;
 			if (tg[i] >= v0 && tg[i] < v0 + cv)
@@ -507,15 +516,49 @@ static void model_forward(train_engine *e, int B, int T)
 			tc[j++] = e->targets[r];
 		}
 	}
+	double *lsum = xmalloc(sizeof(double) * (M + 1));
 	if (M > 0)
-		logprob_fwd(e, lp, ls, hc, w->lm_head, tc, M, C, V);
+		logprob_fwd(e, lp, ls, lsum, hc, w->lm_head, tc, M, C, V);
+	if (B > e->seq_cap) {
+		free(e->seq_lsum);
+		e->seq_lsum = xmalloc(sizeof(double) * B);
+		e->seq_cap = B;
+	}
+	e->seq_n = B;
+	memset(e->seq_lsum, 0, sizeof(double) * B);
 	j = 0;
 	for (int r = 0; r < N; r++)
 		if (e->targets[r] >= 0) {
 			a->logp[r] = lp[j];
 			a->logp_lse[r] = ls[j];
+			e->seq_lsum[r / T] += lsum[j] / V;
 			j++;
 		}
+	free(lsum);
+}
+
+const double *train_engine_logit_sums(const train_engine *e, int *nseq)
+{
+	if (nseq)
+		*nseq = e->seq_n;
+	return e->seq_lsum;
+}
+
+/* TRL's logits/chosen and logits/rejected of the last forward over n pairs
+ * (chosen rows first): the mean logit over every scored position and the
+ * whole vocabulary, cnt[] the scored tokens per sequence. */
+static void logit_means(const train_engine *e, int n, const long *cnt, double *mc, double *mr)
+{
+	double sc = 0, sr = 0;
+	long kc = 0, kr = 0;
+	for (int i = 0; i < n; i++) {
+		sc += e->seq_lsum[i];
+		sr += e->seq_lsum[n + i];
+		kc += cnt[i];
+		kr += cnt[n + i];
+	}
+	*mc = kc ? sc / (double)kc : 0;
+	*mr = kr ? sr / (double)kr : 0;
 }
 
 /* Forward 2n rows; summed completion log-probs (double) per row. */
@@ -796,6 +839,7 @@ int train_engine_accumulate(train_engine *e, const train_loss_cfg *cfg,
 				e->targets[(size_t)r * T + t] >= 0 ? (float)(d[r] * scale) : 0.0f;
 	model_backward(e, 2 * n, T);
 	e->last_flops = 3 * forward_flops(e->c, 2 * n, T);
+	logit_means(e, n, cnt, &b.logits_chosen, &b.logits_rejected);
 	if (out) {
 		b.dpc = b.dpr = NULL;
 		b.pc = b.pr = b.rc = b.rr = NULL;

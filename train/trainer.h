@@ -101,6 +101,12 @@ float *train_engine_moment2(train_engine *e);
  * and benchmarks. */
 double train_engine_last_flops(const train_engine *e);
 
+/* Per sequence of the last accumulate or logps call (2n sequences: the
+ * chosen completions, then the rejected), the sum over its scored positions
+ * of the position's mean logit (over the vocabulary); *nseq gets 2n. Owned by the
+ * engine, valid until its next call. */
+const double *train_engine_logit_sums(const train_engine *e, int *nseq);
+
 /* Tokens (rows that are not padding) of the last accumulate or logps call. */
 long train_engine_last_tokens(const train_engine *e);
 

@@ -54,11 +54,20 @@ int train_evaluate(train_engine *e, const train_loss_cfg *loss, const train_pair
 	long *nc = xmalloc(sizeof(long) * n + 1), *nr = xmalloc(sizeof(long) * n + 1);
 	int bs = (int)batch_size, rc_ = 0;
 	const train_pair **b = xcalloc((size_t)bs, sizeof(*b));
+	double lsc = 0, lsr = 0;
+	long kc = 0, kr = 0;
 	for (size_t i = 0; i < n && !rc_; i += (size_t)bs) {
 		int k = (int)(n - i < (size_t)bs ? n - i : (size_t)bs);
 		for (int j = 0; j < k; j++)
 			b[j] = &pairs[i + j];
 		rc_ = train_engine_logps(e, b, k, pc + i, pr + i, nc + i, nr + i);
+		const double *ls = train_engine_logit_sums(e, NULL);
+		for (int j = 0; !rc_ && j < k; j++) {
+			lsc += ls[j];
+			lsr += ls[k + j];
+			kc += nc[i + j];
+			kr += nr[i + j];
+		}
 	}
 	if (!rc_) {
 		for (size_t i = 0; i < n; i++) {
@@ -68,6 +77,9 @@ int train_evaluate(train_engine *e, const train_loss_cfg *loss, const train_pair
 		train_loss_batch lb = {.B = (int)n, .pc = pc, .pr = pr, .rc = rc, .rr = rr, .nc = nc,
 				       .nr = nr};
 		if (train_loss_compute(loss, &lb) == 0) {
+			/* over every scored token of the set */
+			lb.logits_chosen = kc ? lsc / (double)kc : 0;
+			lb.logits_rejected = kr ? lsr / (double)kr : 0;
 			lb.pc = lb.pr = lb.rc = lb.rr = NULL;
 			lb.nc = lb.nr = NULL;
 			*out = lb;
@@ -111,6 +123,8 @@ static void add_means(train_loss_batch *sum, const train_loss_batch *b, int nmb)
 	sum->reward_margin += b->reward_margin / nmb;
 	sum->logp_chosen += b->logp_chosen / nmb;
 	sum->logp_rejected += b->logp_rejected / nmb;
+	sum->logits_chosen += b->logits_chosen / nmb;
+	sum->logits_rejected += b->logits_rejected / nmb;
 }
 
 /* Loop-private state of one train_loop_run. */
