@@ -6,7 +6,8 @@
  * GFLOP/s (the torch script's formula, so the two compare), s/step and
  * peak RSS.
  *   bench_train [--layers 12] [--d 768] [--heads 12] [--vocab 50257]
- *               [--pairs 1] [--seq 256] [--steps 3] [--threads 2] */
+ *               [--pairs 1] [--seq 256] [--steps 3] [--threads 2]
+ *               [--checkpointing 0|1] */
 #include "config.h"
 #include <getopt.h>
 #include <stdio.h>
@@ -37,11 +38,12 @@ int main(int argc, char **argv)
 {
 	train_runtime_tune(argv);
 	long layers = 12, d = 768, heads = 12, vocab = 50257, pairs = 1, seq = 256, steps = 3,
-	     threads = 2;
+	     threads = 2, ckpt = 0;
 	static const struct option lo[] = {
 		{"layers", 1, 0, 'l'}, {"d", 1, 0, 'd'},     {"heads", 1, 0, 'H'},
 		{"vocab", 1, 0, 'v'},  {"pairs", 1, 0, 'p'}, {"seq", 1, 0, 's'},
-		{"steps", 1, 0, 'n'},  {"threads", 1, 0, 't'}, {0, 0, 0, 0},
+		{"steps", 1, 0, 'n'},  {"threads", 1, 0, 't'}, {"checkpointing", 1, 0, 'k'},
+		{0, 0, 0, 0},
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -55,7 +57,8 @@ int main(int argc, char **argv)
 		case 's': seq = v; break;
 		case 'n': steps = v; break;
 		case 't': threads = v; break;
-		default: fprintf(stderr, "usage: bench_train [--layers N] [--d N] [--heads N] [--vocab N] [--pairs N] [--seq N] [--steps N] [--threads N]\n"); return 2;
+		case 'k': ckpt = v; break;
+		default: fprintf(stderr, "usage: bench_train [--layers N] [--d N] [--heads N] [--vocab N] [--pairs N] [--seq N] [--steps N] [--threads N] [--checkpointing 0|1]\n"); return 2;
 		}
 	}
 #ifdef _OPENMP
@@ -77,6 +80,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	train_engine *e = train_engine_new(m);
+	train_engine_set_checkpointing(e, (int)ckpt);
 	int np = (int)(seq / 4);
 	train_pair *pp = xcalloc((size_t)pairs, sizeof(train_pair));
 	const train_pair **bp = xcalloc((size_t)pairs, sizeof(*bp));

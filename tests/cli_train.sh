@@ -118,6 +118,15 @@ ok "a run that ends writes its log over it" dpo-train --from-jsonl "$T/p.jsonl" 
 is "the new log has its 2 steps" "$(grep -c '"step"' "$T/good.log")" 2
 is "and no temporary log" "$(ls "$T" | grep -c '^good\.log\.tmp')" 0
 
+# --gradient-checkpointing: the same run, step for step, and the same weights
+# (the gradients are bit-identical: tests/test_trainer.c) (#17)
+ok "a run with --gradient-checkpointing" dpo-train --from-jsonl "$T/p.jsonl" $base --batch-size 5 \
+	--steps 3 --gradient-checkpointing --log-json "$T/gc.log" --out "$T/gc"
+ok "the same run without it" dpo-train --from-jsonl "$T/p.jsonl" $base --batch-size 5 --steps 3 \
+	--log-json "$T/nogc.log" --out "$T/nogc"
+ok "the same losses at every step" "$cmp" same "$T/nogc.log" "$T/gc.log"
+ok "the same weights, byte for byte" cmp "$T/gc/model.safetensors" "$T/nogc/model.safetensors"
+
 # EOS appended by default; truncation reported
 dpo-train --from-jsonl "$T/p.jsonl" --model "$fx/policy" --steps 1 --batch-size 5 --max-length 30 \
 	--max-prompt-length 8 --out "$T/eos" 2>"$T/err"

@@ -226,6 +226,29 @@ static void run_model(const char *shared, const char *name)
 		w = compare_tensors(m, train_engine_grads(e), path, wname, sizeof wname, &missing);
 		TAP_OK(!missing && w <= 1e-3,
 		       "%s: gradients with recomputed logits within 1e-3 (worst %.3g, %s)", name, w, wname);
+		/* activation checkpointing recomputes each block in backward with
+		 * the same kernels on the same input: bit-identical gradients,
+		 * and the same loss and metrics */
+		size_t full = train_engine_activation_floats(e);
+		train_engine_zero_grad(e);
+		train_engine_set_checkpointing(e, 1);
+		train_loss_batch bk;
+		train_engine_accumulate(e, &cfg, pp, n, 1.0, &bk);
+		size_t part = train_engine_activation_floats(e);
+		int L = train_model_config(m)->n_layer;
+		/* one layer's slot plus L block outputs instead of L layers */
+		TAP_OK(part < full && full - part > (size_t)(L - 1) * (full / L) / 2,
+		       "%s: checkpointing holds %zu activation floats instead of %zu", name, part, full);
+		TAP_OK(!memcmp(kept, train_engine_grads(e), sizeof(float) * np),
+		       "%s: gradients with checkpointing bit-identical", name);
+		TAP_OK(bk.loss == b.loss && bk.logits_chosen == b.logits_chosen,
+		       "%s: the same loss with checkpointing (%.17g vs %.17g)", name, bk.loss, b.loss);
+		double lk[16], lr[16], lk2[16], lr2[16];
+		train_engine_logps(e, pp, n, lk, lr, NULL, NULL);
+		train_engine_set_checkpointing(e, 0);
+		train_engine_logps(e, pp, n, lk2, lr2, NULL, NULL);
+		TAP_OK(!memcmp(lk, lk2, sizeof(double) * n) && !memcmp(lr, lr2, sizeof(double) * n),
+		       "%s: the same log-probs with checkpointing", name);
 		memcpy(train_engine_grads(e), kept, sizeof(float) * np);
 		free(kept);
 	}

@@ -77,6 +77,7 @@ struct opts {
 	const char *resume, *out;
 	int force;
 	long threads;
+	int grad_ckpt;
 	int quiet, json;
 	struct beta_list beta_sweep;
 };
@@ -227,6 +228,10 @@ static const util_opt opts_table[] = {
 	{OPT("log-json", PATH, log_json), .arg = "FILE", .help = "one JSON line of metrics per step"},
 	{OPT("log-every", INT, log_every), .def = "1", .range = "[1, inf)",
 	 .help = "progress line every N steps"},
+	{OPT("gradient-checkpointing", FLAG, grad_ckpt),
+	 .help = "keep only each block's input and recompute the\n"
+		 "block in backward: far less activation memory\n"
+		 "for one more forward per step (same gradients)"},
 	UTIL_OPT_THREADS(struct opts, threads),
 	UTIL_OPT_QUIET(struct opts, quiet),
 	UTIL_OPT_JSON(struct opts, json),
@@ -688,6 +693,7 @@ static void ref_compute(run *r, train_model *ref, const char *fp, train_pair *pa
 			const char *need, size_t nmiss, const char *what)
 {
 	train_engine *e = train_engine_new(ref);
+	train_engine_set_checkpointing(e, r->o.grad_ckpt);
 	int bs = (int)r->o.batch_size;
 	const train_pair **batch = xcalloc((size_t)bs, sizeof(*batch));
 	size_t *idx = xcalloc((size_t)bs, sizeof(size_t));
@@ -1319,6 +1325,7 @@ static void prepare_loop(run *r)
 	const struct opts *o = &r->o;
 	train_loop *L = &r->loop;
 	L->e = r->e;
+	train_engine_set_checkpointing(r->e, o->grad_ckpt);
 	L->loss = &r->loss;
 	L->pairs = r->pairs;
 	L->n = r->n;

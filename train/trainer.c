@@ -46,6 +46,12 @@ struct train_engine {
 	float *acts_mem;
 	size_t acts_cap;
 	train_acts a;
+	/* --gradient-checkpointing: the per-layer activations of a are one
+	 * layer's (slot 0, reused by every layer and recomputed in backward);
+	 * ckpt_out [L, N, C] keeps each block's output, the next one's input */
+	int ckpt;
+	float *ckpt_out;
+	size_t ckpt_cap;
 	/* batch buffers, sized for the largest N seen */
 	int *ids, *targets;
 	float *dlogp;
@@ -142,6 +148,7 @@ void train_engine_free(train_engine *e)
 	free(e->m2);
 	free(e->segs);
 	free(e->acts_mem);
+	free(e->ckpt_out);
 	free(e->ids);
 	free(e->targets);
 	free(e->dlogp);
@@ -262,13 +269,49 @@ static int build_batch(train_engine *e, const train_pair *const *pairs, int n, i
 
 static void ensure_acts(train_engine *e, int B, int T)
 {
-	size_t need = train_acts_layout(e->c, B, T, NULL, NULL);
+	train_config one = *e->c;
+	if (e->ckpt) {
+		/* one layer's activations, plus the block outputs */
+		one.n_layer = 1;
+		size_t out = (size_t)e->c->n_layer * B * T * e->c->dim;
+		if (out > e->ckpt_cap) {
+			free(e->ckpt_out);
+			e->ckpt_out = xmalloc(sizeof(float) * out);
+			e->ckpt_cap = out;
+		}
+	}
+	size_t need = train_acts_layout(&one, B, T, NULL, NULL);
 	if (need > e->acts_cap) {
 		free(e->acts_mem);
 		e->acts_mem = xmalloc(sizeof(float) * need);
 		e->acts_cap = need;
 	}
-	train_acts_layout(e->c, B, T, e->acts_mem, &e->a);
+	train_acts_layout(&one, B, T, e->acts_mem, &e->a);
+}
+
+void train_engine_set_checkpointing(train_engine *e, int on)
+{
+	e->ckpt = on != 0;
+	if (!e->ckpt) {
+		free(e->ckpt_out);
+		e->ckpt_out = NULL;
+		e->ckpt_cap = 0;
+	}
+	/* the next batch lays the arena out again (its size differs) */
+	free(e->acts_mem);
+	e->acts_mem = NULL;
+	e->acts_cap = 0;
+}
+
+size_t train_engine_activation_floats(const train_engine *e)
+{
+	return e->acts_cap + e->ckpt_cap;
+}
+
+/* Layer l's output (the input of layer l + 1), N x C, in either mode. */
+static float *block_out(const train_engine *e, int l, size_t NC)
+{
+	return e->ckpt ? e->ckpt_out + (size_t)l * NC : e->a.res2 + (size_t)l * NC;
 }
 
 #define OFF(p, n) ((p) ? (p) + (n) : NULL)
@@ -365,21 +408,22 @@ static void block_forward(train_engine *e, int l, const float *x, int B, int T)
 	size_t QD = (size_t)NH * hd, KD = (size_t)NKV * hd, QKV = QD + 2 * KD;
 	size_t F = c->arch == TRAIN_ARCH_GPT2 ? (size_t)I : 2 * (size_t)I;
 	size_t NC = (size_t)N * C, Ls = (size_t)l;
+	size_t As = e->ckpt ? 0 : Ls; /* the layer's activation slot */
 	const float *rc = train_model_rope_cos(e->m), *rs = train_model_rope_sin(e->m);
-	float *ln1 = a->ln1 + Ls * NC, *qkv = a->qkv + Ls * N * QKV, *q = a->q + Ls * N * QD;
-	float *k = a->k + Ls * N * KD, *v = a->v + Ls * N * KD, *qr = a->qr + Ls * N * QD;
-	float *kr = a->kr + Ls * N * KD, *atty = a->atty + Ls * N * QD;
-	float *res1 = a->res1 + Ls * NC, *ln2 = a->ln2 + Ls * NC, *fch = a->fch + Ls * N * F;
-	float *fch_act = a->fch_act + Ls * N * I;
+	float *ln1 = a->ln1 + As * NC, *qkv = a->qkv + As * N * QKV, *q = a->q + As * N * QD;
+	float *k = a->k + As * N * KD, *v = a->v + As * N * KD, *qr = a->qr + As * N * QD;
+	float *kr = a->kr + As * N * KD, *atty = a->atty + As * N * QD;
+	float *res1 = a->res1 + As * NC, *ln2 = a->ln2 + As * NC, *fch = a->fch + As * N * F;
+	float *fch_act = a->fch_act + As * N * I;
 
-	norm_fwd(c, ln1, OFF(a->ln1_mean, Ls * N), a->ln1_rstd + Ls * N, x, w->ln1w + Ls * C,
+	norm_fwd(c, ln1, OFF(a->ln1_mean, As * N), a->ln1_rstd + As * N, x, w->ln1w + Ls * C,
 		 OFF(w->ln1b, Ls * C), N);
 	mm_fwd(qkv, ln1, w->wqkv + Ls * QKV * C, OFF(w->bqkv, Ls * QKV), N, C, (int)QKV);
 	train_qkv_split_forward(q, k, v, qkv, N, NH, NKV, hd);
 	if (c->qk_norm) {
-		train_rmsnorm_forward(qr, a->q_rstd + Ls * N * NH, q, w->qnorm + Ls * hd, N * NH, hd,
+		train_rmsnorm_forward(qr, a->q_rstd + As * N * NH, q, w->qnorm + Ls * hd, N * NH, hd,
 				      c->norm_eps);
-		train_rmsnorm_forward(kr, a->k_rstd + Ls * N * NKV, k, w->knorm + Ls * hd, N * NKV,
+		train_rmsnorm_forward(kr, a->k_rstd + As * N * NKV, k, w->knorm + Ls * hd, N * NKV,
 				      hd, c->norm_eps);
 	} else {
 		memcpy(qr, q, sizeof(float) * N * QD);
@@ -389,18 +433,18 @@ static void block_forward(train_engine *e, int l, const float *x, int B, int T)
 		train_rope_forward(qr, qr, rc, rs, NULL, B, T, NH, hd);
 		train_rope_forward(kr, kr, rc, rs, NULL, B, T, NKV, hd);
 	}
-	attention_fwd(atty, a->lse + Ls * N * NH, qr, kr, v, B, T, NH, NKV, hd);
-	mm_fwd(a->attproj + Ls * NC, atty, w->wo + Ls * C * QD, OFF(w->bo, Ls * C), N, (int)QD, C);
-	train_residual_forward(res1, x, a->attproj + Ls * NC, NC);
-	norm_fwd(c, ln2, OFF(a->ln2_mean, Ls * N), a->ln2_rstd + Ls * N, res1, w->ln2w + Ls * C,
+	attention_fwd(atty, a->lse + As * N * NH, qr, kr, v, B, T, NH, NKV, hd);
+	mm_fwd(a->attproj + As * NC, atty, w->wo + Ls * C * QD, OFF(w->bo, Ls * C), N, (int)QD, C);
+	train_residual_forward(res1, x, a->attproj + As * NC, NC);
+	norm_fwd(c, ln2, OFF(a->ln2_mean, As * N), a->ln2_rstd + As * N, res1, w->ln2w + Ls * C,
 		 OFF(w->ln2b, Ls * C), N);
 	mm_fwd(fch, ln2, w->wfc + Ls * F * C, OFF(w->bfc, Ls * F), N, C, (int)F);
 	if (c->arch == TRAIN_ARCH_GPT2)
 		train_gelu_forward_fast(fch_act, fch, (size_t)N * I);
 	else
 		train_swiglu_forward(fch_act, fch, N, I);
-	mm_fwd(a->mlpproj + Ls * NC, fch_act, w->wproj + Ls * C * I, OFF(w->bproj, Ls * C), N, I, C);
-	train_residual_forward(a->res2 + Ls * NC, res1, a->mlpproj + Ls * NC, NC);
+	mm_fwd(a->mlpproj + As * NC, fch_act, w->wproj + Ls * C * I, OFF(w->bproj, Ls * C), N, I, C);
+	train_residual_forward(a->res2 + As * NC, res1, a->mlpproj + As * NC, NC);
 }
 
 /* log p(target) and log-sum-exp of M compacted rows h [M, C], in vocabulary
@@ -490,7 +534,9 @@ static void model_forward(train_engine *e, int B, int T)
 	const float *x = a->encoded;
 	for (int l = 0; l < c->n_layer; l++) {
 		block_forward(e, l, x, B, T);
-		x = a->res2 + (size_t)l * NC;
+		if (e->ckpt)
+			memcpy(e->ckpt_out + (size_t)l * NC, a->res2, sizeof(float) * NC);
+		x = block_out(e, l, NC);
 	}
 	norm_fwd(c, a->lnf, a->lnf_mean, a->lnf_rstd, x, w->lnfw, w->lnfb, N);
 	int M = 0;
@@ -645,6 +691,7 @@ static void block_backward(train_engine *e, int l, float *dprev, const float *dc
 	size_t QD = (size_t)NH * hd, KD = (size_t)NKV * hd, QKV = QD + 2 * KD;
 	size_t F = c->arch == TRAIN_ARCH_GPT2 ? (size_t)I : 2 * (size_t)I;
 	size_t NC = (size_t)N * C, Ls = (size_t)l;
+	size_t As = e->ckpt ? 0 : Ls; /* the layer's activation slot */
 	const float *rope_cos = train_model_rope_cos(e->m), *rope_sin = train_model_rope_sin(e->m);
 
 	/* res2 = res1 + mlpproj */
@@ -652,29 +699,29 @@ static void block_backward(train_engine *e, int l, float *dprev, const float *dc
 	/* mlpproj = fch_act . wproj^T + bproj */
 	memset(s->dfch_act, 0, sizeof(float) * N * I);
 	train_matmul_backward(s->dfch_act, g->wproj + Ls * C * I, OFF(g->bproj, Ls * C), dcur,
-			      a->fch_act + Ls * N * I, w->wproj + Ls * C * I, N, I, C);
+			      a->fch_act + As * N * I, w->wproj + Ls * C * I, N, I, C);
 	memset(s->dfch, 0, sizeof(float) * N * F);
 	if (c->arch == TRAIN_ARCH_GPT2)
-		train_gelu_backward(s->dfch, a->fch + Ls * N * F, s->dfch_act, (size_t)N * I);
+		train_gelu_backward(s->dfch, a->fch + As * N * F, s->dfch_act, (size_t)N * I);
 	else
-		train_swiglu_backward(s->dfch, a->fch + Ls * N * F, s->dfch_act, N, I);
+		train_swiglu_backward(s->dfch, a->fch + As * N * F, s->dfch_act, N, I);
 	memset(s->dln, 0, sizeof(float) * NC);
 	train_matmul_backward(s->dln, g->wfc + Ls * F * C, OFF(g->bfc, Ls * F), s->dfch,
-			      a->ln2 + Ls * NC, w->wfc + Ls * F * C, N, C, (int)F);
-	norm_backward(c, s->dres1, g->ln2w + Ls * C, OFF(g->ln2b, Ls * C), s->dln, a->res1 + Ls * NC,
-		      w->ln2w + Ls * C, OFF(a->ln2_mean, Ls * N), a->ln2_rstd + Ls * N, N);
+			      a->ln2 + As * NC, w->wfc + Ls * F * C, N, C, (int)F);
+	norm_backward(c, s->dres1, g->ln2w + Ls * C, OFF(g->ln2b, Ls * C), s->dln, a->res1 + As * NC,
+		      w->ln2w + Ls * C, OFF(a->ln2_mean, As * N), a->ln2_rstd + As * N, N);
 
 	/* res1 = x + attproj */
 	memcpy(dprev, s->dres1, sizeof(float) * NC);
 	memset(s->datty, 0, sizeof(float) * N * QD);
 	train_matmul_backward(s->datty, g->wo + Ls * C * QD, OFF(g->bo, Ls * C), s->dres1,
-			      a->atty + Ls * N * QD, w->wo + Ls * C * QD, N, (int)QD, C);
+			      a->atty + As * N * QD, w->wo + Ls * C * QD, N, (int)QD, C);
 	memset(s->dqr, 0, sizeof(float) * N * QD);
 	memset(s->dkr, 0, sizeof(float) * N * KD);
 	memset(s->dv, 0, sizeof(float) * N * KD);
-	train_attention_backward(s->dqr, s->dkr, s->dv, s->datty, a->qr + Ls * N * QD,
-				 a->kr + Ls * N * KD, a->v + Ls * N * KD, a->atty + Ls * N * QD,
-				 a->lse + Ls * N * NH, NULL, B, T, T, NH, NKV, hd);
+	train_attention_backward(s->dqr, s->dkr, s->dv, s->datty, a->qr + As * N * QD,
+				 a->kr + As * N * KD, a->v + As * N * KD, a->atty + As * N * QD,
+				 a->lse + As * N * NH, NULL, B, T, T, NH, NKV, hd);
 	float *dqn = s->dqr, *dkn = s->dkr;
 	if (rope_cos) {
 		memset(s->dqn, 0, sizeof(float) * N * QD);
@@ -688,10 +735,10 @@ static void block_backward(train_engine *e, int l, float *dprev, const float *dc
 	if (c->qk_norm) {
 		memset(s->dq, 0, sizeof(float) * N * QD);
 		memset(s->dk, 0, sizeof(float) * N * KD);
-		train_rmsnorm_backward(s->dq, g->qnorm + Ls * hd, dqn, a->q + Ls * N * QD,
-				       w->qnorm + Ls * hd, a->q_rstd + Ls * N * NH, N * NH, hd);
-		train_rmsnorm_backward(s->dk, g->knorm + Ls * hd, dkn, a->k + Ls * N * KD,
-				       w->knorm + Ls * hd, a->k_rstd + Ls * N * NKV, N * NKV, hd);
+		train_rmsnorm_backward(s->dq, g->qnorm + Ls * hd, dqn, a->q + As * N * QD,
+				       w->qnorm + Ls * hd, a->q_rstd + As * N * NH, N * NH, hd);
+		train_rmsnorm_backward(s->dk, g->knorm + Ls * hd, dkn, a->k + As * N * KD,
+				       w->knorm + Ls * hd, a->k_rstd + As * N * NKV, N * NKV, hd);
 		dq = s->dq;
 		dk = s->dk;
 	}
@@ -699,9 +746,9 @@ static void block_backward(train_engine *e, int l, float *dprev, const float *dc
 	train_qkv_split_backward(s->dqkv, dq, dk, s->dv, N, NH, NKV, hd);
 	memset(s->dln, 0, sizeof(float) * NC);
 	train_matmul_backward(s->dln, g->wqkv + Ls * QKV * C, OFF(g->bqkv, Ls * QKV), s->dqkv,
-			      a->ln1 + Ls * NC, w->wqkv + Ls * QKV * C, N, C, (int)QKV);
+			      a->ln1 + As * NC, w->wqkv + Ls * QKV * C, N, C, (int)QKV);
 	norm_backward(c, dprev, g->ln1w + Ls * C, OFF(g->ln1b, Ls * C), s->dln, x, w->ln1w + Ls * C,
-		      OFF(a->ln1_mean, Ls * N), a->ln1_rstd + Ls * N, N);
+		      OFF(a->ln1_mean, As * N), a->ln1_rstd + As * N, N);
 	/* Without RoPE or a key norm (GPT-2), a key bias adds q.b to every
 	 * score of a query row, which softmax ignores: its gradient is exactly
 	 * zero (each row of dS sums to 0). Float32 leaves ~1e-9 of roundoff
@@ -780,12 +827,14 @@ static void model_backward(train_engine *e, int B, int T)
 			j++;
 		}
 	/* final norm over the last layer's output */
-	const float *xl = L > 0 ? a->res2 + (size_t)(L - 1) * NC : a->encoded;
+	const float *xl = L > 0 ? block_out(e, L - 1, NC) : a->encoded;
 	memset(dA, 0, sizeof(float) * NC);
 	norm_backward(c, dA, e->gw.lnfw, e->gw.lnfb, dlnf, xl, w->lnfw, a->lnf_mean, a->lnf_rstd, N);
 	float *dcur = dA, *dprev = dB;
 	for (int l = L - 1; l >= 0; l--) {
-		const float *x = l > 0 ? a->res2 + (size_t)(l - 1) * NC : a->encoded;
+		const float *x = l > 0 ? block_out(e, l - 1, NC) : a->encoded;
+		if (e->ckpt) /* the same kernels on the same input: bit-identical */
+			block_forward(e, l, x, B, T);
 		block_backward(e, l, dprev, dcur, x, &s, B, T);
 		float *t = dcur;
 		dcur = dprev;

@@ -68,6 +68,16 @@ int train_engine_accumulate(train_engine *e, const train_loss_cfg *cfg,
  * 0, backward recomputes them in chunks and no [rows x V] buffer exists. */
 void train_engine_set_logits_budget(train_engine *e, double mb);
 
+/* Activation (gradient) checkpointing on (nonzero) or off (the default):
+ * when on, forward keeps only each block's input and one layer's
+ * activations, and backward recomputes each block before its backward
+ * (one more forward per step; the gradients are bit-identical). */
+void train_engine_set_checkpointing(train_engine *e, int on);
+
+/* Floats held for activations (the arena and, with checkpointing, the
+ * block outputs), as sized by the largest batch so far. */
+size_t train_engine_activation_floats(const train_engine *e);
+
 /* Zero the gradient arena. */
 void train_engine_zero_grad(train_engine *e);
 

@@ -69,5 +69,5 @@ noinst_PROGRAMS += bench/bench_train
 bench_bench_train_SOURCES = bench/bench_train.c
 bench_bench_train_CFLAGS = $(AM_CFLAGS) $(BLAS_CFLAGS)
 bench_bench_train_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
-BENCH_RUN += bench/bench_train.sh
-EXTRA_DIST += bench/bench_train.sh
+BENCH_RUN += bench/bench_train.sh bench/bench_ckpt.sh
+EXTRA_DIST += bench/bench_train.sh bench/bench_ckpt.sh
