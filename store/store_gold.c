@@ -3,6 +3,7 @@
  * margins, and gold items (pairs with a known answer) with the annotators'
  * scores on them. */
 #include "config.h"
+#include "store/report.h"
 #include "store/store_int.h"
 #include <stdio.h>
 #include <string.h>
@@ -234,4 +235,45 @@ int store_gold_scores_foreach(store *st, store_gold_score_cb cb, void *ud)
 		rc = store__dberr(st, "read gold scores");
 	sqlite3_finalize(s);
 	return rc;
+}
+
+/* ---- the report's section ----------------------------------------------------- */
+
+typedef struct gold_html {
+	util_buf *o;
+	long rows;
+} gold_html;
+
+static int gold_row_html(void *ud, const store_gold_score *g)
+{
+	gold_html *h = ud;
+	util_buf_adds(h->o, "<tr><td>");
+	store_report_escape(h->o, g->annotator);
+	util_buf_adds(h->o, "</td><td>");
+	store_report_escape(h->o, g->kind);
+	util_buf_addf(h->o, "</td><td>%ld</td><td>%ld</td><td>%.1f%%</td></tr>\n", g->n, g->correct,
+		      g->n ? 100.0 * (double)g->correct / (double)g->n : 0.0);
+	h->rows++;
+	return 0;
+}
+
+int store_report_gold_html(store *st, util_buf *o)
+{
+	long n = 0;
+	int rc = store_gold_count(st, &n);
+	if (rc || !n)
+		return rc;
+	util_buf_addf(o, "<h2>Gold items</h2>\n<p>%ld pair%s with a known answer (kept out of exports and of the "
+			 "agreement above). Accuracy of each annotator on them (a tie or both bad is wrong; skips "
+			 "left out):</p>\n",
+		      n, n == 1 ? "" : "s");
+	util_buf_adds(o, "<table><tr><th>annotator</th><th>kind</th><th>labelled</th><th>correct</th>"
+			 "<th>accuracy</th></tr>\n");
+	gold_html h = {o, 0};
+	if ((rc = store_gold_scores_foreach(st, gold_row_html, &h)) < 0)
+		return rc;
+	util_buf_adds(o, "</table>\n");
+	if (!h.rows)
+		util_buf_adds(o, "<p class=\"none\">No annotator has labelled a gold item yet.</p>\n");
+	return STORE_OK;
 }
