@@ -172,23 +172,55 @@ out:
 	return rc;
 }
 
-/* Fill out[i] from the cache where it holds the pair; need[i] marks the
- * misses. Returns the number of hits. */
-static size_t from_cache(store *st, const engine *e, const store_pair_ref *pairs, size_t n, double beta,
-			 ann_margin *out, char *need)
+typedef struct cached {
+	store_margin *v;
+	size_t n, cap;
+} cached;
+
+static int cached_cb(void *ud, const store_margin *m)
 {
-	size_t hits = 0;
+	cached *c = ud;
+	if (c->n == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 256;
+		c->v = xreallocarray(c->v, c->cap, sizeof *c->v);
+	}
+	c->v[c->n++] = *m;
+	return 0;
+}
+
+static int cached_cmp(const void *x, const void *y)
+{
+	const store_margin *p = x, *q = y;
+	if (p->completion_a != q->completion_a)
+		return p->completion_a < q->completion_a ? -1 : 1;
+	return p->completion_b < q->completion_b ? -1 : p->completion_b > q->completion_b;
+}
+
+/* Fill out[i] from the cache where it holds the pair (read in one scan);
+ * need[i] marks the misses. Returns the number of hits, or -1 with *err. */
+static long from_cache(store *st, const engine *e, const store_pair_ref *pairs, size_t n, double beta,
+		       ann_margin *out, char *need, char **err)
+{
+	store_margin_key k = {train_model_fingerprint(e->pol), train_model_fingerprint(e->ref), e->tok_fp, 0, 0};
+	cached c = {0};
+	if (store_margins_foreach(st, &k, cached_cb, &c) < 0) {
+		*err = xasprintf("%s: %s", store_path(st), store_errmsg(st));
+		free(c.v);
+		return -1;
+	}
+	long hits = 0;
 	for (size_t i = 0; i < n; i++) {
-		store_margin_key k = {train_model_fingerprint(e->pol), train_model_fingerprint(e->ref), e->tok_fp,
-				      pairs[i].completion_a, pairs[i].completion_b};
-		double m;
-		out[i] = (ann_margin){pairs[i].completion_a, pairs[i].completion_b, NAN};
-		need[i] = store_margin_get(st, &k, &m) != STORE_OK;
-		if (!need[i]) {
-			out[i].margin = beta * m;
+		int64_t a = pairs[i].completion_a, b = pairs[i].completion_b;
+		store_margin probe = {a < b ? a : b, a < b ? b : a, 0};
+		const store_margin *m = c.n ? bsearch(&probe, c.v, c.n, sizeof *c.v, cached_cmp) : NULL;
+		out[i] = (ann_margin){a, b, NAN};
+		need[i] = !m;
+		if (m) {
+			out[i].margin = beta * (a < b ? m->margin : -m->margin);
 			hits++;
 		}
 	}
+	free(c.v);
 	return hits;
 }
 
@@ -205,7 +237,10 @@ int ann_margins_compute(store *st, const ann_margin_opts *o, const store_pair_re
 		free(need);
 		return -1;
 	}
-	k->cached = from_cache(st, &e, pairs, n, o->beta, out, need);
+	long hits = from_cache(st, &e, pairs, n, o->beta, out, need, err);
+	if (hits < 0)
+		goto out;
+	k->cached = (size_t)hits;
 	size_t miss = n - k->cached;
 	int cache = !store_readonly(st);
 	if (miss && !o->quiet)

@@ -822,6 +822,16 @@ typedef struct store_margin_key {
 int store_margin_get(store *st, const store_margin_key *k, double *margin);
 /* Store (or replace) the margin of the key's a over its b, as above. */
 int store_margin_put(store *st, const store_margin_key *k, double margin);
+/* One cached margin as handed to callbacks: of completion_a over
+ * completion_b (a < b), beta not applied. */
+typedef struct store_margin {
+	int64_t completion_a, completion_b;
+	double margin;
+} store_margin;
+typedef int (*store_margin_cb)(void *ud, const store_margin *m);
+/* Visit every cached margin of the three fingerprints (k's pair is
+ * ignored), in (a, b) order: one scan instead of a lookup per pair. */
+int store_margins_foreach(store *st, const store_margin_key *k, store_margin_cb cb, void *ud);
 
 /* A gold item: a pair with a known answer (answer "a": completion_a is the
  * better one, "b": completion_b). Pointers valid during the callback. */

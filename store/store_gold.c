@@ -102,6 +102,30 @@ int store_margin_put(store *st, const store_margin_key *k, double margin)
 	return rc;
 }
 
+int store_margins_foreach(store *st, const store_margin_key *k, store_margin_cb cb, void *ud)
+{
+	if (!st->db)
+		return store__err(st, STORE_EINVAL, "the store is not open");
+	sqlite3_stmt *s = store__prepare(st, "SELECT completion_a, completion_b, margin FROM margin_cache "
+					     "WHERE policy_fp = ?1 AND reference_fp = ?2 AND tok_fp = ?3 "
+					     "ORDER BY completion_a, completion_b");
+	if (!s)
+		return STORE_ERR;
+	store__bind_text(s, 1, k->policy_fp);
+	store__bind_text(s, 2, k->reference_fp);
+	store__bind_text(s, 3, k->tok_fp);
+	int step, rc = STORE_OK;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		store_margin m = {sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1), sqlite3_column_double(s, 2)};
+		if ((rc = cb(ud, &m)))
+			break;
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = store__dberr(st, "read the margin cache");
+	sqlite3_finalize(s);
+	return rc;
+}
+
 /* ---- gold items ------------------------------------------------------------- */
 
 /* 1 when completions a and b both belong to prompt_id, 0 when not, or a code. */

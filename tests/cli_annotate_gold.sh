@@ -33,8 +33,8 @@ is "--gold-rate 1 is a usage error" "$?" 2
 # label_all NAME: press 1 until nothing is left
 label_all() {
 	wait_for "$1" "item " >/dev/null
-	n=0
-	while [ $n -lt 40 ]; do
+	presses=0 # (keys sets $n)
+	while [ $presses -lt 40 ]; do
 		case "$(screen "$1")" in *"Nothing left to label"*) break ;; esac
 		before=$(votes "$1")
 		keys "$1" 1
@@ -43,7 +43,7 @@ label_all() {
 			sleep 0.03
 			j=$((j + 1))
 		done
-		n=$((n + 1))
+		presses=$((presses + 1))
 	done
 	keys "$1" q
 	wait_exit "$1" >/dev/null

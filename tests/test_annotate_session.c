@@ -890,6 +890,15 @@ static int doubt_cb(void *ud, const store_pair_doubt *d)
 	return 0;
 }
 
+static int margin_seen_cb(void *ud, const store_margin *m)
+{
+	double *v = ud; /* count, then the margins in order */
+	if (v[0] < 3)
+		v[1 + (int)v[0]] = m->margin;
+	v[0]++;
+	return m->completion_a < m->completion_b ? 0 : 1;
+}
+
 static void test_uncertain(void)
 {
 	char *path = new_db();
@@ -980,6 +989,12 @@ static void test_uncertain(void)
 	store_margin_key r = {"pol", "ref", "tok", P[0].completion_b, P[0].completion_a};
 	must(store_margin_get(st, &r, &mv), st, "margin get reversed");
 	TAP_NEAR(mv, -1.25, 0, "margin cache: the other order flips the sign");
+	store_margin_key r2 = {"pol", "ref", "tok", P[1].completion_b, P[1].completion_a};
+	must(store_margin_put(st, &r2, 0.5), st, "margin put reversed");
+	double seen[4] = {0};
+	must(store_margins_foreach(st, &k, margin_seen_cb, seen), st, "margins foreach");
+	TAP_OK(seen[0] == 2 && seen[1] == 1.25 && seen[2] == -0.5, "margin cache: one scan, stored as a over b (%g %g %g)",
+	       seen[0], seen[1], seen[2]);
 	k.tok_fp = "tok2";
 	TAP_IS_INT(store_margin_get(st, &k, &mv), STORE_ENOTFOUND, "margin cache: keyed by the tokenization");
 	store_free(st);
