@@ -276,8 +276,10 @@ int ann_margins_compute(store *st, const ann_margin_opts *o, const store_pair_re
 	}
 	rc = 0;
 out:
-	if (intx && store_commit(st) != STORE_OK && !*err)
-		*err = xasprintf("%s: %s", store_path(st), store_errmsg(st)), rc = -1;
+	if (intx && store_commit(st) != STORE_OK && !*err) { /* keep what was computed */
+		*err = xasprintf("%s: %s", store_path(st), store_errmsg(st));
+		rc = -1;
+	}
 	if (pg) {
 		util_progress_finish(pg);
 		util_progress_free(pg);
