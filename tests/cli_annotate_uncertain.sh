@@ -88,6 +88,25 @@ a = [float(l.split()[3]) for l in open(sys.argv[1])]
 b = [float(l.split()[3]) for l in open(sys.argv[2])]
 print(all(abs(y - 2 * x) <= 1e-7 * max(1, abs(y)) for x, y in zip(a, b)) and len(a) == 7)' "$T/m3.tsv" "$T/m4.tsv")" True
 
+# on screen: the margins are read before the screen opens, and the first
+# item labelled is the inconsistently judged pair
+if command -v tmux >/dev/null 2>&1; then
+	. "$top_srcdir/tests/cli_annotate_lib.sh"
+	start tui 100 30 --db "$DB" --annotator tui --order uncertain --policy "$T/pol" --reference "$T/ref"
+	ok "on screen: the first item" wait_for tui "item 1/7"
+	keys tui 1
+	ok "on screen: labelled" wait_for tui "item 2/7"
+	keys tui q
+	is "on screen: exit 0" "$(wait_exit tui)" 0
+	is "on screen: the first label is on the inconsistently judged pair" \
+		"$(q "SELECT c.completion_a || ' ' || c.completion_b FROM comparisons c JOIN annotators a
+		      ON a.id = c.annotator_id WHERE a.name = 'tui'")" "$2 $3"
+	like "on screen: the margins came from the cache before the screen opened" "$(cat "$T/tui.err")" \
+		"margins of 7 pairs: 0 computed, 7 from the cache"
+else
+	echo "ok # skip tmux is not installed"
+fi
+
 # usage errors
 dpo-annotate --db "$DB" --annotator ann --order uncertain --policy "$T/pol" --margins-only >/dev/null 2>&1
 is "--policy without --reference: exit 2" "$?" 2
