@@ -64,16 +64,18 @@ s=$(gold_seq alice)
 is "alice labelled 8 normal pairs and 4 gold items" "$(echo "$s" | tr -cd 0 | wc -c) $(echo "$s" | tr -cd 1 | wc -c)" "8 4"
 is "rate 0.5: 4 gold items among alice's first 8" "$(echo "$s" | cut -c1-8 | tr -cd 1 | wc -c)" 4
 
-# bob, at rate 0.25 and overlap 2 (the store's gold items, no --gold)
-start bob 100 30 --db "$DB" --annotator bob --overlap 2 --gold-rate 0.25 --seed 5
+# bob, at rate 0.25 and overlap 2 (the same file again adds nothing)
+start bob 100 30 --db "$DB" --annotator bob --overlap 2 --gold "$T/gold.jsonl" --gold-rate 0.25 --seed 5
 label_all bob
+like "--gold again: nothing new" "$(cat "$T/bob.err")" "0 gold items added, 4 already there"
+is "--gold again: still 4 gold items" "$(q "SELECT count(*) FROM gold") $(q "SELECT count(*) FROM prompts")" "4 12"
 s=$(gold_seq bob)
 is "rate 0.25: 2 gold items among bob's first 8" "$(echo "$s" | cut -c1-8 | tr -cd 1 | wc -c)" 2
 ok "rate 0.25: every prefix holds k/4 gold items, give or take one" awk -v s="$s" 'BEGIN {
 	g = 0; for (k = 1; k <= length(s); k++) { g += substr(s, k, 1); d = g - k / 4; if (d >= 1 || d <= -1) exit 1 } }'
 is "bob labelled every normal pair" "$(echo "$s" | tr -cd 0 | wc -c)" 8
 
-# carol: --gold-rate 0 shows no gold item
+# carol: --gold-rate 0 shows no gold item (the store's are there)
 start carol 100 30 --db "$DB" --annotator carol --overlap 3 --gold-rate 0
 label_all carol
 is "--gold-rate 0: no gold item" "$(gold_seq carol)" "00000000"
