@@ -3,6 +3,8 @@
  * the screen: one loop prepares the layout, draws, and hands keys to the
  * handlers (keys.c). The model is annotate/session.c. */
 #include "config.h"
+#include "annotate/gold.h"
+#include "annotate/margins.h"
 #include "annotate/session.h"
 #include "annotate/ui.h"
 #include "store/store.h"
@@ -15,6 +17,7 @@
 #include <errno.h>
 #include <langinfo.h>
 #include <locale.h>
+#include <math.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -96,6 +99,9 @@ struct cmdline {
 	const char *db, *annotator, *mode, *order, *split, *source, *guidelines;
 	long overlap, seed, limit;
 	int review, show_judge, strength, no_color;
+	const char *policy, *reference, *chat_format, *gold;
+	double beta, gold_rate;
+	int margins_only;
 };
 
 static const util_opt opts_table[] = {
@@ -117,7 +123,24 @@ static const util_opt opts_table[] = {
 	{"source", 0, UTIL_OPT_STRING, offsetof(struct cmdline, source), .arg = "NAME",
 	 .help = "only prompts of this import source"},
 	{"order", 0, UTIL_OPT_ENUM, offsetof(struct cmdline, order), .def = "sequential",
-	 .choices = "random|sequential", .help = "the order of the queue"},
+	 .choices = "random|sequential|uncertain",
+	 .help = "the order of the queue; uncertain: pairs a judge\nlabelled inconsistently across orders first, then\n"
+		 "those judges disagree on, then the smallest DPO\nmargins (--policy/--reference), then the rest"},
+	{"policy", 0, UTIL_OPT_PATH, offsetof(struct cmdline, policy), .arg = "DIR",
+	 .help = "--order uncertain: the policy model whose implicit\nreward margins order the queue"},
+	{"reference", 0, UTIL_OPT_PATH, offsetof(struct cmdline, reference), .arg = "DIR",
+	 .help = "the reference model of --policy"},
+	{"beta", 0, UTIL_OPT_FLOAT, offsetof(struct cmdline, beta), .def = "0.1", .range = "(0, inf)", .arg = "B",
+	 .help = "DPO beta, the scale of the margins"},
+	{"chat-format", 0, UTIL_OPT_STRING, offsetof(struct cmdline, chat_format), .arg = "NAME",
+	 .help = "render conversations for --policy with this chat\nfamily instead of the tokenizer's template"},
+	{"margins-only", 0, UTIL_OPT_FLAG, offsetof(struct cmdline, margins_only),
+	 .help = "compute (or read) the margins, print the queue in\norder as TSV (prompt, a, b, margin) and exit"},
+	{"gold", 0, UTIL_OPT_PATH, offsetof(struct cmdline, gold), .arg = "FILE",
+	 .help = "add the pairs of FILE (JSONL, any labelled-pair\nshape dpo-db import reads) as gold items: known\n"
+		 "answers mixed into every annotator's queue"},
+	{"gold-rate", 0, UTIL_OPT_FLOAT, offsetof(struct cmdline, gold_rate), .def = "0.1", .range = "[0, 1)",
+	 .arg = "R", .help = "share of the queue made of gold items (the\nstore's, when it has any; 0: none)"},
 	UTIL_OPT_SEED(struct cmdline, seed, NULL),
 	{"limit", 0, UTIL_OPT_INT, offsetof(struct cmdline, limit), .range = "[1, inf)",
 	 .help = "at most N items in the queue (default: all)"},
@@ -152,7 +175,10 @@ static void parse_options(struct cmdline *c, ann_options *o, int argc, char **ar
 	*o = (ann_options){
 		.annotator = c->annotator ? c->annotator : getenv("USER"),
 		.mode = strcmp(c->mode, "rank") ? ANN_MODE_PAIR : ANN_MODE_RANK,
-		.order = strcmp(c->order, "random") ? ANN_ORDER_SEQUENTIAL : ANN_ORDER_RANDOM,
+		.order = !strcmp(c->order, "random")	? ANN_ORDER_RANDOM :
+			 !strcmp(c->order, "uncertain") ? ANN_ORDER_UNCERTAIN :
+							  ANN_ORDER_SEQUENTIAL,
+		.gold_rate = c->gold_rate,
 		.split = c->split,
 		.source = c->source,
 		.overlap = (int)c->overlap,
@@ -167,6 +193,14 @@ static void parse_options(struct cmdline *c, ann_options *o, int argc, char **ar
 	}
 	if (!o->annotator || !*o->annotator)
 		util_cli_usage_error(&cli, "no annotator: give --annotator NAME (or set $USER)");
+	if (!c->policy != !c->reference)
+		util_cli_usage_error(&cli, "--policy and --reference go together");
+	if (c->policy && o->order != ANN_ORDER_UNCERTAIN)
+		util_cli_usage_error(&cli, "--policy and --reference order the queue with --order uncertain");
+	if (c->margins_only && !c->policy)
+		util_cli_usage_error(&cli, "--margins-only needs --policy and --reference");
+	if (c->gold && o->mode != ANN_MODE_PAIR)
+		util_cli_usage_error(&cli, "--gold mixes pairs into pair mode (not --mode rank or --review)");
 	o->seed = util_cli_source(&cli, "seed") != UTIL_OPT_UNSET ? (uint64_t)c->seed
 								   : ann_seed_from_string(o->annotator);
 }
@@ -332,6 +366,79 @@ static int run_ui(ann_session *s, const ann_options *o, int color, const char *g
 	return ann_session_pending(s) ? UTIL_EXIT_FAIL : UTIL_EXIT_OK;
 }
 
+/* --gold FILE: add its items to the store, saying how many on stderr.
+ * Returns 0 or -1 (message printed). */
+static int add_gold(store *st, const char *file)
+{
+	char *err = NULL;
+	long added = 0, known = 0;
+	if (ann_gold_import(st, file, &added, &known, &err)) {
+		util_warn("--gold: %s", err);
+		free(err);
+		return -1;
+	}
+	fprintf(stderr, "dpo-annotate: %s: %ld gold item%s added, %ld already there\n", file, added,
+		added == 1 ? "" : "s", known);
+	return 0;
+}
+
+static int margin_by_pair(const void *x, const void *y)
+{
+	const ann_margin *p = x, *q = y;
+	if (p->completion_a != q->completion_a)
+		return p->completion_a < q->completion_a ? -1 : 1;
+	return p->completion_b < q->completion_b ? -1 : p->completion_b > q->completion_b;
+}
+
+/* --margins-only: the queue in order as TSV (prompt, a, b, margin). */
+static void print_margins(ann_session *s, ann_margin *m, size_t n)
+{
+	qsort(m, n, sizeof *m, margin_by_pair);
+	size_t nq = 0;
+	store_pair_ref *q = ann_session_queue_pairs(s, &nq);
+	for (size_t i = 0; i < nq; i++) {
+		ann_margin key = {q[i].completion_a, q[i].completion_b, 0};
+		const ann_margin *hit = bsearch(&key, m, n, sizeof *m, margin_by_pair);
+		printf("%lld\t%lld\t%lld\t%.9g\n", (long long)q[i].prompt_id, (long long)q[i].completion_a,
+		       (long long)q[i].completion_b, hit ? hit->margin : NAN);
+	}
+	free(q);
+}
+
+/* --policy/--reference: the margins of the queue's pairs (progress on
+ * stderr before the screen opens), then the queue ordered by them. Returns
+ * the exit status. */
+static int order_by_margins(ann_session *s, store *st, const struct cmdline *c)
+{
+	size_t n = 0;
+	store_pair_ref *pairs = ann_session_queue_pairs(s, &n);
+	ann_margin *m = xcalloc(n ? n : 1, sizeof *m);
+	ann_margin_opts mo = {c->policy, c->reference, c->beta, c->chat_format, 0};
+	ann_margin_counts k;
+	char *err = NULL;
+	int status = UTIL_EXIT_OK;
+	util_catch_interrupts();
+	if (ann_margins_compute(st, &mo, pairs, n, m, &k, &err)) {
+		util_warn("margins: %s", err);
+		status = util_interrupted() ? UTIL_EXIT_INTERRUPTED : UTIL_EXIT_FAIL;
+		goto out;
+	}
+	fprintf(stderr, "dpo-annotate: margins of %zu pair%s: %zu computed, %zu from the cache\n", n,
+		n == 1 ? "" : "s", k.computed, k.cached);
+	if (ann_session_set_margins(s, m, n) != ANN_OK) {
+		util_warn("%s", ann_session_errmsg(s));
+		status = UTIL_EXIT_FAIL;
+		goto out;
+	}
+	if (c->margins_only)
+		print_margins(s, m, n);
+out:
+	free(err);
+	free(m);
+	free(pairs);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	struct cmdline c = {0};
@@ -340,13 +447,21 @@ int main(int argc, char **argv)
 	util_set_progname("dpo-annotate");
 	parse_options(&c, &o, argc, argv);
 	char *guidelines = c.guidelines ? read_guidelines(c.guidelines) : NULL;
-	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
+	if (!c.margins_only && (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)))
 		util_die("needs a terminal on standard input and output");
 
 	const char *path = util_db_path(c.db);
 	store *st = open_store(path);
+	if (st && c.gold && add_gold(st, c.gold) < 0) { /* nothing of the file was added */
+		store_free(st);
+		st = NULL;
+	}
 	ann_session *s = st ? open_session(st, &o, path) : NULL;
-	int status = s ? run_ui(s, &o, use_color(&c), guidelines, c.strength) : UTIL_EXIT_FAIL;
+	int status = s ? UTIL_EXIT_OK : UTIL_EXIT_FAIL;
+	if (s && c.policy)
+		status = order_by_margins(s, st, &c);
+	if (s && status == UTIL_EXIT_OK && !c.margins_only)
+		status = run_ui(s, &o, use_color(&c), guidelines, c.strength);
 
 	ann_session_free(s);
 	store_free(st);

@@ -23,7 +23,16 @@ enum { Q_PENDING = 0, Q_DONE = 1, Q_GONE = 2 };
 typedef struct qent {
 	int64_t prompt_id, a, b;
 	unsigned char state;
+	unsigned char gold; /* a gold item (ann_options.gold_rate) */
 } qent;
+
+/* A pair's place in the uncertain order (tier: 0 inconsistent judge, 1
+ * judges disagree, 2 a known margin, 3 the rest). */
+typedef struct doubt {
+	int64_t a, b;
+	int tier;
+	double margin;
+} doubt;
 
 /* A copy of one stored comparison. */
 typedef struct cmp {
@@ -103,6 +112,18 @@ struct ann_session {
 	long judge_total, judge_agree;
 	ann_verdict *jv;
 	size_t njv;
+
+	/* gold items not yet labelled by this annotator (seeded order), the
+	 * next to mix in, and the phase of the schedule; no_inject while a
+	 * whole queue is read to be ordered first */
+	store_pair_ref *gold;
+	size_t ngold, gold_next;
+	double gold_phase;
+	int no_inject;
+	doubt *doubts;       /* uncertain order: judge doubts, sorted by (a, b) */
+	size_t ndoubts;
+	ann_margin *margins; /* uncertain order: margins, sorted by (a, b) with a < b */
+	size_t nmargins;
 };
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -391,6 +412,9 @@ void ann_session_free(ann_session *s)
 		free(s->notes[i].text);
 	free(s->notes);
 	free(s->pw.order);
+	free(s->gold);
+	free(s->doubts);
+	free(s->margins);
 	free(s->annotator);
 	free(s->split);
 	free(s->source);
@@ -411,14 +435,40 @@ typedef struct load_ctx {
 	int hit_limit;
 } load_ctx;
 
-static void q_push(ann_session *s, int64_t p, int64_t a, int64_t b)
+static void q_append(ann_session *s, qent e)
 {
 	if (s->nq == s->capq) {
 		s->capq = s->capq ? 2 * s->capq : 256;
 		s->q = xreallocarray(s->q, s->capq, sizeof *s->q);
 	}
-	s->q[s->nq++] = (qent){p, a, b, Q_PENDING};
-	s->npending++;
+	s->q[s->nq++] = e;
+	s->npending += e.state == Q_PENDING;
+	s->ndone += e.state == Q_DONE;
+}
+
+/* Whether queue position k is one for a gold item: positions where
+ * k * rate + phase crosses an integer, so that any run of n entries holds
+ * n * rate gold items, give or take one. */
+static int gold_due(const ann_session *s, size_t k)
+{
+	double r = s->o.gold_rate;
+	return floor((double)(k + 1) * r + s->gold_phase) > floor((double)k * r + s->gold_phase);
+}
+
+/* Append the gold items due before the next entry. */
+static void gold_inject(ann_session *s)
+{
+	while (s->gold_next < s->ngold && gold_due(s, s->nq)) {
+		const store_pair_ref *g = &s->gold[s->gold_next++];
+		q_append(s, (qent){g->prompt_id, g->completion_a, g->completion_b, Q_PENDING, 1});
+	}
+}
+
+static void q_push(ann_session *s, int64_t p, int64_t a, int64_t b)
+{
+	if (!s->no_inject)
+		gold_inject(s);
+	q_append(s, (qent){p, a, b, Q_PENDING, 0});
 }
 
 static int load_pair_cb(void *ud, const store_pair_ref *p)
@@ -472,6 +522,184 @@ static int load_chunk(ann_session *s, size_t want)
 	return ANN_OK;
 }
 
+/* ---- gold items and the uncertain order ------------------------------------------ */
+
+typedef struct gold_list {
+	ann_session *s;
+	store_pair_ref *v;
+	size_t n, cap;
+} gold_list;
+
+typedef struct mine_ctx {
+	const ann_session *s;
+	const store_gold *g;
+	long *mine;
+} mine_ctx;
+
+static int count_mine(void *ud, const store_comparison *c)
+{
+	mine_ctx *m = ud;
+	if (c->annotator_id == m->s->annotator_id && c->completion_a == m->g->completion_a &&
+	    c->completion_b == m->g->completion_b)
+		(*m->mine)++;
+	return 0;
+}
+
+/* Keep gold items this annotator has not labelled (or skipped). */
+static int gold_collect(void *ud, const store_gold *g)
+{
+	gold_list *l = ud;
+	long mine = 0;
+	int rc = store_comparisons_foreach(l->s->st, g->prompt_id, count_mine, &(mine_ctx){l->s, g, &mine});
+	if (rc < 0)
+		return rc;
+	if (mine)
+		return 0;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 16;
+		l->v = xreallocarray(l->v, l->cap, sizeof *l->v);
+	}
+	l->v[l->n++] = (store_pair_ref){g->prompt_id, g->completion_a, g->completion_b};
+	return 0;
+}
+
+static int doubt_cmp(const void *x, const void *y)
+{
+	const doubt *p = x, *q = y;
+	if (p->a != q->a)
+		return p->a < q->a ? -1 : 1;
+	return p->b < q->b ? -1 : p->b > q->b;
+}
+
+static int doubt_collect(void *ud, const store_pair_doubt *d)
+{
+	ann_session *s = ud;
+	s->doubts = xreallocarray(s->doubts, s->ndoubts + 1, sizeof *s->doubts);
+	s->doubts[s->ndoubts++] = (doubt){d->completion_a, d->completion_b, d->inconsistent ? 0 : 1, 0};
+	return 0;
+}
+
+static int margin_cmp(const void *x, const void *y)
+{
+	const ann_margin *p = x, *q = y;
+	if (p->completion_a != q->completion_a)
+		return p->completion_a < q->completion_a ? -1 : 1;
+	return p->completion_b < q->completion_b ? -1 : p->completion_b > q->completion_b;
+}
+
+/* A queue entry with its sort key for the uncertain order. */
+typedef struct keyed {
+	qent e;
+	size_t idx;
+	int tier;
+	double absm;
+} keyed;
+
+static int keyed_cmp(const void *x, const void *y)
+{
+	const keyed *p = x, *q = y;
+	if (p->tier != q->tier)
+		return p->tier < q->tier ? -1 : 1;
+	if (p->tier == 2 && p->absm != q->absm)
+		return p->absm < q->absm ? -1 : 1;
+	return p->idx < q->idx ? -1 : p->idx > q->idx;
+}
+
+/* The tier (and |margin|) of entry e in the uncertain order. */
+static void key_of(const ann_session *s, keyed *k)
+{
+	doubt probe = {k->e.a, k->e.b, 0, 0};
+	const doubt *d = s->ndoubts ? bsearch(&probe, s->doubts, s->ndoubts, sizeof *d, doubt_cmp) : NULL;
+	ann_margin mp = {k->e.a, k->e.b, 0};
+	const ann_margin *m = s->nmargins ? bsearch(&mp, s->margins, s->nmargins, sizeof *m, margin_cmp) : NULL;
+	k->tier = d ? d->tier : m ? 2 : 3;
+	k->absm = m ? fabs(m->margin) : 0;
+}
+
+/* Order a wholly read queue (random or uncertain), then mix in the gold
+ * items. Gold entries already in it are taken out first (and mixed in
+ * again in the same order), so that this can run again with new margins. */
+static void arrange(ann_session *s)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s->nq; i++)
+		if (!s->q[i].gold)
+			s->q[n++] = s->q[i];
+	if (s->o.order == ANN_ORDER_RANDOM && n > 1) {
+		uint64_t x = s->o.seed ^ 0x5eed5eed5eedull;
+		for (size_t i = n - 1; i > 0; i--) {
+			size_t j = (size_t)(util_splitmix64(&x) % (i + 1));
+			qent t = s->q[i];
+			s->q[i] = s->q[j];
+			s->q[j] = t;
+		}
+	} else if (s->o.order == ANN_ORDER_UNCERTAIN && n > 1) {
+		keyed *k = xcalloc(n, sizeof *k);
+		for (size_t i = 0; i < n; i++) {
+			k[i].e = s->q[i];
+			k[i].idx = i;
+			key_of(s, &k[i]);
+		}
+		qsort(k, n, sizeof *k, keyed_cmp);
+		for (size_t i = 0; i < n; i++)
+			s->q[i] = k[i].e;
+		free(k);
+	}
+	qent *normal = xmalloc((n ? n : 1) * sizeof *s->q);
+	memcpy(normal, s->q, n * sizeof *s->q);
+	s->nq = s->npending = s->ndone = 0;
+	s->gold_next = 0;
+	for (size_t i = 0; i < n; i++) {
+		gold_inject(s);
+		q_append(s, normal[i]);
+	}
+	free(normal);
+}
+
+store_pair_ref *ann_session_queue_pairs(const ann_session *s, size_t *n)
+{
+	store_pair_ref *v = xcalloc(s->nq ? s->nq : 1, sizeof *v);
+	size_t k = 0;
+	for (size_t i = 0; i < s->nq; i++)
+		if (!s->q[i].gold && s->q[i].a)
+			v[k++] = (store_pair_ref){s->q[i].prompt_id, s->q[i].a, s->q[i].b};
+	*n = k;
+	return v;
+}
+
+int ann_session_set_margins(ann_session *s, const ann_margin *m, size_t n)
+{
+	s->err[0] = 0;
+	if (s->ndone || s->nundo || s->pw.kind)
+		return fail(s, ANN_EINVAL, "margins can only be set before the first label");
+	free(s->margins);
+	s->margins = xcalloc(n ? n : 1, sizeof *s->margins);
+	for (size_t i = 0; i < n; i++) {
+		ann_margin x = m[i];
+		if (x.completion_a > x.completion_b) {
+			int64_t t = x.completion_a;
+			x.completion_a = x.completion_b;
+			x.completion_b = t;
+			x.margin = -x.margin;
+		}
+		s->margins[i] = x;
+	}
+	s->nmargins = n;
+	if (n > 1)
+		qsort(s->margins, n, sizeof *s->margins, margin_cmp);
+	if (s->o.order == ANN_ORDER_UNCERTAIN && s->complete) {
+		drop_item(s);
+		arrange(s);
+		seek_pending(s, 0);
+	}
+	return ANN_OK;
+}
+
+int ann_session_entry_is_gold(const ann_session *s, size_t index)
+{
+	return index < s->nq && s->q[index].gold;
+}
+
 int ann_session_load_more(ann_session *s, size_t chunk)
 {
 	s->err[0] = 0;
@@ -479,6 +707,50 @@ int ann_session_load_more(ann_session *s, size_t chunk)
 	if (rc < 0)
 		return rc;
 	return s->complete ? 0 : 1;
+}
+
+/* Pair mode with a gold rate: the gold items this annotator has not
+ * labelled, in a seeded order, and the schedule's phase. */
+static int load_gold(ann_session *s)
+{
+	free(s->gold);
+	s->gold = NULL;
+	s->ngold = s->gold_next = 0;
+	if (s->o.mode != ANN_MODE_PAIR || !(s->o.gold_rate > 0))
+		return ANN_OK;
+	gold_list l = {s, NULL, 0, 0};
+	int rc = store_gold_foreach(s->st, gold_collect, &l);
+	if (rc < 0) {
+		free(l.v);
+		return store_fail(s, rc, "reading the gold items");
+	}
+	uint64_t x = s->o.seed ^ 0x901d901d901dull;
+	for (size_t i = l.n; i > 1; i--) {
+		size_t j = (size_t)(util_splitmix64(&x) % i);
+		store_pair_ref t = l.v[i - 1];
+		l.v[i - 1] = l.v[j];
+		l.v[j] = t;
+	}
+	s->gold = l.v;
+	s->ngold = l.n;
+	s->gold_phase = (double)(util_splitmix64(&x) >> 11) / 9007199254740992.0;
+	return ANN_OK;
+}
+
+/* Uncertain order: the judges' doubts, sorted by pair. */
+static int load_doubts(ann_session *s)
+{
+	free(s->doubts);
+	s->doubts = NULL;
+	s->ndoubts = 0;
+	if (s->o.order != ANN_ORDER_UNCERTAIN)
+		return ANN_OK;
+	int rc = store_judge_doubts_foreach(s->st, doubt_collect, s);
+	if (rc < 0)
+		return store_fail(s, rc, "reading the judges' verdicts");
+	if (s->ndoubts > 1)
+		qsort(s->doubts, s->ndoubts, sizeof *s->doubts, doubt_cmp);
+	return ANN_OK;
 }
 
 int ann_session_load(ann_session *s)
@@ -503,20 +775,17 @@ int ann_session_load(ann_session *s)
 	s->nq = s->npending = s->ndone = 0;
 	s->cursor = 0;
 	s->complete = 0;
-	/* a random order needs the whole queue; a sequential one is read in
-	 * chunks as the annotator advances */
-	rc = load_chunk(s, s->o.order == ANN_ORDER_RANDOM ? (size_t)-1 : ANN_CHUNK);
+	if ((rc = load_gold(s)) < 0 || (rc = load_doubts(s)) < 0)
+		return rc;
+	/* a random or uncertain order needs the whole queue (gold items are
+	 * mixed in once it is ordered); a sequential one is read in chunks as
+	 * the annotator advances */
+	s->no_inject = s->o.order != ANN_ORDER_SEQUENTIAL;
+	rc = load_chunk(s, s->no_inject ? (size_t)-1 : ANN_CHUNK);
 	if (rc < 0)
 		return rc;
-	if (s->o.order == ANN_ORDER_RANDOM && s->nq > 1) {
-		uint64_t x = s->o.seed ^ 0x5eed5eed5eedull;
-		for (size_t i = s->nq - 1; i > 0; i--) {
-			size_t j = (size_t)(util_splitmix64(&x) % (i + 1));
-			qent t = s->q[i];
-			s->q[i] = s->q[j];
-			s->q[j] = t;
-		}
-	}
+	if (s->no_inject)
+		arrange(s);
 	seek_pending(s, 0);
 	return s->err[0] ? ANN_ERR : ANN_OK;
 }
@@ -653,6 +922,8 @@ static int pair_available(ann_session *s, const qent *e)
 	if (s->o.mode == ANN_MODE_REVIEW)
 		/* settled when this annotator's verdict is the latest human one */
 		return differ && !(mine && my_id == last_vote);
+	if (e->gold) /* every annotator is scored on it */
+		return !mine;
 	return !mine && others < (size_t)s->o.overlap;
 }
 
@@ -664,7 +935,7 @@ static int rank_available(ann_session *s, const cand_list *cl)
 		for (size_t j = i + 1; j < cl->n; j++) {
 			int64_t a = cl->v[i].id < cl->v[j].id ? cl->v[i].id : cl->v[j].id;
 			int64_t b = cl->v[i].id < cl->v[j].id ? cl->v[j].id : cl->v[i].id;
-			qent e = {0, a, b, 0};
+			qent e = {0, a, b, 0, 0};
 			if (pair_available(s, &e))
 				return 1;
 		}
@@ -696,7 +967,7 @@ static int fetch(ann_session *s)
 		rc = store_fail(s, rc, "reading a prompt");
 		goto out;
 	}
-	if (s->source && strcmp(p.source, s->source)) {
+	if (s->source && !e->gold && strcmp(p.source, s->source)) {
 		rc = 0;
 		goto out;
 	}
@@ -729,7 +1000,7 @@ static int fetch(ann_session *s)
 	} else {
 		ann_cand *ca = take_cand(&cl, e->a), *cb = take_cand(&cl, e->b);
 		if (!ca || !cb || !pair_available(s, e) ||
-		    (s->o.mode != ANN_MODE_REVIEW && !claim_pair(s, e->a, e->b))) {
+		    (s->o.mode != ANN_MODE_REVIEW && !e->gold && !claim_pair(s, e->a, e->b))) {
 			rc = 0;
 			goto out;
 		}

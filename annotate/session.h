@@ -32,7 +32,11 @@ enum ann_mode {
 	ANN_MODE_REVIEW, /* settle pairs on which annotators disagree */
 };
 
-enum ann_order { ANN_ORDER_SEQUENTIAL, ANN_ORDER_RANDOM };
+/* Uncertain: first the pairs a judge labelled inconsistently across the two
+ * orders, then those on which judges disagree, then those with the smallest
+ * |DPO implicit-reward margin| (ann_session_set_margins), then the rest; each
+ * group in the sequential order. */
+enum ann_order { ANN_ORDER_SEQUENTIAL, ANN_ORDER_RANDOM, ANN_ORDER_UNCERTAIN };
 
 /* A verdict as the annotator sees it, relative to the screen. */
 enum ann_label {
@@ -59,6 +63,11 @@ typedef struct ann_options {
 	long limit;            /* at most this many queue entries (<= 0: all) */
 	int show_judge;        /* reveal judge verdicts after each label */
 	int retries;           /* extra tries of a write on STORE_EBUSY (< 0: default 50) */
+	/* pair mode: the share of the queue (0 <= r < 1) made of gold items
+	 * (store_gold_add) this annotator has not labelled, mixed in at
+	 * positions and in an order fixed by the seed, shown like any pair and
+	 * to every annotator whatever the overlap; 0: none */
+	double gold_rate;
 } ann_options;
 
 /* One turn of the prompt (a plain prompt is one "user" turn). */
@@ -125,6 +134,25 @@ const char *ann_session_errmsg(const ann_session *s);
  * which humans disagree that this annotator has not settled. Then go to the
  * first available entry. Returns ANN_OK or a code. */
 int ann_session_load(ann_session *s);
+
+/* One pair's DPO implicit-reward margin (any scale; only |margin| counts). */
+typedef struct ann_margin {
+	int64_t completion_a, completion_b;
+	double margin;
+} ann_margin;
+
+/* The pairs of the loaded queue, gold items aside, in queue order: a new
+ * array (caller frees) of *n entries. For computing their margins. */
+store_pair_ref *ann_session_queue_pairs(const ann_session *s, size_t *n);
+
+/* Use margins m[0..n) (copied; the pair in either order) to order the queue
+ * (ANN_ORDER_UNCERTAIN): call after ann_session_load and before any label;
+ * the session goes back to the first entry. ANN_EINVAL after a label. */
+int ann_session_set_margins(ann_session *s, const ann_margin *m, size_t n);
+
+/* 1 when queue entry index (ann_item.index) is a gold item, else 0 (for
+ * tests and statistics; the screen shows gold items like any other). */
+int ann_session_entry_is_gold(const ann_session *s, size_t index);
 
 /* Read up to about chunk (0: a default) more queue entries from the store
  * (sequential order reads the queue in chunks as the session advances; call

@@ -260,7 +260,12 @@ int db_cmd_agreement(int argc, char **argv)
 			json_measure(&b, "without_ties", measure_ab((const long(*)[STORE_NCAT])x.jh[i].t));
 			util_buf_adds(&b, "}");
 		}
-		util_buf_adds(&b, "]}}\n");
+		util_buf_adds(&b, "]}");
+		if (db_gold_agreement(st, &b) < 0) {
+			util_warn("%s", store_errmsg(st));
+			status = UTIL_EXIT_FAIL;
+		}
+		util_buf_adds(&b, "}\n");
 		fputs(b.data, stdout);
 		util_buf_free(&b);
 	} else {
@@ -306,6 +311,10 @@ int db_cmd_agreement(int argc, char **argv)
 			text_measure("without ties:", 13, without);
 		}
 		free(label);
+		if (db_gold_agreement(st, NULL) < 0) {
+			util_warn("%s", store_errmsg(st));
+			status = UTIL_EXIT_FAIL;
+		}
 	}
 	if (fflush(stdout)) {
 		util_warn("standard output: %s", strerror(errno));

@@ -23,6 +23,10 @@ int db_cmd_merge(int argc, char **argv); /* dpo-db-merge.c */
 int db_cmd_assign(int argc, char **argv); /* dpo-db-assign.c */
 int db_cmd_remove(int argc, char **argv); /* dpo-db-remove.c */
 int db_cmd_runs(int argc, char **argv); /* dpo-db-runs.c */
+/* The gold-item accuracy of `dpo-db agreement` (dpo-db-gold.c): appended
+ * to json as `, "gold": {...}`, or printed as text when json is NULL.
+ * STORE_OK or the store's code. */
+int db_gold_agreement(store *st, util_buf *json);
 
 /* The database to use: opt (a subcommand's --db) when not NULL, else the
  * --db given before the subcommand, else $DPO_DB, else ./dpo.db. */

@@ -776,6 +776,8 @@ int store_report_html(store *st, const char *title, util_buf *o)
 	}
 	section_labels(o, &r);
 	section_agreement(o, &r);
+	if ((rc = store_report_gold_html(st, o)) < 0)
+		goto out;
 	section_judges(o, &r);
 	section_training(o, &r);
 	section_eval(o, &r);

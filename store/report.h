@@ -20,4 +20,9 @@ int store_report_html(store *st, const char *title, util_buf *out);
  * values. NULL appends nothing. */
 void store_report_escape(util_buf *out, const char *s);
 
+/* Append the report's section on gold items (store_gold.c): per annotator,
+ * verdicts on gold items and the share that named the known answer.
+ * Nothing when the store has no gold item. STORE_OK or a code. */
+int store_report_gold_html(store *st, util_buf *out);
+
 #endif

@@ -309,6 +309,37 @@ static const char *const MIGRATIONS[] = {
 	"  created INTEGER NOT NULL DEFAULT 0,\n"
 	"  generator_id INTEGER\n"
 	");\n",
+
+	/* 11 -> 12: spending human time where it matters (store_gold.c).
+	 * margin_cache: the DPO implicit-reward margin of a pair under a
+	 * policy and its reference (beta left out: (log pi(a) - log ref(a)) -
+	 * (log pi(b) - log ref(b)) of the summed completion log-probs), keyed
+	 * by the pair and the fingerprints of both models and of the
+	 * tokenization, so dpo-annotate --order uncertain computes it once.
+	 * gold: pairs with a known answer ('a' or 'b': the better one) mixed
+	 * into annotation queues to score annotators; their labels stay out of
+	 * exports, agreement, review and the normal queues. */
+	"CREATE TABLE margin_cache(\n"
+	"  policy_fp TEXT NOT NULL,\n"
+	"  reference_fp TEXT NOT NULL,\n"
+	"  tok_fp TEXT NOT NULL,\n"
+	"  completion_a INTEGER NOT NULL REFERENCES completions(id) ON DELETE CASCADE,\n"
+	"  completion_b INTEGER NOT NULL REFERENCES completions(id) ON DELETE CASCADE,\n"
+	"  margin REAL NOT NULL,\n"
+	"  created_at TEXT NOT NULL,\n"
+	"  CHECK (completion_a < completion_b),\n"
+	"  PRIMARY KEY (policy_fp, reference_fp, tok_fp, completion_a, completion_b)\n"
+	") WITHOUT ROWID;\n"
+	"CREATE TABLE gold(\n"
+	"  completion_a INTEGER NOT NULL REFERENCES completions(id) ON DELETE CASCADE,\n"
+	"  completion_b INTEGER NOT NULL REFERENCES completions(id) ON DELETE CASCADE,\n"
+	"  prompt_id INTEGER NOT NULL REFERENCES prompts(id) ON DELETE CASCADE,\n"
+	"  answer TEXT NOT NULL CHECK (answer = 'a' OR answer = 'b'),\n"
+	"  source TEXT,\n"
+	"  created_at TEXT NOT NULL,\n"
+	"  CHECK (completion_a < completion_b),\n"
+	"  PRIMARY KEY (completion_a, completion_b)\n"
+	") WITHOUT ROWID;\n",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))

@@ -790,4 +790,84 @@ typedef struct store_derive_counts {
  * (message lists the aspects there are). */
 int store_derive_pairs(store *st, const store_derive_args *a, store_derive_counts *out);
 
+/* ---- uncertain pairs and gold items (store_gold.c) ------------------------------ */
+
+/* What the judges left unsure about one pair, for dpo-annotate --order
+ * uncertain: inconsistent (a judge's verdicts differed between the two
+ * orders it saw the pair in) and judges_disagree (two judges gave different
+ * verdicts, neither of them inconsistent; skips aside). */
+typedef struct store_pair_doubt {
+	int64_t prompt_id, completion_a, completion_b;
+	int inconsistent, judges_disagree;
+} store_pair_doubt;
+
+typedef int (*store_pair_doubt_cb)(void *ud, const store_pair_doubt *d);
+
+/* Visit, in (prompt id, a, b) order, every pair with an inconsistent judge
+ * verdict or judges disagreeing. Returns STORE_OK, cb's nonzero value, or a
+ * code. */
+int store_judge_doubts_foreach(store *st, store_pair_doubt_cb cb, void *ud);
+
+/* Key of a cached DPO implicit-reward margin: the fingerprints of the
+ * policy, of the reference and of the tokenization, and the pair (either
+ * order; the store keeps a < b). */
+typedef struct store_margin_key {
+	const char *policy_fp, *reference_fp, *tok_fp;
+	int64_t completion_a, completion_b;
+} store_margin_key;
+
+/* Fetch the cached margin of the pair: (log pi(a) - log ref(a)) - (log pi(b)
+ * - log ref(b)) for the key's a and b as given (the sign follows the order
+ * asked), beta not applied. STORE_ENOTFOUND on a miss. */
+int store_margin_get(store *st, const store_margin_key *k, double *margin);
+/* Store (or replace) the margin of the key's a over its b, as above. */
+int store_margin_put(store *st, const store_margin_key *k, double margin);
+/* One cached margin as handed to callbacks: of completion_a over
+ * completion_b (a < b), beta not applied. */
+typedef struct store_margin {
+	int64_t completion_a, completion_b;
+	double margin;
+} store_margin;
+typedef int (*store_margin_cb)(void *ud, const store_margin *m);
+/* Visit every cached margin of the three fingerprints (k's pair is
+ * ignored), in (a, b) order: one scan instead of a lookup per pair. */
+int store_margins_foreach(store *st, const store_margin_key *k, store_margin_cb cb, void *ud);
+
+/* A gold item: a pair with a known answer (answer "a": completion_a is the
+ * better one, "b": completion_b). Pointers valid during the callback. */
+typedef struct store_gold {
+	int64_t prompt_id, completion_a, completion_b;
+	const char *answer;
+	const char *source; /* where it came from (a file name), or NULL */
+} store_gold;
+
+typedef int (*store_gold_cb)(void *ud, const store_gold *g);
+
+/* Mark pair (better, worse) of prompt_id as a gold item: better is the
+ * known answer. The pair leaves the normal queues (store_queue_foreach),
+ * exports and resolved pairs (store_pairs_foreach and its counts), review
+ * (store_disagreements_foreach) and agreement (store_votes_foreach). A pair
+ * marked already keeps its row (*created 0; may be NULL); STORE_EINVAL when
+ * it is marked with the other answer, or the completions are not two of
+ * prompt_id. */
+int store_gold_add(store *st, int64_t prompt_id, int64_t better, int64_t worse, const char *source,
+		   int *created);
+/* Visit the gold items in (prompt id, a, b) order. */
+int store_gold_foreach(store *st, store_gold_cb cb, void *ud);
+/* How many gold items the store holds, into *n. */
+int store_gold_count(store *st, long *n);
+
+/* One annotator's record on gold items: n verdicts (skips aside) on them,
+ * correct of which named the known answer (a tie or "both bad" is wrong). */
+typedef struct store_gold_score {
+	int64_t annotator_id;
+	const char *annotator, *kind;
+	long n, correct;
+} store_gold_score;
+
+typedef int (*store_gold_score_cb)(void *ud, const store_gold_score *g);
+
+/* Visit every annotator with a verdict on a gold item, by name. */
+int store_gold_scores_foreach(store *st, store_gold_score_cb cb, void *ud);
+
 #endif

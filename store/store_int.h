@@ -89,6 +89,12 @@ const char *store__now(store *st);
 	"JOIN annotators a ON a.id = x.annotator_id WHERE x.prompt_id = " P " AND a.kind <> 'judge' " \
 	"AND x.verdict <> 'skip'))"
 
+/* SQL true when comparison row C (an alias) is not of a gold item
+ * (store_gold.c): their labels stay out of pairs, review and agreement. */
+#define STORE__NOT_GOLD_SQL(C)                                                                   \
+	"NOT EXISTS (SELECT 1 FROM gold g WHERE g.completion_a = " C ".completion_a AND g.completion_b = " \
+	C ".completion_b)"
+
 /* PRAGMA application_id of a dpo store ("DPO1"). */
 #define STORE__APPLICATION_ID 0x44504f31
 /* "file:PATH?QUERY" (e.g. "immutable=1", "mode=ro"), with the characters

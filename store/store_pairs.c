@@ -105,11 +105,11 @@ static int resolve_scan(store *st, const char *split, const char *policy, int mi
 	sqlite3_stmt *s = store__prepare(
 		st, split ? "SELECT c.prompt_id, c.completion_a, c.completion_b, c.verdict, c.inconsistent, a.kind "
 			    "FROM prompts p JOIN comparisons c ON c.prompt_id = p.id "
-			    "JOIN annotators a ON a.id = c.annotator_id WHERE p.split = ?1 "
-			    "ORDER BY c.prompt_id, c.completion_a, c.completion_b"
+			    "JOIN annotators a ON a.id = c.annotator_id WHERE p.split = ?1 AND " STORE__NOT_GOLD_SQL("c")
+			    " ORDER BY c.prompt_id, c.completion_a, c.completion_b"
 			  : "SELECT c.prompt_id, c.completion_a, c.completion_b, c.verdict, c.inconsistent, a.kind "
-			    "FROM comparisons c JOIN annotators a ON a.id = c.annotator_id "
-			    "ORDER BY c.prompt_id, c.completion_a, c.completion_b");
+			    "FROM comparisons c JOIN annotators a ON a.id = c.annotator_id WHERE " STORE__NOT_GOLD_SQL("c")
+			    " ORDER BY c.prompt_id, c.completion_a, c.completion_b");
 	if (!s)
 		return STORE_ERR;
 	if (split)
@@ -314,7 +314,7 @@ typedef struct vote_row {
 int store_queue_foreach(store *st, const store_queue_filter *f, store_pair_ref_cb cb, void *ud)
 {
 	store_queue_filter none = {0};
-	sqlite3_stmt *ps = NULL, *cs = NULL, *vs = NULL, *as = NULL;
+	sqlite3_stmt *ps = NULL, *cs = NULL, *vs = NULL, *as = NULL, *gs = NULL;
 	int64_t *cids = NULL;
 	vote_row *votes = NULL;
 	size_t ccap = 0, vcap = 0;
@@ -353,6 +353,13 @@ int store_queue_foreach(store *st, const store_queue_filter *f, store_pair_ref_c
 			goto out;
 		}
 		store__bind_text(as, 1, f->assigned_to);
+	}
+	long ngold = 0; /* gold items are mixed in by dpo-annotate, never queued */
+	if ((rc = store_gold_count(st, &ngold)))
+		goto out;
+	if (ngold > 0 && !(gs = store__prepare(st, "SELECT 1 FROM gold WHERE completion_a = ?1 AND completion_b = ?2"))) {
+		rc = STORE_ERR;
+		goto out;
 	}
 	sqlite3_bind_int64(ps, 1, f->after_prompt_id > 0 ? f->after_prompt_id : 0);
 	store__bind_text(ps, 2, f->split);
@@ -422,6 +429,18 @@ int store_queue_foreach(store *st, const store_queue_filter *f, store_pair_ref_c
 					if (hit == SQLITE_DONE)
 						continue;
 				}
+				if (gs) {
+					sqlite3_reset(gs);
+					sqlite3_bind_int64(gs, 1, cids[i]);
+					sqlite3_bind_int64(gs, 2, cids[j]);
+					int hit = sqlite3_step(gs);
+					if (hit != SQLITE_ROW && hit != SQLITE_DONE) {
+						rc = store__dberr(st, "read gold items");
+						goto out;
+					}
+					if (hit == SQLITE_ROW)
+						continue;
+				}
 				store_pair_ref ref = {pid, cids[i], cids[j]};
 				if ((rc = cb(ud, &ref)))
 					goto out;
@@ -437,6 +456,7 @@ out:
 	sqlite3_finalize(cs);
 	sqlite3_finalize(vs);
 	sqlite3_finalize(as);
+	sqlite3_finalize(gs);
 	free(cids);
 	free(votes);
 	return rc;
@@ -448,8 +468,8 @@ int store_disagreements_foreach(store *st, const char *split, store_pair_ref_cb 
 					     "FROM comparisons c JOIN annotators a ON a.id = c.annotator_id "
 					     "JOIN prompts p ON p.id = c.prompt_id "
 					     "WHERE a.kind = 'human' AND c.verdict <> 'skip' "
-					     "AND (?1 IS NULL OR p.split = ?1) "
-					     "GROUP BY c.prompt_id, c.completion_a, c.completion_b "
+					     "AND (?1 IS NULL OR p.split = ?1) AND " STORE__NOT_GOLD_SQL("c")
+					     " GROUP BY c.prompt_id, c.completion_a, c.completion_b "
 					     "HAVING count(DISTINCT c.verdict) > 1 "
 					     "ORDER BY c.prompt_id, c.completion_a, c.completion_b");
 	if (!s)
@@ -489,8 +509,9 @@ int store_votes_foreach(store *st, store_pair_votes_cb cb, void *ud)
 {
 	sqlite3_stmt *s = store__prepare(st, "SELECT c.prompt_id, c.completion_a, c.completion_b, c.annotator_id, "
 					     "a.name, a.kind, c.verdict FROM comparisons c "
-					     "JOIN annotators a ON a.id = c.annotator_id WHERE c.verdict <> 'skip' "
-					     "ORDER BY c.prompt_id, c.completion_a, c.completion_b, c.annotator_id");
+					     "JOIN annotators a ON a.id = c.annotator_id WHERE c.verdict <> 'skip' AND "
+					     STORE__NOT_GOLD_SQL("c") " ORDER BY c.prompt_id, c.completion_a, c.completion_b, "
+					     "c.annotator_id");
 	if (!s)
 		return STORE_ERR;
 	size_t n = 0, cap = 0;

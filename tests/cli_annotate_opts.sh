@@ -27,7 +27,7 @@ is "--limit range error" "$(head -n 1 "$T/limit.msg")" 'dpo-annotate: --limit: e
 dpo-annotate --order shuffled >/dev/null 2>"$T/order.msg"
 is "--order outside its choices exits 2" $? 2
 is "--order names the choices" "$(head -n 1 "$T/order.msg")" \
-	'dpo-annotate: --order: expected one of random, sequential, got "shuffled"'
+	'dpo-annotate: --order: expected one of random, sequential, uncertain, got "shuffled"'
 
 dpo-annotate --bogus >/dev/null 2>"$T/unknown.msg"
 is "an unknown option exits 2" $? 2

@@ -865,6 +865,275 @@ static void test_strength(void)
 	free(path);
 }
 
+
+/* ---- uncertain order and gold items ---------------------------------------- */
+
+/* A judge verdict on pair (a, b) of prompt p, flagged inconsistent or not. */
+static void add_judge(store *st, const char *who, int64_t p, int64_t a, int64_t b, const char *v, int inconsistent)
+{
+	store_annotator an = {.kind = "judge", .name = who, .provider = "test", .model = who, .template_hash = "t",
+			      .params_json = "{}"};
+	int64_t id;
+	must(store_annotator_id(st, &an, &id), st, "annotator");
+	store_comparison c = {.prompt_id = p, .completion_a = a, .completion_b = b, .annotator_id = id,
+			      .verdict = v, .confidence = NAN, .duration_ms = -1, .inconsistent = inconsistent};
+	must(store_comparison_add(st, &c, NULL, NULL), st, "comparison");
+}
+
+static int doubt_cb(void *ud, const store_pair_doubt *d)
+{
+	int *v = ud; /* [n, then per doubt: prompt index offset, inconsistent, disagree] */
+	v[1 + 3 * v[0]] = (int)d->prompt_id;
+	v[2 + 3 * v[0]] = d->inconsistent;
+	v[3 + 3 * v[0]] = d->judges_disagree;
+	v[0]++;
+	return 0;
+}
+
+static int margin_seen_cb(void *ud, const store_margin *m)
+{
+	double *v = ud; /* count, then the margins in order */
+	if (v[0] < 3)
+		v[1 + (int)v[0]] = m->margin;
+	v[0]++;
+	return m->completion_a < m->completion_b ? 0 : 1;
+}
+
+static void test_uncertain(void)
+{
+	char *path = new_db();
+	store *st = open_db(path);
+	fill(st, 8, 2, "u", NULL);
+	pairs ps = {0};
+	must(store_queue_foreach(st, NULL, pair_cb, &ps), st, "queue");
+	TAP_IS_INT(ps.n, 8, "uncertain: 8 pairs");
+	const store_pair_ref *P = ps.p;
+	/* P2: inconsistent (and a second judge); P4: inconsistent; P1: two
+	 * judges disagree; P5: two judges agree; margins on P0, P1, P3, P5 */
+	add_judge(st, "j1", P[2].prompt_id, P[2].completion_a, P[2].completion_b, "tie", 1);
+	add_judge(st, "j2", P[2].prompt_id, P[2].completion_a, P[2].completion_b, "a", 0);
+	add_judge(st, "j1", P[4].prompt_id, P[4].completion_a, P[4].completion_b, "tie", 1);
+	add_judge(st, "j1", P[1].prompt_id, P[1].completion_a, P[1].completion_b, "a", 0);
+	add_judge(st, "j2", P[1].prompt_id, P[1].completion_a, P[1].completion_b, "b", 0);
+	add_judge(st, "j1", P[5].prompt_id, P[5].completion_a, P[5].completion_b, "b", 0);
+	add_judge(st, "j2", P[5].prompt_id, P[5].completion_a, P[5].completion_b, "b", 0);
+	int dv[1 + 3 * 8] = {0};
+	must(store_judge_doubts_foreach(st, doubt_cb, dv), st, "doubts");
+	TAP_IS_INT(dv[0], 3, "doubts: three pairs");
+	TAP_OK(dv[1] == (int)P[1].prompt_id && dv[2] == 0 && dv[3] == 1, "doubts: P1 judges disagree");
+	TAP_OK(dv[4] == (int)P[2].prompt_id && dv[5] == 1, "doubts: P2 inconsistent");
+	TAP_OK(dv[7] == (int)P[4].prompt_id && dv[8] == 1 && dv[9] == 0, "doubts: P4 inconsistent only");
+
+	ann_options o = {.annotator = "unsure", .mode = ANN_MODE_PAIR, .order = ANN_ORDER_UNCERTAIN, .overlap = 1,
+			 .seed = 3, .retries = -1};
+	ann_session *s = ann_session_new(st, &o);
+	TAP_IS_INT(ann_session_load(s), ANN_OK, "uncertain: load");
+	size_t nq = 0;
+	store_pair_ref *qp = ann_session_queue_pairs(s, &nq);
+	TAP_IS_INT((int)nq, 8, "uncertain: the queue's pairs for margins");
+	free(qp);
+	/* P0 given in the other order (the sign flips; |margin| counts) */
+	ann_margin m[] = {
+		{P[0].completion_b, P[0].completion_a, 0.1},
+		{P[1].completion_a, P[1].completion_b, 0.01},
+		{P[3].completion_a, P[3].completion_b, -0.5},
+		{P[5].completion_a, P[5].completion_b, 2.0},
+		{P[6].completion_a, P[6].completion_b, 0.5},
+	};
+	TAP_IS_INT(ann_session_set_margins(s, m, 5), ANN_OK, "uncertain: margins");
+	/* inconsistent (queue order), disagreeing judges, then |margin| (ties in
+	 * queue order), then the rest */
+	int want[] = {2, 4, 1, 0, 3, 6, 5, 7};
+	int ok = 1;
+	for (int i = 0; i < 8; i++) {
+		const ann_item *it = ann_session_current(s);
+		if (!it || it->prompt_id != P[want[i]].prompt_id) {
+			ok = 0;
+			tap_diag("position %d: prompt %lld, want %lld", i, it ? (long long)it->prompt_id : -1LL,
+				 (long long)P[want[i]].prompt_id);
+		}
+		if (!it || ann_session_label(s, ANN_LEFT, 100) != ANN_OK)
+			break;
+		if (i == 0)
+			TAP_IS_INT(ann_session_set_margins(s, m, 5), ANN_EINVAL, "uncertain: margins after a label");
+	}
+	TAP_OK(ok, "uncertain: the exact order");
+	TAP_OK(ann_session_current(s) == NULL, "uncertain: done");
+	ann_session_free(s);
+
+	/* without margins: the judge tiers, then the queue order */
+	ann_options o2 = o;
+	o2.annotator = "unsure2";
+	o2.overlap = 2;
+	s = ann_session_new(st, &o2);
+	TAP_IS_INT(ann_session_load(s), ANN_OK, "uncertain, no margins: load");
+	int want2[] = {2, 4, 1, 0, 3, 5, 6, 7};
+	ok = 1;
+	for (int i = 0; i < 8; i++) {
+		const ann_item *it = ann_session_current(s);
+		if (!it || it->prompt_id != P[want2[i]].prompt_id)
+			ok = 0;
+		if (!it || ann_session_skip(s, -1) != ANN_OK)
+			break;
+	}
+	TAP_OK(ok, "uncertain, no margins: judge doubts first, then the queue order");
+	ann_session_free(s);
+
+	/* the margin cache: either order, the sign follows */
+	store_margin_key k = {"pol", "ref", "tok", P[0].completion_a, P[0].completion_b};
+	double mv = 0;
+	TAP_IS_INT(store_margin_get(st, &k, &mv), STORE_ENOTFOUND, "margin cache: a miss");
+	must(store_margin_put(st, &k, 1.25), st, "margin put");
+	TAP_IS_INT(store_margin_get(st, &k, &mv), STORE_OK, "margin cache: a hit");
+	TAP_NEAR(mv, 1.25, 0, "margin cache: the value");
+	store_margin_key r = {"pol", "ref", "tok", P[0].completion_b, P[0].completion_a};
+	must(store_margin_get(st, &r, &mv), st, "margin get reversed");
+	TAP_NEAR(mv, -1.25, 0, "margin cache: the other order flips the sign");
+	store_margin_key r2 = {"pol", "ref", "tok", P[1].completion_b, P[1].completion_a};
+	must(store_margin_put(st, &r2, 0.5), st, "margin put reversed");
+	double seen[4] = {0};
+	must(store_margins_foreach(st, &k, margin_seen_cb, seen), st, "margins foreach");
+	TAP_OK(seen[0] == 2 && seen[1] == 1.25 && seen[2] == -0.5, "margin cache: one scan, stored as a over b (%g %g %g)",
+	       seen[0], seen[1], seen[2]);
+	k.tok_fp = "tok2";
+	TAP_IS_INT(store_margin_get(st, &k, &mv), STORE_ENOTFOUND, "margin cache: keyed by the tokenization");
+	store_free(st);
+	free(path);
+}
+
+typedef struct gold_seen {
+	int gold[64]; /* per position: 1 gold */
+	int n;
+	int64_t prompts[64];
+} gold_seen;
+
+static int gold_total_cb(void *ud, const store_gold *g)
+{
+	(void)g;
+	(*(int *)ud)++;
+	return 0;
+}
+
+static int score_cb(void *ud, const store_gold_score *g)
+{
+	long *v = ud; /* n, correct of annotator "g1" */
+	if (!strcmp(g->annotator, "g1")) {
+		v[0] = g->n;
+		v[1] = g->correct;
+	}
+	return 0;
+}
+
+static int votes_n_cb(void *ud, const store_pair_votes *v)
+{
+	(void)v;
+	(*(int *)ud)++;
+	return 0;
+}
+
+/* Walk a gold session, labelling "left" throughout. */
+static void walk_gold(store *st, const char *who, int overlap, gold_seen *g)
+{
+	ann_options o = {.annotator = who, .mode = ANN_MODE_PAIR, .overlap = overlap, .seed = 11, .retries = -1,
+			 .gold_rate = 0.25};
+	ann_session *s = ann_session_new(st, &o);
+	if (ann_session_load(s) != ANN_OK) {
+		printf("Bail out! load: %s\n", ann_session_errmsg(s));
+		exit(1);
+	}
+	g->n = 0;
+	const ann_item *it;
+	while ((it = ann_session_current(s)) && g->n < 64) {
+		g->gold[g->n] = ann_session_entry_is_gold(s, it->index);
+		g->prompts[g->n++] = it->prompt_id;
+		if (ann_session_label(s, ANN_LEFT, 10) != ANN_OK)
+			break;
+	}
+	ann_session_free(s);
+}
+
+static void test_gold(void)
+{
+	char *path = new_db();
+	store *st = open_db(path);
+	fill(st, 12, 2, "n", NULL);
+	int64_t g0 = 0;
+	fill(st, 4, 2, "g", &g0);
+	pairs ps = {0};
+	must(store_queue_foreach(st, NULL, pair_cb, &ps), st, "queue");
+	TAP_IS_INT(ps.n, 16, "gold: 16 pairs before marking");
+	/* the gold answer: the second completion of each "g" prompt, and one
+	 * normal label each on a gold pair and a normal pair by an import */
+	for (int i = 12; i < 16; i++) {
+		int created = 0;
+		must(store_gold_add(st, ps.p[i].prompt_id, ps.p[i].completion_b, ps.p[i].completion_a, "gold.jsonl",
+				    &created),
+		     st, "gold add");
+		TAP_OK(created, "gold: marked %d", i);
+	}
+	int created = 1;
+	TAP_IS_INT(store_gold_add(st, ps.p[12].prompt_id, ps.p[12].completion_b, ps.p[12].completion_a, NULL, &created),
+		   STORE_OK, "gold: marking again");
+	TAP_IS_INT(created, 0, "gold: marking again adds nothing");
+	TAP_IS_INT(store_gold_add(st, ps.p[12].prompt_id, ps.p[12].completion_a, ps.p[12].completion_b, NULL, NULL),
+		   STORE_EINVAL, "gold: the other answer is refused");
+	TAP_IS_INT(store_gold_add(st, ps.p[0].prompt_id, ps.p[0].completion_a, ps.p[12].completion_b, NULL, NULL),
+		   STORE_EINVAL, "gold: completions of another prompt are refused");
+	pairs q = {0};
+	must(store_queue_foreach(st, NULL, pair_cb, &q), st, "queue");
+	TAP_IS_INT(q.n, 12, "gold: gold pairs leave the normal queue");
+
+	gold_seen a = {0}, b = {0};
+	walk_gold(st, "g1", 1, &a);
+	int ngold = 0, prefix_ok = 1;
+	for (int i = 0; i < a.n; i++) {
+		ngold += a.gold[i];
+		/* any prefix of k entries holds k/4 gold items, give or take one */
+		if (fabs(ngold - (i + 1) * 0.25) >= 1.0)
+			prefix_ok = 0;
+		if (a.gold[i] && a.prompts[i] < g0)
+			prefix_ok = 0;
+	}
+	TAP_IS_INT(a.n - ngold, 12, "gold: every normal pair shown");
+	TAP_OK(ngold >= 3 && ngold <= 4, "gold: %d gold items among %d at rate 0.25", ngold, a.n);
+	TAP_OK(prefix_ok, "gold: mixed in at the rate throughout");
+	/* another annotator with the same seed: the same positions; gold items
+	 * are for everyone, whatever the overlap */
+	walk_gold(st, "g2", 2, &b);
+	TAP_IS_INT(b.n, a.n, "gold: same seed, same length");
+	TAP_OK(!memcmp(a.gold, b.gold, sizeof a.gold), "gold: same seed, same positions");
+	gold_seen c = {0};
+	walk_gold(st, "g1", 1, &c);
+	TAP_IS_INT(c.n, 0, "gold: labelled gold items are not shown again");
+
+	/* scores: g1 chose "left" each time; compare with the stored verdicts */
+	votes vs;
+	count_votes(st, "g1", &vs);
+	long want_correct = 0, want_n = 0;
+	for (int i = 0; i < vs.n; i++)
+		for (int j = 12; j < 16; j++)
+			if (vs.v[i].a == ps.p[j].completion_a && vs.v[i].b == ps.p[j].completion_b) {
+				want_n++;
+				want_correct += !strcmp(vs.v[i].verdict, "b");
+			}
+	long sc[2] = {-1, -1};
+	must(store_gold_scores_foreach(st, score_cb, sc), st, "scores");
+	TAP_IS_INT(sc[0], want_n, "gold: g1's verdicts on gold items");
+	TAP_IS_INT(sc[1], want_correct, "gold: g1's correct ones");
+	/* gold labels stay out of pairs and agreement */
+	long npairs = -1;
+	must(store_pairs_count(st, NULL, NULL, 1, &npairs), st, "pairs");
+	TAP_IS_INT(npairs, 12, "gold: exports hold the normal pairs only");
+	int nvotes = 0;
+	must(store_votes_foreach(st, votes_n_cb, &nvotes), st, "votes");
+	TAP_IS_INT(nvotes, 12, "gold: agreement sees the normal pairs only");
+	int total = 0;
+	must(store_gold_foreach(st, gold_total_cb, &total), st, "gold foreach");
+	TAP_IS_INT(total, 4, "gold: four items");
+	store_free(st);
+	free(path);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir)) {
@@ -883,6 +1152,8 @@ int main(void)
 	test_order_chunks_limit();
 	test_filters();
 	test_concurrent();
+	test_uncertain();
+	test_gold();
 	char *cmd = xasprintf("rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		tap_diag("could not remove %s", dir);
