@@ -512,6 +512,7 @@ static void store_close(store *st)
 		st->stmt[i] = NULL;
 	}
 	store__memo_clear(st);
+	store__defer_free(st);
 	if (st->db)
 		sqlite3_close_v2(st->db);
 	st->db = NULL;
@@ -857,6 +858,7 @@ int store__bulk_begin(store *st)
 	st->bulk_fk_off = 1;
 	if ((rc = store_begin(st)))
 		goto fail;
+	store__defer_start(st);
 	return STORE_OK;
 fail:
 	store__bulk_rollback(st);
@@ -865,7 +867,10 @@ fail:
 
 int store__bulk_commit(store *st)
 {
-	int rc = store_commit(st);
+	int rc = store__defer_flush(st);
+	if (rc)
+		return rc;
+	rc = store_commit(st);
 	if (st->bulk_fk_off && sqlite3_get_autocommit(st->db)) {
 		sqlite3_exec(st->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
 		st->bulk_fk_off = 0;
@@ -875,6 +880,7 @@ int store__bulk_commit(store *st)
 
 int store__bulk_rollback(store *st)
 {
+	store__defer_drop(st);
 	int rc = store_rollback(st);
 	if (st->db && st->bulk_fk_off && sqlite3_get_autocommit(st->db)) {
 		sqlite3_exec(st->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
