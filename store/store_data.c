@@ -997,8 +997,9 @@ int store_add_record(store *st, const store_record *rec, const char *source, con
 		dcomp -= ncomp0;
 		dlab -= nlab0;
 	}
-	if (dcomp || dlab)
-		rc = prompt_counts(st, prompt_id, dcomp, dlab);
+	if ((dcomp || dlab) && (rc = prompt_counts(st, prompt_id, dcomp, dlab)))
+		goto out;
+	rc = store__prov_end(st, rec);
 out:
 	if (ids != stack_ids) {
 		free(ids);

@@ -161,9 +161,15 @@ int store__stats_ratings(store *st, int (*cb)(void *, const store_stat *), void 
 /* Record that the record rec (its run_id, line and record_id) referred to
  * row row_id of kind ("prompt", "completion" or "comparison"); created:
  * the record added it; generator_id: for a completion, whom the record
- * credited (else 0). Nothing when rec->run_id is 0 (store_provenance.c). */
+ * credited (else 0). The prompt comes first and starts the record's row,
+ * written by store__prov_end. Nothing when rec->run_id is 0
+ * (store_defer.c). */
 int store__prov_add(store *st, const store_record *rec, const char *kind, int64_t row_id, int created,
 		    int64_t generator_id);
+/* The end of record rec: its provenance row (provenance_records: the prompt
+ * and the items store__prov_add gathered) is written, or queued during a
+ * bulk import. Nothing when rec->run_id is 0. STORE_OK or a code. */
+int store__prov_end(store *st, const store_record *rec);
 
 /* Credit completion_id to generator_id too (completion_generators; nothing
  * if already). Deferred during a bulk import (store_defer.c). */
