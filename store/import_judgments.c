@@ -199,12 +199,21 @@ static int parse_mtbench(store_import_parser *p, imp_extra *x, const cJSON *root
 		if (!*m[s][at[s]].content)
 			return imp_fail(p, "the answer of \"%s\" is empty", conv[s]);
 	}
+	/* A later turn's answers each follow their own model's earlier
+	 * answers (MT-Bench's turn 2 judges whole conversations): unless
+	 * those agree, the two are answers to different prompts, and a pair
+	 * of them would teach a preference between texts no one prompt led
+	 * to. Refused. */
 	for (long i = 0; i < at[0] || i < at[1]; i++)
 		if (i >= at[0] || i >= at[1] || strcmp(m[0][i].role, m[1][i].role) ||
 		    strcmp(m[0][i].content, m[1][i].content))
-			return imp_fail(p, "the conversations before the judged answer differ (message %ld): a label "
-					"needs two answers to one prompt (a later turn after different answers is "
-					"two prompts)", i);
+			return imp_fail(p, "the conversations before the judged answer differ (message %ld): %s (a later "
+					"turn after different answers is two prompts)", i,
+					i < at[0] && i < at[1] && !strcmp(m[0][i].role, "assistant") &&
+							!strcmp(m[1][i].role, "assistant")
+						? "the judged answers follow different earlier answers, so they are not "
+						  "two answers to one prompt"
+						: "a label needs two answers to one prompt");
 	if (!strcmp(m[0][at[0]].content, m[1][at[1]].content))
 		return imp_fail(p, "the two answers are identical");
 	imp_set_prompt_messages(p, m[0], (size_t)at[0]);

@@ -340,6 +340,51 @@ static const char *const MIGRATIONS[] = {
 	"  CHECK (completion_a < completion_b),\n"
 	"  PRIMARY KEY (completion_a, completion_b)\n"
 	") WITHOUT ROWID;\n",
+
+	/* 12 -> 13: provenance as one row per imported record
+	 * (provenance_records), not one per row it referred to: an import
+	 * writes a quarter of the rows. prompt_id and prompt_created: the
+	 * record's prompt and whether it added it (NULL: taken back); items:
+	 * a JSON array of its other rows, [1, completion id, created,
+	 * generator] and [2, comparison id, created], in the order the record
+	 * had them. provenance becomes a view of the old layout over it, one
+	 * row per prompt and item. The old rows move over: an item belongs to
+	 * the prompt row before it of the same run and line (they were written
+	 * in that order); one with none keeps a record row without a prompt. */
+	"CREATE TABLE provenance_records(\n"
+	"  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+	"  line INTEGER NOT NULL,\n"
+	"  record_id TEXT,\n"
+	"  prompt_id INTEGER,\n"
+	"  prompt_created INTEGER NOT NULL DEFAULT 0,\n"
+	"  items TEXT NOT NULL DEFAULT '[]'\n"
+	");\n"
+	"CREATE TABLE provenance_move(rid INTEGER PRIMARY KEY, run_id, kind, row_id, line, record_id, created,\n"
+	"  generator_id, owner);\n"
+	"INSERT INTO provenance_move SELECT rowid, run_id, kind, row_id, line, record_id, created, generator_id,\n"
+	"  max(CASE WHEN kind = 'prompt' THEN rowid END) OVER (ORDER BY rowid ROWS UNBOUNDED PRECEDING)\n"
+	"  FROM provenance;\n"
+	"UPDATE provenance_move SET owner = -rid WHERE kind <> 'prompt' AND (owner IS NULL OR NOT EXISTS\n"
+	"  (SELECT 1 FROM provenance_move o WHERE o.rid = provenance_move.owner\n"
+	"   AND o.run_id = provenance_move.run_id AND o.line = provenance_move.line));\n"
+	"CREATE INDEX provenance_move_owner ON provenance_move(owner, rid);\n"
+	"INSERT INTO provenance_records(run_id, line, record_id, prompt_id, prompt_created, items)\n"
+	"  SELECT g.run_id, g.line, g.record_id, CASE WHEN g.kind = 'prompt' THEN g.row_id END,\n"
+	"    CASE WHEN g.kind = 'prompt' THEN g.created ELSE 0 END,\n"
+	"    (SELECT json_group_array(json_array(CASE i.kind WHEN 'completion' THEN 1 ELSE 2 END, i.row_id,\n"
+	"       i.created, i.generator_id)) FROM (SELECT * FROM provenance_move i WHERE i.owner = g.owner\n"
+	"       AND i.kind <> 'prompt' ORDER BY i.rid) i)\n"
+	"  FROM provenance_move g WHERE g.owner = g.rid OR g.owner = -g.rid ORDER BY g.rid;\n"
+	"DROP TABLE provenance_move;\n"
+	"DROP TABLE provenance;\n"
+	"CREATE VIEW provenance(run_id, kind, row_id, line, record_id, created, generator_id) AS\n"
+	"  SELECT run_id, 'prompt', prompt_id, line, record_id, prompt_created, NULL FROM provenance_records\n"
+	"  WHERE prompt_id IS NOT NULL\n"
+	"  UNION ALL\n"
+	"  SELECT r.run_id, CASE json_extract(j.value, '$[0]') WHEN 1 THEN 'completion' ELSE 'comparison' END,\n"
+	"    json_extract(j.value, '$[1]'), r.line, r.record_id, json_extract(j.value, '$[2]'),\n"
+	"    json_extract(j.value, '$[3]')\n"
+	"  FROM provenance_records r, json_each(r.items) j;\n",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
@@ -403,8 +448,8 @@ static const char *const STMT_SQL[SS_COUNT] = {
 			       "SET good = feedback.good WHERE feedback.good <> excluded.good RETURNING good = ?4",
 	[SS_COMPLETION_CREDIT] = "INSERT INTO completion_generators(completion_id, generator_id) VALUES (?1, ?2) "
 				 "ON CONFLICT(completion_id, generator_id) DO NOTHING",
-	[SS_PROV_ADD] = "INSERT INTO provenance(kind, row_id, run_id, line, record_id, created, generator_id) "
-			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[SS_PROV_ADD] = "INSERT INTO provenance_records(run_id, line, record_id, prompt_id, prompt_created, items) "
+			"VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[SS_METRIC_ADD] = "INSERT INTO metrics(run_id, step, name, value) VALUES (?1, ?2, ?3, ?4) "
 			  "ON CONFLICT(run_id, name, step) DO UPDATE SET value = excluded.value",
 };
@@ -543,6 +588,7 @@ static void store_close(store *st)
 		st->stmt[i] = NULL;
 	}
 	store__memo_clear(st);
+	store__defer_free(st);
 	if (st->db)
 		sqlite3_close_v2(st->db);
 	st->db = NULL;
@@ -888,6 +934,7 @@ int store__bulk_begin(store *st)
 	st->bulk_fk_off = 1;
 	if ((rc = store_begin(st)))
 		goto fail;
+	store__defer_start(st);
 	return STORE_OK;
 fail:
 	store__bulk_rollback(st);
@@ -896,7 +943,10 @@ fail:
 
 int store__bulk_commit(store *st)
 {
-	int rc = store_commit(st);
+	int rc = store__defer_flush(st);
+	if (rc)
+		return rc;
+	rc = store_commit(st);
 	if (st->bulk_fk_off && sqlite3_get_autocommit(st->db)) {
 		sqlite3_exec(st->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
 		st->bulk_fk_off = 0;
@@ -906,6 +956,7 @@ int store__bulk_commit(store *st)
 
 int store__bulk_rollback(store *st)
 {
+	store__defer_drop(st);
 	int rc = store_rollback(st);
 	if (st->db && st->bulk_fk_off && sqlite3_get_autocommit(st->db)) {
 		sqlite3_exec(st->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);

@@ -386,14 +386,7 @@ static int completion_credit(store *st, int64_t completion_id, int64_t generator
 {
 	if (st->old_schema)
 		return STORE_OK;
-	sqlite3_stmt *s = store__stmt(st, SS_COMPLETION_CREDIT);
-	if (!s)
-		return STORE_ERR;
-	sqlite3_bind_int64(s, 1, completion_id);
-	sqlite3_bind_int64(s, 2, generator_id);
-	int rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? STORE_OK : store__dberr(st, "credit a completion to its generator");
+	return store__credit_add(st, completion_id, generator_id);
 }
 
 static int completion_insert_one(store *st, int64_t prompt_id, const char *text, const unsigned char *text_hash,
@@ -1004,8 +997,9 @@ int store_add_record(store *st, const store_record *rec, const char *source, con
 		dcomp -= ncomp0;
 		dlab -= nlab0;
 	}
-	if (dcomp || dlab)
-		rc = prompt_counts(st, prompt_id, dcomp, dlab);
+	if ((dcomp || dlab) && (rc = prompt_counts(st, prompt_id, dcomp, dlab)))
+		goto out;
+	rc = store__prov_end(st, rec);
 out:
 	if (ids != stack_ids) {
 		free(ids);

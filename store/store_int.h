@@ -63,6 +63,8 @@ struct store {
 	long open_run_pid; /* the process that started it (a forked child does not close it) */
 	int old_schema;   /* opened at an older version (store__open_version, tests):
 			   * completion_generators may be missing */
+	struct store_defer *defer; /* rows a bulk import writes in batches (store_defer.c) */
+	int defer_on;
 };
 
 /* Set the handle's message and return code. */
@@ -165,9 +167,29 @@ int store__stats_ratings(store *st, int (*cb)(void *, const store_stat *), void 
 /* Record that the record rec (its run_id, line and record_id) referred to
  * row row_id of kind ("prompt", "completion" or "comparison"); created:
  * the record added it; generator_id: for a completion, whom the record
- * credited (else 0). Nothing when rec->run_id is 0 (store_provenance.c). */
+ * credited (else 0). The prompt comes first and starts the record's row,
+ * written by store__prov_end. Nothing when rec->run_id is 0
+ * (store_defer.c). */
 int store__prov_add(store *st, const store_record *rec, const char *kind, int64_t row_id, int created,
 		    int64_t generator_id);
+/* The end of record rec: its provenance row (provenance_records: the prompt
+ * and the items store__prov_add gathered) is written, or queued during a
+ * bulk import. Nothing when rec->run_id is 0. STORE_OK or a code. */
+int store__prov_end(store *st, const store_record *rec);
+
+/* Credit completion_id to generator_id too (completion_generators; nothing
+ * if already). Deferred during a bulk import (store_defer.c). */
+int store__credit_add(store *st, int64_t completion_id, int64_t generator_id);
+/* From now on store__prov_add and store__credit_add rows are buffered and
+ * written in batches (a bulk import: nothing reads them back before the
+ * commit). */
+void store__defer_start(store *st);
+/* Write the buffered rows and stop buffering. STORE_OK or a code. */
+int store__defer_flush(store *st);
+/* Forget the buffered rows (the transaction rolled back), stop buffering. */
+void store__defer_drop(store *st);
+/* Free the buffers and statements (closing the store). */
+void store__defer_free(store *st);
 
 /* Open path migrated only up to schema version `version` (tests build older
  * layouts with it). */

@@ -12,29 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int store__prov_add(store *st, const store_record *rec, const char *kind, int64_t row_id, int created,
-		    int64_t generator_id)
-{
-	if (rec->run_id <= 0)
-		return STORE_OK;
-	sqlite3_stmt *s = store__stmt(st, SS_PROV_ADD);
-	if (!s)
-		return STORE_ERR;
-	store__bind_text(s, 1, kind);
-	sqlite3_bind_int64(s, 2, row_id);
-	sqlite3_bind_int64(s, 3, rec->run_id);
-	sqlite3_bind_int64(s, 4, rec->line);
-	store__bind_text(s, 5, rec->record_id);
-	sqlite3_bind_int(s, 6, created ? 1 : 0);
-	if (generator_id > 0)
-		sqlite3_bind_int64(s, 7, generator_id);
-	else
-		sqlite3_bind_null(s, 7);
-	int rc = sqlite3_step(s) == SQLITE_DONE ? STORE_OK : store__dberr(st, "record provenance");
-	sqlite3_reset(s);
-	return rc;
-}
-
 int store_file_sha256(const char *path, char hex[65], long long *size)
 {
 	FILE *f = fopen(path, "rb");

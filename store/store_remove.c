@@ -20,9 +20,10 @@
 #include <string.h>
 
 /* Statements run in order; ?1 is the run id, ?2 the source, ?3 the
- * annotator name (unused ones are NULL). The provenance table has no index:
- * it is read by whole scans into temporary tables with keys (rm_* and
- * others), and every other lookup goes through a key of its table. */
+ * annotator name (unused ones are NULL). provenance (a view of
+ * provenance_records, one row per record) has no index: it is read by
+ * whole scans into temporary tables with keys (rm_* and others), and every
+ * other lookup goes through a key of its table. */
 static const char *const PLAN[] = {
 	"CREATE TEMP TABLE rm_runs(id INTEGER PRIMARY KEY)",
 	"CREATE TEMP TABLE rm_cmp(id INTEGER PRIMARY KEY)",
@@ -100,6 +101,13 @@ static const char *const PLAN[] = {
 	NULL,
 };
 
+/* An item j of provenance_records.items: its kind as the provenance view
+ * names it, and whether its row is deleted. */
+#define ITEM_KIND "CASE json_extract(j.value, '$[0]') WHEN 1 THEN 'completion' ELSE 'comparison' END"
+#define ITEM_GONE                                                                                        \
+	"((json_extract(j.value, '$[0]') = 1 AND json_extract(j.value, '$[1]') IN temp.rm_comp) OR "      \
+	"(json_extract(j.value, '$[0]') = 2 AND json_extract(j.value, '$[1]') IN temp.rm_cmp))"
+
 /* Then, unless a dry run: */
 static const char *const APPLY[] = {
 	/* rows that change hands: a prompt's source and split, a completion's
@@ -118,7 +126,15 @@ static const char *const APPLY[] = {
 	"WHERE gen IS NOT NULL",
 	"UPDATE comparisons SET run_id = (SELECT run FROM temp.rs_cmp r WHERE r.id = comparisons.id) "
 	"WHERE id IN (SELECT id FROM temp.rs_cmp)",
-	"UPDATE provenance SET created = 1 WHERE (kind, row_id, run_id) IN (SELECT kind, row_id, run FROM temp.others)",
+	/* provenance (a view of provenance_records): the kept rows are the
+	 * earliest other run's records' now */
+	"UPDATE provenance_records SET prompt_created = 1 WHERE (prompt_id, run_id) IN "
+	"(SELECT row_id, run FROM temp.others WHERE kind = 'prompt')",
+	"UPDATE provenance_records SET items = (SELECT json_group_array(json_set(j.value, '$[2]', "
+	"CASE WHEN (" ITEM_KIND ", json_extract(j.value, '$[1]'), provenance_records.run_id) IN "
+	"(SELECT kind, row_id, run FROM temp.others) THEN 1 ELSE json_extract(j.value, '$[2]') END)) "
+	"FROM json_each(provenance_records.items) j) "
+	"WHERE run_id IN (SELECT run FROM temp.others WHERE kind <> 'prompt')",
 	/* the deletions */
 	"DELETE FROM comparisons WHERE id IN temp.rm_cmp",
 	"DELETE FROM completions WHERE id IN temp.rm_comp",
@@ -130,8 +146,14 @@ static const char *const APPLY[] = {
 	"DELETE FROM annotators WHERE id IN temp.rm_ann",
 	"DELETE FROM completion_generators WHERE generator_id IN temp.rm_gen",
 	"DELETE FROM generators WHERE id IN temp.rm_gen",
-	"DELETE FROM provenance WHERE run_id IN temp.rm_runs OR (kind = 'comparison' AND row_id IN temp.rm_cmp) "
-	"OR (kind = 'completion' AND row_id IN temp.rm_comp) OR (kind = 'prompt' AND row_id IN temp.rm_prompt)",
+	/* provenance: the removed runs' records, and the rows deleted from
+	 * other records (a record left with nothing goes) */
+	"DELETE FROM provenance_records WHERE run_id IN temp.rm_runs",
+	"UPDATE provenance_records SET items = (SELECT json_group_array(json(j.value)) "
+	"FROM json_each(provenance_records.items) j WHERE NOT " ITEM_GONE ") "
+	"WHERE EXISTS (SELECT 1 FROM json_each(provenance_records.items) j WHERE " ITEM_GONE ")",
+	"UPDATE provenance_records SET prompt_id = NULL, prompt_created = 0 WHERE prompt_id IN temp.rm_prompt",
+	"DELETE FROM provenance_records WHERE prompt_id IS NULL AND items = '[]'",
 	/* the counters, as store_check computes them */
 	"UPDATE prompts SET n_completions = " STORE__N_COMPLETIONS_SQL("prompts.id")
 	", n_labeled_pairs = " STORE__N_LABELED_PAIRS_SQL("prompts.id") " WHERE id IN temp.rm_touched",

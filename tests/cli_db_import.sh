@@ -16,13 +16,14 @@ skip() { # name reason
 summary() { sed 's/^[^:]*: //' "$T/.out"; }
 
 # A fingerprint of the database's data: the SQL dump of every table but the
-# run records (runs, metrics, import_files, provenance: every import, a
+# run records (runs, metrics, import_files, provenance_records: every import, a
 # failed one too, is a run) when sqlite3 is there, else the statistics
 # without the runs'.
 snapshot() {
 	if command -v sqlite3 >/dev/null 2>&1; then
 		for t in $(sqlite3 "$1" "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT IN
-				('runs', 'metrics', 'import_files', 'provenance') ORDER BY name"); do
+				('runs', 'metrics', 'import_files', 'provenance', 'provenance_records')
+				ORDER BY name"); do
 			sqlite3 "$1" ".dump $t"
 		done
 	else

@@ -18,11 +18,12 @@ summary() { sed 's/^[^:]*: //' "$T/.out"; }
 have_sqlite() { command -v sqlite3 >/dev/null 2>&1; }
 have_python() { command -v python3 >/dev/null 2>&1; }
 # The database's data: every table but the run records (runs, metrics,
-# import_files, provenance: every import, a failed one too, is a run).
+# import_files, provenance_records: every import, a failed one too, is a run).
 snapshot() {
 	if have_sqlite; then
 		for t in $(sqlite3 "$1" "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT IN
-				('runs', 'metrics', 'import_files', 'provenance') ORDER BY name"); do
+				('runs', 'metrics', 'import_files', 'provenance', 'provenance_records')
+				ORDER BY name"); do
 			sqlite3 "$1" ".dump $t"
 		done
 	else

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "store/provenance.h"
 #include "store/store.h"
+#include "store/store_int.h"
 #include "tests/tap.h"
 #include "util/buf.h"
 #include "util/xmalloc.h"
@@ -232,6 +233,121 @@ static void test_sha(void)
 	free(p);
 }
 
+/* One provenance row in the layout of schema 11 (one row per prompt,
+ * completion or comparison of a record), the row found by its text (a
+ * comparison: by its prompt's text and run). */
+static void old_prov(sqlite3 *db, int run, const char *kind, const char *text, int line, const char *rid,
+		     int created)
+{
+	const char *find = !strcmp(kind, "prompt")       ? "SELECT id, NULL AS g FROM prompts WHERE content = ?2"
+			   : !strcmp(kind, "completion") ? "SELECT id, generator_id AS g FROM completions WHERE text = ?2"
+							 : "SELECT c.id AS id, NULL AS g FROM comparisons c JOIN prompts p "
+							   "ON p.id = c.prompt_id WHERE p.content = ?2 AND c.run_id = ?1";
+	char *sql = xasprintf("INSERT INTO provenance(run_id, kind, row_id, line, record_id, created, generator_id) "
+			      "SELECT ?1, '%s', x.id, ?3, ?4, ?5, x.g FROM (%s) AS x",
+			      kind, find);
+	sqlite3_stmt *s = NULL;
+	int ok = sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK;
+	if (ok) {
+		sqlite3_bind_int(s, 1, run);
+		sqlite3_bind_text(s, 2, text, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 3, line);
+		if (rid)
+			sqlite3_bind_text(s, 4, rid, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 5, created);
+		ok = sqlite3_step(s) == SQLITE_DONE && sqlite3_changes(db) == 1;
+	}
+	TAP_OK(ok, "old provenance row: run %d %s %s", run, kind, text);
+	sqlite3_finalize(s);
+	free(sql);
+}
+
+/* A schema-11 store (provenance one row per row a record referred to)
+ * migrates to one row per record, the provenance view reads the same rows,
+ * and remove works on it. */
+static void test_upgrade(void)
+{
+	char *p = xasprintf("%s/old11.db", tmpdir);
+	store *st = store_new();
+	/* 11: the schema provenance came in */
+	TAP_IS_INT(store__open_version(st, p, 11), STORE_OK, "build a version-11 store");
+	store_rec_completion a1[] = {{"C1", NULL}, {"R1", NULL}}, a2[] = {{"CA", NULL}, {"RA", NULL}};
+	store_rec_completion b1[] = {{"C1", NULL}, {"X1", NULL}};
+	store_rec_label lab[] = {{.a = 0, .b = 1, .verdict = "a"}};
+	store_record ra[] = {{.prompt_text = "P1", .completions = a1, .ncompletions = 2, .labels = lab, .nlabels = 1},
+			     {.prompt_text = "PA", .completions = a2, .ncompletions = 2, .labels = lab, .nlabels = 1}};
+	store_record rb[] = {{.prompt_text = "P1", .completions = b1, .ncompletions = 2, .labels = lab, .nlabels = 1}};
+	store_record *runs[] = {ra, rb};
+	size_t nrec[] = {2, 1};
+	for (int r = 0; r < 2; r++) {
+		char *argv[] = {"dpo-db", "import", r ? "B" : "A"};
+		store_import_file_info fi = {.path = argv[2], .size = 1, .source = argv[2], .split = "train"};
+		int64_t run = 0;
+		store_import_counts k = {0};
+		TAP_IS_INT(store_import_run_begin(st, 3, argv, "{}", &fi, &run), STORE_OK, "v11: run %s", argv[2]);
+		store_begin(st);
+		for (size_t i = 0; i < nrec[r]; i++) {
+			store_record rec = runs[r][i];
+			rec.run_id = 0; /* provenance written below, in the old layout */
+			TAP_IS_INT(store_add_record(st, &rec, argv[2], NULL, &k), STORE_OK, "v11: record");
+			TAP_IS_INT(store__exec(st, r ? "UPDATE comparisons SET run_id = 2 WHERE run_id IS NULL"
+						    : "UPDATE comparisons SET run_id = 1 WHERE run_id IS NULL"),
+				   STORE_OK, "v11: the comparison's run");
+		}
+		TAP_IS_INT(store_commit(st), STORE_OK, "v11: commit");
+		TAP_IS_INT(store_import_run_end(st, run, "ok", "trl", "{}"), STORE_OK, "v11: end run");
+	}
+	store_free(st);
+
+	sqlite3 *db = NULL;
+	TAP_IS_INT(sqlite3_open(p, &db), SQLITE_OK, "open the version-11 file raw");
+	old_prov(db, 1, "prompt", "P1", 1, NULL, 1);
+	old_prov(db, 1, "completion", "C1", 1, NULL, 1);
+	old_prov(db, 1, "completion", "R1", 1, NULL, 1);
+	old_prov(db, 1, "comparison", "P1", 1, NULL, 1);
+	old_prov(db, 1, "prompt", "PA", 2, NULL, 1);
+	old_prov(db, 1, "completion", "CA", 2, NULL, 1);
+	old_prov(db, 1, "completion", "RA", 2, NULL, 1);
+	old_prov(db, 1, "comparison", "PA", 2, NULL, 1);
+	old_prov(db, 2, "prompt", "P1", 1, "q7", 0);
+	old_prov(db, 2, "completion", "C1", 1, "q7", 0);
+	old_prov(db, 2, "completion", "X1", 1, "q7", 1);
+	old_prov(db, 2, "comparison", "P1", 1, "q7", 1);
+	/* a row whose record's prompt row is not there */
+	old_prov(db, 2, "completion", "X1", 9, "lost", 0);
+	sqlite3_close(db);
+
+	static const char rows_sql[] =
+		"SELECT group_concat(x, ' ') FROM (SELECT run_id || ':' || kind || ':' || row_id || ':' || line || ':' "
+		"|| ifnull(record_id, '-') || ':' || created || ':' || ifnull(generator_id, '-') AS x FROM provenance "
+		"ORDER BY run_id, line, kind, row_id)";
+	char *before = sql_text(p, rows_sql);
+	TAP_OK(strlen(before) > 0, "the old rows: %s", before);
+
+	st = store_new();
+	TAP_IS_INT(store_open(st, p), STORE_OK, "the version-11 store migrates");
+	IS_SQL(p, rows_sql, before, "the provenance view reads the same rows");
+	IS_SQL(p, "SELECT count(*) FROM provenance_records", "4", "one row per record (and one for the lost row)");
+	IS_SQL(p, "SELECT type FROM sqlite_schema WHERE name = 'provenance'", "view", "provenance is a view");
+	store_remove_spec rm = {.run_id = 1};
+	store_remove_counts got = {0};
+	TAP_IS_INT(store_remove(st, &rm, 0, NULL, NULL, &got), STORE_OK, "remove run 1 of the migrated store");
+	TAP_OK(got.comparisons == 2 && got.prompts == 1 && got.completions == 3 && got.kept_prompts == 1 &&
+		       got.kept_completions == 1,
+	       "run 1: %ld comparisons, %ld prompt, %ld completions; kept %ld prompt, %ld completion",
+	       got.comparisons, got.prompts, got.completions, got.kept_prompts, got.kept_completions);
+	IS_SQL(p, rows_sql,
+	       "2:comparison:3:1:q7:1:- 2:completion:1:1:q7:1:1 2:completion:5:1:q7:1:2 2:prompt:1:1:q7:1:- "
+	       "2:completion:5:9:lost:0:2",
+	       "run 2's rows stay; P1 and C1 are its own now");
+	char *report = NULL;
+	TAP_IS_INT(store_check(st, &report), STORE_OK, "store_check passes");
+	free(report);
+	store_free(st);
+	free(before);
+	free(p);
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -241,6 +357,7 @@ int main(void)
 	test_sha();
 	test_runs_and_remove();
 	test_meta_and_kinds();
+	test_upgrade();
 	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
 		tap_diag("could not remove %s", tmpdir);
