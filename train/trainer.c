@@ -64,6 +64,9 @@ struct train_engine {
 	/* the loss of a batch split over processes (trainer_mpi.c), or NULL */
 	train_loss_fn loss_fn;
 	void *loss_ud;
+	/* told as backward finishes each part of the gradients, or NULL */
+	train_grad_ready_fn grad_ready;
+	void *ready_ud;
 	char err[512];
 };
 
@@ -743,15 +746,21 @@ static void model_backward(train_engine *e, int B, int T)
 	const float *xl = L > 0 ? a->res2 + (size_t)(L - 1) * NC : a->encoded;
 	memset(dA, 0, sizeof(float) * NC);
 	norm_backward(c, dA, e->gw.lnfw, e->gw.lnfb, dlnf, xl, w->lnfw, a->lnf_mean, a->lnf_rstd, N);
+	if (e->grad_ready)
+		e->grad_ready(e->ready_ud, L);
 	float *dcur = dA, *dprev = dB;
 	for (int l = L - 1; l >= 0; l--) {
 		const float *x = l > 0 ? a->res2 + (size_t)(l - 1) * NC : a->encoded;
 		block_backward(e, l, dprev, dcur, x, &s, B, T);
+		if (e->grad_ready)
+			e->grad_ready(e->ready_ud, l);
 		float *t = dcur;
 		dcur = dprev;
 		dprev = t;
 	}
 	train_embedding_backward(e->gw.wte, e->gw.wpe, dcur, e->ids, NULL, B, T, C);
+	if (e->grad_ready)
+		e->grad_ready(e->ready_ud, -1);
 }
 
 /* Matmul and attention FLOPs of one forward over B x T rows (M scored rows). */
@@ -823,6 +832,12 @@ void train_engine_set_loss_fn(train_engine *e, train_loss_fn fn, void *ud)
 {
 	e->loss_fn = fn;
 	e->loss_ud = ud;
+}
+
+void train_engine_set_grad_ready(train_engine *e, train_grad_ready_fn fn, void *ud)
+{
+	e->grad_ready = fn;
+	e->ready_ud = ud;
 }
 
 int train_engine_step(train_engine *e, const train_adamw *opt, double lr, double max_grad_norm,

@@ -78,3 +78,6 @@ bench_bench_train_CFLAGS = $(AM_CFLAGS) $(BLAS_CFLAGS)
 bench_bench_train_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
 BENCH_RUN += bench/bench_train.sh
 EXTRA_DIST += bench/bench_train.sh
+# data parallelism: 2 MPI ranks vs 1 (skips without MPI)
+BENCH_RUN += bench/bench_train_mpi.sh
+EXTRA_DIST += bench/bench_train_mpi.sh

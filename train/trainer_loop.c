@@ -145,6 +145,8 @@ static int one_step(train_loop *L, struct run_state *rs, train_loop_stats *s)
 		for (int j = lo; j < hi; j++)
 			rs->batch[j - lo] = &L->pairs[rs->perm[L->pos + (long)mb * bs + j]];
 		train_loss_batch lb;
+		if (L->dist)
+			L->dist->begin(L->dist->ud, mb == nmb - 1);
 		if (train_engine_accumulate(L->e, L->loss, rs->batch, hi - lo, 1.0 / nmb, &lb)) {
 			fail(L, "step %ld: %s", L->step + 1, train_engine_errmsg(L->e));
 			return TRAIN_LOOP_EFAIL;

@@ -62,13 +62,17 @@ typedef struct train_loop_hooks {
 /* Data parallelism (trainer_mpi.h): every process runs the same loop over
  * the same pairs; of each micro-batch of k pairs, process `rank` of `size`
  * takes pairs [k*rank/size, k*(rank+1)/size) (the engine's loss function
- * makes the loss the whole micro-batch's), and before each optimizer step
+ * makes the loss the whole micro-batch's), begin is told before each
+ * micro-batch whether it is the step's last, and before each optimizer step
  * sync sums the gradients (and counts[0..nc): the step's tokens and FLOPs)
  * over the processes, so that every one takes the same step. evaluate
  * replaces train_evaluate (same contract). */
 typedef struct train_loop_dist {
 	int rank, size;
 	void *ud;
+	/* before each micro-batch; last: the step's last (its backward may start
+	 * summing the gradients) */
+	void (*begin)(void *ud, int last);
 	int (*sync)(void *ud, train_engine *e, double *counts, int nc);
 	int (*evaluate)(void *ud, train_engine *e, const train_loss_cfg *loss, const train_pair *pairs,
 			size_t n, long batch_size, train_loss_batch *out);

@@ -19,9 +19,13 @@
 #include "util/cli.h"
 #include "util/xmalloc.h"
 
-/* Gradient buckets of the allreduce: 1 Mi floats (4 MiB) each, all posted
- * at once (MPI_Iallreduce) and then waited for, so that the transfers of
- * one bucket overlap the reduction of the others. */
+/* Gradient buckets of the allreduce: each tensor's part of one layer (or a
+ * whole tensor outside the layers), at most 1 Mi floats (4 MiB) each. During
+ * the backward of a step's last micro-batch, a bucket is posted
+ * (MPI_Iallreduce) as soon as backward is done with its layer, and the
+ * posted ones are advanced after each layer (MPI_Testall), so the sums of
+ * the last layers travel while the first ones are still computed; before
+ * the optimizer step the rest is posted and everything waited for. */
 #define BUCKET_FLOATS ((size_t)1 << 20)
 /* The most bytes one MPI call moves (its counts are ints). */
 #define CHUNK_BYTES ((size_t)1 << 30)
@@ -32,7 +36,18 @@ static struct {
 	double allreduce_s;    /* time spent summing gradients */
 	size_t np;             /* the gradient arena's floats */
 	train_loop_dist dist;
-} S = {0, 1, 0, 0, 0, {0}};
+	/* the buckets, in the order every rank posts them */
+	struct bucket {
+		size_t off, n;
+		int stage;     /* posted once backward reached it (train_grad_ready_fn) */
+	} *bk;
+	int nbk, nposted;
+	int armed;             /* the step's last micro-batch: post during backward */
+	float *grads;
+#ifdef HAVE_MPI
+	MPI_Request *req;
+#endif
+} S = {.rank = 0, .size = 1};
 
 int train_mpi_rank(void)
 {
@@ -92,6 +107,16 @@ static void rank_threads(void)
 
 #ifdef HAVE_MPI
 
+/* on_exit: a rank that ends well (--help, --version) leaves MPI properly;
+ * one that fails does not, so that mpirun ends the whole job (a finalize
+ * would wait for ranks that wait for this one). */
+static void exit_finalize(int status, void *ud)
+{
+	(void)ud;
+	if (status == 0)
+		train_mpi_finalize();
+}
+
 int train_mpi_init(int *argc, char ***argv)
 {
 	int size = 0;
@@ -99,6 +124,7 @@ int train_mpi_init(int *argc, char ***argv)
 		return 0;
 	MPI_Init(argc, argv);
 	S.started = 1;
+	on_exit(exit_finalize, NULL);
 	MPI_Comm_rank(MPI_COMM_WORLD, &S.rank);
 	MPI_Comm_size(MPI_COMM_WORLD, &S.size);
 	rank_threads();
@@ -110,6 +136,10 @@ void train_mpi_finalize(void)
 	if (S.started)
 		MPI_Finalize();
 	S.started = 0;
+	free(S.bk);
+	free(S.req);
+	S.bk = NULL;
+	S.req = NULL;
 }
 
 int train_mpi_any(int flag)
@@ -432,32 +462,127 @@ static int mpi_loss(void *ud, const train_loss_cfg *cfg, train_loss_batch *b)
 	return rc ? -1 : 0;
 }
 
-/* train_loop_dist's sync: the gradients summed over the ranks in buckets,
- * and the step's counts. */
+#ifdef HAVE_MPI
+/* Post the buckets not yet posted while their stage is at least stage. */
+static void post_until(int stage)
+{
+	while (S.nposted < S.nbk && S.bk[S.nposted].stage >= stage) {
+		const struct bucket *b = &S.bk[S.nposted];
+		MPI_Iallreduce(MPI_IN_PLACE, S.grads + b->off, (int)b->n, MPI_FLOAT, MPI_SUM,
+			       MPI_COMM_WORLD, &S.req[S.nposted]);
+		S.nposted++;
+	}
+}
+#endif
+
+/* train_grad_ready_fn: in a step's last micro-batch, post what backward
+ * has finished and move the posted sums along. */
+static void mpi_grad_ready(void *ud, int stage)
+{
+	(void)ud;
+	if (!S.armed)
+		return;
+#ifdef HAVE_MPI
+	double t0 = util_now();
+	int done;
+	post_until(stage);
+	if (S.nposted)
+		MPI_Testall(S.nposted, S.req, &done, MPI_STATUSES_IGNORE);
+	S.allreduce_s += util_now() - t0;
+#else
+	(void)stage;
+#endif
+}
+
+/* train_loop_dist's begin: arm the posting during the last micro-batch. */
+static void mpi_begin(void *ud, int last)
+{
+	(void)ud;
+	S.armed = last;
+}
+
+/* train_loop_dist's sync: the rest of the buckets posted, all waited for;
+ * the step's counts summed. */
 static int mpi_sync(void *ud, train_engine *e, double *counts, int nc)
 {
 	(void)ud;
+	(void)e;
 	double t0 = util_now();
 #ifdef HAVE_MPI
-	float *g = train_engine_grads(e);
-	size_t np = S.np;
-	int nb = (int)((np + BUCKET_FLOATS - 1) / BUCKET_FLOATS);
-	MPI_Request *req = xmalloc(sizeof(MPI_Request) * (size_t)(nb + 1));
-	for (int i = 0; i < nb; i++) {
-		size_t off = (size_t)i * BUCKET_FLOATS;
-		size_t k = np - off < BUCKET_FLOATS ? np - off : BUCKET_FLOATS;
-		MPI_Iallreduce(MPI_IN_PLACE, g + off, (int)k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req[i]);
-	}
-	MPI_Iallreduce(MPI_IN_PLACE, counts, nc, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD, &req[nb]);
-	MPI_Waitall(nb + 1, req, MPI_STATUSES_IGNORE);
-	free(req);
+	post_until(-2);
+	MPI_Waitall(S.nposted, S.req, MPI_STATUSES_IGNORE);
+	MPI_Allreduce(MPI_IN_PLACE, counts, nc, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
 #else
-	(void)e;
 	(void)counts;
 	(void)nc;
 #endif
+	S.nposted = 0;
+	S.armed = 0;
 	S.allreduce_s += util_now() - t0;
 	return 0;
+}
+
+/* Add the buckets of grads[off, off+n) at stage. */
+static void add_buckets(size_t off, size_t n, int stage)
+{
+	for (size_t k = 0; k < n; k += BUCKET_FLOATS) {
+		S.bk = xreallocarray(S.bk, (size_t)S.nbk + 1, sizeof *S.bk);
+		S.bk[S.nbk++] = (struct bucket){off + k, n - k < BUCKET_FLOATS ? n - k : BUCKET_FLOATS, stage};
+	}
+}
+
+/* The buckets of model m's gradient arena g, in posting order: the final
+ * norm and an untied lm_head, then each layer from the last, then the
+ * embeddings. The tensors' sizes come from the arena's layout (in its
+ * order); should they not add up, all of it is summed at the end. */
+static void plan_buckets(const train_model *m, float *g)
+{
+	const train_config *c = train_model_config(m);
+	train_weights w;
+	size_t total = train_weights_layout(c, g, &w), L = (size_t)c->n_layer;
+	enum { EMB = -1, HEAD = -2, LAYER = -3 };
+	/* the arena's tensors in layout order, with where they belong */
+	const float *t[] = {w.wte, w.wpe, w.ln1w, w.ln1b, w.wqkv, w.bqkv, w.qnorm, w.knorm, w.wo, w.bo,
+			    w.ln2w, w.ln2b, w.wfc, w.bfc, w.wproj, w.bproj, w.lnfw, w.lnfb,
+			    c->tied ? NULL : w.lm_head};
+	const int kind[] = {EMB, EMB, LAYER, LAYER, LAYER, LAYER, LAYER, LAYER, LAYER, LAYER,
+			    LAYER, LAYER, LAYER, LAYER, LAYER, LAYER, HEAD, HEAD, HEAD};
+	enum { NT = sizeof t / sizeof *t };
+	size_t off[NT], len[NT], sum = 0;
+	int ok = total == S.np && L > 0;
+	for (int i = 0; i < NT; i++) {
+		off[i] = t[i] ? (size_t)(t[i] - g) : 0;
+		len[i] = 0;
+	}
+	for (int i = 0; i < NT; i++) {
+		if (!t[i])
+			continue;
+		size_t next = total;
+		for (int j = i + 1; j < NT; j++)
+			if (t[j]) {
+				next = off[j];
+				break;
+			}
+		len[i] = next - off[i];
+		sum += len[i];
+		if (kind[i] == LAYER && len[i] % L)
+			ok = 0;
+	}
+	S.nbk = 0;
+	if (!ok || sum != total) {
+		add_buckets(0, S.np, -2);
+		return;
+	}
+	for (int i = 0; i < NT; i++)
+		if (t[i] && kind[i] == HEAD)
+			add_buckets(off[i], len[i], (int)L);
+	for (int l = (int)L - 1; l >= 0; l--)
+		for (int i = 0; i < NT; i++)
+			if (t[i] && kind[i] == LAYER)
+				add_buckets(off[i] + (size_t)l * (len[i] / L), len[i] / L, l);
+	for (int i = 0; i < NT; i++)
+		if (t[i] && kind[i] == EMB)
+			add_buckets(off[i], len[i], -1);
 }
 
 /* train_loop_dist's evaluate: each rank scores a contiguous block of the
@@ -528,8 +653,14 @@ void train_mpi_attach(train_engine *e, const train_model *m, train_loop *L)
 	if (S.size < 2)
 		return;
 	S.np = train_model_nparams(m);
-	S.dist = (train_loop_dist){.rank = S.rank, .size = S.size, .sync = mpi_sync,
+	S.grads = train_engine_grads(e);
+	plan_buckets(m, S.grads);
+#ifdef HAVE_MPI
+	S.req = xmalloc(sizeof(MPI_Request) * (size_t)S.nbk);
+#endif
+	S.dist = (train_loop_dist){.rank = S.rank, .size = S.size, .begin = mpi_begin, .sync = mpi_sync,
 				   .evaluate = mpi_evaluate};
 	train_engine_set_loss_fn(e, mpi_loss, NULL);
+	train_engine_set_grad_ready(e, mpi_grad_ready, NULL);
 	L->dist = &S.dist;
 }
