@@ -82,6 +82,7 @@ static int launched(int *size)
 	return 0;
 }
 
+#ifdef HAVE_MPI
 /* Threads per rank: the cores of the host (those this rank may run on)
  * divided by the ranks on it, unless OMP_NUM_THREADS says. */
 static void rank_threads(void)
@@ -104,8 +105,6 @@ static void rank_threads(void)
 	openblas_set_num_threads((int)t);
 #endif
 }
-
-#ifdef HAVE_MPI
 
 /* on_exit: a rank that ends well (--help, --version) leaves MPI properly;
  * one that fails does not, so that mpirun ends the whole job (a finalize
