@@ -80,6 +80,20 @@ if command -v dpo-db >/dev/null 2>&1; then
 	fi
 fi
 
+# a rank with settings of its own (a config file on its host) is refused
+printf '[dpo-train]\nbeta = 0.3\n' >"$T/other.conf"
+cat >"$T/rank1conf.sh" <<EOF
+#!/bin/sh
+[ "\$OMPI_COMM_WORLD_RANK" = 1 ] && DPO_CONFIG="$T/other.conf" && export DPO_CONFIG
+exec "$top_builddir/dpo-train" "\$@"
+EOF
+chmod +x "$T/rank1conf.sh"
+timeout 120 mpirun --oversubscribe -np 2 "$T/rank1conf.sh" --from-jsonl "$T/p.jsonl" --model "$fx/policy" \
+	--no-append-eos --batch-size 2 --steps 2 --quiet --out "$T/o" >"$T/o.out" 2>&1
+rc=$?
+ok "other options on rank 1: the job fails (exit $rc)" test "$rc" != 0 -a "$rc" != 124
+like "and says why" "$(cat "$T/o.out")" "rank 1: the run's options differ from rank 0's"
+
 # a rank that dies: the job ends (exit non-zero, well before the timeout)
 # and the last checkpoint is whole: a run resumes from it
 long="--from-jsonl $T/p.jsonl --model $fx/policy --ref-model $fx/reference --no-append-eos

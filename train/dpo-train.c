@@ -1673,6 +1673,16 @@ static void share_inputs(run *r)
 	train_mpi_share_pairs(&r->evals, &r->neval);
 }
 
+/* Under mpirun: refuse to go on when a rank has other settings than rank
+ * 0 (its own config file): its loop would not match the others'. */
+static void same_options(const run *r)
+{
+	char *pj = params_json(r), *all = xasprintf("%s eval-every %ld", pj, r->o.eval_every);
+	train_mpi_check_same(all);
+	free(pj);
+	free(all);
+}
+
 /* After rank 0 resumed: its position, optimizer state and reference
  * log-probs to the other ranks. */
 static void share_resumed(run *r)
@@ -1712,7 +1722,7 @@ int main(int argc, char **argv)
 	int rank = train_mpi_init(&argc, &argv); /* 0 unless under mpirun */
 	parse_options(&r->o, argc, argv);
 	loss_config(&r->o, &r->loss);
-	if (r->o.beta_sweep.n && train_mpi_size() > 1)
+	if (r->o.beta_sweep.n && train_mpi_started())
 		util_cli_usage_error(&cli, "--beta-sweep runs one training after the other: not under mpirun");
 	if (r->o.beta_sweep.n)
 		return beta_sweep(&r->o, argc, argv);
@@ -1727,6 +1737,7 @@ int main(int argc, char **argv)
 		load_inputs(r);     /* tokenizer, policy (or checkpoint), pairs */
 	share_inputs(r);            /* under mpirun: rank 0's to the other ranks */
 	plan_schedule(r);           /* steps, learning rate, AdamW */
+	same_options(r);            /* every rank runs with rank 0's settings */
 	if (r->o.resume) {          /* the position and state of the checkpoint */
 		r->e = train_engine_new(r->m);
 		if (rank == 0) {

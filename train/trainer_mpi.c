@@ -49,6 +49,11 @@ static struct {
 #endif
 } S = {.rank = 0, .size = 1};
 
+int train_mpi_started(void)
+{
+	return S.started;
+}
+
 int train_mpi_rank(void)
 {
 	return S.rank;
@@ -233,6 +238,24 @@ static double *allgather_rows(const double *mine, int n, int w, int *total)
 }
 
 #endif
+
+void train_mpi_check_same(const char *text)
+{
+	if (S.size < 2)
+		return;
+	uint64_t len = strlen(text);
+	train_mpi_bcast(&len, sizeof len);
+	char *t0 = xmalloc((size_t)len + 1);
+	if (S.rank == 0)
+		memcpy(t0, text, (size_t)len);
+	train_mpi_bcast(t0, (size_t)len);
+	t0[len] = 0;
+	int differs = strcmp(t0, text) != 0;
+	free(t0);
+	if (train_mpi_any(differs) && differs)
+		util_die("rank %d: the run's options differ from rank 0's (a config file or environment of "
+			 "its own on that host?)", S.rank);
+}
 
 train_model *train_mpi_share_model(train_model *m)
 {

@@ -41,6 +41,15 @@ int train_mpi_size(void);
  * MPI. */
 void train_mpi_finalize(void);
 
+/* Nonzero when this process was started by mpirun (MPI initialised, even
+ * with one rank). */
+int train_mpi_started(void);
+
+/* Check that text (the run's settings) is the same on every rank as on
+ * rank 0; exits 1 naming this rank when not (another config file on its
+ * host, say). */
+void train_mpi_check_same(const char *text);
+
 /* Nonzero when flag is nonzero on any rank (a collective call). */
 int train_mpi_any(int flag);
 
