@@ -4,6 +4,7 @@
 # per-step losses, metrics, evaluations and final weights equal a
 # one-process run's up to rounding; the reference pass is split over the
 # ranks and cached by rank 0 in the store (one run row, metrics once);
+# ranks that re-execute themselves at start (train_runtime_tune) run alike;
 # a run resumes with another rank count; a rank that dies ends the job
 # (no hang) and leaves the last checkpoint good to resume from.
 . "$top_srcdir/tests/tap.sh"
@@ -54,6 +55,12 @@ for np in 2 3; do
 	ok "-np $np: the final weights" $cmpr weights "$T/a/model.safetensors" "$T/n$np/model.safetensors" $wtol
 	ok "-np $np: dpo_run.json written" test -s "$T/n$np/dpo_run.json"
 done
+# each rank re-executes itself at start when OMP_WAIT_POLICY is not set
+# (train_runtime_tune), before MPI starts: the job runs as before
+reexec() { (unset OMP_WAIT_POLICY DPO_NO_REEXEC; mpi "$@"); }
+ok "-np 2, ranks re-executing themselves" reexec 2 $run --log-json "$T/x2.log" --out "$T/x2"
+ok "-np 2, re-executed: the same steps" $cmpr log "$T/a.log" "$T/x2.log"
+
 # grad-accum: micro-batches of 2 split over 3 ranks (one has none)
 ga="$run --batch-size 2 --grad-accum 2"
 ok "grad-accum, one process" dpo-train $ga --log-json "$T/g1.log" --out "$T/g1"
