@@ -19,7 +19,7 @@ asan=no
 
 PKGS="build-essential autoconf automake pkg-config libsqlite3-dev libcjson-dev
 libcurl4-openssl-dev libncurses-dev zlib1g-dev libpcre2-dev libutf8proc-dev
-libopenblas-dev python3 sqlite3 tmux"
+libopenblas-dev libopenmpi-dev openmpi-bin python3 sqlite3 tmux"
 
 deps() {
 	missing=

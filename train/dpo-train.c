@@ -37,6 +37,7 @@
 #include "train/trainer.h"
 #include "train/trainer_data.h"
 #include "train/trainer_loop.h"
+#include "train/trainer_mpi.h"
 #include "util/buf.h"
 #include "util/cli.h"
 #include "util/cmdline.h"
@@ -305,7 +306,8 @@ static void parse_options(struct opts *o, int argc, char **argv)
 		if (bad)
 			util_cli_usage_error(&cli, "%s (got \"%s\")", bad, o->chat_vars.v[i]);
 	}
-	check_outputs(o);
+	if (train_mpi_rank() == 0) /* the only rank that writes */
+		check_outputs(o);
 }
 
 /* The loss configuration of the options (--loss was checked by parse_loss). */
@@ -398,6 +400,7 @@ typedef struct run {
 	char started[32];
 	double last_metrics[NMETRICS];
 	int have_metrics;
+	double loop_seconds; /* the training loop's time so far */
 } run;
 
 static void end_run(run *r, const char *status);
@@ -690,7 +693,7 @@ static size_t ref_from_cache(run *r, const char *fp, train_pair *pairs, size_t n
 /* Compute the reference log-probs of the nmiss pairs marked in need with
  * model ref, in batches of --batch-size, caching them in the store. */
 static void ref_compute(run *r, train_model *ref, const char *fp, train_pair *pairs, size_t n,
-			const char *need, size_t nmiss, const char *what)
+			const char *need, size_t nmiss, const char *what, long *cnt)
 {
 	train_engine *e = train_engine_new(ref);
 	train_engine_set_checkpointing(e, r->o.grad_ckpt);
@@ -702,7 +705,7 @@ static void ref_compute(run *r, train_model *ref, const char *fp, train_pair *pa
 	util_progress *pg = r->o.quiet ? NULL : util_progress_new(what, (double)nmiss, "pairs");
 	size_t done = 0, i = 0;
 	int inside = 0;
-	if (r->st && !r->st_ro && store_begin(r->st) == STORE_OK)
+	if (r->st && !r->st_ro && !cnt && store_begin(r->st) == STORE_OK)
 		inside = 1;
 	while (i < n) {
 		int k = 0;
@@ -721,7 +724,10 @@ static void ref_compute(run *r, train_model *ref, const char *fp, train_pair *pa
 			train_pair *p = &pairs[idx[j]];
 			p->ref_c = lc[j];
 			p->ref_r = lr[j];
-			if (r->st && !r->st_ro && p->prompt_id > 0) {
+			if (cnt) { /* split over MPI ranks: rank 0 caches them all after */
+				cnt[2 * idx[j]] = nc[j];
+				cnt[2 * idx[j] + 1] = nr[j];
+			} else if (r->st && !r->st_ro && p->prompt_id > 0) {
 				store_reflogp_key kc = {fp, r->tok_fp, p->prompt_id, p->chosen_id};
 				store_reflogp_key kr = {fp, r->tok_fp, p->prompt_id, p->rejected_id};
 				if (store_reflogp_put(r->st, &kc, lc[j], nc[j]) != STORE_OK ||
@@ -754,6 +760,37 @@ static void ref_compute(run *r, train_model *ref, const char *fp, train_pair *pa
 	train_engine_free(e);
 }
 
+/* The reference pass over MPI ranks (need: the same on every rank): each
+ * computes its share, every rank gets them all, rank 0 caches them. */
+static void ref_split(run *r, train_model *ref, const char *fp, train_pair *pairs, size_t n,
+		      const char *need, const char *what)
+{
+	char *mine = xcalloc(n, 1);
+	long *cnt = xcalloc(2 * n, sizeof(long));
+	size_t k = 0;
+	train_mpi_ref_split(need, n, mine);
+	for (size_t i = 0; i < n; i++)
+		k += mine[i] != 0;
+	if (k)
+		ref_compute(r, ref, fp, pairs, n, mine, k, what, cnt);
+	train_mpi_ref_gather(pairs, n, need, mine, cnt);
+	int inside = r->st && !r->st_ro && store_begin(r->st) == STORE_OK;
+	for (size_t i = 0; inside && i < n; i++) {
+		const train_pair *p = &pairs[i];
+		if (!need[i] || p->prompt_id <= 0)
+			continue;
+		store_reflogp_key kc = {fp, r->tok_fp, p->prompt_id, p->chosen_id};
+		store_reflogp_key kr = {fp, r->tok_fp, p->prompt_id, p->rejected_id};
+		if (store_reflogp_put(r->st, &kc, p->ref_c, cnt[2 * i]) != STORE_OK ||
+		    store_reflogp_put(r->st, &kr, p->ref_r, cnt[2 * i + 1]) != STORE_OK)
+			util_die("%s: %s", util_db_path(r->o.db), store_errmsg(r->st));
+	}
+	if (inside && store_commit(r->st) != STORE_OK)
+		util_die("%s: %s", util_db_path(r->o.db), store_errmsg(r->st));
+	free(mine);
+	free(cnt);
+}
+
 /* Reference log-probs of pairs[0..n): from the store's cache when there
  * is one, the misses computed with model ref in batches. */
 static void reference_pass(run *r, train_model *ref, train_pair *pairs, size_t n,
@@ -763,8 +800,15 @@ static void reference_pass(run *r, train_model *ref, train_pair *pairs, size_t n
 	char *need = xcalloc(n ? n : 1, 1);
 	size_t cached = ref_from_cache(r, fp, pairs, n, need);
 	size_t nmiss = n - cached;
-	if (nmiss)
-		ref_compute(r, ref, fp, pairs, n, need, nmiss, what);
+	train_mpi_bcast(need, n); /* rank 0 has the store */
+	nmiss = 0;
+	for (size_t i = 0; i < n; i++)
+		nmiss += need[i] != 0;
+	cached = n - nmiss;
+	if (nmiss && train_mpi_size() > 1)
+		ref_split(r, ref, fp, pairs, n, need, what);
+	else if (nmiss)
+		ref_compute(r, ref, fp, pairs, n, need, nmiss, what, NULL);
 	if (!r->o.quiet)
 		util_warn("%s: %zu pairs, %zu from the cache, %zu computed", what, n, cached, nmiss);
 	free(need);
@@ -780,9 +824,10 @@ static void reference_logps(run *r)
 		return;
 	train_model *ref = r->m;
 	if (o->ref_model && strcmp(o->ref_model, o->model)) {
-		ref = train_model_load(o->ref_model, &err);
-		if (!ref)
+		ref = train_mpi_rank() == 0 ? train_model_load(o->ref_model, &err) : NULL;
+		if (!ref && train_mpi_rank() == 0)
 			fail_run(r, "%s", err);
+		ref = train_mpi_share_model(ref);
 		int vocab = train_model_config(r->m)->vocab;
 		if (train_model_config(ref)->vocab != vocab)
 			fail_run(r, "%s: vocabulary of %d tokens, the policy has %d", o->ref_model,
@@ -1212,6 +1257,7 @@ static void on_step(void *ud, const train_loop *L, const train_loop_stats *s)
 	emit_metrics(r, L->step, "", v, NMETRICS, s->seconds > 0 ? s->tokens / s->seconds : 0);
 	memcpy(r->last_metrics, v, sizeof v);
 	r->have_metrics = 1;
+	r->loop_seconds = s->seconds;
 	if (!r->o.quiet && (L->step % r->o.log_every == 0 || L->step == L->cfg.total_steps))
 		progress(r, s, L->step, L->cfg.total_steps);
 }
@@ -1237,7 +1283,7 @@ static int on_save(void *ud, const train_loop *L, char **err)
 static int on_stop(void *ud)
 {
 	(void)ud;
-	return util_interrupted();
+	return train_mpi_any(util_interrupted()); /* every rank stops at the same step */
 }
 
 /* --log-json, written under a temporary name beside PATH and renamed over
@@ -1333,6 +1379,11 @@ static void prepare_loop(run *r)
 	L->neval = r->neval;
 	L->hooks = (train_loop_hooks){.ud = r, .step = on_step, .eval = on_eval, .save = on_save,
 				      .stop = on_stop};
+	train_mpi_attach(r->e, r->m, L);
+	if (train_mpi_rank() > 0) { /* rank 0 writes and shows everything */
+		L->hooks = (train_loop_hooks){.ud = r, .stop = on_stop};
+		return;
+	}
 	if (o->log_json)
 		open_log(r);
 	if (mkdir(o->out, 0755) != 0 && errno != EEXIST)
@@ -1621,6 +1672,54 @@ static int beta_sweep(const struct opts *o, int argc, char **argv)
 	return status;
 }
 
+/* ---- data parallelism (trainer_mpi.h) ---- */
+
+/* Rank 0's model and pairs to the other ranks (nothing in one process). */
+static void share_inputs(run *r)
+{
+	r->m = train_mpi_share_model(r->m);
+	train_mpi_share_pairs(&r->pairs, &r->n);
+	train_mpi_share_pairs(&r->evals, &r->neval);
+}
+
+/* Under mpirun: refuse to go on when a rank has other settings than rank
+ * 0 (its own config file): its loop would not match the others'. */
+static void same_options(const run *r)
+{
+	char *pj = params_json(r), *all = xasprintf("%s eval-every %ld", pj, r->o.eval_every);
+	train_mpi_check_same(all);
+	free(pj);
+	free(all);
+}
+
+/* After rank 0 resumed: its position, optimizer state and reference
+ * log-probs to the other ranks. */
+static void share_resumed(run *r)
+{
+	train_mpi_share_state(r->e, r->m, &r->loop);
+	train_mpi_share_refs(r->pairs, r->n);
+	train_mpi_share_refs(r->evals, r->neval);
+}
+
+/* A rank other than 0 after the loop: rank 0 says what happened. A failure
+ * waits in MPI_Finalize for rank 0, whose exit ends the job. */
+static int worker_end(run *r, int lrc)
+{
+	free_run(r);
+	util_cli_free(&cli);
+	train_mpi_finalize();
+	return lrc == TRAIN_LOOP_STOPPED ? UTIL_EXIT_INTERRUPTED : lrc < 0 ? UTIL_EXIT_FAIL : UTIL_EXIT_OK;
+}
+
+/* Under mpirun: the ranks and the gradient allreduce's share of the time. */
+static void mpi_report(const run *r)
+{
+	double all = r->loop_seconds, ar = train_mpi_allreduce_seconds();
+	if (train_mpi_size() > 1 && !r->o.quiet)
+		util_warn("%d MPI ranks; summing the gradients took %.2f s of %.2f s of training (%.1f%%)",
+			  train_mpi_size(), ar, all, all > 0 ? 100 * ar / all : 0);
+}
+
 /* ---- the recipe ---- */
 
 int main(int argc, char **argv)
@@ -1629,33 +1728,49 @@ int main(int argc, char **argv)
 	util_set_progname("dpo-train");
 	static run R; /* zero: no checkpoint, the loop at step 0 */
 	run *r = &R;
+	int rank = train_mpi_init(&argc, &argv); /* 0 unless under mpirun */
 	parse_options(&r->o, argc, argv);
 	loss_config(&r->o, &r->loss);
+	if (r->o.beta_sweep.n && train_mpi_started())
+		util_cli_usage_error(&cli, "--beta-sweep runs one training after the other: not under mpirun");
 	if (r->o.beta_sweep.n)
 		return beta_sweep(&r->o, argc, argv);
+	if (rank > 0)
+		r->o.quiet = 1;
 	set_threads(r->o.threads);
 	util_catch_interrupts();
 	r->cmdline = join_args(argc, argv);
 	util_utc_now(r->started, sizeof r->started);
 
-	load_inputs(r);             /* tokenizer, policy (or checkpoint), pairs */
+	if (rank == 0)
+		load_inputs(r);     /* tokenizer, policy (or checkpoint), pairs */
+	share_inputs(r);            /* under mpirun: rank 0's to the other ranks */
 	plan_schedule(r);           /* steps, learning rate, AdamW */
+	same_options(r);            /* every rank runs with rank 0's settings */
 	if (r->o.resume) {          /* the position and state of the checkpoint */
 		r->e = train_engine_new(r->m);
-		resume_checkpoint(r);
-		start_run(r, argc, argv); /* the checkpoint's run row, continued */
+		if (rank == 0) {
+			resume_checkpoint(r);
+			start_run(r, argc, argv); /* the checkpoint's run row, continued */
+		}
+		share_resumed(r);
 	} else {                    /* the reference log-probs, then the engine */
 		start_run(r, argc, argv); /* the store's run row */
 		reference_logps(r);
 		r->e = train_engine_new(r->m);
 	}
 	prepare_loop(r);
-	loop_result(r, train_loop_run(&r->loop));
+	int lrc = train_loop_run(&r->loop);
+	if (rank > 0)               /* rank 0 reports and saves */
+		return worker_end(r, lrc);
+	loop_result(r, lrc);
 	save_model(r);              /* model, tokenizer files, dpo_run.json */
+	mpi_report(r);
 	end_run(r, "ok");
 	if (!r->o.quiet)
 		util_warn("saved the trained model to %s", r->o.out);
 	free_run(r);
 	util_cli_free(&cli);
+	train_mpi_finalize();
 	return UTIL_EXIT_OK;
 }

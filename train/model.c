@@ -699,6 +699,11 @@ const char *train_model_dir(const train_model *m)
 	return m->dir;
 }
 
+const char *train_model_config_json(const train_model *m)
+{
+	return m->config_json;
+}
+
 const float *train_model_rope_cos(const train_model *m)
 {
 	return m->rope_cos;

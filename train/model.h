@@ -191,6 +191,8 @@ const char *train_model_dtype(const train_model *m);
 const char *train_model_fingerprint(const train_model *m);
 /* The directory the model was loaded from (NULL after init). */
 const char *train_model_dir(const train_model *m);
+/* config.json as train_model_save writes it (owned by the model). */
+const char *train_model_config_json(const train_model *m);
 
 /* RoPE tables of the model ([max_pos, hd/2] each; NULL for GPT-2). */
 const float *train_model_rope_cos(const train_model *m);

@@ -71,6 +71,12 @@ struct train_engine {
 	int seq_cap, seq_n;
 	double last_flops;
 	long last_tokens;
+	/* the loss of a batch split over processes (trainer_mpi.c), or NULL */
+	train_loss_fn loss_fn;
+	void *loss_ud;
+	/* told as backward finishes each part of the gradients, or NULL */
+	train_grad_ready_fn grad_ready;
+	void *ready_ud;
 	char err[512];
 };
 
@@ -830,17 +836,23 @@ static void model_backward(train_engine *e, int B, int T)
 	const float *xl = L > 0 ? block_out(e, L - 1, NC) : a->encoded;
 	memset(dA, 0, sizeof(float) * NC);
 	norm_backward(c, dA, e->gw.lnfw, e->gw.lnfb, dlnf, xl, w->lnfw, a->lnf_mean, a->lnf_rstd, N);
+	if (e->grad_ready)
+		e->grad_ready(e->ready_ud, L);
 	float *dcur = dA, *dprev = dB;
 	for (int l = L - 1; l >= 0; l--) {
 		const float *x = l > 0 ? block_out(e, l - 1, NC) : a->encoded;
 		if (e->ckpt) /* the same kernels on the same input: bit-identical */
 			block_forward(e, l, x, B, T);
 		block_backward(e, l, dprev, dcur, x, &s, B, T);
+		if (e->grad_ready)
+			e->grad_ready(e->ready_ud, l);
 		float *t = dcur;
 		dcur = dprev;
 		dprev = t;
 	}
 	train_embedding_backward(e->gw.wte, e->gw.wpe, dcur, e->ids, NULL, B, T, C);
+	if (e->grad_ready)
+		e->grad_ready(e->ready_ud, -1);
 }
 
 /* Matmul and attention FLOPs of one forward over B x T rows (M scored rows). */
@@ -858,12 +870,17 @@ int train_engine_accumulate(train_engine *e, const train_loss_cfg *cfg,
 			    const train_pair *const *pairs, int n, double scale,
 			    train_loss_batch *out)
 {
-	int T, rc;
-	double *sum = xmalloc(sizeof(double) * 2 * n);
-	long *cnt = xmalloc(sizeof(long) * 2 * n);
-	double *rcv = xmalloc(sizeof(double) * 2 * n);
-	double *d = xmalloc(sizeof(double) * 2 * n);
-	rc = forward_rows(e, pairs, n, &T, sum, cnt);
+	int T = 0, rc;
+	double *sum = xmalloc(sizeof(double) * 2 * n + 1);
+	long *cnt = xmalloc(sizeof(long) * 2 * n + 1);
+	double *rcv = xmalloc(sizeof(double) * 2 * n + 1);
+	double *d = xmalloc(sizeof(double) * 2 * n + 1);
+	/* no pair here: only a process of a split batch takes part (in the loss) */
+	rc = n > 0 ? forward_rows(e, pairs, n, &T, sum, cnt) : !e->loss_fn ? TRAIN_EARG : 0;
+	if (n == 0)
+		e->last_tokens = 0;
+	if (n == 0 && rc)
+		set_err(e, "an empty batch");
 	if (rc)
 		goto out;
 	for (int i = 0; i < n; i++) {
@@ -877,7 +894,9 @@ int train_engine_accumulate(train_engine *e, const train_loss_cfg *cfg,
 	}
 	train_loss_batch b = {.B = n, .pc = sum, .pr = sum + n, .rc = rcv, .rr = rcv + n,
 			      .nc = cnt, .nr = cnt + n, .dpc = d, .dpr = d + n};
-	if (train_loss_compute(cfg, &b) != 0) {
+	/* before the loss: a distributed loss function combines the ranks' */
+	logit_means(e, n, cnt, &b.logits_chosen, &b.logits_rejected);
+	if (e->loss_fn ? e->loss_fn(e->loss_ud, cfg, &b) != 0 : train_loss_compute(cfg, &b) != 0) {
 		set_err(e, "invalid loss configuration");
 		rc = TRAIN_EARG;
 		goto out;
@@ -886,9 +905,9 @@ int train_engine_accumulate(train_engine *e, const train_loss_cfg *cfg,
 		for (int t = 0; t < T; t++)
 			e->dlogp[(size_t)r * T + t] =
 				e->targets[(size_t)r * T + t] >= 0 ? (float)(d[r] * scale) : 0.0f;
-	model_backward(e, 2 * n, T);
-	e->last_flops = 3 * forward_flops(e->c, 2 * n, T);
-	logit_means(e, n, cnt, &b.logits_chosen, &b.logits_rejected);
+	if (n > 0)
+		model_backward(e, 2 * n, T);
+	e->last_flops = n > 0 ? 3 * forward_flops(e->c, 2 * n, T) : 0;
 	if (out) {
 		b.dpc = b.dpr = NULL;
 		b.pc = b.pr = b.rc = b.rr = NULL;
@@ -901,6 +920,18 @@ out:
 	free(rcv);
 	free(d);
 	return rc;
+}
+
+void train_engine_set_loss_fn(train_engine *e, train_loss_fn fn, void *ud)
+{
+	e->loss_fn = fn;
+	e->loss_ud = ud;
+}
+
+void train_engine_set_grad_ready(train_engine *e, train_grad_ready_fn fn, void *ud)
+{
+	e->grad_ready = fn;
+	e->ready_ud = ud;
 }
 
 int train_engine_step(train_engine *e, const train_adamw *opt, double lr, double max_grad_norm,

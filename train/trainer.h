@@ -63,6 +63,28 @@ int train_engine_accumulate(train_engine *e, const train_loss_cfg *cfg,
 			    const train_pair *const *pairs, int n, double scale,
 			    train_loss_batch *out);
 
+/* The loss of a batch split over processes (data parallelism,
+ * trainer_mpi.h): called by train_engine_accumulate in place of
+ * train_loss_compute, with b holding this process's n pairs (pc, pr, rc,
+ * rr, nc, nr; n may be 0). It fills b's loss and metrics for the whole
+ * batch and dpc/dpr for this process's pairs. Returns 0 or -1. */
+typedef int (*train_loss_fn)(void *ud, const train_loss_cfg *cfg, train_loss_batch *b);
+
+/* Use fn (with ud) for the loss of every train_engine_accumulate; NULL:
+ * train_loss_compute on the micro-batch alone (one process). With fn set,
+ * accumulate also takes n == 0 (no forward or backward, fn only). */
+void train_engine_set_loss_fn(train_engine *e, train_loss_fn fn, void *ud);
+
+/* Told during backward as parts of the gradient arena get their final
+ * values for the micro-batch (for starting their sum over processes while
+ * backward goes on): stage n_layer once the final norm (and an untied
+ * lm_head) are done, stage l after block l (n_layer-1 down to 0), stage -1
+ * after the embeddings (tied lm_head included). */
+typedef void (*train_grad_ready_fn)(void *ud, int stage);
+
+/* Call fn (with ud) at those points of every backward; NULL: never. */
+void train_engine_set_grad_ready(train_engine *e, train_grad_ready_fn fn, void *ud);
+
 /* Memory (MiB) allowed for keeping the vocabulary logits of the scored rows
  * from forward to backward (default 256); when a batch needs more, or with
  * 0, backward recomputes them in chunks and no [rows x V] buffer exists. */

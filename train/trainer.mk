@@ -38,9 +38,11 @@ tests_test_trainer_loop_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS) $(TOK_LIB
 TESTS += tests/test_trainer_loop
 
 bin_PROGRAMS += dpo-train
-dpo_train_SOURCES = train/dpo-train.c
-dpo_train_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS) $(BLAS_CFLAGS)
-dpo_train_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS) $(TOK_LIBS) $(STORE_LIBS)
+# trainer_mpi.c: data parallelism over MPI when configure found it (one
+# process without; MPI starts only under mpirun)
+dpo_train_SOURCES = train/dpo-train.c train/trainer_mpi.c train/trainer_mpi.h
+dpo_train_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS) $(BLAS_CFLAGS) $(MPI_CFLAGS)
+dpo_train_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS) $(TOK_LIBS) $(STORE_LIBS) $(MPI_LIBS)
 
 check_PROGRAMS += tests/test_trainer_cmp
 tests_test_trainer_cmp_SOURCES = tests/test_trainer_cmp.c
@@ -48,6 +50,11 @@ tests_test_trainer_cmp_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS)
 tests_test_trainer_cmp_LDADD = $(TRAIN_MODEL_LIBS)
 TESTS += tests/cli_train_parity.sh tests/cli_train.sh tests/cli_train_opts.sh
 EXTRA_DIST += tests/cli_train_parity.sh tests/cli_train.sh tests/cli_train_opts.sh
+
+# data-parallel dpo-train under mpirun (skips with a message without MPI)
+TESTS += tests/cli_train_mpi.sh
+EXTRA_DIST += tests/cli_train_mpi.sh tests/mpi_compare.py tests/data/lsan_mpi.supp
+AM_TESTS_ENVIRONMENT += DPO_HAVE_MPI=$(MPI_TESTS); export DPO_HAVE_MPI;
 
 # fuzz target of the JSONL pairs reader; `make check` replays its seeds
 FUZZ_TARGETS += fuzz/fuzz_train_jsonl
@@ -71,3 +78,6 @@ bench_bench_train_CFLAGS = $(AM_CFLAGS) $(BLAS_CFLAGS)
 bench_bench_train_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
 BENCH_RUN += bench/bench_train.sh bench/bench_ckpt.sh
 EXTRA_DIST += bench/bench_train.sh bench/bench_ckpt.sh
+# data parallelism: 2 MPI ranks vs 1 (skips without MPI)
+BENCH_RUN += bench/bench_train_mpi.sh
+EXTRA_DIST += bench/bench_train_mpi.sh

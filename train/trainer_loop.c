@@ -103,7 +103,9 @@ static int evaluate(train_loop *L)
 	if (!L->neval)
 		return 0;
 	train_loss_batch m;
-	int rc = train_evaluate(L->e, L->loss, L->evals, L->neval, L->cfg.batch_size, &m);
+	int rc = L->dist ? L->dist->evaluate(L->dist->ud, L->e, L->loss, L->evals, L->neval,
+					     L->cfg.batch_size, &m) :
+		 train_evaluate(L->e, L->loss, L->evals, L->neval, L->cfg.batch_size, &m);
 	if (rc < 0) {
 		fail(L, "evaluation: %s", train_engine_errmsg(L->e));
 		return TRAIN_LOOP_EFAIL;
@@ -148,13 +150,18 @@ static int one_step(train_loop *L, struct run_state *rs, train_loop_stats *s)
 	long left = (long)L->n - L->pos;
 	long take = left < per_step ? left : per_step;
 	int nmb = (int)((take + bs - 1) / bs);
+	double counts[2] = {0, 0}; /* the step's tokens and FLOPs */
 	memset(s, 0, sizeof *s);
 	for (int mb = 0; mb < nmb; mb++) {
 		int k = (int)(take - (long)mb * bs < bs ? take - (long)mb * bs : bs);
-		for (int j = 0; j < k; j++)
-			rs->batch[j] = &L->pairs[rs->perm[L->pos + (long)mb * bs + j]];
+		int lo = L->dist ? (int)((long)k * L->dist->rank / L->dist->size) : 0;
+		int hi = L->dist ? (int)((long)k * (L->dist->rank + 1) / L->dist->size) : k;
+		for (int j = lo; j < hi; j++)
+			rs->batch[j - lo] = &L->pairs[rs->perm[L->pos + (long)mb * bs + j]];
 		train_loss_batch lb;
-		if (train_engine_accumulate(L->e, L->loss, rs->batch, k, 1.0 / nmb, &lb)) {
+		if (L->dist)
+			L->dist->begin(L->dist->ud, mb == nmb - 1);
+		if (train_engine_accumulate(L->e, L->loss, rs->batch, hi - lo, 1.0 / nmb, &lb)) {
 			fail(L, "step %ld: %s", L->step + 1, train_engine_errmsg(L->e));
 			return TRAIN_LOOP_EFAIL;
 		}
@@ -163,9 +170,15 @@ static int one_step(train_loop *L, struct run_state *rs, train_loop_stats *s)
 			return TRAIN_LOOP_EDIVERGED;
 		}
 		add_means(&s->m, &lb, nmb);
-		rs->tokens += (double)train_engine_last_tokens(L->e);
-		rs->flops += train_engine_last_flops(L->e);
+		counts[0] += (double)train_engine_last_tokens(L->e);
+		counts[1] += train_engine_last_flops(L->e);
 	}
+	if (L->dist && L->dist->sync(L->dist->ud, L->e, counts, 2)) {
+		fail(L, "step %ld: %s", L->step + 1, train_engine_errmsg(L->e));
+		return TRAIN_LOOP_EFAIL;
+	}
+	rs->tokens += counts[0];
+	rs->flops += counts[1];
 	s->lr = train_sched_lr(&c->sched, L->step);
 	if (train_engine_step(L->e, &c->adamw, s->lr, c->max_grad_norm, &s->grad_norm)) {
 		fail(L, "step %ld: %s (loss %g)", L->step + 1, train_engine_errmsg(L->e), s->m.loss);

@@ -59,6 +59,25 @@ typedef struct train_loop_hooks {
 	int (*stop)(void *ud);
 } train_loop_hooks;
 
+/* Data parallelism (trainer_mpi.h): every process runs the same loop over
+ * the same pairs; of each micro-batch of k pairs, process `rank` of `size`
+ * takes pairs [k*rank/size, k*(rank+1)/size) (the engine's loss function
+ * makes the loss the whole micro-batch's), begin is told before each
+ * micro-batch whether it is the step's last, and before each optimizer step
+ * sync sums the gradients (and counts[0..nc): the step's tokens and FLOPs)
+ * over the processes, so that every one takes the same step. evaluate
+ * replaces train_evaluate (same contract). */
+typedef struct train_loop_dist {
+	int rank, size;
+	void *ud;
+	/* before each micro-batch; last: the step's last (its backward may start
+	 * summing the gradients) */
+	void (*begin)(void *ud, int last);
+	int (*sync)(void *ud, train_engine *e, double *counts, int nc);
+	int (*evaluate)(void *ud, train_engine *e, const train_loss_cfg *loss, const train_pair *pairs,
+			size_t n, long batch_size, train_loss_batch *out);
+} train_loop_dist;
+
 struct train_loop {
 	/* set by the caller before train_loop_run */
 	train_loop_cfg cfg;
@@ -69,6 +88,7 @@ struct train_loop {
 	const train_pair *evals;  /* the eval pairs (may be none) */
 	size_t neval;
 	train_loop_hooks hooks;
+	const train_loop_dist *dist; /* NULL: one process */
 	/* the position: zero for a new run, a checkpoint's to resume */
 	long step;                /* optimizer steps done */
 	long epoch;               /* the current epoch (0-based) */
