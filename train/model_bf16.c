@@ -124,11 +124,57 @@ void train_bf16_get(const train_bf16 *b, const train_param *p, float *dst)
 		memcpy(dst, b->vec + off, sizeof(float) * p->numel);
 }
 
+/* Element i of a little-endian F32 or BF16 tensor at p, as float32. */
+static inline float st_elem(const uint8_t *p, train_st_dtype dt, size_t i)
+{
+	uint32_t u;
+	if (dt == TRAIN_ST_BF16) {
+		u = (uint32_t)(p[2 * i] | p[2 * i + 1] << 8) << 16;
+	} else {
+		const uint8_t *q = p + 4 * i;
+		u = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
+	}
+	float f;
+	memcpy(&f, &u, sizeof f);
+	return f;
+}
+
+/* F32 or BF16 tensor t straight from the file into p's storage (no float32
+ * copy of the tensor): matrices rounded to bf16 (BF16 values round to
+ * themselves), GPT-2 Conv1D ones transposed on the way. */
+static void load_direct(train_bf16 *b, const train_st_file *f, const train_st_tensor *t,
+			const train_param *p)
+{
+	const uint8_t *src = train_st_data(f, t);
+	size_t off = b->coff[p - b->tab];
+	if (p->ndim != 2) {
+		for (size_t i = 0; i < p->numel; i++)
+			b->vec[off + i] = st_elem(src, t->dtype, i);
+		return;
+	}
+	uint16_t *dst = b->mat + off;
+	if (!p->transposed) {
+		for (size_t i = 0; i < p->numel; i++)
+			dst[i] = train_f32_to_bf16(st_elem(src, t->dtype, i));
+		return;
+	}
+	size_t rows = (size_t)p->shape[0], cols = (size_t)p->shape[1];
+	for (size_t r = 0; r < rows; r++)
+		for (size_t k = 0; k < cols; k++)
+			dst[k * rows + r] = train_f32_to_bf16(st_elem(src, t->dtype, r * cols + k));
+}
+
 int train_bf16_load(train_bf16 *b, const train_st_file *f, const train_st_tensor *t,
 		    const train_param *p, char **err)
 {
-	/* through float32 one tensor at a time: a bf16 value widens exactly,
-	 * so rounding it back gives the stored bits */
+	if (t->dtype == TRAIN_ST_F32 || t->dtype == TRAIN_ST_BF16) {
+		load_direct(b, f, t, p);
+		/* read once: the file's pages need not stay resident next to
+		 * the bf16 copy */
+		train_st_release(f, t);
+		return 0;
+	}
+	/* other dtypes through float32, one tensor at a time */
 	float *tmp = xmalloc(sizeof(float) * (p->numel ? p->numel : 1));
 	if (train_st_read_f32(f, t, tmp, err)) {
 		free(tmp);
@@ -145,5 +191,6 @@ int train_bf16_load(train_bf16 *b, const train_st_file *f, const train_st_tensor
 	}
 	train_bf16_set(b, p, tmp);
 	free(tmp);
+	train_st_release(f, t);
 	return 0;
 }
