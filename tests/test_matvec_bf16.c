@@ -69,7 +69,7 @@ static double worst_vs_exact(const float *out, const float *x, const uint16_t *w
 	return worst;
 }
 
-static const char *kname[] = {"auto", "plain", "widen", "dot"};
+static const char *kname[] = {"auto", "plain", "widen", "dot", "sgemm"};
 
 static void test_matmul(void)
 {
@@ -77,7 +77,7 @@ static void test_matmul(void)
 	static const struct { int C, OC; } sh[] = {
 		{1, 1}, {7, 3}, {16, 4}, {33, 5}, {64, 65}, {100, 130}, {768, 67}, {3000, 9},
 	};
-	for (int k = 0; k < 4; k++)
+	for (int k = 0; k < 5; k++)
 		for (int blas = 0; blas < 2; blas++) {
 			train_bf16_kernel = k;
 			train_layers_use_blas = blas;
@@ -143,7 +143,7 @@ static void test_matmul(void)
 	/* by hand: [1 2 3] . [[0.5 -1 2] [1.5 0 -0.25]]^T + [1 0] = [5.5 0.75] */
 	float hx[3] = {1, 2, 3}, hb[2] = {1, 0}, ho[2];
 	uint16_t hw[6] = {0x3f00, 0xbf80, 0x4000, 0x3fc0, 0x0000, 0xbe80};
-	for (int k = 0; k < 4; k++) {
+	for (int k = 0; k < 5; k++) {
 		train_bf16_kernel = k;
 		train_matmul_bf16_forward(ho, hx, hw, hb, 1, 3, 2);
 		TAP_OK(ho[0] == 5.5f && ho[1] == 0.75f, "by hand, kernel %s: %g %g", kname[k], ho[0],

@@ -16,8 +16,11 @@
  *   - optional AVX512-BF16 dot kernel (TRAIN_BF16_KERNEL_DOT): the inputs
  *     rounded to bf16 once, then vdpbf16ps over 32 pairs at a time (inputs
  *     lose 8 bits of mantissa: see the man page for the error it adds);
- *   - many rows (N >= 16, built with BLAS): blocks of weight rows widened to
- *     float32 in a scratch block, then cblas_sgemm;
+ *     The same tiles serve many rows (prefill, scoring): each weight row is
+ *     then read once per 4 input rows, and the tiles run near the FMA peak;
+ *   - many rows on CPUs without AVX-512 (N >= 16, built with BLAS): blocks
+ *     of weight rows widened to float32 in a scratch block, then
+ *     cblas_sgemm (TRAIN_BF16_KERNEL_SGEMM forces it);
  *   - the plain C fallback (any CPU, any compiler): widens chunks of a
  *     weight row into a local float buffer, then 8-lane dot products.
  * train_matmul_bf16_forward_ref is the plain single-threaded reference they
@@ -29,13 +32,14 @@
 
 /* Which kernel train_matmul_bf16_forward uses (tests and benchmarks set it;
  * not thread-safe to change while kernels run). AUTO (the default): the
- * AVX-512 widening tiles where the CPU has AVX-512 F/BW/VL, BLAS for many
- * rows, else the plain kernel. PLAIN forces the portable C kernel (no BLAS
- * either); WIDEN forces the AVX-512 widening tiles for every N; DOT the
- * vdpbf16ps kernel for every N. WIDEN and DOT fall back to PLAIN on CPUs
- * without the instructions. */
+ * AVX-512 widening tiles where the CPU has AVX-512 F/BW/VL (and
+ * DPO_NO_AVX512BF16 is not set), else BLAS for many rows, else the plain
+ * kernel. PLAIN forces the portable C kernel; WIDEN the AVX-512 widening
+ * tiles; DOT the vdpbf16ps kernel; SGEMM widening + cblas_sgemm (when
+ * built with BLAS), for every N. WIDEN and DOT fall back to PLAIN on CPUs
+ * without the instructions, SGEMM without BLAS. */
 enum { TRAIN_BF16_KERNEL_AUTO = 0, TRAIN_BF16_KERNEL_PLAIN, TRAIN_BF16_KERNEL_WIDEN,
-       TRAIN_BF16_KERNEL_DOT };
+       TRAIN_BF16_KERNEL_DOT, TRAIN_BF16_KERNEL_SGEMM };
 extern int train_bf16_kernel;
 
 /* Name of the kernel AUTO picks for N rows on this CPU ("avx512-widen",
