@@ -4,7 +4,8 @@
 # fixture equal to the f32 ones (the weights widen exactly; 1e-5 for the
 # summation order), greedy generation of tiny-llama in bf16 giving the
 # oracle's ids, auto accepted, the generator identity of dpo-generate
-# recording bf16, and a bf16 process holding less memory than an f32 one.
+# recording bf16, dpo-eval running in bf16, and a bf16 process holding
+# about half the memory of an f32 one.
 # Needs ../shared for the fixtures (skipped, saying so, without it).
 . "$top_srcdir/tests/tap.sh"
 
@@ -71,6 +72,12 @@ if command -v sqlite3 >/dev/null 2>&1; then
 		'"precision":"bf16"'
 	is "two generators (f32 and bf16)" "$(sqlite3 "$T/a.db" "select count(*) from generators")" 2
 fi
+
+# dpo-eval in bf16: the same model twice samples the same tokens, KL exactly 0
+out=$(dpo-eval --policy "$M" --baseline "$M" --prompts "$P" --max-new-tokens 4 --samples 1 \
+	--json -q --threads 1 --precision bf16)
+is "dpo-eval --precision bf16: exit 0" "$?" 0
+like "dpo-eval --precision bf16: same model, KL 0" "$out" '"prompts":8,"samples":1,"kl":0,'
 
 # memory: scoring with the model in bf16 holds about half the bytes. Peak
 # resident set (GNU time's %M, KiB) of a 19M-parameter Llama (76 MB in
