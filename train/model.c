@@ -890,18 +890,18 @@ static void block_forward(const train_model *m, int l, struct block_bufs *o, con
 		}
 	}
 	lin(m, o->attproj, o->atty, w->wo, h->wo, (size_t)l * C * QD,
-			     w->bo ? w->bo + (size_t)l * C : NULL, N, (int)QD, C);
+	    w->bo ? w->bo + (size_t)l * C : NULL, N, (int)QD, C);
 	train_residual_forward(o->res1, x, o->attproj, (size_t)N * C);
 	norm_fwd(c, o->ln2, o->ln2_mean, o->ln2_rstd, o->res1, w->ln2w + (size_t)l * C,
 		 w->ln2b ? w->ln2b + (size_t)l * C : NULL, N);
-	lin(m, o->fch, o->ln2, w->wfc, h->wfc, l * F * C, w->bfc ? w->bfc + l * F : NULL, N,
-			     C, (int)F);
+	lin(m, o->fch, o->ln2, w->wfc, h->wfc, l * F * C, w->bfc ? w->bfc + l * F : NULL, N, C,
+	    (int)F);
 	if (c->arch == TRAIN_ARCH_GPT2)
 		train_gelu_forward(o->fch_act, o->fch, (size_t)N * I);
 	else
 		train_swiglu_forward(o->fch_act, o->fch, N, I);
 	lin(m, o->mlpproj, o->fch_act, w->wproj, h->wproj, (size_t)l * C * I,
-			     w->bproj ? w->bproj + (size_t)l * C : NULL, N, I, C);
+	    w->bproj ? w->bproj + (size_t)l * C : NULL, N, I, C);
 	train_residual_forward(o->res2, o->res1, o->mlpproj, (size_t)N * C);
 }
 
