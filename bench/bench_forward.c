@@ -7,11 +7,17 @@
  *     batch-1 bandwidth bound (bandwidth / bytes of weights read per step);
  *     goals: batch 1 >= 0.8 of the bound, batch 4 >= 3x batch 1;
  *   - forward (scoring) tokens/s with cblas_sgemm vs the plain built-in
- *     matmul kernel, and their ratio.
+ *     matmul kernel, and their ratio;
+ *   - the same model held in bf16 (train_model_to_bf16): decode at batch 1
+ *     and 4 against the bf16 bound (bandwidth / bf16 weight bytes per step;
+ *     goals as above, and about 2x the f32 batch-1 rate), with the
+ *     widening kernel and the vdpbf16ps one, and the scoring forward.
  * Usage: bench_forward [CONFIG.json] [--threads N] [--steps N] [--seq T] */
 #include "config.h"
 #include "train/layers.h"
+#include "train/matvec_bf16.h"
 #include "train/model.h"
+#include "train/precision.h"
 #include "util/file.h"
 #include "util/progress.h"
 #include "util/xmalloc.h"
@@ -129,6 +135,21 @@ static double bandwidth(void)
 	return best;
 }
 
+/* Resident set of this process in MB (/proc/self/status VmRSS; 0 where
+ * there is none). */
+static double rss_mb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	double kb = 0;
+	while (f && fgets(line, sizeof line, f))
+		if (!strncmp(line, "VmRSS:", 6))
+			kb = atof(line + 6);
+	if (f)
+		fclose(f);
+	return kb / 1024;
+}
+
 /* Decode tokens/s for nb rows: prefill 8 tokens each, then steps steps;
  * the best of 5 rounds (the machine is shared: the best round is the one
  * least disturbed). */
@@ -223,8 +244,9 @@ int main(int argc, char **argv)
 	}
 	size_t len;
 	char *text = slurp(cfgpath, &len), *err = NULL;
-	double t0 = util_now();
+	double t0 = util_now(), rss0 = rss_mb();
 	train_model *m = train_model_init(text, len, 1, &err);
+	double rss32 = rss_mb() - rss0;
 	if (!m) {
 		fprintf(stderr, "bench_forward: %s: %s\n", cfgpath, err);
 		return 1;
@@ -256,10 +278,43 @@ int main(int argc, char **argv)
 	printf("forward T=%d, BLAS:     %8.2f tok/s\n", T, fb);
 	printf("forward T=%d, plain:    %8.2f tok/s\n", T, fp);
 	printf("BLAS / plain:            %8.2fx\n", fb / fp);
+	double fp_best = fb > fp ? fb : fp;
 #else
 	double fp = forward_rate(m, T, 2);
 	printf("forward T=%d, plain:    %8.2f tok/s (built without BLAS)\n", T, fp);
+	double fp_best = fp;
 #endif
+	train_model_free(m);
+
+	/* the bf16 rows: the same weights rounded to bf16 */
+	rss0 = rss_mb();
+	m = train_model_init(text, len, 1, &err);
+	train_model_to_bf16(m);
+	printf("resident weights:        %8.0f MB f32, %.0f MB bf16 (%.2fx)\n", rss32,
+	       rss_mb() - rss0, (rss_mb() - rss0) / rss32);
+	double bbytes = (double)train_model_weight_bytes(m);
+	if (train_model_weights(m)->ln1b) /* GPT-2: wpe [max_pos, C] in bf16, one row read */
+		bbytes -= (double)c->max_pos * c->dim * 2;
+	c = train_model_config(m);
+	double bbound = bw * 1e9 / bbytes;
+	printf("bf16 weights:            %8.0f MB/step -> bound %.2f tok/s (kernel %s)\n",
+	       bbytes / 1e6, bbound, train_bf16_kernel_name(1));
+	double b1 = decode_rate(m, 1, steps);
+	double b4 = decode_rate(m, 4, steps);
+	printf("bf16 decode batch 1:     %8.2f tok/s  = %.2f of the bf16 bound (goal >= 0.8), %.2fx f32\n",
+	       b1, b1 / bbound, b1 / d1);
+	printf("bf16 decode batch 4:     %8.2f tok/s  = %.2fx bf16 batch 1 (goal >= 3x), %.2fx f32\n",
+	       b4, b4 / b1, b4 / d4);
+	if (train_cpu_has_avx512bf16()) {
+		train_bf16_kernel = TRAIN_BF16_KERNEL_DOT;
+		double t1 = decode_rate(m, 1, steps), t4 = decode_rate(m, 4, steps);
+		train_bf16_kernel = TRAIN_BF16_KERNEL_AUTO;
+		printf("bf16 decode, vdpbf16ps:  %8.2f tok/s batch 1 (%.2f of the bound), %.2f batch 4\n",
+		       t1, t1 / bbound, t4);
+	}
+	double fbf = forward_rate(m, T, 2);
+	printf("bf16 forward T=%d:      %8.2f tok/s  = %.2fx f32 (kernel %s)\n", T, fbf,
+	       fbf / fp_best, train_bf16_kernel_name(T));
 	train_model_free(m);
 	free(text);
 	free(def);

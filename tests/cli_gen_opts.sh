@@ -158,7 +158,7 @@ if command -v sqlite3 >/dev/null 2>&1; then
 		"1|0 0|1 "
 	is "the run records its options" \
 		"$(sqlite3 "$DB" "select params from runs where kind = 'generate' order by id limit 1")" \
-		"$(printf '{"model": "%s", "n": 1, "limit": 2, "batch": 4, "temperature": 1, "top-k": 0, "top-p": 1, "min-p": 0, "seed": 0, "max-new-tokens": 3, "fingerprint": "%s"}' \
+		"$(printf '{"model": "%s", "n": 1, "limit": 2, "batch": 4, "temperature": 1, "top-k": 0, "top-p": 1, "min-p": 0, "seed": 0, "max-new-tokens": 3, "precision": "f32", "fingerprint": "%s"}' \
 			"$T/m1" "$(dpo-model info --json "$T/m1" | sed 's/.*"fingerprint":"\([0-9a-f]*\)".*/\1/')")"
 else
 	echo "# sqlite3 not installed: generator identities not read"

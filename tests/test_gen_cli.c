@@ -177,7 +177,8 @@ static void run_params(void)
 	train_gen_run_params(&cli, "\"fingerprint\": \"ab\"", &b);
 	TAP_IS_STR(util_buf_str(&b),
 		   "{\"temperature\": 1, \"top-k\": 2, \"top-p\": 1, \"min-p\": 0, \"seed\": 0, "
-		   "\"max-new-tokens\": 256, \"stop\": [\"x\"], \"fingerprint\": \"ab\"}",
+		   "\"max-new-tokens\": 256, \"stop\": [\"x\"], \"precision\": \"f32\", "
+		   "\"fingerprint\": \"ab\"}",
 		   "run params: the options (not --json) and the extra member");
 	util_buf_reset(&b);
 	train_gen_run_params(&cli, NULL, &b);

@@ -517,10 +517,10 @@ static void load_models(struct eval *e)
 {
 	const char *pdir = e->o.policy, *bdir = e->o.baseline;
 	char *err = NULL;
-	e->pm = train_model_load(pdir, &err);
+	e->pm = train_model_load_prec(pdir, e->o.gen.precision, &err);
 	if (!e->pm)
 		util_die("%s", err);
-	e->bm = train_model_load(bdir, &err);
+	e->bm = train_model_load_prec(bdir, e->o.gen.precision, &err);
 	if (!e->bm)
 		util_die("%s", err);
 	if (train_model_config(e->pm)->vocab != train_model_config(e->bm)->vocab)

@@ -161,7 +161,7 @@ static void load(struct gen *g)
 {
 	const struct opts *o = &g->o;
 	char *err = NULL;
-	g->m = train_model_load(o->model, &err);
+	g->m = train_model_load_prec(o->model, o->gen.precision, &err);
 	if (!g->m)
 		util_die("%s", err);
 	g->tok = train_tokenizer_load(o->model, &err);

@@ -81,6 +81,7 @@ static util_cli detokenize_cli = {
 typedef struct score_opts {
 	const char *prompt, *completion, *ids_json;
 	long threads;
+	train_precision precision;
 } score_opts;
 
 static const util_opt score_table[] = {
@@ -92,6 +93,7 @@ static const util_opt score_table[] = {
 	 .help = "{\"prompt_ids\": [...], \"completion_ids\": [...]}\n"
 		 "instead of text (no tokenizer needed)"},
 	UTIL_OPT_THREADS(score_opts, threads),
+	TRAIN_GEN_OPT_PRECISION(score_opts, precision),
 	UTIL_OPT_TABLE_END,
 };
 
@@ -225,10 +227,10 @@ static void set_threads(long n)
 	train_set_threads(n > 0 && n < 4096 ? (int)n : 0);
 }
 
-static train_model *load_model(const char *dir)
+static train_model *load_model(const char *dir, train_precision prec)
 {
 	char *err = NULL;
-	train_model *m = train_model_load(dir, &err);
+	train_model *m = train_model_load_prec(dir, prec, &err);
 	if (!m)
 		util_die("%s", err);
 	return m;
@@ -304,7 +306,7 @@ static int cmd_info(int argc, char **argv)
 	util_cli_parse(&info_cli, &o, argc, argv);
 	const char *dir = info_cli.args[0];
 	int json = o.json;
-	train_model *m = load_model(dir);
+	train_model *m = load_model(dir, TRAIN_PREC_F32);
 	const train_config *k = train_model_config(m);
 	util_buf b = UTIL_BUF_INIT;
 	if (json) {
@@ -488,7 +490,7 @@ static int cmd_score(int argc, char **argv)
 			 "of context");
 	if (nq < 1)
 		util_die("the completion is empty");
-	train_model *m = load_model(dir);
+	train_model *m = load_model(dir, o.precision);
 	int T = np + nq;
 	int32_t *seq = xmalloc(sizeof(int32_t) * T);
 	memcpy(seq, p, sizeof(int32_t) * np);
@@ -615,7 +617,7 @@ static int cmd_generate(int argc, char **argv)
 		tok = train_tokenizer_load(dir, &e);
 		free(e);
 	}
-	train_model *m = load_model(dir);
+	train_model *m = load_model(dir, o.gen.precision);
 	/* the prompt's ids and the ids that end its completion (train/gen.h) */
 	train_gen_encoder *enc = NULL;
 	train_gen_prompt gp;

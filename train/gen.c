@@ -294,8 +294,11 @@ void train_gen_params_json(util_buf *b, const train_gen_params *p)
 		}
 		util_buf_adds(b, "],");
 	}
-	util_buf_addf(b, "\"greedy\":%s,\"max_new_tokens\":%ld,\"min_p\":%.17g,\"seed\":%ld,\"stop\":[",
-		      s->greedy ? "true" : "false", p->max_new, s->min_p, p->seed);
+	util_buf_addf(b, "\"greedy\":%s,\"max_new_tokens\":%ld,\"min_p\":%.17g,",
+		      s->greedy ? "true" : "false", p->max_new, s->min_p);
+	if (p->precision)
+		util_buf_addf(b, "\"precision\":\"%s\",", p->precision);
+	util_buf_addf(b, "\"seed\":%ld,\"stop\":[", p->seed);
 	for (int i = 0; i < p->nstops; i++) {
 		if (i)
 			util_buf_addc(b, ',');

@@ -121,6 +121,7 @@ typedef struct train_gen_params {
 	const char *chat_format;  /* --chat-format as given, or NULL */
 	const char *const *chat_vars; /* --chat-var NAME=VALUE settings (n_chat_vars) */
 	int n_chat_vars;
+	const char *precision;    /* "bf16" when the model runs in bf16, else NULL */
 } train_gen_params;
 
 /* Append to b the canonical JSON of p, the generator's params_json: keys
@@ -132,7 +133,8 @@ typedef struct train_gen_params {
  * its identity: "chat":true (before "greedy") with chat_plain, and
  * "chat_format":"NAME" (after "chat"; the canonical name, e.g. "qwen" gives
  * "chatml") with chat_format; a third, "chat_vars":["NAME=VALUE",...] (after
- * "chat_format", in the order given), with chat template variables. Every value above changes the text, so two
+ * "chat_format", in the order given), with chat template variables; a fourth,
+ * "precision":"bf16" (after "min_p"), when the model runs in bf16. Every value above changes the text, so two
  * runs share a generator exactly when they sample the same way. */
 void train_gen_params_json(util_buf *b, const train_gen_params *p);
 

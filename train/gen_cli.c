@@ -28,6 +28,8 @@ const util_opt train_gen_cli_opts[] = {
 	 .help = "end a completion at STR, cut before it\n(repeatable)"},
 	UTIL_OPT_HEADING("Chat template:"),
 	TRAIN_GEN_OPT_CHAT_VAR(train_gen_cli, chat_vars),
+	UTIL_OPT_HEADING("Precision:"),
+	TRAIN_GEN_OPT_PRECISION(train_gen_cli, precision),
 	UTIL_OPT_TABLE_END,
 };
 
@@ -85,7 +87,9 @@ train_gen_params train_gen_cli_params(const train_gen_cli *g, int chat_plain, co
 	return (train_gen_params){.sampling = train_gen_cli_sampling(g), .seed = g->seed,
 				  .max_new = g->max_new, .stops = g->stop.v, .nstops = g->stop.n,
 				  .chat_plain = chat_plain, .chat_format = chat_format,
-				  .chat_vars = g->chat_vars.v, .n_chat_vars = g->chat_vars.n};
+				  .chat_vars = g->chat_vars.v, .n_chat_vars = g->chat_vars.n,
+				  .precision = train_precision_resolve(g->precision) == TRAIN_PREC_BF16
+						       ? "bf16" : NULL};
 }
 
 int train_gen_cli_stop(void *ctx, int row, const int32_t *ids, int n)
@@ -125,6 +129,15 @@ int train_gen_cli_chat_format(void *target, const char *value, char *err, size_t
 		return -1;
 	}
 	*(const char **)target = value;
+	return 0;
+}
+
+int train_gen_cli_precision(void *target, const char *value, char *err, size_t errlen)
+{
+	if (train_precision_parse(value, (train_precision *)target)) {
+		snprintf(err, errlen, "expected f32, bf16 or auto, got \"%s\"", value ? value : "");
+		return -1;
+	}
 	return 0;
 }
 

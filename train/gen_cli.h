@@ -1,6 +1,6 @@
 /* gen_cli.h: the sampling options that `dpo-model generate`, dpo-generate
  * and dpo-eval share (--greedy, --temperature, --top-k, --top-p, --min-p,
- * --seed, --max-new-tokens, --stop) as one block of their option tables
+ * --seed, --max-new-tokens, --stop, and --precision) as one block of their option tables
  * (util/opt.h), with the one default and range of each; the check of their
  * combination; the generation options and generator identity made from
  * them; and the stop-string handling during and after generation.
@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "train/gen.h"
+#include "train/precision.h"
 #include "train/sample.h"
 #include "train/tokenizer.h"
 #include "util/buf.h"
@@ -40,13 +41,15 @@ typedef struct train_gen_cli {
 	long max_new;            /* --max-new-tokens, [1, 1048576], default 256 */
 	util_opt_list stop;      /* --stop STR (repeatable); strings owned by argv or the cli */
 	util_opt_list chat_vars; /* --chat-var NAME=VALUE (repeatable; train/chat.h) */
+	train_precision precision; /* --precision f32|bf16|auto, default f32 */
 	/* set by the program before generating */
 	train_tokenizer *tok;    /* decodes for the stop-string check */
 	int (*interrupted)(void); /* optional: when it returns nonzero every row ends */
 } train_gen_cli;
 
 /* The sampling options as a block for UTIL_OPT_INCLUDE_TABLE (a heading
- * "Sampling:" first), then --chat-var under "Chat template:". */
+ * "Sampling:" first), then --chat-var under "Chat template:", then
+ * --precision under "Precision:". */
 extern const util_opt train_gen_cli_opts[];
 
 /* What the table cannot check: a combination of the options, an empty
@@ -97,6 +100,17 @@ int train_gen_cli_chat_format(void *target, const char *value, char *err, size_t
 #define TRAIN_GEN_OPT_CHAT_FORMAT(type, field, helptext)                                        \
 	{"chat-format", 0, UTIL_OPT_CALL, offsetof(type, field), .arg = "NAME",                 \
 	 .call = train_gen_cli_chat_format, .help = helptext}
+
+/* --precision P, a CALL option over a train_precision: f32 (also fp32,
+ * float32), bf16 (also bfloat16) or auto (train/precision.h), default f32.
+ * The program loads its models with train_model_load_prec. */
+int train_gen_cli_precision(void *target, const char *value, char *err, size_t errlen);
+#define TRAIN_GEN_PRECISION_HELP                                                                \
+	"f32, bf16 (weights held in bfloat16: half the\nmemory, faster decoding; float32 "      \
+	"arithmetic)\nor auto (bf16 where the CPU has AVX512-BF16)"
+#define TRAIN_GEN_OPT_PRECISION(type, field)                                                    \
+	{"precision", 0, UTIL_OPT_CALL, offsetof(type, field), .arg = "P", .def = "f32",        \
+	 .call = train_gen_cli_precision, .help = TRAIN_GEN_PRECISION_HELP}
 
 /* A run's parameters: the options cli parsed (util_cli_params_json) with
  * extra, members of a JSON object ("\"key\":value,...", or NULL),

@@ -2,6 +2,8 @@
 #include "config.h"
 #include "train/model.h"
 #include "train/layers.h"
+#include "train/matvec_bf16.h"
+#include "train/model_bf16.h"
 #include "train/safetensors.h"
 #include "util/buf.h"
 #include "util/file.h"
@@ -32,6 +34,7 @@ struct train_model {
 	int ntable;
 	float *rope_cos, *rope_sin;
 	char fingerprint[65];
+	train_bf16 *bf;         /* bf16 inference storage (params NULL), or NULL */
 };
 
 /* ---- layout ---- */
@@ -237,6 +240,20 @@ static void model_alloc(train_model *m)
 	snprintf(m->dtype, sizeof m->dtype, "F32");
 }
 
+/* model_alloc for bf16 inference: the f32 arena is only laid out (never
+ * touched) to get the table's offsets, then replaced by bf16 storage. */
+static void model_alloc_bf16(train_model *m)
+{
+	m->nparams = train_weights_layout(&m->cfg, NULL, NULL);
+	m->params = xmalloc(sizeof(float) * (m->nparams ? m->nparams : 1));
+	train_weights_layout(&m->cfg, m->params, &m->w);
+	build_table(m);
+	snprintf(m->dtype, sizeof m->dtype, "F32");
+	m->bf = train_bf16_new(&m->cfg, m->params, m->table, m->ntable, &m->w);
+	free(m->params);
+	m->params = NULL;
+}
+
 /* RoPE tables for the weights' dtype (see train_rope_tables). */
 static void model_rope(train_model *m)
 {
@@ -285,6 +302,7 @@ void train_model_free(train_model *m)
 		free((char *)m->table[i].name);
 	free(m->table);
 	free(m->params);
+	train_bf16_free(m->bf);
 	free(m->rope_cos);
 	free(m->rope_sin);
 	free(m->config_json);
@@ -401,6 +419,15 @@ static int load_param(train_model *m, const train_st_file *f, const char *fname,
 		*err = util_buf_detach(&b);
 		return TRAIN_ESHAPE;
 	}
+	if (m->bf) {
+		char *e2 = NULL;
+		if (train_bf16_load(m->bf, f, t, p, &e2)) {
+			*err = xasprintf("%s: %s", fname, e2);
+			free(e2);
+			return TRAIN_EUNSUP;
+		}
+		return 0;
+	}
 	float *dst = m->params + p->offset;
 	if (!p->transposed) {
 		char *e2 = NULL;
@@ -427,7 +454,7 @@ static int load_param(train_model *m, const train_st_file *f, const char *fname,
 	return 0;
 }
 
-train_model *train_model_load(const char *dir, char **err)
+static train_model *model_load(const char *dir, int bf16, char **err)
 {
 	train_model *m = xcalloc(1, sizeof *m);
 	char *path = NULL, *text = NULL;
@@ -477,7 +504,10 @@ train_model *train_model_load(const char *dir, char **err)
 		if (!(files[i] = train_st_open(path, err)))
 			goto fail;
 	}
-	model_alloc(m);
+	if (bf16)
+		model_alloc_bf16(m);
+	else
+		model_alloc(m);
 	/* every parameter must be found in some shard */
 	int dtype_set = 0, nbare = 0;
 	for (int i = 0; i < m->ntable; i++) {
@@ -621,6 +651,10 @@ static int write_text_atomic(const char *path, const char *text, char **err)
 
 int train_model_save(const train_model *m, const char *dir, char **err)
 {
+	if (m->bf) {
+		*err = xstrdup("the model is held in bf16 for inference: cannot save it");
+		return TRAIN_EUNSUP;
+	}
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
 		*err = xasprintf("%s: %s", dir, strerror(errno));
 		return TRAIN_EIO;
@@ -780,6 +814,34 @@ static void norm_fwd(const train_config *c, float *out, float *mean, float *rstd
 		train_rmsnorm_forward(out, rstd, x, w, N, c->dim, c->norm_eps);
 }
 
+/* out = inp . W^T + bias, W the f32 matrix w32 + off, or for a bf16 model
+ * the bf16 one w16 + off. */
+static void lin(const train_model *m, float *out, const float *inp, const float *w32,
+		const uint16_t *w16, size_t off, const float *bias, int N, int C, int OC)
+{
+	if (m->bf)
+		train_matmul_bf16_forward(out, inp, w16 + off, bias, N, C, OC);
+	else
+		train_matmul_forward(out, inp, w32 + off, bias, N, C, OC);
+}
+
+static const train_bf16w no_bf16w;
+
+/* The bf16 matrices of m (all NULL for an f32 model). */
+static const train_bf16w *bfw(const train_model *m)
+{
+	return m->bf ? train_bf16_weights(m->bf) : &no_bf16w;
+}
+
+/* The token (+ position) embedding of either storage. */
+static void embed(const train_model *m, float *out, const int *ids, const int *pos, int B, int T)
+{
+	if (m->bf)
+		train_embedding_bf16_forward(out, ids, bfw(m)->wte, bfw(m)->wpe, pos, B, T, m->cfg.dim);
+	else
+		train_embedding_forward(out, ids, m->w.wte, m->w.wpe, pos, B, T, m->cfg.dim);
+}
+
 static void block_forward(const train_model *m, int l, struct block_bufs *o, const float *x,
 			  int B, int T, const struct kv_target *kv)
 {
@@ -792,8 +854,9 @@ static void block_forward(const train_model *m, int l, struct block_bufs *o, con
 
 	norm_fwd(c, o->ln1, o->ln1_mean, o->ln1_rstd, x, w->ln1w + (size_t)l * C,
 		 w->ln1b ? w->ln1b + (size_t)l * C : NULL, N);
-	train_matmul_forward(o->qkv, o->ln1, w->wqkv + l * QKV * C,
-			     w->bqkv ? w->bqkv + l * QKV : NULL, N, C, (int)QKV);
+	const train_bf16w *h = bfw(m);
+	lin(m, o->qkv, o->ln1, w->wqkv, h->wqkv, l * QKV * C,
+	    w->bqkv ? w->bqkv + l * QKV : NULL, N, C, (int)QKV);
 	train_qkv_split_forward(o->q, o->k, o->v, o->qkv, N, NH, NKV, hd);
 	if (c->qk_norm) {
 		train_rmsnorm_forward(o->qr, o->q_rstd, o->q, w->qnorm + (size_t)l * hd, N * NH, hd,
@@ -831,19 +894,19 @@ static void block_forward(const train_model *m, int l, struct block_bufs *o, con
 							kv->cap, NH, NKV, hd);
 		}
 	}
-	train_matmul_forward(o->attproj, o->atty, w->wo + (size_t)l * C * QD,
-			     w->bo ? w->bo + (size_t)l * C : NULL, N, (int)QD, C);
+	lin(m, o->attproj, o->atty, w->wo, h->wo, (size_t)l * C * QD,
+	    w->bo ? w->bo + (size_t)l * C : NULL, N, (int)QD, C);
 	train_residual_forward(o->res1, x, o->attproj, (size_t)N * C);
 	norm_fwd(c, o->ln2, o->ln2_mean, o->ln2_rstd, o->res1, w->ln2w + (size_t)l * C,
 		 w->ln2b ? w->ln2b + (size_t)l * C : NULL, N);
-	train_matmul_forward(o->fch, o->ln2, w->wfc + l * F * C, w->bfc ? w->bfc + l * F : NULL, N,
-			     C, (int)F);
+	lin(m, o->fch, o->ln2, w->wfc, h->wfc, l * F * C, w->bfc ? w->bfc + l * F : NULL, N, C,
+	    (int)F);
 	if (c->arch == TRAIN_ARCH_GPT2)
 		train_gelu_forward(o->fch_act, o->fch, (size_t)N * I);
 	else
 		train_swiglu_forward(o->fch_act, o->fch, N, I);
-	train_matmul_forward(o->mlpproj, o->fch_act, w->wproj + (size_t)l * C * I,
-			     w->bproj ? w->bproj + (size_t)l * C : NULL, N, I, C);
+	lin(m, o->mlpproj, o->fch_act, w->wproj, h->wproj, (size_t)l * C * I,
+	    w->bproj ? w->bproj + (size_t)l * C : NULL, N, I, C);
 	train_residual_forward(o->res2, o->res1, o->mlpproj, (size_t)N * C);
 }
 
@@ -866,7 +929,7 @@ int train_model_forward(const train_model *m, train_acts *a, const int *ids, con
 	for (size_t i = 0; i < N; i++)
 		if (targets && targets[i] >= c->vocab)
 			return TRAIN_EARG;
-	train_embedding_forward(a->encoded, ids, m->w.wte, m->w.wpe, NULL, B, T, (int)C);
+	embed(m, a->encoded, ids, NULL, B, T);
 	const float *x = a->encoded;
 	for (int l = 0; l < c->n_layer; l++) {
 		struct block_bufs o = {
@@ -903,8 +966,12 @@ int train_model_forward(const train_model *m, train_acts *a, const int *ids, con
 		for (size_t i = 0; i < N; i++)
 			tg[i] = -1;
 	}
-	train_logprob_forward(a->logp, a->logp_lse, a->lnf, m->w.lm_head, targets ? targets : tg,
-			      (int)N, (int)C, c->vocab);
+	if (m->bf)
+		train_logprob_bf16_forward(a->logp, a->logp_lse, a->lnf, bfw(m)->lm_head,
+					   targets ? targets : tg, (int)N, (int)C, c->vocab);
+	else
+		train_logprob_forward(a->logp, a->logp_lse, a->lnf, m->w.lm_head,
+				      targets ? targets : tg, (int)N, (int)C, c->vocab);
 	free(tg);
 	return 0;
 }
@@ -948,7 +1015,7 @@ int train_model_logits(const train_model *m, const int *ids, int T, float *logit
 	if (rc)
 		*err = xasprintf("token id out of range (vocabulary %d)", c->vocab);
 	else
-		train_matmul_forward(logits, a.lnf, m->w.lm_head, NULL, T, c->dim, c->vocab);
+		lin(m, logits, a.lnf, m->w.lm_head, bfw(m)->lm_head, 0, NULL, T, c->dim, c->vocab);
 	free(arena);
 	return rc;
 }
@@ -1056,7 +1123,7 @@ static int cached_forward(const train_model *m, train_kv *kv, const int *rows, c
 	x = p;
 	p += N * C;
 #undef TAKE
-	train_embedding_forward(x, ids, m->w.wte, m->w.wpe, pos, nb, T, (int)C);
+	embed(m, x, ids, pos, nb, T);
 	for (int l = 0; l < c->n_layer; l++) {
 		struct kv_target t = {
 			.kc = kv->k + (size_t)l * kv->B * kv->cap * KD,
@@ -1071,7 +1138,7 @@ static int cached_forward(const train_model *m, train_kv *kv, const int *rows, c
 	for (int i = 0; i < nb; i++)
 		memcpy(o.res1 + (size_t)i * C, x + ((size_t)i * T + T - 1) * C, sizeof(float) * C);
 	norm_fwd(c, last, NULL, NULL, o.res1, m->w.lnfw, m->w.lnfb, nb);
-	train_matmul_forward(logits, last, m->w.lm_head, NULL, nb, (int)C, c->vocab);
+	lin(m, logits, last, m->w.lm_head, bfw(m)->lm_head, 0, NULL, nb, (int)C, c->vocab);
 	for (int i = 0; i < nb; i++)
 		kv->len[rows[i]] += T;
 	free(arena);
@@ -1093,4 +1160,40 @@ int train_model_decode(const train_model *m, train_kv *kv, const int *rows, cons
 	if (nb <= 0)
 		return TRAIN_EARG;
 	return cached_forward(m, kv, rows, ids, nb, 1, logits);
+}
+
+/* ---- precision ---- */
+
+train_model *train_model_load(const char *dir, char **err)
+{
+	return model_load(dir, 0, err);
+}
+
+train_model *train_model_load_prec(const char *dir, train_precision prec, char **err)
+{
+	return model_load(dir, train_precision_resolve(prec) == TRAIN_PREC_BF16, err);
+}
+
+void train_model_to_bf16(train_model *m)
+{
+	if (m->bf)
+		return;
+	train_model_fingerprint(m); /* cached while the f32 weights exist */
+	train_weights w;
+	m->bf = train_bf16_new(&m->cfg, m->params, m->table, m->ntable, &w);
+	for (int i = 0; i < m->ntable; i++)
+		train_bf16_set(m->bf, &m->table[i], m->params + m->table[i].offset);
+	m->w = w;
+	free(m->params);
+	m->params = NULL;
+}
+
+train_precision train_model_precision(const train_model *m)
+{
+	return m->bf ? TRAIN_PREC_BF16 : TRAIN_PREC_F32;
+}
+
+size_t train_model_weight_bytes(const train_model *m)
+{
+	return m->bf ? train_bf16_bytes(m->bf) : m->nparams * sizeof(float);
 }

@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "train/precision.h"
+
 /* Error codes (negative); the message is in the err string. */
 enum {
 	TRAIN_EIO = -1,      /* file missing or unreadable */
@@ -233,5 +235,30 @@ int train_model_prefill(const train_model *m, train_kv *kv, int b, const int *id
  * token ids[i]); writes logits [nb, V]. Returns 0 or TRAIN_EARG. */
 int train_model_decode(const train_model *m, train_kv *kv, const int *rows, const int *ids,
 		       int nb, float *logits);
+
+/* train_model_load in a given precision: TRAIN_PREC_AUTO resolves with
+ * train_precision_resolve. f32 is train_model_load. bf16 holds the 2-D
+ * weights (embeddings, projections, LM head) in bfloat16 for inference
+ * (train/model_bf16.h): BF16-stored tensors bit for bit, others rounded to
+ * nearest even once; 1-D weights stay float32. A bf16 model runs every
+ * forward (forward, logprobs, logits, prefill, decode) through the kernels
+ * of train/matvec_bf16.h; it has no f32 arena: train_model_params returns
+ * NULL, train_model_weights has NULL matrix pointers, and
+ * train_model_save fails with TRAIN_EUNSUP (it is not for training).
+ * Returns as train_model_load. */
+train_model *train_model_load_prec(const char *dir, train_precision prec, char **err);
+
+/* Convert a float32 model (e.g. from train_model_init) to the bf16
+ * inference storage in place, rounding its 2-D weights to bf16 (nearest
+ * even) and freeing the f32 arena; the fingerprint stays the f32 one. No-op
+ * on a bf16 model. */
+void train_model_to_bf16(train_model *m);
+
+/* TRAIN_PREC_BF16 for a model held in bf16, else TRAIN_PREC_F32. */
+train_precision train_model_precision(const train_model *m);
+
+/* Bytes of parameter storage the model holds (4 per parameter in f32;
+ * 2 per matrix weight plus 4 per 1-D weight in bf16). */
+size_t train_model_weight_bytes(const train_model *m);
 
 #endif

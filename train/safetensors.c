@@ -301,6 +301,23 @@ int train_st_read_f32(const train_st_file *f, const train_st_tensor *t, float *o
 	}
 }
 
+const uint8_t *train_st_data(const train_st_file *f, const train_st_tensor *t)
+{
+	return f->data + t->begin;
+}
+
+void train_st_release(const train_st_file *f, const train_st_tensor *t)
+{
+	if (!f->map)
+		return;
+	long pg = sysconf(_SC_PAGESIZE);
+	uintptr_t lo = (uintptr_t)(f->data + t->begin), hi = (uintptr_t)(f->data + t->end);
+	lo = (lo + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;
+	hi = hi / (uintptr_t)pg * (uintptr_t)pg;
+	if (hi > lo)
+		madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 int train_st_write(const char *path, const train_st_out *t, int n, char **err)
 {
 	util_buf h = UTIL_BUF_INIT;

@@ -46,6 +46,15 @@ const train_st_tensor *train_st_find(const train_st_file *f, const char *name);
  * -1 for an unsupported dtype with *err naming the tensor and dtype. */
 int train_st_read_f32(const train_st_file *f, const train_st_tensor *t, float *out, char **err);
 
+/* The raw (little-endian) bytes of tensor t of f: t->end - t->begin of
+ * them, owned by f. */
+const uint8_t *train_st_data(const train_st_file *f, const train_st_tensor *t);
+
+/* Tell the OS that tensor t's bytes are no longer needed (read once): the
+ * whole pages inside it leave the resident set (a later read maps them in
+ * again). No-op for files parsed from memory. */
+void train_st_release(const train_st_file *f, const train_st_tensor *t);
+
 /* A tensor to write: name, shape, float32 data. */
 typedef struct train_st_out {
 	const char *name;

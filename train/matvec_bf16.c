@@ -1,0 +1,464 @@
+/* matvec_bf16.c: matmul, embedding and log-prob kernels over bfloat16
+ * weights (see matvec_bf16.h). */
+#include "config.h"
+#include "train/matvec_bf16.h"
+#include "train/layers.h"
+#include "train/precision.h"
+#include "util/xmalloc.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef HAVE_BLAS
+#include <cblas.h>
+#endif
+
+int train_bf16_kernel = TRAIN_BF16_KERNEL_AUTO;
+
+/* ---- reference ---- */
+
+void train_matmul_bf16_forward_ref(float *out, const float *inp, const uint16_t *weight,
+				   const float *bias, int N, int C, int OC)
+{
+	for (int n = 0; n < N; n++) {
+		const float *x = inp + (size_t)n * C;
+		for (int o = 0; o < OC; o++) {
+			const uint16_t *w = weight + (size_t)o * C;
+			float s = bias ? bias[o] : 0.0f;
+			for (int i = 0; i < C; i++)
+				s += x[i] * train_bf16_to_f32(w[i]);
+			out[(size_t)n * OC + o] = s;
+		}
+	}
+}
+
+/* ---- plain (portable) ---- */
+
+typedef float bf_v4f __attribute__((vector_size(16)));
+
+static inline bf_v4f bf_load4(const float *p)
+{
+	bf_v4f v;
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
+/* x . w over n floats in 8 lanes. */
+static inline float bf_dot(const float *x, const float *w, int n)
+{
+	bf_v4f a = {0}, b = {0};
+	int i = 0;
+	for (; i + 8 <= n; i += 8) {
+		a += bf_load4(x + i) * bf_load4(w + i);
+		b += bf_load4(x + i + 4) * bf_load4(w + i + 4);
+	}
+	a += b;
+	float s = (a[0] + a[1]) + (a[2] + a[3]);
+	for (; i < n; i++)
+		s += x[i] * w[i];
+	return s;
+}
+
+/* Weights widened per chunk of this many columns (a 1 KiB stack buffer). */
+#define BF16_CHUNK 256
+
+/* Any CPU: each weight row is widened chunk by chunk into a local buffer
+ * that serves up to 4 input rows. */
+static void matmul_plain(float *out, const float *inp, const uint16_t *weight, const float *bias,
+			 int N, int C, int OC)
+{
+#pragma omp parallel for schedule(static) if ((size_t)N * C * OC > 100000)
+	for (int o = 0; o < OC; o++) {
+		const uint16_t *w = weight + (size_t)o * C;
+		float buf[BF16_CHUNK];
+		for (int n0 = 0; n0 < N; n0 += 4) {
+			int nt = N - n0 < 4 ? N - n0 : 4;
+			float s[4] = {0, 0, 0, 0};
+			for (int c0 = 0; c0 < C; c0 += BF16_CHUNK) {
+				int len = C - c0 < BF16_CHUNK ? C - c0 : BF16_CHUNK;
+				train_bf16_to_f32_n(buf, w + c0, (size_t)len);
+				for (int j = 0; j < nt; j++)
+					s[j] += bf_dot(inp + (size_t)(n0 + j) * C + c0, buf, len);
+			}
+			for (int j = 0; j < nt; j++)
+				out[(size_t)(n0 + j) * OC + o] = s[j] + (bias ? bias[o] : 0.0f);
+		}
+	}
+}
+
+/* ---- AVX-512 ---- */
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define BF16_X86 1
+#include <immintrin.h>
+
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+#define AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+/* the tiles' loops over rows run 1 to 4 times: unrolled whole, so that the
+ * accumulators live in registers */
+#define BF16_UNROLL _Pragma("GCC unroll 4")
+
+/* 16 bf16 weights widened to float32 (zero-extend to 32 bits, shift left). */
+AVX512 static inline __m512 widen16(const uint16_t *p)
+{
+	__m256i h = _mm256_loadu_si256((const __m256i *)p);
+	return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* The same for the first k lanes (others 0). */
+AVX512 static inline __m512 widen16_mask(const uint16_t *p, __mmask16 k)
+{
+	__m256i h = _mm256_maskz_loadu_epi16(k, p);
+	return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* R weight rows (o, o + step, ...) against NT input rows from n0: R x NT
+ * accumulators of 16 lanes. R and NT are constants after inlining. */
+AVX512 static inline __attribute__((always_inline)) void
+tile_widen(float *out, const float *inp, const uint16_t *weight, const float *bias, int C, int OC,
+	   int o, int step, int n0, const int R, const int NT)
+{
+	__m512 acc[4][4];
+	const uint16_t *w[4];
+	const float *x[4];
+	BF16_UNROLL
+	for (int r = 0; r < R; r++) {
+		w[r] = weight + (size_t)(o + r * step) * C;
+		BF16_UNROLL
+		for (int j = 0; j < NT; j++)
+			acc[r][j] = _mm512_setzero_ps();
+	}
+	BF16_UNROLL
+	for (int j = 0; j < NT; j++)
+		x[j] = inp + (size_t)(n0 + j) * C;
+	int i = 0;
+	for (; i + 16 <= C; i += 16) {
+		__m512 xv[4];
+		BF16_UNROLL
+		for (int j = 0; j < NT; j++)
+			xv[j] = _mm512_loadu_ps(x[j] + i);
+		BF16_UNROLL
+		for (int r = 0; r < R; r++) {
+			__m512 wv = widen16(w[r] + i);
+			BF16_UNROLL
+			for (int j = 0; j < NT; j++)
+				acc[r][j] = _mm512_fmadd_ps(wv, xv[j], acc[r][j]);
+		}
+	}
+	if (i < C) {
+		__mmask16 k = (__mmask16)((1u << (C - i)) - 1);
+		__m512 xv[4];
+		BF16_UNROLL
+		for (int j = 0; j < NT; j++)
+			xv[j] = _mm512_maskz_loadu_ps(k, x[j] + i);
+		BF16_UNROLL
+		for (int r = 0; r < R; r++) {
+			__m512 wv = widen16_mask(w[r] + i, k);
+			BF16_UNROLL
+			for (int j = 0; j < NT; j++)
+				acc[r][j] = _mm512_fmadd_ps(wv, xv[j], acc[r][j]);
+		}
+	}
+	BF16_UNROLL
+	for (int r = 0; r < R; r++) {
+		float b = bias ? bias[o + r * step] : 0.0f;
+		BF16_UNROLL
+		for (int j = 0; j < NT; j++)
+			out[(size_t)(n0 + j) * OC + o + r * step] = _mm512_reduce_add_ps(acc[r][j]) + b;
+	}
+}
+
+/* All input rows against weight rows (o, o + step, ... R of them). */
+AVX512 static void rows_widen(float *out, const float *inp, const uint16_t *weight,
+			      const float *bias, int N, int C, int OC, int o, int step, int R)
+{
+	int n0 = 0;
+	for (; n0 + 4 <= N; n0 += 4) {
+		if (R == 4)
+			tile_widen(out, inp, weight, bias, C, OC, o, step, n0, 4, 4);
+		else
+			tile_widen(out, inp, weight, bias, C, OC, o, step, n0, 1, 4);
+	}
+	int left = N - n0;
+#define BF16_TAIL(NT)                                                                       \
+	do {                                                                                \
+		if (R == 4)                                                                 \
+			tile_widen(out, inp, weight, bias, C, OC, o, step, n0, 4, NT);      \
+		else                                                                        \
+			tile_widen(out, inp, weight, bias, C, OC, o, step, n0, 1, NT);      \
+	} while (0)
+	if (left == 3)
+		BF16_TAIL(3);
+	else if (left == 2)
+		BF16_TAIL(2);
+	else if (left == 1)
+		BF16_TAIL(1);
+#undef BF16_TAIL
+}
+
+/* The widening kernel: weight rows in groups of 4 taken a quarter of the
+ * matrix apart (four separate memory streams, as the f32 kernel pairs rows
+ * half a matrix apart), OpenMP over the groups. */
+AVX512 static void matmul_widen(float *out, const float *inp, const uint16_t *weight,
+				const float *bias, int N, int C, int OC)
+{
+	int Q = OC / 4, rest = OC - 4 * Q;
+#pragma omp parallel for schedule(static) if ((size_t)N * C * OC > 100000)
+	for (int g = 0; g < Q + rest; g++) {
+		if (g < Q)
+			rows_widen(out, inp, weight, bias, N, C, OC, g, Q, 4);
+		else
+			rows_widen(out, inp, weight, bias, N, C, OC, 4 * Q + (g - Q), 1, 1);
+	}
+}
+
+/* vdpbf16ps: R weight rows against NT bf16 input rows (xb, rounded once). */
+AVX512BF16 static inline __attribute__((always_inline)) void
+tile_dot(float *out, const uint16_t *xb, const uint16_t *weight, const float *bias, int C, int OC,
+	 int o, int step, int n0, const int R, const int NT)
+{
+	__m512 acc[4][4];
+	const uint16_t *w[4], *x[4];
+	BF16_UNROLL
+	for (int r = 0; r < R; r++) {
+		w[r] = weight + (size_t)(o + r * step) * C;
+		BF16_UNROLL
+		for (int j = 0; j < NT; j++)
+			acc[r][j] = _mm512_setzero_ps();
+	}
+	BF16_UNROLL
+	for (int j = 0; j < NT; j++)
+		x[j] = xb + (size_t)(n0 + j) * C;
+	for (int i = 0; i < C; i += 32) {
+		__mmask32 k = C - i >= 32 ? ~(__mmask32)0 : (__mmask32)((1u << (C - i)) - 1);
+		__m512i xv[4];
+		BF16_UNROLL
+		for (int j = 0; j < NT; j++)
+			xv[j] = _mm512_maskz_loadu_epi16(k, x[j] + i);
+		BF16_UNROLL
+		for (int r = 0; r < R; r++) {
+			__m512i wv = _mm512_maskz_loadu_epi16(k, w[r] + i);
+			BF16_UNROLL
+			for (int j = 0; j < NT; j++)
+				acc[r][j] = _mm512_dpbf16_ps(acc[r][j], (__m512bh)wv, (__m512bh)xv[j]);
+		}
+	}
+	BF16_UNROLL
+	for (int r = 0; r < R; r++) {
+		float b = bias ? bias[o + r * step] : 0.0f;
+		BF16_UNROLL
+		for (int j = 0; j < NT; j++)
+			out[(size_t)(n0 + j) * OC + o + r * step] = _mm512_reduce_add_ps(acc[r][j]) + b;
+	}
+}
+
+AVX512BF16 static void rows_dot(float *out, const uint16_t *xb, const uint16_t *weight,
+				const float *bias, int N, int C, int OC, int o, int step, int R)
+{
+	int n0 = 0;
+	for (; n0 + 4 <= N; n0 += 4) {
+		if (R == 4)
+			tile_dot(out, xb, weight, bias, C, OC, o, step, n0, 4, 4);
+		else
+			tile_dot(out, xb, weight, bias, C, OC, o, step, n0, 1, 4);
+	}
+	int left = N - n0;
+#define BF16_TAIL(NT)                                                                       \
+	do {                                                                                \
+		if (R == 4)                                                                 \
+			tile_dot(out, xb, weight, bias, C, OC, o, step, n0, 4, NT);         \
+		else                                                                        \
+			tile_dot(out, xb, weight, bias, C, OC, o, step, n0, 1, NT);         \
+	} while (0)
+	if (left == 3)
+		BF16_TAIL(3);
+	else if (left == 2)
+		BF16_TAIL(2);
+	else if (left == 1)
+		BF16_TAIL(1);
+#undef BF16_TAIL
+}
+
+/* The vdpbf16ps kernel: the inputs rounded to bf16 (nearest even) once,
+ * then the same grouping as matmul_widen. */
+AVX512BF16 static void matmul_dot(float *out, const float *inp, const uint16_t *weight,
+				  const float *bias, int N, int C, int OC)
+{
+	uint16_t *xb = xmalloc(sizeof(uint16_t) * (size_t)N * C);
+	train_f32_to_bf16_n(xb, inp, (size_t)N * C);
+	int Q = OC / 4, rest = OC - 4 * Q;
+#pragma omp parallel for schedule(static) if ((size_t)N * C * OC > 100000)
+	for (int g = 0; g < Q + rest; g++) {
+		if (g < Q)
+			rows_dot(out, xb, weight, bias, N, C, OC, g, Q, 4);
+		else
+			rows_dot(out, xb, weight, bias, N, C, OC, 4 * Q + (g - Q), 1, 1);
+	}
+	free(xb);
+}
+
+static int cpu_has_avx512(void)
+{
+	static int have = -1;
+	if (have < 0) {
+		__builtin_cpu_init();
+		have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+		       __builtin_cpu_supports("avx512vl") && !getenv("DPO_NO_AVX512BF16");
+	}
+	return have;
+}
+#endif
+
+#ifdef HAVE_BLAS
+/* Weight rows per widened block of the sgemm path. */
+#define BF16_GEMM_BLOCK 256
+
+/* Many rows: blocks of weight rows widened to float32, then sgemm. The
+ * widening is O(OC*C) against the product's O(N*OC*C). */
+static void matmul_sgemm(float *out, const float *inp, const uint16_t *weight, const float *bias,
+			 int N, int C, int OC)
+{
+	float *blk = xmalloc(sizeof(float) * BF16_GEMM_BLOCK * (size_t)C);
+	for (int o0 = 0; o0 < OC; o0 += BF16_GEMM_BLOCK) {
+		int nb = OC - o0 < BF16_GEMM_BLOCK ? OC - o0 : BF16_GEMM_BLOCK;
+		/* one thread: an OpenMP team here would still be spinning
+		 * while OpenBLAS's threads run the product (measured: 10x
+		 * slower on 2 cores) */
+		train_bf16_to_f32_n(blk, weight + (size_t)o0 * C, (size_t)nb * C);
+		if (bias)
+			for (int n = 0; n < N; n++)
+				memcpy(out + (size_t)n * OC + o0, bias + o0, sizeof(float) * nb);
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, nb, C, 1.0f, inp, C, blk, C,
+			    bias ? 1.0f : 0.0f, out + o0, OC);
+	}
+	free(blk);
+}
+#endif
+
+/* Whether AUTO takes the sgemm path for this product: many rows on a CPU
+ * without AVX-512 (the AVX-512 tiles beat widening + sgemm at any N). */
+static int use_sgemm(int N, int C, int OC)
+{
+#ifdef HAVE_BLAS
+#ifdef BF16_X86
+	if (cpu_has_avx512())
+		return 0;
+#endif
+	return train_layers_use_blas && N >= 16 && (size_t)N * C * OC >= 1u << 20;
+#else
+	(void)N, (void)C, (void)OC;
+	return 0;
+#endif
+}
+
+const char *train_bf16_kernel_name(int N)
+{
+	if (train_bf16_kernel == TRAIN_BF16_KERNEL_PLAIN)
+		return "plain";
+#ifdef HAVE_BLAS
+	if (train_bf16_kernel == TRAIN_BF16_KERNEL_SGEMM)
+		return "widen+sgemm";
+#endif
+#ifdef BF16_X86
+	if (train_bf16_kernel == TRAIN_BF16_KERNEL_DOT && train_cpu_has_avx512bf16())
+		return "avx512bf16-dot";
+	if (train_bf16_kernel == TRAIN_BF16_KERNEL_AUTO && use_sgemm(N, 1024, 1024))
+		return "widen+sgemm";
+	if (cpu_has_avx512())
+		return "avx512-widen";
+#else
+	if (train_bf16_kernel == TRAIN_BF16_KERNEL_AUTO && use_sgemm(N, 1024, 1024))
+		return "widen+sgemm";
+#endif
+	return "plain";
+}
+
+void train_matmul_bf16_forward(float *out, const float *inp, const uint16_t *weight,
+			       const float *bias, int N, int C, int OC)
+{
+	int k = train_bf16_kernel;
+	if (k == TRAIN_BF16_KERNEL_PLAIN) {
+		matmul_plain(out, inp, weight, bias, N, C, OC);
+		return;
+	}
+#ifdef HAVE_BLAS
+	if ((k == TRAIN_BF16_KERNEL_AUTO && use_sgemm(N, C, OC)) || k == TRAIN_BF16_KERNEL_SGEMM) {
+		matmul_sgemm(out, inp, weight, bias, N, C, OC);
+		return;
+	}
+#endif
+#ifdef BF16_X86
+	if (k == TRAIN_BF16_KERNEL_DOT && train_cpu_has_avx512bf16()) {
+		matmul_dot(out, inp, weight, bias, N, C, OC);
+		return;
+	}
+	if (cpu_has_avx512()) {
+		matmul_widen(out, inp, weight, bias, N, C, OC);
+		return;
+	}
+#endif
+	matmul_plain(out, inp, weight, bias, N, C, OC);
+}
+
+/* ---- embedding ---- */
+
+void train_embedding_bf16_forward(float *out, const int *ids, const uint16_t *wte,
+				  const uint16_t *wpe, const int *pos0, int B, int T, int C)
+{
+#pragma omp parallel for collapse(2) if ((size_t)B * T * C > 65536)
+	for (int b = 0; b < B; b++)
+		for (int t = 0; t < T; t++) {
+			float *o = out + ((size_t)b * T + t) * C;
+			const uint16_t *e = wte + (size_t)ids[b * T + t] * C;
+			const uint16_t *pe =
+				wpe ? wpe + (size_t)((pos0 ? pos0[b] : 0) + t) * C : NULL;
+			for (int i = 0; i < C; i++)
+				o[i] = train_bf16_to_f32(e[i]) + (pe ? train_bf16_to_f32(pe[i]) : 0.0f);
+		}
+}
+
+/* ---- log-probs ---- */
+
+void train_logprob_bf16_forward(float *logp, float *lse, const float *h, const uint16_t *wlm,
+				const int *targets, int N, int C, int V)
+{
+	int chunk = V < TRAIN_LOGPROB_CHUNK ? V : TRAIN_LOGPROB_CHUNK;
+	float *z = xmalloc(sizeof(float) * (size_t)N * chunk);
+	float *mx = xmalloc(sizeof(float) * (size_t)N);
+	float *tg = xmalloc(sizeof(float) * (size_t)N);
+	double *se = xmalloc(sizeof(double) * (size_t)N);
+	for (int n = 0; n < N; n++) {
+		mx[n] = -INFINITY;
+		tg[n] = 0.0f;
+		se[n] = 0.0;
+	}
+	for (int v0 = 0; v0 < V; v0 += chunk) {
+		int cv = V - v0 < chunk ? V - v0 : chunk;
+		train_matmul_bf16_forward(z, h, wlm + (size_t)v0 * C, NULL, N, C, cv);
+#pragma omp parallel for if ((size_t)N * cv > 16384)
+		for (int n = 0; n < N; n++) {
+			const float *row = z + (size_t)n * cv;
+			float m = mx[n];
+			for (int j = 0; j < cv; j++)
+				m = row[j] > m ? row[j] : m;
+			/* the running sum was relative to the old maximum */
+			double s = se[n] * exp((double)mx[n] - m);
+			for (int j = 0; j < cv; j++)
+				s += exp((double)row[j] - m);
+			se[n] = s;
+			mx[n] = m;
+			if (targets[n] >= v0 && targets[n] < v0 + cv)
+				tg[n] = row[targets[n] - v0];
+		}
+	}
+	for (int n = 0; n < N; n++) {
+		float l = mx[n] + (float)log(se[n]);
+		logp[n] = targets[n] >= 0 ? tg[n] - l : 0.0f;
+		if (lse)
+			lse[n] = l;
+	}
+	free(z);
+	free(mx);
+	free(tg);
+	free(se);
+}
