@@ -790,4 +790,15 @@ typedef struct store_derive_counts {
  * (message lists the aspects there are). */
 int store_derive_pairs(store *st, const store_derive_args *a, store_derive_counts *out);
 
+/* One rating by annotator_id (a judge) in run run_id (0: none): the value
+ * of completion_id on aspect, in [scale_min, scale_max]. A rating already
+ * there for the completion, annotator and aspect is kept; *created says
+ * whether this one was added (may be NULL). STORE_EINVAL for a bad scale
+ * or value. */
+int store_rating_add(store *st, int64_t completion_id, int64_t annotator_id, const char *aspect, double value,
+		     double scale_min, double scale_max, int64_t run_id, int *created);
+/* The value annotator_id gave completion_id on aspect into *value (may be
+ * NULL); STORE_ENOTFOUND when there is none. */
+int store_rating_get(store *st, int64_t completion_id, int64_t annotator_id, const char *aspect, double *value);
+
 #endif
