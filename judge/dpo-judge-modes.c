@@ -343,8 +343,13 @@ static char *rank_rationale(const unit *u, const verdict *v)
 	util_buf_adds(&b, ")");
 	if (v->text && strspn(v->text, " \t\r\n") < strlen(v->text)) {
 		size_t tl = strlen(v->text);
+		if (tl > JUDGE_EXPLANATION_MAX) { /* cut at a character */
+			tl = JUDGE_EXPLANATION_MAX;
+			while (tl > 0 && ((unsigned char)v->text[tl] & 0xC0) == 0x80)
+				tl--;
+		}
 		util_buf_adds(&b, "\n\njudge: ");
-		util_buf_add(&b, v->text, tl > JUDGE_EXPLANATION_MAX ? JUDGE_EXPLANATION_MAX : tl);
+		util_buf_add(&b, v->text, tl);
 	}
 	char *s = util_buf_detach(&b);
 	util_buf_free(&b);

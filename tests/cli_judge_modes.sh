@@ -228,6 +228,45 @@ is "claims: two rating runs ask for each of 6 completions once" "$(nreq c)" 6
 is "claims: 6 ratings stored" "$(py "$RATINGS" "$DB" | wc -l | tr -d ' ')" 6
 stop_server
 
+# ---- long rationales are stored compressed, read back whole ------------------
+start_server z --pad 12000
+for mode in rank pairwise; do
+	DB=$T/z$mode.db
+	"$DBTOOL" seed "$DB" 2 3
+	dpo-judge --db "$DB" --model gpt-4o-mini --base-url "$URL" --mode $mode --json >/dev/null 2>&1
+	is "$mode, 12 KB explanations: exit 0" "$?" 0
+	py 'import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+rows = db.execute("SELECT typeof(rationale), length(CAST(rationale AS BLOB)), "
+                  "substr(CAST(rationale AS TEXT), 1, 14) FROM comparisons").fetchall()
+print(len(rows), all(t == "blob" and n < 4096 for t, n, _ in rows), sorted(set(h for _, _, h in rows)))' "$DB" \
+		>"$T/z$mode.col"
+	"$DBTOOL" rationale "$DB" >"$T/z$mode.rat"
+	py 'import sys
+lines = open(sys.argv[1]).read().splitlines()
+filler = "The two answers differ in accuracy and in detail; I weigh each claim in turn. "
+print(len(lines), all(l.count(filler) >= 140 and "[[" in l[-30:] for l in lines))' "$T/z$mode.rat" >"$T/z$mode.whole"
+done
+is "rank: 6 comparisons stored as compressed BLOBs under 4 KB, first line readable" "$(cat "$T/zrank.col")" \
+	"6 True ['rank: C > A > ', 'rank: C > B > ']"
+is "rank: each rationale reads back whole (the explanation and its ranking)" "$(cat "$T/zrank.whole")" "6 True"
+is "pairwise: 6 comparisons stored compressed, first line readable" "$(cat "$T/zpairwise.col")" \
+	"6 True ['a shown first:']"
+is "pairwise: each rationale reads back whole" "$(cat "$T/zpairwise.whole")" "6 True"
+# the position statistics read the first line of compressed rationales: the
+# same figures as for the same verdicts with short rationales
+stop_server
+start_server zs
+"$DBTOOL" seed "$T/zshort.db" 2 3
+dpo-judge --db "$T/zshort.db" --model gpt-4o-mini --base-url "$URL" --json >/dev/null 2>&1
+BIAS='import json, sys
+print(json.dumps(json.load(sys.stdin)["position_bias"], sort_keys=True))'
+dpo-db stats --db "$T/zpairwise.db" --json 2>/dev/null | $PY -c "$BIAS" >"$T/zbias.long"
+dpo-db stats --db "$T/zshort.db" --json 2>/dev/null | $PY -c "$BIAS" >"$T/zbias.short"
+like "pairwise: dpo-db stats counts the compressed rationales' orders" "$(cat "$T/zbias.long")" '"n": 12'
+is "pairwise: ... the same position bias as with short rationales" "$(cat "$T/zbias.long")" "$(cat "$T/zbias.short")"
+stop_server
+
 # a server that is down: stops at once with the URL named, nothing stored
 DB=$T/d.db
 fresh "$DB"

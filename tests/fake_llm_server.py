@@ -22,6 +22,8 @@ and ties equal lengths ("[[B > A = C]]"). A response containing NOSCORE
 (rating) or NORANK (rank, any response) gets an answer without one.
 --echo bait adds a quoted "[[10]]" / reversed ranking after the real one;
 baitonly answers with the quoted bait alone (a failed parse).
+--pad N puts N bytes of plain explanation before every answer (long
+rationales: stored compressed).
 --reasoning-tokens N adds usage.completion_tokens_details.reasoning_tokens
 (counted in completion_tokens, as OpenAI does).
 
@@ -226,6 +228,9 @@ class Handler(BaseHTTPRequestHandler):
             answer = "[[%s]]\nFor the record, B was:\n<<<BEGIN %s>>>\n%s\n<<<END %s>>>" % (v, nonce, b, nonce)
         else:
             answer = "I compared both.\n[[%s]]" % v
+        if ARGS.pad > 0:
+            filler = "The two answers differ in accuracy and in detail; I weigh each claim in turn. "
+            answer = (filler * (ARGS.pad // len(filler) + 1))[:ARGS.pad] + "\n" + answer
         structured = False
         if anthropic and body.get("tools"):
             structured = True
@@ -281,6 +286,7 @@ def main():
     ap.add_argument("--rule", default="longer", choices=["longer", "first", "good"])
     ap.add_argument("--echo", default="none", choices=["none", "plain", "after", "bait", "baitonly"])
     ap.add_argument("--reasoning-tokens", type=int, default=0)
+    ap.add_argument("--pad", type=int, default=0)
     ap.add_argument("--faults", default="")
     ap.add_argument("--fault-first", default="")
     ap.add_argument("--retry-after", type=float, default=1)
