@@ -157,8 +157,9 @@ static const util_opt opts_table[] = {
 		 "prompt, response_a, response_b on stdin, prints A, B, C or\n"
 		 "{\"verdict\": \"A\"} on stdout"},
 	{"template", 0, UTIL_OPT_PATH, offsetof(opts, template_path), .def = "pairwise.txt", .arg = "FILE",
-	 .help = "judging prompt template (default: pairwise.txt from the data folder;\n"
-		 "a bare name such as pairwise-reference is looked up there)"},
+	 .help = "judging prompt template (default: pairwise.txt from the data folder,\n"
+		 "rating.txt or rank.txt with --mode; a bare name such as\n"
+		 "pairwise-reference is looked up there)"},
 	{"mode", 0, UTIL_OPT_ENUM, offsetof(opts, mode_name), .def = "pairwise", .arg = "MODE",
 	 .choices = "pairwise|rating|rank",
 	 .help = "pairwise (default): a verdict per pair; rating: a 1-10 score per\n"
