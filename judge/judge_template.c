@@ -23,6 +23,7 @@ struct judge_template {
 	int uses_ref;
 	int mode;     /* judge_mode */
 	char *system; /* the {{#system}} section, or NULL */
+	size_t sys_lo, sys_hi; /* its lines in text (not rendered); equal: none */
 	char hash[65];
 };
 
@@ -47,6 +48,16 @@ static void add_seg(judge_template *t, enum seg_kind k, size_t off, size_t len)
 	t->nsegs++;
 }
 
+/* A text segment of t->text[lo..hi) without the system section. */
+static void add_text(judge_template *t, size_t lo, size_t hi)
+{
+	if (t->sys_hi > t->sys_lo && lo <= t->sys_lo && t->sys_hi <= hi) {
+		add_seg(t, SEG_TEXT, lo, t->sys_lo - lo);
+		lo = t->sys_hi;
+	}
+	add_seg(t, SEG_TEXT, lo, hi - lo);
+}
+
 static long line_of(const char *s, size_t off)
 {
 	long line = 1;
@@ -62,8 +73,9 @@ static int line_is(const char *s, const char *mark)
 	return !strncmp(s, mark, ml) && (s[ml] == '\n' || s[ml] == '\0' || (s[ml] == '\r' && s[ml + 1] == '\n'));
 }
 
-/* t->text: text without its "{{#system}}" ... "{{/system}}" section, which
- * goes to t->system. Returns 0, or -1 with a message. */
+/* t->text: text; its "{{#system}}" ... "{{/system}}" lines (t->sys_lo to
+ * t->sys_hi, left out of the rendering) hold t->system. Returns 0, or -1
+ * with a message. */
 static int split_system(judge_template *t, const char *text, const char *name, char *err, size_t errsz)
 {
 	const char *open = NULL, *close = NULL;
@@ -75,10 +87,9 @@ static int split_system(judge_template *t, const char *text, const char *name, c
 			break;
 		}
 	}
-	if (!open) {
-		t->text = xstrdup(text);
+	t->text = xstrdup(text);
+	if (!open)
 		return 0;
-	}
 	if (!close) {
 		snprintf(err, errsz, "%s:%ld: \"{{#system}}\" without a \"{{/system}}\" line", name,
 			 line_of(text, (size_t)(open - text)));
@@ -95,7 +106,8 @@ static int split_system(judge_template *t, const char *text, const char *name, c
 			 line_of(text, (size_t)(open - text)) + 1);
 		return -1;
 	}
-	t->text = xasprintf("%.*s%s", (int)(open - text), text, after);
+	t->sys_lo = (size_t)(open - text);
+	t->sys_hi = (size_t)(after - text);
 	return 0;
 }
 
@@ -116,6 +128,10 @@ judge_template *judge_template_parse(const char *text, const char *name, char *e
 		if (!o)
 			break;
 		size_t at = (size_t)(o - t->text);
+		if (t->sys_hi > t->sys_lo && at >= t->sys_lo && at < t->sys_hi) {
+			pos = t->sys_hi; /* the system section: no placeholders there */
+			continue;
+		}
 		const char *c = strstr(o + 2, "}}");
 		if (!c) {
 			snprintf(err, errsz, "%s:%ld: \"{{\" without a closing \"}}\"", name,
@@ -134,7 +150,7 @@ judge_template *judge_template_parse(const char *text, const char *name, char *e
 				 name, line_of(t->text, at), (int)(nl > 40 ? 40 : nl), o + 2);
 			goto fail;
 		}
-		add_seg(t, SEG_TEXT, lit, at - lit);
+		add_text(t, lit, at);
 		enum seg_kind k = placeholders[found].kind;
 		add_seg(t, k, 0, 0);
 		have_a |= k == SEG_A;
@@ -144,7 +160,7 @@ judge_template *judge_template_parse(const char *text, const char *name, char *e
 		t->uses_ref |= k == SEG_REF;
 		pos = lit = (size_t)(c - t->text) + 2;
 	}
-	add_seg(t, SEG_TEXT, lit, n - lit);
+	add_text(t, lit, n);
 	t->mode = have_one ? JUDGE_MODE_RATING : have_list ? JUDGE_MODE_RANK : JUDGE_MODE_PAIRWISE;
 	if ((have_a || have_b) + have_one + have_list != 1 || have_a != have_b) {
 		snprintf(err, errsz,

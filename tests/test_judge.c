@@ -883,6 +883,7 @@ static void test_mode_templates(void)
 		{"{{response_a}}", "both"},
 		{"{{#system}}\nx\n{{response}}", "without a"},
 		{"{{#system}}\n{{prompt}}\n{{/system}}\n{{response}}", "no placeholders"},
+		{"{{#system}}\nBe fair.\n{{/system}}\n{{response}}\n{{bogus}}", "b:5: unknown placeholder"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		err[0] = '\0';
