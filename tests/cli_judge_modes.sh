@@ -212,6 +212,30 @@ is "rank rerun: 3 from the cache, the failed prompt asked again" \
 	"$(jget "$T/kc.json" cached)/$(nreq ks)/$("$DBTOOL" count "$DB")" 3/1/9
 stop_server
 
+# ---- the modes' requests per provider and model family ------------------------
+start_server f
+DB=$T/fa.db
+fresh "$DB"
+ANTHROPIC_API_KEY=$KEY dpo-judge --db "$DB" --provider anthropic --model claude-sonnet-4-5 --base-url "$AURL" \
+	--mode rank --json >"$T/fa.json" 2>/dev/null
+is "anthropic rank: 3 ranked, the implied comparisons" "$(jget "$T/fa.json" judged)|$(py "$COMPS" "$DB")" \
+	"3|$(py "$COMPS_REF" "$DATA")"
+BODY='import json, sys
+l = json.loads(open(sys.argv[1]).readlines()[int(sys.argv[2])])
+b = l["body"]
+print(l["path"], str(b.get("system", "-"))[:11], b["messages"][0]["role"], len(b["messages"]),
+      "max_tokens" in b, "max_completion_tokens" in b, "temperature" in b)'
+is "anthropic rank: /v1/messages, the template's system part top-level, one user message" \
+	"$(py "$BODY" "$T/f.log" 0)" "/v1/messages You compare user 1 True False True"
+: >"$T/f.log"
+DB=$T/fg.db
+fresh "$DB"
+dpo-judge --db "$DB" --model gpt-5-mini --base-url "$URL" --mode rating --limit 2 --json >"$T/fg.json" 2>/dev/null
+is "gpt-5-mini rating, --limit 2: 2 requests, 2 ratings" "$(nreq f)/$(jget "$T/fg.json" ratings)" 2/2
+is "gpt-5-mini rating: system message, max_completion_tokens, no temperature" \
+	"$(py "$BODY" "$T/f.log" 0)" "/v1/chat/completions - system 2 False True False"
+stop_server
+
 # ---- claims: two runs on one store split the work -----------------------------
 start_server c --latency 0.4
 DB=$T/c.db
