@@ -1368,6 +1368,8 @@ static int run_mode(ctx *c, int argc, char **argv, const char *params, const cha
 		util_warn("cannot reach %s (%s)", c->base, res.fatal_msg);
 	else if (res.fatal)
 		util_warn("stopping: %s", res.fatal_msg);
+	else if (erc == JUDGE_EINTR)
+		util_warn("interrupted: %ld answers saved; run the same command again to ask for the rest", res.done);
 	else if (res.failed)
 		util_warn("%ld requests gave no %s; run the same command again to ask again", res.failed,
 			  o->mode == JUDGE_MODE_RANK ? "ranking" : "score");
