@@ -1352,6 +1352,18 @@ static int run_mode(ctx *c, int argc, char **argv, const char *params, const cha
 	json_num(&b, "cost_usd", c->cost_known ? res.cost : NAN, 0);
 	json_num(&b, "wall_s", util_now() - t0, 0);
 	util_buf_addc(&b, '}');
+	const struct {
+		const char *n;
+		double v;
+	} m[] = {{"judged", (double)res.done},           {"failed", (double)res.failed},
+		 {"labels", (double)res.labels},          {"errors", (double)res.errors},
+		 {"retries", (double)res.retries},        {"requests_sent", (double)res.sent},
+		 {"requests_cached", (double)res.cached}, {"input_tokens", (double)res.in_tok},
+		 {"output_tokens", (double)res.out_tok},  {"reasoning_tokens", (double)res.reason_tok},
+		 {"cost_usd", c->cost_known ? res.cost : NAN}, {"wall_s", util_now() - t0}};
+	for (size_t i = 0; !res.store_failed && i < sizeof m / sizeof *m; i++)
+		if (isfinite(m[i].v) && store_metric_add(c->st, c->run_id, -1, m[i].n, m[i].v) != STORE_OK)
+			res.store_failed = 1;
 	if (!res.store_failed && store_run_end(c->st, c->run_id, status, util_buf_str(&b)) != STORE_OK) {
 		util_warn("%s: %s", util_db_path(o->db), store_errmsg(c->st));
 		rc = UTIL_EXIT_FAIL;

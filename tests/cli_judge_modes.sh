@@ -79,6 +79,10 @@ for line in open(sys.argv[1]):
           len(re.findall(r"<<<BEGIN [0-9a-f]+>>>", u)), "from 1 (useless) to 10" in u, "{{" in u)
 ' "$T/m.log" | sort | uniq -c | sed 's/^ *//' >"$T/r.bodies"
 is "rating: bodies (system from the template, prompt + 1 answer)" "$(cat "$T/r.bodies")" "11 system True 2 2 True False"
+is "rating: the run's metrics" "$(py 'import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+print(dict(db.execute("SELECT name, value FROM metrics WHERE name IN (\"judged\", \"failed\", \"labels\", \"requests_sent\") ORDER BY name")))' "$DB")" \
+	"{'failed': 1.0, 'judged': 10.0, 'labels': 10.0, 'requests_sent': 11.0}"
 # rerun: only the failed one is asked again
 : >"$T/m.log"
 dpo-judge --db "$DB" --model gpt-4o-mini --base-url "$URL" --mode rating --json >"$T/r2.json" 2>/dev/null
