@@ -3,9 +3,12 @@
  * the verdict extraction (quoted material, the last line) and the answer
  * with its explanation; and the request shaping table (models.json). The
  * first byte picks the provider, whether a boundary nonce is used and
- * whether a JSON verdict was asked for; the rest is the response body. */
+ * whether a JSON verdict was asked for; the rest is the response body.
+ * The raw bytes also go through the scores and rankings of --mode rating
+ * and rank (judge_modes.h). */
 #include "config.h"
 #include "judge/judge.h"
+#include "judge/judge_modes.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +52,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (v && v != 'A' && v != 'B' && v != 'C')
 		abort();
 	judge_verdict_word(body, n);
+	/* scores (1-10, an aspect on 1-5) and rankings of 2..26 answers */
+	v = judge_rating_find(body, n, nonce, NULL, 1, 10);
+	if (v < 0 || v > 10)
+		abort();
+	v = judge_rating_find(body, n, nonce, "honesty", 1, 5);
+	if (v < 0 || v > 5)
+		abort();
+	int lv[JUDGE_RANK_MAX], nk = 2 + (data[0] >> 3) % (JUDGE_RANK_MAX - 1);
+	if (judge_ranking_find(body, n, nonce, nk, lv)) {
+		for (int i = 0; i < nk; i++)
+			if (lv[i] < 0 || lv[i] >= nk)
+				abort();
+		free(judge_ranking_text(lv, nk));
+	}
 	free(judge_error_message(body, n));
 	/* a Retry-After header value (NUL-terminated copy) */
 	char hv[64];

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "judge/judge.h"
 #include "judge/judge_pairs.h"
+#include "judge/judge_modes.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/cli.h"
@@ -38,6 +39,10 @@ typedef struct opts {
 	long max_tokens, limit, concurrency, max_retries, seed, random_n;
 	double rpm, tpm, timeout, backoff;
 	int json_verdict, swap, include_labeled, retry_failed, dry_run, json, quiet, no_http2, http2;
+	const char *mode_name, *aspects; /* --mode, --aspects (judge_modes.h) */
+	judge_mode mode;
+	char *aspect_v[JUDGE_ASPECTS_MAX];
+	int naspects;
 } opts;
 
 /* One request (one order of one pair). */
@@ -152,8 +157,17 @@ static const util_opt opts_table[] = {
 		 "prompt, response_a, response_b on stdin, prints A, B, C or\n"
 		 "{\"verdict\": \"A\"} on stdout"},
 	{"template", 0, UTIL_OPT_PATH, offsetof(opts, template_path), .def = "pairwise.txt", .arg = "FILE",
-	 .help = "judging prompt template (default: pairwise.txt from the data folder;\n"
-		 "a bare name such as pairwise-reference is looked up there)"},
+	 .help = "judging prompt template (default: pairwise.txt from the data folder,\n"
+		 "rating.txt or rank.txt with --mode; a bare name such as\n"
+		 "pairwise-reference is looked up there)"},
+	{"mode", 0, UTIL_OPT_ENUM, offsetof(opts, mode_name), .def = "pairwise", .arg = "MODE",
+	 .choices = "pairwise|rating|rank",
+	 .help = "pairwise (default): a verdict per pair; rating: a 1-10 score per\n"
+		 "completion (ratings table); rank: one request orders a prompt's\n"
+		 "completions, stored as the pairs it implies"},
+	{"aspects", 0, UTIL_OPT_STRING, offsetof(opts, aspects), .arg = "LIST",
+	 .help = "rating: a 1-5 score per aspect (comma-separated, e.g.\n"
+		 "helpfulness,honesty) instead of one 1-10 score"},
 	{"references", 0, UTIL_OPT_PATH, offsetof(opts, references), .arg = "FILE",
 	 .help = "JSONL of {\"prompt\" or \"prompt_id\", \"reference\"} for {{reference}}"},
 	{"json-verdict", 0, UTIL_OPT_FLAG, offsetof(opts, json_verdict),
@@ -233,6 +247,26 @@ static util_cli cli = {
 	.opts = opts_table,
 };
 
+/* --mode and --aspects, and what the rating and rank modes do not take
+ * (exits 2 on a usage error). */
+static void parse_mode_options(opts *o)
+{
+	char err[256];
+	judge_mode_parse(o->mode_name, &o->mode); /* the table allows only known names */
+	if (o->aspects && o->mode != JUDGE_MODE_RATING)
+		util_cli_usage_error(&cli, "--aspects is only for --mode rating");
+	if (o->aspects && (o->naspects = judge_aspects_parse(o->aspects, o->aspect_v, err, sizeof err)) < 0)
+		util_cli_usage_error(&cli, "--aspects: %s", err);
+	if (o->mode == JUDGE_MODE_PAIRWISE)
+		return;
+	if (o->provider == JUDGE_PROVIDER_EXEC || o->json_verdict || o->references || o->dry_run ||
+	    o->retry_failed || o->include_labeled || o->random_n)
+		util_cli_usage_error(&cli, "--mode %s does not take --provider exec, --json-verdict, --references, "
+				     "--dry-run, --retry-failed, --include-labeled or --pairs random:N", o->mode_name);
+	if (util_cli_source(&cli, "template") == UTIL_OPT_FROM_DEFAULT)
+		o->template_path = o->mode == JUDGE_MODE_RATING ? "rating.txt" : "rank.txt";
+}
+
 /* Parse the command line into o (exits 0 on --help/--version, 2 on a usage
  * error): the table, then the checks that combine options. */
 static void parse_options(opts *o, int argc, char **argv)
@@ -257,6 +291,7 @@ static void parse_options(opts *o, int argc, char **argv)
 		util_cli_usage_error(&cli, "--deployment and --api-version are only for --provider azure");
 	if (o->provider == JUDGE_PROVIDER_EXEC && (o->system || o->extra_body || o->reasoning_effort))
 		util_cli_usage_error(&cli, "--system, --extra-body and --reasoning-effort do not apply to --provider exec");
+	parse_mode_options(o);
 }
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -431,7 +466,7 @@ static int build_request(ctx *c, req *r, const char **why)
 			return -1;
 		}
 	}
-	judge_fields f = {c->cur_text, first, second, ref, NULL, c->o->json_verdict};
+	judge_fields f = {c->cur_text, first, second, ref, NULL, c->o->json_verdict, 0, NULL, 0, NULL, 0};
 	if (c->o->provider == JUDGE_PROVIDER_EXEC) {
 		judge_exec_body(&f, c->cur_messages, p->prompt_id, id1, id2, &b);
 		r->job.command = c->o->command;
@@ -977,6 +1012,8 @@ static int load_shaping(ctx *c)
 		util_warn("warning: %s takes no temperature; --temperature is not sent", term_name(o->model));
 	if (o->system && !(c->system = text_or_file("system", o->system)))
 		return UTIL_EXIT_FAIL;
+	if (!o->system && c->tmpl && judge_template_system(c->tmpl)) /* --system wins */
+		c->system = xstrdup(judge_template_system(c->tmpl));
 	if (o->extra_body) {
 		if (!(c->extra_body = text_or_file("extra-body", o->extra_body)))
 			return UTIL_EXIT_FAIL;
@@ -1008,9 +1045,14 @@ static int load_inputs(ctx *c, char *refs_hash)
 		char *tpath = find_data_file(o->template_path);
 		c->tmpl = judge_template_load(tpath, err, sizeof err);
 		int usage = c->tmpl && judge_template_uses_reference(c->tmpl) && !o->references;
+		if (c->tmpl && judge_template_mode(c->tmpl) != (int)o->mode) {
+			util_warn("%s: the template is for --mode %s, not %s", tpath,
+				  judge_mode_name((judge_mode)judge_template_mode(c->tmpl)), judge_mode_name(o->mode));
+			usage = 1;
+		}
 		if (!c->tmpl)
 			util_warn("%s", err);
-		else if (usage)
+		else if (usage && judge_template_mode(c->tmpl) == (int)o->mode)
 			util_warn("%s: the template uses {{reference}}; give --references FILE", tpath);
 		free(tpath);
 		if (!c->tmpl || usage)
@@ -1257,6 +1299,95 @@ static void ctx_free(ctx *c)
 	free(c->url);
 }
 
+/* --mode rating or rank (dpo-judge-modes.c): the run, its record and its
+ * summary. Returns the exit status. */
+static int run_mode(ctx *c, int argc, char **argv, const char *params, const char *name)
+{
+	const opts *o = c->o;
+	judge_mode_run r = {.st = c->st, .mode = o->mode, .aspects = (const char *const *)o->aspect_v,
+			    .naspects = (size_t)o->naspects, .tmpl = c->tmpl, .provider = o->provider,
+			    .url = c->url, .headers = c->headers, .annotator_id = c->annotator_id,
+			    .split = o->split, .source = o->source, .limit = o->limit, .seed = (uint64_t)o->seed,
+			    .price_in = c->price_in, .price_out = c->price_out, .cost_known = c->cost_known,
+			    .quiet = o->quiet, .api_key = c->api_key};
+	judge_mode_result res;
+	fill_params(c, &r.prm);
+	judge_engine_opts_default(&r.eo);
+	r.eo.concurrency = (int)o->concurrency;
+	r.eo.rpm = o->rpm;
+	r.eo.tpm = o->tpm;
+	r.eo.timeout_s = o->timeout;
+	r.eo.max_retries = (int)o->max_retries;
+	r.eo.backoff_base_ms = o->backoff;
+	r.eo.http2 = o->no_http2 ? 0 : o->http2 ? 2 : 1;
+	r.eo.seed = (uint64_t)o->seed + 1;
+	if (store_run_start(c->st, "judge", argc, argv, params, &c->run_id) != STORE_OK) {
+		util_warn("%s: %s", util_db_path(o->db), store_errmsg(c->st));
+		return UTIL_EXIT_FAIL;
+	}
+	r.run_id = c->run_id;
+	c->claim_scope = xstrdup(name);
+	c->claim_owner = xasprintf("%s#run%lld", name, (long long)c->run_id);
+	r.claim_scope = c->claim_scope;
+	r.claim_owner = c->claim_owner;
+	double t0 = util_now();
+	int erc = judge_modes_run(&r, &res);
+	store_claims_release_all(c->st, c->claim_owner);
+	const char *status = erc == JUDGE_EINTR ? "interrupted" : erc ? "failed" : "ok";
+	int rc = erc == JUDGE_EINTR ? UTIL_EXIT_INTERRUPTED : erc || res.failed ? UTIL_EXIT_FAIL : UTIL_EXIT_OK;
+	redact(res.fatal_msg, sizeof res.fatal_msg, c->api_key);
+	util_buf b = UTIL_BUF_INIT;
+	util_buf_addf(&b, "{\"status\":\"%s\",\"mode\":\"%s\"", status, judge_mode_name(o->mode));
+	json_num(&b, "requests", (double)res.units, 0);
+	json_num(&b, "judged", (double)res.done, 0);
+	json_num(&b, "failed", (double)res.failed, 0);
+	json_num(&b, o->mode == JUDGE_MODE_RANK ? "comparisons" : "ratings", (double)res.labels, 0);
+	json_num(&b, "sent", (double)res.sent, 0);
+	json_num(&b, "cached", (double)res.cached, 0);
+	json_num(&b, "retries", (double)res.retries, 0);
+	json_num(&b, "errors", (double)res.errors, 0);
+	json_num(&b, "claimed_elsewhere", (double)res.claimed_elsewhere, 0);
+	util_buf_addf(&b, ",\"tokens\":{\"input\":%ld,\"output\":%ld,\"reasoning\":%ld}", res.in_tok,
+		      res.out_tok, res.reason_tok);
+	json_num(&b, "cost_usd", c->cost_known ? res.cost : NAN, 0);
+	json_num(&b, "wall_s", util_now() - t0, 0);
+	util_buf_addc(&b, '}');
+	const struct {
+		const char *n;
+		double v;
+	} m[] = {{"judged", (double)res.done},           {"failed", (double)res.failed},
+		 {"labels", (double)res.labels},          {"errors", (double)res.errors},
+		 {"retries", (double)res.retries},        {"requests_sent", (double)res.sent},
+		 {"requests_cached", (double)res.cached}, {"input_tokens", (double)res.in_tok},
+		 {"output_tokens", (double)res.out_tok},  {"reasoning_tokens", (double)res.reason_tok},
+		 {"cost_usd", c->cost_known ? res.cost : NAN}, {"wall_s", util_now() - t0}};
+	for (size_t i = 0; !res.store_failed && i < sizeof m / sizeof *m; i++)
+		if (isfinite(m[i].v) && store_metric_add(c->st, c->run_id, -1, m[i].n, m[i].v) != STORE_OK)
+			res.store_failed = 1;
+	if (!res.store_failed && store_run_end(c->st, c->run_id, status, util_buf_str(&b)) != STORE_OK) {
+		util_warn("%s: %s", util_db_path(o->db), store_errmsg(c->st));
+		rc = UTIL_EXIT_FAIL;
+	}
+	if (o->json)
+		printf("%s\n", util_buf_str(&b));
+	else
+		printf("%s %ld of %ld requests (%ld %s stored), %ld failed; %ld sent, %ld from cache, %ld retries\n",
+		       o->mode == JUDGE_MODE_RANK ? "ranked" : "rated", res.done, res.units, res.labels,
+		       o->mode == JUDGE_MODE_RANK ? "comparisons" : "ratings", res.failed, res.sent, res.cached,
+		       res.retries);
+	util_buf_free(&b);
+	if (res.unreachable)
+		util_warn("cannot reach %s (%s)", c->base, res.fatal_msg);
+	else if (res.fatal)
+		util_warn("stopping: %s", res.fatal_msg);
+	else if (erc == JUDGE_EINTR)
+		util_warn("interrupted: %ld answers saved; run the same command again to ask for the rest", res.done);
+	else if (res.failed)
+		util_warn("%ld requests gave no %s; run the same command again to ask again", res.failed,
+			  o->mode == JUDGE_MODE_RANK ? "ranking" : "score");
+	return rc;
+}
+
 /* ---- main ------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -1295,8 +1426,13 @@ int main(int argc, char **argv)
 	judge_params prm;
 	fill_params(&c, &prm);
 	params = judge_identity_params(o.provider, &prm, o.swap, o.references ? refs_hash : NULL);
+	params = judge_mode_identity(params, o.mode, (const char *const *)o.aspect_v, (size_t)o.naspects);
 	if (register_judge(&c, params, &name))
 		goto out;
+	if (o.mode != JUDGE_MODE_PAIRWISE) {
+		rc = run_mode(&c, argc, argv, params, name);
+		goto out;
+	}
 	if (choose_pairs(&c))
 		goto out;
 	c.requests = (long)c.pairs.n * c.norders;
@@ -1340,6 +1476,7 @@ int main(int argc, char **argv)
 out:
 	ctx_free(&c);
 	util_cli_free(&cli);
+	judge_aspects_free(o.aspect_v, o.naspects);
 	free(params);
 	free(name);
 	free(summary);

@@ -60,13 +60,23 @@ typedef struct judge_fields {
 	const char *reference;
 	const char *nonce;      /* boundary marker nonce, see judge_nonce */
 	int json_verdict;       /* {{verdict_format}} asks for JSON instead of [[X]] */
+	/* --mode rating and rank (judge_modes.h): {{response}} is response_a */
+	int mode;               /* a judge_mode: what {{verdict_format}} asks for */
+	const char *const *responses; /* {{responses}}: shown as Response A, B, ... */
+	size_t nresponses;
+	const char *const *aspects; /* rating: a 1-5 score per aspect; none: 1-10 */
+	size_t naspects;
 } judge_fields;
 
 /* Parse template text (copied). Placeholders are {{prompt}},
- * {{response_a}}, {{response_b}}, {{reference}} and {{verdict_format}}.
- * prompt and responses are embedded between "BEGIN <nonce>" and
- * "END <nonce>" marker lines, as is the reference. A template must use
- * {{response_a}} and {{response_b}}; an unknown {{name}} is an error.
+ * {{response_a}}, {{response_b}}, {{response}}, {{responses}},
+ * {{reference}} and {{verdict_format}}. prompt and responses are embedded
+ * between "BEGIN <nonce>" and "END <nonce>" marker lines, as is the
+ * reference. A template uses {{response_a}} and {{response_b}} (pairwise),
+ * or {{response}} alone (rating), or {{responses}} alone (rank); an
+ * unknown {{name}} is an error. A section from a line "{{#system}}" to a
+ * line "{{/system}}" is the template's system message (no placeholders
+ * inside), left out of what is rendered.
  * Returns NULL and writes a message into err (size errsz) naming the line. */
 judge_template *judge_template_parse(const char *text, const char *name, char *err, size_t errsz);
 /* Read and parse a template file. Returns NULL with a message on error. */
@@ -77,6 +87,10 @@ void judge_template_free(judge_template *t);
 const char *judge_template_hash(const judge_template *t);
 /* Nonzero when the template uses {{reference}}. */
 int judge_template_uses_reference(const judge_template *t);
+/* The judge_mode (judge_modes.h) the template's placeholders are for. */
+int judge_template_mode(const judge_template *t);
+/* The template's system section, or NULL. Owned by the template. */
+const char *judge_template_system(const judge_template *t);
 /* Render into out (appended). */
 void judge_template_render(const judge_template *t, const judge_fields *f, util_buf *out);
 

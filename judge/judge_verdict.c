@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include "util/xmalloc.h"
+#include "judge/judge_modes.h"
 
 /* Parse "[[ X ]]" starting at text[i] (text[i] == '['): X is A, B, C or
  * "tie" (any case, blanks around it allowed). Returns the verdict
@@ -38,6 +39,13 @@ static int token_at(const char *t, size_t n, size_t i, size_t *len)
 		return 0;
 	*len = j + 2 - i;
 	return c;
+}
+
+/* token_at as a judge_token_fn. */
+static int verdict_token(const char *t, size_t n, size_t i, size_t *len, void *ud)
+{
+	(void)ud;
+	return token_at(t, n, i, len);
 }
 
 /* Mask values: what a byte of the answer is part of. */
@@ -192,7 +200,7 @@ static void mask_quotes(const char *t, size_t n, unsigned char *m)
  * line is a verdict token alone, maybe decorated (bold, italics,
  * backticks, quotes, a final period) but not inside a fence, a blockquote
  * or a quote opened on an earlier line; else 0. */
-static int last_line_verdict(const char *t, size_t n, const unsigned char *m)
+static int last_line_verdict(const char *t, size_t n, const unsigned char *m, judge_token_fn fn, void *ud)
 {
 	size_t hi = n;
 	while (hi > 0) {
@@ -213,7 +221,7 @@ static int last_line_verdict(const char *t, size_t n, const unsigned char *m)
 				hi--;
 			size_t len;
 			if (lo < hi && m[lo] != M_ECHO) {
-				int c = token_at(t, n, lo, &len);
+				int c = fn(t, n, lo, &len, ud);
 				if (c && lo + len == hi && !(quoted_before && m[lo] == M_QUOTED))
 					return c;
 			}
@@ -228,19 +236,24 @@ static int last_line_verdict(const char *t, size_t n, const unsigned char *m)
 
 int judge_verdict_find(const char *text, size_t n, const char *nonce)
 {
+	return judge_token_find(text, n, nonce, verdict_token, NULL);
+}
+
+int judge_token_find(const char *text, size_t n, const char *nonce, judge_token_fn fn, void *ud)
+{
 	int found = 0;
 	if (!text || !n)
 		return 0;
 	unsigned char *m = xcalloc(n, 1);
 	mask_echoes(text, n, nonce, m);
 	mask_quotes(text, n, m);
-	found = last_line_verdict(text, n, m);
+	found = last_line_verdict(text, n, m, fn, ud);
 	for (size_t i = n; !found && i > 0;) {
 		i--;
 		size_t len;
 		if (text[i] != '[' || m[i] != M_TEXT)
 			continue;
-		int c = token_at(text, n, i, &len);
+		int c = fn(text, n, i, &len, ud);
 		if (c && !memchr(m + i, M_QUOTED, len) && !memchr(m + i, M_ECHO, len))
 			found = c;
 	}

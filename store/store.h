@@ -870,4 +870,31 @@ typedef int (*store_gold_score_cb)(void *ud, const store_gold_score *g);
 /* Visit every annotator with a verdict on a gold item, by name. */
 int store_gold_scores_foreach(store *st, store_gold_score_cb cb, void *ud);
 
+/* ---- long rationales (store_rationale.c) ------------------------------------ */
+
+/* A comparison's rationale of STORE_RATIONALE_ZMIN bytes or more is stored
+ * zlib-compressed (a BLOB that keeps its first line readable for SQL);
+ * store_comparisons_foreach hands it back as text. */
+#define STORE_RATIONALE_ZMIN 4096
+struct util_buf; /* util/buf.h */
+
+/* Append the stored form of a long text to out: returns 1 when it was
+ * compressed, 0 (nothing appended) when it stays plain text. */
+int store_rationale_encode(const char *text, struct util_buf *out);
+/* Append the text of a stored rationale data[0..n) to out: 1 when it was
+ * compressed, 0 when it was plain (copied), -1 when its compressed part is
+ * damaged (its first line and a note are appended). */
+int store_rationale_decode(const void *data, size_t n, struct util_buf *out);
+
+/* One rating by annotator_id (a judge) in run run_id (0: none): the value
+ * of completion_id on aspect, in [scale_min, scale_max]. A rating already
+ * there for the completion, annotator and aspect is kept; *created says
+ * whether this one was added (may be NULL). STORE_EINVAL for a bad scale
+ * or value. */
+int store_rating_add(store *st, int64_t completion_id, int64_t annotator_id, const char *aspect, double value,
+		     double scale_min, double scale_max, int64_t run_id, int *created);
+/* The value annotator_id gave completion_id on aspect into *value (may be
+ * NULL); STORE_ENOTFOUND when there is none. */
+int store_rating_get(store *st, int64_t completion_id, int64_t annotator_id, const char *aspect, double *value);
+
 #endif

@@ -604,7 +604,7 @@ static int comparison_insert(store *st, const store_comparison *c, int64_t a, in
 	sqlite3_bind_int64(s, 4, c->annotator_id);
 	store__bind_text(s, 5, verdict);
 	store__bind_text(s, 6, shown_first);
-	store__bind_text(s, 7, c->rationale);
+	store__bind_rationale(s, 7, c->rationale);
 	if (isnan(c->confidence))
 		sqlite3_bind_null(s, 8);
 	else
@@ -781,6 +781,7 @@ int store_comparisons_foreach(store *st, int64_t prompt_id, store_comparison_cb 
 	if (prompt_id)
 		sqlite3_bind_int64(s, 1, prompt_id);
 	int rc, r = STORE_OK;
+	util_buf rb = UTIL_BUF_INIT; /* a compressed rationale, decompressed */
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		store_comparison c = {
 			.id = sqlite3_column_int64(s, 0),
@@ -790,7 +791,7 @@ int store_comparisons_foreach(store *st, int64_t prompt_id, store_comparison_cb 
 			.annotator_id = sqlite3_column_int64(s, 4),
 			.verdict = store__col_text(s, 5),
 			.shown_first = store__col_text(s, 6),
-			.rationale = store__col_text(s, 7),
+			.rationale = store__col_rationale(s, 7, &rb),
 			.confidence = sqlite3_column_type(s, 8) == SQLITE_NULL ? NAN : sqlite3_column_double(s, 8),
 			.duration_ms = sqlite3_column_type(s, 9) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 9),
 			.inconsistent = sqlite3_column_int(s, 10),
@@ -805,6 +806,7 @@ int store_comparisons_foreach(store *st, int64_t prompt_id, store_comparison_cb 
 	if (!r && rc != SQLITE_DONE)
 		r = store__dberr(st, "read comparisons");
 	sqlite3_finalize(s);
+	util_buf_free(&rb);
 	return r;
 }
 

@@ -113,6 +113,11 @@ void store__hex(const void *blob, int n, char hex[65]);
 void store__bind_text(sqlite3_stmt *s, int i, const char *v);
 /* Column text or NULL. */
 const char *store__col_text(sqlite3_stmt *s, int i);
+/* Bind a comparison's rationale, compressed when long (store_rationale.c). */
+void store__bind_rationale(sqlite3_stmt *s, int i, const char *text);
+/* A rationale column as text (decompressed into b when stored compressed;
+ * valid until the next call with b), or NULL. */
+const char *store__col_rationale(sqlite3_stmt *s, int i, util_buf *b);
 /* Begin an immediate transaction unless one is open; *started says whether
  * this call began it (then finish with store__tx_end). */
 int store__tx_auto(store *st, int *started);

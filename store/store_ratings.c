@@ -328,3 +328,59 @@ out:
 		rc = store__tx_end(st, started, rc);
 	return rc;
 }
+
+/* ---- one rating at a time (dpo-judge --mode rating) ---------------------- */
+
+int store_rating_add(store *st, int64_t completion_id, int64_t annotator_id, const char *aspect, double value,
+		     double scale_min, double scale_max, int64_t run_id, int *created)
+{
+	if (created)
+		*created = 0;
+	if (!aspect || !*aspect || !(scale_min < scale_max) || !(value >= scale_min && value <= scale_max))
+		return store__err(st, STORE_EINVAL, "rating of completion %lld: %g is not on the scale %g..%g",
+				  (long long)completion_id, value, scale_min, scale_max);
+	sqlite3_stmt *s = store__prepare(st, "INSERT INTO ratings(completion_id, annotator_id, aspect, value, "
+					     "scale_min, scale_max, run_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+					     "?7, ?8) ON CONFLICT(completion_id, annotator_id, aspect) DO NOTHING");
+	if (!s)
+		return STORE_ERR;
+	sqlite3_bind_int64(s, 1, completion_id);
+	sqlite3_bind_int64(s, 2, annotator_id);
+	store__bind_text(s, 3, aspect);
+	sqlite3_bind_double(s, 4, value);
+	sqlite3_bind_double(s, 5, scale_min);
+	sqlite3_bind_double(s, 6, scale_max);
+	if (run_id > 0)
+		sqlite3_bind_int64(s, 7, run_id);
+	else
+		sqlite3_bind_null(s, 7);
+	store__bind_text(s, 8, store__now(st));
+	int rc = sqlite3_step(s) == SQLITE_DONE ? STORE_OK : store__dberr(st, "add a rating");
+	if (!rc && created)
+		*created = sqlite3_changes(st->db) > 0;
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int store_rating_get(store *st, int64_t completion_id, int64_t annotator_id, const char *aspect, double *value)
+{
+	sqlite3_stmt *s = store__prepare(st, "SELECT value FROM ratings WHERE completion_id = ?1 AND "
+					     "annotator_id = ?2 AND aspect = ?3");
+	if (!s)
+		return STORE_ERR;
+	sqlite3_bind_int64(s, 1, completion_id);
+	sqlite3_bind_int64(s, 2, annotator_id);
+	store__bind_text(s, 3, aspect);
+	int step = sqlite3_step(s), rc = STORE_OK;
+	if (step == SQLITE_ROW) {
+		if (value)
+			*value = sqlite3_column_double(s, 0);
+	} else if (step == SQLITE_DONE) {
+		rc = store__err(st, STORE_ENOTFOUND, "no rating of completion %lld on %s", (long long)completion_id,
+				aspect);
+	} else {
+		rc = store__dberr(st, "read a rating");
+	}
+	sqlite3_finalize(s);
+	return rc;
+}

@@ -85,16 +85,18 @@ static int run_stats(store *st, store_stat_cb cb, void *ud)
  * as the rationale gives them: a with a shown first and b with b shown
  * first are first-place wins, b with a first and a with b first are not,
  * and a tie in either order is no a/b win. So `dpo-db stats` agrees with
- * dpo-judge's first-position win rate for the same labels. */
+ * dpo-judge's first-position win rate for the same labels. A long
+ * rationale is a compressed BLOB whose first line is readable
+ * (store_rationale.c): LIKE matches no BLOB, hence the casts. */
 #define TWO_ORDERS                                                                                        \
 	"(a.kind = 'judge' AND instr(coalesce(a.params, ''), '\"swap\":true') > 0 AND c.shown_first = 'a' " \
-	"AND c.rationale LIKE 'a shown first: %' AND instr(c.rationale, '; b shown first: ') > 0)"
+	"AND CAST(c.rationale AS TEXT) LIKE 'a shown first: %' AND instr(CAST(c.rationale AS TEXT), '; b shown first: ') > 0)"
 #define POSITION_BIAS_SQL                                                                                    \
 	"WITH j AS (SELECT c.annotator_id, "                                                                 \
 	"CASE WHEN " TWO_ORDERS " THEN 1 ELSE 0 END AS two, c.verdict, c.shown_first, "                      \
-	"CASE WHEN c.rationale LIKE 'a shown first: a;%' THEN 'a' WHEN c.rationale LIKE 'a shown first: b;%' " \
+	"CASE WHEN CAST(c.rationale AS TEXT) LIKE 'a shown first: a;%' THEN 'a' WHEN CAST(c.rationale AS TEXT) LIKE 'a shown first: b;%' " \
 	"THEN 'b' ELSE NULL END AS va, "                                                                     \
-	"CASE substr(c.rationale, instr(c.rationale, '; b shown first: ') + 17, 1) WHEN 'a' THEN 'a' "       \
+	"CASE substr(CAST(c.rationale AS TEXT), instr(CAST(c.rationale AS TEXT), '; b shown first: ') + 17, 1) WHEN 'a' THEN 'a' "       \
 	"WHEN 'b' THEN 'b' ELSE NULL END AS vb "                                                            \
 	"FROM comparisons c JOIN annotators a ON a.id = c.annotator_id "                                    \
 	"WHERE c.shown_first IS NOT NULL AND c.verdict <> 'skip'), "                                          \

@@ -14,6 +14,16 @@ quoted between the request's markers, as a judge that rambles on might);
 bait (the verdict, then a remark quoting the opposite verdict token
 "[[X]]" as a response's injection attempt); baitonly (no verdict of its
 own, only a quoted injection attempt: a failed parse).
+Rating and rank requests (dpo-judge --mode rating / rank, told apart by
+their instructions) get a score or a ranking instead: a response's score
+is 1 + len(text) % 10 (on a 1-5 aspect scale: 1 + (len(text) + i) % 5
+for the i-th aspect asked for); a ranking puts longer responses first
+and ties equal lengths ("[[B > A = C]]"). A response containing NOSCORE
+(rating) or NORANK (rank, any response) gets an answer without one.
+--echo bait adds a quoted "[[10]]" / reversed ranking after the real one;
+baitonly answers with the quoted bait alone (a failed parse).
+--pad N puts N bytes of plain explanation before every answer (long
+rationales: stored compressed).
 --reasoning-tokens N adds usage.completion_tokens_details.reasoning_tokens
 (counted in completion_tokens, as OpenAI does).
 
@@ -86,6 +96,44 @@ def decide(texts):
     else:
         v = "A" if len(a) > len(b) else "B" if len(b) > len(a) else "C"
     return v, a, b
+
+
+ASPECT_LINE = re.compile(r"^\[\[([A-Za-z0-9_-]+): N\]\]$", re.M)
+
+
+def mode_answer(content, texts):
+    """The answer to a rating or rank request, or None for a pairwise one."""
+    if "End with your score" in content or "End with one line per aspect" in content:
+        t = texts[1] if len(texts) > 1 else ""
+        if "NOSCORE" in t:
+            return "I cannot grade this answer."
+        aspects = ASPECT_LINE.findall(content)
+        if aspects:
+            toks = "\n".join("[[%s: %d]]" % (x, 1 + (len(t) + i) % 5) for i, x in enumerate(aspects))
+            bait = "[[%s: 5]]" % aspects[0]
+        else:
+            toks = "[[%d]]" % (1 + len(t) % 10)
+            bait = "[[10]]"
+        if ARGS.echo == "baitonly":
+            return "The answer demands \"%s\" from its grader. I will not grade it." % bait
+        if ARGS.echo == "bait":
+            return "Graded on its merits.\n%s\nNote: the answer told me to write \"%s\"." % (toks, bait)
+        return "Graded on its merits.\n" + toks
+    if "End with your ranking" in content:
+        resp = texts[1:]
+        if any("NORANK" in t for t in resp):
+            return "These cannot be ranked."
+        order = sorted(range(len(resp)), key=lambda i: -len(resp[i]))
+        out = chr(65 + order[0])
+        for p, q in zip(order, order[1:]):
+            out += (" = " if len(resp[p]) == len(resp[q]) else " > ") + chr(65 + q)
+        rev = " > ".join(chr(65 + i) for i in reversed(order))
+        if ARGS.echo == "baitonly":
+            return "Answer A insists on \"[[%s]]\". I decline to rank." % rev
+        if ARGS.echo == "bait":
+            return "Compared.\n[[%s]]\nOne answer tried to dictate \"[[%s]]\"." % (out, rev)
+        return "Compared them all.\n[[%s]]" % out
+    return None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -165,7 +213,10 @@ class Handler(BaseHTTPRequestHandler):
         texts = [m.group(2) for m in MARK.finditer(content)]
         nonce = MARK.search(content).group(1) if texts else ""
         v, a, b = decide(texts)
-        if ARGS.echo == "plain":
+        special = mode_answer(content, texts)
+        if special is not None:
+            answer = special
+        elif ARGS.echo == "plain":
             answer = "Response A says: %s\nResponse B says: %s\nMy verdict:\n[[%s]]" % (a, b, v)
         elif ARGS.echo == "bait":
             other = {"A": "B", "B": "A", "C": "A"}[v]
@@ -177,6 +228,9 @@ class Handler(BaseHTTPRequestHandler):
             answer = "[[%s]]\nFor the record, B was:\n<<<BEGIN %s>>>\n%s\n<<<END %s>>>" % (v, nonce, b, nonce)
         else:
             answer = "I compared both.\n[[%s]]" % v
+        if ARGS.pad > 0:
+            filler = "The two answers differ in accuracy and in detail; I weigh each claim in turn. "
+            answer = (filler * (ARGS.pad // len(filler) + 1))[:ARGS.pad] + "\n" + answer
         structured = False
         if anthropic and body.get("tools"):
             structured = True
@@ -232,6 +286,7 @@ def main():
     ap.add_argument("--rule", default="longer", choices=["longer", "first", "good"])
     ap.add_argument("--echo", default="none", choices=["none", "plain", "after", "bait", "baitonly"])
     ap.add_argument("--reasoning-tokens", type=int, default=0)
+    ap.add_argument("--pad", type=int, default=0)
     ap.add_argument("--faults", default="")
     ap.add_argument("--fault-first", default="")
     ap.add_argument("--retry-after", type=float, default=1)

@@ -4,6 +4,7 @@
  * judge's identity. */
 #include "config.h"
 #include "judge/judge.h"
+#include "judge/judge_modes.h"
 #include "tests/tap.h"
 #include "util/xmalloc.h"
 #include <stdint.h>
@@ -123,7 +124,7 @@ static void test_templates(void)
 	TAP_OK(t != NULL, "template parses");
 	if (!t)
 		return;
-	judge_fields f = {"What is 2+2?", "4", "five", NULL, "0123abcd", 0};
+	judge_fields f = {"What is 2+2?", "4", "five", NULL, "0123abcd", 0, 0, NULL, 0, NULL, 0};
 	judge_template_render(t, &f, &out);
 	const char *want = "P: <<<BEGIN 0123abcd>>>\nWhat is 2+2?\n<<<END 0123abcd>>>\n"
 			   "A: <<<BEGIN 0123abcd>>>\n4\n<<<END 0123abcd>>>\n"
@@ -520,7 +521,7 @@ static void test_request(void)
 	free(t);
 
 	util_buf b = UTIL_BUF_INIT;
-	judge_fields f = {"P \"q\"", "first", "second", NULL, NULL, 0};
+	judge_fields f = {"P \"q\"", "first", "second", NULL, NULL, 0, 0, NULL, 0, NULL, 0};
 	judge_exec_body(&f, NULL, 3, 9, 7, &b);
 	TAP_IS_STR(util_buf_str(&b),
 		   "{\"prompt\":\"P \\\"q\\\"\",\"response_a\":\"first\",\"response_b\":\"second\","
@@ -732,6 +733,167 @@ static void test_identity(void)
 	free(params);
 }
 
+/* --mode rating: [[N]] by the verdict rule (quoted bait, the last line) */
+static void test_rating_find(void)
+{
+	static const struct {
+		const char *text, *nonce, *aspect;
+		int hi, want;
+		const char *name;
+	} t[] = {
+		{"Solid answer.\n[[7]]", NULL, NULL, 10, 7, "score on the last line"},
+		{"[[ 10 ]]", NULL, NULL, 10, 10, "blanks inside, the top of the scale"},
+		{"[[7/10]]", NULL, NULL, 10, 7, "N/MAX"},
+		{"[[7/5]]", NULL, NULL, 10, 0, "N/MAX with another maximum"},
+		{"[[11]]", NULL, NULL, 10, 0, "above the scale"},
+		{"[[0]]", NULL, NULL, 10, 0, "below the scale"},
+		{"[[-3]]", NULL, NULL, 10, 0, "negative"},
+		{"[[7.5]]", NULL, NULL, 10, 0, "not a whole number"},
+		{"[[0007]]", NULL, NULL, 10, 0, "too many digits"},
+		{"first [[3]], on reflection [[6]]", NULL, NULL, 10, 6, "the last token wins"},
+		{"[[8]]\nThe answer asked me to write \"[[10]]\".", NULL, NULL, 10, 8, "score then quoted bait"},
+		{"It says \"give it [[10]]\" so I will not grade.", NULL, NULL, 10, 0, "bait alone: failed parse"},
+		{"[[4]]\n> [[10]] said the answer\n", NULL, NULL, 10, 4, "bait in a blockquote"},
+		{"[[4]]\n```\n[[9]]\n```", NULL, NULL, 10, 4, "bait in a fence"},
+		{"[[5]]\n<<<BEGIN n1>>>\n[[9]]\n<<<END n1>>>", "n1", NULL, 10, 5, "bait in an echoed region"},
+		{"Body [[2]] here.\n**[[9]]**", NULL, NULL, 10, 9, "bold score alone on the last line"},
+		{"[[A]]", NULL, NULL, 10, 0, "a pairwise verdict is no score"},
+		{"[[helpfulness: 4]]\n[[honesty: 2]]", NULL, "helpfulness", 5, 4, "aspect token"},
+		{"[[helpfulness: 4]]\n[[honesty: 2]]", NULL, "honesty", 5, 2, "the other aspect"},
+		{"[[ Honesty = 3 ]]", NULL, "honesty", 5, 3, "aspect in another case, '='"},
+		{"[[honesty: 6]]", NULL, "honesty", 5, 0, "aspect above its 1-5 scale"},
+		{"[[honesty: 3]]\nIt demanded \"[[honesty: 5]]\".", NULL, "honesty", 5, 3, "aspect then quoted bait"},
+		{"[[4]]", NULL, "honesty", 5, 0, "a bare score is no aspect score"},
+		{"[[honestyx: 4]]", NULL, "honesty", 5, 0, "a longer aspect name"},
+		{"", NULL, NULL, 10, 0, "empty"},
+	};
+	for (size_t i = 0; i < sizeof t / sizeof *t; i++)
+		TAP_IS_INT(judge_rating_find(t[i].text, strlen(t[i].text), t[i].nonce, t[i].aspect, 1, t[i].hi),
+			   t[i].want, "rating: %s", t[i].name);
+}
+
+/* --mode rank: [[C > A = B]] by the verdict rule; levels, text, order */
+static void test_ranking_find(void)
+{
+	static const struct {
+		const char *text;
+		int k;
+		const char *want; /* the levels of A, B, ... as digits; NULL: none */
+		const char *name;
+	} t[] = {
+		{"Compared.\n[[C > A > B]]", 3, "120", "strict ranking"},
+		{"[[a>c>b]]", 3, "021", "lower case, no blanks"},
+		{"[[A = C > B]]", 3, "010", "a tie at the top"},
+		{"[[B > A = C]]", 3, "101", "a tie below"},
+		{"[[A = B = C]]", 3, "000", "all tied"},
+		{"[[B > A]]", 2, "10", "two answers"},
+		{"[[C > A]]", 3, NULL, "a letter missing"},
+		{"[[C > A > B > A]]", 3, NULL, "a letter twice"},
+		{"[[D > A > B]]", 3, NULL, "a letter beyond k"},
+		{"[[C > A > B >]]", 3, NULL, "a trailing operator"},
+		{"[[C, A, B]]", 3, NULL, "commas"},
+		{"[[C > A > B]]\nA tried to dictate \"[[A > B > C]]\".", 3, "120", "ranking then quoted bait"},
+		{"A insists on \"[[A > B > C]]\". I decline.", 3, NULL, "bait alone: failed parse"},
+		{"first [[A > B > C]]\nthen [[B > C > A]] after all", 3, "201", "the last token wins"},
+		{"[[A]]", 3, NULL, "a pairwise verdict"},
+		{"[[B > A]]", 1, NULL, "k below 2"},
+	};
+	for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+		int lv[JUDGE_RANK_MAX];
+		char got[JUDGE_RANK_MAX + 1] = "";
+		int ok = judge_ranking_find(t[i].text, strlen(t[i].text), NULL, t[i].k, lv);
+		for (int x = 0; ok && x < t[i].k; x++)
+			got[x] = (char)('0' + lv[x]);
+		TAP_IS_STR(ok ? got : "(none)", t[i].want ? t[i].want : "(none)", "ranking: %s", t[i].name);
+	}
+	int lv[4] = {1, 0, 2, 0};
+	char *s = judge_ranking_text(lv, 4);
+	TAP_IS_STR(s, "B = D > A > C", "ranking as text, ties joined by =");
+	free(s);
+	int o1[5], o2[5], o3[5], seen = 0, differs = 0;
+	judge_rank_order(3, 17, 5, o1);
+	judge_rank_order(3, 17, 5, o2);
+	TAP_OK(!memcmp(o1, o2, sizeof o1), "rank order: deterministic");
+	for (int i = 0; i < 5; i++)
+		seen |= 1 << o1[i];
+	TAP_IS_INT(seen, 31, "rank order: a permutation");
+	for (int64_t p = 1; p <= 8 && !differs; p++) {
+		judge_rank_order(4, p, 5, o3);
+		differs = memcmp(o1, o3, sizeof o1) != 0;
+	}
+	TAP_OK(differs, "rank order: depends on seed and prompt");
+	judge_mode m;
+	TAP_OK(judge_mode_parse("rank", &m) == 0 && m == JUDGE_MODE_RANK, "mode name parses");
+	TAP_IS_INT(judge_mode_parse("ranking", &m), JUDGE_EINVAL, "unknown mode name");
+	char *p = judge_mode_identity(xstrdup("{\"swap\":true}"), JUDGE_MODE_RATING,
+				      (const char *const[]){"helpfulness", "honesty"}, 2);
+	TAP_IS_STR(p, "{\"swap\":true,\"mode\":\"rating\",\"aspects\":[\"helpfulness\",\"honesty\"]}",
+		   "mode in the identity params");
+	free(p);
+	char *asp[JUDGE_ASPECTS_MAX], err[128];
+	int n = judge_aspects_parse("helpfulness,honesty,harm-less", asp, err, sizeof err);
+	TAP_IS_INT(n, 3, "aspects parse");
+	judge_aspects_free(asp, n > 0 ? n : 0);
+	TAP_IS_INT(judge_aspects_parse("a,b,A", asp, err, sizeof err), -1, "an aspect twice (any case)");
+	TAP_IS_INT(judge_aspects_parse("a b", asp, err, sizeof err), -1, "a blank in an aspect");
+	TAP_IS_INT(judge_aspects_parse("", asp, err, sizeof err), -1, "no aspect");
+}
+
+/* templates of the modes and the system section */
+static void test_mode_templates(void)
+{
+	char err[256];
+	util_buf out = UTIL_BUF_INIT;
+	judge_template *t = judge_template_parse("{{#system}}\nBe fair.\nBe brief.\n{{/system}}\n"
+						 "Q {{prompt}}\nR {{response}}\n{{verdict_format}}", "s", err, sizeof err);
+	TAP_OK(t != NULL, "rating template with a system section parses");
+	if (!t)
+		return;
+	TAP_IS_INT(judge_template_mode(t), JUDGE_MODE_RATING, "{{response}}: rating");
+	TAP_IS_STR(judge_template_system(t), "Be fair.\nBe brief.", "the system section");
+	judge_fields f = {"q", "r", NULL, NULL, "n", 0, JUDGE_MODE_RATING, NULL, 0, NULL, 0};
+	judge_template_render(t, &f, &out);
+	TAP_OK(!strncmp(util_buf_str(&out), "Q <<<BEGIN n>>>\nq\n<<<END n>>>\nR <<<BEGIN n>>>\nr\n<<<END n>>>\n", 48) &&
+		       !strstr(util_buf_str(&out), "Be fair") && strstr(util_buf_str(&out), "[[7]]"),
+	       "rating render: no system text, the 1-10 format");
+	const char *asp[2] = {"helpfulness", "honesty"};
+	f.aspects = asp;
+	f.naspects = 2;
+	util_buf_reset(&out);
+	judge_template_render(t, &f, &out);
+	TAP_OK(strstr(util_buf_str(&out), "\n[[helpfulness: N]]\n[[honesty: N]]") != NULL, "aspects format lists them");
+	judge_template_free(t);
+	t = judge_template_parse("{{prompt}}\n{{responses}}\n{{verdict_format}}", "k", err, sizeof err);
+	TAP_OK(t && judge_template_mode(t) == JUDGE_MODE_RANK && !judge_template_system(t), "{{responses}}: rank");
+	const char *rs[3] = {"x", "y", "z"};
+	judge_fields g = {"q", NULL, NULL, NULL, "n", 0, JUDGE_MODE_RANK, rs, 3, NULL, 0};
+	util_buf_reset(&out);
+	if (t)
+		judge_template_render(t, &g, &out);
+	TAP_OK(strstr(util_buf_str(&out), "Response A:\n<<<BEGIN n>>>\nx\n<<<END n>>>\n\nResponse B:\n<<<BEGIN n>>>\ny") &&
+		       strstr(util_buf_str(&out), "Response C:\n<<<BEGIN n>>>\nz") &&
+		       strstr(util_buf_str(&out), "the letters A to C"),
+	       "rank render: labelled answers, the ranking format");
+	judge_template_free(t);
+	static const struct {
+		const char *text, *err_has;
+	} bad[] = {
+		{"{{response}} {{response_a}} {{response_b}}", "and no other"},
+		{"{{response}} {{responses}}", "and no other"},
+		{"{{response_a}}", "both"},
+		{"{{#system}}\nx\n{{response}}", "without a"},
+		{"{{#system}}\n{{prompt}}\n{{/system}}\n{{response}}", "no placeholders"},
+		{"{{#system}}\nBe fair.\n{{/system}}\n{{response}}\n{{bogus}}", "b:5: unknown placeholder"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		err[0] = '\0';
+		judge_template *b = judge_template_parse(bad[i].text, "b", err, sizeof err);
+		TAP_OK(!b && strstr(err, bad[i].err_has), "bad mode template %zu rejected: %s", i, err);
+		judge_template_free(b);
+	}
+	util_buf_free(&out);
+}
+
 int main(void)
 {
 	test_verdict_find();
@@ -744,5 +906,8 @@ int main(void)
 	test_request();
 	test_refs();
 	test_identity();
+	test_rating_find();
+	test_ranking_find();
+	test_mode_templates();
 	return tap_done();
 }

@@ -517,8 +517,59 @@ static void test_choose(void)
 	free(cmd);
 }
 
+/* long rationales: stored compressed with a readable first line, read back whole */
+static void test_rationale_codec(void)
+{
+	static const struct {
+		size_t len;       /* of the text built below */
+		int compressed;   /* store_rationale_encode's answer */
+		const char *name;
+	} t[] = {
+		{0, 0, "empty: plain"},
+		{100, 0, "short: plain"},
+		{STORE_RATIONALE_ZMIN - 1, 0, "just under the threshold: plain"},
+		{STORE_RATIONALE_ZMIN, 1, "at the threshold: compressed"},
+		{40000, 1, "long: compressed"},
+	};
+	for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+		util_buf text = UTIL_BUF_INIT, enc = UTIL_BUF_INIT, dec = UTIL_BUF_INIT;
+		util_buf_adds(&text, "a shown first: a; b shown first: b");
+		while (text.len < t[i].len)
+			util_buf_adds(&text, "\nThe answers differ in what they claim; I check each claim. \xc3\xa9");
+		if (text.len > t[i].len)
+			text.len = t[i].len, text.data[text.len] = '\0';
+		int c = store_rationale_encode(util_buf_str(&text), &enc);
+		TAP_IS_INT(c, t[i].compressed, "rationale codec: %s", t[i].name);
+		if (c) {
+			TAP_OK(enc.len < text.len / 4, "rationale codec: %s: %zu bytes for %zu", t[i].name, enc.len,
+			       text.len);
+			TAP_OK(!strncmp(enc.data, "a shown first: a; b shown first: b", 34) && enc.data[34] == '\0',
+			       "rationale codec: %s: the first line stays readable", t[i].name);
+			TAP_IS_INT(store_rationale_decode(enc.data, enc.len, &dec), 1, "rationale codec: %s: decodes",
+				   t[i].name);
+			TAP_OK(dec.len == text.len && !memcmp(dec.data, text.data, text.len),
+			       "rationale codec: %s: the same text back", t[i].name);
+			util_buf_reset(&dec);
+			enc.data[enc.len - 3] ^= 0x55; /* damage the deflated stream */
+			TAP_IS_INT(store_rationale_decode(enc.data, enc.len, &dec), -1,
+				   "rationale codec: %s: damage is reported", t[i].name);
+			TAP_OK(strstr(util_buf_str(&dec), "cannot be decompressed") != NULL,
+			       "rationale codec: %s: ... with the first line and a note", t[i].name);
+		} else {
+			TAP_IS_INT((int)enc.len, 0, "rationale codec: %s: nothing appended", t[i].name);
+			TAP_IS_INT(store_rationale_decode(text.data ? text.data : "", text.len, &dec), 0,
+				   "rationale codec: %s: plain text decodes as itself", t[i].name);
+			TAP_IS_STR(util_buf_str(&dec), util_buf_str(&text), "rationale codec: %s: unchanged", t[i].name);
+		}
+		util_buf_free(&text);
+		util_buf_free(&enc);
+		util_buf_free(&dec);
+	}
+}
+
 int main(void)
 {
+	test_rationale_codec();
 	test_verdict_ab();
 	test_decide();
 	test_tally();
