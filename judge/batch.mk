@@ -19,3 +19,9 @@ if !FUZZING
 TESTS += fuzz/fuzz_judge_batch
 endif
 EXTRA_DIST += fuzz/seeds/judge_batch
+
+check_PROGRAMS += tests/test_judge_batch
+tests_test_judge_batch_SOURCES = tests/test_judge_batch.c
+tests_test_judge_batch_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS)
+tests_test_judge_batch_LDADD = judge/libjudge.a $(STORE_LIBS) $(CJSON_LIBS) $(CURL_LIBS)
+TESTS += tests/test_judge_batch

@@ -396,8 +396,10 @@ static int batch_poll(ctx *c, judge_provider p, const char *base, const void *he
 		char now[160];
 		snprintf(now, sizeof now, "%s, %ld of %ld requests done, %ld failed", bi->status, bi->succeeded + bi->failed,
 			 bi->total, bi->failed);
-		if (!c->o->quiet && strcmp(now, last))
-			fprintf(stderr, "dpo-judge: batch %s: %s\n", term_name(remote_id), now);
+		if (!c->o->quiet && strcmp(now, last)) { /* term_name holds one name at a time */
+			fprintf(stderr, "dpo-judge: batch %s: ", term_name(remote_id));
+			fprintf(stderr, "%s\n", term_name(now));
+		}
 		snprintf(last, sizeof last, "%s", now);
 		if (bi->ended)
 			break;
@@ -760,18 +762,19 @@ static int on_list(void *ud, const store_batch *b)
 		util_buf_addf(&l->out, ",\"total\":%ld,\"succeeded\":%ld,\"failed\":%ld}", b->total, b->succeeded,
 			      b->failed);
 	} else {
-		util_buf esc = UTIL_BUF_INIT;
+		util_buf esc = UTIL_BUF_INIT, esc2 = UTIL_BUF_INIT;
 		if (!l->n)
 			util_buf_addf(&l->out, "%-4s %-32s %-9s %-12s %9s %7s %-20s %-13s %s\n", "ID", "BATCH", "PROVIDER",
 				      "STATUS", "DONE/ALL", "FAILED", "CREATED", "STATE", "JUDGE");
 		char done[48];
 		snprintf(done, sizeof done, "%ld/%ld", b->succeeded + b->failed, b->total);
 		util_buf_addf(&l->out, "%-4lld %-32s %-9s %-12s %9s %7ld %-20s %-13s ", (long long)b->id,
-			      b->remote_id ? util_term_escape(b->remote_id, &esc) : "-", b->provider, b->status, done,
-			      b->failed, b->created_at ? b->created_at : "", state);
+			      b->remote_id ? util_term_escape(b->remote_id, &esc) : "-", b->provider,
+			      util_term_escape(b->status, &esc2), done, b->failed, b->created_at ? b->created_at : "", state);
 		util_buf_reset(&esc);
 		util_buf_addf(&l->out, "%s\n", util_term_escape(b->scope, &esc));
 		util_buf_free(&esc);
+		util_buf_free(&esc2);
 	}
 	l->n++;
 	return 0;

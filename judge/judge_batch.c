@@ -246,8 +246,7 @@ static CURLcode http_try(const judge_http *h, util_buf *resp, long *status, char
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, resp);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, cerr);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L); /* results may redirect to storage */
-	curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+	/* no redirects: the key headers would go to whatever host it names */
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	if (h->timeout_s > 0)
 		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(h->timeout_s * 1000));
