@@ -219,6 +219,10 @@ static int batch_add_pair(bstate *bs, size_t i, util_buf *payload, long *nitems)
 		bs->finished_before++;
 		goto out;
 	}
+	if (tx_begin(c)) { /* committed with the next claim */
+		rc = 1;
+		goto out;
+	}
 	for (int o = 0; o < c->norders; o++) {
 		if (cached[o])
 			continue; /* read from the cache again when the batch is collected */
@@ -718,6 +722,8 @@ static int batch_run(ctx *c)
 	}
 	if (rc) {
 		c->fatal = 1;
+		util_warn("batch %s stays submitted; run the same command again to collect its answers",
+			  term_name(bs.remote_id));
 		goto out;
 	}
 	rc = batch_collect(&bs, &bi);

@@ -139,6 +139,30 @@ dpo-judge --db "$T/o.db" --model gpt-4o-mini --base-url "$BURL" --batch --poll-i
 is "openai: a rerun with every pair labelled submits nothing" \
 	"$(jget "$T/o2.json" pairs)/$(calls "$T/ob.log" POST /v1/files)" 0/1
 
+# the cache answers what it can: a --no-swap run cached one order of each
+# pair, the batch holds only the other orders
+"$DBTOOL" seed "$T/c.db" 4 3
+dpo-judge --db "$T/c.db" --model gpt-4o-mini --base-url "$BURL" --no-swap -q >/dev/null 2>&1
+dpo-judge --db "$T/c.db" --model gpt-4o-mini --base-url "$BURL" --batch --poll-interval 0.05 --json \
+	>"$T/c.json" 2>/dev/null
+is "cache first: exit 0" "$?" 0
+is "cache first: 12 pairs judged, 12 answers from the cache, 12 requests sent" \
+	"$(jget "$T/c.json" judged)/$(jget "$T/c.json" cached)/$(jget "$T/c.json" sent)" 12/12/12
+is "cache first: the batch held 12 requests" "$($PY -c '
+import json, sys
+ups = [json.loads(l) for l in open(sys.argv[1]) if json.loads(l)["path"] == "/v1/files"]
+print(len(ups[-1]["body"]["file"]))' "$T/ob.log")" 12
+is "cache first: both orders agree on every pair" "$(jget "$T/c.json" consistent)" 12
+
+# --dry-run estimates at the batch price
+"$DBTOOL" seed "$T/r0.db" 2 2
+dpo-judge --db "$T/r0.db" --model gpt-4o --base-url "$BURL" --dry-run --json >"$T/d1.json" 2>/dev/null
+dpo-judge --db "$T/r0.db" --model gpt-4o --base-url "$BURL" --dry-run --json --batch >"$T/d2.json" 2>/dev/null
+is "--dry-run --batch: half the estimate" "$($PY -c '
+import json, sys
+a, b = (json.load(open(f))["estimated_cost_usd"] for f in sys.argv[1:3])
+print(a > 0 and abs(b - a / 2) < 1e-12)' "$T/d1.json" "$T/d2.json")" True
+
 # reasoning models: the batch's bodies are shaped as the normal path's
 "$DBTOOL" seed "$T/r.db" 2 2
 dpo-judge --db "$T/r.db" --model o3-mini --base-url "$BURL" --batch --poll-interval 0.05 -q >/dev/null 2>&1
@@ -170,9 +194,10 @@ like "--batch-status: not collected yet" "$(status "$T/k.db")" " DATE pending ju
 dpo-judge --db "$T/k.db" --model gpt-4o-mini --base-url "$URL" --json >"$T/kn.json" 2>/dev/null
 is "a normal run meanwhile leaves the batch's pairs alone (claimed)" \
 	"$(jget "$T/kn.json" judged)/$(nreq ref)" 0/0
+n0=$(calls "$T/rb.log" GET /v1/batches/batch_1)
 $BATCH >"$T/k2.out" 2>"$T/k2.err" &
 JP=$!
-wait_for "$T/rb.log" GET /v1/batches/batch_1 4
+wait_for "$T/rb.log" GET /v1/batches/batch_1 $((n0 + 1))
 kill -9 $JP
 wait $JP 2>/dev/null
 like "the second run picked the batch up" "$(cat "$T/k2.err")" "picking up batch batch_1"

@@ -6,7 +6,8 @@ dpo-judge --batch's tests. Standard library only; binds 127.0.0.1.
 It judges each request of a batch as tests/fake_llm_server.py does with
 --rule longer (the texts between the request's boundary markers; the
 longer response wins) and answers in the provider's batch result format.
-A batch stays in progress for --polls looks at it (and while the file
+It answers single requests (/v1/chat/completions, /v1/messages) the
+same way. A batch stays in progress for --polls looks at it (and while the file
 --hold names exists), then ends with its results.
 
 Faults: --expire-every K makes every K-th request of a batch expire;
@@ -213,6 +214,11 @@ class Handler(BaseHTTPRequestHandler):
             body = None
         self.log(body)
         if not self.authorized():
+            return
+        if self.path in ("/v1/chat/completions", "/v1/messages"):
+            # the normal path too, so that its answers share the request cache
+            ans = answer_openai if self.path == "/v1/chat/completions" else answer_anthropic
+            self.reply(200, ans(body or {}))
             return
         if self.path == "/v1/batches":
             fid = (body or {}).get("input_file_id")
