@@ -18,8 +18,10 @@
 /* The claims of a pending batch last for its completion window (24 h) and
  * a day to collect it. */
 #define BATCH_CLAIM_TTL_S (48 * 3600.0)
-/* Requests in one batch at most (OpenAI's limit; Anthropic's is larger). */
+/* Requests and bytes in one batch at most (OpenAI's limits are 50,000 and
+ * 200 MB; Anthropic's are larger). */
 #define BATCH_MAX_REQUESTS 50000
+#define BATCH_MAX_BYTES (190u << 20)
 
 /* One request of the batch being collected. */
 typedef struct bitem {
@@ -139,7 +141,8 @@ static int on_pending(void *ud, const store_batch *b)
 }
 
 /* Find the judge's pending batch (dropping rows that never reached the
- * provider). Returns 0 (bs->remote_id set when there is one), or 1. */
+ * provider and whose process is gone). Returns 0 (bs->remote_id set when
+ * there is one), or 1. */
 static int batch_find_pending(bstate *bs)
 {
 	ctx *c = bs->c;
@@ -153,7 +156,14 @@ static int batch_find_pending(bstate *bs)
 		int64_t id;
 		memcpy(&id, r.stale.data + i, sizeof id);
 		char *owner = xasprintf("%s#batch%lld", c->claim_scope, (long long)id);
-		int src = store_batch_release_claims(c->st, owner);
+		long live = 0;
+		int src = store_batch_claims_live(c->st, owner, &live);
+		if (src == STORE_OK && live) { /* another process is submitting it */
+			free(owner);
+			continue;
+		}
+		if (src == STORE_OK)
+			src = store_batch_release_claims(c->st, owner);
 		free(owner);
 		if (src != STORE_OK || store_batch_delete(c->st, id) != STORE_OK) {
 			rc = store_fail(c, "cannot drop a batch that was never submitted");
@@ -312,7 +322,7 @@ static int batch_submit(bstate *bs)
 	if (c->o->provider == JUDGE_PROVIDER_ANTHROPIC)
 		util_buf_adds(&payload, "{\"requests\":[");
 	for (size_t i = 0; i < c->pairs.n && !rc && !c->store_failed; i++) {
-		if (nitems + c->norders > BATCH_MAX_REQUESTS) {
+		if (nitems + c->norders > BATCH_MAX_REQUESTS || payload.len > BATCH_MAX_BYTES) {
 			left = (long)(c->pairs.n - i);
 			break;
 		}
@@ -332,8 +342,8 @@ static int batch_submit(bstate *bs)
 		return rc || c->store_failed;
 	}
 	if (left)
-		util_warn("%ld pairs do not fit in one batch (%d requests at most): run again once this one is in",
-			  left, BATCH_MAX_REQUESTS);
+		util_warn("%ld pairs do not fit in one batch (%d requests, %u MB at most): run again once this one "
+			  "is in", left, BATCH_MAX_REQUESTS, BATCH_MAX_BYTES >> 20);
 	judge_batch_info bi;
 	rc = batch_send(bs, &payload, &bi);
 	util_buf_free(&payload);
@@ -440,14 +450,13 @@ static int on_item(void *ud, const store_batch_item *it)
 	return 0;
 }
 
-/* The item with custom_id id, or NULL (a linear search would do for small
- * batches; items are few compared with the lines of a results file, so
- * they are searched through a sorted index). */
+/* Items by custom_id (qsort/bsearch of an index of pointers). */
 static int cmp_item_ptr(const void *a, const void *b)
 {
 	return strcmp((*(bitem *const *)a)->custom_id, (*(bitem *const *)b)->custom_id);
 }
 
+/* The item with custom_id id in byid[0..n) (sorted by custom_id), or NULL. */
 static bitem *find_item(bitem **byid, size_t n, const char *id)
 {
 	bitem key = {.custom_id = (char *)id}, *kp = &key;

@@ -71,6 +71,7 @@ typedef struct judge_batch_result {
  * is not a result (not JSON, no custom_id, no response or result). */
 int judge_batch_result_parse(judge_provider p, const char *line, size_t n, judge_batch_result *r, char *err,
 			     size_t errsz);
+/* Free r's strings (r itself is the caller's) and clear it. */
 void judge_batch_result_free(judge_batch_result *r);
 
 /* ---- HTTP ------------------------------------------------------------- */

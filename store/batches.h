@@ -66,5 +66,9 @@ int store_batch_items_foreach(store *st, int64_t batch_id, store_batch_item_cb c
 int store_batch_detach_claims(store *st, const char *owner, double ttl_s);
 /* Drop every claim of owner, whatever process took it. */
 int store_batch_release_claims(store *st, const char *owner);
+/* How many of owner's claims are live (not expired, and held by a process
+ * that is not seen gone), into *n: a batch still being submitted by
+ * another process has some. */
+int store_batch_claims_live(store *st, const char *owner, long *n);
 
 #endif

@@ -139,6 +139,9 @@ static void test_store_batches(void)
 	store_claim cl = {c1, c2, "judge:x", "judge:x#batch1", 0};
 	int got = 0;
 	store_claim_try(st, &cl, 1, &got);
+	long owned = 0;
+	store_batch_claims_live(st, "judge:x#batch1", &owned);
+	TAP_IS_INT(owned, 1, "the batch owner's claim is live while this process holds it");
 	TAP_IS_INT(store_batch_detach_claims(st, "judge:x#batch1", 3600), STORE_OK, "detach the claims");
 	TAP_IS_INT(store_claims_release_all(st, "judge:x#batch1"), STORE_OK, "this process's claims released ...");
 	long live = 0;
