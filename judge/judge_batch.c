@@ -87,7 +87,7 @@ int judge_batch_info_parse(judge_provider p, const char *body, size_t n, judge_b
 	int anth = p == JUDGE_PROVIDER_ANTHROPIC, rc = JUDGE_OK;
 	const char *id = jstr(o, "id"), *st = jstr(o, anth ? "processing_status" : "status");
 	const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "request_counts");
-	if (!cJSON_IsObject(o) || !id || !st) {
+	if (!cJSON_IsObject(o) || !id || !*id || !st) {
 		snprintf(err, errsz, "the batch object has no \"id\" and \"%s\"", anth ? "processing_status" : "status");
 		rc = JUDGE_EINVAL;
 		goto out;
