@@ -43,6 +43,8 @@ typedef struct opts {
 	judge_mode mode;
 	char *aspect_v[JUDGE_ASPECTS_MAX];
 	int naspects;
+	int batch, batch_status, batch_wait; /* dpo-judge-batch.c */
+	double poll_interval;
 } opts;
 
 /* One request (one order of one pair). */
@@ -77,6 +79,7 @@ typedef struct ctx {
 	 * judge on one store split the pairs instead of paying twice */
 	char *claim_scope, *claim_owner;
 	long claimed_elsewhere;
+	long batch_unlabeled;        /* --batch: pairs whose requests failed there */
 	judge_pair_set pairs;
 	size_t next_pair;
 	int norders;
@@ -228,6 +231,17 @@ static const util_opt opts_table[] = {
 	{"prices", 0, UTIL_OPT_PATH, offsetof(opts, prices_path), .arg = "FILE",
 	 .help = "price table overriding the default one"},
 
+	UTIL_OPT_HEADING("Batch:"),
+	{"batch", 0, UTIL_OPT_FLAG, offsetof(opts, batch),
+	 .help = "send the requests as one provider batch (openai, anthropic: half the\n"
+		 "price, answers within 24 h) and wait for it; rerun to pick it up"},
+	{"batch-status", 0, UTIL_OPT_FLAG, offsetof(opts, batch_status), .flags = UTIL_OPT_NOPARAM | UTIL_OPT_NOCONFIG,
+	 .help = "list the store's batches and exit"},
+	{"wait", 0, UTIL_OPT_FLAG, offsetof(opts, batch_wait), .flags = UTIL_OPT_NOPARAM | UTIL_OPT_NOCONFIG,
+	 .help = "with --batch-status: first wait until the running batches end"},
+	{"poll-interval", 0, UTIL_OPT_FLOAT, offsetof(opts, poll_interval), .def = "30", .range = "(0, 86400]",
+	 .arg = "SEC", .help = "seconds between two looks at a batch"},
+
 	UTIL_OPT_HEADING("Output:"),
 	{"dry-run", 0, UTIL_OPT_FLAG, offsetof(opts, dry_run), .flags = UTIL_OPT_NOPARAM | UTIL_OPT_NOCONFIG,
 	 .help = "print requests, tokens and cost; send nothing"},
@@ -259,6 +273,8 @@ static void parse_mode_options(opts *o)
 		util_cli_usage_error(&cli, "--aspects: %s", err);
 	if (o->mode == JUDGE_MODE_PAIRWISE)
 		return;
+	if (o->batch)
+		util_cli_usage_error(&cli, "--batch is for pairwise judging only (not --mode %s)", o->mode_name);
 	if (o->provider == JUDGE_PROVIDER_EXEC || o->json_verdict || o->references || o->dry_run ||
 	    o->retry_failed || o->include_labeled || o->random_n)
 		util_cli_usage_error(&cli, "--mode %s does not take --provider exec, --json-verdict, --references, "
@@ -266,6 +282,7 @@ static void parse_mode_options(opts *o)
 	if (util_cli_source(&cli, "template") == UTIL_OPT_FROM_DEFAULT)
 		o->template_path = o->mode == JUDGE_MODE_RATING ? "rating.txt" : "rank.txt";
 }
+static void batch_check_options(const opts *o); /* dpo-judge-batch.c */
 
 /* Parse the command line into o (exits 0 on --help/--version, 2 on a usage
  * error): the table, then the checks that combine options. */
@@ -274,6 +291,9 @@ static void parse_options(opts *o, int argc, char **argv)
 	memset(o, 0, sizeof *o);
 	util_cli_parse(&cli, o, argc, argv);
 	judge_provider_parse(o->provider_name, &o->provider); /* the table allows only known names */
+	batch_check_options(o);
+	if (o->batch_status)
+		return; /* needs only --db */
 	if (o->provider == JUDGE_PROVIDER_EXEC) {
 		if (!o->command || !*o->command)
 			util_cli_usage_error(&cli, "--provider exec needs --command CMD");
@@ -1387,6 +1407,7 @@ static int run_mode(ctx *c, int argc, char **argv, const char *params, const cha
 			  o->mode == JUDGE_MODE_RANK ? "ranking" : "score");
 	return rc;
 }
+#include "judge/dpo-judge-batch.c"
 
 /* ---- main ------------------------------------------------------------------------- */
 
@@ -1401,6 +1422,11 @@ int main(int argc, char **argv)
 
 	util_set_progname("dpo-judge");
 	parse_options(&o, argc, argv);
+	if (o.batch_status) {
+		rc = batch_status_main(&o);
+		util_cli_free(&cli);
+		return rc;
+	}
 	memset(&c, 0, sizeof c);
 	c.o = &o;
 	c.norders = o.swap ? 2 : 1;
@@ -1408,6 +1434,10 @@ int main(int argc, char **argv)
 
 	/* template, references, prices; endpoint and key */
 	int lrc = load_inputs(&c, refs_hash);
+	if (o.batch) { /* batch requests cost half */
+		c.price_in /= 2;
+		c.price_out /= 2;
+	}
 	if (lrc) {
 		rc = lrc;
 		goto out;
@@ -1449,7 +1479,7 @@ int main(int argc, char **argv)
 	}
 	c.claim_scope = xstrdup(name);
 	c.claim_owner = xasprintf("%s#run%lld", name, (long long)c.run_id);
-	erc = run_engine(&c);
+	erc = o.batch ? batch_run(&c) : run_engine(&c);
 	store_claims_release_all(c.st, c.claim_owner);
 	double wall = util_now() - c.start;
 	if (erc == JUDGE_EINTR) {
@@ -1460,7 +1490,7 @@ int main(int argc, char **argv)
 		rc = UTIL_EXIT_FAIL;
 	} else {
 		status = "ok";
-		rc = c.t.failed_pairs ? UTIL_EXIT_FAIL : UTIL_EXIT_OK;
+		rc = c.t.failed_pairs || c.batch_unlabeled ? UTIL_EXIT_FAIL : UTIL_EXIT_OK;
 	}
 	summary = summary_json(&c, wall, status);
 	if (!c.store_failed) {

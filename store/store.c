@@ -385,6 +385,40 @@ static const char *const MIGRATIONS[] = {
 	"    json_extract(j.value, '$[1]'), r.line, r.record_id, json_extract(j.value, '$[2]'),\n"
 	"    json_extract(j.value, '$[3]')\n"
 	"  FROM provenance_records r, json_each(r.items) j;\n",
+
+	/* 13 -> 14: provider batches of dpo-judge --batch (store_batches.c).
+	 * judge_batches: one submitted batch: the provider and its id for
+	 * it, the judge (scope: its annotator name) and API base, the
+	 * provider's status and request counts, where the results are, and
+	 * whether they were collected into comparisons. judge_batch_items: the
+	 * requests it holds (custom_id: pair, order and cache key). */
+	"CREATE TABLE judge_batches(\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  provider TEXT NOT NULL,\n"
+	"  remote_id TEXT,\n"
+	"  scope TEXT NOT NULL,\n"
+	"  base_url TEXT NOT NULL,\n"
+	"  status TEXT NOT NULL,\n"
+	"  total INTEGER NOT NULL DEFAULT 0,\n"
+	"  succeeded INTEGER NOT NULL DEFAULT 0,\n"
+	"  failed INTEGER NOT NULL DEFAULT 0,\n"
+	"  output_ref TEXT,\n"
+	"  error_ref TEXT,\n"
+	"  collected INTEGER NOT NULL DEFAULT 0,\n"
+	"  created_at TEXT NOT NULL,\n"
+	"  updated_at TEXT NOT NULL\n"
+	");\n"
+	"CREATE INDEX judge_batches_scope ON judge_batches(scope, collected);\n"
+	"CREATE TABLE judge_batch_items(\n"
+	"  batch_id INTEGER NOT NULL REFERENCES judge_batches(id) ON DELETE CASCADE,\n"
+	"  custom_id TEXT NOT NULL,\n"
+	"  prompt_id INTEGER NOT NULL,\n"
+	"  completion_a INTEGER NOT NULL,\n"
+	"  completion_b INTEGER NOT NULL,\n"
+	"  ord INTEGER NOT NULL,\n"
+	"  cache_key TEXT NOT NULL,\n"
+	"  PRIMARY KEY (batch_id, custom_id)\n"
+	") WITHOUT ROWID;\n",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))

@@ -50,6 +50,8 @@ dpo-judge --model m --mode grade >/dev/null 2>&1; is "unknown --mode: exit 2" "$
 dpo-judge --model m --aspects honesty >/dev/null 2>&1; is "--aspects without --mode rating: exit 2" "$?" 2
 dpo-judge --model m --mode rating --aspects 'a,,b' >/dev/null 2>&1; is "an empty aspect: exit 2" "$?" 2
 dpo-judge --model m --mode rating --aspects 'x,X' >/dev/null 2>&1; is "an aspect twice: exit 2" "$?" 2
+dpo-judge --model m --mode rank --batch --db "$T/none.db" 2>"$T/usage.err" >/dev/null; is "--batch with --mode rank: exit 2" "$?" 2
+like "and says batch is pairwise only" "$(cat "$T/usage.err")" "pairwise judging only"
 dpo-judge --model m --mode rank --json-verdict >/dev/null 2>&1; is "--mode rank --json-verdict: exit 2" "$?" 2
 DB=$T/u.db
 fresh "$DB"
