@@ -436,8 +436,12 @@ int ann_ui_tick(ann_ui *ui)
 		return 0;
 	int rc = ann_session_retry(ui->s);
 	if (rc == ANN_EBUSY) {
-		ann_ui_message(ui, 1, "Waiting for the database… %.0f s (%s kept, retried until saved; u takes it back, q quits)",
-			       ui->now() - ui->wait_since, pending_name(p));
+		if (ui->quit_armed) /* keep saying what a second q does */
+			ann_ui_message(ui, 1, "A label is still waiting (%.0f s): q again quits without it, "
+				       "any other key waits.", ui->now() - ui->wait_since);
+		else
+			ann_ui_message(ui, 1, "Waiting for the database… %.0f s (%s kept, retried until saved; "
+				       "u takes it back, q quits)", ui->now() - ui->wait_since, pending_name(p));
 		return 1;
 	}
 	ui->wait_since = 0;

@@ -145,6 +145,8 @@ keys lena 2 u
 ok "u takes a waiting label back" wait_for lena "taken back (it was never stored)"
 keys lena t q
 ok "q while a label waits asks again" wait_for lena "q again quits without it"
+sleep 2.2
+ok "... and keeps saying so while the wait goes on (the retry ticks)" wait_for lena "still waiting ("
 keys lena q
 is "a second q quits: exit 1, the label not saved" "$(wait_exit lena)" 1
 like "the goodbye line says the label was not saved" "$(cat "$T/lena.err")" "the last label was NOT saved"
