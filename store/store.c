@@ -857,7 +857,12 @@ static int open_try(store *st, const char *path, int target, int mode, const cha
 	sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
 	sqlite3_create_function(st->db, "dpo_text_prompt_hash", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
 				sql_text_prompt_hash, NULL, NULL);
-	if ((rc = read_header(st, &app, &ver, &nobj))) {
+	/* one read transaction: the three values from one snapshot (another
+	 * process creating the store may commit its schema between them) */
+	sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL);
+	rc = read_header(st, &app, &ver, &nobj);
+	sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+	if (rc) {
 		if (rc == STORE_ECORRUPT)
 			store__err(st, rc, "%s: not a dpo database (not an SQLite file, or damaged)", path);
 		goto out;
