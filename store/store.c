@@ -861,7 +861,8 @@ static int open_try(store *st, const char *path, int target, int mode, const cha
 	 * process creating the store may commit its schema between them) */
 	sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL);
 	rc = read_header(st, &app, &ver, &nobj);
-	sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+	if (!rc) /* on a failure the connection is closed, keeping SQLite's error code */
+		sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
 	if (rc) {
 		if (rc == STORE_ECORRUPT)
 			store__err(st, rc, "%s: not a dpo database (not an SQLite file, or damaged)", path);
