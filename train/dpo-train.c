@@ -31,6 +31,7 @@
 #include "store/store.h"
 #include "train/chat.h"
 #include "train/loss.h"
+#include "train/matmul_bf16.h"
 #include "train/model.h"
 #include "train/optim.h"
 #include "train/tokenizer.h"
@@ -79,6 +80,7 @@ struct opts {
 	long threads;
 	int quiet, json;
 	struct beta_list beta_sweep;
+	const char *precision; /* f32|bf16|auto; resolved to f32 or bf16 at start */
 };
 
 /* --loss: one loss or a comma-separated list of them. */
@@ -207,6 +209,9 @@ static const util_opt opts_table[] = {
 	{OPT("epochs", INT, epochs), .def = "1", .range = "[1, inf)", .help = "passes over the data"},
 	{OPT("steps", INT, steps), .range = "[1, inf)", .help = "optimizer steps (overrides --epochs)"},
 	UTIL_OPT_SEED(struct opts, seed, "42"),
+	{OPT("precision", ENUM, precision), .def = "f32", .choices = "f32|bf16|auto", .arg = "P",
+	 .help = "matmul precision: f32, bf16 (bf16 inputs, float32\n"
+		 "sums; the rest stays float32) or auto (bf16\nwhere the CPU has AVX512-BF16)"},
 
 	UTIL_OPT_HEADING("Output:"),
 	{OPT("out", PATH, out), .arg = "DIR",
@@ -753,7 +758,11 @@ static void ref_compute(run *r, train_model *ref, const char *fp, train_pair *pa
 static void reference_pass(run *r, train_model *ref, train_pair *pairs, size_t n,
 			   const char *what)
 {
-	const char *fp = train_model_fingerprint(ref);
+	/* the cache key records the precision of the pass (f32: the bare
+	 * fingerprint, as before) */
+	char fp[256];
+	snprintf(fp, sizeof fp, "%s%s", train_model_fingerprint(ref),
+		 train_gemm_precision() == TRAIN_PREC_BF16 ? "+bf16" : "");
 	char *need = xcalloc(n ? n : 1, 1);
 	size_t cached = ref_from_cache(r, fp, pairs, n, need);
 	size_t nmiss = n - cached;
@@ -824,6 +833,7 @@ static const struct resume_opt {
 	{"truncation-mode", 's', offsetof(struct opts, truncation_mode)},
 	{"model", 'p', offsetof(struct opts, model)},
 	{"ref-model", 'p', offsetof(struct opts, ref_model)},
+	{"precision", 's', offsetof(struct opts, precision)},
 };
 
 /* An option's value as JSON (a path resolved where it exists). */
@@ -1383,6 +1393,7 @@ static char *params_json(const run *r)
 		cJSON_AddStringToObject(j, "resolve", o->resolve);
 	}
 	cJSON_AddStringToObject(j, "loss", o->loss);
+	cJSON_AddStringToObject(j, "precision", o->precision);
 	if (o->loss_weights)
 		cJSON_AddStringToObject(j, "loss_weights", o->loss_weights);
 	cJSON_AddNumberToObject(j, "beta", o->beta);
@@ -1614,6 +1625,20 @@ static int beta_sweep(const struct opts *o, int argc, char **argv)
 
 /* ---- the recipe ---- */
 
+/* --precision: auto resolved (o->precision becomes "f32" or "bf16", the
+ * value checkpoints record) and handed to the GEMMs. */
+static void set_precision(struct opts *o)
+{
+	train_precision p = TRAIN_PREC_F32;
+	train_precision_parse(o->precision, &p); /* one of the ENUM's choices */
+	p = train_precision_resolve(p);
+	if (p == TRAIN_PREC_BF16 && !train_cpu_has_avx512bf16())
+		util_warn("--precision bf16: this CPU has no AVX512-BF16; the bf16 matmuls run on "
+			  "the portable kernel (slow)");
+	o->precision = train_precision_name(p);
+	train_gemm_set_precision(p);
+}
+
 int main(int argc, char **argv)
 {
 	train_runtime_tune(argv);
@@ -1625,6 +1650,7 @@ int main(int argc, char **argv)
 	if (r->o.beta_sweep.n)
 		return beta_sweep(&r->o, argc, argv);
 	set_threads(r->o.threads);
+	set_precision(&r->o);
 	util_catch_interrupts();
 	r->cmdline = join_args(argc, argv);
 	util_utc_now(r->started, sizeof r->started);
