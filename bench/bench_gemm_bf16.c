@@ -2,7 +2,8 @@
  * three products of GPT-2-124M's Linear layers (1 pair x 256 tokens = 512
  * rows), against train_gemm in float32 (OpenBLAS sgemm per thread) and the
  * register-only vdpbf16ps peak, measured in the same run.
- *   bench_gemm_bf16 [--rows 512] [--reps 5] [--threads 2] */
+ *   bench_gemm_bf16 [--rows 512] [--reps 5] [--threads 2]
+ *   bench_gemm_bf16 --peak [--threads 2]    only the peak, one number */
 #include "config.h"
 #include <getopt.h>
 #include <stdio.h>
@@ -33,25 +34,32 @@ static double timed(int prec, int ta, int tb, int M, int N, int K, const float *
 
 int main(int argc, char **argv)
 {
-	int rows = 512, reps = 5, threads = 2, c;
-	static const struct option lo[] = {
-		{"rows", 1, 0, 'r'}, {"reps", 1, 0, 'n'}, {"threads", 1, 0, 't'}, {0, 0, 0, 0}};
+	int rows = 512, reps = 5, threads = 2, peak_only = 0, c;
+	static const struct option lo[] = {{"rows", 1, 0, 'r'}, {"reps", 1, 0, 'n'},
+					   {"threads", 1, 0, 't'}, {"peak", 0, 0, 'k'},
+					   {0, 0, 0, 0}};
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-		int v = atoi(optarg);
-		if (c == 'r')
+		int v = optarg ? atoi(optarg) : 0;
+		if (c == 'k')
+			peak_only = 1;
+		else if (c == 'r')
 			rows = v;
 		else if (c == 'n')
 			reps = v;
 		else if (c == 't')
 			threads = v;
 		else {
-			fprintf(stderr, "usage: bench_gemm_bf16 [--rows N] [--reps N] [--threads N]\n");
+			fprintf(stderr, "usage: bench_gemm_bf16 [--peak] [--rows N] [--reps N] [--threads N]\n");
 			return 2;
 		}
 	}
 	train_set_threads(threads);
 	train_gemm_init();
-	double peak = train_bf16_peak_gflops(0.5);
+	double peak = train_bf16_peak_gflops(peak_only ? 1.0 : 0.5);
+	if (peak_only) {
+		printf("%.1f\n", peak);
+		return 0;
+	}
 	printf("bf16 peak (register-only vdpbf16ps, %d threads): %.0f GFLOP/s; tile: %s\n", threads,
 	       peak, train_gemm_bf16_kernel());
 	/* (OC, C) of qkv, attention out, fc, proj and a vocabulary chunk */

@@ -93,31 +93,63 @@ static void pack_plain(uint32_t *dst, const float *src, size_t sr, size_t sk, in
 }
 
 #ifdef BF16_SIMD
-/* k contiguous (sk == 1): 32 values of a row -> 16 pairs, spread over the
- * panel's kp rows. */
+/* Transpose a 16 x 16 matrix of 32-bit words held in r[0..16). */
+BF16_TARGET static inline void transpose16(__m512i r[16])
+{
+	__m512i t[16];
+	for (int i = 0; i < 16; i += 2) {
+		t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+		t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+	}
+	for (int i = 0; i < 16; i += 4) {
+		r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+		r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+		r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+		r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+	}
+	/* each 128-bit lane now holds a 4 x 4 block transposed; two rounds of
+	 * lane shuffles put the blocks in place */
+	for (int i = 0; i < 4; i++) {
+		t[i] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0x88);
+		t[i + 4] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0xdd);
+		t[i + 8] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0x88);
+		t[i + 12] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0xdd);
+	}
+	for (int i = 0; i < 4; i++) {
+		r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+		r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
+		r[i + 4] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0x88);
+		r[i + 12] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0xdd);
+	}
+}
+
+/* k contiguous (sk == 1): 16 rows x 32 values of k at a time, converted
+ * to 16 x 16 pairs and transposed so that each kp gets one store. */
 BF16_TARGET static void pack_krow(uint32_t *dst, const float *src, size_t sr, int rows, int kc,
 				  int W)
 {
-	int kcp = (kc + 1) / 2;
-	uint32_t tmp[16];
-	for (int r = 0; r < W; r++) {
-		if (r >= rows) {
-			for (int kp = 0; kp < kcp; kp++)
-				dst[(size_t)kp * W + r] = 0;
-			continue;
-		}
-		const float *p = src + r * sr;
+	for (int r0 = 0; r0 < W; r0 += 16) {
+		int nw = W - r0 < 16 ? W - r0 : 16;
+		__mmask16 sm = (__mmask16)((1u << nw) - 1);
 		for (int k0 = 0; k0 < kc; k0 += 32) {
 			int nv = kc - k0 < 32 ? kc - k0 : 32;
 			__mmask16 mlo = nv >= 16 ? 0xffff : (__mmask16)((1u << nv) - 1);
 			__mmask16 mhi = nv >= 32 ? 0xffff : nv > 16 ? (__mmask16)((1u << (nv - 16)) - 1) : 0;
-			__m512 lo = _mm512_maskz_loadu_ps(mlo, p + k0);
-			__m512 hi = _mm512_maskz_loadu_ps(mhi, p + k0 + 16);
-			_mm512_storeu_si512(tmp, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+			__m512i v[16];
+			for (int i = 0; i < 16; i++) {
+				if (r0 + i >= rows) {
+					v[i] = _mm512_setzero_si512();
+					continue;
+				}
+				const float *p = src + (size_t)(r0 + i) * sr + k0;
+				__m512 lo = _mm512_maskz_loadu_ps(mlo, p);
+				__m512 hi = _mm512_maskz_loadu_ps(mhi, p + 16);
+				v[i] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+			}
+			transpose16(v);
 			int np = (nv + 1) / 2;
-			uint32_t *d = dst + (size_t)(k0 / 2) * W + r;
-			for (int i = 0; i < np; i++)
-				d[(size_t)i * W] = tmp[i];
+			for (int j = 0; j < np; j++)
+				_mm512_mask_storeu_epi32(dst + (size_t)(k0 / 2 + j) * W + r0, sm, v[j]);
 		}
 	}
 }
