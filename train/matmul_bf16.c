@@ -24,6 +24,9 @@
 #define MCB 1536
 #define GA 4
 #define GB 4
+/* packing scratch in 32-bit words: an A block then a B block (MCB and NC
+ * are multiples of MR and NR) */
+#define SCRATCH ((size_t)(MCB + NC) * KC / 2)
 
 int train_bf16_use_simd = 1;
 static train_precision gemm_prec = TRAIN_PREC_F32;
@@ -369,18 +372,31 @@ void train_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int ld
 	if (g.simd)
 		g.tile = tile_avx;
 #endif
-	int mb = M < MCB ? M : MCB, nb = N < NC ? N : NC;
-	size_t kcp = KC / 2;
-	g.Ap = xmalloc(sizeof(uint32_t) * (size_t)((mb + MR - 1) / MR * MR) * kcp);
-	g.Bp = xmalloc(sizeof(uint32_t) * (size_t)((nb + NR - 1) / NR * NR) * kcp);
-	int par = 1;
+	int outer = 1, par = 1;
 #ifdef _OPENMP
-	par = !omp_in_parallel() && (double)M * N * K >= (double)(1 << 18);
+	outer = !omp_in_parallel();
+	par = outer && (double)M * N * K >= (double)(1 << 18);
 #endif
+	/* the packing blocks (1.8 MB): one process-wide buffer, kept (a fresh
+	 * one per call would be mapped and faulted in every time), taken by
+	 * one call at a time; a call that finds it busy, or runs inside a
+	 * parallel region, uses a private one */
+	static uint32_t *kept;
+	static int busy;
+	int mine = outer && !__atomic_exchange_n(&busy, 1, __ATOMIC_ACQUIRE);
+	uint32_t *scratch = mine ? kept : NULL;
+	if (!scratch)
+		scratch = xmalloc(sizeof(uint32_t) * SCRATCH);
+	g.Ap = scratch;
+	g.Bp = scratch + (size_t)MCB * KC / 2;
 #pragma omp parallel if (par)
 	gemm_blocks(&g);
-	free(g.Ap);
-	free(g.Bp);
+	if (mine) {
+		kept = scratch;
+		__atomic_store_n(&busy, 0, __ATOMIC_RELEASE);
+	} else {
+		free(scratch);
+	}
 }
 
 /* ---- the peak probe ---- */
