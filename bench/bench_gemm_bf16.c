@@ -3,11 +3,15 @@
  * rows), against train_gemm in float32 (OpenBLAS sgemm per thread) and the
  * register-only vdpbf16ps peak, measured in the same run.
  *   bench_gemm_bf16 [--rows 512] [--reps 5] [--threads 2]
- *   bench_gemm_bf16 --peak [--threads 2]    only the peak, one number */
+ *   bench_gemm_bf16 --peak [--threads 2]    only the peak: two numbers,
+ *       GFLOP/s of wall time, and GFLOP per CPU-second of one thread (which
+ *       a loaded machine does not change: compare a step's FLOPs per
+ *       CPU-second with it) */
 #include "config.h"
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -55,9 +59,16 @@ int main(int argc, char **argv)
 	}
 	train_set_threads(threads);
 	train_gemm_init();
+	struct rusage r0, r1;
+	getrusage(RUSAGE_SELF, &r0);
+	double t0 = util_now();
 	double peak = train_bf16_peak_gflops(peak_only ? 1.0 : 0.5);
+	double wall = util_now() - t0;
+	getrusage(RUSAGE_SELF, &r1);
+	double cpu = (double)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) +
+		     1e-6 * (double)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec);
 	if (peak_only) {
-		printf("%.1f\n", peak);
+		printf("%.1f %.1f\n", peak, cpu > 0 ? peak * wall / cpu : 0);
 		return 0;
 	}
 	printf("bf16 peak (register-only vdpbf16ps, %d threads): %.0f GFLOP/s; tile: %s\n", threads,
