@@ -7,7 +7,7 @@
  * peak RSS.
  *   bench_train [--layers 12] [--d 768] [--heads 12] [--vocab 50257]
  *               [--pairs 1] [--seq 256] [--steps 3] [--threads 2]
- *               [--checkpointing 0|1] */
+ *               [--checkpointing 0|1] [--precision f32|bf16] */
 #include "config.h"
 #include <getopt.h>
 #include <stdio.h>
@@ -20,6 +20,7 @@
 #ifdef HAVE_BLAS
 #include <cblas.h>
 #endif
+#include "train/matmul_bf16.h"
 #include "train/model.h"
 #include "train/trainer.h"
 #include "util/progress.h"
@@ -43,11 +44,13 @@ int main(int argc, char **argv)
 		{"layers", 1, 0, 'l'}, {"d", 1, 0, 'd'},     {"heads", 1, 0, 'H'},
 		{"vocab", 1, 0, 'v'},  {"pairs", 1, 0, 'p'}, {"seq", 1, 0, 's'},
 		{"steps", 1, 0, 'n'},  {"threads", 1, 0, 't'}, {"checkpointing", 1, 0, 'k'},
+		{"precision", 1, 0, 'P'},
 		{0, 0, 0, 0},
 	};
 	int c;
+	train_precision prec = TRAIN_PREC_F32;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-		long v = strtol(optarg, NULL, 10);
+		long v = optarg ? strtol(optarg, NULL, 10) : 0;
 		switch (c) {
 		case 'l': layers = v; break;
 		case 'd': d = v; break;
@@ -58,9 +61,18 @@ int main(int argc, char **argv)
 		case 'n': steps = v; break;
 		case 't': threads = v; break;
 		case 'k': ckpt = v; break;
-		default: fprintf(stderr, "usage: bench_train [--layers N] [--d N] [--heads N] [--vocab N] [--pairs N] [--seq N] [--steps N] [--threads N] [--checkpointing 0|1]\n"); return 2;
+		case 'P':
+			if (train_precision_parse(optarg, &prec))
+				c = '?';
+			break;
+		default: break;
+		}
+		if (c == '?') {
+			fprintf(stderr, "usage: bench_train [--layers N] [--d N] [--heads N] [--vocab N] [--pairs N] [--seq N] [--steps N] [--threads N] [--checkpointing 0|1] [--precision f32|bf16|auto]\n");
+			return 2;
 		}
 	}
+	train_gemm_set_precision(prec);
 #ifdef _OPENMP
 	omp_set_num_threads((int)threads);
 #endif
@@ -143,10 +155,10 @@ int main(int argc, char **argv)
 	double flops = 6 * nparams * tokens + 12.0 * layers * d * seq * seq * 2 * pairs * 0.5 * 3;
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
-	printf("{\"impl\": \"dpo\", \"blas\": \"%s\", \"threads\": %ld, \"params\": %.0f, \"tokens_per_step\": %.0f, "
+	printf("{\"impl\": \"dpo\", \"precision\": \"%s\", \"blas\": \"%s\", \"threads\": %ld, \"params\": %.0f, \"tokens_per_step\": %.0f, "
 	       "\"s_per_step\": %.3f, \"cpu_s_per_step\": %.3f, \"tokens_per_s\": %.1f, \"gflops\": %.1f, \"peak_rss_mb\": %.0f, "
 	       "\"loss\": %.6f}\n",
-	       blas_core(), threads, nparams, tokens, dt, cpu, tokens / dt, flops / dt / 1e9, ru.ru_maxrss / 1024.0, loss);
+	       train_precision_name(train_gemm_precision()), blas_core(), threads, nparams, tokens, dt, cpu, tokens / dt, flops / dt / 1e9, ru.ru_maxrss / 1024.0, loss);
 	for (long i = 0; i < pairs; i++)
 		train_pair_free(&pp[i]);
 	free(pp);

@@ -31,6 +31,7 @@
 #include "store/store.h"
 #include "train/chat.h"
 #include "train/loss.h"
+#include "train/matmul_bf16.h"
 #include "train/model.h"
 #include "train/optim.h"
 #include "train/tokenizer.h"
@@ -81,6 +82,7 @@ struct opts {
 	int grad_ckpt;
 	int quiet, json;
 	struct beta_list beta_sweep;
+	const char *precision; /* f32|bf16|auto; resolved to f32 or bf16 at start */
 };
 
 /* --loss: one loss or a comma-separated list of them. */
@@ -209,6 +211,9 @@ static const util_opt opts_table[] = {
 	{OPT("epochs", INT, epochs), .def = "1", .range = "[1, inf)", .help = "passes over the data"},
 	{OPT("steps", INT, steps), .range = "[1, inf)", .help = "optimizer steps (overrides --epochs)"},
 	UTIL_OPT_SEED(struct opts, seed, "42"),
+	{OPT("precision", ENUM, precision), .def = "f32", .choices = "f32|bf16|auto", .arg = "P",
+	 .help = "matmul precision: f32, bf16 (bf16 inputs, float32\n"
+		 "sums; the rest stays float32) or auto (bf16\nwhere the CPU has AVX512-BF16)"},
 
 	UTIL_OPT_HEADING("Output:"),
 	{OPT("out", PATH, out), .arg = "DIR",
@@ -796,7 +801,11 @@ static void ref_split(run *r, train_model *ref, const char *fp, train_pair *pair
 static void reference_pass(run *r, train_model *ref, train_pair *pairs, size_t n,
 			   const char *what)
 {
-	const char *fp = train_model_fingerprint(ref);
+	/* the cache key records the precision of the pass (f32: the bare
+	 * fingerprint, as before) */
+	char fp[256];
+	snprintf(fp, sizeof fp, "%s%s", train_model_fingerprint(ref),
+		 train_gemm_precision() == TRAIN_PREC_BF16 ? "+bf16" : "");
 	char *need = xcalloc(n ? n : 1, 1);
 	size_t cached = ref_from_cache(r, fp, pairs, n, need);
 	size_t nmiss = n - cached;
@@ -875,6 +884,7 @@ static const struct resume_opt {
 	{"truncation-mode", 's', offsetof(struct opts, truncation_mode)},
 	{"model", 'p', offsetof(struct opts, model)},
 	{"ref-model", 'p', offsetof(struct opts, ref_model)},
+	{"precision", 's', offsetof(struct opts, precision)},
 };
 
 /* An option's value as JSON (a path resolved where it exists). */
@@ -1443,6 +1453,7 @@ static char *params_json(const run *r)
 		cJSON_AddStringToObject(j, "resolve", o->resolve);
 	}
 	cJSON_AddStringToObject(j, "loss", o->loss);
+	cJSON_AddStringToObject(j, "precision", o->precision);
 	if (o->loss_weights)
 		cJSON_AddStringToObject(j, "loss_weights", o->loss_weights);
 	cJSON_AddNumberToObject(j, "beta", o->beta);
@@ -1722,6 +1733,20 @@ static void mpi_report(const run *r)
 
 /* ---- the recipe ---- */
 
+/* --precision: auto resolved (o->precision becomes "f32" or "bf16", the
+ * value checkpoints record) and handed to the GEMMs. */
+static void set_precision(struct opts *o)
+{
+	train_precision p = TRAIN_PREC_F32;
+	train_precision_parse(o->precision, &p); /* one of the ENUM's choices */
+	p = train_precision_resolve(p);
+	if (p == TRAIN_PREC_BF16 && !train_cpu_has_avx512bf16())
+		util_warn("--precision bf16: this CPU has no AVX512-BF16; the bf16 matmuls run on "
+			  "the portable kernel (slow)");
+	o->precision = train_precision_name(p);
+	train_gemm_set_precision(p);
+}
+
 int main(int argc, char **argv)
 {
 	train_runtime_tune(argv);
@@ -1738,6 +1763,7 @@ int main(int argc, char **argv)
 	if (rank > 0)
 		r->o.quiet = 1;
 	set_threads(r->o.threads);
+	set_precision(&r->o);
 	util_catch_interrupts();
 	r->cmdline = join_args(argc, argv);
 	util_utc_now(r->started, sizeof r->started);

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "train/layers_backward.h"
 #include "train/layers.h"
+#include "train/matmul_bf16.h"
 #include "util/xmalloc.h"
 
 #include <math.h>
@@ -67,6 +68,10 @@ static void gemm_block(int ta, int tb, int M, int N, int K, const float *A, int 
 void train_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
 		int ldb, float beta, float *C, int ldc)
 {
+	if (train_gemm_precision() == TRAIN_PREC_BF16) {
+		train_gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+		return;
+	}
 	int nt = 1;
 #ifdef _OPENMP
 	if (!omp_in_parallel() && (double)M * N * K >= 1 << 18)
@@ -333,8 +338,11 @@ static void matmul_backward_plain(float *dinp, float *dweight, float *dbias, con
 void train_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
 			   const float *inp, const float *weight, int N, int C, int OC)
 {
+	int gemm = train_gemm_precision() == TRAIN_PREC_BF16; /* every size in bf16 */
 #ifdef HAVE_BLAS
-	if (train_layers_use_blas && N >= 4 && (size_t)N * C * OC >= 1u << 20) {
+	gemm |= train_layers_use_blas && N >= 4 && (size_t)N * C * OC >= 1u << 20;
+#endif
+	if (gemm) {
 		if (dinp)
 			train_gemm(0, 0, N, C, OC, dout, OC, weight, C, 1.0f, dinp, C);
 		if (dweight)
@@ -352,7 +360,6 @@ void train_matmul_backward(float *dinp, float *dweight, float *dbias, const floa
 		}
 		return;
 	}
-#endif
 	matmul_backward_plain(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
 }
 
@@ -743,11 +750,13 @@ void train_logprob_backward(float *dh, float *dwlm, const float *dlogp, const fl
 	for (int v0 = 0; v0 < V; v0 += chunk) {
 		int cv = V - v0 < chunk ? V - v0 : chunk;
 		const float *w = wlm + (size_t)v0 * C;
+		int gemm = train_gemm_precision() == TRAIN_PREC_BF16;
 #ifdef HAVE_BLAS
-		if (train_layers_use_blas)
+		gemm |= train_layers_use_blas;
+#endif
+		if (gemm)
 			train_gemm(0, 1, N, cv, C, h, C, w, C, 0.0f, scratch, cv);
 		else
-#endif
 			train_matmul_forward(scratch, h, w, NULL, N, C, cv);
 #pragma omp parallel for schedule(static) if ((size_t)N * cv > 16384)
 		for (int n = 0; n < N; n++) {

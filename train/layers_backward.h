@@ -25,7 +25,10 @@
  * threads by blocks of rows or columns of C, each block computed by one
  * cblas_sgemm call (HAVE_BLAS) or a plain loop; OpenBLAS's own threads are
  * not used (see train_gemm_init), so OpenMP and BLAS never compete for
- * cores. Used by the backward kernels and the trainer's forward. */
+ * cores. Used by the backward kernels and the trainer's forward. After
+ * train_gemm_set_precision(TRAIN_PREC_BF16) (train/matmul_bf16.h) every
+ * call runs as train_gemm_bf16 instead, and the Linear products of the
+ * trainer (train_matmul_backward, the logits) take this path at any size. */
 void train_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
 		int ldb, float beta, float *C, int ldc);
 

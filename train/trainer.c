@@ -9,6 +9,7 @@
 #include <strings.h>
 #include "train/layers.h"
 #include "train/layers_backward.h"
+#include "train/matmul_bf16.h"
 #include "train/trainer.h"
 #include "util/xmalloc.h"
 #include <unistd.h>
@@ -329,15 +330,17 @@ static float *block_out(const train_engine *e, int l, size_t NC)
 static void mm_fwd(float *out, const float *inp, const float *w, const float *bias, int N, int C,
 		   int OC)
 {
+	int gemm = train_gemm_precision() == TRAIN_PREC_BF16; /* every size in bf16 */
 #ifdef HAVE_BLAS
-	if (train_layers_use_blas && N >= 4 && (size_t)N * C * OC >= 1u << 20) {
+	gemm |= train_layers_use_blas && N >= 4 && (size_t)N * C * OC >= 1u << 20;
+#endif
+	if (gemm) {
 		if (bias)
 			for (int n = 0; n < N; n++)
 				memcpy(out + (size_t)n * OC, bias, sizeof(float) * OC);
 		train_gemm(0, 1, N, OC, C, inp, C, w, C, bias ? 1.0f : 0.0f, out, OC);
 		return;
 	}
-#endif
 	train_matmul_forward(out, inp, w, bias, N, C, OC);
 }
 

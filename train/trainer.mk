@@ -2,6 +2,7 @@
 noinst_LIBRARIES += train/libtrainer.a
 train_libtrainer_a_SOURCES = train/loss.c train/loss.h train/optim.c train/optim.h \
 	train/layers_backward.c train/layers_backward.h \
+	train/matmul_bf16.c train/matmul_bf16.h \
 	train/trainer.c train/trainer.h train/trainer_data.c train/trainer_data.h \
 	train/trainer_loop.c train/trainer_loop.h
 # -fno-math-errno: no code here reads errno after a math call, and errno
@@ -19,6 +20,11 @@ tests_test_optim_SOURCES = tests/test_optim.c
 tests_test_optim_LDADD = train/libtrainer.a $(UTIL_LIBS) -lm
 TESTS += tests/test_optim
 
+check_PROGRAMS += tests/test_matmul_bf16
+tests_test_matmul_bf16_SOURCES = tests/test_matmul_bf16.c
+tests_test_matmul_bf16_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
+TESTS += tests/test_matmul_bf16
+
 check_PROGRAMS += tests/test_layers_grad
 tests_test_layers_grad_SOURCES = tests/test_layers_grad.c
 tests_test_layers_grad_CFLAGS = $(AM_CFLAGS) $(BLAS_CFLAGS)
@@ -30,6 +36,12 @@ tests_test_trainer_SOURCES = tests/test_trainer.c
 tests_test_trainer_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS)
 tests_test_trainer_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
 TESTS += tests/test_trainer
+
+check_PROGRAMS += tests/test_trainer_bf16
+tests_test_trainer_bf16_SOURCES = tests/test_trainer_bf16.c
+tests_test_trainer_bf16_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS)
+tests_test_trainer_bf16_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
+TESTS += tests/test_trainer_bf16
 
 check_PROGRAMS += tests/test_trainer_loop
 tests_test_trainer_loop_SOURCES = tests/test_trainer_loop.c
@@ -50,6 +62,8 @@ tests_test_trainer_cmp_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS)
 tests_test_trainer_cmp_LDADD = $(TRAIN_MODEL_LIBS)
 TESTS += tests/cli_train_parity.sh tests/cli_train.sh tests/cli_train_opts.sh
 EXTRA_DIST += tests/cli_train_parity.sh tests/cli_train.sh tests/cli_train_opts.sh
+TESTS += tests/cli_train_bf16.sh
+EXTRA_DIST += tests/cli_train_bf16.sh
 
 # data-parallel dpo-train under mpirun (skips with a message without MPI)
 TESTS += tests/cli_train_mpi.sh
@@ -81,3 +95,6 @@ EXTRA_DIST += bench/bench_train.sh bench/bench_ckpt.sh
 # data parallelism: 2 MPI ranks vs 1 (skips without MPI)
 BENCH_RUN += bench/bench_train_mpi.sh
 EXTRA_DIST += bench/bench_train_mpi.sh
+noinst_PROGRAMS += bench/bench_gemm_bf16
+bench_bench_gemm_bf16_SOURCES = bench/bench_gemm_bf16.c
+bench_bench_gemm_bf16_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)

@@ -1,0 +1,150 @@
+/* test_matmul_bf16.c: the bf16 GEMM (train/matmul_bf16.h) against its plain
+ * reference, in the four transpose cases, with beta 0 and 1, on shapes that
+ * cross every block edge (MR 12, NR 32, KC 384, NC 768, MCB 1536), with the
+ * AVX512-BF16 tile (where the CPU has it) and the portable one; plus hand
+ * values showing that the inputs really are rounded to bf16, and the
+ * train_gemm hook.
+ *
+ * Tolerance: the optimized kernel and the reference multiply the same bf16
+ * values; each product of two 8-bit significands is exact in float32, so
+ * they differ only by the float32 summation of K products (the reference
+ * sums in double): |got - ref| <= K * 2^-24 * (sum |a_k b_k| + |beta c|),
+ * the usual gamma_K bound, checked element by element. */
+#include "config.h"
+#include "tests/tap.h"
+#include "train/layers_backward.h"
+#include "train/matmul_bf16.h"
+#include "train/precision.h"
+#include "util/xmalloc.h"
+
+#include <stdint.h>
+
+static uint64_t rng = 88172645463325252ull;
+
+static float frand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (float)((rng >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
+}
+
+/* the largest |got - want| / bound over C, bound as in the header */
+static double worst(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+		    int ldb, float beta, const float *C0, const float *got, const float *want)
+{
+	double w = 0;
+	for (int i = 0; i < M; i++)
+		for (int j = 0; j < N; j++) {
+			double s = fabs(beta * C0[(size_t)i * N + j]);
+			for (int k = 0; k < K; k++)
+				s += fabs((ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) *
+					  (double)(tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]));
+			double bound = (K + 2) * ldexp(1.0, -24) * s + 1e-30;
+			double d = fabs((double)got[(size_t)i * N + j] - want[(size_t)i * N + j]) / bound;
+			if (!(d <= w))
+				w = isnan(d) ? INFINITY : d;
+		}
+	return w;
+}
+
+static void check_shape(int M, int N, int K, int simd)
+{
+	for (int ta = 0; ta < 2; ta++)
+		for (int tb = 0; tb < 2; tb++)
+			for (int bi = 0; bi < 2; bi++) {
+				float beta = (float)bi;
+				int lda = ta ? M : K, ldb = tb ? K : N;
+				size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
+				float *A = xmalloc(sizeof(float) * na), *B = xmalloc(sizeof(float) * nb);
+				float *C0 = xmalloc(sizeof(float) * nc), *C = xmalloc(sizeof(float) * nc);
+				float *R = xmalloc(sizeof(float) * nc);
+				for (size_t i = 0; i < na; i++)
+					A[i] = frand();
+				for (size_t i = 0; i < nb; i++)
+					B[i] = frand();
+				for (size_t i = 0; i < nc; i++)
+					C0[i] = frand();
+				memcpy(C, C0, sizeof(float) * nc);
+				memcpy(R, C0, sizeof(float) * nc);
+				train_bf16_use_simd = simd;
+				train_gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta, C, N);
+				train_gemm_bf16_ref(ta, tb, M, N, K, A, lda, B, ldb, beta, R, N);
+				double w = worst(ta, tb, M, N, K, A, lda, B, ldb, beta, C0, C, R);
+				TAP_OK(w <= 1.0, "%s M%d N%d K%d ta%d tb%d beta%d: within the float32 "
+				       "summation bound (worst %.3g of it)",
+				       simd ? "simd" : "portable", M, N, K, ta, tb, bi, w);
+				free(A);
+				free(B);
+				free(C0);
+				free(C);
+				free(R);
+			}
+}
+
+/* inputs are rounded to bf16 (8 significant bits), ties to even */
+static void test_rounding(void)
+{
+	/* 1 + 3*2^-10 rounds to 1; 1 + 2^-8 is a tie and goes to the even 1;
+	 * 1 + 3*2^-8 is a tie and goes to the even 1 + 2^-6 */
+	float a[3] = {1.0f + 3 * 0x1p-10f, 1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f};
+	float b[3] = {3.0f, 5.0f, 1.0f};
+	float c = 0, r = 0;
+	train_gemm_bf16(0, 0, 1, 1, 3, a, 3, b, 1, 0.0f, &c, 1);
+	train_gemm_bf16_ref(0, 0, 1, 1, 3, a, 3, b, 1, 0.0f, &r, 1);
+	TAP_NEAR(r, 3.0 + 5.0 + 1.0 + 0x1p-6, 0.0, "reference rounds inputs to bf16");
+	TAP_NEAR(c, r, 0.0, "kernel rounds inputs to bf16");
+	/* K = 0: C = beta C */
+	float z[2] = {2.0f, 4.0f};
+	train_gemm_bf16(0, 0, 1, 2, 0, a, 1, b, 2, 1.0f, z, 2);
+	TAP_OK(z[0] == 2.0f && z[1] == 4.0f, "K 0 with beta 1 keeps C");
+	train_gemm_bf16(0, 0, 1, 2, 0, a, 1, b, 2, 0.0f, z, 2);
+	TAP_OK(z[0] == 0.0f && z[1] == 0.0f, "K 0 with beta 0 zeroes C");
+}
+
+/* train_gemm runs in bf16 after train_gemm_set_precision(BF16), f32 again after F32 */
+static void test_hook(void)
+{
+	int M = 40, N = 70, K = 90;
+	float *A = xmalloc(sizeof(float) * M * K), *B = xmalloc(sizeof(float) * K * N);
+	float *C = xmalloc(sizeof(float) * M * N), *R = xmalloc(sizeof(float) * M * N);
+	for (int i = 0; i < M * K; i++)
+		A[i] = frand();
+	for (int i = 0; i < K * N; i++)
+		B[i] = frand();
+	train_gemm_set_precision(TRAIN_PREC_BF16);
+	TAP_OK(train_gemm_precision() == TRAIN_PREC_BF16, "precision set to bf16");
+	train_gemm(0, 0, M, N, K, A, K, B, N, 0.0f, C, N);
+	train_gemm_bf16(0, 0, M, N, K, A, K, B, N, 0.0f, R, N);
+	TAP_OK(!memcmp(C, R, sizeof(float) * M * N), "train_gemm in bf16 is train_gemm_bf16");
+	train_gemm_set_precision(TRAIN_PREC_F32);
+	train_gemm(0, 0, M, N, K, A, K, B, N, 0.0f, C, N);
+	double d = 0;
+	for (int i = 0; i < M * N; i++)
+		d = fmax(d, fabs(C[i] - R[i]));
+	TAP_OK(d > 0, "train_gemm in f32 differs from bf16 (max diff %g)", d);
+	free(A);
+	free(B);
+	free(C);
+	free(R);
+}
+
+int main(void)
+{
+	static const int shapes[][3] = {
+		{1, 1, 1}, {5, 7, 3}, {12, 32, 2}, {13, 33, 17}, {25, 70, 385},
+		{37, 65, 800}, {30, 800, 40}, {1600, 20, 30}, {64, 96, 768},
+	};
+	int nsimd = train_cpu_has_avx512bf16() ? 2 : 1;
+	if (nsimd == 1)
+		printf("# no AVX512-BF16 here: only the portable tile is tested\n");
+	for (int s = 0; s < nsimd; s++)
+		for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+			check_shape(shapes[i][0], shapes[i][1], shapes[i][2], nsimd == 2 && s == 0);
+	train_bf16_use_simd = 1;
+	test_rounding();
+	test_hook();
+	double peak = train_bf16_peak_gflops(0.05);
+	TAP_OK(nsimd == 1 ? peak == 0 : peak > 0, "peak probe: %.0f GFLOP/s", peak);
+	return tap_done();
+}
