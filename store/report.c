@@ -60,6 +60,11 @@ struct run {
 	long *bon_n;        /* the N of each point of bon */
 };
 
+/* Most judge explanations the report quotes. */
+#define REPORT_EXPLANATIONS 10
+/* Most bytes of one explanation quoted (cut at a UTF-8 boundary). */
+#define REPORT_EXPLANATION_BYTES 2000
+
 struct rep {
 	store *st;
 	long total[5];    /* prompts, completions, comparisons, annotators, generators */
@@ -75,6 +80,13 @@ struct rep {
 	char **splits;
 	long (*split_counts)[3];
 	size_t nsplits;
+	/* judges' explanations shown: inconsistent pairs first, then others */
+	struct expl {
+		char *judge, *verdict, *shown_first, *rationale;
+		int64_t prompt_id;
+		int inconsistent;
+	} ex[2][REPORT_EXPLANATIONS];
+	size_t nex[2];
 };
 
 static const char *const verdict_names[5] = {"a", "b", "tie", "both_bad", "skip"};
@@ -148,7 +160,62 @@ static int comparison_cb(void *ud, const store_comparison *c)
 	r->ann[i].judged++;
 	if (c->inconsistent)
 		r->ann[i].inconsistent++;
+	int k = c->inconsistent ? 0 : 1;
+	if (c->rationale && *c->rationale && r->nex[k] < REPORT_EXPLANATIONS) {
+		struct expl *e = &r->ex[k][r->nex[k]++];
+		e->judge = xstrdup(c->annotator);
+		e->verdict = xstrdup(c->verdict ? c->verdict : "?");
+		e->shown_first = c->shown_first ? xstrdup(c->shown_first) : NULL;
+		e->rationale = xstrdup(c->rationale);
+		e->prompt_id = c->prompt_id;
+		e->inconsistent = c->inconsistent;
+	}
 	return 0;
+}
+
+/* The judges' own explanations (stored with their labels, decompressed by
+ * the store): the pairs a judge was inconsistent on first, since those are
+ * the ones a reader wants to understand, then others, at most
+ * REPORT_EXPLANATIONS in all, each cut to REPORT_EXPLANATION_BYTES. */
+static void section_explanations(util_buf *o, struct rep *r)
+{
+	size_t n = r->nex[0] + r->nex[1];
+	if (n == 0)
+		return;
+	util_buf_addf(o, "<h2>Judges' explanations</h2>\n<p>%s, as the judge wrote them "
+		      "(<code>dpo-annotate --review --show-judge</code> shows them beside the pair).</p>\n",
+		      r->nex[0] ? "Pairs where a judge's verdicts differed between the two orders first"
+				: "Some judged pairs");
+	size_t shown = 0;
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; i < r->nex[k] && shown < REPORT_EXPLANATIONS; i++, shown++) {
+			const struct expl *e = &r->ex[k][i];
+			util_buf_adds(o, "<details><summary>");
+			store_report_escape(o, e->judge);
+			util_buf_addf(o, ", prompt %lld: verdict <b>", (long long)e->prompt_id);
+			store_report_escape(o, e->verdict);
+			util_buf_adds(o, "</b>");
+			if (e->shown_first) {
+				util_buf_adds(o, ", ");
+				store_report_escape(o, e->shown_first);
+				util_buf_adds(o, " shown first");
+			}
+			if (e->inconsistent)
+				util_buf_adds(o, " (inconsistent across orders)");
+			util_buf_adds(o, "</summary>\n<pre style=\"white-space:pre-wrap;text-align:left\">");
+			size_t len = strlen(e->rationale), cut = len;
+			if (cut > REPORT_EXPLANATION_BYTES) {
+				cut = REPORT_EXPLANATION_BYTES;
+				while (cut > 0 && ((unsigned char)e->rationale[cut] & 0xc0) == 0x80)
+					cut--;
+			}
+			char *t = xstrndup(e->rationale, cut);
+			store_report_escape(o, t);
+			free(t);
+			if (cut < len)
+				util_buf_addf(o, "\n[… %zu more bytes]", len - cut);
+			util_buf_adds(o, "</pre></details>\n");
+		}
 }
 
 static int votes_cb(void *ud, const store_pair_votes *v)
@@ -278,6 +345,13 @@ static void rep_free(struct rep *r)
 		free(x->bon_n);
 	}
 	free(r->runs);
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; i < r->nex[k]; i++) {
+			free(r->ex[k][i].judge);
+			free(r->ex[k][i].verdict);
+			free(r->ex[k][i].shown_first);
+			free(r->ex[k][i].rationale);
+		}
 	for (size_t i = 0; i < r->nsplits; i++)
 		free(r->splits[i]);
 	free(r->splits);
@@ -779,6 +853,7 @@ int store_report_html(store *st, const char *title, util_buf *o)
 	if ((rc = store_report_gold_html(st, o)) < 0)
 		goto out;
 	section_judges(o, &r);
+	section_explanations(o, &r);
 	section_training(o, &r);
 	section_eval(o, &r);
 	section_frontier(o, &r);

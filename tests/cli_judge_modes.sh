@@ -283,6 +283,19 @@ is "rank: each rationale reads back whole (the explanation and its ranking)" "$(
 is "pairwise: 6 comparisons stored compressed, first line readable" "$(cat "$T/zpairwise.col")" \
 	"6 True ['a shown first:']"
 is "pairwise: each rationale reads back whole" "$(cat "$T/zpairwise.whole")" "6 True"
+# the report quotes the judges' explanations (decompressed, cut, escaped)
+dpo-db --db "$T/zpairwise.db" report "$T/z.html" >/dev/null 2>&1
+is "report of the judged store: exit 0" "$?" 0
+py 'import sys, re, xml.dom.minidom
+xml.dom.minidom.parse(sys.argv[1])
+h = open(sys.argv[1], encoding="utf-8").read()
+sec = h.split("<h2>Judges\x27 explanations</h2>")[1].split("<h2>")[0] if "<h2>Judges\x27 explanations</h2>" in h else ""
+filler = "The two answers differ in accuracy and in detail; I weigh each claim in turn. "
+d = re.findall(r"<details>", sec)
+cut = re.findall(r"\[\u2026 (\d+) more bytes\]", sec)
+print(len(d), sec.count(filler) >= 6 * 20, len(cut), all(int(c) > 9000 for c in cut))' "$T/z.html" >"$T/z.rep"
+is "report: 6 explanations quoted from the compressed rationales, each cut with the rest counted" \
+	"$(cat "$T/z.rep")" "6 True 6 True"
 # the position statistics read the first line of compressed rationales: the
 # same figures as for the same verdicts with short rationales
 stop_server
