@@ -2,6 +2,7 @@
 #include "config.h"
 #include "train/model.h"
 #include "train/layers.h"
+#include "train/lora.h"
 #include "train/safetensors.h"
 #include "util/buf.h"
 #include "util/file.h"
@@ -32,6 +33,7 @@ struct train_model {
 	int ntable;
 	float *rope_cos, *rope_sin;
 	char fingerprint[65];
+	struct train_lora *lora; /* adapter added to every forward (borrowed) */
 };
 
 /* ---- layout ---- */
@@ -658,6 +660,11 @@ int train_model_save(const train_model *m, const char *dir, char **err)
 
 /* ---- accessors ---- */
 
+void train_model_set_lora(train_model *m, struct train_lora *lo)
+{
+	m->lora = lo;
+}
+
 const train_config *train_model_config(const train_model *m)
 {
 	return &m->cfg;
@@ -789,6 +796,7 @@ static void block_forward(const train_model *m, int l, struct block_bufs *o, con
 		 w->ln1b ? w->ln1b + (size_t)l * C : NULL, N);
 	train_matmul_forward(o->qkv, o->ln1, w->wqkv + l * QKV * C,
 			     w->bqkv ? w->bqkv + l * QKV : NULL, N, C, (int)QKV);
+	train_lora_forward(m->lora, l, TRAIN_LORA_QKV, o->qkv, (int)QKV, o->ln1, N);
 	train_qkv_split_forward(o->q, o->k, o->v, o->qkv, N, NH, NKV, hd);
 	if (c->qk_norm) {
 		train_rmsnorm_forward(o->qr, o->q_rstd, o->q, w->qnorm + (size_t)l * hd, N * NH, hd,
@@ -828,17 +836,20 @@ static void block_forward(const train_model *m, int l, struct block_bufs *o, con
 	}
 	train_matmul_forward(o->attproj, o->atty, w->wo + (size_t)l * C * QD,
 			     w->bo ? w->bo + (size_t)l * C : NULL, N, (int)QD, C);
+	train_lora_forward(m->lora, l, TRAIN_LORA_O, o->attproj, C, o->atty, N);
 	train_residual_forward(o->res1, x, o->attproj, (size_t)N * C);
 	norm_fwd(c, o->ln2, o->ln2_mean, o->ln2_rstd, o->res1, w->ln2w + (size_t)l * C,
 		 w->ln2b ? w->ln2b + (size_t)l * C : NULL, N);
 	train_matmul_forward(o->fch, o->ln2, w->wfc + l * F * C, w->bfc ? w->bfc + l * F : NULL, N,
 			     C, (int)F);
+	train_lora_forward(m->lora, l, TRAIN_LORA_FC, o->fch, (int)F, o->ln2, N);
 	if (c->arch == TRAIN_ARCH_GPT2)
 		train_gelu_forward(o->fch_act, o->fch, (size_t)N * I);
 	else
 		train_swiglu_forward(o->fch_act, o->fch, N, I);
 	train_matmul_forward(o->mlpproj, o->fch_act, w->wproj + (size_t)l * C * I,
 			     w->bproj ? w->bproj + (size_t)l * C : NULL, N, I, C);
+	train_lora_forward(m->lora, l, TRAIN_LORA_PROJ, o->mlpproj, C, o->fch_act, N);
 	train_residual_forward(o->res2, o->res1, o->mlpproj, (size_t)N * C);
 }
 

@@ -192,6 +192,13 @@ const char *train_model_fingerprint(const train_model *m);
 /* The directory the model was loaded from (NULL after init). */
 const char *train_model_dir(const train_model *m);
 
+/* Add LoRA adapter lo (train/lora.h; borrowed, must fit m's config) to
+ * every forward of m from now on: train_model_forward, logprobs, logits,
+ * prefill, decode (not the trainer's engine, which has its own hook).
+ * NULL removes it. The weights are unchanged (train_lora_merge merges). */
+struct train_lora;
+void train_model_set_lora(train_model *m, struct train_lora *lo);
+
 /* RoPE tables of the model ([max_pos, hd/2] each; NULL for GPT-2). */
 const float *train_model_rope_cos(const train_model *m);
 const float *train_model_rope_sin(const train_model *m);

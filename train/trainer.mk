@@ -31,6 +31,11 @@ tests_test_trainer_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS)
 tests_test_trainer_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
 TESTS += tests/test_trainer
 
+check_PROGRAMS += tests/test_lora
+tests_test_lora_SOURCES = tests/test_lora.c
+tests_test_lora_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
+TESTS += tests/test_lora
+
 check_PROGRAMS += tests/test_trainer_loop
 tests_test_trainer_loop_SOURCES = tests/test_trainer_loop.c
 tests_test_trainer_loop_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS)
