@@ -56,15 +56,15 @@ static void randomize(train_lora *lo, uint64_t seed, double scale)
 }
 
 /* One module site with dropout: L = sum w . out, out = lora(x) added to 0.
- * Gradients of A, B (arena) and x against central differences. The mask
- * is fixed: only layer 0 site 0 draws new masks, this is layer 1. */
+ * Gradients of A, B (arena) and x against central differences (the masks
+ * are those of draw 0 throughout). */
 static void check_module(const train_config *c, const char *targets, int site, int OC, int nin,
 			 const char *what)
 {
 	int N = 5, r = 3;
 	train_lora *lo = make_lora(c, targets, r, 0.3, 11);
 	randomize(lo, 5, 0.5);
-	train_lora_set_training(lo, 1);
+	train_lora_set_training(lo, 1, 0);
 	uint64_t s = 99;
 	double *x = malloc(sizeof(double) * N * nin), *w = malloc(sizeof(double) * N * OC);
 	float *xf = malloc(sizeof(float) * N * nin), *out = malloc(sizeof(float) * N * OC);

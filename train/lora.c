@@ -307,9 +307,15 @@ float *train_lora_grads(train_lora *lo)
 	return lo->grads;
 }
 
-void train_lora_set_training(train_lora *lo, int on)
+void train_lora_set_training(train_lora *lo, int on, uint64_t draw)
 {
 	lo->training = on;
+	lo->drop_draw = draw;
+}
+
+void train_lora_set_seed(train_lora *lo, uint64_t seed)
+{
+	lo->seed = seed;
 }
 
 /* ---- forward and backward ---- */
@@ -399,8 +405,6 @@ void train_lora_forward(train_lora *lo, int l, int s, float *out, int OC, const 
 	if (!lo || l >= lo->mc.n_layer)
 		return;
 	int idx = l * TRAIN_LORA_NSITES + s, r = lo->cfg.r;
-	if (lo->training && l == 0 && s == 0)
-		lo->drop_draw++; /* a new forward: fresh masks */
 	for (int j = lo->first[idx]; j < lo->first[idx] + lo->count[idx]; j++) {
 		lmod *m = &lo->mods[j];
 		float *u = grow(&m->u, &m->ucap, (size_t)N * r);

@@ -95,9 +95,13 @@ size_t train_lora_nparams(const train_lora *lo);
 float *train_lora_grads(train_lora *lo);
 
 /* Whether forwards apply dropout (training) or not (evaluation, the
- * default). Each forward with dropout draws fresh masks; backward reuses
- * the masks of the last forward. */
-void train_lora_set_training(train_lora *lo, int on);
+ * default). With dropout the masks are a function of the seed, draw and the
+ * element: the same draw gives the same masks (the trainer draws by step
+ * and micro-batch, so a resumed run repeats them); backward uses the masks
+ * of the forward's draw. */
+void train_lora_set_training(train_lora *lo, int on, uint64_t draw);
+/* The dropout seed (train_lora_new's; 0 after load). */
+void train_lora_set_seed(train_lora *lo, uint64_t seed);
 
 /* Add the adapter's output for layer l, site s to out [N, OC] (OC the
  * site's full output width), the matmul's input being inp [N, in]. Saves

@@ -64,6 +64,7 @@ struct train_engine {
 	long last_tokens;
 	char err[512];
 	train_lora *lora; /* LoRA mode: only the adapter trains (train_engine_new_lora) */
+	long nacc;        /* micro-batches accumulated since the last step (dropout draws) */
 };
 
 static void set_err(train_engine *e, const char *fmt, ...)
@@ -808,8 +809,8 @@ int train_engine_accumulate(train_engine *e, const train_loss_cfg *cfg,
 	long *cnt = xmalloc(sizeof(long) * 2 * n);
 	double *rcv = xmalloc(sizeof(double) * 2 * n);
 	double *d = xmalloc(sizeof(double) * 2 * n);
-	if (e->lora)
-		train_lora_set_training(e->lora, 1); /* dropout in this forward and its backward */
+	if (e->lora) /* dropout in this forward and its backward: masks by step and micro-batch */
+		train_lora_set_training(e->lora, 1, ((uint64_t)e->t << 24) + (uint64_t)e->nacc++);
 	rc = forward_rows(e, pairs, n, &T, sum, cnt);
 	if (rc)
 		goto out;
@@ -843,7 +844,7 @@ int train_engine_accumulate(train_engine *e, const train_loss_cfg *cfg,
 	}
 out:
 	if (e->lora)
-		train_lora_set_training(e->lora, 0);
+		train_lora_set_training(e->lora, 0, 0);
 	free(sum);
 	free(cnt);
 	free(rcv);
@@ -863,6 +864,7 @@ int train_engine_step(train_engine *e, const train_adamw *opt, double lr, double
 	}
 	float coef = (float)train_clip_coef(norm, max_grad_norm);
 	e->t++;
+	e->nacc = 0;
 	float *params = e->lora ? train_lora_params(e->lora) : train_model_params(e->m);
 	/* clipping, the update and zeroing the gradients in one pass */
 	for (int i = 0; i < e->nsegs; i++) {

@@ -53,6 +53,8 @@ tests_test_trainer_cmp_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS)
 tests_test_trainer_cmp_LDADD = $(TRAIN_MODEL_LIBS)
 TESTS += tests/cli_train_parity.sh tests/cli_train.sh tests/cli_train_opts.sh
 EXTRA_DIST += tests/cli_train_parity.sh tests/cli_train.sh tests/cli_train_opts.sh
+TESTS += tests/cli_lora.sh
+EXTRA_DIST += tests/cli_lora.sh
 
 # fuzz target of the JSONL pairs reader; `make check` replays its seeds
 FUZZ_TARGETS += fuzz/fuzz_train_jsonl
