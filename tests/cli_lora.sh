@@ -136,6 +136,13 @@ dpo-model score "$fl/policy" --adapter "$T/g" --ids-json "$T/ids.json" 2>"$T/err
 is "a GPT-2 adapter on a Llama model: exit 1" "$?" 1
 like "names the file" "$(cat "$T/err")" "adapter_config.json"
 
+# dpo-eval takes the adapter's folder as a policy (its base + the adapter)
+printf '{"prompt": "hello there"}\n{"prompt": "one two"}\n' >"$T/prompts.jsonl"
+ok "dpo-eval --policy ADAPTER_DIR" sh -c "dpo-eval --policy '$T/l' --baseline '$fl/policy' --prompts '$T/prompts.jsonl' \
+	--max-new-tokens 8 --json >'$T/ev.json'"
+ok "a KL to the base that is not 0" python3 -c "
+import json, sys; assert json.load(open(sys.argv[1]))['kl'] != 0" "$T/ev.json"
+
 # checkpoints: resume repeats the run (dropout masks too); a changed LoRA setting is refused
 run="--from-jsonl $T/pl.jsonl $common --lr 1e-2 --schedule linear --lora-r 4 --lora-alpha 8 --lora-dropout 0.2 \
 --lora-targets q_proj,v_proj,down_proj --steps 7 --batch-size 2 --seed 3"

@@ -723,6 +723,39 @@ char *train_lora_dir_base(const char *dir, char **err)
 	return base;
 }
 
+void train_lora_hash(const train_lora *lo, util_sha256 *h)
+{
+	char *js = config_json(lo, NULL);
+	util_sha256_update(h, js, strlen(js));
+	util_sha256_update(h, lo->params, sizeof(float) * lo->np);
+	free(js);
+}
+
+train_model *train_lora_model_load(const char *dir, char **err)
+{
+	char *cfg = xasprintf("%s/config.json", dir), *ad = xasprintf("%s/adapter_config.json", dir);
+	struct stat sb;
+	int adapter = stat(cfg, &sb) != 0 && stat(ad, &sb) == 0;
+	free(cfg);
+	free(ad);
+	if (!adapter)
+		return train_model_load(dir, err);
+	char *base = train_lora_dir_base(dir, err);
+	if (!base)
+		return NULL;
+	train_model *m = train_model_load(base, err);
+	free(base);
+	if (!m)
+		return NULL;
+	train_lora *lo = train_lora_load(train_model_config(m), dir, err);
+	if (!lo) {
+		train_model_free(m);
+		return NULL;
+	}
+	train_model_own_lora(m, lo);
+	return m;
+}
+
 train_lora *train_lora_load(const train_config *c, const char *dir, char **err)
 {
 	train_lora *lo = NULL;

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "train/model.h"
+#include "util/sha256.h"
 
 /* The four matmuls of a block that modules can sit on. */
 enum train_lora_site {
@@ -121,6 +122,16 @@ const char *train_lora_default_targets(const train_config *c);
 /* base_model_name_or_path of the adapter in dir (new string, caller frees),
  * or NULL with *err (caller frees) when there is none or no adapter. */
 char *train_lora_dir_base(const char *dir, char **err);
+
+/* Feed the adapter's identity (its settings and parameters) to h (the
+ * fingerprint of a model running it). */
+void train_lora_hash(const train_lora *lo, util_sha256 *h);
+
+/* Load the model in dir, or, when dir is an adapter (adapter_config.json
+ * and no config.json), its base (base_model_name_or_path) with the
+ * adapter added unmerged and owned by the model; the fingerprint covers the
+ * adapter. NULL with *err (caller frees). */
+train_model *train_lora_model_load(const char *dir, char **err);
 
 /* Merge the adapter into m's weights in place: W += scale * B A. */
 void train_lora_merge(const train_lora *lo, train_model *m);

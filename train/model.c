@@ -33,7 +33,8 @@ struct train_model {
 	int ntable;
 	float *rope_cos, *rope_sin;
 	char fingerprint[65];
-	struct train_lora *lora; /* adapter added to every forward (borrowed) */
+	struct train_lora *lora; /* adapter added to every forward */
+	int owns_lora;           /* freed with the model (train_lora_model_load) */
 };
 
 /* ---- layout ---- */
@@ -291,6 +292,8 @@ void train_model_free(train_model *m)
 	free(m->rope_sin);
 	free(m->config_json);
 	free(m->dir);
+	if (m->owns_lora)
+		train_lora_free(m->lora);
 	free(m);
 }
 
@@ -662,7 +665,17 @@ int train_model_save(const train_model *m, const char *dir, char **err)
 
 void train_model_set_lora(train_model *m, struct train_lora *lo)
 {
+	if (m->owns_lora && m->lora != lo)
+		train_lora_free(m->lora);
 	m->lora = lo;
+	m->owns_lora = 0;
+	m->fingerprint[0] = 0; /* the adapter is part of the identity */
+}
+
+void train_model_own_lora(train_model *m, struct train_lora *lo)
+{
+	train_model_set_lora(m, lo);
+	m->owns_lora = 1;
 }
 
 const train_config *train_model_config(const train_model *m)
@@ -752,6 +765,8 @@ const char *train_model_fingerprint(const train_model *m)
 		util_sha256_update(&h, m->config_json, strlen(m->config_json));
 		util_sha256_update(&h, m->params, m->nparams * sizeof(float));
 	}
+	if (m->lora)
+		train_lora_hash(m->lora, &h);
 	util_sha256_final_hex(&h, mm->fingerprint);
 	return mm->fingerprint;
 }

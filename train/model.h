@@ -198,6 +198,8 @@ const char *train_model_dir(const train_model *m);
  * NULL removes it. The weights are unchanged (train_lora_merge merges). */
 struct train_lora;
 void train_model_set_lora(train_model *m, struct train_lora *lo);
+/* The same, the model taking lo over (freed by train_model_free). */
+void train_model_own_lora(train_model *m, struct train_lora *lo);
 
 /* RoPE tables of the model ([max_pos, hd/2] each; NULL for GPT-2). */
 const float *train_model_rope_cos(const train_model *m);
