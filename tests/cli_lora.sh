@@ -4,8 +4,9 @@
 # DPO run lowers the loss and raises the reward accuracy from the frozen
 # base (step 1 is exactly ln 2: B starts at zero); the adapter's files carry
 # PEFT's keys and shapes (read with python3 from the safetensors header);
-# the merged model scores as the unmerged adapter within 1e-5; merge-lora
-# refuses to write over the base; resume repeats the run exactly (dropout
+# the merged model scores as the unmerged adapter within 1e-5 and its
+# weights are PEFT's merge computed in python from the files; merge-lora
+# refuses to write over the base; dpo-eval takes an adapter folder; resume repeats the run exactly (dropout
 # included) and refuses a changed LoRA setting.
 . "$top_srcdir/tests/tap.sh"
 OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
@@ -119,6 +120,53 @@ for m in l g; do
 		python3 "$T/close.py" "$T/$m-adapter.json" "$T/$m-merged.json" 1e-5
 	ok "$m: the adapter changes the log-probs" python3 "$T/close.py" "$T/$m-adapter.json" "$T/$m-base.json" -1e-3
 done
+# the merged weights follow PEFT's definition, computed here from the files:
+# W + lora_alpha/r * B A, transposed for GPT-2's Conv1D (fan_in_fan_out)
+cat >"$T/peft_merge.py" <<'PY'
+import json, struct, sys
+def load(path):
+    f = open(path, "rb")
+    n = struct.unpack("<Q", f.read(8))[0]
+    hdr = json.loads(f.read(n))
+    data = f.read()
+    out = {}
+    for k, t in hdr.items():
+        if k == "__metadata__":
+            continue
+        assert t["dtype"] == "F32", (k, t["dtype"])
+        b, e = t["data_offsets"]
+        out[k] = (t["shape"], struct.unpack("<%df" % ((e - b) // 4), data[b:e]))
+    return out
+ad, base, merged = sys.argv[1], sys.argv[2], sys.argv[3]
+cfg = json.load(open(ad + "/adapter_config.json"))
+s = cfg["lora_alpha"] / cfg["r"]
+A = load(ad + "/adapter_model.safetensors")
+W0, W1 = load(base + "/model.safetensors"), load(merged + "/model.safetensors")
+worst, n = 0.0, 0
+for k in A:
+    if ".lora_A." not in k:
+        continue
+    mod = k[len("base_model.model."):-len(".lora_A.weight")]
+    (r, i), a = A[k]
+    (o, _), b = A[k.replace(".lora_A.", ".lora_B.")]
+    name = mod + ".weight"
+    if name not in W0:
+        name = name[len("transformer."):]
+    shape, w0 = W0[name]
+    w1 = W1[name][1]
+    for oo in range(o):
+        for ii in range(i):
+            d = s * sum(b[oo * r + k2] * a[k2 * i + ii] for k2 in range(r))
+            idx = ii * o + oo if cfg["fan_in_fan_out"] else oo * i + ii
+            worst = max(worst, abs(w0[idx] + d - w1[idx]))
+    n += 1
+assert n > 0 and worst < 1e-5, (n, worst)
+print(n, "modules, worst", worst)
+PY
+ok "llama: merged weights = W + alpha/r B A (PEFT's merge, from the files)" \
+	python3 "$T/peft_merge.py" "$T/l" "$fl/policy" "$T/l-merged"
+ok "gpt2: merged weights = W + alpha/r (B A)^T for Conv1D (fan_in_fan_out)" \
+	python3 "$T/peft_merge.py" "$T/g" "$fg/policy" "$T/g-merged"
 ok "generate --adapter samples as the merged model" sh -c "
 	a=\$(dpo-model generate '$fl/policy' --adapter '$T/l' --prompt-ids '1 5 9' --max-new-tokens 8 --seed 3 --json)
 	b=\$(dpo-model generate '$T/l-merged' --prompt-ids '1 5 9' --max-new-tokens 8 --seed 3 --json)

@@ -78,3 +78,12 @@ bench_bench_train_CFLAGS = $(AM_CFLAGS) $(BLAS_CFLAGS)
 bench_bench_train_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
 BENCH_RUN += bench/bench_train.sh
 EXTRA_DIST += bench/bench_train.sh
+
+# benchmark: full fine-tuning vs LoRA (tokens/s, peak RSS), and LoRA on the
+# Qwen3-0.6B shape vs ../shared/bench/torch_lora_dpo_bench.py (make bench)
+noinst_PROGRAMS += bench/bench_lora
+bench_bench_lora_SOURCES = bench/bench_lora.c
+bench_bench_lora_CFLAGS = $(AM_CFLAGS) $(BLAS_CFLAGS)
+bench_bench_lora_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
+BENCH_RUN += bench/bench_lora.sh
+EXTRA_DIST += bench/bench_lora.sh
