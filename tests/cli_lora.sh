@@ -6,8 +6,9 @@
 # PEFT's keys and shapes (read with python3 from the safetensors header);
 # the merged model scores as the unmerged adapter within 1e-5 and its
 # weights are PEFT's merge computed in python from the files; merge-lora
-# refuses to write over the base; dpo-eval takes an adapter folder; resume repeats the run exactly (dropout
-# included) and refuses a changed LoRA setting.
+# refuses to write over the base; dpo-eval takes an adapter folder; resume
+# repeats the run exactly (dropout included) and refuses a changed LoRA
+# setting.
 . "$top_srcdir/tests/tap.sh"
 OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 export OMP_WAIT_POLICY
