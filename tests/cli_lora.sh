@@ -35,6 +35,9 @@ dpo-train --from-jsonl "$T/pl.jsonl" --model "$fl/policy" --out "$T/x" --lora-r 
 is "lm_head: exit 2" "$?" 2
 dpo-train --from-jsonl "$T/pl.jsonl" --model "$fl/policy" --out "$T/x" --lora-targets q_proj 2>"$T/err"
 is "--lora-targets without --lora-r: exit 2" "$?" 2
+like "says what is missing" "$(cat "$T/err")" "--lora-targets needs --lora-r R"
+dpo-train --from-jsonl "$T/pl.jsonl" --model "$fl/policy" --out "$T/x" --lora-alpha 16 2>"$T/err"
+is "--lora-alpha without --lora-r: exit 2" "$?" 2
 ok "no adapter written" test ! -e "$T/x/adapter_model.safetensors"
 
 # a LoRA DPO run on the Llama fixture: the policy starts as the reference

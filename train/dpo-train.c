@@ -305,8 +305,10 @@ static void parse_options(struct opts *o, int argc, char **argv)
 				     o->max_length, o->max_prompt_length);
 	if (o->ipo_sum && o->ipo_length_norm)
 		util_cli_usage_error(&cli, "--ipo-sum and --ipo-length-norm contradict each other");
-	if (o->lora_targets && !o->lora_r)
-		util_cli_usage_error(&cli, "--lora-targets needs --lora-r R");
+	static const char *const lora_opts[] = {"lora-alpha", "lora-dropout", "lora-targets"};
+	for (int i = 0; i < 3 && !o->lora_r; i++)
+		if (util_cli_source(&cli, lora_opts[i]) == UTIL_OPT_FROM_ARGS)
+			util_cli_usage_error(&cli, "--%s needs --lora-r R", lora_opts[i]);
 	if (o->eval_split && !o->from_db)
 		util_cli_usage_error(&cli, "--eval-split needs --from-db (use --eval-jsonl with --from-jsonl)");
 	if (getenv("DPO_SWEEP_CHILD"))
