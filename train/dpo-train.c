@@ -674,8 +674,8 @@ static void lora_setup(run *r)
 		if (r->lora)
 			train_lora_set_seed(r->lora, (uint64_t)o->seed); /* dropout, as the run began */
 	} else {
-		train_lora_cfg lc = {.r = (int)o->lora_r, .alpha = o->lora_alpha, .dropout = o->lora_dropout,
-				     .targets = (char *)o->lora_targets};
+		train_lora_cfg lc = {.r = (int)o->lora_r, .alpha = o->lora_alpha,
+				     .dropout = o->lora_dropout, .targets = (char *)o->lora_targets};
 		r->lora = train_lora_new(c, &lc, (uint64_t)o->seed, &err);
 	}
 	if (!r->lora)
@@ -1682,7 +1682,8 @@ static int beta_sweep(const struct opts *o, int argc, char **argv)
 		char bs[32];
 		snprintf(bs, sizeof bs, "%g", l->v[i]);
 		char *dir = xasprintf("%s/beta-%s", o->out, bs);
-		char *done = xasprintf("%s/%s", dir, o->lora_r ? "adapter_model.safetensors" : "model.safetensors");
+		char *done = xasprintf("%s/%s", dir,
+				       o->lora_r ? "adapter_model.safetensors" : "model.safetensors");
 		char *logj = o->log_json ? xasprintf("%s.beta-%s", o->log_json, bs) : NULL;
 		struct stat sb;
 		if (stat(done, &sb) == 0) {

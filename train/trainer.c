@@ -643,7 +643,8 @@ static void block_backward(train_engine *e, int l, float *dprev, const float *dc
 	memset(s->dfch_act, 0, sizeof(float) * N * I);
 	train_matmul_backward(s->dfch_act, OFF(g->wproj, Ls * C * I), OFF(g->bproj, Ls * C), dcur,
 			      a->fch_act + Ls * N * I, w->wproj + Ls * C * I, N, I, C);
-	train_lora_backward(e->lora, l, TRAIN_LORA_PROJ, s->dfch_act, dcur, C, a->fch_act + Ls * N * I, N);
+	train_lora_backward(e->lora, l, TRAIN_LORA_PROJ, s->dfch_act, dcur, C,
+			    a->fch_act + Ls * N * I, N);
 	memset(s->dfch, 0, sizeof(float) * N * F);
 	if (c->arch == TRAIN_ARCH_GPT2)
 		train_gelu_backward(s->dfch, a->fch + Ls * N * F, s->dfch_act, (size_t)N * I);
@@ -653,15 +654,16 @@ static void block_backward(train_engine *e, int l, float *dprev, const float *dc
 	train_matmul_backward(s->dln, OFF(g->wfc, Ls * F * C), OFF(g->bfc, Ls * F), s->dfch,
 			      a->ln2 + Ls * NC, w->wfc + Ls * F * C, N, C, (int)F);
 	train_lora_backward(e->lora, l, TRAIN_LORA_FC, s->dln, s->dfch, (int)F, a->ln2 + Ls * NC, N);
-	norm_backward(c, s->dres1, OFF(g->ln2w, Ls * C), OFF(g->ln2b, Ls * C), s->dln, a->res1 + Ls * NC,
-		      w->ln2w + Ls * C, OFF(a->ln2_mean, Ls * N), a->ln2_rstd + Ls * N, N);
+	norm_backward(c, s->dres1, OFF(g->ln2w, Ls * C), OFF(g->ln2b, Ls * C), s->dln,
+		      a->res1 + Ls * NC, w->ln2w + Ls * C, OFF(a->ln2_mean, Ls * N), a->ln2_rstd + Ls * N, N);
 
 	/* res1 = x + attproj */
 	memcpy(dprev, s->dres1, sizeof(float) * NC);
 	memset(s->datty, 0, sizeof(float) * N * QD);
 	train_matmul_backward(s->datty, OFF(g->wo, Ls * C * QD), OFF(g->bo, Ls * C), s->dres1,
 			      a->atty + Ls * N * QD, w->wo + Ls * C * QD, N, (int)QD, C);
-	train_lora_backward(e->lora, l, TRAIN_LORA_O, s->datty, s->dres1, C, a->atty + Ls * N * QD, N);
+	train_lora_backward(e->lora, l, TRAIN_LORA_O, s->datty, s->dres1, C, a->atty + Ls * N * QD,
+			    N);
 	memset(s->dqr, 0, sizeof(float) * N * QD);
 	memset(s->dkr, 0, sizeof(float) * N * KD);
 	memset(s->dv, 0, sizeof(float) * N * KD);
@@ -693,9 +695,10 @@ static void block_backward(train_engine *e, int l, float *dprev, const float *dc
 	memset(s->dln, 0, sizeof(float) * NC);
 	train_matmul_backward(s->dln, OFF(g->wqkv, Ls * QKV * C), OFF(g->bqkv, Ls * QKV), s->dqkv,
 			      a->ln1 + Ls * NC, w->wqkv + Ls * QKV * C, N, C, (int)QKV);
-	train_lora_backward(e->lora, l, TRAIN_LORA_QKV, s->dln, s->dqkv, (int)QKV, a->ln1 + Ls * NC, N);
-	norm_backward(c, dprev, OFF(g->ln1w, Ls * C), OFF(g->ln1b, Ls * C), s->dln, x, w->ln1w + Ls * C,
-		      OFF(a->ln1_mean, Ls * N), a->ln1_rstd + Ls * N, N);
+	train_lora_backward(e->lora, l, TRAIN_LORA_QKV, s->dln, s->dqkv, (int)QKV, a->ln1 + Ls * NC,
+			    N);
+	norm_backward(c, dprev, OFF(g->ln1w, Ls * C), OFF(g->ln1b, Ls * C), s->dln, x,
+		      w->ln1w + Ls * C, OFF(a->ln1_mean, Ls * N), a->ln1_rstd + Ls * N, N);
 	/* Without RoPE or a key norm (GPT-2), a key bias adds q.b to every
 	 * score of a query row, which softmax ignores: its gradient is exactly
 	 * zero (each row of dS sums to 0). Float32 leaves ~1e-9 of roundoff
