@@ -1,7 +1,7 @@
 /* bench_lora.c: one DPO training step (policy forward + backward on chosen
  * and rejected, fixed reference log-probs, AdamW) with full fine-tuning
  * (--lora-r 0) or a LoRA adapter (--lora-r R on --targets) on a randomly
- * initialised model: GPT-2-shaped (--arch gpt2) or Qwen3-shaped (--arch
+ * initialised model: GPT-2-shaped (--arch gpt2, MLP width --ffn) or Qwen3-shaped (--arch
  * qwen3: GQA with --kv-heads, head_dim 128, SwiGLU --ffn, tied). Prints one
  * JSON line: tokens/s, s/step, peak RSS (of this process: run one
  * configuration per process), trained and total parameters.
@@ -31,9 +31,10 @@ static char *model_config(const char *arch, long layers, long d, long heads, lon
 {
 	if (!strcmp(arch, "gpt2"))
 		return xasprintf("{\"model_type\": \"gpt2\", \"n_layer\": %ld, \"n_embd\": %ld, "
-				 "\"n_head\": %ld, \"vocab_size\": %ld, \"n_positions\": 1024, "
-				 "\"tie_word_embeddings\": true, \"initializer_range\": 0.02}",
-				 layers, d, heads, vocab);
+				 "\"n_head\": %ld, \"n_inner\": %ld, \"vocab_size\": %ld, "
+				 "\"n_positions\": 1024, \"tie_word_embeddings\": true, "
+				 "\"initializer_range\": 0.02}",
+				 layers, d, heads, ffn, vocab);
 	return xasprintf("{\"model_type\": \"qwen3\", \"num_hidden_layers\": %ld, \"hidden_size\": %ld, "
 			 "\"num_attention_heads\": %ld, \"num_key_value_heads\": %ld, \"head_dim\": 128, "
 			 "\"intermediate_size\": %ld, \"vocab_size\": %ld, \"max_position_embeddings\": 4096, "
