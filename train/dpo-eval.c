@@ -29,6 +29,7 @@
 #include "train/gen.h"
 #include "train/gen_cli.h"
 #include "train/layers.h"
+#include "train/lora.h"
 #include "train/model.h"
 #include "train/sample.h"
 #include "train/tokenizer.h"
@@ -517,10 +518,10 @@ static void load_models(struct eval *e)
 {
 	const char *pdir = e->o.policy, *bdir = e->o.baseline;
 	char *err = NULL;
-	e->pm = train_model_load_prec(pdir, e->o.gen.precision, &err);
+	e->pm = train_lora_model_load_prec(pdir, e->o.gen.precision, &err); /* an adapter too */
 	if (!e->pm)
 		util_die("%s", err);
-	e->bm = train_model_load_prec(bdir, e->o.gen.precision, &err);
+	e->bm = train_lora_model_load_prec(bdir, e->o.gen.precision, &err);
 	if (!e->bm)
 		util_die("%s", err);
 	if (train_model_config(e->pm)->vocab != train_model_config(e->bm)->vocab)

@@ -6,6 +6,7 @@
 #include "train/gen.h"
 #include "train/gen_cli.h"
 #include "train/layers.h"
+#include "train/lora.h"
 #include "train/model.h"
 #include "train/sample.h"
 #include "train/tokenizer.h"
@@ -161,7 +162,7 @@ static void load(struct gen *g)
 {
 	const struct opts *o = &g->o;
 	char *err = NULL;
-	g->m = train_model_load_prec(o->model, o->gen.precision, &err);
+	g->m = train_lora_model_load_prec(o->model, o->gen.precision, &err); /* an adapter too */
 	if (!g->m)
 		util_die("%s", err);
 	g->tok = train_tokenizer_load(o->model, &err);

@@ -2,6 +2,7 @@
  * model directories with the dpo model engine. */
 #include "config.h"
 #include "train/chat.h"
+#include "train/dpo-model-lora.h"
 #include "train/gen.h"
 #include "train/gen_cli.h"
 #include "train/layers.h"
@@ -79,7 +80,7 @@ static util_cli detokenize_cli = {
 };
 
 typedef struct score_opts {
-	const char *prompt, *completion, *ids_json;
+	const char *prompt, *completion, *ids_json, *adapter;
 	long threads;
 	train_precision precision;
 } score_opts;
@@ -92,6 +93,8 @@ static const util_opt score_table[] = {
 	{"ids-json", 0, UTIL_OPT_PATH, offsetof(score_opts, ids_json), .arg = "FILE",
 	 .help = "{\"prompt_ids\": [...], \"completion_ids\": [...]}\n"
 		 "instead of text (no tokenizer needed)"},
+	{"adapter", 0, UTIL_OPT_PATH, offsetof(score_opts, adapter), .arg = "DIR",
+	 .help = TRAIN_CLI_ADAPTER_HELP},
 	UTIL_OPT_THREADS(score_opts, threads),
 	TRAIN_GEN_OPT_PRECISION(score_opts, precision),
 	UTIL_OPT_TABLE_END,
@@ -108,7 +111,7 @@ static util_cli score_cli = {
 };
 
 typedef struct generate_opts {
-	const char *prompt, *prompt_ids, *chat_format, *system;
+	const char *prompt, *prompt_ids, *chat_format, *system, *adapter;
 	int chat, json;
 	long threads;
 	train_gen_cli gen;
@@ -127,6 +130,8 @@ static const util_opt generate_table[] = {
 				  TRAIN_GEN_CHAT_FORMAT_NAMES),
 	{"system", 0, UTIL_OPT_STRING, offsetof(generate_opts, system), .arg = "TEXT",
 	 .help = "a system message (with --chat)"},
+	{"adapter", 0, UTIL_OPT_PATH, offsetof(generate_opts, adapter), .arg = "DIR",
+	 .help = TRAIN_CLI_ADAPTER_HELP},
 	UTIL_OPT_THREADS(generate_opts, threads),
 	UTIL_OPT_JSON(generate_opts, json),
 	UTIL_OPT_INCLUDE_TABLE(generate_opts, gen, train_gen_cli_opts),
@@ -491,6 +496,7 @@ static int cmd_score(int argc, char **argv)
 	if (nq < 1)
 		util_die("the completion is empty");
 	train_model *m = load_model(dir, o.precision);
+	train_lora *lo = train_cli_attach_adapter(m, o.adapter);
 	int T = np + nq;
 	int32_t *seq = xmalloc(sizeof(int32_t) * T);
 	memcpy(seq, p, sizeof(int32_t) * np);
@@ -517,6 +523,7 @@ static int cmd_score(int argc, char **argv)
 	free(p);
 	free(q);
 	train_model_free(m);
+	train_lora_free(lo);
 	return 0;
 }
 
@@ -618,6 +625,7 @@ static int cmd_generate(int argc, char **argv)
 		free(e);
 	}
 	train_model *m = load_model(dir, o.gen.precision);
+	train_lora *lo = train_cli_attach_adapter(m, o.adapter);
 	/* the prompt's ids and the ids that end its completion (train/gen.h) */
 	train_gen_encoder *enc = NULL;
 	train_gen_prompt gp;
@@ -649,6 +657,7 @@ static int cmd_generate(int argc, char **argv)
 	train_gen_encoder_free(enc);
 	train_tokenizer_free(tok);
 	train_model_free(m);
+	train_lora_free(lo);
 	util_cli_free(&generate_cli);
 	return 0;
 }
@@ -849,6 +858,7 @@ static const util_cmd commands[] = {
 	{"render", cmd_render, "a conversation as the chat template renders it"},
 	{"init", cmd_init, "write a randomly initialised model"},
 	{"import-llama2c", cmd_import_llama2c, "convert a llama2.c checkpoint to a Llama folder"},
+	{"merge-lora", train_cli_merge_lora, "merge a LoRA adapter into its base model"},
 	{NULL, NULL, NULL},
 };
 
@@ -860,7 +870,7 @@ static const util_opt main_table[] = {
 /* The command line of each command, in the order of commands[]. */
 static const util_cli *const command_clis[] = {
 	&info_cli, &tokenize_cli, &detokenize_cli, &score_cli, &generate_cli, &render_cli, &init_cli,
-	&import_cli,
+	&import_cli, &train_cli_merge_lora_cli,
 };
 
 /* The text after the (global) options: each command with its synopsis and

@@ -35,6 +35,7 @@
 #include "train/model.h"
 #include "train/optim.h"
 #include "train/tokenizer.h"
+#include "train/lora.h"
 #include "train/trainer.h"
 #include "train/trainer_data.h"
 #include "train/trainer_loop.h"
@@ -83,6 +84,9 @@ struct opts {
 	int quiet, json;
 	struct beta_list beta_sweep;
 	const char *precision; /* f32|bf16|auto; resolved to f32 or bf16 at start */
+	long lora_r;
+	double lora_alpha, lora_dropout;
+	const char *lora_targets;
 };
 
 /* --loss: one loss or a comma-separated list of them. */
@@ -170,6 +174,18 @@ static const util_opt opts_table[] = {
 	 .help = "Hugging Face model directory of the policy to train"},
 	{OPT("ref-model", PATH, ref_model), .arg = "DIR",
 	 .help = "reference model (default: the initial policy)"},
+
+	UTIL_OPT_HEADING("LoRA (train an adapter of the frozen --model):"),
+	{OPT("lora-r", INT, lora_r), .range = "[1, 65536]", .arg = "R",
+	 .help = "train a LoRA adapter of rank R instead of every\nweight; OUT gets adapter_config.json and\n"
+		 "adapter_model.safetensors (PEFT's format)"},
+	{OPT("lora-alpha", FLOAT, lora_alpha), .def = "8", .range = "(0, inf)", .arg = "A",
+	 .help = "the adapter's output is scaled by A / R"},
+	{OPT("lora-dropout", FLOAT, lora_dropout), .def = "0", .range = "[0, 1)", .arg = "P",
+	 .help = "dropout on the adapter's input while training"},
+	{OPT("lora-targets", STRING, lora_targets), .arg = "M1,M2,...",
+	 .help = "modules to adapt: Hugging Face names (q_proj,\nk_proj, v_proj, o_proj, gate_proj, up_proj,\n"
+		 "down_proj; GPT-2 c_attn, c_proj, c_fc) or\nall-linear (default: q_proj,v_proj; GPT-2 c_attn)"},
 
 	UTIL_OPT_HEADING("Loss:"),
 	{OPT("loss", CALL, loss), .def = "sigmoid", .arg = "LIST", .call = parse_loss,
@@ -300,6 +316,10 @@ static void parse_options(struct opts *o, int argc, char **argv)
 				     o->max_length, o->max_prompt_length);
 	if (o->ipo_sum && o->ipo_length_norm)
 		util_cli_usage_error(&cli, "--ipo-sum and --ipo-length-norm contradict each other");
+	static const char *const lora_opts[] = {"lora-alpha", "lora-dropout", "lora-targets"};
+	for (int i = 0; i < 3 && !o->lora_r; i++)
+		if (util_cli_source(&cli, lora_opts[i]) == UTIL_OPT_FROM_ARGS)
+			util_cli_usage_error(&cli, "--%s needs --lora-r R", lora_opts[i]);
 	if (o->eval_split && !o->from_db)
 		util_cli_usage_error(&cli, "--eval-split needs --from-db (use --eval-jsonl with --from-jsonl)");
 	if (getenv("DPO_SWEEP_CHILD"))
@@ -387,6 +407,8 @@ typedef struct run {
 	size_t n, neval;
 	long ntrunc, neval_trunc;
 	train_model *m;
+	train_lora *lora;    /* --lora-r: the adapter that trains (m frozen) */
+	char *base_dir;      /* --lora-r --resume: the base model's directory */
 	train_engine *e;
 	train_loop loop;     /* the schedule, the data position and the hooks */
 	store *st;
@@ -632,6 +654,69 @@ static void show_example(const run *r)
 	fputs("---\n", stderr);
 }
 
+/* The directory of the weights to load: model_dir, except for a resumed
+ * LoRA run, whose checkpoint holds the adapter only: --model, or the base
+ * its adapter_config.json names. */
+static const char *lora_model_dir(run *r, const char *model_dir)
+{
+	char *err = NULL;
+	if (!r->o.lora_r || !r->o.resume)
+		return model_dir;
+	if (r->o.model)
+		return r->o.model;
+	r->base_dir = train_lora_dir_base(r->o.resume, &err);
+	if (!r->base_dir)
+		util_die("%s (give the base model with --model)", err);
+	return r->base_dir;
+}
+
+/* --lora-r: the adapter, new (A seeded by --seed) or the checkpoint's. */
+static void lora_setup(run *r)
+{
+	struct opts *o = &r->o;
+	const train_config *c = train_model_config(r->m);
+	char *err = NULL;
+	if (!o->lora_r)
+		return;
+	if (!o->lora_targets)
+		o->lora_targets = train_lora_default_targets(c);
+	if (train_lora_check_targets(c, o->lora_targets, &err))
+		util_cli_usage_error(&cli, "--lora-targets: %s", err);
+	if (o->resume) {
+		r->lora = train_lora_load(c, o->resume, &err);
+		if (r->lora)
+			train_lora_set_seed(r->lora, (uint64_t)o->seed); /* dropout, as the run began */
+	} else {
+		train_lora_cfg lc = {.r = (int)o->lora_r, .alpha = o->lora_alpha,
+				     .dropout = o->lora_dropout, .targets = (char *)o->lora_targets};
+		r->lora = train_lora_new(c, &lc, (uint64_t)o->seed, &err);
+	}
+	if (!r->lora)
+		util_die("%s", err);
+	if (!o->quiet)
+		util_warn("LoRA: r=%ld alpha=%g on %d modules (%s): %zu trainable parameters",
+			  o->lora_r, o->lora_alpha, train_lora_nmodules(r->lora),
+			  train_lora_target_names(r->lora), train_lora_nparams(r->lora));
+}
+
+/* The weights of the output or a checkpoint: the model, or the adapter
+ * (naming the resolved base model) with --lora-r. */
+static int save_weights(run *r, const char *dir, char **err)
+{
+	if (!r->lora)
+		return train_model_save(r->m, dir, err);
+	const char *dirm = train_model_dir(r->m);
+	char *base = dirm ? realpath(dirm, NULL) : NULL;
+	int rc = train_lora_save(r->lora, dir, base ? base : dirm, err);
+	free(base);
+	return rc;
+}
+
+static train_engine *new_engine(run *r)
+{
+	return r->lora ? train_engine_new_lora(r->m, r->lora) : train_engine_new(r->m);
+}
+
 /* The tokenizer, the policy (or the checkpoint to resume) and the pairs. */
 static void load_inputs(run *r)
 {
@@ -639,9 +724,10 @@ static void load_inputs(run *r)
 	const char *model_dir = r->o.resume ? r->o.resume : r->o.model;
 	r->tok_dir = model_dir;
 	load_tokenizer(r, model_dir);
-	r->m = train_model_load(model_dir, &err);
+	r->m = train_model_load(lora_model_dir(r, model_dir), &err);
 	if (!r->m)
 		util_die("%s", err);
+	lora_setup(r);
 	tokenization(r, train_model_config(r->m));
 	load_pairs(r);
 	show_example(r);
@@ -700,7 +786,7 @@ static size_t ref_from_cache(run *r, const char *fp, train_pair *pairs, size_t n
 static void ref_compute(run *r, train_model *ref, const char *fp, train_pair *pairs, size_t n,
 			const char *need, size_t nmiss, const char *what, long *cnt)
 {
-	train_engine *e = train_engine_new(ref);
+	train_engine *e = train_engine_new_lora(ref, NULL); /* forward only: no gradient arenas */
 	train_engine_set_checkpointing(e, r->o.grad_ckpt);
 	int bs = (int)r->o.batch_size;
 	const train_pair **batch = xcalloc((size_t)bs, sizeof(*batch));
@@ -885,6 +971,10 @@ static const struct resume_opt {
 	{"model", 'p', offsetof(struct opts, model)},
 	{"ref-model", 'p', offsetof(struct opts, ref_model)},
 	{"precision", 's', offsetof(struct opts, precision)},
+	{"lora-r", 'i', offsetof(struct opts, lora_r)},
+	{"lora-alpha", 'f', offsetof(struct opts, lora_alpha)},
+	{"lora-dropout", 'f', offsetof(struct opts, lora_dropout)},
+	{"lora-targets", 's', offsetof(struct opts, lora_targets)},
 };
 
 /* An option's value as JSON (a path resolved where it exists). */
@@ -981,7 +1071,7 @@ static int write_ckpt_file(const char *dir, const char *name, const void *data, 
 static int write_ckpt_state(run *r, const char *tmp, char **err)
 {
 	const train_loop *L = &r->loop;
-	size_t np = train_model_nparams(r->m);
+	size_t np = train_engine_nparams(r->e);
 	size_t len = 8 + 8 + 8 + 2 * np * sizeof(float);
 	char *buf = xmalloc(len);
 	memcpy(buf, OPT_MAGIC, 8);
@@ -1047,7 +1137,7 @@ static int save_checkpoint(run *r, char **err)
 		*err = xasprintf("%s: %s", tmp, strerror(errno));
 		goto out;
 	}
-	if (train_model_save(r->m, tmp, err) != 0)
+	if (save_weights(r, tmp, err) != 0)
 		goto out;
 	/* --resume reads the tokenizer from the checkpoint: without it the
 	 * checkpoint is no good, and must not replace the last one */
@@ -1132,7 +1222,7 @@ static void load_ckpt_optimizer(run *r, const char *dir)
 {
 	char *p = xasprintf("%s/optimizer.bin", dir);
 	FILE *f = fopen(p, "rb");
-	size_t npar = train_model_nparams(r->m);
+	size_t npar = train_engine_nparams(r->e);
 	char hdr[24];
 	if (!f || fread(hdr, 1, 24, f) != 24 || memcmp(hdr, OPT_MAGIC, 8))
 		util_die("%s: missing or not a dpo-train optimizer state", p);
@@ -1480,6 +1570,12 @@ static char *params_json(const run *r)
 	cJSON_AddStringToObject(j, "truncation_mode", o->truncation_mode);
 	cJSON_AddBoolToObject(j, "append_eos", o->append_eos);
 	cJSON_AddBoolToObject(j, "add_bos", o->add_bos);
+	if (o->lora_r) {
+		cJSON_AddNumberToObject(j, "lora_r", (double)o->lora_r);
+		cJSON_AddNumberToObject(j, "lora_alpha", o->lora_alpha);
+		cJSON_AddNumberToObject(j, "lora_dropout", o->lora_dropout);
+		cJSON_AddStringToObject(j, "lora_targets", o->lora_targets ? o->lora_targets : "");
+	}
 	char *s = cJSON_PrintUnformatted(j);
 	cJSON_Delete(j);
 	return s;
@@ -1561,7 +1657,7 @@ static void write_run_json(run *r, const char *status)
 static void save_model(run *r)
 {
 	char *err = NULL;
-	if (train_model_save(r->m, r->o.out, &err))
+	if (save_weights(r, r->o.out, &err))
 		fail_run(r, "%s", err);
 	copy_tokenizer_files(r->tok_dir, r->o.out);
 	write_run_json(r, "ok");
@@ -1578,6 +1674,8 @@ static void free_run(run *r)
 	if (r->log)
 		fclose(r->log);
 	train_engine_free(r->e);
+	train_lora_free(r->lora);
+	free(r->base_dir);
 	train_model_free(r->m);
 	train_chat_free(r->chat);
 	train_tokenizer_free(r->tok);
@@ -1655,7 +1753,8 @@ static int beta_sweep(const struct opts *o, int argc, char **argv)
 		char bs[32];
 		snprintf(bs, sizeof bs, "%g", l->v[i]);
 		char *dir = xasprintf("%s/beta-%s", o->out, bs);
-		char *done = xasprintf("%s/model.safetensors", dir);
+		char *done = xasprintf("%s/%s", dir,
+				       o->lora_r ? "adapter_model.safetensors" : "model.safetensors");
 		char *logj = o->log_json ? xasprintf("%s.beta-%s", o->log_json, bs) : NULL;
 		struct stat sb;
 		if (stat(done, &sb) == 0) {
@@ -1760,6 +1859,8 @@ int main(int argc, char **argv)
 		util_cli_usage_error(&cli, "--beta-sweep runs one training after the other: not under mpirun");
 	if (r->o.beta_sweep.n)
 		return beta_sweep(&r->o, argc, argv);
+	if (r->o.lora_r > 0 && train_mpi_started()) /* the ranks share full-model gradients only */
+		util_cli_usage_error(&cli, "--lora-r: LoRA training does not run under mpirun yet");
 	if (rank > 0)
 		r->o.quiet = 1;
 	set_threads(r->o.threads);
@@ -1774,7 +1875,7 @@ int main(int argc, char **argv)
 	plan_schedule(r);           /* steps, learning rate, AdamW */
 	same_options(r);            /* every rank runs with rank 0's settings */
 	if (r->o.resume) {          /* the position and state of the checkpoint */
-		r->e = train_engine_new(r->m);
+		r->e = new_engine(r);
 		if (rank == 0) {
 			resume_checkpoint(r);
 			start_run(r, argc, argv); /* the checkpoint's run row, continued */
@@ -1782,8 +1883,8 @@ int main(int argc, char **argv)
 		share_resumed(r);
 	} else {                    /* the reference log-probs, then the engine */
 		start_run(r, argc, argv); /* the store's run row */
-		reference_logps(r);
-		r->e = train_engine_new(r->m);
+		reference_logps(r);  /* with --lora-r: of the base, the adapter off */
+		r->e = new_engine(r);
 	}
 	prepare_loop(r);
 	int lrc = train_loop_run(&r->loop);

@@ -4,6 +4,7 @@
 #include "train/layers.h"
 #include "train/matvec_bf16.h"
 #include "train/model_bf16.h"
+#include "train/lora.h"
 #include "train/safetensors.h"
 #include "util/buf.h"
 #include "util/file.h"
@@ -35,6 +36,8 @@ struct train_model {
 	float *rope_cos, *rope_sin;
 	char fingerprint[65];
 	train_bf16 *bf;         /* bf16 inference storage (params NULL), or NULL */
+	struct train_lora *lora; /* adapter added to every forward */
+	int owns_lora;           /* freed with the model (train_lora_model_load) */
 };
 
 /* ---- layout ---- */
@@ -307,6 +310,8 @@ void train_model_free(train_model *m)
 	free(m->rope_sin);
 	free(m->config_json);
 	free(m->dir);
+	if (m->owns_lora)
+		train_lora_free(m->lora);
 	free(m);
 }
 
@@ -692,6 +697,21 @@ int train_model_save(const train_model *m, const char *dir, char **err)
 
 /* ---- accessors ---- */
 
+void train_model_set_lora(train_model *m, struct train_lora *lo)
+{
+	if (m->owns_lora && m->lora != lo)
+		train_lora_free(m->lora);
+	m->lora = lo;
+	m->owns_lora = 0;
+	m->fingerprint[0] = 0; /* the adapter is part of the identity */
+}
+
+void train_model_own_lora(train_model *m, struct train_lora *lo)
+{
+	train_model_set_lora(m, lo);
+	m->owns_lora = 1;
+}
+
 const train_config *train_model_config(const train_model *m)
 {
 	return &m->cfg;
@@ -784,6 +804,8 @@ const char *train_model_fingerprint(const train_model *m)
 		util_sha256_update(&h, m->config_json, strlen(m->config_json));
 		util_sha256_update(&h, m->params, m->nparams * sizeof(float));
 	}
+	if (m->lora)
+		train_lora_hash(m->lora, &h);
 	util_sha256_final_hex(&h, mm->fingerprint);
 	return mm->fingerprint;
 }
@@ -857,6 +879,7 @@ static void block_forward(const train_model *m, int l, struct block_bufs *o, con
 	const train_bf16w *h = bfw(m);
 	lin(m, o->qkv, o->ln1, w->wqkv, h->wqkv, l * QKV * C,
 	    w->bqkv ? w->bqkv + l * QKV : NULL, N, C, (int)QKV);
+	train_lora_forward(m->lora, l, TRAIN_LORA_QKV, o->qkv, (int)QKV, o->ln1, N);
 	train_qkv_split_forward(o->q, o->k, o->v, o->qkv, N, NH, NKV, hd);
 	if (c->qk_norm) {
 		train_rmsnorm_forward(o->qr, o->q_rstd, o->q, w->qnorm + (size_t)l * hd, N * NH, hd,
@@ -896,17 +919,20 @@ static void block_forward(const train_model *m, int l, struct block_bufs *o, con
 	}
 	lin(m, o->attproj, o->atty, w->wo, h->wo, (size_t)l * C * QD,
 	    w->bo ? w->bo + (size_t)l * C : NULL, N, (int)QD, C);
+	train_lora_forward(m->lora, l, TRAIN_LORA_O, o->attproj, C, o->atty, N);
 	train_residual_forward(o->res1, x, o->attproj, (size_t)N * C);
 	norm_fwd(c, o->ln2, o->ln2_mean, o->ln2_rstd, o->res1, w->ln2w + (size_t)l * C,
 		 w->ln2b ? w->ln2b + (size_t)l * C : NULL, N);
 	lin(m, o->fch, o->ln2, w->wfc, h->wfc, l * F * C, w->bfc ? w->bfc + l * F : NULL, N, C,
 	    (int)F);
+	train_lora_forward(m->lora, l, TRAIN_LORA_FC, o->fch, (int)F, o->ln2, N);
 	if (c->arch == TRAIN_ARCH_GPT2)
 		train_gelu_forward(o->fch_act, o->fch, (size_t)N * I);
 	else
 		train_swiglu_forward(o->fch_act, o->fch, N, I);
 	lin(m, o->mlpproj, o->fch_act, w->wproj, h->wproj, (size_t)l * C * I,
 	    w->bproj ? w->bproj + (size_t)l * C : NULL, N, I, C);
+	train_lora_forward(m->lora, l, TRAIN_LORA_PROJ, o->mlpproj, C, o->fch_act, N);
 	train_residual_forward(o->res2, o->res1, o->mlpproj, (size_t)N * C);
 }
 

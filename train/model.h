@@ -196,6 +196,15 @@ const char *train_model_dir(const train_model *m);
 /* config.json as train_model_save writes it (owned by the model). */
 const char *train_model_config_json(const train_model *m);
 
+/* Add LoRA adapter lo (train/lora.h; borrowed, must fit m's config) to
+ * every forward of m from now on: train_model_forward, logprobs, logits,
+ * prefill, decode (not the trainer's engine, which has its own hook).
+ * NULL removes it. The weights are unchanged (train_lora_merge merges). */
+struct train_lora;
+void train_model_set_lora(train_model *m, struct train_lora *lo);
+/* The same, the model taking lo over (freed by train_model_free). */
+void train_model_own_lora(train_model *m, struct train_lora *lo);
+
 /* RoPE tables of the model ([max_pos, hd/2] each; NULL for GPT-2). */
 const float *train_model_rope_cos(const train_model *m);
 const float *train_model_rope_sin(const train_model *m);

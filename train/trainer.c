@@ -10,6 +10,7 @@
 #include "train/layers.h"
 #include "train/layers_backward.h"
 #include "train/matmul_bf16.h"
+#include "train/lora.h"
 #include "train/trainer.h"
 #include "util/xmalloc.h"
 #include <unistd.h>
@@ -79,6 +80,8 @@ struct train_engine {
 	train_grad_ready_fn grad_ready;
 	void *ready_ud;
 	char err[512];
+	train_lora *lora; /* LoRA mode: only the adapter trains (train_engine_new_lora) */
+	long nacc;        /* micro-batches accumulated since the last step (dropout draws) */
 };
 
 static void set_err(train_engine *e, const char *fmt, ...)
@@ -146,11 +149,36 @@ train_engine *train_engine_new(train_model *m)
 	return e;
 }
 
+train_engine *train_engine_new_lora(train_model *m, train_lora *lo)
+{
+	train_engine *e = xcalloc(1, sizeof(*e));
+	e->m = m;
+	e->c = train_model_config(m);
+	e->lora = lo;
+	e->np = lo ? train_lora_nparams(lo) : 0;
+	e->grads = lo ? train_lora_grads(lo) : NULL;
+	e->m1 = xcalloc(e->np ? e->np : 1, sizeof(float));
+	e->m2 = xcalloc(e->np ? e->np : 1, sizeof(float));
+	/* e->gw stays all NULL: no base weight gets a gradient; A and B decay */
+	e->segs = xcalloc(1, sizeof(seg));
+	e->segs[0] = (seg){0, e->np, 1};
+	e->nsegs = e->np ? 1 : 0;
+	train_gemm_init();
+	e->logits_budget_mb = TRAIN_LOGITS_BUDGET_MB;
+	return e;
+}
+
+size_t train_engine_nparams(const train_engine *e)
+{
+	return e->np;
+}
+
 void train_engine_free(train_engine *e)
 {
 	if (!e)
 		return;
-	free(e->grads);
+	if (!e->lora)
+		free(e->grads); /* the adapter's own otherwise */
 	free(e->m1);
 	free(e->m2);
 	free(e->segs);
@@ -213,7 +241,8 @@ void train_engine_set_logits_budget(train_engine *e, double mb)
 
 void train_engine_zero_grad(train_engine *e)
 {
-	memset(e->grads, 0, sizeof(float) * e->np);
+	if (e->np)
+		memset(e->grads, 0, sizeof(float) * e->np);
 }
 
 double train_engine_grad_norm(const train_engine *e)
@@ -428,6 +457,7 @@ static void block_forward(train_engine *e, int l, const float *x, int B, int T)
 	norm_fwd(c, ln1, OFF(a->ln1_mean, As * N), a->ln1_rstd + As * N, x, w->ln1w + Ls * C,
 		 OFF(w->ln1b, Ls * C), N);
 	mm_fwd(qkv, ln1, w->wqkv + Ls * QKV * C, OFF(w->bqkv, Ls * QKV), N, C, (int)QKV);
+	train_lora_forward(e->lora, l, TRAIN_LORA_QKV, qkv, (int)QKV, ln1, N);
 	train_qkv_split_forward(q, k, v, qkv, N, NH, NKV, hd);
 	if (c->qk_norm) {
 		train_rmsnorm_forward(qr, a->q_rstd + As * N * NH, q, w->qnorm + Ls * hd, N * NH, hd,
@@ -444,15 +474,18 @@ static void block_forward(train_engine *e, int l, const float *x, int B, int T)
 	}
 	attention_fwd(atty, a->lse + As * N * NH, qr, kr, v, B, T, NH, NKV, hd);
 	mm_fwd(a->attproj + As * NC, atty, w->wo + Ls * C * QD, OFF(w->bo, Ls * C), N, (int)QD, C);
+	train_lora_forward(e->lora, l, TRAIN_LORA_O, a->attproj + As * NC, C, atty, N);
 	train_residual_forward(res1, x, a->attproj + As * NC, NC);
 	norm_fwd(c, ln2, OFF(a->ln2_mean, As * N), a->ln2_rstd + As * N, res1, w->ln2w + Ls * C,
 		 OFF(w->ln2b, Ls * C), N);
 	mm_fwd(fch, ln2, w->wfc + Ls * F * C, OFF(w->bfc, Ls * F), N, C, (int)F);
+	train_lora_forward(e->lora, l, TRAIN_LORA_FC, fch, (int)F, ln2, N);
 	if (c->arch == TRAIN_ARCH_GPT2)
 		train_gelu_forward_fast(fch_act, fch, (size_t)N * I);
 	else
 		train_swiglu_forward(fch_act, fch, N, I);
 	mm_fwd(a->mlpproj + As * NC, fch_act, w->wproj + Ls * C * I, OFF(w->bproj, Ls * C), N, I, C);
+	train_lora_forward(e->lora, l, TRAIN_LORA_PROJ, a->mlpproj + As * NC, C, fch_act, N);
 	train_residual_forward(a->res2 + As * NC, res1, a->mlpproj + As * NC, NC);
 }
 
@@ -707,24 +740,29 @@ static void block_backward(train_engine *e, int l, float *dprev, const float *dc
 	memcpy(s->dres1, dcur, sizeof(float) * NC);
 	/* mlpproj = fch_act . wproj^T + bproj */
 	memset(s->dfch_act, 0, sizeof(float) * N * I);
-	train_matmul_backward(s->dfch_act, g->wproj + Ls * C * I, OFF(g->bproj, Ls * C), dcur,
+	train_matmul_backward(s->dfch_act, OFF(g->wproj, Ls * C * I), OFF(g->bproj, Ls * C), dcur,
 			      a->fch_act + As * N * I, w->wproj + Ls * C * I, N, I, C);
+	train_lora_backward(e->lora, l, TRAIN_LORA_PROJ, s->dfch_act, dcur, C,
+			    a->fch_act + As * N * I, N);
 	memset(s->dfch, 0, sizeof(float) * N * F);
 	if (c->arch == TRAIN_ARCH_GPT2)
 		train_gelu_backward(s->dfch, a->fch + As * N * F, s->dfch_act, (size_t)N * I);
 	else
 		train_swiglu_backward(s->dfch, a->fch + As * N * F, s->dfch_act, N, I);
 	memset(s->dln, 0, sizeof(float) * NC);
-	train_matmul_backward(s->dln, g->wfc + Ls * F * C, OFF(g->bfc, Ls * F), s->dfch,
+	train_matmul_backward(s->dln, OFF(g->wfc, Ls * F * C), OFF(g->bfc, Ls * F), s->dfch,
 			      a->ln2 + As * NC, w->wfc + Ls * F * C, N, C, (int)F);
-	norm_backward(c, s->dres1, g->ln2w + Ls * C, OFF(g->ln2b, Ls * C), s->dln, a->res1 + As * NC,
-		      w->ln2w + Ls * C, OFF(a->ln2_mean, As * N), a->ln2_rstd + As * N, N);
+	train_lora_backward(e->lora, l, TRAIN_LORA_FC, s->dln, s->dfch, (int)F, a->ln2 + As * NC, N);
+	norm_backward(c, s->dres1, OFF(g->ln2w, Ls * C), OFF(g->ln2b, Ls * C), s->dln,
+		      a->res1 + As * NC, w->ln2w + Ls * C, OFF(a->ln2_mean, As * N), a->ln2_rstd + As * N, N);
 
 	/* res1 = x + attproj */
 	memcpy(dprev, s->dres1, sizeof(float) * NC);
 	memset(s->datty, 0, sizeof(float) * N * QD);
-	train_matmul_backward(s->datty, g->wo + Ls * C * QD, OFF(g->bo, Ls * C), s->dres1,
+	train_matmul_backward(s->datty, OFF(g->wo, Ls * C * QD), OFF(g->bo, Ls * C), s->dres1,
 			      a->atty + As * N * QD, w->wo + Ls * C * QD, N, (int)QD, C);
+	train_lora_backward(e->lora, l, TRAIN_LORA_O, s->datty, s->dres1, C, a->atty + As * N * QD,
+			    N);
 	memset(s->dqr, 0, sizeof(float) * N * QD);
 	memset(s->dkr, 0, sizeof(float) * N * KD);
 	memset(s->dv, 0, sizeof(float) * N * KD);
@@ -744,9 +782,9 @@ static void block_backward(train_engine *e, int l, float *dprev, const float *dc
 	if (c->qk_norm) {
 		memset(s->dq, 0, sizeof(float) * N * QD);
 		memset(s->dk, 0, sizeof(float) * N * KD);
-		train_rmsnorm_backward(s->dq, g->qnorm + Ls * hd, dqn, a->q + As * N * QD,
+		train_rmsnorm_backward(s->dq, OFF(g->qnorm, Ls * hd), dqn, a->q + As * N * QD,
 				       w->qnorm + Ls * hd, a->q_rstd + As * N * NH, N * NH, hd);
-		train_rmsnorm_backward(s->dk, g->knorm + Ls * hd, dkn, a->k + As * N * KD,
+		train_rmsnorm_backward(s->dk, OFF(g->knorm, Ls * hd), dkn, a->k + As * N * KD,
 				       w->knorm + Ls * hd, a->k_rstd + As * N * NKV, N * NKV, hd);
 		dq = s->dq;
 		dk = s->dk;
@@ -754,10 +792,12 @@ static void block_backward(train_engine *e, int l, float *dprev, const float *dc
 	memset(s->dqkv, 0, sizeof(float) * N * QKV);
 	train_qkv_split_backward(s->dqkv, dq, dk, s->dv, N, NH, NKV, hd);
 	memset(s->dln, 0, sizeof(float) * NC);
-	train_matmul_backward(s->dln, g->wqkv + Ls * QKV * C, OFF(g->bqkv, Ls * QKV), s->dqkv,
+	train_matmul_backward(s->dln, OFF(g->wqkv, Ls * QKV * C), OFF(g->bqkv, Ls * QKV), s->dqkv,
 			      a->ln1 + As * NC, w->wqkv + Ls * QKV * C, N, C, (int)QKV);
-	norm_backward(c, dprev, g->ln1w + Ls * C, OFF(g->ln1b, Ls * C), s->dln, x, w->ln1w + Ls * C,
-		      OFF(a->ln1_mean, As * N), a->ln1_rstd + As * N, N);
+	train_lora_backward(e->lora, l, TRAIN_LORA_QKV, s->dln, s->dqkv, (int)QKV, a->ln1 + As * NC,
+			    N);
+	norm_backward(c, dprev, OFF(g->ln1w, Ls * C), OFF(g->ln1b, Ls * C), s->dln, x,
+		      w->ln1w + Ls * C, OFF(a->ln1_mean, As * N), a->ln1_rstd + As * N, N);
 	/* Without RoPE or a key norm (GPT-2), a key bias adds q.b to every
 	 * score of a query row, which softmax ignores: its gradient is exactly
 	 * zero (each row of dS sums to 0). Float32 leaves ~1e-9 of roundoff
@@ -853,7 +893,8 @@ static void model_backward(train_engine *e, int B, int T)
 		dcur = dprev;
 		dprev = t;
 	}
-	train_embedding_backward(e->gw.wte, e->gw.wpe, dcur, e->ids, NULL, B, T, C);
+	if (e->gw.wte)
+		train_embedding_backward(e->gw.wte, e->gw.wpe, dcur, e->ids, NULL, B, T, C);
 	if (e->grad_ready)
 		e->grad_ready(e->ready_ud, -1);
 }
@@ -879,6 +920,8 @@ int train_engine_accumulate(train_engine *e, const train_loss_cfg *cfg,
 	double *rcv = xmalloc(sizeof(double) * 2 * n + 1);
 	double *d = xmalloc(sizeof(double) * 2 * n + 1);
 	/* no pair here: only a process of a split batch takes part (in the loss) */
+	if (e->lora) /* dropout in this forward and its backward: masks by step and micro-batch */
+		train_lora_set_training(e->lora, 1, ((uint64_t)e->t << 24) + (uint64_t)e->nacc++);
 	rc = n > 0 ? forward_rows(e, pairs, n, &T, sum, cnt) : !e->loss_fn ? TRAIN_EARG : 0;
 	if (n == 0)
 		e->last_tokens = 0;
@@ -918,6 +961,8 @@ int train_engine_accumulate(train_engine *e, const train_loss_cfg *cfg,
 		*out = b;
 	}
 out:
+	if (e->lora)
+		train_lora_set_training(e->lora, 0, 0);
 	free(sum);
 	free(cnt);
 	free(rcv);
@@ -949,7 +994,8 @@ int train_engine_step(train_engine *e, const train_adamw *opt, double lr, double
 	}
 	float coef = (float)train_clip_coef(norm, max_grad_norm);
 	e->t++;
-	float *params = train_model_params(e->m);
+	e->nacc = 0;
+	float *params = e->lora ? train_lora_params(e->lora) : train_model_params(e->m);
 	/* clipping, the update and zeroing the gradients in one pass */
 	for (int i = 0; i < e->nsegs; i++) {
 		const seg *s = &e->segs[i];

@@ -40,6 +40,17 @@ typedef struct train_engine train_engine;
  * frees it after the engine). Allocates the gradient and AdamW moment
  * arenas (3 x the parameters). Never NULL. */
 train_engine *train_engine_new(train_model *m);
+/* A LoRA engine (train/lora.h) over model m: the base weights are frozen
+ * (no gradient or moment arenas for them, no weight gradients computed),
+ * the adapter lo (borrowed) is added to every forward and only its A/B
+ * train: train_engine_grads, moments, step and the norm are the adapter's
+ * (train_engine_nparams floats). lo NULL: a forward-only engine
+ * (train_engine_logps of the frozen model; no accumulate or step). */
+struct train_lora;
+train_engine *train_engine_new_lora(train_model *m, struct train_lora *lo);
+/* Floats of the trained parameters (of the gradient and moment arenas):
+ * the model's, or the adapter's in LoRA mode. */
+size_t train_engine_nparams(const train_engine *e);
 /* Free the engine (NULL allowed); the model is untouched. */
 void train_engine_free(train_engine *e);
 

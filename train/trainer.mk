@@ -42,6 +42,10 @@ tests_test_trainer_bf16_SOURCES = tests/test_trainer_bf16.c
 tests_test_trainer_bf16_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS)
 tests_test_trainer_bf16_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
 TESTS += tests/test_trainer_bf16
+check_PROGRAMS += tests/test_lora
+tests_test_lora_SOURCES = tests/test_lora.c
+tests_test_lora_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
+TESTS += tests/test_lora
 
 check_PROGRAMS += tests/test_trainer_loop
 tests_test_trainer_loop_SOURCES = tests/test_trainer_loop.c
@@ -69,6 +73,8 @@ EXTRA_DIST += tests/cli_train_bf16.sh
 TESTS += tests/cli_train_mpi.sh
 EXTRA_DIST += tests/cli_train_mpi.sh tests/mpi_compare.py tests/data/lsan_mpi.supp
 AM_TESTS_ENVIRONMENT += DPO_HAVE_MPI=$(MPI_TESTS); export DPO_HAVE_MPI;
+TESTS += tests/cli_lora.sh
+EXTRA_DIST += tests/cli_lora.sh
 
 # fuzz target of the JSONL pairs reader; `make check` replays its seeds
 FUZZ_TARGETS += fuzz/fuzz_train_jsonl
@@ -98,3 +104,12 @@ EXTRA_DIST += bench/bench_train_mpi.sh
 noinst_PROGRAMS += bench/bench_gemm_bf16
 bench_bench_gemm_bf16_SOURCES = bench/bench_gemm_bf16.c
 bench_bench_gemm_bf16_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
+
+# benchmark: full fine-tuning vs LoRA (tokens/s, peak RSS), and LoRA on the
+# Qwen3-0.6B shape vs ../shared/bench/torch_lora_dpo_bench.py (make bench)
+noinst_PROGRAMS += bench/bench_lora
+bench_bench_lora_SOURCES = bench/bench_lora.c
+bench_bench_lora_CFLAGS = $(AM_CFLAGS) $(BLAS_CFLAGS)
+bench_bench_lora_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
+BENCH_RUN += bench/bench_lora.sh
+EXTRA_DIST += bench/bench_lora.sh
