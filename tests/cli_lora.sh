@@ -208,6 +208,22 @@ ok "same final adapter" cmp "$T/a/adapter_model.safetensors" "$T/b/adapter_model
 dpo-train $run --lora-r 8 --lora-dropout 0 --resume "$T/a/checkpoint-6" --out "$T/c" 2>"$T/err"
 is "resume with another --lora-r: exit 1" "$?" 1
 like "names the LoRA options" "$(cat "$T/err")" "--lora-r 8 (checkpoint: 4), --lora-dropout 0 (checkpoint: 0.2)"
+# activation checkpointing recomputes the adapters' forward too (dropout
+# masks are a hash of the element, so the recompute draws the same)
+ok "with --gradient-checkpointing" dpo-train $run --model "$fl/policy" --gradient-checkpointing \
+	--log-json "$T/gc.log" --out "$T/gc"
+ok "... the same losses" "$cmp" same "$T/a.log" "$T/gc.log"
+ok "... the same adapter, byte for byte" cmp "$T/a/adapter_model.safetensors" "$T/gc/adapter_model.safetensors"
+# bf16 matmuls with an adapter train too (the loss falls as in f32)
+ok "with --precision bf16" dpo-train $run --model "$fl/policy" --precision bf16 --log-json "$T/bf.log" --out "$T/bf"
+# (0.05: the bound tests/test_trainer_bf16.c derives for an 8-step run's losses)
+ok "... its losses are the f32 run's within bf16 rounding (0.05)" python3 -c '
+import json, sys
+a = [json.loads(l)["loss"] for l in open(sys.argv[1])]
+b = [json.loads(l)["loss"] for l in open(sys.argv[2])]
+d = max(abs(x - y) for x, y in zip(a, b))
+print("# worst loss difference %.3g" % d)
+sys.exit(0 if len(a) == len(b) == 7 and d <= 0.05 else 1)' "$T/a.log" "$T/bf.log"
 ok "dropout changes the run" dpo-train $run --model "$fl/policy" --lora-dropout 0 --log-json "$T/d.log" --out "$T/d"
 fails "(its losses differ)" "$cmp" same "$T/a.log" "$T/d.log"
 done_testing

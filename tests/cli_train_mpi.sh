@@ -115,7 +115,7 @@ like "and says why" "$(cat "$T/o.out")" "rank 1: the run's options differ from r
 # a rank that dies: the job ends (exit non-zero, well before the timeout)
 # and the last checkpoint is whole: a run resumes from it
 long="--from-jsonl $T/p.jsonl --model $fx/policy --ref-model $fx/reference --no-append-eos
- --batch-size 2 --steps 40 --save-every 2 --lr 1e-4 --seed 9 --threads 1 --quiet"
+ --batch-size 2 --steps 200 --save-every 2 --lr 1e-4 --seed 9 --threads 1 --quiet"
 timeout 120 mpirun --oversubscribe -np 2 "$top_builddir/dpo-train" $long --out "$T/k" >"$T/k.out" 2>&1 &
 job=$!
 i=0
@@ -123,7 +123,7 @@ while [ $i -lt 600 ] && ! ls "$T/k" 2>/dev/null | grep -q '^checkpoint-'; do
 	sleep 0.1
 	i=$((i + 1))
 done
-sleep 0.5
+sleep 0.1
 # timeout's child is mpirun, whose children are the ranks: kill the last
 mp=$(ps -o pid= --ppid "$job" 2>/dev/null | tr -d ' ' | head -n 1)
 victim=$(ps -o pid=,comm= --ppid "${mp:-1}" 2>/dev/null | awk '$2 == "dpo-train" { p = $1 } END { print p }')
