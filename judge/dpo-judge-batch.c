@@ -326,7 +326,7 @@ static int batch_submit(bstate *bs)
 			left = (long)(c->pairs.n - i);
 			break;
 		}
-		if (!claim_pair(c, &c->pairs.v[i])) {
+		if (!claim_pair(c, i, 1)) { /* one at a time: the batch may stop at its size */
 			c->claimed_elsewhere++;
 			continue;
 		}

@@ -70,11 +70,14 @@ static int in_write_tx(store *st, int (*fn)(store *, const store_claim *, void *
  * a skipped pair is not offered to the one who skipped it again). */
 static int count_labels(store *st, int64_t a, int64_t b, const char *scope, const char *owner, int *n, int *mine)
 {
+	/* comparisons are indexed by (prompt_id, a, b, annotator): the pair's
+	 * prompt first, or every claim would scan the whole table */
 	sqlite3_stmt *s = store__prepare(st, "SELECT coalesce(sum(c.verdict <> 'skip' AND "
 					     "(CASE WHEN ?3 = 'human' THEN x.kind = 'human' ELSE x.name = ?3 END)), 0), "
 					     "coalesce(sum(x.name = ?4), 0) FROM comparisons c "
 					     "JOIN annotators x ON x.id = c.annotator_id "
-					     "WHERE c.completion_a = ?1 AND c.completion_b = ?2");
+					     "WHERE c.prompt_id = (SELECT prompt_id FROM completions WHERE id = ?1) "
+					     "AND c.completion_a = ?1 AND c.completion_b = ?2");
 	if (!s)
 		return STORE_ERR;
 	sqlite3_bind_int64(s, 1, a);
@@ -108,7 +111,8 @@ static int live_claims(store *st, int64_t a, int64_t b, const char *scope, const
 	sqlite3_stmt *s = store__prepare(st, "SELECT owner, pid, host, proc_start, expires_at, rowid FROM claims l "
 					     "WHERE completion_a = ?1 AND completion_b = ?2 AND scope = ?3 "
 					     "AND NOT EXISTS (SELECT 1 FROM comparisons x JOIN annotators a "
-					     "ON a.id = x.annotator_id WHERE x.completion_a = ?1 AND x.completion_b = ?2 "
+					     "ON a.id = x.annotator_id WHERE x.prompt_id = (SELECT prompt_id FROM completions "
+					     "WHERE id = ?1) AND x.completion_a = ?1 AND x.completion_b = ?2 "
 					     "AND a.name = l.owner)");
 	if (!s)
 		return STORE_ERR;
@@ -334,7 +338,8 @@ static int pair_people(struct assign_ctx *c, const store_pair_ref *p, int *done,
 	store *st = c->st;
 	sqlite3_stmt *s = store__prepare(st, "SELECT a.name, a.kind = 'human' AND x.verdict <> 'skip', 0 "
 					     "FROM comparisons x JOIN annotators a ON a.id = x.annotator_id "
-					     "WHERE x.completion_a = ?1 AND x.completion_b = ?2 "
+					     "WHERE x.prompt_id = (SELECT prompt_id FROM completions WHERE id = ?1) "
+					     "AND x.completion_a = ?1 AND x.completion_b = ?2 "
 					     "UNION ALL SELECT annotator, 0, 1 FROM assignments "
 					     "WHERE completion_a = ?1 AND completion_b = ?2");
 	if (!s)

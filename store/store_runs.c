@@ -114,6 +114,12 @@ int store__run_gone(int64_t pid, const char *host, const char *proc_start)
 {
 	if (pid <= 0 || !host || !*host || strcmp(host, host_name()))
 		return 0;
+	if (pid == (int64_t)getpid()) { /* this process, or an earlier one with its pid */
+		long me;
+		const char *h, *tok;
+		store__self_identity(&me, &h, &tok);
+		return proc_start && *proc_start && tok && strcmp(tok, proc_start) != 0;
+	}
 	if (proc_start && *proc_start) {
 		char tok[128];
 		switch (proc_token((long)pid, tok, sizeof tok)) {
@@ -130,10 +136,19 @@ int store__run_gone(int64_t pid, const char *host, const char *proc_start)
 
 void store__self_identity(long *pid, const char **host, const char **tok)
 {
+	/* read once per process (again after a fork): a judge run asks for
+	 * every claim it takes, and /proc costs an open and a read */
 	static char token[128];
-	*pid = (long)getpid();
+	static long token_pid;
+	static int have;
+	long me = (long)getpid();
+	if (token_pid != me) {
+		have = proc_token(me, token, sizeof token) == PROC_ALIVE;
+		token_pid = me;
+	}
+	*pid = me;
 	*host = host_name();
-	*tok = proc_token(*pid, token, sizeof token) == PROC_ALIVE ? token : NULL;
+	*tok = have ? token : NULL;
 }
 
 int store__run_checkable(const store_run *r)
