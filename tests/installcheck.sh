@@ -117,6 +117,15 @@ like "... and the installed template is named" "$(cat "$T/noref.err")" "$data/ju
 "$JUDGE" --model gpt-4o-mini --template no-such-template --dry-run >/dev/null 2>&1
 is "an unknown template: exit 1" "$?" 1
 
+# --mode rating and rank find their own installed templates (rating.txt,
+# rank.txt): they get as far as the (closed) server and stop there
+for m in rating rank; do
+	"$JUDGE" --model gpt-4o-mini --mode $m --base-url http://127.0.0.1:9/v1 -q >/dev/null 2>"$T/mode.err"
+	is "dpo-judge --mode $m against a closed port: exit 1" "$?" 1
+	like "... it reached the request stage (the installed $m.txt loaded)" "$(cat "$T/mode.err")" \
+		"cannot reach http://127.0.0.1:9/v1"
+done
+
 # ---- the demo task's files from $(pkgdatadir)/task ---------------------------------------------------
 ok "dpo-model init --config \$(pkgdatadir)/task/config.json --tokenizer \$(pkgdatadir)/task" \
 	"$MODEL" init --config "$data/task/config.json" --tokenizer "$data/task" --out "$T/m" --seed 1
