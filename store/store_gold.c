@@ -49,22 +49,32 @@ static int margin_key_ok(store *st, const store_margin_key *k)
 	return STORE_OK;
 }
 
-int store_margin_get(store *st, const store_margin_key *k, double *margin)
+/* sql prepared with the key bound to ?1..?5 (fingerprints, then the pair
+ * in the table's a < b order); *swap: whether the key's pair was b, a. */
+static sqlite3_stmt *margin_stmt(store *st, const char *sql, const store_margin_key *k, int *swap)
 {
-	int rc = margin_key_ok(st, k);
-	if (rc)
-		return rc;
-	int swap = k->completion_a > k->completion_b;
-	sqlite3_stmt *s = store__prepare(st, "SELECT margin FROM margin_cache WHERE policy_fp = ?1 AND "
-					     "reference_fp = ?2 AND tok_fp = ?3 AND completion_a = ?4 AND "
-					     "completion_b = ?5");
+	*swap = k->completion_a > k->completion_b;
+	sqlite3_stmt *s = store__prepare(st, sql);
 	if (!s)
-		return STORE_ERR;
+		return NULL;
 	store__bind_text(s, 1, k->policy_fp);
 	store__bind_text(s, 2, k->reference_fp);
 	store__bind_text(s, 3, k->tok_fp);
-	sqlite3_bind_int64(s, 4, swap ? k->completion_b : k->completion_a);
-	sqlite3_bind_int64(s, 5, swap ? k->completion_a : k->completion_b);
+	sqlite3_bind_int64(s, 4, *swap ? k->completion_b : k->completion_a);
+	sqlite3_bind_int64(s, 5, *swap ? k->completion_a : k->completion_b);
+	return s;
+}
+
+int store_margin_get(store *st, const store_margin_key *k, double *margin)
+{
+	int rc = margin_key_ok(st, k), swap;
+	if (rc)
+		return rc;
+	sqlite3_stmt *s = margin_stmt(st, "SELECT margin FROM margin_cache WHERE policy_fp = ?1 AND "
+					      "reference_fp = ?2 AND tok_fp = ?3 AND completion_a = ?4 AND "
+					      "completion_b = ?5", k, &swap);
+	if (!s)
+		return STORE_ERR;
 	int step = sqlite3_step(s);
 	if (step == SQLITE_ROW) {
 		double m = sqlite3_column_double(s, 0);
@@ -81,20 +91,14 @@ int store_margin_get(store *st, const store_margin_key *k, double *margin)
 
 int store_margin_put(store *st, const store_margin_key *k, double margin)
 {
-	int rc = margin_key_ok(st, k);
+	int rc = margin_key_ok(st, k), swap;
 	if (rc)
 		return rc;
-	int swap = k->completion_a > k->completion_b;
-	sqlite3_stmt *s = store__prepare(st, "INSERT OR REPLACE INTO margin_cache(policy_fp, reference_fp, tok_fp, "
-					     "completion_a, completion_b, margin, created_at) "
-					     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+	sqlite3_stmt *s = margin_stmt(st, "INSERT OR REPLACE INTO margin_cache(policy_fp, reference_fp, tok_fp, "
+					      "completion_a, completion_b, margin, created_at) "
+					      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", k, &swap);
 	if (!s)
 		return STORE_ERR;
-	store__bind_text(s, 1, k->policy_fp);
-	store__bind_text(s, 2, k->reference_fp);
-	store__bind_text(s, 3, k->tok_fp);
-	sqlite3_bind_int64(s, 4, swap ? k->completion_b : k->completion_a);
-	sqlite3_bind_int64(s, 5, swap ? k->completion_a : k->completion_b);
 	sqlite3_bind_double(s, 6, swap ? -margin : margin);
 	store__bind_text(s, 7, store__now(st));
 	rc = sqlite3_step(s) == SQLITE_DONE ? STORE_OK : store__dberr(st, "write the margin cache");
