@@ -50,23 +50,6 @@ train_lora *train_cli_attach_adapter(train_model *m, const char *dir)
 	return lo;
 }
 
-/* Remove dir and the plain files in it (a failed merge's temporary). */
-static void remove_tmp_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (d) {
-		struct dirent *e;
-		while ((e = readdir(d)))
-			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-				char *p = xasprintf("%s/%s", dir, e->d_name);
-				unlink(p);
-				free(p);
-			}
-		closedir(d);
-	}
-	rmdir(dir);
-}
-
 int train_cli_merge_lora(int argc, char **argv)
 {
 	merge_opts o = {0};
@@ -109,7 +92,7 @@ int train_cli_merge_lora(int argc, char **argv)
 	rc = 0;
 out:
 	if (rc)
-		remove_tmp_dir(tmp);
+		util_remove_flat_dir(tmp);
 	free(err);
 	free(tmp);
 	train_lora_free(lo);

@@ -363,24 +363,6 @@ static void set_threads(long threads)
 
 /* ---- small file helpers ---- */
 
-/* Remove a directory holding only plain files. */
-static void remove_flat_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		return;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		char *p = xasprintf("%s/%s", dir, e->d_name);
-		unlink(p);
-		free(p);
-	}
-	closedir(d);
-	rmdir(dir);
-}
-
 static void copy_tokenizer_files(const char *from, const char *to)
 {
 	char *err = NULL;
@@ -1128,7 +1110,7 @@ static int save_checkpoint(run *r, char **err)
 	char *dir = xasprintf("%s/checkpoint-%ld", out, r->loop.step);
 	char *tmp = xasprintf("%s/.checkpoint-%ld.tmp", out, r->loop.step);
 	int rc = -1;
-	remove_flat_dir(tmp);
+	util_remove_flat_dir(tmp);
 	if (mkdir(out, 0755) != 0 && errno != EEXIST) {
 		*err = xasprintf("%s: %s", out, strerror(errno));
 		goto out;
@@ -1146,7 +1128,7 @@ static int save_checkpoint(run *r, char **err)
 	if (write_ckpt_state(r, tmp, err))
 		goto out;
 	util_fsync_dir(tmp);
-	remove_flat_dir(dir);
+	util_remove_flat_dir(dir);
 	if (rename(tmp, dir) != 0) {
 		*err = xasprintf("rename %s to %s: %s", tmp, dir, strerror(errno));
 		goto out;
@@ -1154,13 +1136,13 @@ static int save_checkpoint(run *r, char **err)
 	util_fsync_dir(out);
 	/* the previous checkpoint is superseded */
 	if (r->last_ckpt[0] && strcmp(r->last_ckpt, dir) && !r->keep_last)
-		remove_flat_dir(r->last_ckpt);
+		util_remove_flat_dir(r->last_ckpt);
 	r->keep_last = 0;
 	snprintf(r->last_ckpt, sizeof r->last_ckpt, "%s", dir);
 	rc = 0;
 out:
 	if (rc)
-		remove_flat_dir(tmp);
+		util_remove_flat_dir(tmp);
 	free(dir);
 	free(tmp);
 	return rc;

@@ -2,6 +2,7 @@
 #include "util/file.h"
 #include "util/buf.h"
 #include "util/xmalloc.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -216,4 +217,20 @@ int util_check_output(const char *out, const char *db, const char *const *inputs
 		}
 	}
 	return 0;
+}
+
+void util_remove_flat_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d)))
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+				char *p = xasprintf("%s/%s", dir, e->d_name);
+				unlink(p);
+				free(p);
+			}
+		closedir(d);
+	}
+	rmdir(dir);
 }

@@ -59,4 +59,9 @@ int util_check_output(const char *out, const char *db, const char *const *inputs
 int util_atomic_open(const char *path, char **tmp);
 int util_atomic_close(int fd, char *tmp, const char *path, int ok);
 
+/* Remove dir and the plain files in it (a temporary output folder that is
+ * given up, a superseded checkpoint); subfolders are not descended into.
+ * Errors are ignored: what cannot be removed stays. */
+void util_remove_flat_dir(const char *dir);
+
 #endif
