@@ -222,20 +222,5 @@ int store_batch_claims_live(store *st, const char *owner, long *n)
 {
 	if (!st->db || !owner || !n)
 		return store__err(st, STORE_EINVAL, "store_batch_claims_live: the store is not open, or no owner");
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	sqlite3_stmt *s = store__prepare(st, "SELECT pid, host, proc_start FROM claims WHERE owner = ?1 "
-					     "AND expires_at > ?2");
-	if (!s)
-		return STORE_ERR;
-	store__bind_text(s, 1, owner);
-	sqlite3_bind_double(s, 2, (double)tv.tv_sec + tv.tv_usec / 1e6);
-	int step;
-	*n = 0;
-	while ((step = sqlite3_step(s)) == SQLITE_ROW)
-		*n += !store__run_gone(sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
-				       (const char *)sqlite3_column_text(s, 2));
-	int rc = step == SQLITE_DONE ? STORE_OK : store__dberr(st, "read claims");
-	sqlite3_finalize(s);
-	return rc;
+	return store__claims_count_live(st, 1, owner, n);
 }

@@ -298,15 +298,15 @@ int store_claims_release_all(store *st, const char *owner)
 	return in_write_tx(st, release_all, &c, NULL);
 }
 
-int store_claims_live(store *st, const char *scope, long *n)
+int store__claims_count_live(store *st, int by_owner, const char *key, long *n)
 {
-	if (!st->db || !scope || !n)
-		return store__err(st, STORE_EINVAL, "store_claims_live: the store is not open, or no scope");
-	sqlite3_stmt *s = store__prepare(st, "SELECT pid, host, proc_start FROM claims "
-					     "WHERE scope = ?1 AND expires_at > ?2");
+	sqlite3_stmt *s = store__prepare(st, by_owner ? "SELECT pid, host, proc_start FROM claims "
+							"WHERE owner = ?1 AND expires_at > ?2"
+						      : "SELECT pid, host, proc_start FROM claims "
+							"WHERE scope = ?1 AND expires_at > ?2");
 	if (!s)
 		return STORE_ERR;
-	store__bind_text(s, 1, scope);
+	store__bind_text(s, 1, key);
 	sqlite3_bind_double(s, 2, now_s());
 	int step;
 	*n = 0;
@@ -316,6 +316,13 @@ int store_claims_live(store *st, const char *scope, long *n)
 	int rc = step == SQLITE_DONE ? STORE_OK : store__dberr(st, "read claims");
 	sqlite3_finalize(s);
 	return rc;
+}
+
+int store_claims_live(store *st, const char *scope, long *n)
+{
+	if (!st->db || !scope || !n)
+		return store__err(st, STORE_EINVAL, "store_claims_live: the store is not open, or no scope");
+	return store__claims_count_live(st, 0, scope, n);
 }
 
 /* ---- assignments (dpo-db assign) --------------------------------------------- */

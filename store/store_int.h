@@ -148,6 +148,9 @@ void store__run_forget(store *st);
  * same id; 0 when it runs, or when that cannot be known (another host, no
  * pid recorded). */
 int store__run_gone(int64_t pid, const char *host, const char *proc_start);
+/* Live claims (not expired, their process not gone) of one owner (by_owner)
+ * or one scope into *n (store_claims.c). STORE_OK or a code. */
+int store__claims_count_live(store *st, int by_owner, const char *key, long *n);
 /* This process's identity as runs and claims record it: pid, host name
  * ("" when unknown) and start token (NULL when /proc cannot tell). The
  * strings are static. */
