@@ -121,14 +121,7 @@ int store_import_run_end(store *st, int64_t run_id, const char *status, const ch
 	rc = store_run_end(st, run_id, status, summary_json);
 out:
 	sqlite3_finalize(s);
-	if (rc) {
-		char msg[sizeof st->err];
-		memcpy(msg, st->err, sizeof msg);
-		store_rollback(st);
-		memcpy(st->err, msg, sizeof msg);
-		return rc;
-	}
-	return store_commit(st);
+	return store__tx_end(st, 1, rc);
 }
 
 int store_import_files_foreach(store *st, store_import_file_cb cb, void *ud)
