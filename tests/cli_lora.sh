@@ -217,13 +217,15 @@ ok "... the same adapter, byte for byte" cmp "$T/a/adapter_model.safetensors" "$
 # bf16 matmuls with an adapter train too (the loss falls as in f32)
 ok "with --precision bf16" dpo-train $run --model "$fl/policy" --precision bf16 --log-json "$T/bf.log" --out "$T/bf"
 # (0.05: the bound tests/test_trainer_bf16.c derives for an 8-step run's losses)
-ok "... its losses are the f32 run's within bf16 rounding (0.05)" python3 -c '
+ok "... its losses differ from the f32 run's, within bf16 rounding (0 < d <= 0.05)" python3 -c '
 import json, sys
 a = [json.loads(l)["loss"] for l in open(sys.argv[1])]
 b = [json.loads(l)["loss"] for l in open(sys.argv[2])]
 d = max(abs(x - y) for x, y in zip(a, b))
 print("# worst loss difference %.3g" % d)
-sys.exit(0 if len(a) == len(b) == 7 and d <= 0.05 else 1)' "$T/a.log" "$T/bf.log"
+sys.exit(0 if len(a) == len(b) == 7 and 0 < d <= 0.05 else 1)' "$T/a.log" "$T/bf.log"
+ok "... and the run says it was bf16 (not the same f32 run: the losses differ above)" \
+	grep -q '"precision":[[:space:]]*"bf16"' "$T/bf/dpo_run.json"
 ok "dropout changes the run" dpo-train $run --model "$fl/policy" --lora-dropout 0 --log-json "$T/d.log" --out "$T/d"
 fails "(its losses differ)" "$cmp" same "$T/a.log" "$T/d.log"
 done_testing
