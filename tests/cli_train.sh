@@ -126,6 +126,8 @@ ok "the same run without it" dpo-train --from-jsonl "$T/p.jsonl" $base --batch-s
 	--log-json "$T/nogc.log" --out "$T/nogc"
 ok "the same losses at every step" "$cmp" same "$T/nogc.log" "$T/gc.log"
 ok "the same weights, byte for byte" cmp "$T/gc/model.safetensors" "$T/nogc/model.safetensors"
+ok "... and dpo_run.json says it was on" grep -q '"gradient_checkpointing":[[:space:]]*true' "$T/gc/dpo_run.json"
+ok "... and off without it" grep -q '"gradient_checkpointing":[[:space:]]*false' "$T/nogc/dpo_run.json"
 
 # EOS appended by default; truncation reported
 dpo-train --from-jsonl "$T/p.jsonl" --model "$fx/policy" --steps 1 --batch-size 5 --max-length 30 \

@@ -1526,6 +1526,7 @@ static char *params_json(const run *r)
 	}
 	cJSON_AddStringToObject(j, "loss", o->loss);
 	cJSON_AddStringToObject(j, "precision", o->precision);
+	cJSON_AddBoolToObject(j, "gradient_checkpointing", o->grad_ckpt);
 	if (o->loss_weights)
 		cJSON_AddStringToObject(j, "loss_weights", o->loss_weights);
 	cJSON_AddNumberToObject(j, "beta", o->beta);
