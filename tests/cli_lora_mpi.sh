@@ -66,6 +66,14 @@ ok "rank 0 wrote the adapter, not a model" test -s "$T/n2-0.2/adapter_model.safe
 fails "dropout 0.2 made another run than 0" $cmpr weights "$T/a0/adapter_model.safetensors" \
 	"$T/a0.2/adapter_model.safetensors" $wtol
 
+# PEFT's default targets (no --lora-targets): rank 0 resolves them, and
+# every rank's settings still equal rank 0's
+def=$(echo "$run" | sed 's/ --lora-targets [^ ]*//')
+ok "default targets, one process" dpo-train $def --lora-dropout 0.1 --log-json "$T/t1.log" --out "$T/t1"
+ok "default targets, -np 2" mpi 2 $def --lora-dropout 0.1 --log-json "$T/t2.log" --out "$T/t2"
+ok "default targets, -np 2: same steps" same "$T/t1.log" "$T/t2.log"
+ok "default targets, -np 2: same adapter" adapter "$T/t1" "$T/t2"
+
 # grad-accum: micro-batches of 2 split over 3 ranks (one has none)
 ga="$run --lora-dropout 0.2 --batch-size 2 --grad-accum 2"
 ok "grad-accum, one process" dpo-train $ga --log-json "$T/g1.log" --out "$T/g1"

@@ -1771,8 +1771,11 @@ static int beta_sweep(const struct opts *o, int argc, char **argv)
 static void share_inputs(run *r)
 {
 	r->m = train_mpi_share_model(r->m);
-	if (r->o.lora_r) /* and the adapter: rank 0's settings and weights */
+	if (r->o.lora_r) { /* and the adapter: rank 0's settings and weights */
 		r->lora = train_mpi_share_lora(r->lora, train_model_config(r->m), (uint64_t)r->o.seed);
+		if (!r->o.lora_targets) /* the default lora_setup chose on rank 0 */
+			r->o.lora_targets = train_lora_default_targets(train_model_config(r->m));
+	}
 	train_mpi_share_pairs(&r->pairs, &r->n);
 	train_mpi_share_pairs(&r->evals, &r->neval);
 }
