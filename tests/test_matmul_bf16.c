@@ -134,6 +134,8 @@ int main(void)
 	static const int shapes[][3] = {
 		{1, 1, 1}, {5, 7, 3}, {12, 32, 2}, {13, 33, 17}, {25, 70, 385},
 		{37, 65, 800}, {30, 800, 40}, {1600, 20, 30}, {64, 96, 768},
+		/* k in several blocks, the last one odd */
+		{19, 50, 1031}, {20, 40, 2101},
 	};
 	int nsimd = train_cpu_has_avx512bf16() ? 2 : 1;
 	if (nsimd == 1)
