@@ -1,6 +1,6 @@
 /* test_matmul_bf16.c: the bf16 GEMM (train/matmul_bf16.h) against its plain
  * reference, in the four transpose cases, with beta 0 and 1, on shapes that
- * cross every block edge (MR 12, NR 32, KC 384, NC 768, MCB 1536), with the
+ * cross every block edge (MR 12, NR 32, k blocks of up to KC 1024, NC 768, MCB 1536), with the
  * AVX512-BF16 tile (where the CPU has it) and the portable one; plus hand
  * values showing that the inputs really are rounded to bf16, and the
  * train_gemm hook.
