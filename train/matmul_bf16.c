@@ -333,6 +333,15 @@ BF16_TARGET static void tile_avx(int kcp, const uint32_t *a, const uint32_t *b, 
 	__m512 c6a = c0a, c6b = c0a, c7a = c0a, c7b = c0a, c8a = c0a, c8b = c0a;
 	__m512 c9a = c0a, c9b = c0a, c10a = c0a, c10b = c0a, c11a = c0a, c11b = c0a;
 	const uint32_t *ap = a;
+	/* C is wanted only after the products and is often out of cache:
+	 * fetch its lines now, behind them, rather than stall on them then */
+	for (int i = 0; i < mr; i++) {
+		const float *ci = c + (size_t)i * ldc;
+		_mm_prefetch((const char *)ci, _MM_HINT_T0);
+		_mm_prefetch((const char *)(ci + nr - 1), _MM_HINT_T0);
+		if (nr > 16)
+			_mm_prefetch((const char *)(ci + 16), _MM_HINT_T0);
+	}
 	for (int kp = 0; kp < kcp; kp++) {
 		__m512bh b0 = (__m512bh)_mm512_loadu_si512(b);
 		__m512bh b1 = (__m512bh)_mm512_loadu_si512(b + 16);
