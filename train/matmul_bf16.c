@@ -454,7 +454,7 @@ void train_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int ld
 	outer = !omp_in_parallel();
 	par = outer && (double)M * N * K >= (double)(1 << 18);
 #endif
-	/* the packing blocks (1.8 MB): one process-wide buffer, kept (a fresh
+	/* the packing blocks (4.7 MB): one process-wide buffer, kept (a fresh
 	 * one per call would be mapped and faulted in every time), taken by
 	 * one call at a time; a call that finds it busy, or runs inside a
 	 * parallel region, uses a private one */
