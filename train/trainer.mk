@@ -2,7 +2,7 @@
 noinst_LIBRARIES += train/libtrainer.a
 train_libtrainer_a_SOURCES = train/loss.c train/loss.h train/optim.c train/optim.h \
 	train/layers_backward.c train/layers_backward.h \
-	train/matmul_bf16.c train/matmul_bf16.h \
+	train/matmul_bf16.c train/matmul_bf16.h train/vecmath_bf16.c train/vecmath_bf16.h \
 	train/trainer.c train/trainer.h train/trainer_data.c train/trainer_data.h \
 	train/trainer_loop.c train/trainer_loop.h
 # -fno-math-errno: no code here reads errno after a math call, and errno
@@ -24,6 +24,11 @@ check_PROGRAMS += tests/test_matmul_bf16
 tests_test_matmul_bf16_SOURCES = tests/test_matmul_bf16.c
 tests_test_matmul_bf16_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
 TESTS += tests/test_matmul_bf16
+
+check_PROGRAMS += tests/test_vecmath_bf16
+tests_test_vecmath_bf16_SOURCES = tests/test_vecmath_bf16.c
+tests_test_vecmath_bf16_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
+TESTS += tests/test_vecmath_bf16
 
 check_PROGRAMS += tests/test_layers_grad
 tests_test_layers_grad_SOURCES = tests/test_layers_grad.c
