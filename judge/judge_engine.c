@@ -61,6 +61,9 @@ struct judge_engine {
 	int nslots, nactive;
 	judge_job **ready;   /* answered, reported once their replacements left */
 	int nready;
+	judge_job **ahead;   /* ring of jobs asked for ahead of a free slot */
+	int nahead, ahead_head;
+	int ahead_more;      /* the ring has room and next may have more */
 	judge_bucket rpm, tpm;
 	double pause_until;  /* a shared pause (429/503/529): nothing starts before */
 	double pause_set;    /* when the pause was last extended */
@@ -176,6 +179,7 @@ judge_engine *judge_engine_new(const judge_engine_opts *o)
 	e->slot = xcalloc((size_t)e->nslots, sizeof *e->slot);
 	e->pool = xcalloc((size_t)e->nslots, sizeof *e->pool);
 	e->ready = xcalloc((size_t)e->nslots, sizeof *e->ready);
+	e->ahead = xcalloc((size_t)e->nslots, sizeof *e->ahead);
 	double now = util_now();
 	/* bursts of about one second's worth of the per-minute limits */
 	judge_bucket_init(&e->rpm, e->o.rpm / 60.0, e->o.rpm / 60.0 < 1 ? 1 : e->o.rpm / 60.0, now);
@@ -235,6 +239,7 @@ void judge_engine_free(judge_engine *e)
 	curl_global_cleanup();
 	free(e->pool);
 	free(e->ready);
+	free(e->ahead);
 	free(e->slot);
 	close(e->epfd);
 	free(e);
@@ -851,12 +856,45 @@ static int find_slot(judge_engine *e, judge_job *j)
 	return -1;
 }
 
+/* The next job: the oldest asked for ahead, else a new one from next. */
+static judge_job *next_job(judge_engine *e, const judge_engine_cbs *cb)
+{
+	if (!e->nahead)
+		return cb->next(cb->ud);
+	judge_job *j = e->ahead[e->ahead_head];
+	e->ahead_head = (e->ahead_head + 1) % e->nslots;
+	e->nahead--;
+	e->ahead_more = 1;
+	return j;
+}
+
+/* Ask next for up to max jobs ahead of the slots that will free up (one
+ * slot's worth each, nslots in all), so that a finished request's
+ * replacement starts without waiting for next's work (claims, building
+ * the body). Sets e->ahead_more: whether there may be more to ask for. */
+static void fetch_ahead(judge_engine *e, const judge_engine_cbs *cb, int max)
+{
+	for (int k = 0; k < max && e->ahead_more; k++) {
+		if (e->nahead >= e->nslots) {
+			e->ahead_more = 0;
+			break;
+		}
+		judge_job *j = cb->next(cb->ud);
+		if (!j) {
+			e->ahead_more = 0; /* next ran dry: fill_slots still asks it */
+			break;
+		}
+		e->ahead[(e->ahead_head + e->nahead) % e->nslots] = j;
+		e->nahead++;
+	}
+}
+
 /* Give free slots the next jobs; *exhausted: next has none left. */
 static void fill_slots(judge_engine *e, const judge_engine_cbs *cb, double now, int *exhausted)
 {
 	*exhausted = 0;
 	while (e->nactive < e->nslots) {
-		judge_job *j = cb->next(cb->ud);
+		judge_job *j = next_job(e, cb);
 		if (!j) {
 			*exhausted = 1;
 			break;
@@ -984,6 +1022,7 @@ int judge_engine_run(judge_engine *e, const judge_engine_cbs *cb)
 	int rc = 0, exhausted = 0;
 	double last_tick = util_now();
 
+	e->ahead_more = 1;
 	for (;;) {
 		double now = util_now();
 		if (util_interrupted()) {
@@ -1008,6 +1047,8 @@ int judge_engine_run(judge_engine *e, const judge_engine_cbs *cb)
 			timeout_ms = 0;
 		if (timeout_ms > 100)
 			timeout_ms = 100;
+		if (e->ahead_more)
+			timeout_ms = 0; /* only look at the sockets between fetches */
 		struct epoll_event evs[64];
 		int nev = epoll_wait(e->epfd, evs, 64, (int)timeout_ms);
 		for (int i = 0; i < nev; i++) {
@@ -1062,6 +1103,8 @@ int judge_engine_run(judge_engine *e, const judge_engine_cbs *cb)
 			if (cb->tick && (rc = cb->tick(cb->ud)))
 				break;
 		}
+		/* a few at a time, so that answers arriving meanwhile wait little */
+		fetch_ahead(e, cb, 8);
 	}
 	/* abandon whatever is still in flight */
 	for (int i = 0; i < e->nslots; i++) {
@@ -1071,5 +1114,6 @@ int judge_engine_run(judge_engine *e, const judge_engine_cbs *cb)
 		}
 	}
 	e->nactive = 0;
+	e->nahead = 0; /* asked for ahead and never started: the caller's */
 	return rc;
 }
