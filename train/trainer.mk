@@ -104,6 +104,14 @@ EXTRA_DIST += bench/bench_train_mpi.sh
 noinst_PROGRAMS += bench/bench_gemm_bf16
 bench_bench_gemm_bf16_SOURCES = bench/bench_gemm_bf16.c
 bench_bench_gemm_bf16_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
+# ours vs oneDNN's bf16 matmul (./configure --with-dnnl; the script skips without)
+if HAVE_DNNL
+noinst_PROGRAMS += bench/bench_gemm_dnnl
+bench_bench_gemm_dnnl_SOURCES = bench/bench_gemm_dnnl.c
+bench_bench_gemm_dnnl_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
+endif
+BENCH_RUN += bench/bench_gemm_dnnl.sh
+EXTRA_DIST += bench/bench_gemm_dnnl.sh
 
 # benchmark: full fine-tuning vs LoRA (tokens/s, peak RSS), and LoRA on the
 # Qwen3-0.6B shape vs ../shared/bench/torch_lora_dpo_bench.py (make bench)
