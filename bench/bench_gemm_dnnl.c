@@ -15,9 +15,9 @@
  *   dnnl+cvt  the same plus oneDNN reorders of both float32 operands to
  *             bf16 inside the time (what ours pays for while packing);
  *   sgemm     oneDNN's float32 dnnl_sgemm, for reference;
- *   wired     train_gemm_bf16 as the trainer calls it: through oneDNN
- *             (train/matmul_dnnl.c: cached primitives, reorders, pieces),
- *             where "ours" runs with train_bf16_use_dnnl 0.
+ *   wired     train_gemm_bf16 with train_bf16_use_dnnl 1 (what DPO_DNNL=1
+ *             gives the trainer): through oneDNN (train/matmul_dnnl.c:
+ *             cached primitives, reorders, pieces); "ours" runs with 0.
  * Runs under dpo-train's OpenMP settings (train_runtime_tune: passive
  * waiting unless OMP_WAIT_POLICY is set). The five run interleaved, round after round (the machine is shared), and
  * each keeps its best round. Primitive creation is outside the times (a
@@ -30,9 +30,11 @@
  * element relative to sum_k |a_ik b_kj|). Exit status 1 when one is off.
  *   bench_gemm_dnnl [--rows 512] [--reps 5] [--threads 2] [--vocab 50257]
  *   bench_gemm_dnnl --check      only the correctness check
- * Figures measured on this project's machine: README.md, "Measured"
- * (oneDNN did these products in 0.7-0.85 of our tile's CPU time, so
- * train_gemm_bf16 uses it when built --with-dnnl). */
+ * Figures measured on this project's machine: README.md, "Measured".
+ * Against the tile before its tuning (main before 7ce7378) oneDNN did these
+ * products in 0.7-0.85 of its CPU time; against the tuned tile ours is as
+ * fast (1.06-1.08x), so train_gemm_bf16 keeps our tile unless DPO_DNNL is
+ * set (train/matmul_dnnl.h). */
 #include "config.h"
 #include <getopt.h>
 #include <math.h>

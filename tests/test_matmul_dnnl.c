@@ -1,7 +1,8 @@
 /* test_matmul_dnnl.c: train_gemm_bf16 through oneDNN (train/matmul_dnnl.h;
  * built only with ./configure --with-dnnl) against the plain double
  * reference (train_gemm_bf16_ref) and against our own tile, in the four
- * transpose cases, beta 0, 1 and 0.5, padded leading dimensions; products
+ * transpose cases, beta 0, 1 and 0.5, padded leading dimensions (asked
+ * for with train_bf16_use_dnnl 1; off by default); products
  * cut into pieces along M, N and K; and the cases where it must decline
  * (switched off, portable tile forced, small products, inside an OpenMP
  * parallel region), which must still give the right result.
@@ -130,6 +131,15 @@ int main(void)
 		tap_skip_all("no AVX512-BF16 here: train_gemm_bf16 never hands products to oneDNN");
 	static const float betas[3] = {0.0f, 1.0f, 0.5f};
 	prod p;
+	/* off unless asked for: without DPO_DNNL our tile runs */
+	unsetenv("DPO_DNNL");
+	prod_init(&p, 0, 1, 200, 131, 300, 0.0f, 1);
+	unsigned long n0 = train_gemm_bf16_dnnl_calls();
+	free(run(&p, 0));
+	TAP_OK(train_gemm_bf16_dnnl_calls() == n0 && train_bf16_use_dnnl == 0,
+	       "without DPO_DNNL: off, our tile ran");
+	prod_free(&p);
+	train_bf16_use_dnnl = 1;
 	for (int ta = 0; ta < 2; ta++)
 		for (int tb = 0; tb < 2; tb++)
 			for (int b = 0; b < 3; b++) {
@@ -151,7 +161,7 @@ int main(void)
 	prod_free(&p);
 	prod_init(&p, 0, 0, 200, 131, 300, 1.0f, 2);
 	train_bf16_use_dnnl = 0;
-	unsigned long n0 = train_gemm_bf16_dnnl_calls();
+	n0 = train_gemm_bf16_dnnl_calls();
 	free(run(&p, 0));
 	TAP_OK(train_gemm_bf16_dnnl_calls() == n0, "train_bf16_use_dnnl 0: our tile");
 	train_bf16_use_dnnl = 1;

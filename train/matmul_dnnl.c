@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -22,7 +23,7 @@
 #define MIN_MACS ((double)(1 << 21))
 #define NCACHE 64
 
-int train_bf16_use_dnnl = 1;
+int train_bf16_use_dnnl = -1; /* DPO_DNNL decides at the first call */
 
 /* the primitives of one piece shape */
 typedef struct {
@@ -228,8 +229,6 @@ static int dn_start(void)
 	if (dn_state)
 		return dn_state;
 	dn_state = -1;
-	if (getenv("DPO_NO_DNNL")) /* A/B runs of the same program */
-		return dn_state;
 	if (dnnl_engine_create(&dn_eng, dnnl_cpu, 0) != dnnl_success)
 		return dn_state;
 	if (dnnl_stream_create(&dn_strm, dn_eng, dnnl_stream_default_flags) != dnnl_success) {
@@ -253,6 +252,10 @@ int train_gemm_bf16_dnnl(int ta, int tb, int M, int N, int K, const float *A, in
 {
 	int nt = 1, rc = -1;
 	dn_call c = {ta, tb, M, N, K, lda, ldb, ldc, 0, 0, 0, 0, beta, A, B, C};
+	if (train_bf16_use_dnnl < 0) {
+		const char *v = getenv("DPO_DNNL");
+		train_bf16_use_dnnl = v && *v && strcmp(v, "0") != 0;
+	}
 	if (!train_bf16_use_dnnl || !train_bf16_use_simd || !train_cpu_has_avx512bf16() ||
 	    M <= 0 || N <= 0 || K <= 0 || (double)M * N * K < MIN_MACS)
 		return -1;
