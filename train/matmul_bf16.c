@@ -1,6 +1,9 @@
 /* matmul_bf16.c: bf16 GEMM with float32 sums (see matmul_bf16.h). */
 #include "config.h"
 #include "train/matmul_bf16.h"
+#ifdef HAVE_DNNL
+#include "train/matmul_dnnl.h"
+#endif
 #include "util/xmalloc.h"
 
 #include <stdint.h>
@@ -438,6 +441,10 @@ void train_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int ld
 			}
 		return;
 	}
+#ifdef HAVE_DNNL
+	if (train_gemm_bf16_dnnl(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc) == 0)
+		return; /* oneDNN ran it (matmul_dnnl.h) */
+#endif
 	struct gemm_args g = {
 		.M = M, .N = N, .K = K, .simd = use_simd(), .A = A, .B = B,
 		.ar = ta ? 1 : (size_t)lda, .ak = ta ? (size_t)lda : 1,

@@ -8,6 +8,10 @@ train_libtrainer_a_SOURCES = train/loss.c train/loss.h train/optim.c train/optim
 # -fno-math-errno: no code here reads errno after a math call, and errno
 # semantics keep GCC from vectorizing loops with sqrtf/expf (AdamW).
 train_libtrainer_a_CFLAGS = $(AM_CFLAGS) $(BLAS_CFLAGS) $(CJSON_CFLAGS) -fno-math-errno
+# oneDNN's bf16 matmul behind train_gemm_bf16 (./configure --with-dnnl)
+if HAVE_DNNL
+train_libtrainer_a_SOURCES += train/matmul_dnnl.c train/matmul_dnnl.h
+endif
 
 check_PROGRAMS += tests/test_loss
 tests_test_loss_SOURCES = tests/test_loss.c
@@ -24,6 +28,12 @@ check_PROGRAMS += tests/test_matmul_bf16
 tests_test_matmul_bf16_SOURCES = tests/test_matmul_bf16.c
 tests_test_matmul_bf16_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
 TESTS += tests/test_matmul_bf16
+if HAVE_DNNL
+check_PROGRAMS += tests/test_matmul_dnnl
+tests_test_matmul_dnnl_SOURCES = tests/test_matmul_dnnl.c
+tests_test_matmul_dnnl_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
+TESTS += tests/test_matmul_dnnl
+endif
 
 check_PROGRAMS += tests/test_vecmath_bf16
 tests_test_vecmath_bf16_SOURCES = tests/test_vecmath_bf16.c
@@ -110,6 +120,14 @@ EXTRA_DIST += bench/bench_train_mpi.sh
 noinst_PROGRAMS += bench/bench_gemm_bf16
 bench_bench_gemm_bf16_SOURCES = bench/bench_gemm_bf16.c
 bench_bench_gemm_bf16_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
+# ours vs oneDNN's bf16 matmul (./configure --with-dnnl; the script skips without)
+if HAVE_DNNL
+noinst_PROGRAMS += bench/bench_gemm_dnnl
+bench_bench_gemm_dnnl_SOURCES = bench/bench_gemm_dnnl.c
+bench_bench_gemm_dnnl_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
+endif
+BENCH_RUN += bench/bench_gemm_dnnl.sh
+EXTRA_DIST += bench/bench_gemm_dnnl.sh
 
 # benchmark: full fine-tuning vs LoRA (tokens/s, peak RSS), and LoRA on the
 # Qwen3-0.6B shape vs ../shared/bench/torch_lora_dpo_bench.py (make bench)
