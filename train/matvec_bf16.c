@@ -97,6 +97,14 @@ static void matmul_plain(float *out, const float *inp, const uint16_t *weight, c
 /* the tiles' loops over rows run 1 to 4 times: unrolled whole, so that the
  * accumulators live in registers */
 #define BF16_UNROLL _Pragma("GCC unroll 4")
+/* How many weights ahead of the one being read the tiles prefetch on each
+ * weight row (2 KiB). Decode reads every weight once from memory; with 4
+ * input rows a tile computes long enough per cache line that the hardware
+ * prefetcher alone leaves the loads waiting (measured on a 2-core Zen 5,
+ * GPT-2-124M decode: batch 4 ~20% faster, batch 1 unchanged to ~5%
+ * faster; 1 and 4 KiB were slower). A prefetch past the end of the weights
+ * is harmless (it never faults). */
+#define BF16_PREFETCH 1024
 
 /* 16 bf16 weights widened to float32 (zero-extend to 32 bits, shift left). */
 AVX512 static inline __m512 widen16(const uint16_t *p)
@@ -132,6 +140,28 @@ tile_widen(float *out, const float *inp, const uint16_t *weight, const float *bi
 	for (int j = 0; j < NT; j++)
 		x[j] = inp + (size_t)(n0 + j) * C;
 	int i = 0;
+	/* 32 columns (one 64-byte line of each weight row) a turn, with a
+	 * prefetch BF16_PREFETCH weights ahead on each row; the sums run in
+	 * the same order as 16 at a time */
+	for (; i + 32 <= C; i += 32) {
+		BF16_UNROLL
+		for (int r = 0; r < R; r++)
+			_mm_prefetch((const char *)(w[r] + i + BF16_PREFETCH), _MM_HINT_T0);
+		BF16_UNROLL
+		for (int h = 0; h < 32; h += 16) {
+			__m512 xv[4];
+			BF16_UNROLL
+			for (int j = 0; j < NT; j++)
+				xv[j] = _mm512_loadu_ps(x[j] + i + h);
+			BF16_UNROLL
+			for (int r = 0; r < R; r++) {
+				__m512 wv = widen16(w[r] + i + h);
+				BF16_UNROLL
+				for (int j = 0; j < NT; j++)
+					acc[r][j] = _mm512_fmadd_ps(wv, xv[j], acc[r][j]);
+			}
+		}
+	}
 	for (; i + 16 <= C; i += 16) {
 		__m512 xv[4];
 		BF16_UNROLL

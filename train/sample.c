@@ -7,6 +7,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 void train_sampling_default(train_sampling *s)
 {
@@ -74,7 +77,11 @@ static int cand_desc(const void *a, const void *b)
 	return x->id - y->id; /* ties: lower id first, deterministic */
 }
 
-int train_sample_token(const float *logits, int V, const train_sampling *s, train_rng *r)
+/* train_sample_token with caller-owned scratch: c [V] candidates, p [V]
+ * probabilities (reused across calls, so that a draw does not map and
+ * fault in fresh pages for them each time: that cost more than the draw). */
+static int sample_token(const float *logits, int V, const train_sampling *s, train_rng *r,
+			cand *c, double *p)
 {
 	int best = 0;
 	for (int v = 1; v < V; v++)
@@ -85,7 +92,6 @@ int train_sample_token(const float *logits, int V, const train_sampling *s, trai
 	double invt = 1.0 / s->temperature;
 	double mx = logits[best] * invt;
 	int sorted = s->top_k > 0 || s->top_p < 1.0;
-	cand *c = xmalloc(sizeof(cand) * V);
 	int n = 0;
 	for (int v = 0; v < V; v++) {
 		double z = logits[v] * invt;
@@ -102,7 +108,6 @@ int train_sample_token(const float *logits, int V, const train_sampling *s, trai
 		if (s->top_k > 0 && s->top_k < n)
 			n = s->top_k;
 	}
-	double *p = xmalloc(sizeof(double) * (n ? n : 1));
 	double total = 0.0;
 	for (int i = 0; i < n; i++) {
 		p[i] = exp((double)c[i].logit - mx);
@@ -142,8 +147,18 @@ int train_sample_token(const float *logits, int V, const train_sampling *s, trai
 		if (u < acc)
 			break;
 	}
-	free(p);
+	return tok;
+}
+
+int train_sample_token(const float *logits, int V, const train_sampling *s, train_rng *r)
+{
+	if (s->greedy)
+		return sample_token(logits, V, s, r, NULL, NULL);
+	cand *c = xmalloc(sizeof(cand) * (V > 0 ? V : 1));
+	double *p = xmalloc(sizeof(double) * (V > 0 ? V : 1));
+	int tok = sample_token(logits, V, s, r, c, p);
 	free(c);
+	free(p);
 	return tok;
 }
 
@@ -179,6 +194,15 @@ int train_generate(const train_model *m, int nb, const int32_t *const *prompts, 
 	float *logits = xmalloc(sizeof(float) * V * batch);
 	int *rows = xmalloc(sizeof(int) * batch), *next = xmalloc(sizeof(int) * batch);
 	int *slot_of = xmalloc(sizeof(int) * batch); /* prompt index of each cache row */
+	int *drawn = xmalloc(sizeof(int) * batch);   /* the id drawn for each active row */
+	/* each thread's draw scratch (none for greedy decoding) */
+	int nthr = 1;
+#ifdef _OPENMP
+	nthr = omp_get_max_threads();
+#endif
+	size_t nscr = o->sampling.greedy ? 1 : (size_t)nthr * V;
+	cand *scr_c = xmalloc(sizeof(cand) * nscr);
+	double *scr_p = xmalloc(sizeof(double) * nscr);
 	train_rng *rng = xmalloc(sizeof(train_rng) * nb);
 	for (int i = 0; i < nb; i++)
 		train_rng_seed(&rng[i], seeds ? seeds[i] : (uint64_t)i);
@@ -208,11 +232,24 @@ int train_generate(const train_model *m, int nb, const int32_t *const *prompts, 
 		/* logits of active row j are at logits + j*V */
 		while (active > 0) {
 			int nact = 0;
+			/* the rows' draws first, in parallel: each row has its
+			 * own generator, so the ids do not depend on the
+			 * threads (a draw over a large vocabulary costs about
+			 * as much as a batch-1 decode step) */
+#pragma omp parallel for schedule(static, 1) if (active > 1 && !o->sampling.greedy)
+			for (int j = 0; j < active; j++) {
+				size_t t = 0;
+#ifdef _OPENMP
+				t = (size_t)omp_get_thread_num();
+#endif
+				t = o->sampling.greedy ? 0 : t * V;
+				drawn[j] = sample_token(logits + (size_t)j * V, V, &o->sampling,
+							&rng[slot_of[rows[j]]], scr_c + t, scr_p + t);
+			}
 			for (int j = 0; j < active; j++) {
 				int row = rows[j], p = slot_of[row];
 				train_gen_result *res = &out[p];
-				int tok = train_sample_token(logits + (size_t)j * V, V, &o->sampling,
-							     &rng[p]);
+				int tok = drawn[j];
 				int done = 0;
 				for (int e = 0; e < o->n_eos; e++)
 					if (tok == o->eos[e]) {
@@ -258,6 +295,9 @@ out:
 	free(rows);
 	free(next);
 	free(slot_of);
+	free(drawn);
+	free(scr_c);
+	free(scr_p);
 	free(rng);
 	return rc;
 }
