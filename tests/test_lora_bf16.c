@@ -10,6 +10,8 @@
  *   - with bf16 matmuls, training on it is bit for bit training on a
  *     float32 base that holds the same (bf16-representable) values: the
  *     same losses and gradient norms step by step, and the same adapter;
+ *     with activation checkpointing too (recomputed blocks read the bf16
+ *     base the same way);
  *   - against the float32 run on the unrounded base (f32 matmuls), each
  *     step's loss stays within the bf16 tolerance tests/test_trainer_bf16.c
  *     derives: |d loss| <= beta * 2 * 4 sqrt(2T) K eps1 sqrt(4L+1) z_rms,
@@ -85,8 +87,8 @@ static train_model *model(const char *cfg, int round)
 
 /* STEPS AdamW steps of a LoRA (all-linear, r 4, dropout 0.1) over m in
  * precision prec: losses[] and gnorm[] per step; the adapter, returned. */
-static train_lora *run(train_model *m, train_precision prec, int budget0, double *losses,
-		       double *gnorm)
+static train_lora *run(train_model *m, train_precision prec, int budget0, int ckpt,
+		       double *losses, double *gnorm)
 {
 	char *err = NULL;
 	const train_config *c = train_model_config(m);
@@ -97,6 +99,7 @@ static train_lora *run(train_model *m, train_precision prec, int budget0, double
 	train_engine *e = train_engine_new_lora(m, lo);
 	if (budget0)
 		train_engine_set_logits_budget(e, 0);
+	train_engine_set_checkpointing(e, ckpt);
 	train_pair pairs[NP];
 	make_pairs(pairs, c->vocab);
 	const train_pair *pp[NP] = {&pairs[0], &pairs[1], &pairs[2]};
@@ -159,8 +162,8 @@ static void check(const char *cfg, const char *what, int budget0)
 	       train_model_weight_bytes(h), train_model_weight_bytes(f));
 
 	double lh[STEPS], lf[STEPS], gh[STEPS], gf[STEPS];
-	train_lora *ah = run(h, TRAIN_PREC_BF16, budget0, lh, gh);
-	train_lora *af = run(f, TRAIN_PREC_BF16, budget0, lf, gf);
+	train_lora *ah = run(h, TRAIN_PREC_BF16, budget0, 0, lh, gh);
+	train_lora *af = run(f, TRAIN_PREC_BF16, budget0, 0, lf, gf);
 	int same = 1;
 	for (int s = 0; s < STEPS; s++)
 		same &= lh[s] == lf[s] && gh[s] == gf[s];
@@ -172,6 +175,12 @@ static void check(const char *cfg, const char *what, int budget0)
 	       "%s: ... the same adapter", what);
 	TAP_OK(lh[STEPS - 1] < lh[0], "%s: the loss falls (%.4f -> %.4f)", what, lh[0],
 	       lh[STEPS - 1]);
+	train_lora *ac = run(h, TRAIN_PREC_BF16, budget0, 1, lf, gf);
+	same = !memcmp(train_lora_params(ah), train_lora_params(ac), sizeof(float) * np);
+	for (int s = 0; s < STEPS; s++)
+		same &= lh[s] == lf[s] && gh[s] == gf[s];
+	TAP_OK(same, "%s: ... and with --gradient-checkpointing, bit for bit", what);
+	train_lora_free(ac);
 	train_lora_free(ah);
 	train_lora_free(af);
 	train_model_free(h);
@@ -184,8 +193,8 @@ static void check(const char *cfg, const char *what, int budget0)
 	const train_config *c = train_model_config(u);
 	double eps1 = 0x1p-9 * sqrt(2.0 / 3.0);
 	double tol = 0.5 * 2 * 4 * sqrt(2.0 * TMAX) * 2.0 * eps1 * sqrt(4.0 * c->n_layer + 1) * z;
-	train_lora *a32 = run(u, TRAIN_PREC_F32, budget0, lf, gf);
-	train_lora *a16 = run(hu, TRAIN_PREC_BF16, budget0, lh, gh);
+	train_lora *a32 = run(u, TRAIN_PREC_F32, budget0, 0, lf, gf);
+	train_lora *a16 = run(hu, TRAIN_PREC_BF16, budget0, 0, lh, gh);
 	double d = 0;
 	for (int s = 0; s < STEPS; s++)
 		d = fmax(d, fabs(lh[s] - lf[s]));
