@@ -251,6 +251,11 @@ import json, math, sys
 a = json.loads(open(sys.argv[1]).readline())
 assert abs(a["loss"] - math.log(2)) < 1e-6 and a["rewards/chosen"] == 0, a' "$T/bf.log"
 ok "... the adapter has PEFT's keys and shapes" python3 "$T/keys.py" "$T/bf" "$fl/policy"
+ok "bf16: run with checkpoints" dpo-train $run --model "$fl/policy" --precision bf16 --save-every 3 --out "$T/bfc"
+ok "bf16: resume (the base loaded in bf16 again)" dpo-train $run --precision bf16 --resume "$T/bfc/checkpoint-6" \
+	--log-json "$T/bfr.log" --out "$T/bfr"
+ok "... resumed steps equal the uninterrupted bf16 run" "$cmp" same "$T/bf.log" "$T/bfr.log"
+ok "... same final adapter" cmp "$T/bf/adapter_model.safetensors" "$T/bfr/adapter_model.safetensors"
 # GPT-2 (tied LM head = wte, learned positions, biases) on a bf16 base
 ok "GPT-2 LoRA with --precision bf16" dpo-train --from-jsonl "$T/pg.jsonl" --model "$fg/policy" $common \
 	--lr 1e-2 --lora-r 2 --lora-alpha 4 --lora-targets c_attn,c_proj,c_fc --steps 4 --batch-size 5 \
