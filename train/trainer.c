@@ -466,7 +466,12 @@ static void block_forward(train_engine *e, int l, const float *x, int B, int T)
 	size_t NC = (size_t)N * C, Ls = (size_t)l;
 	size_t As = e->ckpt ? 0 : Ls; /* the layer's activation slot */
 	const float *rc = train_model_rope_cos(e->m), *rs = train_model_rope_sin(e->m);
-	float *ln1 = a->ln1 + As * NC, *qkv = a->qkv + As * N * QKV, *q = a->q + As * N * QD;
+	/* the outputs backward never reads (the fused qkv before its split,
+	 * the two projections added to the residual) take layer 0's slot in
+	 * every layer: the other layers' parts of the arena are never touched,
+	 * so never resident (1/5 of the activations of a Qwen3-like block) */
+	float *ln1 = a->ln1 + As * NC, *qkv = a->qkv, *q = a->q + As * N * QD;
+	float *attproj = a->attproj, *mlpproj = a->mlpproj;
 	float *k = a->k + As * N * KD, *v = a->v + As * N * KD, *qr = a->qr + As * N * QD;
 	float *kr = a->kr + As * N * KD, *atty = a->atty + As * N * QD;
 	float *res1 = a->res1 + As * NC, *ln2 = a->ln2 + As * NC, *fch = a->fch + As * N * F;
@@ -491,9 +496,9 @@ static void block_forward(train_engine *e, int l, const float *x, int B, int T)
 		train_rope_forward(kr, kr, rc, rs, NULL, B, T, NKV, hd);
 	}
 	attention_fwd(atty, a->lse + As * N * NH, qr, kr, v, B, T, NH, NKV, hd);
-	mm_fwd(a->attproj + As * NC, atty, WAT(wo, Ls * C * QD), OFF(w->bo, Ls * C), N, (int)QD, C);
-	train_lora_forward(e->lora, l, TRAIN_LORA_O, a->attproj + As * NC, C, atty, N);
-	train_residual_forward(res1, x, a->attproj + As * NC, NC);
+	mm_fwd(attproj, atty, WAT(wo, Ls * C * QD), OFF(w->bo, Ls * C), N, (int)QD, C);
+	train_lora_forward(e->lora, l, TRAIN_LORA_O, attproj, C, atty, N);
+	train_residual_forward(res1, x, attproj, NC);
 	norm_fwd(c, ln2, OFF(a->ln2_mean, As * N), a->ln2_rstd + As * N, res1, w->ln2w + Ls * C,
 		 OFF(w->ln2b, Ls * C), N);
 	mm_fwd(fch, ln2, WAT(wfc, Ls * F * C), OFF(w->bfc, Ls * F), N, C, (int)F);
@@ -502,9 +507,9 @@ static void block_forward(train_engine *e, int l, const float *x, int B, int T)
 		train_gelu_forward_fast(fch_act, fch, (size_t)N * I);
 	else
 		train_swiglu_forward(fch_act, fch, N, I);
-	mm_fwd(a->mlpproj + As * NC, fch_act, WAT(wproj, Ls * C * I), OFF(w->bproj, Ls * C), N, I, C);
-	train_lora_forward(e->lora, l, TRAIN_LORA_PROJ, a->mlpproj + As * NC, C, fch_act, N);
-	train_residual_forward(a->res2 + As * NC, res1, a->mlpproj + As * NC, NC);
+	mm_fwd(mlpproj, fch_act, WAT(wproj, Ls * C * I), OFF(w->bproj, Ls * C), N, I, C);
+	train_lora_forward(e->lora, l, TRAIN_LORA_PROJ, mlpproj, C, fch_act, N);
+	train_residual_forward(a->res2 + As * NC, res1, mlpproj, NC);
 }
 
 /* log p(target) and log-sum-exp of M compacted rows h [M, C], in vocabulary
