@@ -41,7 +41,7 @@ else
 	echo "gpt-456m: PyTorch is not installed here: ratio not measured"
 fi
 # bf16: the frozen base in bf16 only, bf16 matmuls
-# (the activations of 1024 rows x 28 layers are ~3.3 GB in f32: with
+# (the activations of 1024 rows x 28 layers are ~2.6 GB in f32: with
 # --gradient-checkpointing only one layer's are kept)
 for ck in "" --gradient-checkpointing; do
 	ours=$("$b/bench/bench_lora" $qwen --steps 1 --lora-r 16 --targets all-linear --precision bf16 $ck) || { echo "bench_lora failed"; exit 1; }
