@@ -696,9 +696,10 @@ static int request_done(ctx *c, req *r, int from_cache)
 /* ---- engine callbacks ------------------------------------------------------------ */
 
 /* Pairs claimed in one transaction: one commit (WAL pages of the claims
- * table and index) per CLAIM_AHEAD pairs instead of one per pair, the
- * store's main cost per request at high concurrency. Two runs then split
- * the work in blocks of this size. */
+ * table and index) per CLAIM_AHEAD pairs, or per --concurrency pairs when
+ * that is more (the engine asks for a slot-load of requests ahead),
+ * instead of one per pair, the store's main cost per request at high
+ * concurrency. Two runs then split the work in blocks of this size. */
 #define CLAIM_AHEAD 16
 
 /* Claim pair i (c->pairs.v[i]) for this run before its first request: 1
@@ -736,7 +737,8 @@ static judge_job *cb_next(void *ud)
 	ctx *c = ud;
 	while (c->next_pair < c->pairs.n && !c->fatal && !c->store_failed) {
 		judge_pair *p = &c->pairs.v[c->next_pair];
-		if (p->issued == 0 && !claim_pair(c, c->next_pair, CLAIM_AHEAD)) {
+		size_t ahead = c->o->concurrency > CLAIM_AHEAD ? (size_t)c->o->concurrency : CLAIM_AHEAD;
+		if (p->issued == 0 && !claim_pair(c, c->next_pair, ahead)) {
 			c->next_pair++; /* another run of this judge has it */
 			c->claimed_elsewhere++;
 			c->requests -= c->norders;

@@ -412,8 +412,11 @@ judge_engine *judge_engine_new(const judge_engine_opts *o);
 void judge_engine_free(judge_engine *e);
 /* Run until next returns NULL with nothing in flight, a callback asks to
  * stop, or an interrupt arrives (util_interrupted): returns 0, the
- * callback's nonzero value, or JUDGE_EINTR. Jobs in flight when it stops
- * are abandoned (never passed to done); the caller still owns them. */
+ * callback's nonzero value, or JUDGE_EINTR. next is asked for up to
+ * concurrency jobs ahead of free slots (while requests are out), and a
+ * finished request's done comes after the requests replacing it were
+ * sent. Jobs in flight or asked for ahead when it stops are abandoned
+ * (never passed to done); the caller still owns them. */
 int judge_engine_run(judge_engine *e, const judge_engine_cbs *cb);
 /* Counters: retries (the engine's and libcurl's re-sends); requests that
  * left (an HTTP request once its headers were written, whatever its

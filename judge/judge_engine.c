@@ -59,6 +59,11 @@ struct judge_engine {
 	size_t npool;
 	judge_job **slot;
 	int nslots, nactive;
+	judge_job **ready;   /* answered, reported once their replacements left */
+	int nready;
+	judge_job **ahead;   /* ring of jobs asked for ahead of a free slot */
+	int nahead, ahead_head;
+	int ahead_more;      /* the ring has room and next may have more */
 	judge_bucket rpm, tpm;
 	double pause_until;  /* a shared pause (429/503/529): nothing starts before */
 	double pause_set;    /* when the pause was last extended */
@@ -173,6 +178,8 @@ judge_engine *judge_engine_new(const judge_engine_opts *o)
 	e->nslots = e->o.concurrency;
 	e->slot = xcalloc((size_t)e->nslots, sizeof *e->slot);
 	e->pool = xcalloc((size_t)e->nslots, sizeof *e->pool);
+	e->ready = xcalloc((size_t)e->nslots, sizeof *e->ready);
+	e->ahead = xcalloc((size_t)e->nslots, sizeof *e->ahead);
 	double now = util_now();
 	/* bursts of about one second's worth of the per-minute limits */
 	judge_bucket_init(&e->rpm, e->o.rpm / 60.0, e->o.rpm / 60.0 < 1 ? 1 : e->o.rpm / 60.0, now);
@@ -231,6 +238,8 @@ void judge_engine_free(judge_engine *e)
 	curl_multi_cleanup(e->multi);
 	curl_global_cleanup();
 	free(e->pool);
+	free(e->ready);
+	free(e->ahead);
 	free(e->slot);
 	close(e->epfd);
 	free(e);
@@ -816,8 +825,8 @@ static int start_try(judge_engine *e, judge_job *j)
 	return 0;
 }
 
-/* Take a finished job out of its slot and report it. */
-static int finish(judge_engine *e, int slot, const judge_engine_cbs *cb)
+/* Take a finished job out of its slot (its engine state freed). */
+static judge_job *release_slot(judge_engine *e, int slot)
 {
 	judge_job *j = e->slot[slot];
 	jpriv *p = j->priv;
@@ -830,7 +839,13 @@ static int finish(judge_engine *e, int slot, const judge_engine_cbs *cb)
 	util_buf_free(&p->err);
 	free(p);
 	j->priv = NULL;
-	return cb->done(cb->ud, j);
+	return j;
+}
+
+/* Take a finished job out of its slot and report it. */
+static int finish(judge_engine *e, int slot, const judge_engine_cbs *cb)
+{
+	return cb->done(cb->ud, release_slot(e, slot));
 }
 
 static int find_slot(judge_engine *e, judge_job *j)
@@ -841,79 +856,186 @@ static int find_slot(judge_engine *e, judge_job *j)
 	return -1;
 }
 
+/* The next job: the oldest asked for ahead, else a new one from next. */
+static judge_job *next_job(judge_engine *e, const judge_engine_cbs *cb)
+{
+	if (!e->nahead)
+		return cb->next(cb->ud);
+	judge_job *j = e->ahead[e->ahead_head];
+	e->ahead_head = (e->ahead_head + 1) % e->nslots;
+	e->nahead--;
+	e->ahead_more = 1;
+	return j;
+}
+
+/* Ask next for up to max jobs ahead of the slots that will free up (one
+ * slot's worth each, nslots in all), so that a finished request's
+ * replacement starts without waiting for next's work (claims, building
+ * the body). Sets e->ahead_more: whether there may be more to ask for. */
+static void fetch_ahead(judge_engine *e, const judge_engine_cbs *cb, int max)
+{
+	for (int k = 0; k < max && e->ahead_more; k++) {
+		if (e->nahead >= e->nslots) {
+			e->ahead_more = 0;
+			break;
+		}
+		judge_job *j = cb->next(cb->ud);
+		if (!j) {
+			e->ahead_more = 0; /* next ran dry: fill_slots still asks it */
+			break;
+		}
+		e->ahead[(e->ahead_head + e->nahead) % e->nslots] = j;
+		e->nahead++;
+	}
+}
+
+/* Give free slots the next jobs; *exhausted: next has none left. */
+static void fill_slots(judge_engine *e, const judge_engine_cbs *cb, double now, int *exhausted)
+{
+	*exhausted = 0;
+	while (e->nactive < e->nslots) {
+		judge_job *j = next_job(e, cb);
+		if (!j) {
+			*exhausted = 1;
+			break;
+		}
+		int s = find_slot(e, NULL);
+		jpriv *p = xcalloc(1, sizeof *p);
+		p->state = J_WAITING;
+		p->not_before = now;
+		p->in_fd = p->out_fd = p->err_fd = p->pid_fd = -1;
+		j->priv = p;
+		judge_job_reset(j);
+		e->slot[s] = j;
+		e->nactive++;
+	}
+}
+
+/* Start the waiting jobs whose time has come (after a shared pause, and
+ * once the rate buckets allow); lowers *wake to the next start due.
+ * Returns a done callback's nonzero value, else 0. */
+static int start_due(judge_engine *e, const judge_engine_cbs *cb, double now, double *wake)
+{
+	int rc = 0;
+	for (int i = 0; i < e->nslots && !rc; i++) {
+		judge_job *j = e->slot[i];
+		if (!j || ((jpriv *)j->priv)->state != J_WAITING)
+			continue;
+		jpriv *p = j->priv;
+		double t = p->not_before;
+		if (!j->command && p->not_before < e->pause_until + e->pause_window) {
+			/* after a shared pause, requests resume spread over a
+			 * window, each at a random place drawn once per pause */
+			if (p->pause_epoch != e->pause_epoch) {
+				p->pause_epoch = e->pause_epoch;
+				p->jitter = uniform(e);
+			}
+			double r = e->pause_until + p->jitter * e->pause_window;
+			if (r > t)
+				t = r;
+		}
+		if (!j->command && t <= now && !p->charged) {
+			double w1 = judge_bucket_take(&e->rpm, 1, now);
+			double w2 = w1 > 0 ? 0 : judge_bucket_take(&e->tpm, j->est_tokens, now);
+			if (w1 > 0 || w2 > 0) {
+				if (w2 > 0)
+					judge_bucket_adjust(&e->rpm, 1, now);
+				p->not_before = now + (w1 > w2 ? w1 : w2);
+				t = p->not_before;
+			} else {
+				p->charged = 1;
+			}
+		}
+		if (t > now) {
+			if (t < *wake)
+				*wake = t;
+			continue;
+		}
+		p->charged = 0;
+		if (start_try(e, j))
+			rc = finish(e, i, cb);
+	}
+	return rc;
+}
+
+/* Report the answers waiting in e->ready, in the order they came; stops
+ * at the first nonzero callback value and returns it (else 0). */
+static int report_ready(judge_engine *e, const judge_engine_cbs *cb)
+{
+	int rc = 0;
+	for (int i = 0; i < e->nready && !rc; i++)
+		rc = cb->done(cb->ud, e->ready[i]);
+	e->nready = 0;
+	return rc;
+}
+
+/* Read the finished transfers. A fatal one is reported at once, after the
+ * answers before it (nothing more may start after it); the others wait in
+ * e->ready for send_then_report. Returns a done callback's nonzero value,
+ * else 0. */
+static int collect_http(judge_engine *e, const judge_engine_cbs *cb)
+{
+	CURLMsg *m;
+	int left, rc = 0;
+	while (!rc && (m = curl_multi_info_read(e->multi, &left))) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		judge_job *j = NULL;
+		CURLcode res = m->data.result;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+		if (!j || !http_finished(e, j, res, cb))
+			continue;
+		if (j->fatal) {
+			int s = find_slot(e, j);
+			if (!(rc = report_ready(e, cb)))
+				rc = finish(e, s, cb);
+		}
+		else
+			e->ready[e->nready++] = release_slot(e, find_slot(e, j));
+	}
+	return rc;
+}
+
+/* The answers in e->ready freed their slots: first give those slots new
+ * requests and let curl send them, then report the answers (the store's
+ * work per answer then overlaps the new requests' latency instead of
+ * delaying them). Returns the first nonzero callback value, else 0. */
+static int send_then_report(judge_engine *e, const judge_engine_cbs *cb)
+{
+	int exhausted, running = 0, rc;
+	double now = util_now(), wake = now;
+	fill_slots(e, cb, now, &exhausted);
+	rc = start_due(e, cb, now, &wake);
+	if (!rc && e->curl_due >= 0 && util_now() >= e->curl_due) {
+		e->curl_due = -1;
+		curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	}
+	if (rc) {
+		e->nready = 0;
+		return rc;
+	}
+	return report_ready(e, cb);
+}
+
 int judge_engine_run(judge_engine *e, const judge_engine_cbs *cb)
 {
 	int rc = 0, exhausted = 0;
 	double last_tick = util_now();
 
+	e->ahead_more = 1;
 	for (;;) {
 		double now = util_now();
 		if (util_interrupted()) {
 			rc = JUDGE_EINTR;
 			break;
 		}
-		/* fill free slots */
-		exhausted = 0;
-		while (e->nactive < e->nslots) {
-			judge_job *j = cb->next(cb->ud);
-			if (!j) {
-				exhausted = 1;
-				break;
-			}
-			int s = find_slot(e, NULL);
-			jpriv *p = xcalloc(1, sizeof *p);
-			p->state = J_WAITING;
-			p->not_before = now;
-			p->in_fd = p->out_fd = p->err_fd = p->pid_fd = -1;
-			j->priv = p;
-			judge_job_reset(j);
-			e->slot[s] = j;
-			e->nactive++;
-		}
+		fill_slots(e, cb, now, &exhausted);
 		if (exhausted && e->nactive == 0)
 			break;
 		/* start waiting jobs whose time has come */
 		double wake = now + (e->exec_wait ? 0.005 : 0.1);
 		e->exec_wait = 0;
-		for (int i = 0; i < e->nslots && !rc; i++) {
-			judge_job *j = e->slot[i];
-			if (!j || ((jpriv *)j->priv)->state != J_WAITING)
-				continue;
-			jpriv *p = j->priv;
-			double t = p->not_before;
-			if (!j->command && p->not_before < e->pause_until + e->pause_window) {
-				/* after a shared pause, requests resume spread over a
-				 * window, each at a random place drawn once per pause */
-				if (p->pause_epoch != e->pause_epoch) {
-					p->pause_epoch = e->pause_epoch;
-					p->jitter = uniform(e);
-				}
-				double r = e->pause_until + p->jitter * e->pause_window;
-				if (r > t)
-					t = r;
-			}
-			if (!j->command && t <= now && !p->charged) {
-				double w1 = judge_bucket_take(&e->rpm, 1, now);
-				double w2 = w1 > 0 ? 0 : judge_bucket_take(&e->tpm, j->est_tokens, now);
-				if (w1 > 0 || w2 > 0) {
-					if (w2 > 0)
-						judge_bucket_adjust(&e->rpm, 1, now);
-					p->not_before = now + (w1 > w2 ? w1 : w2);
-					t = p->not_before;
-				} else {
-					p->charged = 1;
-				}
-			}
-			if (t > now) {
-				if (t < wake)
-					wake = t;
-				continue;
-			}
-			p->charged = 0;
-			if (start_try(e, j))
-				rc = finish(e, i, cb);
-		}
-		if (rc)
+		if ((rc = start_due(e, cb, now, &wake)))
 			break;
 		/* wait for sockets, pipes or the next timer (at most 100 ms) */
 		int running = 0;
@@ -925,6 +1047,8 @@ int judge_engine_run(judge_engine *e, const judge_engine_cbs *cb)
 			timeout_ms = 0;
 		if (timeout_ms > 100)
 			timeout_ms = 100;
+		if (e->ahead_more)
+			timeout_ms = 0; /* only look at the sockets between fetches */
 		struct epoll_event evs[64];
 		int nev = epoll_wait(e->epfd, evs, 64, (int)timeout_ms);
 		for (int i = 0; i < nev; i++) {
@@ -939,19 +1063,10 @@ int judge_engine_run(judge_engine *e, const judge_engine_cbs *cb)
 			e->curl_due = -1;
 			curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 		}
-		CURLMsg *m;
-		int left;
-		while (!rc && (m = curl_multi_info_read(e->multi, &left))) {
-			if (m->msg != CURLMSG_DONE)
-				continue;
-			judge_job *j = NULL;
-			CURLcode res = m->data.result;
-			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&j);
-			if (!j)
-				continue;
-			if (http_finished(e, j, res, cb))
-				rc = finish(e, find_slot(e, j), cb);
-		}
+		rc = collect_http(e, cb);
+		if (!rc && e->nready)
+			rc = send_then_report(e, cb);
+		e->nready = 0;
 		if (rc)
 			break;
 		/* verifiers: pump, time out, finish */
@@ -988,6 +1103,8 @@ int judge_engine_run(judge_engine *e, const judge_engine_cbs *cb)
 			if (cb->tick && (rc = cb->tick(cb->ud)))
 				break;
 		}
+		/* a few at a time, so that answers arriving meanwhile wait little */
+		fetch_ahead(e, cb, 8);
 	}
 	/* abandon whatever is still in flight */
 	for (int i = 0; i < e->nslots; i++) {
@@ -997,5 +1114,6 @@ int judge_engine_run(judge_engine *e, const judge_engine_cbs *cb)
 		}
 	}
 	e->nactive = 0;
+	e->nahead = 0; /* asked for ahead and never started: the caller's */
 	return rc;
 }

@@ -547,6 +547,47 @@ sqlite3_stmt *store__prepare(store *st, const char *sql)
 	return s;
 }
 
+sqlite3_stmt *store__stmt_borrow(store *st, const char *sql)
+{
+	for (int i = 0; i < STORE_KEPT_N; i++) {
+		if (st->kept[i].sql == sql && st->kept[i].s) {
+			sqlite3_stmt *s = st->kept[i].s;
+			st->kept[i].s = NULL;
+			sqlite3_clear_bindings(s);
+			return s;
+		}
+	}
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+		store__dberr(st, "prepare");
+		sqlite3_finalize(s);
+		return NULL;
+	}
+	return s;
+}
+
+void store__stmt_return(store *st, const char *sql, sqlite3_stmt *s)
+{
+	int free_at = -1;
+	if (!s)
+		return;
+	sqlite3_reset(s);
+	for (int i = 0; i < STORE_KEPT_N; i++) {
+		if (st->kept[i].sql == sql && !st->kept[i].s) {
+			st->kept[i].s = s;
+			return;
+		}
+		if (!st->kept[i].sql && free_at < 0)
+			free_at = i;
+	}
+	if (free_at < 0) {
+		sqlite3_finalize(s);
+		return;
+	}
+	st->kept[free_at].sql = sql;
+	st->kept[free_at].s = s;
+}
+
 int store__exec(store *st, const char *sql)
 {
 	char *msg = NULL;
@@ -620,6 +661,11 @@ static void store_close(store *st)
 	for (int i = 0; i < SS_COUNT; i++) {
 		sqlite3_finalize(st->stmt[i]);
 		st->stmt[i] = NULL;
+	}
+	for (int i = 0; i < STORE_KEPT_N; i++) {
+		sqlite3_finalize(st->kept[i].s);
+		st->kept[i].sql = NULL;
+		st->kept[i].s = NULL;
 	}
 	store__memo_clear(st);
 	store__defer_free(st);

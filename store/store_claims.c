@@ -72,12 +72,13 @@ static int count_labels(store *st, int64_t a, int64_t b, const char *scope, cons
 {
 	/* comparisons are indexed by (prompt_id, a, b, annotator): the pair's
 	 * prompt first, or every claim would scan the whole table */
-	sqlite3_stmt *s = store__prepare(st, "SELECT coalesce(sum(c.verdict <> 'skip' AND "
-					     "(CASE WHEN ?3 = 'human' THEN x.kind = 'human' ELSE x.name = ?3 END)), 0), "
-					     "coalesce(sum(x.name = ?4), 0) FROM comparisons c "
-					     "JOIN annotators x ON x.id = c.annotator_id "
-					     "WHERE c.prompt_id = (SELECT prompt_id FROM completions WHERE id = ?1) "
-					     "AND c.completion_a = ?1 AND c.completion_b = ?2");
+	static const char sql[] = "SELECT coalesce(sum(c.verdict <> 'skip' AND "
+				  "(CASE WHEN ?3 = 'human' THEN x.kind = 'human' ELSE x.name = ?3 END)), 0), "
+				  "coalesce(sum(x.name = ?4), 0) FROM comparisons c "
+				  "JOIN annotators x ON x.id = c.annotator_id "
+				  "WHERE c.prompt_id = (SELECT prompt_id FROM completions WHERE id = ?1) "
+				  "AND c.completion_a = ?1 AND c.completion_b = ?2";
+	sqlite3_stmt *s = store__stmt_borrow(st, sql);
 	if (!s)
 		return STORE_ERR;
 	sqlite3_bind_int64(s, 1, a);
@@ -91,7 +92,7 @@ static int count_labels(store *st, int64_t a, int64_t b, const char *scope, cons
 	} else {
 		rc = store__dberr(st, "count labels");
 	}
-	sqlite3_finalize(s);
+	store__stmt_return(st, sql, s);
 	return rc;
 }
 
@@ -108,12 +109,14 @@ static int live_claims(store *st, int64_t a, int64_t b, const char *scope, const
 	store__self_identity(&self_pid, &self_host, &self_tok);
 	/* a claim whose owner has labelled the pair is no slot of its own: the
 	 * label took its place (it is released right after) */
-	sqlite3_stmt *s = store__prepare(st, "SELECT owner, pid, host, proc_start, expires_at, rowid FROM claims l "
-					     "WHERE completion_a = ?1 AND completion_b = ?2 AND scope = ?3 "
-					     "AND NOT EXISTS (SELECT 1 FROM comparisons x JOIN annotators a "
-					     "ON a.id = x.annotator_id WHERE x.prompt_id = (SELECT prompt_id FROM completions "
-					     "WHERE id = ?1) AND x.completion_a = ?1 AND x.completion_b = ?2 "
-					     "AND a.name = l.owner)");
+	static const char sql[] = "SELECT owner, pid, host, proc_start, expires_at, rowid FROM claims l "
+				  "WHERE completion_a = ?1 AND completion_b = ?2 AND scope = ?3 "
+				  "AND NOT EXISTS (SELECT 1 FROM comparisons x JOIN annotators a "
+				  "ON a.id = x.annotator_id WHERE x.prompt_id = (SELECT prompt_id FROM completions "
+				  "WHERE id = ?1) AND x.completion_a = ?1 AND x.completion_b = ?2 "
+				  "AND a.name = l.owner)";
+	static const char del[] = "DELETE FROM claims WHERE rowid = ?1";
+	sqlite3_stmt *s = store__stmt_borrow(st, sql);
 	if (!s)
 		return STORE_ERR;
 	sqlite3_bind_int64(s, 1, a);
@@ -143,10 +146,10 @@ static int live_claims(store *st, int64_t a, int64_t b, const char *scope, const
 	}
 	if (step != SQLITE_DONE)
 		rc = store__dberr(st, "read claims");
-	sqlite3_finalize(s);
+	store__stmt_return(st, sql, s);
 	if (rc || ndead == 0)
 		return rc;
-	if (!(s = store__prepare(st, "DELETE FROM claims WHERE rowid = ?1")))
+	if (!(s = store__stmt_borrow(st, del)))
 		return STORE_ERR;
 	for (int i = 0; rc == STORE_OK && i < ndead; i++) {
 		sqlite3_reset(s);
@@ -154,18 +157,19 @@ static int live_claims(store *st, int64_t a, int64_t b, const char *scope, const
 		if (sqlite3_step(s) != SQLITE_DONE)
 			rc = store__dberr(st, "drop a dead claim");
 	}
-	sqlite3_finalize(s);
+	store__stmt_return(st, del, s);
 	return rc;
 }
 
 /* Insert or refresh owner's claim on the pair, expiring ttl_s from now. */
 static int put_claim(store *st, int64_t a, int64_t b, const store_claim *c, double now)
 {
-	sqlite3_stmt *s = store__prepare(st, "INSERT INTO claims(completion_a, completion_b, scope, owner, pid, "
-					     "host, proc_start, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
-					     "ON CONFLICT(completion_a, completion_b, scope, owner) DO UPDATE SET "
-					     "pid = excluded.pid, host = excluded.host, proc_start = excluded.proc_start, "
-					     "expires_at = excluded.expires_at");
+	static const char sql[] = "INSERT INTO claims(completion_a, completion_b, scope, owner, pid, "
+				  "host, proc_start, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+				  "ON CONFLICT(completion_a, completion_b, scope, owner) DO UPDATE SET "
+				  "pid = excluded.pid, host = excluded.host, proc_start = excluded.proc_start, "
+				  "expires_at = excluded.expires_at";
+	sqlite3_stmt *s = store__stmt_borrow(st, sql);
 	if (!s)
 		return STORE_ERR;
 	long pid;
@@ -180,7 +184,7 @@ static int put_claim(store *st, int64_t a, int64_t b, const store_claim *c, doub
 	store__bind_text(s, 7, tok);
 	sqlite3_bind_double(s, 8, now + (c->ttl_s > 0 ? c->ttl_s : STORE_CLAIM_TTL_S));
 	int rc = sqlite3_step(s) == SQLITE_DONE ? STORE_OK : store__dberr(st, "claim pair");
-	sqlite3_finalize(s);
+	store__stmt_return(st, sql, s);
 	return rc;
 }
 
@@ -217,14 +221,14 @@ int store_claim_try(store *st, const store_claim *c, int overlap, int *got)
 	return rc;
 }
 
-/* Step sql, whose ?1..?4 are the claim's pair, scope and owner, once;
- * returns sqlite3_step's code (the statement is finalized), or -1 when it
- * cannot be prepared. */
+/* Step sql (a literal), whose ?1..?4 are the claim's pair, scope and
+ * owner, once; returns sqlite3_step's code (the statement is given back),
+ * or -1 when it cannot be prepared. */
 static int step_claim(store *st, const char *sql, const store_claim *c)
 {
 	int64_t a, b;
 	pair_of(c, &a, &b);
-	sqlite3_stmt *s = store__prepare(st, sql);
+	sqlite3_stmt *s = store__stmt_borrow(st, sql);
 	if (!s)
 		return -1;
 	sqlite3_bind_int64(s, 1, a);
@@ -232,7 +236,7 @@ static int step_claim(store *st, const char *sql, const store_claim *c)
 	store__bind_text(s, 3, c->scope);
 	store__bind_text(s, 4, c->owner);
 	int step = sqlite3_step(s);
-	sqlite3_finalize(s);
+	store__stmt_return(st, sql, s);
 	return step;
 }
 

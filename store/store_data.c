@@ -222,9 +222,9 @@ int store_prompts_foreach(store *st, const char *split, const char *source, long
 
 int store_prompt_get(store *st, int64_t id, store_prompt_cb cb, void *ud)
 {
-	/* Not the cached statement: cb may call back into the store. */
-	sqlite3_stmt *s = store__prepare(st, "SELECT id, hash, kind, content, source, split FROM prompts "
-					     "WHERE id = ?1");
+	/* borrowed: cb may call back into the store (and here) */
+	static const char sql[] = "SELECT id, hash, kind, content, source, split FROM prompts WHERE id = ?1";
+	sqlite3_stmt *s = store__stmt_borrow(st, sql);
 	if (!s)
 		return STORE_ERR;
 	sqlite3_bind_int64(s, 1, id);
@@ -239,7 +239,7 @@ int store_prompt_get(store *st, int64_t id, store_prompt_cb cb, void *ud)
 	} else {
 		rc = store__dberr(st, "read prompt");
 	}
-	sqlite3_finalize(s);
+	store__stmt_return(st, sql, s);
 	return rc;
 }
 
@@ -476,10 +476,10 @@ int store_completion_add(store *st, int64_t prompt_id, const char *text, int64_t
 int store_completions_foreach(store *st, int64_t prompt_id, int64_t generator_id, store_completion_cb cb,
 			      void *ud)
 {
-	sqlite3_stmt *s = store__prepare(st, "SELECT c.id, c.prompt_id, c.generator_id, c.text, c.hash, g.name "
-					     "FROM completions c JOIN generators g ON g.id = c.generator_id "
-					     "WHERE c.prompt_id = ?1 AND (?2 <= 0 OR c.generator_id = ?2) "
-					     "ORDER BY c.id");
+	static const char sql[] = "SELECT c.id, c.prompt_id, c.generator_id, c.text, c.hash, g.name "
+				  "FROM completions c JOIN generators g ON g.id = c.generator_id "
+				  "WHERE c.prompt_id = ?1 AND (?2 <= 0 OR c.generator_id = ?2) ORDER BY c.id";
+	sqlite3_stmt *s = store__stmt_borrow(st, sql); /* borrowed: cb may call back */
 	if (!s)
 		return STORE_ERR;
 	sqlite3_bind_int64(s, 1, prompt_id);
@@ -501,7 +501,7 @@ int store_completions_foreach(store *st, int64_t prompt_id, int64_t generator_id
 	}
 	if (!r && rc != SQLITE_DONE)
 		r = store__dberr(st, "read completions");
-	sqlite3_finalize(s);
+	store__stmt_return(st, sql, s);
 	return r;
 }
 

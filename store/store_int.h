@@ -47,6 +47,7 @@ typedef struct store_memo {
 } store_memo;
 
 #define STORE_MEMO_N 16
+#define STORE_KEPT_N 16
 
 struct store {
 	sqlite3 *db;
@@ -65,6 +66,10 @@ struct store {
 			   * completion_generators may be missing */
 	struct store_defer *defer; /* rows a bulk import writes in batches (store_defer.c) */
 	int defer_on;
+	struct {            /* statements kept by their SQL's address (store__stmt_borrow) */
+		const char *sql;
+		sqlite3_stmt *s;
+	} kept[STORE_KEPT_N];
 };
 
 /* Set the handle's message and return code. */
@@ -77,6 +82,15 @@ int store__dberr(store *st, const char *what);
 sqlite3_stmt *store__stmt(store *st, enum store_stmt_id id);
 /* Prepare a one-off statement (caller finalizes); NULL on error (message set). */
 sqlite3_stmt *store__prepare(store *st, const char *sql);
+/* A prepared statement for sql, a string that lives as long as the
+ * program (a literal: statements are kept by its address), reset with no
+ * bindings; NULL on error (message set). Give it back with
+ * store__stmt_return; a nested borrow of the same sql (a callback calling
+ * back into the store) gets a statement of its own. */
+sqlite3_stmt *store__stmt_borrow(store *st, const char *sql);
+/* Give back s, borrowed for sql: reset and kept for the next borrow (or
+ * finalized when no place is free). NULL s is allowed. */
+void store__stmt_return(store *st, const char *sql, sqlite3_stmt *s);
 /* Execute SQL without results; STORE_OK or a code. */
 int store__exec(store *st, const char *sql);
 /* Current UTC time as ISO 8601, cached per second; owned by the handle. */

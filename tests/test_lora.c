@@ -8,7 +8,9 @@
  *   - the merged model's log-probs equal the unmerged ones within 1e-5, and
  *     the trainer's forward equals the model engine's;
  *   - a LoRA step changes A/B only (the base weights are bit-identical);
- *   - save + load round trip; target errors name the module. */
+ *   - save + load round trip; target errors name the module;
+ *   - a slice of a micro-batch (an MPI rank's) draws the dropout masks of
+ *     the same rows of the whole micro-batch (train_lora_set_rows). */
 #include "config.h"
 #include <math.h>
 #include <stdio.h>
@@ -321,6 +323,78 @@ static void check_targets(void)
 	train_lora_free(lo);
 }
 
+/* A forward and backward over a slice of a micro-batch (train_lora_set_rows:
+ * pairs [off, off + n) of ntot, rows padded to T of the whole's Ttot, as an
+ * MPI rank runs them) draw the dropout masks of the same rows of the whole
+ * micro-batch: the slice's outputs and input gradients equal the whole's
+ * rows; without the layout they do not. */
+static void check_slices(const train_config *c, const char *what)
+{
+	enum { NTOT = 3, TT = 4, OC = 16, NIN = 24, R = 3 };
+	int N = 2 * NTOT * TT;
+	train_lora *lo = make_lora(c, "down_proj", R, 0.5, 21);
+	randomize(lo, 8, 0.5);
+	uint64_t s = 7;
+	float *x = malloc(sizeof(float) * N * NIN), *dout = malloc(sizeof(float) * N * OC);
+	float *out = calloc((size_t)N * OC, sizeof(float)), *dx = calloc((size_t)N * NIN, sizeof(float));
+	float *xs = malloc(sizeof(float) * N * NIN), *ds = malloc(sizeof(float) * N * OC);
+	float *os = malloc(sizeof(float) * N * OC), *dxs = malloc(sizeof(float) * N * NIN);
+	for (int i = 0; i < N * NIN; i++)
+		x[i] = (float)urand(&s);
+	for (int i = 0; i < N * OC; i++)
+		dout[i] = (float)urand(&s);
+	train_lora_set_training(lo, 1, 5);
+	train_lora_forward(lo, 0, TRAIN_LORA_PROJ, out, OC, x, N);
+	train_lora_backward(lo, 0, TRAIN_LORA_PROJ, dx, dout, OC, x, N);
+	/* slices [0, 1) padded to 2 and [1, 3) padded to 3 (of the whole's 4) */
+	const int sl[2][3] = {{0, 1, 2}, {1, 2, 3}};
+	double worst = 0, moved = 0;
+	for (int layout = 1; layout >= 0; layout--)
+		for (int k = 0; k < 2; k++) {
+			int off = sl[k][0], n = sl[k][1], T = sl[k][2], rows = 2 * n * T;
+			for (int q = 0; q < 2 * n; q++) /* local sequence q: whole's g */
+				for (int t = 0; t < T; t++) {
+					int g = (q < n ? 0 : NTOT) + off + q % n;
+					memcpy(xs + ((size_t)q * T + t) * NIN, x + ((size_t)g * TT + t) * NIN,
+					       sizeof(float) * NIN);
+					memcpy(ds + ((size_t)q * T + t) * OC, dout + ((size_t)g * TT + t) * OC,
+					       sizeof(float) * OC);
+				}
+			train_lora_set_rows(lo, layout ? n : 0, T, off, NTOT, TT);
+			memset(os, 0, sizeof(float) * (size_t)rows * OC);
+			memset(dxs, 0, sizeof(float) * (size_t)rows * NIN);
+			train_lora_forward(lo, 0, TRAIN_LORA_PROJ, os, OC, xs, rows);
+			train_lora_backward(lo, 0, TRAIN_LORA_PROJ, dxs, ds, OC, xs, rows);
+			for (int q = 0; q < 2 * n; q++)
+				for (int t = 0; t < T; t++) {
+					int g = (q < n ? 0 : NTOT) + off + q % n;
+					double d = 0;
+					for (int i = 0; i < OC; i++)
+						d = fmax(d, fabs(os[((size_t)q * T + t) * OC + i] -
+								 out[((size_t)g * TT + t) * OC + i]));
+					for (int i = 0; i < NIN; i++)
+						d = fmax(d, fabs(dxs[((size_t)q * T + t) * NIN + i] -
+								 dx[((size_t)g * TT + t) * NIN + i]));
+					if (layout)
+						worst = fmax(worst, d);
+					else
+						moved = fmax(moved, d);
+				}
+		}
+	TAP_OK(worst < 1e-5, "%s: a slice of the micro-batch draws the whole's dropout masks (worst %.2g)",
+	       what, worst);
+	TAP_OK(moved > 1e-3, "%s: ... which the slice's own row numbers would not (%.2g)", what, moved);
+	train_lora_free(lo);
+	free(x);
+	free(dout);
+	free(out);
+	free(dx);
+	free(xs);
+	free(ds);
+	free(os);
+	free(dxs);
+}
+
 int main(void)
 {
 	train_config cl, cg;
@@ -331,6 +405,7 @@ int main(void)
 	check_module(&cl, "k_proj,v_proj", TRAIN_LORA_QKV, 32, 16, "llama k/v_proj");
 	check_module(&cl, "down_proj", TRAIN_LORA_PROJ, 16, 24, "llama down_proj");
 	check_module(&cg, "c_attn", TRAIN_LORA_QKV, 48, 16, "gpt2 c_attn");
+	check_slices(&cl, "llama down_proj");
 	check_engine(LLAMA, "llama");
 	check_engine(GPT2, "gpt2");
 	char *tmp = tap_tmpdir("test_lora");

@@ -1,6 +1,6 @@
 /* test_matmul_bf16.c: the bf16 GEMM (train/matmul_bf16.h) against its plain
  * reference, in the four transpose cases, with beta 0 and 1, on shapes that
- * cross every block edge (MR 12, NR 32, KC 384, NC 768, MCB 1536), with the
+ * cross every block edge (MR 12, NR 32, k blocks of up to KC 1024, NC 768, MCB 1536), with the
  * AVX512-BF16 tile (where the CPU has it) and the portable one; plus hand
  * values showing that the inputs really are rounded to bf16, and the
  * train_gemm hook. The variant with a bf16 B operand (train_gemm_bf16_wb)
@@ -181,6 +181,8 @@ int main(void)
 	static const int shapes[][3] = {
 		{1, 1, 1}, {5, 7, 3}, {12, 32, 2}, {13, 33, 17}, {25, 70, 385},
 		{37, 65, 800}, {30, 800, 40}, {1600, 20, 30}, {64, 96, 768},
+		/* k in several blocks, the last one odd */
+		{19, 50, 1031}, {20, 40, 2101},
 	};
 	int nsimd = train_cpu_has_avx512bf16() ? 2 : 1;
 	if (nsimd == 1)

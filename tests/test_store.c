@@ -219,6 +219,23 @@ static int count_cb(void *ud, const void *x)
 	return 0;
 }
 
+/* A prompt read from inside the callback of another prompt's read: the
+ * store keeps one statement per query, so the inner read must not reset
+ * the outer one's row. */
+typedef struct nested_get {
+	store *st;
+	int64_t inner;
+	got_prompt outer, in;
+	int rc;
+} nested_get;
+
+static int grab_nested(void *ud, const store_prompt *p)
+{
+	nested_get *n = ud;
+	n->rc = store_prompt_get(n->st, n->inner, grab_prompt, &n->in);
+	return grab_prompt(&n->outer, p);
+}
+
 static void test_prompts(store *st)
 {
 	int64_t id1, id2, id3;
@@ -254,6 +271,16 @@ static void test_prompts(store *st)
 	TAP_IS_STR(g.hash, want, "chat prompt hash is SHA-256 of the compact JSON");
 	TAP_OK(!g.has_text && g.has_msgs, "chat prompt has messages only");
 	TAP_IS_STR(g.split, "test", "split");
+	nested_get ng = {.st = st, .inner = id3};
+	TAP_IS_INT(store_prompt_get(st, id1, grab_nested, &ng), STORE_OK, "a prompt read inside another's callback");
+	TAP_IS_INT(ng.rc, STORE_OK, "the inner read works");
+	TAP_IS_STR(ng.outer.text, "hello", "the outer row survives the inner read");
+	TAP_IS_STR(ng.in.split, "test", "the inner read got its own row");
+	for (int i = 0; i < 4; i++) {
+		memset(&g, 0, sizeof g);
+		TAP_IS_INT(store_prompt_get(st, i % 2 ? id3 : id1, grab_prompt, &g), STORE_OK, "read again (%d)", i);
+		TAP_IS_STR(g.split, i % 2 ? "test" : "train", "the kept statement reads the row asked for (%d)", i);
+	}
 
 	store_msg bad[] = {{"robot", "x"}};
 	TAP_IS_INT(store_prompt_add(st, NULL, bad, 1, "chat", NULL, NULL, NULL), STORE_EINVAL, "bad role refused");

@@ -707,9 +707,11 @@ static void load_inputs(run *r)
 	const char *model_dir = r->o.resume ? r->o.resume : r->o.model;
 	r->tok_dir = model_dir;
 	load_tokenizer(r, model_dir);
-	/* a LoRA base is frozen: with --precision bf16 it is held in bf16 only */
+	/* a LoRA base is frozen: with --precision bf16 it is held in bf16 only
+	 * (one process: ranks under mpirun share an f32 model for now) */
+	int bf16_base = r->o.lora_r && !train_mpi_started();
 	r->m = train_model_load_prec(lora_model_dir(r, model_dir),
-				     r->o.lora_r ? train_gemm_precision() : TRAIN_PREC_F32, &err);
+				     bf16_base ? train_gemm_precision() : TRAIN_PREC_F32, &err);
 	if (!r->m)
 		util_die("%s", err);
 	lora_setup(r);
@@ -1781,10 +1783,15 @@ static int beta_sweep(const struct opts *o, int argc, char **argv)
 
 /* ---- data parallelism (trainer_mpi.h) ---- */
 
-/* Rank 0's model and pairs to the other ranks (nothing in one process). */
+/* Rank 0's model (and adapter) and pairs to the other ranks (nothing in one process). */
 static void share_inputs(run *r)
 {
 	r->m = train_mpi_share_model(r->m);
+	if (r->o.lora_r) { /* and the adapter: rank 0's settings and weights */
+		r->lora = train_mpi_share_lora(r->lora, train_model_config(r->m), (uint64_t)r->o.seed);
+		if (!r->o.lora_targets) /* the default lora_setup chose on rank 0 */
+			r->o.lora_targets = train_lora_default_targets(train_model_config(r->m));
+	}
 	train_mpi_share_pairs(&r->pairs, &r->n);
 	train_mpi_share_pairs(&r->evals, &r->neval);
 }
@@ -1856,8 +1863,6 @@ int main(int argc, char **argv)
 		util_cli_usage_error(&cli, "--beta-sweep runs one training after the other: not under mpirun");
 	if (r->o.beta_sweep.n)
 		return beta_sweep(&r->o, argc, argv);
-	if (r->o.lora_r > 0 && train_mpi_started()) /* the ranks share full-model gradients only */
-		util_cli_usage_error(&cli, "--lora-r: LoRA training does not run under mpirun yet");
 	if (rank > 0)
 		r->o.quiet = 1;
 	set_threads(r->o.threads);

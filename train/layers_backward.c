@@ -4,6 +4,7 @@
 #include "train/layers_backward.h"
 #include "train/layers.h"
 #include "train/matmul_bf16.h"
+#include "train/vecmath_bf16.h"
 #include "util/xmalloc.h"
 
 #include <math.h>
@@ -656,6 +657,10 @@ void train_gelu_backward_ref(float *dinp, const float *inp, const float *dout, s
 
 void train_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n)
 {
+	if (train_vecmath_on()) {
+		train_vgelu_backward(dinp, inp, dout, n);
+		return;
+	}
 #pragma omp parallel for schedule(static) if (n > 65536)
 	for (size_t i = 0; i < n; i++) {
 		float x = inp[i];
@@ -665,6 +670,10 @@ void train_gelu_backward(float *dinp, const float *inp, const float *dout, size_
 
 void train_gelu_forward_fast(float *out, const float *inp, size_t n)
 {
+	if (train_vecmath_on()) {
+		train_vgelu_forward(out, inp, n);
+		return;
+	}
 #pragma omp parallel for schedule(static) if (n > 65536)
 	for (size_t i = 0; i < n; i++) {
 		float x = inp[i];
@@ -747,6 +756,7 @@ void train_logprob_backward(float *dh, float *dwlm, const float *dlogp, const fl
 {
 	int chunk = V < TRAIN_LOGPROB_CHUNK ? V : TRAIN_LOGPROB_CHUNK;
 	float *scratch = xmalloc(sizeof(float) * (size_t)N * chunk);
+	int vm = train_vecmath_on();
 	for (int v0 = 0; v0 < V; v0 += chunk) {
 		int cv = V - v0 < chunk ? V - v0 : chunk;
 		const float *w = wlm + (size_t)v0 * C;
@@ -767,8 +777,11 @@ void train_logprob_backward(float *dh, float *dwlm, const float *dlogp, const fl
 				memset(r, 0, sizeof(float) * cv);
 				continue;
 			}
-			for (int j = 0; j < cv; j++)
-				r[j] = -g * expf(r[j] - l);
+			if (vm)
+				train_vexp_scale(r, cv, l, -g);
+			else
+				for (int j = 0; j < cv; j++)
+					r[j] = -g * expf(r[j] - l);
 			if (t >= v0 && t < v0 + cv)
 				r[t - v0] += g;
 		}
@@ -782,6 +795,7 @@ void train_logprob_backward_logits(float *dh, float *dwlm, const float *dlogp, c
 				   const float *wlm, const int *targets, const float *lse,
 				   float *logits, int N, int C, int V)
 {
+	int vm = train_vecmath_on();
 #pragma omp parallel for schedule(static) if ((size_t)N * V > 16384)
 	for (int n = 0; n < N; n++) {
 		float *r = logits + (size_t)n * V;
@@ -791,8 +805,11 @@ void train_logprob_backward_logits(float *dh, float *dwlm, const float *dlogp, c
 			memset(r, 0, sizeof(float) * V);
 			continue;
 		}
-		for (int j = 0; j < V; j++)
-			r[j] = -g * expf(r[j] - l);
+		if (vm) /* bf16: AVX-512 loop (vecmath_bf16.h) */
+			train_vexp_scale(r, V, l, -g);
+		else
+			for (int j = 0; j < V; j++)
+				r[j] = -g * expf(r[j] - l);
 		r[t] += g;
 	}
 	train_matmul_backward(dh, dwlm, NULL, logits, h, wlm, N, C, V);

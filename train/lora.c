@@ -56,6 +56,8 @@ struct train_lora {
 	char *names;        /* the kinds adapted, comma-separated */
 	int training;
 	uint64_t seed, drop_draw; /* dropout masks: hash of (seed, draw, module, element) */
+	/* train_lora_set_rows: a slice of a bigger micro-batch (rows.n 0: not) */
+	struct { int n, T, off, ntot, Ttot; } rows;
 	float *xs, *dx;     /* scratch [N, in] */
 	size_t xs_cap, dx_cap;
 };
@@ -318,6 +320,15 @@ void train_lora_set_seed(train_lora *lo, uint64_t seed)
 	lo->seed = seed;
 }
 
+void train_lora_set_rows(train_lora *lo, int n, int T, int off, int ntot, int Ttot)
+{
+	lo->rows.n = n;
+	lo->rows.T = T;
+	lo->rows.off = off;
+	lo->rows.ntot = ntot;
+	lo->rows.Ttot = Ttot;
+}
+
 /* ---- forward and backward ---- */
 
 /* C[M,N] = alpha op(A) op(B) + beta C, row-major (op: transposed when ta /
@@ -385,6 +396,19 @@ static inline float keep_mul(const train_lora *lo, int j, size_t idx, float inv,
 	return h >= thr ? inv : 0.0f;
 }
 
+/* The element the mask is drawn for at element i of an input of N rows of
+ * nin: i itself, or, for a slice (train_lora_set_rows) of N = 2 n T rows,
+ * the same element's index in the whole micro-batch's 2 ntot Ttot rows. */
+static inline size_t mask_index(const train_lora *lo, size_t i, int N, size_t nin)
+{
+	if (!lo->rows.n || (size_t)N != 2 * (size_t)lo->rows.n * (size_t)lo->rows.T)
+		return i;
+	size_t row = i / nin, col = i % nin, T = (size_t)lo->rows.T, n = (size_t)lo->rows.n;
+	size_t seq = row / T, t = row % T, side = seq >= n, p = seq - side * n;
+	size_t g = side * (size_t)lo->rows.ntot + (size_t)lo->rows.off + p;
+	return (g * (size_t)lo->rows.Ttot + t) * nin + col;
+}
+
 /* x~ = dropout(x) of module j into lo->xs, or x itself without dropout. */
 static const float *dropped(train_lora *lo, int j, const float *x, int N, size_t nin)
 {
@@ -396,7 +420,7 @@ static const float *dropped(train_lora *lo, int j, const float *x, int N, size_t
 	size_t n = (size_t)N * nin;
 #pragma omp parallel for schedule(static) if (n > 65536)
 	for (size_t i = 0; i < n; i++)
-		xs[i] = x[i] * keep_mul(lo, j, i, inv, thr);
+		xs[i] = x[i] * keep_mul(lo, j, mask_index(lo, i, N, nin), inv, thr);
 	return xs;
 }
 
@@ -447,7 +471,7 @@ void train_lora_backward(train_lora *lo, int l, int s, float *dinp, const float 
 		uint64_t thr = (uint64_t)(lo->cfg.dropout * 18446744073709551615.0);
 #pragma omp parallel for schedule(static) if (n > 65536)
 		for (size_t i = 0; i < n; i++)
-			dinp[i] += dx[i] * keep_mul(lo, j, i, inv, thr);
+			dinp[i] += dx[i] * keep_mul(lo, j, mask_index(lo, i, N, m->nin), inv, thr);
 	}
 }
 

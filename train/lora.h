@@ -105,6 +105,13 @@ void train_lora_set_training(train_lora *lo, int on, uint64_t draw);
 /* The dropout seed (train_lora_new's; 0 after load). */
 void train_lora_set_seed(train_lora *lo, uint64_t seed);
 
+/* Data parallelism (trainer_mpi.c): the training forwards that follow run
+ * pairs [off, off + n) of a micro-batch of ntot pairs (the engine's rows:
+ * n chosen then n rejected, each padded to T; the whole micro-batch's to
+ * Ttot), so their dropout masks are drawn as for the same elements of the
+ * whole micro-batch in one process. n 0: not a slice (the default). */
+void train_lora_set_rows(train_lora *lo, int n, int T, int off, int ntot, int Ttot);
+
 /* Add the adapter's output for layer l, site s to out [N, OC] (OC the
  * site's full output width), the matmul's input being inp [N, in]. Saves
  * what backward needs (for the last N). No-op when no module sits there. */

@@ -19,7 +19,7 @@
  * columns of B, MCB rows of A; a parallel task runs GA x GB panels. */
 #define MR 12
 #define NR 32
-#define KC 384
+#define KC 1024
 #define NC 768
 #define MCB 1536
 #define GA 4
@@ -161,6 +161,12 @@ BF16_TARGET static void pack_krow(uint32_t *dst, const float *src, size_t sr, in
 					continue;
 				}
 				const float *p = src + (size_t)(r0 + i) * sr + k0;
+				/* the row's next lines, two blocks ahead (the
+				 * streams are too many for the hardware to follow) */
+				if (k0 + 64 < kc) {
+					_mm_prefetch((const char *)(p + 64), _MM_HINT_T0);
+					_mm_prefetch((const char *)(p + 80), _MM_HINT_T0);
+				}
 				__m512 lo = _mm512_maskz_loadu_ps(mlo, p);
 				__m512 hi = _mm512_maskz_loadu_ps(mhi, p + 16);
 				v[i] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
@@ -199,7 +205,67 @@ BF16_TARGET static void pack_kcol(uint32_t *dst, const float *src, size_t sk, in
 		}
 	}
 }
+
+/* pack_kcol over panels p0..p1 of one block (panel p: rows p*W.., at
+ * dst + p*W*kcp) at once: each pair of source rows of k is read as one
+ * contiguous run across the panels, and the next pair is prefetched (one
+ * panel at a time walks down a column, a page per row, where the hardware
+ * prefetchers do not follow). */
+BF16_TARGET static void pack_kcol_panels(uint32_t *dst, const float *src, size_t sk, int rows,
+					 int kc, int W, int p0, int p1)
+{
+	int kcp = (kc + 1) / 2;
+	const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
+					     24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
+					     16, 0);
+	int r_end = p1 * W < rows ? p1 * W : rows;
+	for (int kp = 0; kp < kcp; kp++) {
+		const float *p0r = src + (size_t)(2 * kp) * sk;
+		const float *p1r = p0r + sk;
+		int odd = 2 * kp + 1 < kc;
+		if (2 * kp + 3 < kc)
+			for (int r = p0 * W; r < r_end; r += 16) {
+				_mm_prefetch((const char *)(p0r + 2 * sk + r), _MM_HINT_T0);
+				_mm_prefetch((const char *)(p1r + 2 * sk + r), _MM_HINT_T0);
+			}
+		for (int p = p0; p < p1; p++) {
+			uint32_t *d = dst + ((size_t)p * kcp + kp) * W;
+			for (int c0 = 0; c0 < W; c0 += 16) {
+				int r0 = p * W + c0;
+				int nv = rows - r0, nw = W - c0 < 16 ? W - c0 : 16;
+				nv = nv < 0 ? 0 : nv > nw ? nw : nv;
+				__mmask16 m = (__mmask16)((1u << nv) - 1);
+				__m512 x = _mm512_maskz_loadu_ps(m, p0r + r0);
+				__m512 y = odd ? _mm512_maskz_loadu_ps(m, p1r + r0) : _mm512_setzero_ps();
+				__m512i v = (__m512i)_mm512_cvtne2ps_pbh(y, x);
+				v = _mm512_permutexvar_epi16(idx, v);
+				_mm512_mask_storeu_epi32(d + c0, (__mmask16)((1u << nw) - 1), v);
+			}
+		}
+	}
+}
 #endif
+
+static void pack_panel(uint32_t *dst, const float *src, size_t sr, size_t sk, int rows, int kc,
+		       int W, int simd);
+
+/* Pack panels p0..p1 (of W rows each, rows in all) of a block into dst
+ * (panel p at dst + p*W*kcp). */
+static void pack_panels(uint32_t *dst, const float *src, size_t sr, size_t sk, int rows, int kc,
+			int W, int p0, int p1, int simd)
+{
+	int kcp = (kc + 1) / 2;
+#ifdef BF16_SIMD
+	if (simd && sr == 1 && sk != 1) {
+		pack_kcol_panels(dst, src, sk, rows, kc, W, p0, p1);
+		return;
+	}
+#endif
+	for (int p = p0; p < p1; p++) {
+		int n = rows - p * W < W ? rows - p * W : W;
+		pack_panel(dst + (size_t)p * W * kcp, src + (size_t)p * W * sr, sr, sk, n, kc, W, simd);
+	}
+}
 
 static void pack_panel(uint32_t *dst, const float *src, size_t sr, size_t sk, int rows, int kc,
 		       int W, int simd)
@@ -296,6 +362,18 @@ static void pack_panel_h(uint32_t *dst, const uint16_t *src, size_t sr, size_t s
 	pack_plain_h(dst, src, sr, sk, rows, kc, W);
 }
 
+/* Panels p0..p1 (NR rows each, rows in all) of a bf16 B block. */
+static void pack_panels_h(uint32_t *dst, const uint16_t *src, size_t sr, size_t sk, int rows,
+			  int kc, int p0, int p1, int simd)
+{
+	int kcp = (kc + 1) / 2;
+	for (int p = p0; p < p1; p++) {
+		int n = rows - p * NR < NR ? rows - p * NR : NR;
+		pack_panel_h(dst + (size_t)p * NR * kcp, src + (size_t)p * NR * sr, sr, sk, n, kc, NR,
+			     simd);
+	}
+}
+
 /* ---- the MR x NR tile: C[mr, nr] (=|+=) a-panel . b-panel over kcp pairs;
  * first: C = acc + beta C (beta 0: C not read), else C += acc ---- */
 
@@ -361,6 +439,15 @@ BF16_TARGET static void tile_avx(int kcp, const uint32_t *a, const uint32_t *b, 
 	__m512 c6a = c0a, c6b = c0a, c7a = c0a, c7b = c0a, c8a = c0a, c8b = c0a;
 	__m512 c9a = c0a, c9b = c0a, c10a = c0a, c10b = c0a, c11a = c0a, c11b = c0a;
 	const uint32_t *ap = a;
+	/* C is wanted only after the products and is often out of cache:
+	 * fetch its lines now, behind them, rather than stall on them then */
+	for (int i = 0; i < mr; i++) {
+		const float *ci = c + (size_t)i * ldc;
+		_mm_prefetch((const char *)ci, _MM_HINT_T0);
+		_mm_prefetch((const char *)(ci + nr - 1), _MM_HINT_T0);
+		if (nr > 16)
+			_mm_prefetch((const char *)(ci + 16), _MM_HINT_T0);
+	}
 	for (int kp = 0; kp < kcp; kp++) {
 		__m512bh b0 = (__m512bh)_mm512_loadu_si512(b);
 		__m512bh b1 = (__m512bh)_mm512_loadu_si512(b + 16);
@@ -414,31 +501,35 @@ static void run_tiles(const struct gemm_args *g, int i0, int mb, int j0, int nb,
 
 static void gemm_blocks(const struct gemm_args *g)
 {
+	int nth = 1; /* packing: one run of panels per thread */
+#ifdef _OPENMP
+	nth = omp_get_num_threads();
+#endif
+	/* k in blocks of equal length (even, at most KC): no short last block,
+	 * whose C updates would weigh as much as a full one's */
+	int nkb = (g->K + KC - 1) / KC, kcb = (g->K + nkb - 1) / nkb;
+	kcb += kcb & 1;
 	for (int i0 = 0; i0 < g->M; i0 += MCB) {
 		int mb = g->M - i0 < MCB ? g->M - i0 : MCB;
 		int npa = (mb + MR - 1) / MR;
-		for (int k0 = 0; k0 < g->K; k0 += KC) {
-			int kc = g->K - k0 < KC ? g->K - k0 : KC, kcp = (kc + 1) / 2;
+		for (int k0 = 0; k0 < g->K; k0 += kcb) {
+			int kc = g->K - k0 < kcb ? g->K - k0 : kcb;
 #pragma omp for schedule(static)
-			for (int ia = 0; ia < npa; ia++) {
-				int rows = mb - ia * MR < MR ? mb - ia * MR : MR;
-				pack_panel(g->Ap + (size_t)ia * MR * kcp,
-					   g->A + (size_t)(i0 + ia * MR) * g->ar + (size_t)k0 * g->ak,
-					   g->ar, g->ak, rows, kc, MR, g->simd);
-			}
+			for (int t = 0; t < nth; t++)
+				pack_panels(g->Ap, g->A + (size_t)i0 * g->ar + (size_t)k0 * g->ak, g->ar,
+					    g->ak, mb, kc, MR, npa * t / nth, npa * (t + 1) / nth, g->simd);
 			for (int j0 = 0; j0 < g->N; j0 += NC) {
 				int nb = g->N - j0 < NC ? g->N - j0 : NC;
 				int npb = (nb + NR - 1) / NR;
 #pragma omp for schedule(static)
-				for (int jb = 0; jb < npb; jb++) {
-					int rows = nb - jb * NR < NR ? nb - jb * NR : NR;
-					size_t bo = (size_t)(j0 + jb * NR) * g->br + (size_t)k0 * g->bk;
+				for (int t = 0; t < nth; t++) {
+					size_t bo = (size_t)j0 * g->br + (size_t)k0 * g->bk;
 					if (g->Bh)
-						pack_panel_h(g->Bp + (size_t)jb * NR * kcp, g->Bh + bo,
-							     g->br, g->bk, rows, kc, NR, g->simd);
+						pack_panels_h(g->Bp, g->Bh + bo, g->br, g->bk, nb, kc,
+							      npb * t / nth, npb * (t + 1) / nth, g->simd);
 					else
-						pack_panel(g->Bp + (size_t)jb * NR * kcp, g->B + bo,
-							   g->br, g->bk, rows, kc, NR, g->simd);
+						pack_panels(g->Bp, g->B + bo, g->br, g->bk, nb, kc, NR,
+							    npb * t / nth, npb * (t + 1) / nth, g->simd);
 				}
 				run_tiles(g, i0, mb, j0, nb, kc, k0 == 0);
 			}
@@ -476,7 +567,7 @@ static void gemm_drive(int ta, int tb, int M, int N, int K, const float *A, int 
 	outer = !omp_in_parallel();
 	par = outer && (double)M * N * K >= (double)(1 << 18);
 #endif
-	/* the packing blocks (1.8 MB): one process-wide buffer, kept (a fresh
+	/* the packing blocks (4.7 MB): one process-wide buffer, kept (a fresh
 	 * one per call would be mapped and faulted in every time), taken by
 	 * one call at a time; a call that finds it busy, or runs inside a
 	 * parallel region, uses a private one */

@@ -37,7 +37,7 @@ train_precision train_gemm_precision(void);
  * (ta/tb nonzero: the operand is stored transposed; lda/ldb/ldc row
  * strides), with A and B rounded to bf16 and float32 sums. beta 0 never
  * reads C. Threads itself with OpenMP unless called inside a parallel
- * region. Packs into a 1.8 MB buffer kept for the process (reused by the
+ * region. Packs into a 4.7 MB buffer kept for the process (reused by the
  * next call; a call made while another runs, or inside a parallel region,
  * allocates and frees its own). */
 void train_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,

@@ -15,6 +15,7 @@
 #include "train/trainer_bf16.h"
 #include "train/lora.h"
 #include "train/trainer.h"
+#include "train/vecmath_bf16.h"
 #include "util/xmalloc.h"
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -560,16 +561,22 @@ static void logprob_fwd(train_engine *e, float *logp, float *lse, double *lsum, 
 		} else {
 			mm_fwd(lg, h, train_wmat_at(wlm, NULL, (size_t)v0 * C), NULL, M, C, cv);
 		}
+		int vm = train_vecmath_on();
 #pragma omp parallel for schedule(static) if ((size_t)M * cv > 16384)
 		for (int i = 0; i < M; i++) {
 			const float *r = blk + (size_t)i * ld;
 			float m = mx[i];
-			for (int j = 0; j < cv; j++)
-				m = r[j] > m ? r[j] : m;
 			float s = 0, ls = 0;
-			for (int j = 0; j < cv; j++) {
-				s += expf(r[j] - m);
-				ls += r[j];
+			if (vm) { /* bf16: AVX-512 loops (vecmath_bf16.h) */
+				m = train_vmax(r, cv, m);
+				s = train_vexp_sum(r, cv, m, &ls);
+			} else {
+				for (int j = 0; j < cv; j++)
+					m = r[j] > m ? r[j] : m;
+				for (int j = 0; j < cv; j++) {
+					s += expf(r[j] - m);
+					ls += r[j];
+				}
 			}
 			lsum[i] += ls;
 			sum[i] = sum[i] * exp((double)mx[i] - m) + s;

@@ -2,7 +2,7 @@
 noinst_LIBRARIES += train/libtrainer.a
 train_libtrainer_a_SOURCES = train/loss.c train/loss.h train/optim.c train/optim.h \
 	train/layers_backward.c train/layers_backward.h \
-	train/matmul_bf16.c train/matmul_bf16.h \
+	train/matmul_bf16.c train/matmul_bf16.h train/vecmath_bf16.c train/vecmath_bf16.h \
 	train/trainer.c train/trainer.h train/trainer_data.c train/trainer_data.h \
 	train/trainer_loop.c train/trainer_loop.h
 # a frozen LoRA base held in bf16
@@ -26,6 +26,11 @@ check_PROGRAMS += tests/test_matmul_bf16
 tests_test_matmul_bf16_SOURCES = tests/test_matmul_bf16.c
 tests_test_matmul_bf16_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
 TESTS += tests/test_matmul_bf16
+
+check_PROGRAMS += tests/test_vecmath_bf16
+tests_test_vecmath_bf16_SOURCES = tests/test_vecmath_bf16.c
+tests_test_vecmath_bf16_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
+TESTS += tests/test_vecmath_bf16
 
 check_PROGRAMS += tests/test_layers_grad
 tests_test_layers_grad_SOURCES = tests/test_layers_grad.c
@@ -76,8 +81,9 @@ TESTS += tests/cli_train_bf16.sh
 EXTRA_DIST += tests/cli_train_bf16.sh
 
 # data-parallel dpo-train under mpirun (skips with a message without MPI)
-TESTS += tests/cli_train_mpi.sh
-EXTRA_DIST += tests/cli_train_mpi.sh tests/mpi_compare.py tests/data/lsan_mpi.supp
+TESTS += tests/cli_train_mpi.sh tests/cli_lora_mpi.sh
+EXTRA_DIST += tests/cli_train_mpi.sh tests/cli_lora_mpi.sh tests/mpi_lib.sh tests/mpi_compare.py \
+	tests/data/lsan_mpi.supp
 AM_TESTS_ENVIRONMENT += DPO_HAVE_MPI=$(MPI_TESTS); export DPO_HAVE_MPI;
 TESTS += tests/cli_lora.sh
 EXTRA_DIST += tests/cli_lora.sh

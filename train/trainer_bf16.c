@@ -4,6 +4,7 @@
 #include "train/trainer_bf16.h"
 #include "train/layers.h"
 #include "train/matmul_bf16.h"
+#include "train/vecmath_bf16.h"
 #include "util/xmalloc.h"
 
 #include <math.h>
@@ -30,13 +31,19 @@ void train_linear_bf16w_backward(float *dinp, const float *dout, const uint16_t 
 static void to_dlogits(float *z, size_t ld, int cv, int v0, const float *dlogp,
 		       const int *targets, const float *lse, int N)
 {
+	int vm = train_vecmath_on(); /* the exp of train_logprob_backward's bf16 path */
 #pragma omp parallel for schedule(static) if ((size_t)N * cv > 16384)
 	for (int n = 0; n < N; n++) {
 		float *r = z + (size_t)n * ld;
 		float g = targets[n] >= 0 ? dlogp[n] : 0.0f, l = lse[n];
 		int t = targets[n] - v0;
-		for (int j = 0; j < cv; j++)
-			r[j] = g == 0.0f ? 0.0f : -g * expf(r[j] - l);
+		if (g == 0.0f)
+			memset(r, 0, sizeof(float) * cv);
+		else if (vm)
+			train_vexp_scale(r, cv, l, -g);
+		else
+			for (int j = 0; j < cv; j++)
+				r[j] = -g * expf(r[j] - l);
 		if (g != 0.0f && t >= 0 && t < cv)
 			r[t] += g;
 	}

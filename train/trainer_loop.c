@@ -156,12 +156,12 @@ static int one_step(train_loop *L, struct run_state *rs, train_loop_stats *s)
 		int k = (int)(take - (long)mb * bs < bs ? take - (long)mb * bs : bs);
 		int lo = L->dist ? (int)((long)k * L->dist->rank / L->dist->size) : 0;
 		int hi = L->dist ? (int)((long)k * (L->dist->rank + 1) / L->dist->size) : k;
-		for (int j = lo; j < hi; j++)
-			rs->batch[j - lo] = &L->pairs[rs->perm[L->pos + (long)mb * bs + j]];
+		for (int j = 0; j < k; j++)
+			rs->batch[j] = &L->pairs[rs->perm[L->pos + (long)mb * bs + j]];
 		train_loss_batch lb;
 		if (L->dist)
-			L->dist->begin(L->dist->ud, mb == nmb - 1);
-		if (train_engine_accumulate(L->e, L->loss, rs->batch, hi - lo, 1.0 / nmb, &lb)) {
+			L->dist->begin(L->dist->ud, mb == nmb - 1, rs->batch, k, lo, hi);
+		if (train_engine_accumulate(L->e, L->loss, rs->batch + lo, hi - lo, 1.0 / nmb, &lb)) {
 			fail(L, "step %ld: %s", L->step + 1, train_engine_errmsg(L->e));
 			return TRAIN_LOOP_EFAIL;
 		}

@@ -70,9 +70,9 @@ typedef struct train_loop_hooks {
 typedef struct train_loop_dist {
 	int rank, size;
 	void *ud;
-	/* before each micro-batch; last: the step's last (its backward may start
-	 * summing the gradients) */
-	void (*begin)(void *ud, int last);
+	/* before each micro-batch mb[0..k) (this process takes mb[lo..hi));
+	 * last: the step's last (its backward may start summing the gradients) */
+	void (*begin)(void *ud, int last, const train_pair *const *mb, int k, int lo, int hi);
 	int (*sync)(void *ud, train_engine *e, double *counts, int nc);
 	int (*evaluate)(void *ud, train_engine *e, const train_loss_cfg *loss, const train_pair *pairs,
 			size_t n, long batch_size, train_loss_batch *out);

@@ -44,6 +44,7 @@ static struct {
 	int nbk, nposted;
 	int armed;             /* the step's last micro-batch: post during backward */
 	float *grads;
+	train_lora *lora;      /* --lora-r: the adapter that trains (train_mpi_share_lora) */
 #ifdef HAVE_MPI
 	MPI_Request *req;
 #endif
@@ -279,6 +280,41 @@ train_model *train_mpi_share_model(train_model *m)
 	return m;
 }
 
+train_lora *train_mpi_share_lora(train_lora *lo, const train_config *c, uint64_t seed)
+{
+	if (S.size < 2)
+		return S.lora = lo;
+	/* rank 0's settings: r, alpha, dropout, rslora, the targets' length */
+	double v[5] = {0, 0, 0, 0, 0};
+	const train_lora_cfg *lc = S.rank == 0 ? train_lora_config(lo) : NULL;
+	if (lc) {
+		v[0] = lc->r;
+		v[1] = lc->alpha;
+		v[2] = lc->dropout;
+		v[3] = lc->rslora;
+		v[4] = (double)strlen(lc->targets ? lc->targets : "");
+	}
+	train_mpi_bcast(v, sizeof v);
+	char *targets = xmalloc((size_t)v[4] + 1);
+	if (lc)
+		memcpy(targets, lc->targets ? lc->targets : "", (size_t)v[4]);
+	train_mpi_bcast(targets, (size_t)v[4]);
+	targets[(size_t)v[4]] = 0;
+	if (S.rank != 0) {
+		char *err = NULL;
+		train_lora_cfg cfg = {.r = (int)v[0], .alpha = v[1], .dropout = v[2], .rslora = (int)v[3],
+				      .targets = targets};
+		lo = train_lora_new(c, &cfg, seed, &err);
+		if (!lo)
+			util_die("rank %d: the LoRA adapter of rank 0: %s", S.rank, err);
+	}
+	free(targets);
+	/* the A of a new adapter are drawn alike everywhere; a resumed one's
+	 * weights are rank 0's */
+	train_mpi_bcast(train_lora_params(lo), sizeof(float) * train_lora_nparams(lo));
+	return S.lora = lo;
+}
+
 /* Append len bytes to the growing buffer *b (size *n, capacity *cap). */
 static void put(char **b, size_t *n, size_t *cap, const void *p, size_t len)
 {
@@ -351,7 +387,8 @@ void train_mpi_share_state(train_engine *e, const train_model *m, train_loop *L)
 	L->step = (long)v[1];
 	L->epoch = (long)v[2];
 	L->pos = (long)v[3];
-	size_t np = train_model_nparams(m);
+	size_t np = train_engine_nparams(e); /* the model's, or the adapter's */
+	(void)m;
 	train_mpi_bcast(train_engine_moment1(e), sizeof(float) * np);
 	train_mpi_bcast(train_engine_moment2(e), sizeof(float) * np);
 }
@@ -530,11 +567,28 @@ static void mpi_grad_ready(void *ud, int stage)
 #endif
 }
 
-/* train_loop_dist's begin: arm the posting during the last micro-batch. */
-static void mpi_begin(void *ud, int last)
+/* The rows' padded length of the engine's batch of pairs mb[0..k) (as its
+ * build_batch pads them: the longest prompt + completion, at least 1). */
+static int padded_len(const train_pair *const *mb, int k)
+{
+	int T = 1;
+	for (int i = 0; i < k; i++) {
+		int lc = mb[i]->np + mb[i]->nc, lr = mb[i]->np + mb[i]->nr;
+		T = lc > T ? lc : T;
+		T = lr > T ? lr : T;
+	}
+	return T;
+}
+
+/* train_loop_dist's begin: arm the posting during the last micro-batch;
+ * an adapter's dropout masks drawn as for the whole micro-batch. */
+static void mpi_begin(void *ud, int last, const train_pair *const *mb, int k, int lo, int hi)
 {
 	(void)ud;
 	S.armed = last;
+	if (S.lora && hi > lo)
+		train_lora_set_rows(S.lora, hi - lo, padded_len(mb + lo, hi - lo), lo, k,
+				    padded_len(mb, k));
 }
 
 /* train_loop_dist's sync: the rest of the buckets posted, all waited for;
@@ -701,9 +755,13 @@ void train_mpi_attach(train_engine *e, const train_model *m, train_loop *L)
 {
 	if (S.size < 2)
 		return;
-	S.np = train_model_nparams(m);
+	S.np = train_engine_nparams(e);
 	S.grads = train_engine_grads(e);
-	plan_buckets(m, S.grads);
+	S.nbk = 0;
+	if (S.lora) /* the adapter's gradients (small): summed after backward */
+		add_buckets(0, S.np, -2);
+	else
+		plan_buckets(m, S.grads);
 #ifdef HAVE_MPI
 	S.req = xmalloc(sizeof(MPI_Request) * (size_t)S.nbk);
 #endif

@@ -22,6 +22,8 @@
 #ifndef DPO_TRAIN_TRAINER_MPI_H
 #define DPO_TRAIN_TRAINER_MPI_H
 #include <stddef.h>
+#include <stdint.h>
+#include "train/lora.h"
 #include "train/model.h"
 #include "train/trainer.h"
 #include "train/trainer_loop.h"
@@ -61,13 +63,22 @@ void train_mpi_bcast(void *buf, size_t len);
  * weights. Exits 1 when the config does not parse on a rank. */
 train_model *train_mpi_share_model(train_model *m);
 
+/* Rank 0's LoRA adapter (--lora-r) on every rank, and the adapter the
+ * ranks train (train_mpi_attach): rank 0 passes its adapter (returned as
+ * is), the others NULL and get a new one (caller frees) with rank 0's
+ * settings and weights, dropout seeded by seed (as rank 0's). Call it on
+ * every rank of a LoRA run, also with one rank. Exits 1 when the adapter
+ * does not fit the model on a rank. */
+train_lora *train_mpi_share_lora(train_lora *lo, const train_config *c, uint64_t seed);
+
 /* Rank 0's pairs (tokens, store ids, reference log-probs) on every rank:
  * the others get a new array in *pairs (caller frees each pair with
  * train_pair_free, then the array) and its size in *n. */
 void train_mpi_share_pairs(train_pair **pairs, size_t *n);
 
-/* Rank 0's optimizer state (AdamW's t and moments) and loop position on
- * every rank (after rank 0 resumed a checkpoint). */
+/* Rank 0's optimizer state (AdamW's t and moments, of the model or of the
+ * adapter) and loop position on every rank (after rank 0 resumed a
+ * checkpoint). */
 void train_mpi_share_state(train_engine *e, const train_model *m, train_loop *L);
 
 /* Rank 0's reference log-probs of pairs[0..n) on every rank. */
