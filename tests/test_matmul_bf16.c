@@ -3,7 +3,8 @@
  * cross every block edge (MR 12, NR 32, k blocks of up to KC 1024, NC 768, MCB 1536), with the
  * AVX512-BF16 tile (where the CPU has it) and the portable one; plus hand
  * values showing that the inputs really are rounded to bf16, and the
- * train_gemm hook.
+ * train_gemm hook. The variant with a bf16 B operand (train_gemm_bf16_wb)
+ * is checked the same way and against train_gemm_bf16 on B widened.
  *
  * Tolerance: the optimized kernel and the reference multiply the same bf16
  * values; each product of two 8-bit significands is exact in float32, so
@@ -82,6 +83,52 @@ static void check_shape(int M, int N, int K, int simd)
 			}
 }
 
+/* train_gemm_bf16_wb (B already bf16): within the summation bound of its
+ * reference, and bit for bit train_gemm_bf16 on B widened (the packing
+ * of a bf16 operand must give the same panels), in the four transpose
+ * cases (the trainer uses ta 0: tb 1 forward and LM head, tb 0 dinp). */
+static void check_shape_wb(int M, int N, int K, int simd)
+{
+	for (int ta = 0; ta < 2; ta++)
+		for (int tb = 0; tb < 2; tb++)
+			for (int bi = 0; bi < 2; bi++) {
+				float beta = (float)bi;
+				int lda = ta ? M : K, ldb = tb ? K : N;
+				size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
+				float *A = xmalloc(sizeof(float) * na), *B = xmalloc(sizeof(float) * nb);
+				uint16_t *Bh = xmalloc(sizeof(uint16_t) * nb);
+				float *C0 = xmalloc(sizeof(float) * nc), *C = xmalloc(sizeof(float) * nc);
+				float *R = xmalloc(sizeof(float) * nc), *W = xmalloc(sizeof(float) * nc);
+				for (size_t i = 0; i < na; i++)
+					A[i] = frand();
+				for (size_t i = 0; i < nb; i++) {
+					Bh[i] = train_f32_to_bf16(frand());
+					B[i] = train_bf16_to_f32(Bh[i]);
+				}
+				for (size_t i = 0; i < nc; i++)
+					C0[i] = frand();
+				memcpy(C, C0, sizeof(float) * nc);
+				memcpy(R, C0, sizeof(float) * nc);
+				memcpy(W, C0, sizeof(float) * nc);
+				train_bf16_use_simd = simd;
+				train_gemm_bf16_wb(ta, tb, M, N, K, A, lda, Bh, ldb, beta, C, N);
+				train_gemm_bf16_wb_ref(ta, tb, M, N, K, A, lda, Bh, ldb, beta, R, N);
+				train_gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta, W, N);
+				double w = worst(ta, tb, M, N, K, A, lda, B, ldb, beta, C0, C, R);
+				TAP_OK(w <= 1.0 && !memcmp(C, W, sizeof(float) * nc),
+				       "bf16 B: %s M%d N%d K%d ta%d tb%d beta%d: within the bound "
+				       "(worst %.3g of it), equal to train_gemm_bf16 on B widened",
+				       simd ? "simd" : "portable", M, N, K, ta, tb, bi, w);
+				free(A);
+				free(B);
+				free(Bh);
+				free(C0);
+				free(C);
+				free(R);
+				free(W);
+			}
+}
+
 /* inputs are rounded to bf16 (8 significant bits), ties to even */
 static void test_rounding(void)
 {
@@ -143,6 +190,9 @@ int main(void)
 	for (int s = 0; s < nsimd; s++)
 		for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
 			check_shape(shapes[i][0], shapes[i][1], shapes[i][2], nsimd == 2 && s == 0);
+	for (int s = 0; s < nsimd; s++)
+		for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+			check_shape_wb(shapes[i][0], shapes[i][1], shapes[i][2], nsimd == 2 && s == 0);
 	train_bf16_use_simd = 1;
 	test_rounding();
 	test_hook();

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -706,7 +707,11 @@ static void load_inputs(run *r)
 	const char *model_dir = r->o.resume ? r->o.resume : r->o.model;
 	r->tok_dir = model_dir;
 	load_tokenizer(r, model_dir);
-	r->m = train_model_load(lora_model_dir(r, model_dir), &err);
+	/* a LoRA base is frozen: with --precision bf16 it is held in bf16 only
+	 * (one process: ranks under mpirun share an f32 model for now) */
+	int bf16_base = r->o.lora_r && !train_mpi_started();
+	r->m = train_model_load_prec(lora_model_dir(r, model_dir),
+				     bf16_base ? train_gemm_precision() : TRAIN_PREC_F32, &err);
 	if (!r->m)
 		util_die("%s", err);
 	lora_setup(r);
@@ -870,10 +875,13 @@ static void reference_pass(run *r, train_model *ref, train_pair *pairs, size_t n
 			   const char *what)
 {
 	/* the cache key records the precision of the pass (f32: the bare
-	 * fingerprint, as before) */
+	 * fingerprint, as before; +bf16w: weights rounded to bf16 at load,
+	 * embeddings included, so not the sums of the f32-held model) */
 	char fp[256];
+	int rounded = train_model_precision(ref) == TRAIN_PREC_BF16 &&
+		      strcmp(train_model_dtype(ref), "BF16") != 0;
 	snprintf(fp, sizeof fp, "%s%s", train_model_fingerprint(ref),
-		 train_gemm_precision() == TRAIN_PREC_BF16 ? "+bf16" : "");
+		 train_gemm_precision() != TRAIN_PREC_BF16 ? "" : rounded ? "+bf16w" : "+bf16");
 	char *need = xcalloc(n ? n : 1, 1);
 	size_t cached = ref_from_cache(r, fp, pairs, n, need);
 	size_t nmiss = n - cached;
@@ -1614,6 +1622,14 @@ static void write_run_json(run *r, const char *status)
 	cJSON_AddStringToObject(d, "fingerprint", r->data_fp);
 	cJSON_AddStringToObject(d, "tokenization", r->tok_fp);
 	cJSON_AddNumberToObject(j, "steps", (double)r->loop.step);
+	if (r->m) { /* the policy's (LoRA: the frozen base's) weights as held, and the peak RSS */
+		struct rusage ru;
+		cJSON *mem = cJSON_AddObjectToObject(j, "memory");
+		cJSON_AddStringToObject(mem, "weights", train_precision_name(train_model_precision(r->m)));
+		cJSON_AddNumberToObject(mem, "weight_bytes", (double)train_model_weight_bytes(r->m));
+		if (getrusage(RUSAGE_SELF, &ru) == 0)
+			cJSON_AddNumberToObject(mem, "peak_rss_kb", (double)ru.ru_maxrss);
+	}
 	if (r->have_metrics) {
 		cJSON *m = cJSON_AddObjectToObject(j, "final_metrics");
 		for (int i = 0; i < NMETRICS; i++)

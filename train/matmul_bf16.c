@@ -77,6 +77,22 @@ void train_gemm_bf16_ref(int ta, int tb, int M, int N, int K, const float *A, in
 		}
 }
 
+void train_gemm_bf16_wb_ref(int ta, int tb, int M, int N, int K, const float *A, int lda,
+			    const uint16_t *B, int ldb, float beta, float *C, int ldc)
+{
+	for (int i = 0; i < M; i++)
+		for (int j = 0; j < N; j++) {
+			double s = 0;
+			for (int k = 0; k < K; k++) {
+				float a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+				uint16_t b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+				s += (double)train_bf16_to_f32(train_f32_to_bf16(a)) * train_bf16_to_f32(b);
+			}
+			float *c = C + (size_t)i * ldc + j;
+			*c = (float)(beta == 0.0f ? s : s + (double)beta * *c);
+		}
+}
+
 /* ---- packing ----
  * A panel of W rows (m of A or n of B) over kc values of k is stored as
  * dst[kp * W + r] = bf16(x(r, 2kp)) | bf16(x(r, 2kp+1)) << 16, with
@@ -271,6 +287,96 @@ static void pack_panel(uint32_t *dst, const float *src, size_t sr, size_t sk, in
 	pack_plain(dst, src, sr, sk, rows, kc, W);
 }
 
+/* The same panels from a bf16 operand (train_gemm_bf16_wb): the values
+ * are copied, not rounded. */
+static void pack_plain_h(uint32_t *dst, const uint16_t *src, size_t sr, size_t sk, int rows,
+			 int kc, int W)
+{
+	int kcp = (kc + 1) / 2;
+	for (int kp = 0; kp < kcp; kp++)
+		for (int r = 0; r < W; r++) {
+			uint32_t v = 0;
+			if (r < rows) {
+				const uint16_t *x = src + r * sr + (size_t)(2 * kp) * sk;
+				v = x[0] | (2 * kp + 1 < kc ? (uint32_t)x[sk] << 16 : 0);
+			}
+			dst[(size_t)kp * W + r] = v;
+		}
+}
+
+#ifdef BF16_SIMD
+/* k contiguous: a pair is one 32-bit word already; 16 rows x 16 pairs
+ * are loaded and transposed as in pack_krow. */
+BF16_TARGET static void pack_krow_h(uint32_t *dst, const uint16_t *src, size_t sr, int rows,
+				    int kc, int W)
+{
+	for (int r0 = 0; r0 < W; r0 += 16) {
+		int nw = W - r0 < 16 ? W - r0 : 16;
+		for (int k0 = 0; k0 < kc; k0 += 32) {
+			int nv = kc - k0 < 32 ? kc - k0 : 32;
+			__mmask32 m = nv >= 32 ? 0xffffffffu : (__mmask32)((1u << nv) - 1);
+			__m512i v[16];
+			for (int i = 0; i < 16; i++)
+				v[i] = r0 + i < rows ? _mm512_maskz_loadu_epi16(m, src + (size_t)(r0 + i) * sr + k0)
+						     : _mm512_setzero_si512();
+			transpose16(v);
+			for (int j = 0; j < (nv + 1) / 2; j++)
+				_mm512_mask_storeu_epi32(dst + (size_t)(k0 / 2 + j) * W + r0,
+							 (__mmask16)((1u << nw) - 1), v[j]);
+		}
+	}
+}
+
+/* rows contiguous: rows k and k+1 widened to 32 bits and interleaved. */
+BF16_TARGET static void pack_kcol_h(uint32_t *dst, const uint16_t *src, size_t sk, int rows,
+				    int kc, int W)
+{
+	for (int kp = 0; kp < (kc + 1) / 2; kp++) {
+		const uint16_t *p0 = src + (size_t)(2 * kp) * sk, *p1 = p0 + sk;
+		int odd = 2 * kp + 1 < kc;
+		for (int r0 = 0; r0 < W; r0 += 16) {
+			int nv = rows - r0, nw = W - r0 < 16 ? W - r0 : 16;
+			nv = nv < 0 ? 0 : nv > nw ? nw : nv;
+			__mmask16 m = (__mmask16)((1u << nv) - 1);
+			__m512i x = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p0 + r0));
+			__m512i y = odd ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p1 + r0))
+					: _mm512_setzero_si512();
+			_mm512_mask_storeu_epi32(dst + (size_t)kp * W + r0, (__mmask16)((1u << nw) - 1),
+						 _mm512_or_si512(x, _mm512_slli_epi32(y, 16)));
+		}
+	}
+}
+#endif
+
+static void pack_panel_h(uint32_t *dst, const uint16_t *src, size_t sr, size_t sk, int rows,
+			 int kc, int W, int simd)
+{
+#ifdef BF16_SIMD
+	if (simd && sk == 1) {
+		pack_krow_h(dst, src, sr, rows, kc, W);
+		return;
+	}
+	if (simd && sr == 1) {
+		pack_kcol_h(dst, src, sk, rows, kc, W);
+		return;
+	}
+#endif
+	(void)simd;
+	pack_plain_h(dst, src, sr, sk, rows, kc, W);
+}
+
+/* Panels p0..p1 (NR rows each, rows in all) of a bf16 B block. */
+static void pack_panels_h(uint32_t *dst, const uint16_t *src, size_t sr, size_t sk, int rows,
+			  int kc, int p0, int p1, int simd)
+{
+	int kcp = (kc + 1) / 2;
+	for (int p = p0; p < p1; p++) {
+		int n = rows - p * NR < NR ? rows - p * NR : NR;
+		pack_panel_h(dst + (size_t)p * NR * kcp, src + (size_t)p * NR * sr, sr, sk, n, kc, NR,
+			     simd);
+	}
+}
+
 /* ---- the MR x NR tile: C[mr, nr] (=|+=) a-panel . b-panel over kcp pairs;
  * first: C = acc + beta C (beta 0: C not read), else C += acc ---- */
 
@@ -368,6 +474,7 @@ typedef void (*tile_fn)(int, const uint32_t *, const uint32_t *, float *, size_t
 struct gemm_args {
 	int M, N, K, simd;
 	const float *A, *B;
+	const uint16_t *Bh; /* B in bf16 (train_gemm_bf16_wb), B then NULL */
 	size_t ar, ak, br, bk; /* strides of op(A)(m, k) and op(B)(k, n) by (row, k) */
 	float beta, *C;
 	size_t ldc;
@@ -418,18 +525,24 @@ static void gemm_blocks(const struct gemm_args *g)
 				int nb = g->N - j0 < NC ? g->N - j0 : NC;
 				int npb = (nb + NR - 1) / NR;
 #pragma omp for schedule(static)
-				for (int t = 0; t < nth; t++)
-					pack_panels(g->Bp, g->B + (size_t)j0 * g->br + (size_t)k0 * g->bk,
-						    g->br, g->bk, nb, kc, NR, npb * t / nth,
-						    npb * (t + 1) / nth, g->simd);
+				for (int t = 0; t < nth; t++) {
+					size_t bo = (size_t)j0 * g->br + (size_t)k0 * g->bk;
+					if (g->Bh)
+						pack_panels_h(g->Bp, g->Bh + bo, g->br, g->bk, nb, kc,
+							      npb * t / nth, npb * (t + 1) / nth, g->simd);
+					else
+						pack_panels(g->Bp, g->B + bo, g->br, g->bk, nb, kc, NR,
+							    npb * t / nth, npb * (t + 1) / nth, g->simd);
+				}
 				run_tiles(g, i0, mb, j0, nb, kc, k0 == 0);
 			}
 		}
 	}
 }
 
-void train_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
-		     int ldb, float beta, float *C, int ldc)
+/* train_gemm_bf16 with B given in float32 (B) or bf16 (Bh, B NULL). */
+static void gemm_drive(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+		       const uint16_t *Bh, int ldb, float beta, float *C, int ldc)
 {
 	if (M <= 0 || N <= 0)
 		return;
@@ -446,7 +559,7 @@ void train_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int ld
 		return; /* oneDNN ran it (matmul_dnnl.h) */
 #endif
 	struct gemm_args g = {
-		.M = M, .N = N, .K = K, .simd = use_simd(), .A = A, .B = B,
+		.M = M, .N = N, .K = K, .simd = use_simd(), .A = A, .B = B, .Bh = Bh,
 		.ar = ta ? 1 : (size_t)lda, .ak = ta ? (size_t)lda : 1,
 		.br = tb ? (size_t)ldb : 1, .bk = tb ? 1 : (size_t)ldb,
 		.beta = beta, .C = C, .ldc = (size_t)ldc,
@@ -481,6 +594,18 @@ void train_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int ld
 	} else {
 		free(scratch);
 	}
+}
+
+void train_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+		     int ldb, float beta, float *C, int ldc)
+{
+	gemm_drive(ta, tb, M, N, K, A, lda, B, NULL, ldb, beta, C, ldc);
+}
+
+void train_gemm_bf16_wb(int ta, int tb, int M, int N, int K, const float *A, int lda,
+			const uint16_t *B, int ldb, float beta, float *C, int ldc)
+{
+	gemm_drive(ta, tb, M, N, K, A, lda, NULL, B, ldb, beta, C, ldc);
 }
 
 /* ---- the peak probe ---- */

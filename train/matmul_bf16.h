@@ -22,6 +22,7 @@
  * packed panels computes the same sums (in float32, slower). */
 #ifndef DPO_TRAIN_MATMUL_BF16_H
 #define DPO_TRAIN_MATMUL_BF16_H
+#include <stdint.h>
 #include "train/precision.h"
 
 /* Make train_gemm run in precision p (TRAIN_PREC_F32, the default, or
@@ -46,6 +47,21 @@ void train_gemm_bf16(int ta, int tb, int M, int N, int K, const float *A, int ld
  * by element, products summed in double, one thread, no packing. */
 void train_gemm_bf16_ref(int ta, int tb, int M, int N, int K, const float *A, int lda,
 			 const float *B, int ldb, float beta, float *C, int ldc);
+
+/* train_gemm_bf16 with the B operand already in bf16 (raw bit patterns,
+ * e.g. a weight of a model held in bf16, train/model_bf16.h): B is packed
+ * as it is (no rounding), A is rounded as in train_gemm_bf16. Bit for bit
+ * train_gemm_bf16 on B widened to float32. Used by the trainer for a frozen
+ * base held in bf16 (LoRA): forward out = inp.W^T (ta 0, tb 1) and
+ * backward dinp = dout.W (ta 0, tb 0), LM head included. Same threading
+ * and scratch as train_gemm_bf16. */
+void train_gemm_bf16_wb(int ta, int tb, int M, int N, int K, const float *A, int lda,
+			const uint16_t *B, int ldb, float beta, float *C, int ldc);
+
+/* The plain reference of train_gemm_bf16_wb (as train_gemm_bf16_ref, B
+ * widened exactly). */
+void train_gemm_bf16_wb_ref(int ta, int tb, int M, int N, int K, const float *A, int lda,
+			    const uint16_t *B, int ldb, float beta, float *C, int ldc);
 
 /* Nonzero (the default): train_gemm_bf16 uses the AVX512-BF16 tile where
  * the CPU has it; 0 forces the portable tile (tests compare the two). */

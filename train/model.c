@@ -1219,6 +1219,11 @@ train_precision train_model_precision(const train_model *m)
 	return m->bf ? TRAIN_PREC_BF16 : TRAIN_PREC_F32;
 }
 
+const struct train_bf16w *train_model_bf16_weights(const train_model *m)
+{
+	return m->bf ? train_bf16_weights(m->bf) : NULL;
+}
+
 size_t train_model_weight_bytes(const train_model *m)
 {
 	return m->bf ? train_bf16_bytes(m->bf) : m->nparams * sizeof(float);

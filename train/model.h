@@ -266,6 +266,12 @@ void train_model_to_bf16(train_model *m);
 /* TRAIN_PREC_BF16 for a model held in bf16, else TRAIN_PREC_F32. */
 train_precision train_model_precision(const train_model *m);
 
+/* The bf16 matrices of a model held in bf16 (struct train_bf16w of
+ * train/model_bf16.h, owned by the model), NULL for a float32 model. The
+ * trainer reads a frozen LoRA base through them. */
+struct train_bf16w;
+const struct train_bf16w *train_model_bf16_weights(const train_model *m);
+
 /* Bytes of parameter storage the model holds (4 per parameter in f32;
  * 2 per matrix weight plus 4 per 1-D weight in bf16). */
 size_t train_model_weight_bytes(const train_model *m);

@@ -10,6 +10,9 @@
 #include "train/layers.h"
 #include "train/layers_backward.h"
 #include "train/matmul_bf16.h"
+#include "train/matvec_bf16.h"
+#include "train/model_bf16.h"
+#include "train/trainer_bf16.h"
 #include "train/lora.h"
 #include "train/trainer.h"
 #include "train/vecmath_bf16.h"
@@ -352,14 +355,28 @@ static float *block_out(const train_engine *e, int l, size_t NC)
 }
 
 #define OFF(p, n) ((p) ? (p) + (n) : NULL)
+/* weight matrix f at offset n, of the f32 weights w or the bf16 ones hw */
+#define WAT(f, n) train_wmat_at(w->f, hw->f, (n))
+static const train_bf16w no_bf16w;
+/* The bf16 matrices of a frozen base held in bf16, else all NULL. */
+static const train_bf16w *bf16w(const train_engine *e)
+{
+	const train_bf16w *h = train_model_bf16_weights(e->m);
+	return h ? h : &no_bf16w;
+}
 
 
 /* ---- forward (the model engine's, with threaded GEMMs and a compacted
  * vocabulary projection: only rows with a target are projected) ---- */
 
-static void mm_fwd(float *out, const float *inp, const float *w, const float *bias, int N, int C,
+static void mm_fwd(float *out, const float *inp, train_wmat W, const float *bias, int N, int C,
 		   int OC)
 {
+	const float *w = W.f;
+	if (W.h) {
+		train_linear_bf16w_forward(out, inp, W.h, bias, N, C, OC);
+		return;
+	}
 	int gemm = train_gemm_precision() == TRAIN_PREC_BF16; /* every size in bf16 */
 #ifdef HAVE_BLAS
 	gemm |= train_layers_use_blas && N >= 4 && (size_t)N * C * OC >= 1u << 20;
@@ -441,6 +458,7 @@ static void block_forward(train_engine *e, int l, const float *x, int B, int T)
 {
 	const train_config *c = e->c;
 	const train_weights *w = train_model_weights(e->m);
+	const train_bf16w *hw = bf16w(e);
 	const train_acts *a = &e->a;
 	int N = B * T, C = c->dim, NH = c->n_head, NKV = c->n_kv_head, hd = c->head_dim;
 	int I = c->ffn;
@@ -449,7 +467,12 @@ static void block_forward(train_engine *e, int l, const float *x, int B, int T)
 	size_t NC = (size_t)N * C, Ls = (size_t)l;
 	size_t As = e->ckpt ? 0 : Ls; /* the layer's activation slot */
 	const float *rc = train_model_rope_cos(e->m), *rs = train_model_rope_sin(e->m);
-	float *ln1 = a->ln1 + As * NC, *qkv = a->qkv + As * N * QKV, *q = a->q + As * N * QD;
+	/* the outputs backward never reads (the fused qkv before its split,
+	 * the two projections added to the residual) take layer 0's slot in
+	 * every layer: the other layers' parts of the arena are never touched,
+	 * so never resident (1/5 of the activations of a Qwen3-like block) */
+	float *ln1 = a->ln1 + As * NC, *qkv = a->qkv, *q = a->q + As * N * QD;
+	float *attproj = a->attproj, *mlpproj = a->mlpproj;
 	float *k = a->k + As * N * KD, *v = a->v + As * N * KD, *qr = a->qr + As * N * QD;
 	float *kr = a->kr + As * N * KD, *atty = a->atty + As * N * QD;
 	float *res1 = a->res1 + As * NC, *ln2 = a->ln2 + As * NC, *fch = a->fch + As * N * F;
@@ -457,7 +480,7 @@ static void block_forward(train_engine *e, int l, const float *x, int B, int T)
 
 	norm_fwd(c, ln1, OFF(a->ln1_mean, As * N), a->ln1_rstd + As * N, x, w->ln1w + Ls * C,
 		 OFF(w->ln1b, Ls * C), N);
-	mm_fwd(qkv, ln1, w->wqkv + Ls * QKV * C, OFF(w->bqkv, Ls * QKV), N, C, (int)QKV);
+	mm_fwd(qkv, ln1, WAT(wqkv, Ls * QKV * C), OFF(w->bqkv, Ls * QKV), N, C, (int)QKV);
 	train_lora_forward(e->lora, l, TRAIN_LORA_QKV, qkv, (int)QKV, ln1, N);
 	train_qkv_split_forward(q, k, v, qkv, N, NH, NKV, hd);
 	if (c->qk_norm) {
@@ -474,26 +497,26 @@ static void block_forward(train_engine *e, int l, const float *x, int B, int T)
 		train_rope_forward(kr, kr, rc, rs, NULL, B, T, NKV, hd);
 	}
 	attention_fwd(atty, a->lse + As * N * NH, qr, kr, v, B, T, NH, NKV, hd);
-	mm_fwd(a->attproj + As * NC, atty, w->wo + Ls * C * QD, OFF(w->bo, Ls * C), N, (int)QD, C);
-	train_lora_forward(e->lora, l, TRAIN_LORA_O, a->attproj + As * NC, C, atty, N);
-	train_residual_forward(res1, x, a->attproj + As * NC, NC);
+	mm_fwd(attproj, atty, WAT(wo, Ls * C * QD), OFF(w->bo, Ls * C), N, (int)QD, C);
+	train_lora_forward(e->lora, l, TRAIN_LORA_O, attproj, C, atty, N);
+	train_residual_forward(res1, x, attproj, NC);
 	norm_fwd(c, ln2, OFF(a->ln2_mean, As * N), a->ln2_rstd + As * N, res1, w->ln2w + Ls * C,
 		 OFF(w->ln2b, Ls * C), N);
-	mm_fwd(fch, ln2, w->wfc + Ls * F * C, OFF(w->bfc, Ls * F), N, C, (int)F);
+	mm_fwd(fch, ln2, WAT(wfc, Ls * F * C), OFF(w->bfc, Ls * F), N, C, (int)F);
 	train_lora_forward(e->lora, l, TRAIN_LORA_FC, fch, (int)F, ln2, N);
 	if (c->arch == TRAIN_ARCH_GPT2)
 		train_gelu_forward_fast(fch_act, fch, (size_t)N * I);
 	else
 		train_swiglu_forward(fch_act, fch, N, I);
-	mm_fwd(a->mlpproj + As * NC, fch_act, w->wproj + Ls * C * I, OFF(w->bproj, Ls * C), N, I, C);
-	train_lora_forward(e->lora, l, TRAIN_LORA_PROJ, a->mlpproj + As * NC, C, fch_act, N);
-	train_residual_forward(a->res2 + As * NC, res1, a->mlpproj + As * NC, NC);
+	mm_fwd(mlpproj, fch_act, WAT(wproj, Ls * C * I), OFF(w->bproj, Ls * C), N, I, C);
+	train_lora_forward(e->lora, l, TRAIN_LORA_PROJ, mlpproj, C, fch_act, N);
+	train_residual_forward(a->res2 + As * NC, res1, mlpproj, NC);
 }
 
 /* log p(target) and log-sum-exp of M compacted rows h [M, C], in vocabulary
  * chunks (logits [M, chunk] in scratch). */
 static void logprob_fwd(train_engine *e, float *logp, float *lse, double *lsum, const float *h,
-			const float *wlm, const int *tg, int M, int C, int V)
+			const float *wlm, const uint16_t *wlm16, const int *tg, int M, int C, int V)
 {
 	int chunk = V < TRAIN_LOGPROB_CHUNK ? V : TRAIN_LOGPROB_CHUNK;
 	/* keep the logits [M, V] for backward when they fit the budget, else
@@ -525,16 +548,18 @@ static void logprob_fwd(train_engine *e, float *logp, float *lse, double *lsum, 
 			ld = V;
 		}
 #ifdef HAVE_BLAS
-		if (train_layers_use_blas)
+		if (train_layers_use_blas && !wlm16)
 			train_gemm(0, 1, M, cv, C, h, C, wlm + (size_t)v0 * C, C, 0.0f, blk, ld);
 		else
 #endif
-		if (keep) {
-			mm_fwd(lg, h, wlm + (size_t)v0 * C, NULL, M, C, cv);
+		if (wlm16) {
+			train_gemm_bf16_wb(0, 1, M, cv, C, h, C, wlm16 + (size_t)v0 * C, C, 0.0f, blk, ld);
+		} else if (keep) {
+			mm_fwd(lg, h, train_wmat_at(wlm, NULL, (size_t)v0 * C), NULL, M, C, cv);
 			for (int i = 0; i < M; i++)
 				memcpy(blk + (size_t)i * V, lg + (size_t)i * cv, sizeof(float) * cv);
 		} else {
-			mm_fwd(lg, h, wlm + (size_t)v0 * C, NULL, M, C, cv);
+			mm_fwd(lg, h, train_wmat_at(wlm, NULL, (size_t)v0 * C), NULL, M, C, cv);
 		}
 		int vm = train_vecmath_on();
 #pragma omp parallel for schedule(static) if ((size_t)M * cv > 16384)
@@ -576,10 +601,14 @@ static void model_forward(train_engine *e, int B, int T)
 {
 	const train_config *c = e->c;
 	const train_weights *w = train_model_weights(e->m);
+	const train_bf16w *hw = bf16w(e);
 	train_acts *a = &e->a;
 	int N = B * T, C = c->dim, V = c->vocab;
 	size_t NC = (size_t)N * C;
-	train_embedding_forward(a->encoded, e->ids, w->wte, w->wpe, NULL, B, T, C);
+	if (hw->wte)
+		train_embedding_bf16_forward(a->encoded, e->ids, hw->wte, hw->wpe, NULL, B, T, C);
+	else
+		train_embedding_forward(a->encoded, e->ids, w->wte, w->wpe, NULL, B, T, C);
 	const float *x = a->encoded;
 	for (int l = 0; l < c->n_layer; l++) {
 		block_forward(e, l, x, B, T);
@@ -613,7 +642,7 @@ static void model_forward(train_engine *e, int B, int T)
 	}
 	double *lsum = xmalloc(sizeof(double) * (M + 1));
 	if (M > 0)
-		logprob_fwd(e, lp, ls, lsum, hc, w->lm_head, tc, M, C, V);
+		logprob_fwd(e, lp, ls, lsum, hc, w->lm_head, hw->lm_head, tc, M, C, V);
 	if (B > e->seq_cap) {
 		free(e->seq_lsum);
 		e->seq_lsum = xmalloc(sizeof(double) * B);
@@ -723,6 +752,17 @@ static void norm_backward(const train_config *c, float *dinp, float *dw, float *
 		train_rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, c->dim);
 }
 
+/* train_matmul_backward of a weight W in either storage (bf16: frozen,
+ * dw and db NULL). */
+static void mm_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+		   train_wmat W, int N, int C, int OC)
+{
+	if (W.h)
+		train_linear_bf16w_backward(dinp, dout, W.h, N, C, OC);
+	else
+		train_matmul_backward(dinp, dw, db, dout, inp, W.f, N, C, OC);
+}
+
 /* Scratch buffers of one block's backward. */
 struct bbufs {
 	float *dres1, *dfch_act, *dfch, *dln, *datty, *dqr, *dkr, *dv, *dqn, *dkn, *dq, *dk, *dqkv;
@@ -733,6 +773,7 @@ static void block_backward(train_engine *e, int l, float *dprev, const float *dc
 {
 	const train_config *c = e->c;
 	const train_weights *w = train_model_weights(e->m);
+	const train_bf16w *hw = bf16w(e);
 	const train_weights *g = &e->gw;
 	const train_acts *a = &e->a;
 	int N = B * T, C = c->dim, NH = c->n_head, NKV = c->n_kv_head, hd = c->head_dim;
@@ -747,8 +788,8 @@ static void block_backward(train_engine *e, int l, float *dprev, const float *dc
 	memcpy(s->dres1, dcur, sizeof(float) * NC);
 	/* mlpproj = fch_act . wproj^T + bproj */
 	memset(s->dfch_act, 0, sizeof(float) * N * I);
-	train_matmul_backward(s->dfch_act, OFF(g->wproj, Ls * C * I), OFF(g->bproj, Ls * C), dcur,
-			      a->fch_act + As * N * I, w->wproj + Ls * C * I, N, I, C);
+	mm_bwd(s->dfch_act, OFF(g->wproj, Ls * C * I), OFF(g->bproj, Ls * C), dcur,
+	       a->fch_act + As * N * I, WAT(wproj, Ls * C * I), N, I, C);
 	train_lora_backward(e->lora, l, TRAIN_LORA_PROJ, s->dfch_act, dcur, C,
 			    a->fch_act + As * N * I, N);
 	memset(s->dfch, 0, sizeof(float) * N * F);
@@ -757,8 +798,8 @@ static void block_backward(train_engine *e, int l, float *dprev, const float *dc
 	else
 		train_swiglu_backward(s->dfch, a->fch + As * N * F, s->dfch_act, N, I);
 	memset(s->dln, 0, sizeof(float) * NC);
-	train_matmul_backward(s->dln, OFF(g->wfc, Ls * F * C), OFF(g->bfc, Ls * F), s->dfch,
-			      a->ln2 + As * NC, w->wfc + Ls * F * C, N, C, (int)F);
+	mm_bwd(s->dln, OFF(g->wfc, Ls * F * C), OFF(g->bfc, Ls * F), s->dfch, a->ln2 + As * NC,
+	       WAT(wfc, Ls * F * C), N, C, (int)F);
 	train_lora_backward(e->lora, l, TRAIN_LORA_FC, s->dln, s->dfch, (int)F, a->ln2 + As * NC, N);
 	norm_backward(c, s->dres1, OFF(g->ln2w, Ls * C), OFF(g->ln2b, Ls * C), s->dln,
 		      a->res1 + As * NC, w->ln2w + Ls * C, OFF(a->ln2_mean, As * N), a->ln2_rstd + As * N, N);
@@ -766,8 +807,8 @@ static void block_backward(train_engine *e, int l, float *dprev, const float *dc
 	/* res1 = x + attproj */
 	memcpy(dprev, s->dres1, sizeof(float) * NC);
 	memset(s->datty, 0, sizeof(float) * N * QD);
-	train_matmul_backward(s->datty, OFF(g->wo, Ls * C * QD), OFF(g->bo, Ls * C), s->dres1,
-			      a->atty + As * N * QD, w->wo + Ls * C * QD, N, (int)QD, C);
+	mm_bwd(s->datty, OFF(g->wo, Ls * C * QD), OFF(g->bo, Ls * C), s->dres1,
+	       a->atty + As * N * QD, WAT(wo, Ls * C * QD), N, (int)QD, C);
 	train_lora_backward(e->lora, l, TRAIN_LORA_O, s->datty, s->dres1, C, a->atty + As * N * QD,
 			    N);
 	memset(s->dqr, 0, sizeof(float) * N * QD);
@@ -799,8 +840,8 @@ static void block_backward(train_engine *e, int l, float *dprev, const float *dc
 	memset(s->dqkv, 0, sizeof(float) * N * QKV);
 	train_qkv_split_backward(s->dqkv, dq, dk, s->dv, N, NH, NKV, hd);
 	memset(s->dln, 0, sizeof(float) * NC);
-	train_matmul_backward(s->dln, OFF(g->wqkv, Ls * QKV * C), OFF(g->bqkv, Ls * QKV), s->dqkv,
-			      a->ln1 + As * NC, w->wqkv + Ls * QKV * C, N, C, (int)QKV);
+	mm_bwd(s->dln, OFF(g->wqkv, Ls * QKV * C), OFF(g->bqkv, Ls * QKV), s->dqkv,
+	       a->ln1 + As * NC, WAT(wqkv, Ls * QKV * C), N, C, (int)QKV);
 	train_lora_backward(e->lora, l, TRAIN_LORA_QKV, s->dln, s->dqkv, (int)QKV, a->ln1 + As * NC,
 			    N);
 	norm_backward(c, dprev, OFF(g->ln1w, Ls * C), OFF(g->ln1b, Ls * C), s->dln, x,
@@ -868,7 +909,12 @@ static void model_backward(train_engine *e, int B, int T)
 	int nt = 0;
 	for (int r = 0; r < N; r++)
 		nt += e->targets[r] >= 0;
-	if (M > 0 && e->logits_valid && e->logits_rows == M && nt == M)
+	int kept = M > 0 && e->logits_valid && e->logits_rows == M && nt == M;
+	const uint16_t *wlm16 = bf16w(e)->lm_head;
+	if (M > 0 && wlm16) /* a frozen bf16 base */
+		train_logprob_bf16w_backward(dhc, dl, hc, wlm16, tc, lse, kept ? e->logits : NULL, M,
+					     C, V);
+	else if (kept)
 		train_logprob_backward_logits(dhc, e->gw.lm_head, dl, hc, w->lm_head, tc, lse,
 					      e->logits, M, C, V);
 	else if (M > 0)

@@ -38,14 +38,18 @@ typedef struct train_engine train_engine;
 
 /* A training engine over model m (borrowed: the caller keeps it alive and
  * frees it after the engine). Allocates the gradient and AdamW moment
- * arenas (3 x the parameters). Never NULL. */
+ * arenas (3 x the parameters). m must hold float32 weights (the master
+ * weights; not train_model_to_bf16's). Never NULL. */
 train_engine *train_engine_new(train_model *m);
 /* A LoRA engine (train/lora.h) over model m: the base weights are frozen
  * (no gradient or moment arenas for them, no weight gradients computed),
  * the adapter lo (borrowed) is added to every forward and only its A/B
  * train: train_engine_grads, moments, step and the norm are the adapter's
  * (train_engine_nparams floats). lo NULL: a forward-only engine
- * (train_engine_logps of the frozen model; no accumulate or step). */
+ * (train_engine_logps of the frozen model; no accumulate or step).
+ * m may be held in bf16 (train_model_load_prec, train_model_to_bf16): its
+ * products then read the bf16 matrices (train/trainer_bf16.h), in bf16
+ * whatever train_gemm's precision. */
 struct train_lora;
 train_engine *train_engine_new_lora(train_model *m, struct train_lora *lo);
 /* Floats of the trained parameters (of the gradient and moment arenas):

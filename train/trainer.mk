@@ -5,6 +5,8 @@ train_libtrainer_a_SOURCES = train/loss.c train/loss.h train/optim.c train/optim
 	train/matmul_bf16.c train/matmul_bf16.h train/vecmath_bf16.c train/vecmath_bf16.h \
 	train/trainer.c train/trainer.h train/trainer_data.c train/trainer_data.h \
 	train/trainer_loop.c train/trainer_loop.h
+# a frozen LoRA base held in bf16
+train_libtrainer_a_SOURCES += train/trainer_bf16.c train/trainer_bf16.h
 # -fno-math-errno: no code here reads errno after a math call, and errno
 # semantics keep GCC from vectorizing loops with sqrtf/expf (AdamW).
 train_libtrainer_a_CFLAGS = $(AM_CFLAGS) $(BLAS_CFLAGS) $(CJSON_CFLAGS) -fno-math-errno
@@ -61,6 +63,10 @@ check_PROGRAMS += tests/test_lora
 tests_test_lora_SOURCES = tests/test_lora.c
 tests_test_lora_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
 TESTS += tests/test_lora
+check_PROGRAMS += tests/test_lora_bf16
+tests_test_lora_bf16_SOURCES = tests/test_lora_bf16.c
+tests_test_lora_bf16_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
+TESTS += tests/test_lora_bf16
 
 check_PROGRAMS += tests/test_trainer_loop
 tests_test_trainer_loop_SOURCES = tests/test_trainer_loop.c
