@@ -7,7 +7,9 @@
 # for the same rows of the micro-batch: without that the adapter moves
 # 5e-3 away); the reference pass (the base, adapter off) is split; rank 0
 # writes the adapter in PEFT's format; a run resumes with another rank
-# count; --gradient-checkpointing runs alike.
+# count; --gradient-checkpointing runs alike; with --precision bf16 every
+# rank holds the frozen base in bf16 (rank 0 sends it as held) and trains
+# the adapter one bf16 process trains.
 . "$top_srcdir/tests/tap.sh"
 OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 export OMP_WAIT_POLICY
@@ -98,4 +100,52 @@ ok "resumed by one process: adapter" adapter "$T/a0.2" "$T/r1"
 ok "--gradient-checkpointing, -np 3" mpi 3 $r --gradient-checkpointing --log-json "$T/k3.log" --out "$T/k3"
 ok "--gradient-checkpointing, -np 3: same steps" same "$T/a0.2.log" "$T/k3.log"
 ok "--gradient-checkpointing, -np 3: same adapter" adapter "$T/a0.2" "$T/k3"
+
+# --precision bf16: the frozen base is held in bf16 on every rank (rank 0
+# loads it and sends the bf16 weights; no rank widens them to f32), the F32
+# fixture rounded at load (embeddings too: a rank holding it in f32 would
+# differ) and the BF16-stored sharded one bit for bit; -np 2 trains the
+# adapter a one-process bf16 run trains (a rank holding the base in f32,
+# as before, moves the adapter 3e-3 away and the rewards 4e-3). Without
+# dropout: with it, Adam turns the reordered gradient sum into adapter
+# differences of 1e-5 (as in f32, above), and bf16 turns those into input
+# roundings that fall the other way, rewards 1e-3 apart: beyond the f32
+# tolerances, while the masks' slicing is the same code in both precisions.
+bf="$DPO_SHARED/fixtures/tiny-llama-bf16-sharded"
+mem() { # mem DPO_RUN_JSON WEIGHTS [F32_DPO_RUN_JSON]: memory.weights, and fewer bytes than the f32 run
+	python3 - "$@" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))["memory"]
+print("memory:", m)
+if m["weights"] != sys.argv[2]:
+    sys.exit("weights %s, expected %s" % (m["weights"], sys.argv[2]))
+if len(sys.argv) > 3:
+    f = json.load(open(sys.argv[3]))["memory"]
+    if not m["weight_bytes"] < 0.6 * f["weight_bytes"]:
+        sys.exit("%d weight bytes, the f32 run %d" % (m["weight_bytes"], f["weight_bytes"]))
+PY
+}
+b16="$run --lora-dropout 0 --precision bf16"
+for base in "$fx/policy" "$bf"; do
+	n=$(basename "$base")
+	r=$(echo "$b16" | sed "s#--model [^ ]*#--model $base#")
+	ok "bf16, $n: one process" dpo-train $r --log-json "$T/h1$n.log" --out "$T/h1$n"
+	ok "bf16, $n: mpirun -np 2" mpi 2 $r --log-json "$T/h2$n.log" --out "$T/h2$n"
+	ok "bf16, $n, -np 2: the losses and metrics of every step and evaluation" \
+		same "$T/h1$n.log" "$T/h2$n.log"
+	ok "bf16, $n, -np 2: the adapter" adapter "$T/h1$n" "$T/h2$n"
+	ok "bf16, $n, -np 2: dpo_run.json reports the base in bf16, fewer bytes than f32" \
+		mem "$T/h2$n/dpo_run.json" bf16 "$T/a0/dpo_run.json"
+done
+fails "bf16 made another run than f32" $cmpr weights "$T/a0/adapter_model.safetensors" \
+	"$T/h1policy/adapter_model.safetensors" $wtol
+ok "the f32 run reports f32 weights" mem "$T/n2-0.2/dpo_run.json" f32
+# the BF16-stored base in f32: every rank builds the RoPE tables of the
+# stored dtype (rank 0's), as one process does (ranks built from the
+# config alone had float32 ones: the adapter moved 2e-3 away)
+r=$(echo "$run --lora-dropout 0.2" | sed "s#--model [^ ]*#--model $bf#")
+ok "f32, BF16-stored base: one process" dpo-train $r --log-json "$T/s1.log" --out "$T/s1"
+ok "f32, BF16-stored base: -np 2" mpi 2 $r --log-json "$T/s2.log" --out "$T/s2"
+ok "f32, BF16-stored base, -np 2: same steps" same "$T/s1.log" "$T/s2.log"
+ok "f32, BF16-stored base, -np 2: same adapter" adapter "$T/s1" "$T/s2"
 done_testing

@@ -708,8 +708,8 @@ static void load_inputs(run *r)
 	r->tok_dir = model_dir;
 	load_tokenizer(r, model_dir);
 	/* a LoRA base is frozen: with --precision bf16 it is held in bf16 only
-	 * (one process: ranks under mpirun share an f32 model for now) */
-	int bf16_base = r->o.lora_r && !train_mpi_started();
+	 * (under mpirun rank 0 sends it to the other ranks as held) */
+	int bf16_base = r->o.lora_r != 0;
 	r->m = train_model_load_prec(lora_model_dir(r, model_dir),
 				     bf16_base ? train_gemm_precision() : TRAIN_PREC_F32, &err);
 	if (!r->m)

@@ -802,7 +802,10 @@ const char *train_model_fingerprint(const train_model *m)
 		free(p);
 	} else {
 		util_sha256_update(&h, m->config_json, strlen(m->config_json));
-		util_sha256_update(&h, m->params, m->nparams * sizeof(float));
+		size_t bytes;
+		const void *blk;
+		for (int i = 0; (blk = train_model_storage(mm, i, &bytes)); i++)
+			util_sha256_update(&h, blk, bytes);
 	}
 	if (m->lora)
 		train_lora_hash(m->lora, &h);
@@ -1227,4 +1230,31 @@ const struct train_bf16w *train_model_bf16_weights(const train_model *m)
 size_t train_model_weight_bytes(const train_model *m)
 {
 	return m->bf ? train_bf16_bytes(m->bf) : m->nparams * sizeof(float);
+}
+
+void *train_model_storage(train_model *m, int i, size_t *bytes)
+{
+	if (m->bf)
+		return train_bf16_arena(m->bf, i, bytes);
+	*bytes = i == 0 ? m->nparams * sizeof(float) : 0;
+	return i == 0 ? m->params : NULL;
+}
+
+train_model *train_model_blank(const char *config_json, size_t len, const char *dtype,
+			       train_precision prec, const char *fingerprint, char **err)
+{
+	train_model *m = xcalloc(1, sizeof *m);
+	if (train_config_parse(config_json, len, &m->cfg, err)) {
+		free(m);
+		return NULL;
+	}
+	m->config_json = normalise_config(config_json, len);
+	if (train_precision_resolve(prec) == TRAIN_PREC_BF16)
+		model_alloc_bf16(m);
+	else
+		model_alloc(m);
+	snprintf(m->dtype, sizeof m->dtype, "%s", dtype ? dtype : "F32");
+	snprintf(m->fingerprint, sizeof m->fingerprint, "%s", fingerprint ? fingerprint : "");
+	model_rope(m);
+	return m;
 }

@@ -276,4 +276,19 @@ const struct train_bf16w *train_model_bf16_weights(const train_model *m);
  * 2 per matrix weight plus 4 per 1-D weight in bf16). */
 size_t train_model_weight_bytes(const train_model *m);
 
+/* Block i (from 0) of the weight storage of m and its size in bytes in
+ * *bytes: f32, the parameter arena; bf16, the bf16 matrices then the
+ * float32 1-D weights. NULL (and 0) past the last. Owned by the model; for
+ * copying a model whole (train_model_blank, MPI). */
+void *train_model_storage(train_model *m, int i, size_t *bytes);
+
+/* A model of config_json (len bytes) with zeroed weights held in
+ * precision prec (as train_model_load_prec), to receive those of a model
+ * loaded elsewhere through train_model_storage: dtype is that model's
+ * stored dtype (its RoPE tables follow it) and fingerprint (may be NULL:
+ * computed when asked) its identity. Returns the model (caller frees) or
+ * NULL with *err (caller frees) on a bad config. */
+train_model *train_model_blank(const char *config_json, size_t len, const char *dtype,
+			       train_precision prec, const char *fingerprint, char **err);
+
 #endif

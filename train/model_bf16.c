@@ -106,6 +106,12 @@ size_t train_bf16_bytes(const train_bf16 *b)
 	return b->nmat * sizeof(uint16_t) + b->nvec * sizeof(float);
 }
 
+void *train_bf16_arena(train_bf16 *b, int i, size_t *bytes)
+{
+	*bytes = i == 0 ? b->nmat * sizeof(uint16_t) : i == 1 ? b->nvec * sizeof(float) : 0;
+	return i == 0 ? (void *)b->mat : i == 1 ? (void *)b->vec : NULL;
+}
+
 void train_bf16_set(train_bf16 *b, const train_param *p, const float *src)
 {
 	size_t off = b->coff[p - b->tab];

@@ -41,6 +41,10 @@ const train_bf16w *train_bf16_weights(const train_bf16 *b);
 /* Bytes of parameter storage held (both arenas). */
 size_t train_bf16_bytes(const train_bf16 *b);
 
+/* Arena i of b (0: the bf16 matrices, 1: the float32 1-D parameters) and
+ * its size in bytes in *bytes; NULL (and 0) for any other i. Owned by b. */
+void *train_bf16_arena(train_bf16 *b, int i, size_t *bytes);
+
 /* Fill parameter p (an entry of the table given to train_bf16_new) from
  * float32 values src (p->numel of them, in the arena's layout, i.e. already
  * transposed where p->transposed): 1-D parameters copied, matrices rounded

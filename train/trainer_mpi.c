@@ -262,21 +262,39 @@ train_model *train_mpi_share_model(train_model *m)
 {
 	if (S.size < 2)
 		return m;
-	uint64_t len = S.rank == 0 ? strlen(train_model_config_json(m)) : 0;
-	train_mpi_bcast(&len, sizeof len);
-	char *json = xmalloc((size_t)len + 1);
+	/* rank 0's config length, precision held (a frozen LoRA base or a
+	 * --ref-model in bf16 is sent as it is held: no rank widens it to
+	 * f32), stored dtype (the RoPE tables follow it) and identity */
+	struct {
+		uint64_t len;
+		int32_t bf16;
+		char dtype[12], fp[65];
+	} h;
+	memset(&h, 0, sizeof h);
+	if (S.rank == 0) {
+		h.len = strlen(train_model_config_json(m));
+		h.bf16 = train_model_precision(m) == TRAIN_PREC_BF16;
+		snprintf(h.dtype, sizeof h.dtype, "%s", train_model_dtype(m));
+		snprintf(h.fp, sizeof h.fp, "%s", train_model_fingerprint(m));
+	}
+	train_mpi_bcast(&h, sizeof h);
+	char *json = xmalloc((size_t)h.len + 1);
 	if (S.rank == 0)
-		memcpy(json, train_model_config_json(m), (size_t)len);
-	train_mpi_bcast(json, (size_t)len);
-	json[len] = 0;
+		memcpy(json, train_model_config_json(m), (size_t)h.len);
+	train_mpi_bcast(json, (size_t)h.len);
+	json[h.len] = 0;
 	if (S.rank != 0) {
 		char *err = NULL;
-		m = train_model_init(json, (size_t)len, 0, &err);
+		m = train_model_blank(json, (size_t)h.len, h.dtype,
+				      h.bf16 ? TRAIN_PREC_BF16 : TRAIN_PREC_F32, h.fp, &err);
 		if (!m)
 			util_die("rank %d: the model's config from rank 0: %s", S.rank, err);
 	}
 	free(json);
-	train_mpi_bcast(train_model_params(m), sizeof(float) * train_model_nparams(m));
+	void *blk;
+	size_t bytes;
+	for (int i = 0; (blk = train_model_storage(m, i, &bytes)); i++)
+		train_mpi_bcast(blk, bytes);
 	return m;
 }
 

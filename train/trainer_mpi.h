@@ -59,8 +59,10 @@ int train_mpi_any(int flag);
 void train_mpi_bcast(void *buf, size_t len);
 
 /* Rank 0's model on every rank: rank 0 passes its model (returned as is),
- * the others NULL and get a new one (caller frees) with rank 0's config and
- * weights. Exits 1 when the config does not parse on a rank. */
+ * the others NULL and get a new one (caller frees) with rank 0's config,
+ * weights held in its precision (a bf16 model's bf16 weights are sent as
+ * they are: no rank widens them), stored dtype and fingerprint. Exits 1
+ * when the config does not parse on a rank. */
 train_model *train_mpi_share_model(train_model *m);
 
 /* Rank 0's LoRA adapter (--lora-r) on every rank, and the adapter the
