@@ -4,7 +4,8 @@
  * AVX512-BF16 tile (where the CPU has it) and the portable one; plus hand
  * values showing that the inputs really are rounded to bf16, and the
  * train_gemm hook. The variant with a bf16 B operand (train_gemm_bf16_wb)
- * is checked the same way and against train_gemm_bf16 on B widened.
+ * is checked the same way and against train_gemm_bf16 on B widened. The
+ * two tiles give the same bits.
  *
  * Tolerance: the optimized kernel and the reference multiply the same bf16
  * values; each product of two 8-bit significands is exact in float32, so
@@ -129,6 +130,35 @@ static void check_shape_wb(int M, int N, int K, int simd)
 			}
 }
 
+/* The portable tile adds each pair's two products as vdpbf16ps does (the
+ * odd one, then the even one, each exact in float32 and rounded as it is
+ * added), so both tiles give the same bits (inputs away from the
+ * denormals vdpbf16ps flushes): a float32 last-bit difference would round
+ * some later bf16 input the other way. */
+static void check_tiles_equal(int M, int N, int K)
+{
+	size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
+	float *A = xmalloc(sizeof(float) * na), *B = xmalloc(sizeof(float) * nb);
+	float *C = xmalloc(sizeof(float) * nc), *P = xmalloc(sizeof(float) * nc);
+	for (size_t i = 0; i < na; i++)
+		A[i] = frand();
+	for (size_t i = 0; i < nb; i++)
+		B[i] = frand();
+	train_bf16_use_simd = 1;
+	train_gemm_bf16(0, 1, M, N, K, A, K, B, K, 0.0f, C, N);
+	train_bf16_use_simd = 0;
+	train_gemm_bf16(0, 1, M, N, K, A, K, B, K, 0.0f, P, N);
+	size_t diff = 0;
+	for (size_t i = 0; i < nc; i++)
+		diff += memcmp(&C[i], &P[i], sizeof(float)) != 0;
+	TAP_OK(diff == 0, "M%d N%d K%d: the portable tile gives the AVX512-BF16 tile's bits "
+	       "(%zu of %zu differ)", M, N, K, diff, nc);
+	free(A);
+	free(B);
+	free(C);
+	free(P);
+}
+
 /* inputs are rounded to bf16 (8 significant bits), ties to even */
 static void test_rounding(void)
 {
@@ -193,6 +223,9 @@ int main(void)
 	for (int s = 0; s < nsimd; s++)
 		for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
 			check_shape_wb(shapes[i][0], shapes[i][1], shapes[i][2], nsimd == 2 && s == 0);
+	if (nsimd == 2)
+		for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+			check_tiles_equal(shapes[i][0], shapes[i][1], shapes[i][2]);
 	train_bf16_use_simd = 1;
 	test_rounding();
 	test_hook();
