@@ -411,6 +411,8 @@ typedef struct run {
 	double last_metrics[NMETRICS];
 	int have_metrics;
 	double loop_seconds; /* the training loop's time so far */
+	size_t ref_bytes;    /* a --ref-model's weight bytes (0: none loaded) */
+	train_precision ref_prec; /* and the precision it was held in */
 } run;
 
 static void end_run(run *r, const char *status);
@@ -909,7 +911,10 @@ static void reference_logps(run *r)
 		return;
 	train_model *ref = r->m;
 	if (o->ref_model && strcmp(o->ref_model, o->model)) {
-		ref = train_mpi_rank() == 0 ? train_model_load(o->ref_model, &err) : NULL;
+		/* forward only: with --precision bf16 held in bf16 (the cache
+		 * key says so), not as a second f32 model */
+		ref = train_mpi_rank() == 0 ? train_model_load_prec(o->ref_model, train_gemm_precision(),
+								    &err) : NULL;
 		if (!ref && train_mpi_rank() == 0)
 			fail_run(r, "%s", err);
 		ref = train_mpi_share_model(ref);
@@ -917,6 +922,8 @@ static void reference_logps(run *r)
 		if (train_model_config(ref)->vocab != vocab)
 			fail_run(r, "%s: vocabulary of %d tokens, the policy has %d", o->ref_model,
 				 train_model_config(ref)->vocab, vocab);
+		r->ref_prec = train_model_precision(ref);
+		r->ref_bytes = train_model_weight_bytes(ref);
 	}
 	reference_pass(r, ref, r->pairs, r->n, "reference log-probs");
 	if (r->neval)
@@ -1627,6 +1634,10 @@ static void write_run_json(run *r, const char *status)
 		cJSON *mem = cJSON_AddObjectToObject(j, "memory");
 		cJSON_AddStringToObject(mem, "weights", train_precision_name(train_model_precision(r->m)));
 		cJSON_AddNumberToObject(mem, "weight_bytes", (double)train_model_weight_bytes(r->m));
+		if (r->ref_bytes) { /* the --ref-model of the reference pass, freed since */
+			cJSON_AddStringToObject(mem, "ref_weights", train_precision_name(r->ref_prec));
+			cJSON_AddNumberToObject(mem, "ref_weight_bytes", (double)r->ref_bytes);
+		}
 		if (getrusage(RUSAGE_SELF, &ru) == 0)
 			cJSON_AddNumberToObject(mem, "peak_rss_kb", (double)ru.ru_maxrss);
 	}

@@ -87,8 +87,8 @@ tests_test_trainer_cmp_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS)
 tests_test_trainer_cmp_LDADD = $(TRAIN_MODEL_LIBS)
 TESTS += tests/cli_train_parity.sh tests/cli_train.sh tests/cli_train_opts.sh
 EXTRA_DIST += tests/cli_train_parity.sh tests/cli_train.sh tests/cli_train_opts.sh
-TESTS += tests/cli_train_bf16.sh
-EXTRA_DIST += tests/cli_train_bf16.sh
+TESTS += tests/cli_train_bf16.sh tests/cli_ref_bf16.sh
+EXTRA_DIST += tests/cli_train_bf16.sh tests/cli_ref_bf16.sh
 
 # data-parallel dpo-train under mpirun (skips with a message without MPI)
 TESTS += tests/cli_train_mpi.sh tests/cli_lora_mpi.sh
