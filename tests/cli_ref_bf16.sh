@@ -4,12 +4,11 @@
 # store under the fingerprint with "+bf16w" (the F32 fixture rounded at
 # load), stay within the derived bf16 tolerance of the f32 reference's
 # (kept under the bare fingerprint) yet differ from them; dpo_run.json
-# reports the reference's precision and bytes (about half of f32's); under
-# mpirun every rank holds it in bf16 and the run equals one process's.
+# reports the reference's precision and bytes (about half of f32's).
+# (Under mpirun: tests/cli_ref_bf16_mpi.sh.)
 . "$top_srcdir/tests/tap.sh"
 OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 export OMP_WAIT_POLICY
-skip() { _tap_result 0 "# SKIP $1"; }
 have_shared || skip_all "no ../shared fixtures"
 command -v python3 >/dev/null 2>&1 || skip_all "no python3 to read the store and dpo_run.json"
 command -v dpo-db >/dev/null 2>&1 || skip_all "no dpo-db to fill the store"
@@ -81,24 +80,4 @@ ok "bf16: the reference holds between 50% and 51% of the f32 bytes ($2 vs $f32b)
 	"$2" "$f32b"
 ok "second bf16 run" dpo-train $st --precision bf16 --out "$T/b2"
 like "reuses the bf16 reference's log-probs" "$(cat "$T/.err")" "5 from the cache, 0 computed"
-
-# under mpirun: rank 0 loads the reference in bf16 and sends it so; each
-# rank computes its share of the reference pass with it
-if [ "${DPO_HAVE_MPI:-no}" = yes ] && command -v mpirun >/dev/null 2>&1; then
-	OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-	export OMPI_ALLOW_RUN_AS_ROOT OMPI_ALLOW_RUN_AS_ROOT_CONFIRM
-	js="--from-jsonl $T/p.jsonl --model $fx/policy --ref-model $fx/reference --no-append-eos
- --steps 1 --batch-size 5 --beta 0.1 --lr 1e-3 --threads 1 --precision bf16 --quiet"
-	ok "bf16 --ref-model, one process" dpo-train $js --log-json "$T/m1.log" --out "$T/m1"
-	ok "bf16 --ref-model, mpirun -np 2" timeout 300 mpirun --oversubscribe -np 2 \
-		"$top_builddir/dpo-train" $js --log-json "$T/m2.log" --out "$T/m2"
-	set -- $(mem "$T/m2/dpo_run.json")
-	is "-np 2: dpo_run.json reports a bf16 reference" "$1" bf16
-	# step 1's rewards are beta (policy - reference): a rank holding
-	# another reference would move them
-	ok "-np 2: step 1 (rewards from the split reference pass) as one process" \
-		python3 "$top_srcdir/tests/mpi_compare.py" log "$T/m1.log" "$T/m2.log"
-else
-	skip "no MPI build or no mpirun: the mpirun checks"
-fi
 done_testing

@@ -91,8 +91,9 @@ TESTS += tests/cli_train_bf16.sh tests/cli_ref_bf16.sh
 EXTRA_DIST += tests/cli_train_bf16.sh tests/cli_ref_bf16.sh
 
 # data-parallel dpo-train under mpirun (skips with a message without MPI)
-TESTS += tests/cli_train_mpi.sh tests/cli_lora_mpi.sh
-EXTRA_DIST += tests/cli_train_mpi.sh tests/cli_lora_mpi.sh tests/mpi_lib.sh tests/mpi_compare.py \
+TESTS += tests/cli_train_mpi.sh tests/cli_lora_mpi.sh tests/cli_ref_bf16_mpi.sh
+EXTRA_DIST += tests/cli_train_mpi.sh tests/cli_lora_mpi.sh tests/cli_ref_bf16_mpi.sh tests/mpi_lib.sh \
+	tests/mpi_compare.py \
 	tests/data/lsan_mpi.supp
 AM_TESTS_ENVIRONMENT += DPO_HAVE_MPI=$(MPI_TESTS); export DPO_HAVE_MPI;
 TESTS += tests/cli_lora.sh
