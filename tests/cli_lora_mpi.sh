@@ -137,6 +137,10 @@ for base in "$fx/policy" "$bf"; do
 	ok "bf16, $n, -np 2: dpo_run.json reports the base in bf16, fewer bytes than f32" \
 		mem "$T/h2$n/dpo_run.json" bf16 "$T/a0/dpo_run.json"
 done
+# and resumed with another rank count: rank 0 loads the checkpoint's base in bf16
+ok "bf16, $n: -np 2 with checkpoints" mpi 2 $r --save-every 2 --out "$T/hc"
+ok "bf16, $n: resumed by 3 ranks" mpi 3 $r --resume "$T/hc/checkpoint-4" --out "$T/hr"
+ok "bf16, $n: resumed by 3 ranks: adapter as one process" adapter "$T/h1$n" "$T/hr"
 fails "bf16 made another run than f32" $cmpr weights "$T/a0/adapter_model.safetensors" \
 	"$T/h1policy/adapter_model.safetensors" $wtol
 ok "the f32 run reports f32 weights" mem "$T/n2-0.2/dpo_run.json" f32
