@@ -12,6 +12,8 @@
 
 #define QB TRAIN_ATTN_BF16_QB
 
+int train_attention_bf16_on = 1;
+
 /* scratch words for every product of a block (each at most T x T x hd or
  * QB x T x T in some order; train_gemm_bf16_scratch_words is
  * nondecreasing) */

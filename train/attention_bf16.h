@@ -19,6 +19,11 @@
 #ifndef DPO_TRAIN_ATTENTION_BF16_H
 #define DPO_TRAIN_ATTENTION_BF16_H
 
+/* Nonzero (the default): the trainer runs attention through these
+ * functions when train_gemm runs in bf16; 0: through the float32 ones
+ * (benchmarks compare the two in one process). */
+extern int train_attention_bf16_on;
+
 /* queries per block */
 #define TRAIN_ATTN_BF16_QB 64
 

@@ -408,7 +408,7 @@ static void norm_fwd(const train_config *c, float *out, float *mean, float *rstd
 static void attention_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
 			  int B, int T, int NH, int NKV, int hd)
 {
-	if (train_gemm_precision() == TRAIN_PREC_BF16) { /* products in bf16 */
+	if (train_gemm_precision() == TRAIN_PREC_BF16 && train_attention_bf16_on) { /* bf16 products */
 		train_attention_forward_bf16(out, lse, q, k, v, B, T, NH, NKV, hd);
 		return;
 	}
@@ -819,7 +819,7 @@ static void block_backward(train_engine *e, int l, float *dprev, const float *dc
 	memset(s->dqr, 0, sizeof(float) * N * QD);
 	memset(s->dkr, 0, sizeof(float) * N * KD);
 	memset(s->dv, 0, sizeof(float) * N * KD);
-	if (train_gemm_precision() == TRAIN_PREC_BF16)
+	if (train_gemm_precision() == TRAIN_PREC_BF16 && train_attention_bf16_on)
 		train_attention_backward_bf16(s->dqr, s->dkr, s->dv, s->datty, a->qr + As * N * QD,
 					      a->kr + As * N * KD, a->v + As * N * KD,
 					      a->atty + As * N * QD, a->lse + As * N * NH, B, T, NH,
