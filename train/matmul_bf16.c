@@ -401,8 +401,12 @@ static void tile_plain(int kcp, const uint32_t *a, const uint32_t *b, float *c, 
 		for (int i = 0; i < mr; i++) {
 			float a0 = train_bf16_to_f32((uint16_t)ap[i]);
 			float a1 = train_bf16_to_f32((uint16_t)(ap[i] >> 16));
+			/* vdpbf16ps's order: the odd product first, then the even
+			 * one (each exact in float32), each sum rounded to
+			 * nearest: the same bits as the AVX512-BF16 tile but for
+			 * subnormals, which it flushes */
 			for (int j = 0; j < NR; j++)
-				acc[i][j] += a0 * b0[j] + a1 * b1[j];
+				acc[i][j] = (acc[i][j] + a1 * b1[j]) + a0 * b0[j];
 		}
 	}
 	for (int i = 0; i < mr; i++)
