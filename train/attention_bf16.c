@@ -14,9 +14,9 @@
 
 int train_attention_bf16_on = 1;
 
-/* scratch words for every product of a block (each at most T x T x hd or
- * QB x T x T in some order; train_gemm_bf16_scratch_words is
- * nondecreasing) */
+/* scratch words for every product of a block: (M, N, K) is at most
+ * (qb, T, hd), (qb, hd, T) or (T, hd, qb), and
+ * train_gemm_bf16_scratch_words is nondecreasing in each */
 static size_t block_words(int T, int hd)
 {
 	int qb = T < QB ? T : QB;
