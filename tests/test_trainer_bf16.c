@@ -15,7 +15,9 @@
  *   every matmul perturbs its output by a relative eps1 = u sqrt(2/3)
  *   (1.6e-3), whatever C. A logit goes through n = 4L + 1 matmuls (qkv,
  *   attention output, up and down projections per layer, then the
- *   vocabulary projection); independent perturbations add in quadrature,
+ *   vocabulary projection; attention's own two products, in bf16 too since
+ *   train/attention_bf16.c, are left out of n: the bounds stay as they were
+ *   and hold with the margins printed); independent perturbations add in quadrature,
  *   times an amplification K = 2 allowed for the norms, softmax and
  *   activations between them:  sd(dz) = K eps1 sqrt(n) z_rms,
  *   z_rms the logits' rms (from the oracle's logits_first_seq). A log-prob

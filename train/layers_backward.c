@@ -349,14 +349,21 @@ void train_matmul_backward(float *dinp, float *dweight, float *dbias, const floa
 		if (dweight)
 			train_gemm(1, 0, OC, C, N, dout, OC, inp, C, 1.0f, dweight, C);
 		if (dbias) {
+			/* column sums in the reference's order (n ascending per
+			 * column, so the same bits), a block of columns at a time
+			 * in a local array the compiler can vectorize */
 #pragma omp parallel for schedule(static) if ((size_t)N * OC > 65536)
 			for (int o0 = 0; o0 < OC; o0 += COLBLOCK) {
-				int o1 = o0 + COLBLOCK < OC ? o0 + COLBLOCK : OC;
+				int w = o0 + COLBLOCK < OC ? COLBLOCK : OC - o0;
+				float acc[COLBLOCK];
+				memcpy(acc, dbias + o0, sizeof(float) * w);
 				for (int n = 0; n < N; n++) {
-					const float *g = dout + (size_t)n * OC;
-					for (int o = o0; o < o1; o++)
-						dbias[o] += g[o];
+					const float *g = dout + (size_t)n * OC + o0;
+#pragma omp simd
+					for (int o = 0; o < w; o++)
+						acc[o] += g[o];
 				}
+				memcpy(dbias + o0, acc, sizeof(float) * w);
 			}
 		}
 		return;

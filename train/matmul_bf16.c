@@ -401,13 +401,12 @@ static void tile_plain(int kcp, const uint32_t *a, const uint32_t *b, float *c, 
 		for (int i = 0; i < mr; i++) {
 			float a0 = train_bf16_to_f32((uint16_t)ap[i]);
 			float a1 = train_bf16_to_f32((uint16_t)(ap[i] >> 16));
-			/* as vdpbf16ps: the odd product added, then the even
-			 * one (each exact in float32), so both tiles agree to
-			 * the bit */
-			for (int j = 0; j < NR; j++) {
-				acc[i][j] += a1 * b1[j];
-				acc[i][j] += a0 * b0[j];
-			}
+			/* vdpbf16ps's order: the odd product first, then the even
+			 * one (each exact in float32), each sum rounded to
+			 * nearest: the same bits as the AVX512-BF16 tile but for
+			 * subnormals, which it flushes */
+			for (int j = 0; j < NR; j++)
+				acc[i][j] = (acc[i][j] + a1 * b1[j]) + a0 * b0[j];
 		}
 	}
 	for (int i = 0; i < mr; i++)
@@ -543,6 +542,90 @@ static void gemm_blocks(const struct gemm_args *g)
 			}
 		}
 	}
+}
+
+/* The blocks of gemm_blocks on the calling thread alone, no OpenMP
+ * construct (train_gemm_bf16_serial runs inside the caller's parallel
+ * region): the same panels and tiles, so the same sums. */
+static void gemm_blocks_serial(const struct gemm_args *g)
+{
+	int nkb = (g->K + KC - 1) / KC, kcb = (g->K + nkb - 1) / nkb;
+	kcb += kcb & 1;
+	for (int i0 = 0; i0 < g->M; i0 += MCB) {
+		int mb = g->M - i0 < MCB ? g->M - i0 : MCB;
+		int npa = (mb + MR - 1) / MR;
+		for (int k0 = 0; k0 < g->K; k0 += kcb) {
+			int kc = g->K - k0 < kcb ? g->K - k0 : kcb, kcp = (kc + 1) / 2;
+			pack_panels(g->Ap, g->A + (size_t)i0 * g->ar + (size_t)k0 * g->ak, g->ar, g->ak,
+				    mb, kc, MR, 0, npa, g->simd);
+			for (int j0 = 0; j0 < g->N; j0 += NC) {
+				int nb = g->N - j0 < NC ? g->N - j0 : NC;
+				int npb = (nb + NR - 1) / NR;
+				pack_panels(g->Bp, g->B + (size_t)j0 * g->br + (size_t)k0 * g->bk, g->br,
+					    g->bk, nb, kc, NR, 0, npb, g->simd);
+				for (int jb = 0; jb < npb; jb++)
+					for (int ia = 0; ia < npa; ia++) {
+						int mr = mb - ia * MR < MR ? mb - ia * MR : MR;
+						int nr = nb - jb * NR < NR ? nb - jb * NR : NR;
+						float *c = g->C + (size_t)(i0 + ia * MR) * g->ldc + j0 + jb * NR;
+						g->tile(kcp, g->Ap + (size_t)ia * MR * kcp,
+							g->Bp + (size_t)jb * NR * kcp, c, g->ldc, mr, nr,
+							k0 == 0, g->beta);
+					}
+			}
+		}
+	}
+}
+
+/* Words of the A and B blocks gemm_blocks_serial packs for M x N x K
+ * (bounds, nondecreasing in M, N and K). */
+static void serial_words(int M, int N, int K, size_t *aw, size_t *bw)
+{
+	/* a k block (even length) is at most min(K', KC) + 1 for every
+	 * K' <= K: words enough for any product no larger in each dimension */
+	size_t kcp = (size_t)((K < KC ? K : KC) + 2) / 2;
+	int mb = M < MCB ? M : MCB, nb = N < NC ? N : NC;
+	*aw = (size_t)((mb + MR - 1) / MR * MR) * kcp;
+	*bw = (size_t)((nb + NR - 1) / NR * NR) * kcp;
+}
+
+size_t train_gemm_bf16_scratch_words(int M, int N, int K)
+{
+	if (M <= 0 || N <= 0 || K <= 0)
+		return 1;
+	size_t aw, bw;
+	serial_words(M, N, K, &aw, &bw);
+	return aw + bw;
+}
+
+void train_gemm_bf16_serial(int ta, int tb, int M, int N, int K, const float *A, int lda,
+			    const float *B, int ldb, float beta, float *C, int ldc,
+			    uint32_t *scratch)
+{
+	if (M <= 0 || N <= 0)
+		return;
+	if (K <= 0) {
+		for (int i = 0; i < M; i++)
+			for (int j = 0; j < N; j++) {
+				float *c = C + (size_t)i * ldc + j;
+				*c = beta == 0.0f ? 0.0f : beta * *c;
+			}
+		return;
+	}
+	size_t aw, bw;
+	serial_words(M, N, K, &aw, &bw);
+	struct gemm_args g = {
+		.M = M, .N = N, .K = K, .simd = use_simd(), .A = A, .B = B,
+		.ar = ta ? 1 : (size_t)lda, .ak = ta ? (size_t)lda : 1,
+		.br = tb ? (size_t)ldb : 1, .bk = tb ? 1 : (size_t)ldb,
+		.beta = beta, .C = C, .ldc = (size_t)ldc, .Ap = scratch, .Bp = scratch + aw,
+	};
+	g.tile = tile_plain;
+#ifdef BF16_SIMD
+	if (g.simd)
+		g.tile = tile_avx;
+#endif
+	gemm_blocks_serial(&g);
 }
 
 /* train_gemm_bf16 with B given in float32 (B) or bf16 (Bh, B NULL). */

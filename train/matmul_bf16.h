@@ -22,6 +22,7 @@
  * packed panels computes the same sums (in float32, slower). */
 #ifndef DPO_TRAIN_MATMUL_BF16_H
 #define DPO_TRAIN_MATMUL_BF16_H
+#include <stddef.h>
 #include <stdint.h>
 #include "train/precision.h"
 
@@ -62,6 +63,20 @@ void train_gemm_bf16_wb(int ta, int tb, int M, int N, int K, const float *A, int
  * widened exactly). */
 void train_gemm_bf16_wb_ref(int ta, int tb, int M, int N, int K, const float *A, int lda,
 			    const uint16_t *B, int ldb, float beta, float *C, int ldc);
+
+/* 32-bit words of scratch train_gemm_bf16_serial needs for an M x N x K
+ * product (at least 1); enough for any product no larger in M, N and K. */
+size_t train_gemm_bf16_scratch_words(int M, int N, int K);
+
+/* train_gemm_bf16 on the calling thread only (no OpenMP construct: it may
+ * run inside the caller's parallel region, one call per thread), packing
+ * into the caller's scratch of train_gemm_bf16_scratch_words(M, N, K)
+ * words. For many small products (attention's, per head and block of
+ * queries). Never goes to oneDNN; the same panels and tiles as
+ * train_gemm_bf16's own kernel, so the same sums as it without oneDNN. */
+void train_gemm_bf16_serial(int ta, int tb, int M, int N, int K, const float *A, int lda,
+			    const float *B, int ldb, float beta, float *C, int ldc,
+			    uint32_t *scratch);
 
 /* Nonzero (the default): train_gemm_bf16 uses the AVX512-BF16 tile where
  * the CPU has it; 0 forces the portable tile (tests compare the two). */

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include "train/layers.h"
 #include "train/layers_backward.h"
+#include "train/attention_bf16.h"
 #include "train/matmul_bf16.h"
 #include "train/matvec_bf16.h"
 #include "train/model_bf16.h"
@@ -407,6 +408,10 @@ static void norm_fwd(const train_config *c, float *out, float *mean, float *rstd
 static void attention_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
 			  int B, int T, int NH, int NKV, int hd)
 {
+	if (train_gemm_precision() == TRAIN_PREC_BF16 && train_attention_bf16_on) { /* bf16 products */
+		train_attention_forward_bf16(out, lse, q, k, v, B, T, NH, NKV, hd);
+		return;
+	}
 #ifdef HAVE_BLAS
 	if (train_layers_use_blas) {
 		float scale = 1.0f / sqrtf((float)hd);
@@ -814,9 +819,15 @@ static void block_backward(train_engine *e, int l, float *dprev, const float *dc
 	memset(s->dqr, 0, sizeof(float) * N * QD);
 	memset(s->dkr, 0, sizeof(float) * N * KD);
 	memset(s->dv, 0, sizeof(float) * N * KD);
-	train_attention_backward(s->dqr, s->dkr, s->dv, s->datty, a->qr + As * N * QD,
-				 a->kr + As * N * KD, a->v + As * N * KD, a->atty + As * N * QD,
-				 a->lse + As * N * NH, NULL, B, T, T, NH, NKV, hd);
+	if (train_gemm_precision() == TRAIN_PREC_BF16 && train_attention_bf16_on)
+		train_attention_backward_bf16(s->dqr, s->dkr, s->dv, s->datty, a->qr + As * N * QD,
+					      a->kr + As * N * KD, a->v + As * N * KD,
+					      a->atty + As * N * QD, a->lse + As * N * NH, B, T, NH,
+					      NKV, hd);
+	else
+		train_attention_backward(s->dqr, s->dkr, s->dv, s->datty, a->qr + As * N * QD,
+					 a->kr + As * N * KD, a->v + As * N * KD, a->atty + As * N * QD,
+					 a->lse + As * N * NH, NULL, B, T, T, NH, NKV, hd);
 	float *dqn = s->dqr, *dkn = s->dkr;
 	if (rope_cos) {
 		memset(s->dqn, 0, sizeof(float) * N * QD);

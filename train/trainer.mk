@@ -7,6 +7,8 @@ train_libtrainer_a_SOURCES = train/loss.c train/loss.h train/optim.c train/optim
 	train/trainer_loop.c train/trainer_loop.h
 # a frozen LoRA base held in bf16
 train_libtrainer_a_SOURCES += train/trainer_bf16.c train/trainer_bf16.h
+# attention's products in bf16 (--precision bf16)
+train_libtrainer_a_SOURCES += train/attention_bf16.c train/attention_bf16.h
 # -fno-math-errno: no code here reads errno after a math call, and errno
 # semantics keep GCC from vectorizing loops with sqrtf/expf (AdamW).
 train_libtrainer_a_CFLAGS = $(AM_CFLAGS) $(BLAS_CFLAGS) $(CJSON_CFLAGS) -fno-math-errno
@@ -41,6 +43,11 @@ check_PROGRAMS += tests/test_vecmath_bf16
 tests_test_vecmath_bf16_SOURCES = tests/test_vecmath_bf16.c
 tests_test_vecmath_bf16_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
 TESTS += tests/test_vecmath_bf16
+
+check_PROGRAMS += tests/test_attention_bf16
+tests_test_attention_bf16_SOURCES = tests/test_attention_bf16.c
+tests_test_attention_bf16_LDADD = train/libtrainer.a $(TRAIN_MODEL_LIBS)
+TESTS += tests/test_attention_bf16
 
 check_PROGRAMS += tests/test_layers_grad
 tests_test_layers_grad_SOURCES = tests/test_layers_grad.c
