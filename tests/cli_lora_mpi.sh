@@ -34,7 +34,7 @@ wtol=1e-4
 # rewards are that small in both, then compares the runs without step 1's
 # accuracy (every other number, and the evaluations, as cli_train_mpi.sh).
 same() {
-	python3 - "$1" "$2" "$T/s1.log" "$T/s2.log" <<'PY' && $cmpr log "$T/s1.log" "$T/s2.log"
+	python3 - "$1" "$2" "$T/s1.log" "$T/s2.log" <<'PY' && $cmpr log "$T/s1.log" "$T/s2.log" ${3:-}
 import json, sys
 for src, dst in ((sys.argv[1], sys.argv[3]), (sys.argv[2], sys.argv[4])):
     with open(src) as f, open(dst, "w") as out:
@@ -48,6 +48,7 @@ for src, dst in ((sys.argv[1], sys.argv[3]), (sys.argv[2], sys.argv[4])):
             out.write(json.dumps(j) + "\n")
 PY
 }
+# (same LOG1 LOG2 [TOL]: TOL as mpi_compare.py's, default 1e-5)
 adapter() { # adapter DIR1 DIR2: the same adapter config, weights within wtol
 	cmp "$1/adapter_config.json" "$2/adapter_config.json" &&
 		$cmpr weights "$1/adapter_model.safetensors" "$2/adapter_model.safetensors" $wtol
@@ -125,6 +126,12 @@ if len(sys.argv) > 3:
         sys.exit("%d weight bytes, the f32 run %d" % (m["weight_bytes"], f["weight_bytes"]))
 PY
 }
+# The adapter is held to the f32 tolerance; the logged metrics to 2e-3, about
+# one bf16 rounding (2^-9 relative): with attention's products in bf16 too,
+# the reordered gradient sum (adapters 1e-8 apart) flips some activation's
+# rounding and moves an evaluation's margins by up to 4e-4. A rank holding the
+# base in f32 fails the adapter check (3e-3 away).
+btol=2e-3
 b16="$run --lora-dropout 0 --precision bf16"
 for base in "$fx/policy" "$bf"; do
 	n=$(basename "$base")
@@ -132,7 +139,7 @@ for base in "$fx/policy" "$bf"; do
 	ok "bf16, $n: one process" dpo-train $r --log-json "$T/h1$n.log" --out "$T/h1$n"
 	ok "bf16, $n: mpirun -np 2" mpi 2 $r --log-json "$T/h2$n.log" --out "$T/h2$n"
 	ok "bf16, $n, -np 2: the losses and metrics of every step and evaluation" \
-		same "$T/h1$n.log" "$T/h2$n.log"
+		same "$T/h1$n.log" "$T/h2$n.log" $btol
 	ok "bf16, $n, -np 2: the adapter" adapter "$T/h1$n" "$T/h2$n"
 	ok "bf16, $n, -np 2: dpo_run.json reports the base in bf16, fewer bytes than f32" \
 		mem "$T/h2$n/dpo_run.json" bf16 "$T/a0/dpo_run.json"
