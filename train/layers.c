@@ -597,6 +597,12 @@ void train_attention_forward(float *out, float *lse, const float *q, const float
 	}
 }
 
+void train_attention_row(float *out, const float *q, const float *k, const float *v, int last,
+			 int kstride, int hd, float *att)
+{
+	attn_row(out, NULL, q, k, v, last, kstride, hd, 1.0f / sqrtf((float)hd), att);
+}
+
 /* ---- gelu ---- */
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */

@@ -135,6 +135,12 @@ void train_attention_forward(float *out, float *lse, const float *q, const float
 void train_attention_forward_ref(float *out, float *lse, const float *q, const float *k,
 				 const float *v, const int *pos0, int B, int T, int S, int NH,
 				 int NKV, int hd);
+/* One query vector q [hd] of train_attention_forward against keys and
+ * values 0..last (k and v point at one head's first row, rows kstride
+ * floats apart): out [hd], computed exactly as there. att is scratch of at
+ * least last + 1 floats. */
+void train_attention_row(float *out, const float *q, const float *k, const float *v, int last,
+			 int kstride, int hd, float *att);
 
 /* GELU, GPT-2's "gelu_new" tanh approximation, elementwise over n values:
  *   out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
