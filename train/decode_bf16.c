@@ -119,12 +119,30 @@ static void layer(const train_decode_bf16 *d, int l, const struct shared *s, str
 	size_t n = (size_t)N * C;
 
 	norm(c, o->ln, o->x, w->ln1w + (size_t)l * C, w->ln1b ? w->ln1b + (size_t)l * C : NULL, N);
-	product(s->qkv, o->ln, h->wqkv + (size_t)l * QKV * C, w->bqkv ? w->bqkv + (size_t)l * QKV : NULL,
-		N, C, QKV, t, nt);
+	const uint16_t *wqkv = h->wqkv + (size_t)l * QKV * C;
+	const float *bqkv = w->bqkv ? w->bqkv + (size_t)l * QKV : NULL;
+	int NKV = c->n_kv_head;
+	if (NKV % nt == 0) {
+		/* KV heads split evenly: each thread computes the q, k and v
+		 * columns of its own heads and attends with them at once */
+		int a, b, hd = c->head_dim, g = c->n_head / NKV;
+		share(NKV, t, nt, &a, &b);
+		train_matmul_bf16_range(s->qkv, o->ln, wqkv, bqkv, N, C, QKV, a * g * hd, b * g * hd);
+		for (int k = 1; k < 3; k++)
+			train_matmul_bf16_range(s->qkv, o->ln, wqkv, bqkv, N, C, QKV,
+						QD + (k - 1) * NKV * hd + a * hd,
+						QD + (k - 1) * NKV * hd + b * hd);
+		for (int r = 0; r < N; r++)
+			for (int kh = a; kh < b; kh++)
+				attend(d, l, s->qkv, s->atty, r, kh, o->tmp, o->att);
+#pragma omp barrier
+	} else {
+		product(s->qkv, o->ln, wqkv, bqkv, N, C, QKV, t, nt);
 #pragma omp barrier
 #pragma omp for schedule(static)
-	for (int i = 0; i < N * c->n_kv_head; i++)
-		attend(d, l, s->qkv, s->atty, i / c->n_kv_head, i % c->n_kv_head, o->tmp, o->att);
+		for (int i = 0; i < N * NKV; i++)
+			attend(d, l, s->qkv, s->atty, i / NKV, i % NKV, o->tmp, o->att);
+	}
 	product(s->attproj, s->atty, h->wo + (size_t)l * C * QD, w->bo ? w->bo + (size_t)l * C : NULL,
 		N, QD, C, t, nt);
 #pragma omp barrier

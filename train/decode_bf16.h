@@ -8,10 +8,13 @@
  * (train_matmul_bf16_range), the attention of its own (row, KV head) pairs,
  * and keeps its own copy of the residual stream and of the norms' outputs
  * (a few KiB, recomputed by every thread instead of shared), so the only
- * barriers left are the ones the data needs: after the QKV product, after
- * the attention, after the output projection, after the MLP up-projection
- * (plus one for SwiGLU, whose halves come from two threads' slices) and
- * after the down-projection: 5 or 6 per layer.
+ * barriers left are the ones the data needs: after the attention (where
+ * the KV heads split evenly between the threads, each computes the q, k
+ * and v columns of its own heads and attends with them at once; else one
+ * more barrier between the QKV product and the attention), after the
+ * output projection, after the MLP up-projection (plus one for SwiGLU,
+ * whose halves come from two threads' slices) and after the
+ * down-projection: 4 to 6 per layer.
  *
  * Every value is computed by the same functions, in the same order, as the
  * layer-by-layer path: the logits and the cache are bit for bit the same
