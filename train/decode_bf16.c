@@ -34,14 +34,19 @@ int train_decode_bf16_usable(const train_config *c, int nb)
 	       train_matmul_bf16_splits(nb, c->ffn, C) && train_matmul_bf16_splits(nb, C, c->vocab);
 }
 
-/* The layer norm (GPT-2) or RMS norm of N rows, as model.c's norm_fwd. */
+/* The layer norm (GPT-2) or RMS norm of N rows, as model.c's norm_fwd. The
+ * serial forms of layers.h here and below: this runs inside the region. */
 static void norm(const train_config *c, float *out, const float *x, const float *w,
 		 const float *b, int N)
 {
-	if (c->arch == TRAIN_ARCH_GPT2)
-		train_layernorm_forward(out, NULL, NULL, x, w, b, N, c->dim, c->norm_eps);
-	else
-		train_rmsnorm_forward(out, NULL, x, w, N, c->dim, c->norm_eps);
+	train_norm_rows_serial(out, x, w, b, N, c->dim, c->norm_eps, c->arch == TRAIN_ARCH_GPT2);
+}
+
+/* x += y over n floats (train_residual_forward's sum). */
+static void add(float *x, const float *y, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] = x[i] + y[i];
 }
 
 /* This thread's share [lo, hi) of n items (thread t of nt). */
@@ -76,22 +81,22 @@ static void attend(const train_decode_bf16 *d, int l, const float *qkv, float *a
 	float *kdst = kc + (size_t)d->pos[b] * KD + (size_t)kh * hd;
 	const int *pos = d->pos + b;
 	if (c->qk_norm)
-		train_rmsnorm_forward(kdst, NULL, r + QD + (size_t)kh * hd,
-				      w->knorm + (size_t)l * hd, 1, hd, c->norm_eps);
+		train_norm_rows_serial(kdst, r + QD + (size_t)kh * hd, w->knorm + (size_t)l * hd, NULL,
+				       1, hd, c->norm_eps, 0);
 	else
 		memcpy(kdst, r + QD + (size_t)kh * hd, sizeof(float) * hd);
 	if (d->rope_cos)
-		train_rope_forward(kdst, kdst, d->rope_cos, d->rope_sin, pos, 1, 1, 1, hd);
+		train_rope_vec_serial(kdst, kdst, d->rope_cos, d->rope_sin, *pos, hd);
 	memcpy(vc + (size_t)d->pos[b] * KD + (size_t)kh * hd, r + QD + KD + (size_t)kh * hd,
 	       sizeof(float) * hd);
 	for (int h = kh * group; h < (kh + 1) * group; h++) {
 		if (c->qk_norm)
-			train_rmsnorm_forward(tmp, NULL, r + (size_t)h * hd,
-					      w->qnorm + (size_t)l * hd, 1, hd, c->norm_eps);
+			train_norm_rows_serial(tmp, r + (size_t)h * hd, w->qnorm + (size_t)l * hd, NULL,
+					       1, hd, c->norm_eps, 0);
 		else
 			memcpy(tmp, r + (size_t)h * hd, sizeof(float) * hd);
 		if (d->rope_cos)
-			train_rope_forward(tmp, tmp, d->rope_cos, d->rope_sin, pos, 1, 1, 1, hd);
+			train_rope_vec_serial(tmp, tmp, d->rope_cos, d->rope_sin, *pos, hd);
 		train_attention_row(atty + ((size_t)b * NH + h) * hd, tmp, kc + (size_t)kh * hd,
 				    vc + (size_t)kh * hd, d->pos[b], (int)KD, hd, att);
 	}
@@ -146,7 +151,7 @@ static void layer(const train_decode_bf16 *d, int l, const struct shared *s, str
 	product(s->attproj, s->atty, h->wo + (size_t)l * C * QD, w->bo ? w->bo + (size_t)l * C : NULL,
 		N, QD, C, t, nt);
 #pragma omp barrier
-	train_residual_forward(o->x, o->x, s->attproj, n);
+	add(o->x, s->attproj, n);
 	norm(c, o->ln, o->x, w->ln2w + (size_t)l * C, w->ln2b ? w->ln2b + (size_t)l * C : NULL, N);
 	int lo, hi;
 	share(F, t, nt, &lo, &hi);
@@ -154,18 +159,18 @@ static void layer(const train_decode_bf16 *d, int l, const struct shared *s, str
 				w->bfc ? w->bfc + (size_t)l * F : NULL, N, C, F, lo, hi);
 	if (gpt2) /* elementwise: each thread its own columns (F == I) */
 		for (int r = 0; r < N; r++)
-			train_gelu_forward(s->act + (size_t)r * I + lo, s->fch + (size_t)r * F + lo,
-					   (size_t)(hi - lo));
+			train_gelu_forward_serial(s->act + (size_t)r * I + lo,
+						  s->fch + (size_t)r * F + lo, (size_t)(hi - lo));
 #pragma omp barrier
 	if (!gpt2) { /* gate and up halves come from different threads */
 #pragma omp for schedule(static)
 		for (int r = 0; r < N; r++)
-			train_swiglu_forward(s->act + (size_t)r * I, s->fch + (size_t)r * F, 1, I);
+			train_swiglu_forward_serial(s->act + (size_t)r * I, s->fch + (size_t)r * F, 1, I);
 	}
 	product(s->mlp, s->act, h->wproj + (size_t)l * C * I, w->bproj ? w->bproj + (size_t)l * C : NULL,
 		N, I, C, t, nt);
 #pragma omp barrier
-	train_residual_forward(o->x, o->x, s->mlp, n);
+	add(o->x, s->mlp, n);
 }
 
 void train_decode_bf16_step(const train_decode_bf16 *d, const float *x, float *logits)
