@@ -2,20 +2,28 @@
  * model (default: GPT-2 124M's shape, tests/data/model/gpt2-124m.json).
  *
  * Printed, all measured in this run:
- *   - memory bandwidth (GB/s), a multi-threaded streaming read;
+ *   - memory bandwidth (GB/s), a multi-threaded streaming read, alone;
  *   - decode tokens/s at batch 1 and batch 4 with the KV cache, next to the
  *     batch-1 bandwidth bound (bandwidth / bytes of weights read per step);
- *     goals: batch 1 >= 0.8 of the bound, batch 4 >= 3x batch 1;
+ *     goals: batch 1 >= 0.8 of the bound, batch 4 >= 3x batch 1. The bound
+ *     takes the best bandwidth any probe of the run read: the stand-alone
+ *     one and one before each decode round, streaming as many bytes as the
+ *     round reads (decode_rate). On a shared machine a probe taken only
+ *     apart from the decode can catch a worse moment than the decode's
+ *     best round and flatter the ratio (a stand-alone probe of ~0.15 s
+ *     against 5 rounds of decode spread over seconds);
  *   - forward (scoring) tokens/s with cblas_sgemm vs the plain built-in
  *     matmul kernel, and their ratio;
  *   - the same model held in bf16 (train_model_to_bf16): decode at batch 1
  *     and 4 against the bf16 bound (bandwidth / bf16 weight bytes per step,
- *     the bandwidth probed again just before and the better probe taken;
- *     goals as above, and about 2x the f32 batch-1 rate), with the GB/s the
- *     decode itself read, with the widening kernel and the vdpbf16ps one,
- *     and the scoring forward.
+ *     the best probe of the run as above; goals as above, and about 2x the
+ *     f32 batch-1 rate), with the GB/s the decode itself read; the same
+ *     through one parallel region per product instead of one per step
+ *     (train_decode_bf16_off) and with the vdpbf16ps kernel; the scoring
+ *     forward.
  * Usage: bench_forward [CONFIG.json] [--threads N] [--steps N] [--seq T] */
 #include "config.h"
+#include "train/decode_bf16.h"
 #include "train/layers.h"
 #include "train/matvec_bf16.h"
 #include "train/model.h"
@@ -72,9 +80,19 @@ __attribute__((target("avx2"))) static float sum_v8(const float *a, size_t lo, s
 	 * kernel reads two or more weight rows far apart: more misses in
 	 * flight than one sequential stream */
 	size_t q = (hi - lo) / 4 / 16 * 16;
-	for (size_t i = lo; i < lo + q; i += 16)
+	for (size_t i = lo; i < lo + q; i += 16) {
+		/* 2 KiB ahead on each stream, as the bf16 decode tiles read
+		 * theirs (BF16_PREFETCH): without it the decode read more than
+		 * the best probe of its run (47.4 GB/s against 38.8); with it
+		 * the probe's best of 30 passes went from 42.3 to 46.7 GB/s
+		 * (interleaved, same process, load ~3). The decode's products
+		 * run back to back still read up to 60 GB/s there: the bound
+		 * may remain low on this machine */
+		for (int k = 0; k < 4; k++)
+			_mm_prefetch((const char *)(a + i + (size_t)k * q) + 2048, _MM_HINT_T0);
 		for (int k = 0; k < 8; k++)
 			acc[k] = _mm256_add_ps(acc[k], _mm256_load_ps(a + i + (size_t)(k >> 1) * q + 8 * (k & 1)));
+	}
 	for (size_t i = lo + 4 * q; i < hi; i += 8)
 		acc[0] = _mm256_add_ps(acc[0], _mm256_load_ps(a + i));
 	for (int k = 1; k < 8; k++)
@@ -85,31 +103,38 @@ __attribute__((target("avx2"))) static float sum_v8(const float *a, size_t lo, s
 }
 #endif
 
-/* GB/s of a streaming read of a 512 MiB buffer, by the same threads as the
- * model: each thread sums its own contiguous chunk into 8 independent
- * vector accumulators, so the loop is bound by memory, not by the latency
- * of a chain of additions. The best of 5 runs with 16-byte loads in one
- * stream and (with AVX2) 5 with 32-byte loads in four streams. */
-static double bandwidth(void)
+/* The probe's buffer: 512 MiB, allocated and written once. */
+static float *probe_buf;
+static const size_t probe_n = (512u << 20) / sizeof(float);
+static float probe_sink;
+/* The best GB/s any probe of this run read (the bounds use it). */
+static double probe_best;
+
+static void probe_init(void)
 {
-	size_t n = (512u << 20) / sizeof(float);
-	float *a = aligned_alloc(64, n * sizeof(float));
-	if (!a) {
+	probe_buf = aligned_alloc(64, probe_n * sizeof(float));
+	if (!probe_buf) {
 		perror("bench_forward");
 		exit(1);
 	}
 #pragma omp parallel for schedule(static)
-	for (size_t i = 0; i < n; i++)
-		a[i] = (float)(i & 7);
-	double best = 0;
-	float sink = 0;
-	int wide = 0;
-#ifdef PROBE_AVX2
-	__builtin_cpu_init();
-	wide = __builtin_cpu_supports("avx2");
-#endif
-	for (int r = 0; r < (wide ? 10 : 5); r++) {
-		double t0 = util_now();
+	for (size_t i = 0; i < probe_n; i++)
+		probe_buf[i] = (float)(i & 7);
+}
+
+/* GB/s of a streaming read of at least `bytes` (whole passes over the
+ * probe buffer), by the same threads as the model: each thread sums its own
+ * contiguous chunk into 8 independent vector accumulators, so the loop is
+ * bound by memory, not by the latency of a chain of additions. wide: 32-byte
+ * loads in four streams (CPUs with AVX2: one core issues fewer loads for
+ * the same bytes, so the probe is less likely to be core-bound), else
+ * 16-byte loads in one stream. */
+static double probe_read(double bytes, int wide)
+{
+	size_t n = probe_n;
+	int passes = 0;
+	double t0 = util_now();
+	do {
 		float s = 0;
 #pragma omp parallel reduction(+ : s)
 		{
@@ -120,20 +145,42 @@ static double bandwidth(void)
 			hi = n * (t + 1) / nt / 64 * 64;
 #endif
 #ifdef PROBE_AVX2
-			if (r >= 5)
-				s += sum_v8(a, lo, hi);
+			if (wide)
+				s += sum_v8(probe_buf, lo, hi);
 			else
 #endif
-				s += sum_v4(a, lo, hi);
+				s += sum_v4(probe_buf, lo, hi);
 		}
-		double dt = util_now() - t0;
-		sink += s;
-		if (n * sizeof(float) / dt / 1e9 > best)
-			best = n * sizeof(float) / dt / 1e9;
+		probe_sink += s;
+		passes++;
+	} while ((double)passes * n * sizeof(float) < bytes);
+	double gbs = (double)passes * n * sizeof(float) / (util_now() - t0) / 1e9;
+	if (gbs > probe_best)
+		probe_best = gbs;
+	return gbs;
+}
+
+/* Whether the probe uses the 32-byte loads (the better of the two where the
+ * CPU has AVX2). */
+static int probe_wide(void)
+{
+#ifdef PROBE_AVX2
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2");
+#else
+	return 0;
+#endif
+}
+
+/* The stand-alone probe: the best of 5 single passes with each load width. */
+static double bandwidth(void)
+{
+	double best = 0;
+	for (int r = 0; r < (probe_wide() ? 10 : 5); r++) {
+		double b = probe_read(0, r >= 5);
+		if (b > best)
+			best = b;
 	}
-	free(a);
-	if (sink < 0)
-		printf("#\n");
 	return best;
 }
 
@@ -154,8 +201,13 @@ static double rss_mb(void)
 
 /* Decode tokens/s for nb rows: prefill 8 tokens each, then steps steps;
  * the best of 5 rounds (the machine is shared: the best round is the one
- * least disturbed). */
-static double decode_rate(const train_model *m, int nb, int steps)
+ * least disturbed). With probe set, each round is preceded by a probe
+ * that streams as many bytes as the round's steps read of the weights
+ * (step_bytes each), by the same threads and for about as long: the probes
+ * sample the same stretch of a shared machine's time as the rounds, so
+ * that the best probe of the run (the bound) and the best round (the rate)
+ * are both estimates of what the machine gives when least disturbed. */
+static double decode_rate(const train_model *m, int nb, int steps, double step_bytes, int probe)
 {
 	const train_config *c = train_model_config(m);
 	train_kv *kv = train_kv_new(m, nb, 8 + steps + 1);
@@ -173,6 +225,8 @@ static double decode_rate(const train_model *m, int nb, int steps)
 			ids[i] = (100 + i) % c->vocab;
 		}
 		train_model_decode(m, kv, rows, ids, nb, logits); /* warm-up */
+		if (probe)
+			probe_read(step_bytes * steps, probe_wide());
 		double t0 = util_now();
 		for (int s = 0; s < steps; s++) {
 			for (int i = 0; i < nb; i++)
@@ -257,19 +311,23 @@ int main(int argc, char **argv)
 	printf("model: %s %s, %zu parameters (init %.1fs), %d threads\n", cfgpath, c->model_type,
 	       train_model_param_count(m), util_now() - t0, threads);
 
+	probe_init();
 	double bw = bandwidth();
 	/* bytes read per decode step: every weight once, except the position
 	 * table (one row) */
 	double bytes = (double)train_model_nparams(m) * sizeof(float);
 	if (train_model_weights(m)->wpe)
 		bytes -= (double)c->max_pos * c->dim * sizeof(float);
-	double bound = bw * 1e9 / bytes;
-	printf("memory bandwidth:        %8.2f GB/s  (weights %.0f MB/step -> bound %.2f tok/s)\n",
-	       bw, bytes / 1e6, bound);
-	double d1 = decode_rate(m, 1, steps);
-	double d4 = decode_rate(m, 4, steps);
-	printf("decode batch 1:          %8.2f tok/s  = %.2f of the bandwidth bound (goal >= 0.8)\n",
-	       d1, d1 / bound);
+	printf("memory bandwidth:        %8.2f GB/s  stand-alone probe (weights %.0f MB/step -> "
+	       "%.2f tok/s)\n", bw, bytes / 1e6, bw * 1e9 / bytes);
+	/* the bound: the best probe of the run so far, the stand-alone one
+	 * and those between the decode rounds (see decode_rate) */
+	double d1 = decode_rate(m, 1, steps, bytes, 1);
+	double d4 = decode_rate(m, 4, steps, bytes, 1);
+	double bound = probe_best * 1e9 / bytes;
+	printf("decode batch 1:          %8.2f tok/s  = %.2f of the bandwidth bound (goal >= 0.8; "
+	       "bound %.2f tok/s from %.2f GB/s, the best probe so far)\n", d1, d1 / bound, bound,
+	       probe_best);
 	printf("decode batch 4:          %8.2f tok/s  = %.2fx batch 1 (goal >= 3x)\n", d4, d4 / d1);
 #ifdef HAVE_BLAS
 	train_layers_use_blas = 1;
@@ -298,25 +356,30 @@ int main(int argc, char **argv)
 	if (train_model_weights(m)->ln1b) /* GPT-2: wpe [max_pos, C] in bf16, one row read */
 		bbytes -= (double)c->max_pos * c->dim * 2;
 	c = train_model_config(m);
-	/* the probe again, next to the bf16 rows (the other programs on a
-	 * shared machine change the bandwidth within a run): the bound takes
-	 * the better of the two probes */
-	double bw2 = bandwidth();
-	double bbw = bw2 > bw ? bw2 : bw;
-	double bbound = bbw * 1e9 / bbytes;
-	printf("memory bandwidth again:  %8.2f GB/s  (the bf16 bound uses %.2f)\n", bw2, bbw);
-	printf("bf16 weights:            %8.0f MB/step -> bound %.2f tok/s (kernel %s)\n",
-	       bbytes / 1e6, bbound, train_bf16_kernel_name(1));
-	double b1 = decode_rate(m, 1, steps);
-	double b4 = decode_rate(m, 4, steps);
+	/* as above: the bound from the best probe of the run, after all the
+	 * bf16 decode rounds; the same step through one parallel region per
+	 * product (the path before train/decode_bf16.c) in the same stretch */
+	double b1 = decode_rate(m, 1, steps, bbytes, 1);
+	double b4 = decode_rate(m, 4, steps, bbytes, 1);
+	train_decode_bf16_off = 1;
+	double o1 = decode_rate(m, 1, steps, bbytes, 1), o4 = decode_rate(m, 4, steps, bbytes, 1);
+	train_decode_bf16_off = 0;
+	double bbound = probe_best * 1e9 / bbytes;
+	printf("bf16 weights:            %8.0f MB/step -> bound %.2f tok/s from %.2f GB/s, the best "
+	       "probe of the run (kernel %s)\n", bbytes / 1e6, bbound, probe_best,
+	       train_bf16_kernel_name(1));
 	/* what the decode itself read: weight bytes per step x steps/s */
 	printf("bf16 decode batch 1:     %8.2f tok/s  = %.2f of the bf16 bound (goal >= 0.8), %.2fx f32"
 	       " (reads %.1f GB/s)\n", b1, b1 / bbound, b1 / d1, b1 * bbytes / 1e9);
 	printf("bf16 decode batch 4:     %8.2f tok/s  = %.2fx bf16 batch 1 (goal >= 3x), %.2fx f32"
 	       " (reads %.1f GB/s)\n", b4, b4 / b1, b4 / d4, b4 / 4 * bbytes / 1e9);
+	printf("bf16 decode, one region per product: %.2f tok/s batch 1 (%.2f of the bound), %.2f "
+	       "batch 4 (%.2fx); one region per step / per product: %.2fx, %.2fx\n", o1,
+	       o1 / bbound, o4, o4 / o1, b1 / o1, b4 / o4);
 	if (train_cpu_has_avx512bf16()) {
 		train_bf16_kernel = TRAIN_BF16_KERNEL_DOT;
-		double t1 = decode_rate(m, 1, steps), t4 = decode_rate(m, 4, steps);
+		double t1 = decode_rate(m, 1, steps, bbytes, 0);
+		double t4 = decode_rate(m, 4, steps, bbytes, 0);
 		train_bf16_kernel = TRAIN_BF16_KERNEL_AUTO;
 		printf("bf16 decode, vdpbf16ps:  %8.2f tok/s batch 1 (%.2f of the bound), %.2f batch 4\n",
 		       t1, t1 / bbound, t4);
@@ -327,5 +390,8 @@ int main(int argc, char **argv)
 	train_model_free(m);
 	free(text);
 	free(def);
+	free(probe_buf);
+	if (probe_sink < 0)
+		printf("#\n");
 	return 0;
 }

@@ -597,6 +597,33 @@ void train_attention_forward(float *out, float *lse, const float *q, const float
 	}
 }
 
+void train_attention_row(float *out, const float *q, const float *k, const float *v, int last,
+			 int kstride, int hd, float *att)
+{
+	attn_row(out, NULL, q, k, v, last, kstride, hd, 1.0f / sqrtf((float)hd), att);
+}
+
+/* Serial forms for callers already inside a parallel region (an inactive
+ * nested region costs microseconds); each computes exactly what its
+ * parallel counterpart does. */
+void train_norm_rows_serial(float *out, const float *inp, const float *w, const float *b, int N,
+			    int C, float eps, int layer)
+{
+	for (int n = 0; n < N; n++) {
+		if (layer)
+			layernorm_row(out + (size_t)n * C, NULL, NULL, inp + (size_t)n * C, w, b, C, eps);
+		else
+			rmsnorm_row(out + (size_t)n * C, NULL, inp + (size_t)n * C, w, C, eps);
+	}
+}
+
+void train_rope_vec_serial(float *out, const float *inp, const float *cos_tab,
+			   const float *sin_tab, int pos, int hd)
+{
+	int h = hd / 2;
+	rope_vec(out, inp, cos_tab + (size_t)pos * h, sin_tab + (size_t)pos * h, h);
+}
+
 /* ---- gelu ---- */
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
@@ -623,6 +650,14 @@ void train_gelu_forward(float *out, const float *inp, size_t n)
 
 /* ---- swiglu ---- */
 
+void train_gelu_forward_serial(float *out, const float *inp, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		float x = inp[i]; /* the expression of train_gelu_forward */
+		out[i] = x / (1.0f + expf(-2.0f * GELU_K * (x + 0.044715f * x * x * x)));
+	}
+}
+
 void train_swiglu_forward_ref(float *out, const float *inp, int N, int H)
 {
 	for (int n = 0; n < N; n++)
@@ -639,6 +674,16 @@ void train_swiglu_forward(float *out, const float *inp, int N, int H)
 		const float *g = inp + (size_t)n * 2 * H, *u = g + H;
 		float *o = out + (size_t)n * H;
 		for (int i = 0; i < H; i++)
+			o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+	}
+}
+
+void train_swiglu_forward_serial(float *out, const float *inp, int N, int H)
+{
+	for (int n = 0; n < N; n++) {
+		const float *g = inp + (size_t)n * 2 * H, *u = g + H;
+		float *o = out + (size_t)n * H;
+		for (int i = 0; i < H; i++) /* the expression of train_swiglu_forward */
 			o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 	}
 }

@@ -135,6 +135,24 @@ void train_attention_forward(float *out, float *lse, const float *q, const float
 void train_attention_forward_ref(float *out, float *lse, const float *q, const float *k,
 				 const float *v, const int *pos0, int B, int T, int S, int NH,
 				 int NKV, int hd);
+/* One query vector q [hd] of train_attention_forward against keys and
+ * values 0..last (k and v point at one head's first row, rows kstride
+ * floats apart): out [hd], computed exactly as there. att is scratch of at
+ * least last + 1 floats. */
+void train_attention_row(float *out, const float *q, const float *k, const float *v, int last,
+			 int kstride, int hd, float *att);
+
+/* Serial forms (no OpenMP region: for callers inside one) computing exactly
+ * what the parallel functions do: N rows of train_layernorm_forward (layer
+ * set; b may be NULL) or of train_rmsnorm_forward (layer 0), without mean
+ * or rstd; one head vector of train_rope_forward at position pos (out may
+ * alias inp); train_gelu_forward; train_swiglu_forward. */
+void train_norm_rows_serial(float *out, const float *inp, const float *w, const float *b, int N,
+			    int C, float eps, int layer);
+void train_rope_vec_serial(float *out, const float *inp, const float *cos_tab,
+			   const float *sin_tab, int pos, int hd);
+void train_gelu_forward_serial(float *out, const float *inp, size_t n);
+void train_swiglu_forward_serial(float *out, const float *inp, int N, int H);
 
 /* GELU, GPT-2's "gelu_new" tanh approximation, elementwise over n values:
  *   out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))

@@ -64,26 +64,32 @@ static inline float bf_dot(const float *x, const float *w, int n)
 
 /* Any CPU: each weight row is widened chunk by chunk into a local buffer
  * that serves up to 4 input rows. */
+/* Output column o of the plain kernel, for all N input rows. */
+static void plain_col(float *out, const float *inp, const uint16_t *weight, const float *bias,
+		      int N, int C, int OC, int o)
+{
+	const uint16_t *w = weight + (size_t)o * C;
+	float buf[BF16_CHUNK];
+	for (int n0 = 0; n0 < N; n0 += 4) {
+		int nt = N - n0 < 4 ? N - n0 : 4;
+		float s[4] = {0, 0, 0, 0};
+		for (int c0 = 0; c0 < C; c0 += BF16_CHUNK) {
+			int len = C - c0 < BF16_CHUNK ? C - c0 : BF16_CHUNK;
+			train_bf16_to_f32_n(buf, w + c0, (size_t)len);
+			for (int j = 0; j < nt; j++)
+				s[j] += bf_dot(inp + (size_t)(n0 + j) * C + c0, buf, len);
+		}
+		for (int j = 0; j < nt; j++)
+			out[(size_t)(n0 + j) * OC + o] = s[j] + (bias ? bias[o] : 0.0f);
+	}
+}
+
 static void matmul_plain(float *out, const float *inp, const uint16_t *weight, const float *bias,
 			 int N, int C, int OC)
 {
 #pragma omp parallel for schedule(static) if ((size_t)N * C * OC > 100000)
-	for (int o = 0; o < OC; o++) {
-		const uint16_t *w = weight + (size_t)o * C;
-		float buf[BF16_CHUNK];
-		for (int n0 = 0; n0 < N; n0 += 4) {
-			int nt = N - n0 < 4 ? N - n0 : 4;
-			float s[4] = {0, 0, 0, 0};
-			for (int c0 = 0; c0 < C; c0 += BF16_CHUNK) {
-				int len = C - c0 < BF16_CHUNK ? C - c0 : BF16_CHUNK;
-				train_bf16_to_f32_n(buf, w + c0, (size_t)len);
-				for (int j = 0; j < nt; j++)
-					s[j] += bf_dot(inp + (size_t)(n0 + j) * C + c0, buf, len);
-			}
-			for (int j = 0; j < nt; j++)
-				out[(size_t)(n0 + j) * OC + o] = s[j] + (bias ? bias[o] : 0.0f);
-		}
-	}
+	for (int o = 0; o < OC; o++)
+		plain_col(out, inp, weight, bias, N, C, OC, o);
 }
 
 /* ---- AVX-512 ---- */
@@ -240,6 +246,19 @@ AVX512 static void matmul_widen(float *out, const float *inp, const uint16_t *we
 		else
 			rows_widen(out, inp, weight, bias, N, C, OC, 4 * Q + (g - Q), 1, 1);
 	}
+}
+
+/* Output columns [o0, o1) only, in the calling thread: groups of 4 rows
+ * a quarter of the range apart, as matmul_widen does over the whole matrix
+ * (each output is computed exactly as there). */
+AVX512 static void range_widen(float *out, const float *inp, const uint16_t *weight,
+			       const float *bias, int N, int C, int OC, int o0, int o1)
+{
+	int Q = (o1 - o0) / 4;
+	for (int g = 0; g < Q; g++)
+		rows_widen(out, inp, weight, bias, N, C, OC, o0 + g, Q, 4);
+	for (int o = o0 + 4 * Q; o < o1; o++)
+		rows_widen(out, inp, weight, bias, N, C, OC, o, 1, 1);
 }
 
 /* vdpbf16ps: R weight rows against NT bf16 input rows (xb, rounded once). */
@@ -428,6 +447,27 @@ void train_matmul_bf16_forward(float *out, const float *inp, const uint16_t *wei
 	}
 #endif
 	matmul_plain(out, inp, weight, bias, N, C, OC);
+}
+
+int train_matmul_bf16_splits(int N, int C, int OC)
+{
+	int k = train_bf16_kernel;
+	if (k == TRAIN_BF16_KERNEL_PLAIN || k == TRAIN_BF16_KERNEL_WIDEN)
+		return 1;
+	return k == TRAIN_BF16_KERNEL_AUTO && !use_sgemm(N, C, OC);
+}
+
+void train_matmul_bf16_range(float *out, const float *inp, const uint16_t *weight,
+			     const float *bias, int N, int C, int OC, int o0, int o1)
+{
+#ifdef BF16_X86
+	if (train_bf16_kernel != TRAIN_BF16_KERNEL_PLAIN && cpu_has_avx512()) {
+		range_widen(out, inp, weight, bias, N, C, OC, o0, o1);
+		return;
+	}
+#endif
+	for (int o = o0; o < o1; o++)
+		plain_col(out, inp, weight, bias, N, C, OC, o);
 }
 
 /* ---- embedding ---- */

@@ -54,6 +54,19 @@ void train_matmul_bf16_forward(float *out, const float *inp, const uint16_t *wei
 void train_matmul_bf16_forward_ref(float *out, const float *inp, const uint16_t *weight,
 				   const float *bias, int N, int C, int OC);
 
+/* Whether train_matmul_bf16_range computes what train_matmul_bf16_forward
+ * would for this shape with the current train_bf16_kernel (the widening
+ * and plain kernels split by output column; DOT and SGEMM do not). */
+int train_matmul_bf16_splits(int N, int C, int OC);
+
+/* Output columns [o0, o1) of train_matmul_bf16_forward (out keeps its
+ * [N, OC] layout; other columns untouched), computed by the calling thread
+ * alone: a team of threads inside one parallel region splits a product
+ * between them without a region of its own. Each value is bit for bit the
+ * one train_matmul_bf16_forward gives where train_matmul_bf16_splits. */
+void train_matmul_bf16_range(float *out, const float *inp, const uint16_t *weight,
+			     const float *bias, int N, int C, int OC, int o0, int o1);
+
 /* train_embedding_forward over bf16 tables: out [B, T, C] =
  * wte[ids[b,t]] + wpe[pos(b,t)] (wpe may be NULL), widened to float32. */
 void train_embedding_bf16_forward(float *out, const int *ids, const uint16_t *wte,

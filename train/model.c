@@ -2,6 +2,7 @@
 #include "config.h"
 #include "train/model.h"
 #include "train/layers.h"
+#include "train/decode_bf16.h"
 #include "train/matvec_bf16.h"
 #include "train/model_bf16.h"
 #include "train/lora.h"
@@ -1095,6 +1096,20 @@ int train_kv_len(const train_kv *kv, int b)
 	return kv->len[b];
 }
 
+/* One new token for each of nb rows of a bf16 model in one parallel region
+ * (decode_bf16.h): the same logits and cache as the layer-by-layer path. */
+static void decode_bf16(const train_model *m, train_kv *kv, const int *rows, const int *pos,
+			const int *ids, int nb, float *logits)
+{
+	float *x = xmalloc(sizeof(float) * nb * m->cfg.dim);
+	embed(m, x, ids, pos, nb, 1);
+	train_decode_bf16 d = {.c = &m->cfg, .w = &m->w, .h = bfw(m), .rope_cos = m->rope_cos,
+			       .rope_sin = m->rope_sin, .kc = kv->k, .vc = kv->v, .kv_rows = kv->B,
+			       .cap = kv->cap, .rows = rows, .pos = pos, .nb = nb};
+	train_decode_bf16_step(&d, x, logits);
+	free(x);
+}
+
 /* Run nb rows of T tokens through the model with the cache; logits of each
  * row's last token into logits [nb, V]. */
 static int cached_forward(const train_model *m, train_kv *kv, const int *rows, const int *ids,
@@ -1122,6 +1137,13 @@ static int cached_forward(const train_model *m, train_kv *kv, const int *rows, c
 				free(pos);
 				return TRAIN_EARG;
 			}
+	if (T == 1 && m->bf && !m->lora && train_decode_bf16_usable(c, nb)) {
+		decode_bf16(m, kv, rows, pos, ids, nb, logits);
+		for (int i = 0; i < nb; i++)
+			kv->len[rows[i]] += 1;
+		free(pos);
+		return 0;
+	}
 	/* one layer's worth of buffers, reused by every layer */
 	size_t per = N * (C * 7 + QKV + 3 * QD + 3 * KD + F + c->ffn) + N * (4 + c->n_head);
 	float *arena = xmalloc(sizeof(float) * per), *p = arena;

@@ -1,0 +1,219 @@
+/* decode_bf16.c: a bf16 model's decode step in one parallel region (see
+ * decode_bf16.h). */
+#include "config.h"
+#include "train/decode_bf16.h"
+#include "train/layers.h"
+#include "train/matvec_bf16.h"
+#include "train/model_bf16.h"
+#include "util/xmalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+int train_decode_bf16_off;
+
+/* Rows of the QKV and MLP up-projection products. */
+static int qkv_out(const train_config *c)
+{
+	return (c->n_head + 2 * c->n_kv_head) * c->head_dim;
+}
+
+static int fc_out(const train_config *c)
+{
+	return c->arch == TRAIN_ARCH_GPT2 ? c->ffn : 2 * c->ffn;
+}
+
+int train_decode_bf16_usable(const train_config *c, int nb)
+{
+	int C = c->dim, QD = c->n_head * c->head_dim;
+	return !train_decode_bf16_off && train_matmul_bf16_splits(nb, C, qkv_out(c)) &&
+	       train_matmul_bf16_splits(nb, QD, C) && train_matmul_bf16_splits(nb, C, fc_out(c)) &&
+	       train_matmul_bf16_splits(nb, c->ffn, C) && train_matmul_bf16_splits(nb, C, c->vocab);
+}
+
+/* The layer norm (GPT-2) or RMS norm of N rows, as model.c's norm_fwd. The
+ * serial forms of layers.h here and below: this runs inside the region. */
+static void norm(const train_config *c, float *out, const float *x, const float *w,
+		 const float *b, int N)
+{
+	train_norm_rows_serial(out, x, w, b, N, c->dim, c->norm_eps, c->arch == TRAIN_ARCH_GPT2);
+}
+
+/* x += y over n floats (train_residual_forward's sum). */
+static void add(float *x, const float *y, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] = x[i] + y[i];
+}
+
+/* This thread's share [lo, hi) of n items (thread t of nt). */
+static void share(int n, int t, int nt, int *lo, int *hi)
+{
+	*lo = (int)((long long)n * t / nt);
+	*hi = (int)((long long)n * (t + 1) / nt);
+}
+
+/* This thread's output columns of out [N, OC] = inp . W^T + bias. */
+static void product(float *out, const float *inp, const uint16_t *w, const float *bias, int N,
+		    int C, int OC, int t, int nt)
+{
+	int lo, hi;
+	share(OC, t, nt, &lo, &hi);
+	train_matmul_bf16_range(out, inp, w, bias, N, C, OC, lo, hi);
+}
+
+/* Batch row b, KV head kh of layer l: its key (q/k-normed, rotated) and
+ * value into the cache, then the attention of the query heads that read
+ * it into atty [nb, NH * hd]. tmp: hd floats, att: cap floats. */
+static void attend(const train_decode_bf16 *d, int l, const float *qkv, float *atty, int b,
+		   int kh, float *tmp, float *att)
+{
+	const train_config *c = d->c;
+	const train_weights *w = d->w;
+	int NH = c->n_head, NKV = c->n_kv_head, hd = c->head_dim, group = NH / NKV;
+	size_t QD = (size_t)NH * hd, KD = (size_t)NKV * hd, rs = (size_t)d->cap * KD;
+	const float *r = qkv + (size_t)b * (QD + 2 * KD);
+	size_t base = ((size_t)l * d->kv_rows + d->rows[b]) * rs;
+	float *kc = d->kc + base, *vc = d->vc + base;
+	float *kdst = kc + (size_t)d->pos[b] * KD + (size_t)kh * hd;
+	const int *pos = d->pos + b;
+	if (c->qk_norm)
+		train_norm_rows_serial(kdst, r + QD + (size_t)kh * hd, w->knorm + (size_t)l * hd, NULL,
+				       1, hd, c->norm_eps, 0);
+	else
+		memcpy(kdst, r + QD + (size_t)kh * hd, sizeof(float) * hd);
+	if (d->rope_cos)
+		train_rope_vec_serial(kdst, kdst, d->rope_cos, d->rope_sin, *pos, hd);
+	memcpy(vc + (size_t)d->pos[b] * KD + (size_t)kh * hd, r + QD + KD + (size_t)kh * hd,
+	       sizeof(float) * hd);
+	for (int h = kh * group; h < (kh + 1) * group; h++) {
+		if (c->qk_norm)
+			train_norm_rows_serial(tmp, r + (size_t)h * hd, w->qnorm + (size_t)l * hd, NULL,
+					       1, hd, c->norm_eps, 0);
+		else
+			memcpy(tmp, r + (size_t)h * hd, sizeof(float) * hd);
+		if (d->rope_cos)
+			train_rope_vec_serial(tmp, tmp, d->rope_cos, d->rope_sin, *pos, hd);
+		train_attention_row(atty + ((size_t)b * NH + h) * hd, tmp, kc + (size_t)kh * hd,
+				    vc + (size_t)kh * hd, d->pos[b], (int)KD, hd, att);
+	}
+}
+
+/* Buffers every thread writes its share of and reads whole. */
+struct shared {
+	float *qkv, *atty, *attproj, *fch, *act, *mlp;
+};
+
+/* Buffers of one thread: its copy of the residual stream and norm output. */
+struct own {
+	float *x, *ln, *tmp, *att;
+};
+
+/* Layer l for thread t of nt (called by every thread of the team). */
+static void layer(const train_decode_bf16 *d, int l, const struct shared *s, struct own *o,
+		  int t, int nt)
+{
+	const train_config *c = d->c;
+	const train_weights *w = d->w;
+	const train_bf16w *h = d->h;
+	int N = d->nb, C = c->dim, I = c->ffn, QKV = qkv_out(c), F = fc_out(c);
+	int QD = c->n_head * c->head_dim, gpt2 = c->arch == TRAIN_ARCH_GPT2;
+	size_t n = (size_t)N * C;
+
+	norm(c, o->ln, o->x, w->ln1w + (size_t)l * C, w->ln1b ? w->ln1b + (size_t)l * C : NULL, N);
+	const uint16_t *wqkv = h->wqkv + (size_t)l * QKV * C;
+	const float *bqkv = w->bqkv ? w->bqkv + (size_t)l * QKV : NULL;
+	int NKV = c->n_kv_head;
+	if (NKV % nt == 0) {
+		/* KV heads split evenly: each thread computes the q, k and v
+		 * columns of its own heads and attends with them at once */
+		int a, b, hd = c->head_dim, g = c->n_head / NKV;
+		share(NKV, t, nt, &a, &b);
+		train_matmul_bf16_range(s->qkv, o->ln, wqkv, bqkv, N, C, QKV, a * g * hd, b * g * hd);
+		for (int k = 1; k < 3; k++)
+			train_matmul_bf16_range(s->qkv, o->ln, wqkv, bqkv, N, C, QKV,
+						QD + (k - 1) * NKV * hd + a * hd,
+						QD + (k - 1) * NKV * hd + b * hd);
+		for (int r = 0; r < N; r++)
+			for (int kh = a; kh < b; kh++)
+				attend(d, l, s->qkv, s->atty, r, kh, o->tmp, o->att);
+#pragma omp barrier
+	} else {
+		product(s->qkv, o->ln, wqkv, bqkv, N, C, QKV, t, nt);
+#pragma omp barrier
+#pragma omp for schedule(static)
+		for (int i = 0; i < N * NKV; i++)
+			attend(d, l, s->qkv, s->atty, i / NKV, i % NKV, o->tmp, o->att);
+	}
+	product(s->attproj, s->atty, h->wo + (size_t)l * C * QD, w->bo ? w->bo + (size_t)l * C : NULL,
+		N, QD, C, t, nt);
+#pragma omp barrier
+	add(o->x, s->attproj, n);
+	norm(c, o->ln, o->x, w->ln2w + (size_t)l * C, w->ln2b ? w->ln2b + (size_t)l * C : NULL, N);
+	int lo, hi;
+	share(F, t, nt, &lo, &hi);
+	train_matmul_bf16_range(s->fch, o->ln, h->wfc + (size_t)l * F * C,
+				w->bfc ? w->bfc + (size_t)l * F : NULL, N, C, F, lo, hi);
+	if (gpt2) /* elementwise: each thread its own columns (F == I) */
+		for (int r = 0; r < N; r++)
+			train_gelu_forward_serial(s->act + (size_t)r * I + lo,
+						  s->fch + (size_t)r * F + lo, (size_t)(hi - lo));
+#pragma omp barrier
+	if (!gpt2) { /* gate and up halves come from different threads */
+#pragma omp for schedule(static)
+		for (int r = 0; r < N; r++)
+			train_swiglu_forward_serial(s->act + (size_t)r * I, s->fch + (size_t)r * F, 1, I);
+	}
+	product(s->mlp, s->act, h->wproj + (size_t)l * C * I, w->bproj ? w->bproj + (size_t)l * C : NULL,
+		N, I, C, t, nt);
+#pragma omp barrier
+	add(o->x, s->mlp, n);
+}
+
+void train_decode_bf16_step(const train_decode_bf16 *d, const float *x, float *logits)
+{
+	const train_config *c = d->c;
+	size_t N = (size_t)d->nb, C = (size_t)c->dim, QD = (size_t)c->n_head * c->head_dim;
+	struct shared s = {
+		.qkv = xmalloc(sizeof(float) * N * qkv_out(c)),
+		.atty = xmalloc(sizeof(float) * N * QD),
+		.attproj = xmalloc(sizeof(float) * N * C),
+		.fch = xmalloc(sizeof(float) * N * fc_out(c)),
+		.act = xmalloc(sizeof(float) * N * c->ffn),
+		.mlp = xmalloc(sizeof(float) * N * C),
+	};
+	/* a team only where the products are big enough to pay for it (the
+	 * threshold of the per-product regions) */
+#pragma omp parallel if (N * C * (size_t)qkv_out(c) > 100000)
+	{
+		int t = 0, nt = 1;
+#ifdef _OPENMP
+		t = omp_get_thread_num();
+		nt = omp_get_num_threads();
+#endif
+		struct own o = {
+			.x = xmalloc(sizeof(float) * N * C),
+			.ln = xmalloc(sizeof(float) * N * C),
+			.tmp = xmalloc(sizeof(float) * (size_t)c->head_dim),
+			.att = xmalloc(sizeof(float) * (size_t)d->cap),
+		};
+		memcpy(o.x, x, sizeof(float) * N * C);
+		for (int l = 0; l < c->n_layer; l++)
+			layer(d, l, &s, &o, t, nt);
+		norm(c, o.ln, o.x, d->w->lnfw, d->w->lnfb, (int)N);
+		product(logits, o.ln, d->h->lm_head, NULL, (int)N, (int)C, c->vocab, t, nt);
+		free(o.x);
+		free(o.ln);
+		free(o.tmp);
+		free(o.att);
+	}
+	free(s.qkv);
+	free(s.atty);
+	free(s.attproj);
+	free(s.fch);
+	free(s.act);
+	free(s.mlp);
+}
