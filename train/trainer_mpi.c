@@ -20,10 +20,11 @@
 #include "util/cli.h"
 #include "util/xmalloc.h"
 
-/* Gradient buckets of the allreduce: each tensor's part of one layer (or a
+/* Gradient buckets of the sums: each tensor's part of one layer (or a
  * whole tensor outside the layers), at most 1 Mi floats (4 MiB) each. During
- * the backward of a step's last micro-batch, a bucket is posted
- * (MPI_Iallreduce) as soon as backward is done with its layer, and the
+ * the backward of a step's last micro-batch, a bucket is posted (MPI_Ireduce
+ * to its owner when the optimizer is sharded, else MPI_Iallreduce) as soon
+ * as backward is done with its layer, and the
  * posted ones are advanced after each layer (MPI_Testall), so the sums of
  * the last layers travel while the first ones are still computed; before
  * the optimizer step the rest is posted and everything waited for. */
