@@ -6,7 +6,8 @@
 # 2 per rank). Prints each run's training tokens/s (the loop's, from
 # --log-json: loading and the reference pass left out), the speed-up (goal
 # >= 1.8x) and the share of the 2-rank run's training time spent summing the
-# gradients (MPI allreduce), and as the machine's own ceiling two
+# gradients and sending the updated weights (the sharded optimizer's MPI
+# reduces and broadcasts), and as the machine's own ceiling two
 # independent 1-rank runs at once. Skips when dpo-train was built without MPI or
 # there is no mpirun. The machine may be shared: both runs are measured
 # here, one after the other.
@@ -69,7 +70,7 @@ echo "$one $two $both $share" | awk '{
 	printf "2 ranks x 1 thread: %.2fx 1 rank x 1 thread (goal >= 1.8x) %s\n", r, (r >= 1.8 ? "ok" : "BELOW GOAL")
 	printf "two independent 1-thread runs at once: %.2fx one run (this machine'"'"'s ceiling for 2 ranks); 2 ranks reach %.0f%% of it\n", $3 / $1, 100 * $2 / $3
 	if (NF == 5 && $5 > 0)
-		printf "allreduce: %.3f s of %.2f s of training (%.1f%% of the step time)\n", $4, $5, 100 * $4 / $5
+		printf "gradient sums and weight broadcasts: %.3f s of %.2f s of training (%.1f%% of the step time)\n", $4, $5, 100 * $4 / $5
 }'
 if [ -n "$tm" ]; then
 	c1=$(tail -n 1 "$t/one.cpu" | awk -F+ '{ print $1 + $2 }')

@@ -1069,6 +1069,31 @@ int train_engine_step(train_engine *e, const train_adamw *opt, double lr, double
 	return 0;
 }
 
+int train_engine_step_start(train_engine *e, double max_grad_norm, double norm, float *coef)
+{
+	if (!isfinite(norm)) {
+		set_err(e, "the gradient norm is %g", norm);
+		return -1;
+	}
+	*coef = (float)train_clip_coef(norm, max_grad_norm);
+	e->t++;
+	e->nacc = 0;
+	return 0;
+}
+
+void train_engine_step_range(train_engine *e, const train_adamw *opt, double lr, float coef, size_t off,
+			     size_t n)
+{
+	float *params = e->lora ? train_lora_params(e->lora) : train_model_params(e->m);
+	for (int i = 0; i < e->nsegs; i++) { /* each segment's part in the range */
+		const seg *s = &e->segs[i];
+		size_t a = s->off > off ? s->off : off, b = s->off + s->n < off + n ? s->off + s->n : off + n;
+		if (a < b)
+			train_adamw_step_scaled(opt, params + a, e->grads + a, e->m1 + a, e->m2 + a, b - a, lr,
+						e->t, s->decay, coef, 1);
+	}
+}
+
 /* Nonzero when OpenBLAS should be told to use its AVX-512 kernels. */
 static int want_skylakex(void)
 {

@@ -134,6 +134,18 @@ double train_engine_grad_norm(const train_engine *e);
 int train_engine_step(train_engine *e, const train_adamw *opt, double lr, double max_grad_norm,
 		      double *grad_norm);
 
+/* train_engine_step in parts, for a sharded optimizer (trainer_mpi.h):
+ * train_engine_step_start takes the step given the whole gradient's L2
+ * norm (computed by the caller): AdamW's t advances and *coef gets the
+ * clipping factor; -1 when norm is not finite (nothing changed; message in
+ * errmsg). Then train_engine_step_range updates the parameters [off,
+ * off + n) of the arena with the same arithmetic as train_engine_step and
+ * zeroes their gradients; the caller covers the ranges it owns and zeroes
+ * the other gradients. */
+int train_engine_step_start(train_engine *e, double max_grad_norm, double norm, float *coef);
+void train_engine_step_range(train_engine *e, const train_adamw *opt, double lr, float coef, size_t off,
+			     size_t n);
+
 /* Number of optimizer steps taken (AdamW's t), and setting it on resume. */
 long train_engine_steps(const train_engine *e);
 void train_engine_set_steps(train_engine *e, long t);

@@ -180,7 +180,9 @@ static int one_step(train_loop *L, struct run_state *rs, train_loop_stats *s)
 	rs->tokens += counts[0];
 	rs->flops += counts[1];
 	s->lr = train_sched_lr(&c->sched, L->step);
-	if (train_engine_step(L->e, &c->adamw, s->lr, c->max_grad_norm, &s->grad_norm)) {
+	if (L->dist && L->dist->step ?
+		    L->dist->step(L->dist->ud, L->e, &c->adamw, s->lr, c->max_grad_norm, &s->grad_norm) :
+		    train_engine_step(L->e, &c->adamw, s->lr, c->max_grad_norm, &s->grad_norm)) {
 		fail(L, "step %ld: %s (loss %g)", L->step + 1, train_engine_errmsg(L->e), s->m.loss);
 		return TRAIN_LOOP_EDIVERGED;
 	}
@@ -202,8 +204,10 @@ static int after_step(train_loop *L)
 	    (rc = evaluate(L)))
 		return rc;
 	int stop = L->hooks.stop && L->hooks.stop(L->hooks.ud);
-	if (((c->save_every > 0 && L->step % c->save_every == 0 && L->step < c->total_steps) || stop) &&
-	    L->hooks.save) {
+	int due = (c->save_every > 0 && L->step % c->save_every == 0 && L->step < c->total_steps) || stop;
+	if (due && L->dist && L->dist->gather)
+		L->dist->gather(L->dist->ud, L->e);
+	if (due && L->hooks.save) {
 		char *err = NULL;
 		if (L->hooks.save(L->hooks.ud, L, &err)) {
 			fail(L, "cannot save a checkpoint: %s", err ? err : "unknown error");

@@ -76,6 +76,13 @@ typedef struct train_loop_dist {
 	int (*sync)(void *ud, train_engine *e, double *counts, int nc);
 	int (*evaluate)(void *ud, train_engine *e, const train_loss_cfg *loss, const train_pair *pairs,
 			size_t n, long batch_size, train_loss_batch *out);
+	/* when set: replaces train_engine_step (same contract; a sharded
+	 * optimizer) */
+	int (*step)(void *ud, train_engine *e, const train_adamw *opt, double lr, double max_grad_norm,
+		    double *grad_norm);
+	/* when set: called on every process before a checkpoint is saved (the
+	 * optimizer state of every shard to the process that writes) */
+	void (*gather)(void *ud, train_engine *e);
 } train_loop_dist;
 
 struct train_loop {

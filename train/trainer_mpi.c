@@ -1,5 +1,6 @@
 /* trainer_mpi.c: data-parallel training over MPI (see trainer_mpi.h). */
 #include "config.h"
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,10 +20,11 @@
 #include "util/cli.h"
 #include "util/xmalloc.h"
 
-/* Gradient buckets of the allreduce: each tensor's part of one layer (or a
+/* Gradient buckets of the sums: each tensor's part of one layer (or a
  * whole tensor outside the layers), at most 1 Mi floats (4 MiB) each. During
- * the backward of a step's last micro-batch, a bucket is posted
- * (MPI_Iallreduce) as soon as backward is done with its layer, and the
+ * the backward of a step's last micro-batch, a bucket is posted (MPI_Ireduce
+ * to its owner when the optimizer is sharded, else MPI_Iallreduce) as soon
+ * as backward is done with its layer, and the
  * posted ones are advanced after each layer (MPI_Testall), so the sums of
  * the last layers travel while the first ones are still computed; before
  * the optimizer step the rest is posted and everything waited for. */
@@ -40,10 +42,18 @@ static struct {
 	struct bucket {
 		size_t off, n;
 		int stage;     /* posted once backward reached it (train_grad_ready_fn) */
+		int root;      /* sharded: the rank that owns it (its sum goes there) */
 	} *bk;
 	int nbk, nposted;
 	int armed;             /* the step's last micro-batch: post during backward */
 	float *grads;
+	/* the sharded optimizer (ZeRO stage 1, see train_mpi_attach): each
+	 * bucket has an owner rank, which alone steps its parameters */
+	int sharded;
+	size_t *own_off, *own_n; /* this rank's buckets */
+	int nown;
+	float *params, *m1, *m2;
+	double sumsq;          /* the step's squared gradient norm, all shards */
 	train_lora *lora;      /* --lora-r: the adapter that trains (train_mpi_share_lora) */
 #ifdef HAVE_MPI
 	MPI_Request *req;
@@ -127,6 +137,11 @@ int train_mpi_init(int *argc, char ***argv)
 	int size = 0;
 	if (!launched(&size))
 		return 0;
+	/* Open MPI's nonblocking reduce of big buffers defaults to a chain of
+	 * small segments, each needing a progress call: the sharded
+	 * optimizer's gradient sums took seconds a step. The binomial tree
+	 * sends each bucket whole (unless the user chose). */
+	setenv("OMPI_MCA_coll_libnbc_ireduce_algorithm", "2", 0);
 	MPI_Init(argc, argv);
 	S.started = 1;
 	on_exit(exit_finalize, NULL);
@@ -143,8 +158,11 @@ void train_mpi_finalize(void)
 	S.started = 0;
 	free(S.bk);
 	free(S.req);
+	free(S.own_off);
+	free(S.own_n);
 	S.bk = NULL;
 	S.req = NULL;
+	S.own_off = S.own_n = NULL;
 }
 
 int train_mpi_any(int flag)
@@ -559,8 +577,14 @@ static void post_until(int stage)
 {
 	while (S.nposted < S.nbk && S.bk[S.nposted].stage >= stage) {
 		const struct bucket *b = &S.bk[S.nposted];
-		MPI_Iallreduce(MPI_IN_PLACE, S.grads + b->off, (int)b->n, MPI_FLOAT, MPI_SUM,
-			       MPI_COMM_WORLD, &S.req[S.nposted]);
+		float *g = S.grads + b->off;
+		if (S.sharded) /* the sum to its owner only */
+			MPI_Ireduce(b->root == S.rank ? MPI_IN_PLACE : g, b->root == S.rank ? g : NULL,
+				    (int)b->n, MPI_FLOAT, MPI_SUM, b->root, MPI_COMM_WORLD,
+				    &S.req[S.nposted]);
+		else
+			MPI_Iallreduce(MPI_IN_PLACE, g, (int)b->n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+				       &S.req[S.nposted]);
 		S.nposted++;
 	}
 }
@@ -619,7 +643,17 @@ static int mpi_sync(void *ud, train_engine *e, double *counts, int nc)
 #ifdef HAVE_MPI
 	post_until(-2);
 	MPI_Waitall(S.nposted, S.req, MPI_STATUSES_IGNORE);
-	MPI_Allreduce(MPI_IN_PLACE, counts, nc, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+	/* with the counts, the squares of this rank's buckets' summed
+	 * gradients (sharded): the whole gradient's squared norm */
+	double *v = xmalloc(sizeof(double) * ((size_t)nc + 1));
+	memcpy(v, counts, sizeof(double) * (size_t)nc);
+	v[nc] = 0;
+	for (int i = 0; i < S.nown; i++)
+		v[nc] += train_sumsq(S.grads + S.own_off[i], S.own_n[i]);
+	MPI_Allreduce(MPI_IN_PLACE, v, nc + 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+	memcpy(counts, v, sizeof(double) * (size_t)nc);
+	S.sumsq = v[nc];
+	free(v);
 #else
 	(void)counts;
 	(void)nc;
@@ -635,7 +669,7 @@ static void add_buckets(size_t off, size_t n, int stage)
 {
 	for (size_t k = 0; k < n; k += BUCKET_FLOATS) {
 		S.bk = xreallocarray(S.bk, (size_t)S.nbk + 1, sizeof *S.bk);
-		S.bk[S.nbk++] = (struct bucket){off + k, n - k < BUCKET_FLOATS ? n - k : BUCKET_FLOATS, stage};
+		S.bk[S.nbk++] = (struct bucket){off + k, n - k < BUCKET_FLOATS ? n - k : BUCKET_FLOATS, stage, 0};
 	}
 }
 
@@ -769,7 +803,94 @@ out:
 	return rc;
 }
 
-void train_mpi_attach(train_engine *e, const train_model *m, train_loop *L)
+/* train_loop_dist's step, sharded: AdamW on this rank's buckets (their
+ * gradients summed here by the reduces), each bucket's parameters
+ * broadcast by its owner as soon as they are updated; the gradients of the
+ * others' buckets zeroed. */
+static int mpi_step(void *ud, train_engine *e, const train_adamw *opt, double lr, double max_grad_norm,
+		    double *grad_norm)
+{
+	(void)ud;
+	double norm = sqrt(S.sumsq);
+	float coef;
+	if (grad_norm)
+		*grad_norm = norm;
+	/* the norm is the same on every rank: all fail or none */
+	if (train_engine_step_start(e, max_grad_norm, norm, &coef))
+		return -1;
+#ifdef HAVE_MPI
+	double ta = 0;
+	for (int i = 0; i < S.nbk; i++) {
+		const struct bucket *b = &S.bk[i];
+		if (b->root == S.rank)
+			train_engine_step_range(e, opt, lr, coef, b->off, b->n);
+		else
+			memset(S.grads + b->off, 0, sizeof(float) * b->n);
+		double t0 = util_now();
+		int done;
+		MPI_Ibcast(S.params + b->off, (int)b->n, MPI_FLOAT, b->root, MPI_COMM_WORLD, &S.req[i]);
+		MPI_Testall(i + 1, S.req, &done, MPI_STATUSES_IGNORE);
+		ta += util_now() - t0;
+	}
+	double t0 = util_now();
+	MPI_Waitall(S.nbk, S.req, MPI_STATUSES_IGNORE);
+	S.allreduce_s += ta + util_now() - t0;
+#else
+	(void)opt;
+	(void)lr;
+#endif
+	return 0;
+}
+
+/* train_loop_dist's gather, sharded: AdamW's moments of every bucket from
+ * its owner (rank 0 writes the checkpoint). */
+static void mpi_gather(void *ud, train_engine *e)
+{
+	(void)ud;
+	(void)e;
+#ifdef HAVE_MPI
+	for (int i = 0; i < S.nbk; i++) {
+		const struct bucket *b = &S.bk[i];
+		if (b->root == 0)
+			continue;
+		MPI_Bcast(S.m1 + b->off, (int)b->n, MPI_FLOAT, b->root, MPI_COMM_WORLD);
+		MPI_Bcast(S.m2 + b->off, (int)b->n, MPI_FLOAT, b->root, MPI_COMM_WORLD);
+	}
+#endif
+}
+
+/* Shard the optimizer (full fine-tuning; not an adapter, small): each
+ * bucket, in posting order, goes to the rank with the fewest parameters so
+ * far, so that the ranks share the sums both in all and while backward
+ * runs. */
+static void plan_shards(train_engine *e, train_model *m)
+{
+	S.sharded = !S.lora && train_model_params(m);
+	if (!S.sharded)
+		return;
+	size_t *load = xcalloc((size_t)S.size, sizeof(size_t));
+	S.own_off = xmalloc(sizeof(size_t) * (size_t)S.nbk);
+	S.own_n = xmalloc(sizeof(size_t) * (size_t)S.nbk);
+	S.nown = 0;
+	for (int i = 0; i < S.nbk; i++) {
+		struct bucket *b = &S.bk[i];
+		b->root = 0;
+		for (int r = 1; r < S.size; r++)
+			if (load[r] < load[b->root])
+				b->root = r;
+		load[b->root] += b->n;
+		if (b->root == S.rank) {
+			S.own_off[S.nown] = b->off;
+			S.own_n[S.nown++] = b->n;
+		}
+	}
+	free(load);
+	S.params = train_model_params(m);
+	S.m1 = train_engine_moment1(e);
+	S.m2 = train_engine_moment2(e);
+}
+
+void train_mpi_attach(train_engine *e, train_model *m, train_loop *L)
 {
 	if (S.size < 2)
 		return;
@@ -780,11 +901,13 @@ void train_mpi_attach(train_engine *e, const train_model *m, train_loop *L)
 		add_buckets(0, S.np, -2);
 	else
 		plan_buckets(m, S.grads);
+	plan_shards(e, m);
 #ifdef HAVE_MPI
 	S.req = xmalloc(sizeof(MPI_Request) * (size_t)S.nbk);
 #endif
 	S.dist = (train_loop_dist){.rank = S.rank, .size = S.size, .begin = mpi_begin, .sync = mpi_sync,
-				   .evaluate = mpi_evaluate};
+				   .evaluate = mpi_evaluate, .step = S.sharded ? mpi_step : NULL,
+				   .gather = S.sharded ? mpi_gather : NULL};
 	train_engine_set_loss_fn(e, mpi_loss, NULL);
 	train_engine_set_grad_ready(e, mpi_grad_ready, NULL);
 	L->dist = &S.dist;

@@ -8,10 +8,18 @@
  * micro-batch every rank takes a contiguous slice (uneven splits allowed),
  * the summed log-probs of the slices are gathered so that every rank
  * computes the loss of the whole micro-batch exactly as one process would,
- * and before each optimizer step the gradients are summed with MPI
- * Iallreduce in buckets: every rank then takes the same AdamW step. The
- * reference pass and the evaluations are split the same way. Rank 0 alone
- * writes checkpoints, logs, metrics and the store.
+ * and the gradients are summed over the ranks in buckets (a layer's part of
+ * a tensor) posted while backward still runs. Full fine-tuning shards the
+ * optimizer (ZeRO stage 1): each bucket has an owner rank, its sum goes to
+ * the owner alone (MPI Ireduce), the owner takes AdamW's step on it (and
+ * alone keeps its moments) and broadcasts the updated weights, so each
+ * rank does 1/N of the optimizer's work; every parameter gets the same
+ * arithmetic as in one process. The gradient norm for clipping is summed
+ * from each owner's part. A LoRA adapter (small) is summed with MPI
+ * Iallreduce and every rank takes the same step. The reference pass and
+ * the evaluations are split the same way as the batches. Rank 0 alone
+ * writes checkpoints (gathering the moments from their owners first),
+ * logs, metrics and the store.
  *
  * MPI is started only when the program was launched by mpirun (Open MPI's
  * OMPI_COMM_WORLD_SIZE, or PMI's PMI_SIZE / PMIX_RANK, in the environment):
@@ -100,11 +108,12 @@ void train_mpi_ref_gather(train_pair *pairs, size_t n, const char *need, const c
 
 /* Make engine e (over model m) and loop L data-parallel over the ranks
  * (nothing with one rank): the engine's loss over the whole micro-batch,
- * the loop's gradient sum and split evaluation. */
-void train_mpi_attach(train_engine *e, const train_model *m, train_loop *L);
+ * the loop's gradient sum, sharded optimizer step (full fine-tuning),
+ * checkpoint gathering and split evaluation. */
+void train_mpi_attach(train_engine *e, train_model *m, train_loop *L);
 
-/* Seconds spent so far summing the gradients over the ranks (from posting
- * the allreduce to its end). */
+/* Seconds spent so far in the gradient sums over the ranks (from posting
+ * them to their end) and, sharded, in broadcasting the updated weights. */
 double train_mpi_allreduce_seconds(void);
 
 #endif
