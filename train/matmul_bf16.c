@@ -598,6 +598,17 @@ size_t train_gemm_bf16_scratch_words(int M, int N, int K)
 	return aw + bw;
 }
 
+/* C = beta C (C = 0 when beta is 0, whatever C held): a product over an
+ * empty K, for both drivers. */
+static void scale_c(int M, int N, float beta, float *C, int ldc)
+{
+	for (int i = 0; i < M; i++)
+		for (int j = 0; j < N; j++) {
+			float *c = C + (size_t)i * ldc + j;
+			*c = beta == 0.0f ? 0.0f : beta * *c;
+		}
+}
+
 void train_gemm_bf16_serial(int ta, int tb, int M, int N, int K, const float *A, int lda,
 			    const float *B, int ldb, float beta, float *C, int ldc,
 			    uint32_t *scratch)
@@ -605,11 +616,7 @@ void train_gemm_bf16_serial(int ta, int tb, int M, int N, int K, const float *A,
 	if (M <= 0 || N <= 0)
 		return;
 	if (K <= 0) {
-		for (int i = 0; i < M; i++)
-			for (int j = 0; j < N; j++) {
-				float *c = C + (size_t)i * ldc + j;
-				*c = beta == 0.0f ? 0.0f : beta * *c;
-			}
+		scale_c(M, N, beta, C, ldc);
 		return;
 	}
 	size_t aw, bw;
@@ -635,11 +642,7 @@ static void gemm_drive(int ta, int tb, int M, int N, int K, const float *A, int 
 	if (M <= 0 || N <= 0)
 		return;
 	if (K <= 0) {
-		for (int i = 0; i < M; i++)
-			for (int j = 0; j < N; j++) {
-				float *c = C + (size_t)i * ldc + j;
-				*c = beta == 0.0f ? 0.0f : beta * *c;
-			}
+		scale_c(M, N, beta, C, ldc);
 		return;
 	}
 #ifdef HAVE_DNNL
