@@ -11,8 +11,6 @@
 # rank holds the frozen base in bf16 (rank 0 sends it as held) and trains
 # the adapter one bf16 process trains.
 . "$top_srcdir/tests/tap.sh"
-OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-export OMP_WAIT_POLICY
 . "$top_srcdir/tests/mpi_lib.sh"
 have_shared || skip_all "no ../shared fixtures"
 cmp="$top_builddir/tests/test_trainer_cmp"

@@ -4,8 +4,6 @@
 # bf16 and sends it as it holds it, each rank computes its share of the
 # reference pass with it, and the step equals one process's.
 . "$top_srcdir/tests/tap.sh"
-OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-export OMP_WAIT_POLICY
 . "$top_srcdir/tests/mpi_lib.sh"
 have_shared || skip_all "no ../shared fixtures"
 cmp="$top_builddir/tests/test_trainer_cmp"

@@ -8,8 +8,6 @@
 # a run resumes with another rank count; a rank that dies ends the job
 # (no hang) and leaves the last checkpoint good to resume from.
 . "$top_srcdir/tests/tap.sh"
-OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-export OMP_WAIT_POLICY
 . "$top_srcdir/tests/mpi_lib.sh"
 have_shared || skip_all "no ../shared fixtures"
 cmp="$top_builddir/tests/test_trainer_cmp"

@@ -1,11 +1,14 @@
 # mpi_lib.sh: what the tests of dpo-train under mpirun share (source it
-# after tap.sh): skips without MPI, mpirun or python3; lets Open MPI run as
+# after tap.sh): passive OpenMP waits unless set; skips without MPI, mpirun or python3; lets Open MPI run as
 # root; mpi NP ARGS... runs `mpirun --oversubscribe -np NP dpo-train ARGS`
 # (stderr kept in $T/mpi.err and shown) and fails on a sanitizer report
 # about dpo's own code; $cmpr compares two runs (tests/mpi_compare.py).
 [ "${DPO_HAVE_MPI:-no}" = yes ] || skip_all "dpo-train was built without MPI (configure --with-mpi)"
 command -v mpirun >/dev/null 2>&1 || skip_all "no mpirun (Debian: apt-get install openmpi-bin)"
 command -v python3 >/dev/null 2>&1 || skip_all "no python3 to compare the runs"
+# ranks share 2 cores: OpenMP threads that finished wait asleep, not spinning
+OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+export OMP_WAIT_POLICY
 # as root Open MPI wants to be told; 2 cores run 3 ranks only oversubscribed
 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_ALLOW_RUN_AS_ROOT OMPI_ALLOW_RUN_AS_ROOT_CONFIRM

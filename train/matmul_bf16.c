@@ -506,16 +506,22 @@ static void run_tiles(const struct gemm_args *g, int i0, int mb, int j0, int nb,
 	}
 }
 
+/* The length of gemm_blocks' k blocks: K in blocks of equal length (even,
+ * at most KC), so no short last block, whose C updates would weigh as much
+ * as a full one's. */
+static int k_block(int K)
+{
+	int nkb = (K + KC - 1) / KC, kcb = (K + nkb - 1) / nkb;
+	return kcb + (kcb & 1);
+}
+
 static void gemm_blocks(const struct gemm_args *g)
 {
 	int nth = 1; /* packing: one run of panels per thread */
 #ifdef _OPENMP
 	nth = omp_get_num_threads();
 #endif
-	/* k in blocks of equal length (even, at most KC): no short last block,
-	 * whose C updates would weigh as much as a full one's */
-	int nkb = (g->K + KC - 1) / KC, kcb = (g->K + nkb - 1) / nkb;
-	kcb += kcb & 1;
+	int kcb = k_block(g->K);
 	for (int i0 = 0; i0 < g->M; i0 += MCB) {
 		int mb = g->M - i0 < MCB ? g->M - i0 : MCB;
 		int npa = (mb + MR - 1) / MR;
@@ -549,8 +555,7 @@ static void gemm_blocks(const struct gemm_args *g)
  * region): the same panels and tiles, so the same sums. */
 static void gemm_blocks_serial(const struct gemm_args *g)
 {
-	int nkb = (g->K + KC - 1) / KC, kcb = (g->K + nkb - 1) / nkb;
-	kcb += kcb & 1;
+	int kcb = k_block(g->K);
 	for (int i0 = 0; i0 < g->M; i0 += MCB) {
 		int mb = g->M - i0 < MCB ? g->M - i0 : MCB;
 		int npa = (mb + MR - 1) / MR;
