@@ -3,6 +3,7 @@
 #include "config.h"
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1052,20 +1053,12 @@ int train_engine_step(train_engine *e, const train_adamw *opt, double lr, double
 	double norm = train_engine_grad_norm(e);
 	if (grad_norm)
 		*grad_norm = norm;
-	if (!isfinite(norm)) {
-		set_err(e, "the gradient norm is %g", norm);
+	float coef;
+	if (train_engine_step_start(e, max_grad_norm, norm, &coef))
 		return -1;
-	}
-	float coef = (float)train_clip_coef(norm, max_grad_norm);
-	e->t++;
-	e->nacc = 0;
-	float *params = e->lora ? train_lora_params(e->lora) : train_model_params(e->m);
-	/* clipping, the update and zeroing the gradients in one pass */
-	for (int i = 0; i < e->nsegs; i++) {
-		const seg *s = &e->segs[i];
-		train_adamw_step_scaled(opt, params + s->off, e->grads + s->off, e->m1 + s->off,
-					e->m2 + s->off, s->n, lr, e->t, s->decay, coef, 1);
-	}
+	/* clipping, the update and zeroing the gradients in one pass, every
+	 * segment whole */
+	train_engine_step_range(e, opt, lr, coef, 0, SIZE_MAX);
 	return 0;
 }
 

@@ -141,7 +141,7 @@ int train_engine_step(train_engine *e, const train_adamw *opt, double lr, double
  * errmsg). Then train_engine_step_range updates the parameters [off,
  * off + n) of the arena with the same arithmetic as train_engine_step and
  * zeroes their gradients; the caller covers the ranges it owns and zeroes
- * the other gradients. */
+ * the other gradients (off 0, n SIZE_MAX: every segment, as train_engine_step). */
 int train_engine_step_start(train_engine *e, double max_grad_norm, double norm, float *coef);
 void train_engine_step_range(train_engine *e, const train_adamw *opt, double lr, float coef, size_t off,
 			     size_t n);
