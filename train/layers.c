@@ -507,7 +507,16 @@ static void attn_row(float *o, float *lse, const float *qv, const float *kb, con
 	for (int s = 0; s <= last; s++) {
 		float p = att[s] * inv;
 		const float *vv = vb + (size_t)s * kstride;
-		for (int i = 0; i < hd; i++)
+		/* 4 lanes at a time (each lane the scalar loop's operations:
+		 * the same result); left scalar, the compiler could not rule
+		 * out that o and vv overlap */
+		v4f pv = {p, p, p, p};
+		int i = 0;
+		for (; i + 4 <= hd; i += 4) {
+			v4f a = load4(o + i) + pv * load4(vv + i);
+			memcpy(o + i, &a, sizeof a);
+		}
+		for (; i < hd; i++)
 			o[i] += p * vv[i];
 	}
 	if (lse)
