@@ -80,6 +80,14 @@ static void attend(const train_decode_bf16 *d, int l, const float *qkv, float *a
 	float *kc = d->kc + base, *vc = d->vc + base;
 	float *kdst = kc + (size_t)d->pos[b] * KD + (size_t)kh * hd;
 	const int *pos = d->pos + b;
+	/* the cached keys and values of this head (the weights streamed since
+	 * the last step have pushed them out of cache): asked for all at once
+	 * here rather than missed one position at a time in the loops below */
+	for (int p = 0; p < *pos; p++)
+		for (int i = 0; i < hd; i += 16) {
+			__builtin_prefetch(kc + (size_t)p * KD + (size_t)kh * hd + i, 0, 3);
+			__builtin_prefetch(vc + (size_t)p * KD + (size_t)kh * hd + i, 0, 3);
+		}
 	if (c->qk_norm)
 		train_norm_rows_serial(kdst, r + QD + (size_t)kh * hd, w->knorm + (size_t)l * hd, NULL,
 				       1, hd, c->norm_eps, 0);
