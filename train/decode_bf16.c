@@ -5,6 +5,7 @@
 #include "train/layers.h"
 #include "train/matvec_bf16.h"
 #include "train/model_bf16.h"
+#include "train/vecmath_bf16.h"
 #include "util/xmalloc.h"
 
 #include <stdlib.h>
@@ -167,8 +168,8 @@ static void layer(const train_decode_bf16 *d, int l, const struct shared *s, str
 				w->bfc ? w->bfc + (size_t)l * F : NULL, N, C, F, lo, hi);
 	if (gpt2) /* elementwise: each thread its own columns (F == I) */
 		for (int r = 0; r < N; r++)
-			train_gelu_forward_serial(s->act + (size_t)r * I + lo,
-						  s->fch + (size_t)r * F + lo, (size_t)(hi - lo));
+			train_gelu_bf16w_forward(s->act + (size_t)r * I + lo,
+						 s->fch + (size_t)r * F + lo, (size_t)(hi - lo), 1);
 #pragma omp barrier
 	if (!gpt2) { /* gate and up halves come from different threads */
 #pragma omp for schedule(static)

@@ -32,6 +32,16 @@
 #define SCRATCH ((size_t)(MCB + NC) * KC / 2)
 
 int train_bf16_use_simd = 1;
+
+int train_vecmath_on(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__) /* where vecmath_bf16.c has its loops */
+	return train_gemm_precision() == TRAIN_PREC_BF16 && train_bf16_use_simd &&
+	       train_cpu_has_avx512bf16();
+#else
+	return 0;
+#endif
+}
 static train_precision gemm_prec = TRAIN_PREC_F32;
 
 void train_gemm_set_precision(train_precision p)

@@ -82,6 +82,10 @@ void train_gemm_bf16_serial(int ta, int tb, int M, int N, int K, const float *A,
  * the CPU has it; 0 forces the portable tile (tests compare the two). */
 extern int train_bf16_use_simd;
 
+/* Nonzero when the trainer should use train/vecmath_bf16.h's loops: the
+ * GEMM precision is bf16 and the CPU runs AVX-512 (the bf16 tiles' check). */
+int train_vecmath_on(void);
+
 /* Name of the tile train_gemm_bf16 uses now: "avx512bf16" or "portable". */
 const char *train_gemm_bf16_kernel(void);
 

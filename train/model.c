@@ -4,6 +4,7 @@
 #include "train/layers.h"
 #include "train/decode_bf16.h"
 #include "train/matvec_bf16.h"
+#include "train/vecmath_bf16.h"
 #include "train/model_bf16.h"
 #include "train/lora.h"
 #include "train/safetensors.h"
@@ -930,7 +931,9 @@ static void block_forward(const train_model *m, int l, struct block_bufs *o, con
 	lin(m, o->fch, o->ln2, w->wfc, h->wfc, l * F * C, w->bfc ? w->bfc + l * F : NULL, N, C,
 	    (int)F);
 	train_lora_forward(m->lora, l, TRAIN_LORA_FC, o->fch, (int)F, o->ln2, N);
-	if (c->arch == TRAIN_ARCH_GPT2)
+	if (c->arch == TRAIN_ARCH_GPT2 && m->bf)
+		train_gelu_bf16w_forward(o->fch_act, o->fch, (size_t)N * I, 0);
+	else if (c->arch == TRAIN_ARCH_GPT2)
 		train_gelu_forward(o->fch_act, o->fch, (size_t)N * I);
 	else
 		train_swiglu_forward(o->fch_act, o->fch, N, I);

@@ -2,7 +2,7 @@
 noinst_LIBRARIES += train/libtrainer.a
 train_libtrainer_a_SOURCES = train/loss.c train/loss.h train/optim.c train/optim.h \
 	train/layers_backward.c train/layers_backward.h \
-	train/matmul_bf16.c train/matmul_bf16.h train/vecmath_bf16.c train/vecmath_bf16.h \
+	train/matmul_bf16.c train/matmul_bf16.h \
 	train/trainer.c train/trainer.h train/trainer_data.c train/trainer_data.h \
 	train/trainer_loop.c train/trainer_loop.h
 # a frozen LoRA base held in bf16

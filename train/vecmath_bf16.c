@@ -1,7 +1,7 @@
 /* vecmath_bf16.c: AVX-512 exp and GELU loops (see vecmath_bf16.h). */
 #include "config.h"
 #include "train/vecmath_bf16.h"
-#include "train/matmul_bf16.h"
+#include "train/layers.h"
 #include "train/precision.h"
 
 #include <math.h>
@@ -26,16 +26,6 @@
 #define VX_P5 5.0000001201e-1f
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_A 0.044715f
-
-int train_vecmath_on(void)
-{
-#ifdef VM_SIMD
-	return train_gemm_precision() == TRAIN_PREC_BF16 && train_bf16_use_simd &&
-	       train_cpu_has_avx512bf16();
-#else
-	return 0;
-#endif
-}
 
 float train_vexp_ref(float x)
 {
@@ -270,4 +260,21 @@ void train_vgelu_backward(float *dinp, const float *inp, const float *dout, size
 #endif
 		train_vgelu_backward_ref(dinp + i0, inp + i0, dout + i0, m);
 	}
+}
+
+void train_gelu_bf16w_forward(float *out, const float *inp, size_t n, int serial)
+{
+#ifdef VM_SIMD
+	if (train_cpu_has_avx512bf16()) {
+		if (serial)
+			vgelu_fwd(out, inp, n);
+		else
+			train_vgelu_forward(out, inp, n);
+		return;
+	}
+#endif
+	if (serial)
+		train_gelu_forward_serial(out, inp, n);
+	else
+		train_gelu_forward(out, inp, n);
 }

@@ -1,4 +1,5 @@
-/* vecmath_bf16.h: AVX-512 exp and GELU loops for the bf16 training path.
+/* vecmath_bf16.h: AVX-512 exp and GELU loops for the bf16 training path
+ * and for models held in bf16 (part of the model engine's library).
  *
  * In --precision bf16 the trainer's elementwise work around the matmuls (the
  * log-softmax over the vocabulary, GELU forward and backward) would take a
@@ -11,9 +12,8 @@
 #define DPO_TRAIN_VECMATH_BF16_H
 #include <stddef.h>
 
-/* Nonzero when the trainer should use these loops: the GEMM precision is
- * bf16 and the CPU runs AVX-512 (the bf16 tiles' check). */
-int train_vecmath_on(void);
+/* Whether the trainer uses these loops: train_vecmath_on in
+ * train/matmul_bf16.h (it reads the trainer's GEMM precision). */
 
 /* exp(x) by the vector algorithm, one value (the reference of the loops):
  * relative error within 2^-22 for x in [-87, 88]; 0 below -103.9, +inf
@@ -39,5 +39,13 @@ void train_vgelu_forward(float *out, const float *inp, size_t n);
 void train_vgelu_forward_ref(float *out, const float *inp, size_t n);
 void train_vgelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 void train_vgelu_backward_ref(float *dinp, const float *inp, const float *dout, size_t n);
+
+/* GELU in a model held in bf16 (scoring and generation): out[i] =
+ * gelu(inp[i]) by train_vgelu_forward's loop where the CPU runs it
+ * (AVX512-BF16), else by train_gelu_forward's expression. Serial set: in
+ * the calling thread alone (inside a parallel region), else threads over i
+ * when n is large. Each value depends on its input only, so the decode
+ * step's slices and the forward's whole rows give the same bits. */
+void train_gelu_bf16w_forward(float *out, const float *inp, size_t n, int serial);
 
 #endif
