@@ -42,6 +42,7 @@ int train_vecmath_on(void)
 	return 0;
 #endif
 }
+
 static train_precision gemm_prec = TRAIN_PREC_F32;
 
 void train_gemm_set_precision(train_precision p)
