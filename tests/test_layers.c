@@ -121,6 +121,21 @@ static void test_norms(void)
 		train_rmsnorm_forward_ref(o2, r2, x, w, N, C, 1e-6f);
 		TAP_OK(maxrel(o1, o2, (size_t)N * C) < 1e-6 && maxrel(r1, r2, N) < 1e-6,
 		       "rmsnorm N=%d C=%d", N, C);
+		/* the serial form (the bf16 decode step's, rows up to 4 at a
+		 * time): the parallel functions' values bit for bit */
+		train_layernorm_forward(o1, NULL, NULL, x, w, b, N, C, 1e-5f);
+		train_norm_rows_serial(o2, x, w, b, N, C, 1e-5f, 1);
+		TAP_OK(!memcmp(o1, o2, sizeof(float) * N * C), "layernorm N=%d C=%d: serial form, same bits",
+		       N, C);
+		train_layernorm_forward(o1, NULL, NULL, x, w, NULL, N, C, 1e-5f);
+		train_norm_rows_serial(o2, x, w, NULL, N, C, 1e-5f, 1);
+		TAP_OK(!memcmp(o1, o2, sizeof(float) * N * C),
+		       "layernorm N=%d C=%d, no bias: serial form, same bits", N, C);
+		train_rmsnorm_forward(o1, NULL, x, w, N, C, 1e-6f);
+		train_norm_rows_serial(o2, x, w, NULL, N, C, 1e-6f, 0);
+		TAP_OK(!memcmp(o1, o2, sizeof(float) * N * C), "rmsnorm N=%d C=%d: serial form, same bits",
+		       N, C);
+		train_rmsnorm_forward_ref(o2, r2, x, w, N, C, 1e-6f);
 		/* in place */
 		memcpy(o1, x, sizeof(float) * N * C);
 		train_rmsnorm_forward(o1, NULL, o1, w, N, C, 1e-6f);
