@@ -210,6 +210,15 @@ ok "same final adapter" cmp "$T/a/adapter_model.safetensors" "$T/b/adapter_model
 dpo-train $run --lora-r 8 --lora-dropout 0 --resume "$T/a/checkpoint-6" --out "$T/c" 2>"$T/err"
 is "resume with another --lora-r: exit 1" "$?" 1
 like "names the LoRA options" "$(cat "$T/err")" "--lora-r 8 (checkpoint: 4), --lora-dropout 0 (checkpoint: 0.2)"
+# --force cannot change them: the resumed adapter would keep the
+# checkpoint's rank while the run reported and recorded the new one
+dpo-train $run --lora-r 8 --lora-alpha 16 --resume "$T/a/checkpoint-6" --force --out "$T/c1" 2>"$T/err"
+is "resume --force with another --lora-r and --lora-alpha: exit 1" "$?" 1
+like "... says --force cannot change them" "$(cat "$T/err")" \
+	"--lora-r 8 (checkpoint: 4), --lora-alpha 16 (checkpoint: 8); a resumed adapter keeps the checkpoint's rank, alpha, dropout and modules (--force cannot change them)"
+ok "... and writes no output" test ! -e "$T/c1"
+ok "resume --force still changes other options" dpo-train $run --lr 2e-2 --resume "$T/a/checkpoint-6" --force \
+	--out "$T/c2"
 # activation checkpointing recomputes the adapters' forward too (dropout
 # masks are a hash of the element, so the recompute draws the same)
 ok "with --gradient-checkpointing" dpo-train $run --model "$fl/policy" --gradient-checkpointing \

@@ -53,6 +53,7 @@ is "resume with another --lr and --beta: exit 1" "$?" 1
 like "names both" "$(cat "$T/err")" \
 	"the checkpoint was trained with other options: --lr 0.002 (checkpoint: 0.001), --beta 0.2 (checkpoint: 0.1); resume with the same options, or add --force"
 ok "nothing trained" test ! -e "$T/r2/model.safetensors"
+ok "no output folder left behind" test ! -e "$T/r2"
 ok "--force goes on" dpo-train $run --lr 2e-3 --resume "$T/a/checkpoint-6" --force --out "$T/r3"
 like "and says what differs" "$(cat "$T/.err")" "--force: going on with other options than the checkpoint's: --lr 0.002"
 dpo-train $run --resume "$T/a/checkpoint-6" --model "$fx/reference" --out "$T/r4" 2>"$T/err"
@@ -69,6 +70,13 @@ dpo-train $run --out "$T/plain" --log-json "$T/plain.log" 2>"$T/err"
 is "--out naming a plain file: exit 1" "$?" 1
 like "says so" "$(cat "$T/err")" "$T/plain: exists and is not a folder"
 ok "before any step" test ! -s "$T/plain.log"
+dpo-train $run --out "$T/nope/out" --log-json "$T/nope.log" 2>"$T/err"
+is "--out in a folder that does not exist: exit 1" "$?" 1
+like "says so" "$(cat "$T/err")" "$T/nope/out: cannot create the output folder: No such file or directory"
+ok "before any step" test ! -s "$T/nope.log"
+dpo-train $run --out "$T/plain/out" 2>"$T/err"
+is "--out inside a plain file: exit 1" "$?" 1
+like "says so" "$(cat "$T/err")" "$T/plain/out: cannot create the output folder: Not a directory"
 
 # TRL's truncation settings; a --max-length that leaves no room is a usage
 # error before anything runs (#17)

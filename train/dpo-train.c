@@ -289,14 +289,37 @@ static void check_outputs(const struct opts *o)
 	if (o->log_json && util_same_file(o->log_json, o->out))
 		util_die("%s: refusing to write the log over the output folder", o->log_json);
 	/* a place the model cannot be written to is found now, not after
-	 * every step has run */
+	 * every step has run; a new folder is made only when training starts,
+	 * so that a run refused on the way (a --resume with other options, a
+	 * bad data file) leaves nothing behind */
 	struct stat sb;
-	if (stat(o->out, &sb) == 0 && !S_ISDIR(sb.st_mode))
-		util_die("%s: exists and is not a folder (--out names the folder the model is written to)", o->out);
-	if (mkdir(o->out, 0755) != 0 && errno != EEXIST)
+	if (stat(o->out, &sb) == 0) {
+		if (!S_ISDIR(sb.st_mode))
+			util_die("%s: exists and is not a folder (--out names the folder the model is written "
+				 "to)", o->out);
+		if (access(o->out, W_OK | X_OK) != 0)
+			util_die("%s: cannot write in the output folder: %s", o->out, strerror(errno));
+		return;
+	}
+	if (errno != ENOENT)
 		util_die("%s: cannot create the output folder: %s", o->out, strerror(errno));
-	if (access(o->out, W_OK | X_OK) != 0)
-		util_die("%s: cannot write in the output folder: %s", o->out, strerror(errno));
+	/* the folder it goes in: the path up to its last name */
+	char *parent = xstrdup(o->out);
+	size_t len = strlen(parent);
+	while (len > 1 && parent[len - 1] == '/')
+		parent[--len] = '\0';
+	char *slash = strrchr(parent, '/');
+	const char *in = !slash ? "." : slash == parent ? "/" : (*slash = '\0', parent);
+	const char *bad = NULL;
+	if (stat(in, &sb) != 0)
+		bad = strerror(errno);
+	else if (!S_ISDIR(sb.st_mode))
+		bad = "the path to it is not a folder";
+	else if (access(in, W_OK | X_OK) != 0)
+		bad = strerror(errno);
+	if (bad)
+		util_die("%s: cannot create the output folder: %s", o->out, bad);
+	free(parent);
 }
 
 /* Parse the command line into o and check what the table cannot (exits 0
@@ -938,7 +961,9 @@ static void reference_logps(run *r)
  * (trainer_state.json "options"): a --resume that changes one would
  * silently make another run, so it is refused (naming each) unless
  * --force. Kinds: 'f' double, 'i' long, 's' string (NULL: absent),
- * 'b' flag, 'p' path (compared resolved). */
+ * 'b' flag, 'p' path (compared resolved). The lora-* ones even --force
+ * cannot change: a resumed adapter keeps the checkpoint's rank, alpha,
+ * dropout and modules whatever the options say. */
 static const struct resume_opt {
 	const char *name;
 	char kind;
@@ -1020,7 +1045,7 @@ static void check_resume_options(const run *r, const cJSON *state, const char *p
 		util_warn("%s: the checkpoint does not record its options; not checked", path);
 		return;
 	}
-	util_buf diff = UTIL_BUF_INIT;
+	util_buf diff = UTIL_BUF_INIT, fixed = UTIL_BUF_INIT;
 	for (size_t i = 0; i < sizeof RESUME_OPTS / sizeof *RESUME_OPTS; i++) {
 		const struct resume_opt *d = &RESUME_OPTS[i];
 		if (d->kind == 'p' && !*(const char *const *)((const char *)&r->o + d->off))
@@ -1034,11 +1059,20 @@ static void check_resume_options(const run *r, const cJSON *state, const char *p
 		if (!cJSON_Compare(now, was, 1)) {
 			char *a = cJSON_PrintUnformatted(now), *b = cJSON_PrintUnformatted(was);
 			util_buf_addf(&diff, "%s--%s %s (checkpoint: %s)", diff.len ? ", " : "", d->name, a, b);
+			if (!strncmp(d->name, "lora-", 5))
+				util_buf_addf(&fixed, "%s--%s %s (checkpoint: %s)", fixed.len ? ", " : "",
+					      d->name, a, b);
 			free(a);
 			free(b);
 		}
 		cJSON_Delete(now);
 	}
+	if (fixed.len)
+		util_die("%s: the checkpoint was trained with other LoRA options: %s; a resumed adapter "
+			 "keeps the checkpoint's rank, alpha, dropout and modules (--force cannot change "
+			 "them): resume with the checkpoint's LoRA options, or train a new adapter",
+			 path, util_buf_str(&fixed));
+	util_buf_free(&fixed);
 	if (diff.len && !r->o.force)
 		util_die("%s: the checkpoint was trained with other options: %s; resume with the same options, "
 			 "or add --force to go on with the new ones", path, util_buf_str(&diff));
