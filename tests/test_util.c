@@ -254,6 +254,16 @@ static void test_file(void)
 	unlink(path);
 	free(path);
 	rmdir(dir);
+	/* the folder that holds a path */
+	static const struct { const char *path, *dir; } pd[] = {
+		{"a/b/c", "a/b"}, {"a/b/", "a"}, {"out", "."}, {"out//", "."},
+		{"/x", "/"}, {"/x/", "/"}, {"/", "/"},
+	};
+	for (size_t i = 0; i < sizeof pd / sizeof *pd; i++) {
+		char *p = util_parent_dir(pd[i].path);
+		TAP_IS_STR(p, pd[i].dir, "util_parent_dir(\"%s\")", pd[i].path);
+		free(p);
+	}
 }
 
 /* util_same_file / util_check_output: an output must not name the database

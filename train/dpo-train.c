@@ -303,13 +303,7 @@ static void check_outputs(const struct opts *o)
 	}
 	if (errno != ENOENT)
 		util_die("%s: cannot create the output folder: %s", o->out, strerror(errno));
-	/* the folder it goes in: the path up to its last name */
-	char *parent = xstrdup(o->out);
-	size_t len = strlen(parent);
-	while (len > 1 && parent[len - 1] == '/')
-		parent[--len] = '\0';
-	char *slash = strrchr(parent, '/');
-	const char *in = !slash ? "." : slash == parent ? "/" : (*slash = '\0', parent);
+	char *in = util_parent_dir(o->out);
 	const char *bad = NULL;
 	if (stat(in, &sb) != 0)
 		bad = strerror(errno);
@@ -319,7 +313,7 @@ static void check_outputs(const struct opts *o)
 		bad = strerror(errno);
 	if (bad)
 		util_die("%s: cannot create the output folder: %s", o->out, bad);
-	free(parent);
+	free(in);
 }
 
 /* Parse the command line into o and check what the table cannot (exits 0

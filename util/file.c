@@ -69,12 +69,25 @@ int util_fsync_dir(const char *dir)
 	return rc;
 }
 
+char *util_parent_dir(const char *path)
+{
+	char *dir = xstrdup(path);
+	size_t len = strlen(dir);
+	while (len > 1 && dir[len - 1] == '/')
+		dir[--len] = '\0';
+	char *slash = strrchr(dir, '/');
+	if (!slash) {
+		free(dir);
+		return xstrdup(".");
+	}
+	*(slash == dir ? slash + 1 : slash) = '\0';
+	return dir;
+}
+
 int util_fsync_parent(const char *path)
 {
-	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
-	if (slash)
-		*(slash == dir ? slash + 1 : slash) = '\0';
-	int rc = util_fsync_dir(slash ? dir : ".");
+	char *dir = util_parent_dir(path);
+	int rc = util_fsync_dir(dir);
 	int e = errno;
 	free(dir);
 	errno = e;

@@ -29,8 +29,13 @@ int util_write_all(int fd, const void *buf, size_t n);
  * with errno set. */
 int util_fsync_dir(const char *dir);
 
-/* fsync the folder that holds path ("." when path names none). Returns 0 or
- * -1 with errno set. */
+/* The folder that holds path, newly allocated (caller frees): the path up
+ * to its last name, trailing slashes ignored; "." when path names no
+ * folder, "/" for a name at the root. */
+char *util_parent_dir(const char *path);
+
+/* fsync the folder that holds path (util_parent_dir). Returns 0 or -1 with
+ * errno set. */
 int util_fsync_parent(const char *path);
 
 /* 1 when a and b name the same file, else 0. Two existing files are the
