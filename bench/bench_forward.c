@@ -8,7 +8,7 @@
  *     goals: batch 1 >= 0.8 of the bound, batch 4 >= 3x batch 1. The bound
  *     takes the best bandwidth any probe of the run read: the stand-alone
  *     one and one before each decode round, streaming as many bytes as the
- *     round reads (decode_rate). On a shared machine a probe taken only
+ *     round reads (decode_rates). On a shared machine a probe taken only
  *     apart from the decode can catch a worse moment than the decode's
  *     best round and flatter the ratio (a stand-alone probe of ~0.15 s
  *     against 5 rounds of decode spread over seconds);
@@ -199,47 +199,61 @@ static double rss_mb(void)
 	return kb / 1024;
 }
 
-/* Decode tokens/s for nb rows: prefill 8 tokens each, then steps steps;
- * the best of 5 rounds (the machine is shared: the best round is the one
- * least disturbed). With probe set, each round is preceded by a probe
- * that streams as many bytes as the round's steps read of the weights
- * (step_bytes each), by the same threads and for about as long: the probes
- * sample the same stretch of a shared machine's time as the rounds, so
- * that the best probe of the run (the bound) and the best round (the rate)
- * are both estimates of what the machine gives when least disturbed. */
-static double decode_rate(const train_model *m, int nb, int steps, double step_bytes, int probe)
+/* One decode round of nb rows on kv: prefill 8 tokens each, a warm-up
+ * step, then (after a probe streaming as many bytes as the round's steps
+ * read of the weights, step_bytes each, when probe is set) steps timed
+ * steps. Returns the round's tokens/s. */
+static double decode_round(const train_model *m, train_kv *kv, float *logits, int nb, int steps,
+			   double step_bytes, int probe)
 {
 	const train_config *c = train_model_config(m);
-	train_kv *kv = train_kv_new(m, nb, 8 + steps + 1);
-	float *logits = xmalloc(sizeof(float) * c->vocab * nb);
-	double best = 0;
+	int prompt[8] = {464, 2068, 7586, 21831, 18045, 625, 262, 16931};
+	int rows[16], ids[16];
+	for (int i = 0; i < nb; i++) {
+		for (int k = 0; k < 8; k++)
+			prompt[k] = (prompt[k] + i) % c->vocab;
+		train_kv_reset(kv, i);
+		train_model_prefill(m, kv, i, prompt, 8, logits);
+		rows[i] = i;
+		ids[i] = (100 + i) % c->vocab;
+	}
+	train_model_decode(m, kv, rows, ids, nb, logits); /* warm-up */
+	if (probe)
+		probe_read(step_bytes * steps, probe_wide());
+	double t0 = util_now();
+	for (int s = 0; s < steps; s++) {
+		for (int i = 0; i < nb; i++)
+			ids[i] = (ids[i] * 31 + 7) % c->vocab;
+		train_model_decode(m, kv, rows, ids, nb, logits);
+	}
+	return nb * steps / (util_now() - t0);
+}
+
+/* Decode tokens/s at batch 1 (*r1) and batch 4 (*r4): the best of 5
+ * rounds each (decode_round), the two sizes' rounds alternating. The
+ * machine is shared: the best round is the one least disturbed, and
+ * alternating gives both sizes the same stretch of its time, so that a
+ * busy stretch does not fall on one side of the ratio only (as it can
+ * when each size's rounds run as one block). With probe set, each round is preceded by a
+ * probe that streams as many bytes as the round reads, by the same
+ * threads and for about as long: the probes sample the same stretch as the
+ * rounds, so that the best probe of the run (the bound) and the best round
+ * (the rate) both estimate what the machine gives when least disturbed. */
+static void decode_rates(const train_model *m, int steps, double step_bytes, int probe, double *r1,
+			 double *r4)
+{
+	const train_config *c = train_model_config(m);
+	train_kv *kv = train_kv_new(m, 4, 8 + steps + 1);
+	float *logits = xmalloc(sizeof(float) * c->vocab * 4);
+	*r1 = *r4 = 0;
 	for (int round = 0; round < 5; round++) {
-		int prompt[8] = {464, 2068, 7586, 21831, 18045, 625, 262, 16931};
-		int rows[16], ids[16];
-		for (int i = 0; i < nb; i++) {
-			for (int k = 0; k < 8; k++)
-				prompt[k] = (prompt[k] + i) % c->vocab;
-			train_kv_reset(kv, i);
-			train_model_prefill(m, kv, i, prompt, 8, logits);
-			rows[i] = i;
-			ids[i] = (100 + i) % c->vocab;
-		}
-		train_model_decode(m, kv, rows, ids, nb, logits); /* warm-up */
-		if (probe)
-			probe_read(step_bytes * steps, probe_wide());
-		double t0 = util_now();
-		for (int s = 0; s < steps; s++) {
-			for (int i = 0; i < nb; i++)
-				ids[i] = (ids[i] * 31 + 7) % c->vocab;
-			train_model_decode(m, kv, rows, ids, nb, logits);
-		}
-		double rate = nb * steps / (util_now() - t0);
-		if (rate > best)
-			best = rate;
+		double a = decode_round(m, kv, logits, 1, steps, step_bytes, probe);
+		double b = decode_round(m, kv, logits, 4, steps, step_bytes, probe);
+		*r1 = a > *r1 ? a : *r1;
+		*r4 = b > *r4 ? b : *r4;
 	}
 	train_kv_free(kv);
 	free(logits);
-	return best;
 }
 
 /* Scoring forward tokens/s for one sequence of T tokens (best of reps). */
@@ -321,9 +335,9 @@ int main(int argc, char **argv)
 	printf("memory bandwidth:        %8.2f GB/s  stand-alone probe (weights %.0f MB/step -> "
 	       "%.2f tok/s)\n", bw, bytes / 1e6, bw * 1e9 / bytes);
 	/* the bound: the best probe of the run so far, the stand-alone one
-	 * and those between the decode rounds (see decode_rate) */
-	double d1 = decode_rate(m, 1, steps, bytes, 1);
-	double d4 = decode_rate(m, 4, steps, bytes, 1);
+	 * and those between the decode rounds (see decode_rates) */
+	double d1, d4;
+	decode_rates(m, steps, bytes, 1, &d1, &d4);
 	double bound = probe_best * 1e9 / bytes;
 	printf("decode batch 1:          %8.2f tok/s  = %.2f of the bandwidth bound (goal >= 0.8; "
 	       "bound %.2f tok/s from %.2f GB/s, the best probe so far)\n", d1, d1 / bound, bound,
@@ -359,10 +373,10 @@ int main(int argc, char **argv)
 	/* as above: the bound from the best probe of the run, after all the
 	 * bf16 decode rounds; the same step through one parallel region per
 	 * product (the path before train/decode_bf16.c) in the same stretch */
-	double b1 = decode_rate(m, 1, steps, bbytes, 1);
-	double b4 = decode_rate(m, 4, steps, bbytes, 1);
+	double b1, b4, o1, o4;
+	decode_rates(m, steps, bbytes, 1, &b1, &b4);
 	train_decode_bf16_off = 1;
-	double o1 = decode_rate(m, 1, steps, bbytes, 1), o4 = decode_rate(m, 4, steps, bbytes, 1);
+	decode_rates(m, steps, bbytes, 1, &o1, &o4);
 	train_decode_bf16_off = 0;
 	double bbound = probe_best * 1e9 / bbytes;
 	printf("bf16 weights:            %8.0f MB/step -> bound %.2f tok/s from %.2f GB/s, the best "
@@ -378,8 +392,8 @@ int main(int argc, char **argv)
 	       o1 / bbound, o4, o4 / o1, b1 / o1, b4 / o4);
 	if (train_cpu_has_avx512bf16()) {
 		train_bf16_kernel = TRAIN_BF16_KERNEL_DOT;
-		double t1 = decode_rate(m, 1, steps, bbytes, 0);
-		double t4 = decode_rate(m, 4, steps, bbytes, 0);
+		double t1, t4;
+		decode_rates(m, steps, bbytes, 0, &t1, &t4);
 		train_bf16_kernel = TRAIN_BF16_KERNEL_AUTO;
 		printf("bf16 decode, vdpbf16ps:  %8.2f tok/s batch 1 (%.2f of the bound), %.2f batch 4\n",
 		       t1, t1 / bbound, t4);
