@@ -503,21 +503,34 @@ static void attn_row(float *o, float *lse, const float *qv, const float *kb, con
 		sum += e;
 	}
 	float inv = (float)(1.0 / sum);
-	memset(o, 0, sizeof(float) * hd);
-	for (int s = 0; s <= last; s++) {
-		float p = att[s] * inv;
-		const float *vv = vb + (size_t)s * kstride;
-		/* 4 lanes at a time (each lane the scalar loop's operations:
-		 * the same result); left scalar, the compiler could not rule
-		 * out that o and vv overlap */
-		v4f pv = {p, p, p, p};
-		int i = 0;
-		for (; i + 4 <= hd; i += 4) {
-			v4f a = load4(o + i) + pv * load4(vv + i);
-			memcpy(o + i, &a, sizeof a);
+	for (int s = 0; s <= last; s++)
+		att[s] *= inv;
+	/* o = sum over s of att[s] * v[s], each element's terms added in the
+	 * order of s (as a loop over s adding into o would), 16 elements at a
+	 * time held in 4-lane registers over all s; a loop over s storing
+	 * into o left GCC to reload and store o for every s (it could not rule
+	 * out that o and v overlap). */
+	int i = 0;
+	for (; i + 16 <= hd; i += 16) {
+		v4f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+		for (int s = 0; s <= last; s++) {
+			const float *vv = vb + (size_t)s * kstride + i;
+			v4f pv = {att[s], att[s], att[s], att[s]};
+			a0 = a0 + pv * load4(vv);
+			a1 = a1 + pv * load4(vv + 4);
+			a2 = a2 + pv * load4(vv + 8);
+			a3 = a3 + pv * load4(vv + 12);
 		}
-		for (; i < hd; i++)
-			o[i] += p * vv[i];
+		memcpy(o + i, &a0, sizeof a0);
+		memcpy(o + i + 4, &a1, sizeof a1);
+		memcpy(o + i + 8, &a2, sizeof a2);
+		memcpy(o + i + 12, &a3, sizeof a3);
+	}
+	for (; i < hd; i++) {
+		float a = 0.0f;
+		for (int s = 0; s <= last; s++)
+			a += att[s] * vb[(size_t)s * kstride + i];
+		o[i] = a;
 	}
 	if (lse)
 		*lse = mx + (float)log(sum);
