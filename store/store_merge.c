@@ -14,7 +14,10 @@
  *
  * A label the same annotator gave the same pair in both stores with another
  * verdict is a conflict: the later one (created_at) is kept, and each is
- * reported. A dry run does everything and rolls back. */
+ * reported. Gold marks (pairs with a known answer) come too, turned with
+ * their pair; a pair marked gold in both with other answers stops the
+ * merge (neither answer can be taken on trust). A dry run does everything
+ * and rolls back. */
 #include "config.h"
 #include "store/store_int.h"
 #include <stdio.h>
@@ -175,6 +178,52 @@ static int copy_rows(store *st, store_merge_counts *k)
 	return STORE_OK;
 }
 
+/* The other store's gold marks in our ids and pair order (the answer, 'a'
+ * or 'b' for the better completion, turned with its pair); a pair marked
+ * here with the other answer fails the whole merge, naming it. Gold marks
+ * keep their pairs out of exports, training and the agreement: dropped,
+ * their labels would pass for ordinary ones here. */
+static int copy_gold(store *st, store_merge_counts *k)
+{
+	static const char incoming[] =
+		"SELECT p.mid AS prompt_id, min(ca.mid, cb.mid) AS completion_a, max(ca.mid, cb.mid) AS completion_b, "
+		"CASE WHEN ca.mid > cb.mid THEN (CASE x.answer WHEN 'a' THEN 'b' ELSE 'a' END) ELSE x.answer END "
+		"AS answer, x.source, x.created_at FROM src.gold x JOIN merge_p p ON p.sid = x.prompt_id "
+		"JOIN merge_c ca ON ca.sid = x.completion_a JOIN merge_c cb ON cb.sid = x.completion_b";
+	char *sql = sqlite3_mprintf("SELECT g.prompt_id, lower(hex(q.hash)), CASE m.answer WHEN 'a' THEN "
+				    "m.completion_a ELSE m.completion_b END, CASE g.answer WHEN 'a' THEN "
+				    "g.completion_a ELSE g.completion_b END FROM (%s) g "
+				    "JOIN main.gold m ON m.completion_a = g.completion_a AND m.completion_b = "
+				    "g.completion_b JOIN main.prompts q ON q.id = g.prompt_id WHERE m.answer <> g.answer "
+				    "ORDER BY g.prompt_id LIMIT 1",
+				    incoming);
+	sqlite3_stmt *s = sql ? store__prepare(st, sql) : NULL;
+	sqlite3_free(sql);
+	if (!s)
+		return STORE_ERR;
+	int step = sqlite3_step(s), rc = STORE_OK;
+	if (step == SQLITE_ROW)
+		rc = store__err(st, STORE_EINVAL,
+				"a gold item of prompt %lld (%.12s) has completion %lld as the better one here and "
+				"completion %lld there (ids of this store); correct the wrong one first",
+				(long long)sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
+				(long long)sqlite3_column_int64(s, 2), (long long)sqlite3_column_int64(s, 3));
+	else if (step != SQLITE_DONE)
+		rc = store__dberr(st, "read gold items");
+	sqlite3_finalize(s);
+	if (rc)
+		return rc;
+	sql = sqlite3_mprintf("INSERT INTO main.gold(completion_a, completion_b, prompt_id, answer, source, created_at) "
+			      "SELECT completion_a, completion_b, prompt_id, answer, source, created_at FROM (%s) "
+			      "WHERE true ON CONFLICT(completion_a, completion_b) DO NOTHING",
+			      incoming);
+	if (!sql)
+		return store__err(st, STORE_ERR, "out of memory");
+	rc = exec_count(st, sql, &k->gold_new);
+	sqlite3_free(sql);
+	return rc;
+}
+
 /* The other store's labels in our ids and pair order (merge_l), a label
  * turned where its pair's completions come in the other order here. */
 static int incoming_labels(store *st)
@@ -278,7 +327,7 @@ int store_merge(store *st, const char *path, int dry_run, store_merge_counts *k,
 		goto out;
 	if ((rc = store_begin(st)))
 		goto out;
-	if ((rc = copy_rows(st, k)) || (rc = incoming_labels(st)) ||
+	if ((rc = copy_rows(st, k)) || (rc = copy_gold(st, k)) || (rc = incoming_labels(st)) ||
 	    (rc = resolve_conflicts(st, path, k, cb, ud)) || (rc = add_labels(st, k))) {
 		char msg[sizeof st->err];
 		snprintf(msg, sizeof msg, "%s", st->err);

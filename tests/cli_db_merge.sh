@@ -3,8 +3,9 @@
 # comes back with its labels (annotator, time, shown order, note), runs and
 # metrics; matched by fingerprints, so merging twice adds nothing; a pair
 # whose completions have other ids (and so the other order) there keeps
-# its meaning; a conflict keeps the later label and is reported; --dry-run
-# and every mistake change nothing.
+# its meaning; a conflict keeps the later label and is reported; gold marks
+# come with their pair (turned with it), and a gold answer that differs
+# stops the merge; --dry-run and every mistake change nothing.
 . "$top_srcdir/tests/tap.sh"
 command -v sqlite3 >/dev/null 2>&1 || skip_all "no sqlite3 to build the annotators' copies"
 sum() { cksum <"$1"; }
@@ -49,14 +50,14 @@ alice_sum=$(sum "$T/alice.db")
 cp "$T/team.db" "$T/team0.db"
 ok "merge --dry-run" dpo-db --db "$T/team.db" merge --dry-run "$T/alice.db"
 is "merge --dry-run: the counts" "$(cat "$T/.out")" \
-	"$T/alice.db: (dry run, nothing changed) prompts 1 new / 2 duplicate, completions 2 new / 4 duplicate, labels 2 new / 1 duplicate, 1 conflicting (1 replaced by the later label), annotators 0 new, runs 3 new, metrics 1 new"
+	"$T/alice.db: (dry run, nothing changed) prompts 1 new / 2 duplicate, completions 2 new / 4 duplicate, labels 2 new / 1 duplicate, 1 conflicting (1 replaced by the later label), annotators 0 new, runs 3 new, metrics 1 new, gold items 0 new"
 ok "merge --dry-run: the store is byte-identical" cmp "$T/team.db" "$T/team0.db"
 
 # ---- the merge
 ok "merge" dpo-db --db "$T/team.db" merge "$T/alice.db"
 # (3 runs: alice's two imports, each a run, and her annotation session)
 is "merge: the counts" "$(cat "$T/.out")" \
-	"$T/alice.db: prompts 1 new / 2 duplicate, completions 2 new / 4 duplicate, labels 2 new / 1 duplicate, 1 conflicting (1 replaced by the later label), annotators 0 new, runs 3 new, metrics 1 new"
+	"$T/alice.db: prompts 1 new / 2 duplicate, completions 2 new / 4 duplicate, labels 2 new / 1 duplicate, 1 conflicting (1 replaced by the later label), annotators 0 new, runs 3 new, metrics 1 new, gold items 0 new"
 like "the conflict is reported" "$(cat "$T/.err")" \
 	"conflict: alice labelled a pair of prompt 2 ("
 like "with both verdicts and the later kept" "$(cat "$T/.err")" \
@@ -87,7 +88,7 @@ like "stats: alice" "$(cat "$T/.out")" "alice"
 cp "$T/team.db" "$T/team1.db"
 ok "merge again" dpo-db --db "$T/team.db" merge "$T/alice.db"
 is "merge again: all duplicates" "$(cat "$T/.out")" \
-	"$T/alice.db: prompts 0 new / 3 duplicate, completions 0 new / 6 duplicate, labels 0 new / 4 duplicate, 0 conflicting (0 replaced by the later label), annotators 0 new, runs 0 new, metrics 0 new"
+	"$T/alice.db: prompts 0 new / 3 duplicate, completions 0 new / 6 duplicate, labels 0 new / 4 duplicate, 0 conflicting (0 replaced by the later label), annotators 0 new, runs 0 new, metrics 0 new, gold items 0 new"
 is "merge again: the same rows" "$(q "$T/team.db" "SELECT count(*) FROM comparisons") $(q "$T/team.db" "SELECT count(*) FROM runs")" \
 	"$(q "$T/team1.db" "SELECT count(*) FROM comparisons") $(q "$T/team1.db" "SELECT count(*) FROM runs")"
 ok "merge --json" dpo-db --db "$T/team.db" merge --json "$T/alice.db"
@@ -97,7 +98,7 @@ like "merge --json: the counts" "$(cat "$T/.out")" '"labels_new": 0, "labels_dup
 printf '%s\n' '{"prompt": "Q2?", "completion": "x2", "label": true}' >"$T/kto.jsonl"
 ok "feedback in alice's copy" dpo-db --db "$T/alice.db" import "$T/kto.jsonl"
 ok "merge the feedback" dpo-db --db "$T/team.db" merge --json "$T/alice.db"
-like "one feedback label came in" "$(cat "$T/.out")" '"ratings_new": 0, "feedback_new": 1}'
+like "one feedback label came in" "$(cat "$T/.out")" '"ratings_new": 0, "feedback_new": 1, "gold_new": 0}'
 is "it is on Q2's x2" "$(q "$T/team.db" "SELECT p.content || ' ' || c.text || ' ' || f.good FROM feedback f JOIN prompts p ON p.id = f.prompt_id JOIN completions c ON c.id = f.completion_id")" "Q2? x2 1"
 
 # ---- a completion two models gave is credited to both after the merge
@@ -105,6 +106,42 @@ printf '%s\n' '{"prompt": "Q2?", "completions": [{"text": "x2", "model": "m-alic
 ok "alice's copy credits x2 to m-alice too" dpo-db --db "$T/alice.db" import "$T/cand.jsonl"
 ok "merge the credit" dpo-db --db "$T/team.db" merge "$T/alice.db"
 is "x2 is credited to every generator (the KTO file's source too)" "$(q "$T/team.db" "SELECT group_concat(g.name, ' ') FROM completion_generators cg JOIN generators g ON g.id = cg.generator_id JOIN completions c ON c.id = cg.completion_id WHERE c.text = 'x2' ORDER BY g.name")" "team kto m-alice"
+
+# ---- gold marks come too: alice marked Q1 gold in her copy (x1 the better
+# one; her pair order is the other one), so Q1 leaves the team's exports
+gold() { # DB PROMPT BETTER: mark PROMPT's pair gold with BETTER the better one
+	q "$1" "INSERT INTO gold(completion_a, completion_b, prompt_id, answer, source, created_at)
+	SELECT min(w.id, l.id), max(w.id, l.id), p.id, CASE WHEN w.id < l.id THEN 'a' ELSE 'b' END, 'lead', '2026-01-03T08:00:00Z'
+	FROM prompts p JOIN completions w ON w.prompt_id = p.id AND w.text = '$3'
+		JOIN completions l ON l.prompt_id = p.id AND l.id <> w.id WHERE p.content = '$2'"
+}
+gold "$T/alice.db" Q1? x1
+is "alice's copy: Q1's gold answer in her order (x1 second)" "$(q "$T/alice.db" "SELECT answer FROM gold")" b
+ok "export before the gold merge" dpo-db --db "$T/team.db" export "$T/before.jsonl"
+like "Q1 is exported" "$(cat "$T/before.jsonl")" '"prompt": "Q1?"'
+ok "merge the gold mark" dpo-db --db "$T/team.db" merge "$T/alice.db"
+like "one gold item came in" "$(cat "$T/.out")" "gold items 1 new"
+is "the team's gold item: Q1, x1 the better one, its source and time" \
+	"$(q "$T/team.db" "SELECT p.content || ' ' || w.text || ' ' || g.answer || ' ' || g.source || ' ' || g.created_at FROM gold g JOIN prompts p ON p.id = g.prompt_id JOIN completions w ON w.id = CASE g.answer WHEN 'a' THEN g.completion_a ELSE g.completion_b END")" \
+	"Q1? x1 a lead 2026-01-03T08:00:00Z"
+ok "the merged store is sound" dpo-db --db "$T/team.db" check
+ok "export after the gold merge" dpo-db --db "$T/team.db" export "$T/after.jsonl"
+ok "Q1 is not exported any more" sh -c "! grep -q '\"prompt\": \"Q1?\"' '$T/after.jsonl'"
+is "the other pairs still are" "$(wc -l <"$T/after.jsonl")" $(($(wc -l <"$T/before.jsonl") - 1))
+ok "merge --json again" dpo-db --db "$T/team.db" merge --json "$T/alice.db"
+like "no gold item twice" "$(cat "$T/.out")" '"gold_new": 0}'
+# bob's copy says y1 is the better one: which answer is right is not the
+# merge's to guess, so it stops and nothing comes in
+cp "$T/alice.db" "$T/bob.db"
+q "$T/bob.db" "UPDATE gold SET answer = 'a'; UPDATE annotators SET name = 'bob'"
+s=$(sum "$T/team.db")
+dpo-db --db "$T/team.db" merge "$T/bob.db" >/dev/null 2>"$T/err"
+is "merge a copy whose gold answer differs: exit 1" "$?" 1
+like "names the gold item and both answers" "$(cat "$T/err")" \
+	"bob.db: merging failed: a gold item of prompt 1 ("
+like "... by completion" "$(cat "$T/err")" "has completion 1 as the better one here and completion 2 there"
+ok "... and the store is byte-identical" test "$(sum "$T/team.db")" = "$s"
+is "... bob's labels did not come in" "$(q "$T/team.db" "SELECT count(*) FROM annotators WHERE name = 'bob'")" 0
 
 # ---- mistakes change nothing
 s=$(sum "$T/team.db")
