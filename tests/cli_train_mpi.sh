@@ -6,7 +6,8 @@
 # ranks and cached by rank 0 in the store (one run row, metrics once);
 # ranks that re-execute themselves at start (train_runtime_tune) run alike;
 # a run resumes with another rank count; a rank that dies ends the job
-# (no hang) and leaves the last checkpoint good to resume from.
+# (no hang) and leaves the last checkpoint good to resume from; usage
+# errors, --help and --version are printed once.
 . "$top_srcdir/tests/tap.sh"
 . "$top_srcdir/tests/mpi_lib.sh"
 have_shared || skip_all "no ../shared fixtures"
@@ -111,5 +112,19 @@ ok "a checkpoint is left" test -n "$last"
 ok "the job had not finished" test ! -e "$T/k/model.safetensors"
 ok "the last checkpoint resumes (-np 3)" mpi 3 $long --resume "$last" --out "$T/k2"
 ok "and the run finishes" test -s "$T/k2/model.safetensors"
+
+# ---- what the command line says is said once, by rank 0 (each rank
+# printing its own copy interleaved them on the terminal)
+mpi 3 --no-such-option >/dev/null 2>&1
+is "a usage error under mpirun: exit 2" "$?" 2
+is "... printed once" "$(grep -c 'unknown option --no-such-option' "$T/mpi.err")" 1
+is "... with its hint once" "$(grep -c "Try 'dpo-train --help'" "$T/mpi.err")" 1
+mpi 3 --beta-sweep 0.1,0.2 --from-jsonl "$T/p.jsonl" --model "$fx/policy" --out "$T/bs" >/dev/null 2>&1
+is "a usage error found after parsing (--beta-sweep under mpirun): exit 2" "$?" 2
+is "... printed once" "$(grep -c 'not under mpirun' "$T/mpi.err")" 1
+ok "--version under mpirun" mpi 3 --version
+is "... one line" "$(cat "$T/.out")" "$("$top_builddir/dpo-train" --version)"
+ok "--help under mpirun" mpi 2 --help
+is "... once" "$(grep -c '^Usage: dpo-train' "$T/.out")" 1
 
 done_testing

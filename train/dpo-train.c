@@ -1896,6 +1896,8 @@ int main(int argc, char **argv)
 	static run R; /* zero: no checkpoint, the loop at step 0 */
 	run *r = &R;
 	int rank = train_mpi_init(&argc, &argv); /* 0 unless under mpirun */
+	if (rank > 0) /* rank 0 alone prints --help, --version and usage errors */
+		util_set_secondary(2.0);
 	parse_options(&r->o, argc, argv);
 	loss_config(&r->o, &r->loss);
 	if (r->o.beta_sweep.n && train_mpi_started())

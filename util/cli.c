@@ -5,6 +5,7 @@
 #include "util/utf8.h"
 #include "util/xmalloc.h"
 #include <stdio.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -120,8 +121,31 @@ void util_die(const char *fmt, ...)
 	exit(UTIL_EXIT_FAIL);
 }
 
+static double secondary_wait = -1;
+
+void util_set_secondary(double wait_s)
+{
+	secondary_wait = wait_s > 0 ? wait_s : 0;
+}
+
+int util_secondary(void)
+{
+	return secondary_wait >= 0;
+}
+
+void util_secondary_pause(void)
+{
+	if (secondary_wait <= 0)
+		return;
+	struct timespec t = {(time_t)secondary_wait,
+			     (long)((secondary_wait - (double)(time_t)secondary_wait) * 1e9)};
+	while (nanosleep(&t, &t) != 0 && errno == EINTR)
+		;
+}
+
 void util_usage_error(const char *fmt, ...)
 {
+	util_secondary_pause();
 	va_list ap;
 	va_start(ap, fmt);
 	vmsg(fmt, ap);

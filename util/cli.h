@@ -20,6 +20,20 @@ void util_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void util_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 /* Print "PROG: message" and a hint to run --help, exit with status 2. */
 void util_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* This process is one of several running the same command line (an MPI
+ * rank other than the first), whose first process says what the command
+ * line says: from now on --help and --version print nothing here, and a
+ * usage error (util_usage_error, util_cli_usage_error, a bad option) waits
+ * wait_s seconds before it prints and exits. The first process, with the
+ * same error, prints it once and ends the whole job meanwhile (each rank
+ * printing its own copy interleaves them on the shared terminal); an error
+ * only this process sees still gets out, late. */
+void util_set_secondary(double wait_s);
+/* 1 after util_set_secondary, else 0. */
+int util_secondary(void);
+/* In a secondary process (util_set_secondary), sleep its wait; else return
+ * at once. Called before a usage error prints. */
+void util_secondary_pause(void);
 /* Print "PROG (dpo) VERSION" to stdout. */
 void util_print_version(void);
 /* Current UTC time as ISO 8601 ("2026-11-26T17:11:38Z") into out (>= 21 bytes). */

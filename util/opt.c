@@ -551,7 +551,11 @@ int util_cli_parse_r(util_cli *cli, void *base, int argc, char **argv, FILE *out
 void util_cli_parse(util_cli *cli, void *base, int argc, char **argv)
 {
 	char err[1024];
-	int rc = util_cli_parse_r(cli, base, argc, argv, stdout, err, sizeof err);
+	/* a secondary process's --help and --version go nowhere (util_set_secondary) */
+	FILE *out = util_secondary() ? fopen("/dev/null", "w") : NULL;
+	int rc = util_cli_parse_r(cli, base, argc, argv, out ? out : stdout, err, sizeof err);
+	if (out)
+		fclose(out);
 	if (rc == HANDLED)
 		exit(UTIL_EXIT_OK);
 	if (rc == USAGE)
@@ -560,6 +564,7 @@ void util_cli_parse(util_cli *cli, void *base, int argc, char **argv)
 
 void util_cli_usage_error(const util_cli *cli, const char *fmt, ...)
 {
+	util_secondary_pause();
 	va_list ap;
 	fprintf(stderr, "%s: ", cli->name);
 	va_start(ap, fmt);
