@@ -538,12 +538,13 @@ typedef void (*store_merge_conflict_cb)(void *ud, const store_merge_conflict *c)
  * runs and their metrics, each matched by what identifies it (content
  * hashes, names), so merging twice adds nothing. A label the same annotator
  * gave the same pair in both with another verdict is a conflict: the later
- * one is kept, and each is handed to cb (may be NULL). Ratings and binary
- * feedback come too (where both have one, ours stays), and gold marks; a
- * pair marked gold in both with other answers fails the merge
- * (STORE_EINVAL, nothing written). All in one transaction (the caller must
- * not hold one); dry_run rolls it back after counting. Caches and claims
- * are not merged. Returns STORE_OK, STORE_ECORRUPT (not a dpo store),
+ * one is kept, and each is handed to cb (may be NULL). Import runs bring
+ * their files and provenance (what store_remove takes back for a run).
+ * Ratings and binary feedback come too (where both have one, ours stays),
+ * and gold marks; a pair marked gold in both with other answers fails the
+ * merge (STORE_EINVAL, nothing written). All in one transaction (the
+ * caller must not hold one); dry_run rolls it back after counting. Caches,
+ * claims and assignments are not merged. Returns STORE_OK, STORE_ECORRUPT (not a dpo store),
  * STORE_EVERSION (another schema version), or an error; *k is overwritten. */
 int store_merge(store *st, const char *path, int dry_run, store_merge_counts *k, store_merge_conflict_cb cb,
 		void *ud);

@@ -6,7 +6,8 @@
  * what identifies it rather than by its id, which differs between stores:
  * prompts and completions by content hash, generators by (kind, name,
  * fingerprint, params), annotators by name, runs by (kind, command, start,
- * pid, host), metrics by (run, name, step), labels by (pair, annotator).
+ * pid, host) and their order among the runs alike, metrics by (run, name,
+ * step), labels by (pair, annotator).
  * So merging twice adds nothing. Temporary tables map the other store's ids
  * to ours. A pair's completions may come in the other order here
  * (completion_a < completion_b holds in each store by id), so a label's
@@ -16,8 +17,9 @@
  * verdict is a conflict: the later one (created_at) is kept, and each is
  * reported. Gold marks (pairs with a known answer) come too, turned with
  * their pair; a pair marked gold in both with other answers stops the
- * merge (neither answer can be taken on trust). A dry run does everything
- * and rolls back. */
+ * merge (neither answer can be taken on trust). So do the import runs'
+ * files and provenance, so that dpo-db remove --run takes back here what
+ * an import made there added. A dry run does everything and rolls back. */
 #include "config.h"
 #include "store/store_int.h"
 #include <stdio.h>
@@ -95,6 +97,12 @@ static int copy_rows(store *st, store_merge_counts *k)
 	long before = 0;
 	int rc;
 	long long n = 0;
+	/* the largest ids before anything comes in: a row above them is one
+	 * this merge added (copy_provenance) */
+	if ((rc = store__exec(st, "CREATE TEMP TABLE merge_max AS SELECT (SELECT coalesce(max(id), 0) FROM "
+				  "main.prompts) AS p, (SELECT coalesce(max(id), 0) FROM main.completions) AS c, "
+				  "(SELECT coalesce(max(id), 0) FROM main.comparisons) AS k")))
+		return rc;
 	if ((rc = query_long(st, "SELECT count(*) FROM src.prompts", &n)))
 		return rc;
 	before = (long)n;
@@ -145,16 +153,28 @@ static int copy_rows(store *st, store_merge_counts *k)
 	    (rc = store__exec(st, "INSERT INTO merge_a SELECT s.id, m.id FROM src.annotators s "
 				  "JOIN main.annotators m ON m.name = s.name")))
 		return rc;
-	/* runs: a run is the same where kind, command, start and process are */
-	if ((rc = exec_count(st, "INSERT INTO main.runs(kind, command, params, started_at, ended_at, status, summary, "
-				 "pid, host, proc_start) SELECT kind, command, params, started_at, ended_at, status, "
-				 "summary, pid, host, proc_start FROM src.runs s WHERE NOT EXISTS (SELECT 1 FROM "
-				 "main.runs m WHERE m.kind = s.kind AND m.command = s.command AND m.started_at = "
-				 "s.started_at AND m.pid IS s.pid AND m.host IS s.host) ORDER BY id",
+	/* runs: a run is the same where kind, command, start and process are,
+	 * and its place among the runs those have alike (one import of
+	 * several files makes a run per file, all alike) */
+	if ((rc = store__exec(st, "CREATE TEMP TABLE merge_rs AS SELECT id, kind, command, started_at, pid, host, "
+				  "row_number() OVER (PARTITION BY kind, command, started_at, pid, host ORDER BY id) "
+				  "AS k FROM src.runs;"
+				  "CREATE TEMP TABLE merge_rm AS SELECT id, kind, command, started_at, pid, host, "
+				  "row_number() OVER (PARTITION BY kind, command, started_at, pid, host ORDER BY id) "
+				  "AS k FROM main.runs")) ||
+	    (rc = exec_count(st, "INSERT INTO main.runs(kind, command, params, started_at, ended_at, status, summary, "
+				 "pid, host, proc_start) SELECT s.kind, s.command, s.params, s.started_at, s.ended_at, "
+				 "s.status, s.summary, s.pid, s.host, s.proc_start FROM src.runs s JOIN merge_rs r ON "
+				 "r.id = s.id WHERE NOT EXISTS (SELECT 1 FROM merge_rm m WHERE m.kind = r.kind AND "
+				 "m.command = r.command AND m.started_at = r.started_at AND m.pid IS r.pid AND "
+				 "m.host IS r.host AND m.k = r.k) ORDER BY s.id",
 			     &k->runs_new)) ||
-	    (rc = store__exec(st, "INSERT INTO merge_r SELECT s.id, (SELECT min(m.id) FROM main.runs m "
-				  "WHERE m.kind = s.kind AND m.command = s.command AND m.started_at = s.started_at "
-				  "AND m.pid IS s.pid AND m.host IS s.host) FROM src.runs s")) ||
+	    /* the new ones come last in their groups, in the other's order */
+	    (rc = store__exec(st, "INSERT INTO merge_r SELECT r.id, m.id FROM merge_rs r JOIN (SELECT id, kind, "
+				  "command, started_at, pid, host, row_number() OVER (PARTITION BY kind, command, "
+				  "started_at, pid, host ORDER BY id) AS k FROM main.runs) m ON m.kind = r.kind AND "
+				  "m.command = r.command AND m.started_at = r.started_at AND m.pid IS r.pid AND "
+				  "m.host IS r.host AND m.k = r.k")) ||
 	    (rc = exec_count(st, "INSERT INTO main.metrics(run_id, step, name, value) SELECT r.mid, x.step, x.name, "
 				 "x.value FROM src.metrics x JOIN merge_r r ON r.sid = x.run_id WHERE true "
 				 "ON CONFLICT(run_id, name, step) DO NOTHING",
@@ -230,7 +250,7 @@ static int incoming_labels(store *st)
 {
 	return store__exec(
 		st,
-		"CREATE TEMP TABLE merge_l AS SELECT p.mid AS prompt_id, "
+		"CREATE TEMP TABLE merge_l AS SELECT x.id AS sid, p.mid AS prompt_id, "
 		"min(ca.mid, cb.mid) AS completion_a, max(ca.mid, cb.mid) AS completion_b, "
 		"a.mid AS annotator_id, ca.mid > cb.mid AS turned, "
 		"CASE WHEN ca.mid > cb.mid AND x.verdict = 'a' THEN 'b' WHEN ca.mid > cb.mid AND x.verdict = 'b' "
@@ -296,7 +316,12 @@ static int resolve_conflicts(store *st, const char *path, store_merge_counts *k,
 static int add_labels(store *st, store_merge_counts *k)
 {
 	long long total = 0;
-	int rc = query_long(st, "SELECT count(*) FROM merge_l", &total);
+	/* the largest label id now, after the conflicts took some of ours
+	 * away (an id freed at the top is given again): a label above it is
+	 * one this merge added (copy_provenance) */
+	int rc = store__exec(st, "UPDATE merge_max SET k = (SELECT coalesce(max(id), 0) FROM main.comparisons)");
+	if (!rc)
+		rc = query_long(st, "SELECT count(*) FROM merge_l", &total);
 	long added = 0;
 	if (rc ||
 	    (rc = exec_count(st, "INSERT INTO main.comparisons(prompt_id, completion_a, completion_b, annotator_id, "
@@ -314,6 +339,47 @@ static int add_labels(store *st, store_merge_counts *k)
 			       " WHERE id IN (SELECT mid FROM merge_p)");
 }
 
+/* The import runs' files and provenance (which record of which file
+ * added or referred to each row: what store_remove takes back for a run)
+ * of the runs that have none here yet, in our ids: a row that was here
+ * before the merge counts as referred to, not added (merge_max); a label
+ * whose conflict kept ours (another verdict) is left out of its record,
+ * and a record left with nothing goes. Runs: copy_rows;
+ * labels: add_labels (both before). */
+static int copy_provenance(store *st)
+{
+	return store__exec(
+		st,
+		"CREATE TEMP TABLE merge_k(sid INTEGER PRIMARY KEY, mid INTEGER NOT NULL);"
+		"INSERT INTO merge_k SELECT l.sid, m.id FROM merge_l l JOIN main.comparisons m ON m.prompt_id = "
+		"l.prompt_id AND m.completion_a = l.completion_a AND m.completion_b = l.completion_b AND "
+		"m.annotator_id = l.annotator_id AND m.verdict = l.verdict;"
+		"CREATE TEMP TABLE merge_pr(sid INTEGER PRIMARY KEY, mid INTEGER NOT NULL);"
+		"INSERT INTO merge_pr SELECT r.sid, r.mid FROM merge_r r WHERE EXISTS (SELECT 1 FROM "
+		"src.provenance_records x WHERE x.run_id = r.sid) AND NOT EXISTS (SELECT 1 FROM "
+		"main.provenance_records m WHERE m.run_id = r.mid);"
+		"INSERT INTO main.import_files(run_id, path, size, sha256, format, source, split) SELECT r.mid, "
+		"x.path, x.size, x.sha256, x.format, x.source, x.split FROM src.import_files x JOIN merge_r r ON "
+		"r.sid = x.run_id WHERE true ON CONFLICT(run_id) DO NOTHING;"
+		"INSERT INTO main.provenance_records(run_id, line, record_id, prompt_id, prompt_created, items) "
+		"SELECT r.mid, x.line, x.record_id, p.mid, CASE WHEN p.mid > (SELECT p FROM merge_max) THEN "
+		"x.prompt_created ELSE 0 END, (SELECT json_group_array(json(CASE WHEN i.n > 3 THEN "
+		"json_array(i.kind, i.id, i.created, i.gen) ELSE json_array(i.kind, i.id, i.created) END)) FROM "
+		"(SELECT json_extract(j.value, '$[0]') AS kind, json_array_length(j.value) AS n, "
+		"CASE json_extract(j.value, '$[0]') WHEN 1 THEN c.mid ELSE q.mid END AS id, "
+		"CASE WHEN (json_extract(j.value, '$[0]') = 1 AND c.mid > (SELECT c FROM merge_max)) OR "
+		"(json_extract(j.value, '$[0]') = 2 AND q.mid > (SELECT k FROM merge_max)) THEN "
+		"json_extract(j.value, '$[2]') ELSE 0 END AS created, g.mid AS gen "
+		"FROM json_each(x.items) j "
+		"LEFT JOIN merge_c c ON json_extract(j.value, '$[0]') = 1 AND c.sid = json_extract(j.value, '$[1]') "
+		"LEFT JOIN merge_k q ON json_extract(j.value, '$[0]') = 2 AND q.sid = json_extract(j.value, '$[1]') "
+		"LEFT JOIN merge_g g ON g.sid = json_extract(j.value, '$[3]') ORDER BY j.key) i "
+		"WHERE i.id IS NOT NULL) FROM src.provenance_records x JOIN merge_pr r ON r.sid = x.run_id "
+		"LEFT JOIN merge_p p ON p.sid = x.prompt_id ORDER BY x.rowid;"
+		"DELETE FROM main.provenance_records WHERE run_id IN (SELECT mid FROM merge_pr) AND prompt_id IS NULL "
+		"AND items = '[]'");
+}
+
 int store_merge(store *st, const char *path, int dry_run, store_merge_counts *k, store_merge_conflict_cb cb,
 		void *ud)
 {
@@ -328,7 +394,8 @@ int store_merge(store *st, const char *path, int dry_run, store_merge_counts *k,
 	if ((rc = store_begin(st)))
 		goto out;
 	if ((rc = copy_rows(st, k)) || (rc = copy_gold(st, k)) || (rc = incoming_labels(st)) ||
-	    (rc = resolve_conflicts(st, path, k, cb, ud)) || (rc = add_labels(st, k))) {
+	    (rc = resolve_conflicts(st, path, k, cb, ud)) || (rc = add_labels(st, k)) ||
+	    (rc = copy_provenance(st))) {
 		char msg[sizeof st->err];
 		snprintf(msg, sizeof msg, "%s", st->err);
 		store_rollback(st);
@@ -340,7 +407,10 @@ out:
 	if (sqlite3_get_autocommit(st->db)) {
 		store__exec(st, "DROP TABLE IF EXISTS temp.merge_p; DROP TABLE IF EXISTS temp.merge_g; "
 				"DROP TABLE IF EXISTS temp.merge_c; DROP TABLE IF EXISTS temp.merge_a; "
-				"DROP TABLE IF EXISTS temp.merge_r; DROP TABLE IF EXISTS temp.merge_l");
+				"DROP TABLE IF EXISTS temp.merge_r; DROP TABLE IF EXISTS temp.merge_l; "
+				"DROP TABLE IF EXISTS temp.merge_max; DROP TABLE IF EXISTS temp.merge_k; "
+				"DROP TABLE IF EXISTS temp.merge_pr; DROP TABLE IF EXISTS temp.merge_rs; "
+				"DROP TABLE IF EXISTS temp.merge_rm");
 		if (attached) {
 			char keep[sizeof st->err];
 			snprintf(keep, sizeof keep, "%s", st->err);

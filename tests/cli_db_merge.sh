@@ -5,7 +5,9 @@
 # whose completions have other ids (and so the other order) there keeps
 # its meaning; a conflict keeps the later label and is reported; gold marks
 # come with their pair (turned with it), and a gold answer that differs
-# stops the merge; --dry-run and every mistake change nothing.
+# stops the merge; the import runs' provenance comes, so that remove --run
+# of an import made in the copy works here; --dry-run and every mistake
+# change nothing.
 . "$top_srcdir/tests/tap.sh"
 command -v sqlite3 >/dev/null 2>&1 || skip_all "no sqlite3 to build the annotators' copies"
 sum() { cksum <"$1"; }
@@ -142,6 +144,29 @@ like "names the gold item and both answers" "$(cat "$T/err")" \
 like "... by completion" "$(cat "$T/err")" "has completion 1 as the better one here and completion 2 there"
 ok "... and the store is byte-identical" test "$(sum "$T/team.db")" = "$s"
 is "... bob's labels did not come in" "$(q "$T/team.db" "SELECT count(*) FROM annotators WHERE name = 'bob'")" 0
+
+# ---- the import runs' provenance comes too: remove --run takes back here
+# what alice's import of alice.jsonl added here (Q4, its completions and
+# label; Q2 was here before, so it stays)
+run=$(q "$T/team.db" "SELECT run_id FROM import_files WHERE path LIKE '%/alice.jsonl'")
+is "alice.jsonl's import run and file came in" \
+	"$(q "$T/team.db" "SELECT count(*) || ' ' || sha256 FROM import_files WHERE run_id = '$run'")" \
+	"1 $(q "$T/alice.db" "SELECT sha256 FROM import_files WHERE path LIKE '%/alice.jsonl'")"
+is "its records here: Q2 was here before (referred to), Q4 came with it (added)" \
+	"$(q "$T/team.db" "SELECT group_concat(p.content || ':' || r.prompt_created || ':' || (SELECT group_concat(json_extract(j.value, '\$[2]'), '') FROM json_each(r.items) j), ' ') FROM provenance_records r JOIN prompts p ON p.id = r.prompt_id WHERE r.run_id = '$run'")" \
+	"Q2?:0:000 Q4?:1:111"
+ok "remove --run of that import, --dry-run" dpo-db --db "$T/team.db" remove --run "$run" --dry-run
+like "takes back Q4 and what came with it, not Q2" "$(cat "$T/.out")" \
+	"would remove 1 comparison, 2 completions, 1 prompt, 0 annotators, 0 generators (of 1 run;"
+n=$(q "$T/team.db" "SELECT count(*) FROM provenance_records")
+ok "merge again" dpo-db --db "$T/team.db" merge "$T/alice.db"
+is "merging again adds no provenance" "$(q "$T/team.db" "SELECT count(*) FROM provenance_records")" "$n"
+cp "$T/team.db" "$T/team2.db"
+ok "remove --run of that import" dpo-db --db "$T/team2.db" remove --run "$run"
+is "Q4 is gone, Q2 stays with its completions" \
+	"$(q "$T/team2.db" "SELECT group_concat(content || ':' || n_completions, ' ') FROM (SELECT content, n_completions FROM prompts ORDER BY content)")" \
+	"Q1?:2 Q2?:2 Q3?:2"
+ok "the store is sound after it" dpo-db --db "$T/team2.db" check
 
 # ---- mistakes change nothing
 s=$(sum "$T/team.db")
