@@ -64,20 +64,26 @@ static void print_counts(const char *path, const store_merge_counts *k, int dry,
 				  "\"completions_new\": %ld, \"completions_duplicate\": %ld, \"annotators_new\": %ld, "
 				  "\"labels_new\": %ld, \"labels_duplicate\": %ld, \"labels_conflicting\": %ld, "
 				  "\"conflicts_taken\": %ld, \"runs_new\": %ld, \"metrics_new\": %ld, \"ratings_new\": %ld, "
-				  "\"feedback_new\": %ld, \"gold_new\": %ld}\n",
+				  "\"ratings_conflicting\": %ld, \"feedback_new\": %ld, \"feedback_conflicting\": %ld, "
+				  "\"gold_new\": %ld}\n",
 			      dry ? "true" : "false", k->prompts_new, k->prompts_dup, k->completions_new,
 			      k->completions_dup, k->annotators_new, k->comparisons_new, k->comparisons_dup,
 			      k->comparisons_conflict, k->conflicts_taken, k->runs_new, k->metrics_new, k->ratings_new,
-			      k->feedback_new, k->gold_new);
+			      k->ratings_conflict, k->feedback_new, k->feedback_conflict, k->gold_new);
 		fputs(util_buf_str(&e), stdout);
 	} else {
 		printf("%s: %sprompts %ld new / %ld duplicate, completions %ld new / %ld duplicate, labels %ld new / "
 		       "%ld duplicate, %ld conflicting (%ld replaced by the later label), annotators %ld new, runs %ld "
-		       "new, metrics %ld new, gold items %ld new\n",
+		       "new, metrics %ld new, gold items %ld new",
 		       util_term_escape(path, &e), dry ? "(dry run, nothing changed) " : "", k->prompts_new,
 		       k->prompts_dup, k->completions_new, k->completions_dup, k->comparisons_new, k->comparisons_dup,
 		       k->comparisons_conflict, k->conflicts_taken, k->annotators_new, k->runs_new, k->metrics_new,
 		       k->gold_new);
+		/* said only when it happens: theirs was not taken */
+		if (k->ratings_conflict || k->feedback_conflict)
+			printf("; %ld ratings and %ld binary labels there differ from the ones here (kept)",
+			       k->ratings_conflict, k->feedback_conflict);
+		putchar('\n');
 	}
 	util_buf_free(&e);
 }

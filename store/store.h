@@ -517,6 +517,7 @@ typedef struct store_merge_counts {
 	long conflicts_taken;      /* ... of which the other store's (later) label was kept */
 	long runs_new, metrics_new;
 	long ratings_new, feedback_new;
+	long ratings_conflict, feedback_conflict; /* theirs differ from ours (ours kept) */
 	long gold_new;             /* gold marks (pairs with a known answer) */
 } store_merge_counts;
 
@@ -540,7 +541,8 @@ typedef void (*store_merge_conflict_cb)(void *ud, const store_merge_conflict *c)
  * gave the same pair in both with another verdict is a conflict: the later
  * one is kept, and each is handed to cb (may be NULL). Import runs bring
  * their files and provenance (what store_remove takes back for a run).
- * Ratings and binary feedback come too (where both have one, ours stays),
+ * Ratings and binary feedback come too (where both have one, ours stays;
+ * counted where theirs differs),
  * and gold marks; a pair marked gold in both with other answers fails the
  * merge (STORE_EINVAL, nothing written). All in one transaction (the
  * caller must not hold one); dry_run rolls it back after counting. Caches,

@@ -181,7 +181,21 @@ static int copy_rows(store *st, store_merge_counts *k)
 			     &k->metrics_new)))
 		return rc;
 	/* ratings and binary feedback: one per (completion, annotator[,
-	 * aspect]); where both stores have one, ours stays */
+	 * aspect]); where both stores have one, ours stays, and where theirs
+	 * says otherwise that is counted (as an import counts it) */
+	if ((rc = query_long(st, "SELECT count(*) FROM src.ratings x JOIN merge_c c ON c.sid = x.completion_id "
+				 "JOIN merge_a a ON a.sid = x.annotator_id JOIN main.ratings m ON m.completion_id = "
+				 "c.mid AND m.annotator_id = a.mid AND m.aspect = x.aspect WHERE m.value <> x.value OR "
+				 "m.scale_min <> x.scale_min OR m.scale_max <> x.scale_max",
+			     &n)))
+		return rc;
+	k->ratings_conflict = (long)n;
+	if ((rc = query_long(st, "SELECT count(*) FROM src.feedback x JOIN merge_c c ON c.sid = x.completion_id "
+				 "JOIN merge_a a ON a.sid = x.annotator_id JOIN main.feedback m ON m.completion_id = "
+				 "c.mid AND m.annotator_id = a.mid WHERE m.good <> x.good",
+			     &n)))
+		return rc;
+	k->feedback_conflict = (long)n;
 	if ((rc = exec_count(st, "INSERT INTO main.ratings(completion_id, annotator_id, aspect, value, scale_min, "
 				 "scale_max, run_id, created_at) SELECT c.mid, a.mid, x.aspect, x.value, x.scale_min, "
 				 "x.scale_max, r.mid, x.created_at FROM src.ratings x JOIN merge_c c ON c.sid = "

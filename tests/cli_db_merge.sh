@@ -100,8 +100,26 @@ like "merge --json: the counts" "$(cat "$T/.out")" '"labels_new": 0, "labels_dup
 printf '%s\n' '{"prompt": "Q2?", "completion": "x2", "label": true}' >"$T/kto.jsonl"
 ok "feedback in alice's copy" dpo-db --db "$T/alice.db" import "$T/kto.jsonl"
 ok "merge the feedback" dpo-db --db "$T/team.db" merge --json "$T/alice.db"
-like "one feedback label came in" "$(cat "$T/.out")" '"ratings_new": 0, "feedback_new": 1, "gold_new": 0}'
+like "one feedback label came in" "$(cat "$T/.out")" '"ratings_new": 0, "ratings_conflicting": 0, "feedback_new": 1, "feedback_conflicting": 0, "gold_new": 0}'
 is "it is on Q2's x2" "$(q "$T/team.db" "SELECT p.content || ' ' || c.text || ' ' || f.good FROM feedback f JOIN prompts p ON p.id = f.prompt_id JOIN completions c ON c.id = f.completion_id")" "Q2? x2 1"
+# alice's copy says otherwise now: ours stays, and the merge says so
+q "$T/alice.db" "UPDATE feedback SET good = 0"
+ok "merge a differing feedback label" dpo-db --db "$T/team.db" merge "$T/alice.db"
+like "it is reported" "$(cat "$T/.out")" "; 0 ratings and 1 binary labels there differ from the ones here (kept)"
+ok "merge --json: counted" dpo-db --db "$T/team.db" merge --json "$T/alice.db"
+like "as feedback_conflicting" "$(cat "$T/.out")" '"feedback_new": 0, "feedback_conflicting": 1,'
+is "ours stays" "$(q "$T/team.db" "SELECT good FROM feedback")" 1
+q "$T/alice.db" "UPDATE feedback SET good = 1"
+# a rating alice gave x2 comes in; given otherwise later, it is counted, ours stays
+q "$T/alice.db" "INSERT INTO ratings(completion_id, annotator_id, aspect, value, scale_min, scale_max, created_at)
+	SELECT c.id, a.id, 'help', 4, 1, 5, '2026-01-02T11:00:00Z' FROM completions c, annotators a WHERE c.text = 'x2' AND a.name = 'alice'"
+ok "merge a rating" dpo-db --db "$T/team.db" merge --json "$T/alice.db"
+like "it came in" "$(cat "$T/.out")" '"ratings_new": 1, "ratings_conflicting": 0,'
+q "$T/alice.db" "UPDATE ratings SET value = 2"
+ok "merge it given otherwise" dpo-db --db "$T/team.db" merge --json "$T/alice.db"
+like "counted as ratings_conflicting" "$(cat "$T/.out")" '"ratings_new": 0, "ratings_conflicting": 1,'
+is "ours stays" "$(q "$T/team.db" "SELECT c.text || ' ' || r.aspect || ' ' || r.value FROM ratings r JOIN completions c ON c.id = r.completion_id")" "x2 help 4.0"
+q "$T/alice.db" "UPDATE ratings SET value = 4"
 
 # ---- a completion two models gave is credited to both after the merge
 printf '%s\n' '{"prompt": "Q2?", "completions": [{"text": "x2", "model": "m-alice"}]}' >"$T/cand.jsonl"
