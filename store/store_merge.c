@@ -212,6 +212,14 @@ static int copy_rows(store *st, store_merge_counts *k)
 	return STORE_OK;
 }
 
+/* The other store's gold marks in our ids and pair order (a subquery of
+ * copy_gold's two statements). */
+#define GOLD_INCOMING                                                                                          \
+	"SELECT p.mid AS prompt_id, min(ca.mid, cb.mid) AS completion_a, max(ca.mid, cb.mid) AS completion_b, " \
+	"CASE WHEN ca.mid > cb.mid THEN (CASE x.answer WHEN 'a' THEN 'b' ELSE 'a' END) ELSE x.answer END "     \
+	"AS answer, x.source, x.created_at FROM src.gold x JOIN merge_p p ON p.sid = x.prompt_id "             \
+	"JOIN merge_c ca ON ca.sid = x.completion_a JOIN merge_c cb ON cb.sid = x.completion_b"
+
 /* The other store's gold marks in our ids and pair order (the answer, 'a'
  * or 'b' for the better completion, turned with its pair); a pair marked
  * here with the other answer fails the whole merge, naming it. Gold marks
@@ -219,20 +227,12 @@ static int copy_rows(store *st, store_merge_counts *k)
  * their labels would pass for ordinary ones here. */
 static int copy_gold(store *st, store_merge_counts *k)
 {
-	static const char incoming[] =
-		"SELECT p.mid AS prompt_id, min(ca.mid, cb.mid) AS completion_a, max(ca.mid, cb.mid) AS completion_b, "
-		"CASE WHEN ca.mid > cb.mid THEN (CASE x.answer WHEN 'a' THEN 'b' ELSE 'a' END) ELSE x.answer END "
-		"AS answer, x.source, x.created_at FROM src.gold x JOIN merge_p p ON p.sid = x.prompt_id "
-		"JOIN merge_c ca ON ca.sid = x.completion_a JOIN merge_c cb ON cb.sid = x.completion_b";
-	char *sql = sqlite3_mprintf("SELECT g.prompt_id, lower(hex(q.hash)), CASE m.answer WHEN 'a' THEN "
-				    "m.completion_a ELSE m.completion_b END, CASE g.answer WHEN 'a' THEN "
-				    "g.completion_a ELSE g.completion_b END FROM (%s) g "
-				    "JOIN main.gold m ON m.completion_a = g.completion_a AND m.completion_b = "
-				    "g.completion_b JOIN main.prompts q ON q.id = g.prompt_id WHERE m.answer <> g.answer "
-				    "ORDER BY g.prompt_id LIMIT 1",
-				    incoming);
-	sqlite3_stmt *s = sql ? store__prepare(st, sql) : NULL;
-	sqlite3_free(sql);
+	sqlite3_stmt *s = store__prepare(
+		st, "SELECT g.prompt_id, lower(hex(q.hash)), CASE m.answer WHEN 'a' THEN m.completion_a ELSE "
+		    "m.completion_b END, CASE g.answer WHEN 'a' THEN g.completion_a ELSE g.completion_b END "
+		    "FROM (" GOLD_INCOMING ") g JOIN main.gold m ON m.completion_a = g.completion_a AND "
+		    "m.completion_b = g.completion_b JOIN main.prompts q ON q.id = g.prompt_id "
+		    "WHERE m.answer <> g.answer ORDER BY g.prompt_id LIMIT 1");
 	if (!s)
 		return STORE_ERR;
 	int step = sqlite3_step(s), rc = STORE_OK;
@@ -247,15 +247,10 @@ static int copy_gold(store *st, store_merge_counts *k)
 	sqlite3_finalize(s);
 	if (rc)
 		return rc;
-	sql = sqlite3_mprintf("INSERT INTO main.gold(completion_a, completion_b, prompt_id, answer, source, created_at) "
-			      "SELECT completion_a, completion_b, prompt_id, answer, source, created_at FROM (%s) "
-			      "WHERE true ON CONFLICT(completion_a, completion_b) DO NOTHING",
-			      incoming);
-	if (!sql)
-		return store__err(st, STORE_ERR, "out of memory");
-	rc = exec_count(st, sql, &k->gold_new);
-	sqlite3_free(sql);
-	return rc;
+	return exec_count(st, "INSERT INTO main.gold(completion_a, completion_b, prompt_id, answer, source, "
+			      "created_at) SELECT completion_a, completion_b, prompt_id, answer, source, created_at "
+			      "FROM (" GOLD_INCOMING ") WHERE true ON CONFLICT(completion_a, completion_b) DO NOTHING",
+			  &k->gold_new);
 }
 
 /* The other store's labels in our ids and pair order (merge_l), a label

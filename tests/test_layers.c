@@ -135,6 +135,8 @@ static void test_norms(void)
 		train_norm_rows_serial(o2, x, w, NULL, N, C, 1e-6f, 0);
 		TAP_OK(!memcmp(o1, o2, sizeof(float) * N * C), "rmsnorm N=%d C=%d: serial form, same bits",
 		       N, C);
+		/* o2 the reference again (the serial checks used it), for the
+		 * in-place check */
 		train_rmsnorm_forward_ref(o2, r2, x, w, N, C, 1e-6f);
 		/* in place */
 		memcpy(o1, x, sizeof(float) * N * C);
