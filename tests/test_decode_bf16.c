@@ -95,35 +95,46 @@ static long compare_paths(const train_model *m)
 	return bad;
 }
 
+/* Shapes for check_range: short rows; rows long enough to run in column
+ * blocks (C > 2048 in matvec_bf16.c), with a last block that ends in 16
+ * columns and a masked 5, a range of more than 16 groups of 4 weight rows,
+ * and batches with a remainder of rows after the blocks of 4. */
+static const struct {
+	int N, C, OC;
+} range_shapes[] = {{3, 200, 77}, {4, 2085, 77}, {5, 3072, 150}, {8, 2400, 70}, {1, 3072, 40}};
+
 static void check_range(void)
 {
-	int N = 3, C = 200, OC = 77;
-	uint16_t *w = xmalloc(sizeof(uint16_t) * C * OC);
-	float *x = xmalloc(sizeof(float) * N * C), *bias = xmalloc(sizeof(float) * OC);
-	float *full = xmalloc(sizeof(float) * N * OC), *part = xmalloc(sizeof(float) * N * OC);
-	srand(3);
-	for (int i = 0; i < C * OC; i++)
-		w[i] = train_f32_to_bf16((float)rand() / RAND_MAX - 0.5f);
-	for (int i = 0; i < N * C; i++)
-		x[i] = (float)rand() / RAND_MAX - 0.5f;
-	for (int i = 0; i < OC; i++)
-		bias[i] = 0.01f * i;
-	for (int k = 0; k < 2; k++) {
-		train_bf16_kernel = k ? TRAIN_BF16_KERNEL_PLAIN : TRAIN_BF16_KERNEL_AUTO;
-		train_matmul_bf16_forward(full, x, w, bias, N, C, OC);
-		memset(part, 0, sizeof(float) * N * OC);
-		int cut[] = {0, 5, 6, 40, 77};
-		for (int j = 0; j < 4; j++)
-			train_matmul_bf16_range(part, x, w, bias, N, C, OC, cut[j], cut[j + 1]);
-		TAP_OK(!memcmp(full, part, sizeof(float) * N * OC),
-		       "%s kernel: column ranges equal the whole product", k ? "plain" : "auto");
+	for (size_t s = 0; s < sizeof range_shapes / sizeof range_shapes[0]; s++) {
+		int N = range_shapes[s].N, C = range_shapes[s].C, OC = range_shapes[s].OC;
+		uint16_t *w = xmalloc(sizeof(uint16_t) * C * OC);
+		float *x = xmalloc(sizeof(float) * N * C), *bias = xmalloc(sizeof(float) * OC);
+		float *full = xmalloc(sizeof(float) * N * OC), *part = xmalloc(sizeof(float) * N * OC);
+		srand(3);
+		for (int i = 0; i < C * OC; i++)
+			w[i] = train_f32_to_bf16((float)rand() / RAND_MAX - 0.5f);
+		for (int i = 0; i < N * C; i++)
+			x[i] = (float)rand() / RAND_MAX - 0.5f;
+		for (int i = 0; i < OC; i++)
+			bias[i] = 0.01f * i;
+		for (int k = 0; k < 2; k++) {
+			train_bf16_kernel = k ? TRAIN_BF16_KERNEL_PLAIN : TRAIN_BF16_KERNEL_AUTO;
+			train_matmul_bf16_forward(full, x, w, bias, N, C, OC);
+			memset(part, 0, sizeof(float) * N * OC);
+			int cut[] = {0, 5, 6, OC / 2, OC};
+			for (int j = 0; j < 4; j++)
+				train_matmul_bf16_range(part, x, w, bias, N, C, OC, cut[j], cut[j + 1]);
+			TAP_OK(!memcmp(full, part, sizeof(float) * N * OC),
+			       "%s kernel, %d x %d x %d: column ranges equal the whole product",
+			       k ? "plain" : "auto", N, C, OC);
+		}
+		train_bf16_kernel = TRAIN_BF16_KERNEL_AUTO;
+		free(w);
+		free(x);
+		free(bias);
+		free(full);
+		free(part);
 	}
-	train_bf16_kernel = TRAIN_BF16_KERNEL_AUTO;
-	free(w);
-	free(x);
-	free(bias);
-	free(full);
-	free(part);
 }
 
 int main(void)
