@@ -3,8 +3,10 @@
 #
 #   ./setup.sh demo          install packages, build, run the end-to-end demo
 #   ./setup.sh test          install packages, build, run the whole test suite
-#                            (make check, then make install into build/_inst,
-#                            the prefix it configures, and make installcheck)
+#                            (make check: the unit tests, then make install
+#                            into build/_inst, the prefix it configures, and
+#                            make installcheck: the CLI tests on the installed
+#                            programs)
 #   ./setup.sh test --asan   the same with AddressSanitizer + UBSan (build-asan/)
 #   ./setup.sh deps          only install the Debian packages
 #
@@ -64,18 +66,21 @@ test)
 	grep -E '^(PASS|FAIL|SKIP|ERROR|XPASS|XFAIL)' "$dir/check.out" | grep -v '^PASS' || true
 	[ $rc = 0 ] || { tail -n 60 "$dir/check.out"; echo "see $dir/test-suite.log and the tests/*.log files"; }
 	# the installed programs: `make install` into $dir/_inst (the prefix
-	# build() configures; no root), then `make installcheck`
-	# (tests/installcheck.sh, with DPO_DATADIR unset; counted below). A build
+	# build() configures; no root), then `make installcheck`: the CLI
+	# tests and tests/installcheck.sh, with DPO_DATADIR unset (counted
+	# below; no results of an earlier run are left to count). A build
 	# folder configured with another prefix installs staged (DESTDIR).
 	ic=0
-	rm -rf "$dir/_inst" "$dir/tests/installcheck.trs"
+	rm -rf "$dir/_inst" "$dir/tests/installcheck.trs" "$dir"/tests/cli_*.trs "$dir"/tests/cli_*.log
 	stage=
 	grep -qx "prefix = $top/$dir/_inst" "$dir/Makefile" || stage="DESTDIR=$top/$dir/_inst"
 	{ make -C "$dir" -s install $stage &&
 		ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1} \
-		make -C "$dir" -s installcheck $stage; } >"$dir/installcheck.out" 2>&1 || ic=$?
+		make -C "$dir" -s -j"$(nproc)" installcheck $stage; } >"$dir/installcheck.out" 2>&1 || ic=$?
 	grep -E '^(FAIL|SKIP|ERROR|XPASS|XFAIL|installcheck:)' "$dir/installcheck.out" || true
-	[ $ic = 0 ] || { tail -n 40 "$dir/installcheck.out"; echo "see $dir/tests/installcheck.log"; rc=$ic; }
+	[ $ic = 0 ] || { tail -n 40 "$dir/installcheck.out"
+		echo "see $dir/tests/installcheck.log, $dir/tests/installed-suite.log and the tests/cli_*.log files"
+		rc=$ic; }
 	sh "$top/tests/summary" "$dir"
 	exit $rc
 	;;

@@ -5,7 +5,7 @@ judge_libjudge_a_SOURCES += judge/judge_batch.c
 # same requests, answers and comparisons)
 EXTRA_DIST += judge/dpo-judge-batch.c
 
-TESTS += tests/cli_judge_batch.sh
+CLI_TESTS += tests/cli_judge_batch.sh
 EXTRA_DIST += tests/cli_judge_batch.sh tests/fake_batch_server.py
 
 FUZZ_TARGETS += fuzz/fuzz_judge_batch

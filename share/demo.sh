@@ -18,7 +18,9 @@
 #   8. dpo-db report: an HTML page with the statistics, training curves and
 #      the frontier
 #
-# Everything is written under DPO_DEMO_DIR (default BUILDDIR/demo). A rerun
+# The programs are BUILDDIR's, or those in the folder DPO_BIN names (the
+# tests run the demo with the installed ones). Everything is written under
+# DPO_DEMO_DIR (default BUILDDIR/demo). A rerun
 # skips every step whose output exists (generate and judge resume by
 # themselves). DEMO_SCALE=small runs a quick version (used by the tests).
 set -eu
@@ -33,9 +35,10 @@ task="$py $share/task/task.py"
 threads=${DPO_THREADS:-$(nproc 2>/dev/null || echo 2)}
 
 # the programs: every one is built at the top of the build folder
+bin=${DPO_BIN:-$build}
 prog() {
-	[ -x "$build/$1" ] && { echo "$build/$1"; return 0; }
-	echo "demo.sh: $1 not found in $build (build it first)" >&2
+	[ -x "$bin/$1" ] && { echo "$bin/$1"; return 0; }
+	echo "demo.sh: $1 not found in $bin (build it first)" >&2
 	exit 1
 }
 DB=$(prog dpo-db)

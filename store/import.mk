@@ -51,7 +51,7 @@ TESTS += fuzz/fuzz_import_split fuzz/fuzz_import_csv fuzz/fuzz_import_path
 endif
 EXTRA_DIST += fuzz/seeds/import_split fuzz/seeds/import_csv fuzz/seeds/import_path
 
-TESTS += tests/cli_db_import.sh tests/cli_db_import_files.sh
+CLI_TESTS += tests/cli_db_import.sh tests/cli_db_import_files.sh
 EXTRA_DIST += tests/cli_db_import.sh tests/cli_db_import_files.sh tests/data/import
 
 # `make bench`: dpo-db import vs a Python json + sqlite3 import, peak RSS.

@@ -4,5 +4,5 @@
 noinst_HEADERS += store/report.h
 store_libstore_a_SOURCES += store/report.c
 
-TESTS += tests/cli_report.sh
+CLI_TESTS += tests/cli_report.sh
 EXTRA_DIST += tests/cli_report.sh

@@ -1,11 +1,14 @@
 #!/bin/sh
-# share/demo.sh at DEMO_SCALE=small: every step's output exists, the store
-# holds what each step wrote, and a rerun reuses it all.
+# share/demo.sh at DEMO_SCALE=small, with the programs found first in PATH:
+# every step's output exists, the store holds what each step wrote, and a
+# rerun reuses it all.
 . "$top_srcdir/tests/tap.sh"
 [ -x "$top_builddir/share/task/task-verify" ] || skip_all "share/task/task-verify is not built"
 command -v python3 >/dev/null 2>&1 || [ -x /usr/bin/python3 ] || skip_all "python3 is needed"
 D=$T/demo
-DEMO_SCALE=small DPO_DEMO_DIR=$D DPO_THREADS=2 sh "$top_srcdir/share/demo.sh" "$top_builddir" \
+# the programs this run tests (the installed ones under `make installcheck`)
+bin=$(dirname "$(command -v dpo-db)")
+DEMO_SCALE=small DPO_DEMO_DIR=$D DPO_THREADS=2 DPO_BIN=$bin sh "$top_srcdir/share/demo.sh" "$top_builddir" \
 	>"$T/out1" 2>"$T/err1"
 rc=$?
 is "demo: exit 0" "$rc" 0
@@ -44,7 +47,7 @@ fi
 # a rerun reuses everything
 counts() { q "select (select count(*) from prompts), (select count(*) from completions), (select count(*) from comparisons), (select count(*) from runs where kind = 'train')"; }
 before=$(counts)
-DEMO_SCALE=small DPO_DEMO_DIR=$D DPO_THREADS=2 sh "$top_srcdir/share/demo.sh" "$top_builddir" \
+DEMO_SCALE=small DPO_DEMO_DIR=$D DPO_THREADS=2 DPO_BIN=$bin sh "$top_srcdir/share/demo.sh" "$top_builddir" \
 	>"$T/out2" 2>"$T/err2"
 is "rerun: exit 0" "$?" 0
 like "rerun: reuses the reference" "$(cat "$T/err2")" "reusing $D/ref"

@@ -10,7 +10,6 @@ elif command -v python3 >/dev/null 2>&1; then PY=python3
 else skip_all "python3 is needed for the fake LLM server"; fi
 DBTOOL="$top_builddir/tests/test_judge_dbtool"
 [ -x "$DBTOOL" ] || skip_all "tests/test_judge_dbtool is not built"
-export DPO_DATADIR="${DPO_DATADIR:-$top_srcdir/share}"
 unset OPENAI_API_KEY ANTHROPIC_API_KEY OPENAI_BASE_URL ANTHROPIC_BASE_URL
 SERVER_PID=
 

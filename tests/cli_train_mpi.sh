@@ -78,7 +78,7 @@ printf '[dpo-train]\nbeta = 0.3\n' >"$T/other.conf"
 cat >"$T/rank1conf.sh" <<EOF
 #!/bin/sh
 [ "\$OMPI_COMM_WORLD_RANK" = 1 ] && DPO_CONFIG="$T/other.conf" && export DPO_CONFIG
-exec "$top_builddir/dpo-train" "\$@"
+exec "$(command -v dpo-train)" "\$@"
 EOF
 chmod +x "$T/rank1conf.sh"
 timeout 120 mpirun --oversubscribe -np 2 "$T/rank1conf.sh" --from-jsonl "$T/p.jsonl" --model "$fx/policy" \
@@ -91,7 +91,7 @@ like "and says why" "$(cat "$T/o.out")" "rank 1: the run's options differ from r
 # and the last checkpoint is whole: a run resumes from it
 long="--from-jsonl $T/p.jsonl --model $fx/policy --ref-model $fx/reference --no-append-eos
  --batch-size 2 --steps 200 --save-every 2 --lr 1e-4 --seed 9 --threads 1 --quiet"
-timeout 120 mpirun --oversubscribe -np 2 "$top_builddir/dpo-train" $long --out "$T/k" >"$T/k.out" 2>&1 &
+timeout 120 mpirun --oversubscribe -np 2 "$(command -v dpo-train)" $long --out "$T/k" >"$T/k.out" 2>&1 &
 job=$!
 i=0
 while [ $i -lt 600 ] && ! ls "$T/k" 2>/dev/null | grep -q '^checkpoint-'; do
@@ -123,7 +123,7 @@ mpi 3 --beta-sweep 0.1,0.2 --from-jsonl "$T/p.jsonl" --model "$fx/policy" --out 
 is "a usage error found after parsing (--beta-sweep under mpirun): exit 2" "$?" 2
 is "... printed once" "$(grep -c 'not under mpirun' "$T/mpi.err")" 1
 ok "--version under mpirun" mpi 3 --version
-is "... one line" "$(cat "$T/.out")" "$("$top_builddir/dpo-train" --version)"
+is "... one line" "$(cat "$T/.out")" "$(dpo-train --version)"
 ok "--help under mpirun" mpi 2 --help
 is "... once" "$(grep -c '^Usage: dpo-train' "$T/.out")" 1
 

@@ -20,7 +20,7 @@ LSAN_OPTIONS="suppressions=$top_srcdir/tests/data/lsan_mpi.supp:exitcode=0${LSAN
 export LSAN_OPTIONS
 mpi() {
 	np=$1; shift
-	timeout 300 mpirun --oversubscribe -np "$np" "$top_builddir/dpo-train" "$@" 2>"$T/mpi.err"
+	timeout 300 mpirun --oversubscribe -np "$np" "$(command -v dpo-train)" "$@" 2>"$T/mpi.err"
 	rc=$?
 	cat "$T/mpi.err" >&2
 	if grep -Eq 'ERROR: AddressSanitizer|runtime error:' "$T/mpi.err" ||

@@ -8,6 +8,8 @@
 # Each script gets a scratch directory $T (removed at exit).
 _tap_n=0
 _tap_failed=0
+# which programs this run tests (the installed ones under `make installcheck`)
+echo "# dpo-db: $(command -v dpo-db || echo 'not in PATH')"
 T=$(mktemp -d "${TMPDIR:-/tmp}/dpo-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 : "${DPO_SHARED:=${top_srcdir:-.}/../shared}"

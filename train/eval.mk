@@ -18,5 +18,5 @@ taskdir = $(pkgdatadir)/task
 dist_task_DATA = share/task/task.py share/task/config.json \
 	share/task/tokenizer.json share/task/tokenizer_config.json
 
-TESTS += tests/cli_eval.sh tests/cli_demo.sh
+CLI_TESTS += tests/cli_eval.sh tests/cli_demo.sh
 EXTRA_DIST += tests/cli_eval.sh tests/cli_demo.sh tests/data/task

@@ -58,7 +58,7 @@ TESTS += tests/test_jinja
 
 # the model's own chat template through the programs (dpo-model render,
 # --chat-var, dpo-train --show-example)
-TESTS += tests/cli_chat_template.sh
+CLI_TESTS += tests/cli_chat_template.sh
 EXTRA_DIST += tests/cli_chat_template.sh
 
 # fuzz target (fuzz/Makefile.inc): the Jinja interpreter, random templates

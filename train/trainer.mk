@@ -92,18 +92,18 @@ check_PROGRAMS += tests/test_trainer_cmp
 tests_test_trainer_cmp_SOURCES = tests/test_trainer_cmp.c
 tests_test_trainer_cmp_CFLAGS = $(AM_CFLAGS) $(CJSON_CFLAGS)
 tests_test_trainer_cmp_LDADD = $(TRAIN_MODEL_LIBS)
-TESTS += tests/cli_train_parity.sh tests/cli_train.sh tests/cli_train_opts.sh
+CLI_TESTS += tests/cli_train_parity.sh tests/cli_train.sh tests/cli_train_opts.sh
 EXTRA_DIST += tests/cli_train_parity.sh tests/cli_train.sh tests/cli_train_opts.sh
-TESTS += tests/cli_train_bf16.sh tests/cli_ref_bf16.sh
+CLI_TESTS += tests/cli_train_bf16.sh tests/cli_ref_bf16.sh
 EXTRA_DIST += tests/cli_train_bf16.sh tests/cli_ref_bf16.sh
 
 # data-parallel dpo-train under mpirun (skips with a message without MPI)
-TESTS += tests/cli_train_mpi.sh tests/cli_lora_mpi.sh tests/cli_ref_bf16_mpi.sh
+CLI_TESTS += tests/cli_train_mpi.sh tests/cli_lora_mpi.sh tests/cli_ref_bf16_mpi.sh
 EXTRA_DIST += tests/cli_train_mpi.sh tests/cli_lora_mpi.sh tests/cli_ref_bf16_mpi.sh tests/mpi_lib.sh \
 	tests/mpi_compare.py \
 	tests/data/lsan_mpi.supp
 AM_TESTS_ENVIRONMENT += DPO_HAVE_MPI=$(MPI_TESTS); export DPO_HAVE_MPI;
-TESTS += tests/cli_lora.sh
+CLI_TESTS += tests/cli_lora.sh
 EXTRA_DIST += tests/cli_lora.sh
 
 # fuzz target of the JSONL pairs reader; `make check` replays its seeds
