@@ -1,5 +1,5 @@
 /* test_util.c: unit tests for util/ (buffer, sha256, line reader, files, UTF-8,
- * splitmix64, command lines, die hooks). */
+ * splitmix64, command lines, die hooks, huge-page allocation). */
 #include "tests/tap.h"
 #include "util/buf.h"
 #include "util/cli.h"
@@ -13,7 +13,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -667,8 +670,65 @@ static void test_term_escape(void)
 	util_buf_free(&b);
 }
 
+/* The kB of transparent huge pages in the mapping that holds p, from
+ * /proc/self/smaps; -1 when that cannot be read. */
+static long huge_kb_at(const void *p)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	if (!f)
+		return -1;
+	char line[512];
+	int in = 0;
+	long kb = -1;
+	while (fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+			in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+		else if (in && sscanf(line, "AnonHugePages: %ld kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return kb;
+}
+
+static void test_calloc_huge(void)
+{
+	size_t big = (size_t)5 << 20; /* 2.5 huge pages */
+	unsigned char *p = xcalloc_huge(big / 4, 4);
+	TAP_OK((uintptr_t)p % ((size_t)2 << 20) == 0, "xcalloc_huge: 5 MiB aligned to 2 MiB");
+	size_t nz = 0;
+	for (size_t i = 0; i < big; i++)
+		nz += p[i] != 0;
+	TAP_IS_INT(nz, 0, "xcalloc_huge: 5 MiB all zero");
+	memset(p, 7, big);
+	/* the advice took where the system has huge pages for the asking */
+	char mode[128] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+	if (f) {
+		if (!fgets(mode, sizeof mode, f))
+			mode[0] = 0;
+		fclose(f);
+	}
+	long kb = huge_kb_at(p);
+	if (!strstr(mode, "[always]") && !strstr(mode, "[madvise]"))
+		TAP_SKIP(1, "transparent huge pages are off here");
+	else if (kb < 0)
+		TAP_SKIP(1, "no /proc/self/smaps to read");
+	else
+		TAP_OK(kb >= 2048, "xcalloc_huge: in huge pages (%ld kB of them; THP %.*s)", kb,
+		       (int)strcspn(mode, "\n"), mode);
+	free(p);
+	int *q = xcalloc_huge(10, sizeof(int));
+	int sum = 0;
+	for (int i = 0; i < 10; i++)
+		sum += q[i];
+	TAP_IS_INT(sum, 0, "xcalloc_huge: a small array, zeroed");
+	free(q);
+}
+
 int main(void)
 {
+	test_calloc_huge();
 	test_term_escape();
 	test_file();
 	test_check_output();

@@ -239,7 +239,9 @@ static void build_table(train_model *m)
 static void model_alloc(train_model *m)
 {
 	m->nparams = train_weights_layout(&m->cfg, NULL, NULL);
-	m->params = xcalloc(m->nparams ? m->nparams : 1, sizeof(float));
+	/* streamed whole at every decode step and training step: in huge
+	 * pages */
+	m->params = xcalloc_huge(m->nparams ? m->nparams : 1, sizeof(float));
 	train_weights_layout(&m->cfg, m->params, &m->w);
 	build_table(m);
 	snprintf(m->dtype, sizeof m->dtype, "F32");

@@ -57,7 +57,8 @@ train_bf16 *train_bf16_new(const train_config *c, const float *probe, const trai
 		b->coff[ord[k]] = *cnt;
 		*cnt += p->numel;
 	}
-	b->mat = xcalloc(b->nmat ? b->nmat : 1, sizeof(uint16_t));
+	/* streamed whole at every decode step: in huge pages */
+	b->mat = xcalloc_huge(b->nmat ? b->nmat : 1, sizeof(uint16_t));
 	b->vec = xcalloc(b->nvec ? b->nvec : 1, sizeof(float));
 	/* each train_weights field starts at some parameter's offset */
 	train_weights fw;

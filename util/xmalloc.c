@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
+#include <sys/mman.h>
 
 static void oom(size_t n)
 {
@@ -24,6 +25,30 @@ void *xcalloc(size_t nmemb, size_t size)
 	void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
 	if (!p)
 		oom(nmemb * size);
+	return p;
+}
+
+/* The size of a transparent huge page on x86-64 and arm64 (4 KiB base). */
+#define HUGE_PAGE ((size_t)2 << 20)
+
+void *xcalloc_huge(size_t nmemb, size_t size)
+{
+	if (size && nmemb > SIZE_MAX / size)
+		oom(SIZE_MAX);
+	size_t n = nmemb * size;
+	if (n < HUGE_PAGE || n > SIZE_MAX - HUGE_PAGE)
+		return xcalloc(nmemb, size);
+	size_t len = (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+	void *p = NULL;
+	if (posix_memalign(&p, HUGE_PAGE, len))
+		oom(len);
+#ifdef MADV_HUGEPAGE
+	/* advice only: where huge pages are off, or the call is refused, the
+	 * memory is the same, in 4 KiB pages */
+	madvise(p, len, MADV_HUGEPAGE);
+#endif
+	/* after the advice, so that the pages are faulted in huge */
+	memset(p, 0, n);
 	return p;
 }
 

@@ -9,6 +9,12 @@
 void *xmalloc(size_t n);
 /* Allocate and zero nmemb*size bytes, checking the product for overflow. */
 void *xcalloc(size_t nmemb, size_t size);
+/* Allocate and zero nmemb*size bytes for a large array that is read from
+ * end to end again and again (a model's weights): from 2 MiB up, aligned
+ * to 2 MiB and advised to use transparent huge pages where the system has
+ * them (Linux, "madvise" mode included), so that streaming it costs a page
+ * walk per 2 MiB rather than per 4 KiB. Never returns NULL; free() frees. */
+void *xcalloc_huge(size_t nmemb, size_t size);
 /* Resize p to n bytes (p may be NULL). Never returns NULL. */
 void *xrealloc(void *p, size_t n);
 /* Resize p to nmemb*size bytes, checking the product for overflow. */
