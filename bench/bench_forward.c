@@ -256,6 +256,40 @@ static void decode_rates(const train_model *m, int steps, double step_bytes, int
 	free(logits);
 }
 
+#define CLAIM_ROUNDS 9
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The single-region step with units claimed (train_decode_bf16_claim's
+ * default) against static shares, at batch 1 and 4: r[c][s][i] the
+ * tokens/s of round i, sorted (c: 0 claimed, 1 static; s: 0 batch 1, 1
+ * batch 4), the four kinds of round interleaved. Taking units over helps
+ * where a thread is slowed for a while, which the best of a few rounds
+ * leaves out: hence the medians too. */
+static void claim_rates(const train_model *m, int steps, double r[2][2][CLAIM_ROUNDS])
+{
+	const train_config *c = train_model_config(m);
+	train_kv *kv = train_kv_new(m, 4, 8 + steps + 1);
+	float *logits = xmalloc(sizeof(float) * c->vocab * 4);
+	for (int i = 0; i < CLAIM_ROUNDS; i++)
+		for (int s = 0; s < 2; s++)
+			for (int k = 0; k < 2; k++) {
+				train_decode_bf16_claim = k ? TRAIN_DECODE_CLAIM_OWN
+							    : TRAIN_DECODE_CLAIM_STEAL;
+				r[k][s][i] = decode_round(m, kv, logits, s ? 4 : 1, steps, 0, 0);
+			}
+	train_decode_bf16_claim = TRAIN_DECODE_CLAIM_STEAL;
+	for (int k = 0; k < 2; k++)
+		for (int s = 0; s < 2; s++)
+			qsort(r[k][s], CLAIM_ROUNDS, sizeof(double), cmp_double);
+	train_kv_free(kv);
+	free(logits);
+}
+
 /* Scoring forward tokens/s for one sequence of T tokens (best of reps). */
 static double forward_rate(const train_model *m, int T, int reps)
 {
@@ -378,6 +412,8 @@ int main(int argc, char **argv)
 	train_decode_bf16_off = 1;
 	decode_rates(m, steps, bbytes, 1, &o1, &o4);
 	train_decode_bf16_off = 0;
+	double cl[2][2][CLAIM_ROUNDS];
+	claim_rates(m, steps, cl);
 	double bbound = probe_best * 1e9 / bbytes;
 	printf("bf16 weights:            %8.0f MB/step -> bound %.2f tok/s from %.2f GB/s, the best "
 	       "probe of the run (kernel %s)\n", bbytes / 1e6, bbound, probe_best,
@@ -390,6 +426,14 @@ int main(int argc, char **argv)
 	printf("bf16 decode, one region per product: %.2f tok/s batch 1 (%.2f of the bound), %.2f "
 	       "batch 4 (%.2fx); one region per step / per product: %.2fx, %.2fx\n", o1,
 	       o1 / bbound, o4, o4 / o1, b1 / o1, b4 / o4);
+	printf("bf16 decode, static shares: batch 1 %.2f tok/s (median %.2f), batch 4 %.2f (median "
+	       "%.2f); units claimed / static, %d interleaved rounds: batch 1 %.2fx (median %.2fx), "
+	       "batch 4 %.2fx (median %.2fx)\n", cl[1][0][CLAIM_ROUNDS - 1],
+	       cl[1][0][CLAIM_ROUNDS / 2], cl[1][1][CLAIM_ROUNDS - 1], cl[1][1][CLAIM_ROUNDS / 2],
+	       CLAIM_ROUNDS, cl[0][0][CLAIM_ROUNDS - 1] / cl[1][0][CLAIM_ROUNDS - 1],
+	       cl[0][0][CLAIM_ROUNDS / 2] / cl[1][0][CLAIM_ROUNDS / 2],
+	       cl[0][1][CLAIM_ROUNDS - 1] / cl[1][1][CLAIM_ROUNDS - 1],
+	       cl[0][1][CLAIM_ROUNDS / 2] / cl[1][1][CLAIM_ROUNDS / 2]);
 	if (train_cpu_has_avx512bf16()) {
 		train_bf16_kernel = TRAIN_BF16_KERNEL_DOT;
 		double t1, t4;

@@ -8,7 +8,12 @@
  *     at batch 4 with rows at different positions and in a shuffled cache
  *     order, with the AVX-512 (where the CPU has it) and the plain kernels;
  *   - a row decoded alone gives the same logits as in the batch of 4;
- *   - train_matmul_bf16_range's columns equal train_matmul_bf16_forward's. */
+ *   - the same with each way of sharing out the products
+ *     (train_decode_bf16_claim: static shares, taking the others' units
+ *     when done, others' units first);
+ *   - train_matmul_bf16_range's columns equal train_matmul_bf16_forward's,
+ *     and so do a range's units run in reverse order, whose runs cover each
+ *     column of the range once. */
 #include "config.h"
 #include "tests/tap.h"
 #include "train/decode_bf16.h"
@@ -98,10 +103,12 @@ static long compare_paths(const train_model *m)
 /* Shapes for check_range: short rows; rows long enough to run in column
  * blocks (C > 2048 in matvec_bf16.c), with a last block that ends in 16
  * columns and a masked 5, a range of more than 16 groups of 4 weight rows,
- * and batches with a remainder of rows after the blocks of 4. */
+ * and batches with a remainder of rows after the blocks of 4; ranges of
+ * several units, blocked and not. */
 static const struct {
 	int N, C, OC;
-} range_shapes[] = {{3, 200, 77}, {4, 2085, 77}, {5, 3072, 150}, {8, 2400, 70}, {1, 3072, 40}};
+} range_shapes[] = {{3, 200, 77}, {4, 2085, 77}, {5, 3072, 150}, {8, 2400, 70}, {1, 3072, 40},
+		    {4, 3072, 300}, {2, 768, 530}};
 
 static void check_range(void)
 {
@@ -127,6 +134,30 @@ static void check_range(void)
 			TAP_OK(!memcmp(full, part, sizeof(float) * N * OC),
 			       "%s kernel, %d x %d x %d: column ranges equal the whole product",
 			       k ? "plain" : "auto", N, C, OC);
+			/* the same ranges in units, each range's backwards */
+			memset(part, 0, sizeof(float) * N * OC);
+			int *seen = xcalloc((size_t)OC, sizeof(int)), units = 0;
+			for (int j = 0; j < 4; j++) {
+				int n = train_matmul_bf16_range_units(cut[j], cut[j + 1]);
+				units += n;
+				for (int u = n - 1; u >= 0; u--) {
+					train_matmul_bf16_range_unit(part, x, w, bias, N, C, OC, cut[j],
+								     cut[j + 1], u);
+					int start[4], len[4];
+					int r = train_matmul_bf16_unit_runs(cut[j], cut[j + 1], u, start, len);
+					for (int q = 0; q < r; q++)
+						for (int o = start[q]; o < start[q] + len[q]; o++)
+							seen[o] += o >= cut[j] && o < cut[j + 1] ? 1 : 100;
+				}
+			}
+			int once = 1;
+			for (int o = 0; o < OC; o++)
+				once &= seen[o] == 1;
+			free(seen);
+			TAP_OK(!memcmp(full, part, sizeof(float) * N * OC) && once,
+			       "%s kernel, %d x %d x %d: %d units, run backwards, equal the whole product "
+			       "and their runs cover each column once", k ? "plain" : "auto", N, C, OC,
+			       units);
 		}
 		train_bf16_kernel = TRAIN_BF16_KERNEL_AUTO;
 		free(w);
@@ -141,6 +172,10 @@ int main(void)
 {
 	train_set_threads(2);
 	check_range();
+	TAP_OK(train_matmul_bf16_range_units(7, 7) == 0 && train_matmul_bf16_range_units(7, 10) == 1 &&
+	       train_matmul_bf16_range_units(0, 64) == 1 && train_matmul_bf16_range_units(0, 65) == 2 &&
+	       train_matmul_bf16_range_units(0, 68) == 2,
+	       "units: none in an empty range; 16 groups of 4 columns a unit, and one for a tail");
 	for (size_t k = 0; k < sizeof configs / sizeof configs[0]; k++) {
 		char *err = NULL;
 		train_model *m = train_model_init(configs[k], strlen(configs[k]), 5, &err);
@@ -155,10 +190,16 @@ int main(void)
 			train_bf16_kernel = plain ? TRAIN_BF16_KERNEL_PLAIN : TRAIN_BF16_KERNEL_AUTO;
 			TAP_OK(train_decode_bf16_usable(c, NB), "%s, %s kernel: the single-region step is used",
 			       c->model_type, plain ? "plain" : "auto");
-			long bad = compare_paths(m);
-			TAP_OK(bad == 0, "%s, %s kernel: logits equal the layer-by-layer path's and a row "
-			       "decoded alone (%ld of %d comparisons differ)", c->model_type,
-			       plain ? "plain" : "auto", bad, 2 * STEPS);
+			static const char *const claims[] = {"taking the others' units when done",
+							     "static shares", "others' units first"};
+			for (int cl = 0; cl < 3; cl++) {
+				train_decode_bf16_claim = cl;
+				long bad = compare_paths(m);
+				TAP_OK(bad == 0, "%s, %s kernel, %s: logits equal the layer-by-layer "
+				       "path's and a row decoded alone (%ld of %d comparisons differ)",
+				       c->model_type, plain ? "plain" : "auto", claims[cl], bad, 2 * STEPS);
+			}
+			train_decode_bf16_claim = TRAIN_DECODE_CLAIM_STEAL;
 		}
 		train_bf16_kernel = TRAIN_BF16_KERNEL_DOT;
 		TAP_OK(!train_decode_bf16_usable(c, NB), "%s: not used with the vdpbf16ps kernel",

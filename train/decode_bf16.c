@@ -15,6 +15,7 @@
 #endif
 
 int train_decode_bf16_off;
+int train_decode_bf16_claim;
 
 /* Rows of the QKV and MLP up-projection products. */
 static int qkv_out(const train_config *c)
@@ -57,13 +58,77 @@ static void share(int n, int t, int nt, int *lo, int *hi)
 	*hi = (int)((long long)n * (t + 1) / nt);
 }
 
-/* This thread's output columns of out [N, OC] = inp . W^T + bias. */
-static void product(float *out, const float *inp, const uint16_t *w, const float *bias, int N,
-		    int C, int OC, int t, int nt)
+/* A share's units not yet taken, [lo, hi) as lo | hi << 32, alone in its
+ * cache line (64 bytes from the next: the threads take units from their
+ * own slots without moving each other's lines). */
+typedef struct claim_slot {
+	uint64_t w, pad[7];
+} claim_slot;
+
+/* A product's units (train_matmul_bf16_range_units), claimed: each thread
+ * owns the units of its share of the output columns and takes them from the
+ * front, in the order train_matmul_bf16_range would run them; then it
+ * takes the last unit left in another thread's share (the order of
+ * train_decode_bf16_claim). slot[v]: share v's. Sets *v and *u to the
+ * share and the unit taken; returns 0 when none is left.
+ *
+ * Why: a static split leaves the threads waiting for the slowest at every
+ * barrier, and on a shared machine one of them is often slowed for a while
+ * (on the 2-core Zen 5 VM, GPT-2-124M bf16 decode spent about 15% of its
+ * samples in libgomp's barrier). Taking units from the other's end keeps
+ * both threads streaming to the end of each product. */
+static int claim(claim_slot *slot, int t, int nt, int *v, int *u)
+{
+	for (int i = 0; i < nt; i++) {
+		/* k: 0 the thread's own share, else another's */
+		int k = train_decode_bf16_claim == TRAIN_DECODE_CLAIM_OTHERS_FIRST ? (i + 1) % nt : i;
+		if (k && train_decode_bf16_claim == TRAIN_DECODE_CLAIM_OWN)
+			break;
+		int s = (t + k) % nt;
+		uint64_t cur = __atomic_load_n(&slot[s].w, __ATOMIC_ACQUIRE);
+		for (;;) {
+			uint32_t lo = (uint32_t)cur, hi = (uint32_t)(cur >> 32);
+			if (lo >= hi)
+				break;
+			uint64_t next = k == 0 ? cur + 1 : (uint64_t)(hi - 1) << 32 | lo;
+			if (__atomic_compare_exchange_n(&slot[s].w, &cur, next, 0, __ATOMIC_ACQ_REL,
+							__ATOMIC_ACQUIRE)) {
+				*v = s;
+				*u = k == 0 ? (int)lo : (int)hi - 1;
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Thread t's slot of a product of OC output columns: all its units. */
+static void claim_init(claim_slot *slot, int OC, int t, int nt)
 {
 	int lo, hi;
 	share(OC, t, nt, &lo, &hi);
-	train_matmul_bf16_range(out, inp, w, bias, N, C, OC, lo, hi);
+	slot[t].w = (uint64_t)train_matmul_bf16_range_units(lo, hi) << 32;
+}
+
+/* out [N, OC] = inp . W^T + bias, the units this thread claims from slot;
+ * act set: act [N, OC] = GELU(out) over those units' columns too. */
+static void product(float *out, const float *inp, const uint16_t *w, const float *bias, int N,
+		    int C, int OC, claim_slot *slot, int t, int nt, float *act)
+{
+	int v, u;
+	while (claim(slot, t, nt, &v, &u)) {
+		int lo, hi;
+		share(OC, v, nt, &lo, &hi);
+		train_matmul_bf16_range_unit(out, inp, w, bias, N, C, OC, lo, hi, u);
+		if (!act)
+			continue;
+		int start[4], len[4], n = train_matmul_bf16_unit_runs(lo, hi, u, start, len);
+		for (int k = 0; k < n; k++)
+			for (int r = 0; r < N; r++)
+				train_gelu_bf16w_forward(act + (size_t)r * OC + start[k],
+							 out + (size_t)r * OC + start[k],
+							 (size_t)len[k], 1);
+	}
 }
 
 /* Batch row b, KV head kh of layer l: its key (q/k-normed, rotated) and
@@ -123,7 +188,7 @@ struct own {
 
 /* Layer l for thread t of nt (called by every thread of the team). */
 static void layer(const train_decode_bf16 *d, int l, const struct shared *s, struct own *o,
-		  int t, int nt)
+		  claim_slot *slots, int t, int nt)
 {
 	const train_config *c = d->c;
 	const train_weights *w = d->w;
@@ -151,25 +216,22 @@ static void layer(const train_decode_bf16 *d, int l, const struct shared *s, str
 				attend(d, l, s->qkv, s->atty, r, kh, o->tmp, o->att);
 #pragma omp barrier
 	} else {
-		product(s->qkv, o->ln, wqkv, bqkv, N, C, QKV, t, nt);
+		int lo, hi;
+		share(QKV, t, nt, &lo, &hi);
+		train_matmul_bf16_range(s->qkv, o->ln, wqkv, bqkv, N, C, QKV, lo, hi);
 #pragma omp barrier
 #pragma omp for schedule(static)
 		for (int i = 0; i < N * NKV; i++)
 			attend(d, l, s->qkv, s->atty, i / NKV, i % NKV, o->tmp, o->att);
 	}
 	product(s->attproj, s->atty, h->wo + (size_t)l * C * QD, w->bo ? w->bo + (size_t)l * C : NULL,
-		N, QD, C, t, nt);
+		N, QD, C, slots, t, nt, NULL);
 #pragma omp barrier
 	add(o->x, s->attproj, n);
 	norm(c, o->ln, o->x, w->ln2w + (size_t)l * C, w->ln2b ? w->ln2b + (size_t)l * C : NULL, N);
-	int lo, hi;
-	share(F, t, nt, &lo, &hi);
-	train_matmul_bf16_range(s->fch, o->ln, h->wfc + (size_t)l * F * C,
-				w->bfc ? w->bfc + (size_t)l * F : NULL, N, C, F, lo, hi);
-	if (gpt2) /* elementwise: each thread its own columns (F == I) */
-		for (int r = 0; r < N; r++)
-			train_gelu_bf16w_forward(s->act + (size_t)r * I + lo,
-						 s->fch + (size_t)r * F + lo, (size_t)(hi - lo), 1);
+	/* GPT-2's GELU is elementwise: on the columns of each unit (F == I) */
+	product(s->fch, o->ln, h->wfc + (size_t)l * F * C, w->bfc ? w->bfc + (size_t)l * F : NULL,
+		N, C, F, slots + nt, t, nt, gpt2 ? s->act : NULL);
 #pragma omp barrier
 	if (!gpt2) { /* gate and up halves come from different threads */
 #pragma omp for schedule(static)
@@ -177,7 +239,7 @@ static void layer(const train_decode_bf16 *d, int l, const struct shared *s, str
 			train_swiglu_forward_serial(s->act + (size_t)r * I, s->fch + (size_t)r * F, 1, I);
 	}
 	product(s->mlp, s->act, h->wproj + (size_t)l * C * I, w->bproj ? w->bproj + (size_t)l * C : NULL,
-		N, I, C, t, nt);
+		N, I, C, slots + 2 * nt, t, nt, NULL);
 #pragma omp barrier
 	add(o->x, s->mlp, n);
 }
@@ -194,6 +256,11 @@ void train_decode_bf16_step(const train_decode_bf16 *d, const float *x, float *l
 		.act = xmalloc(sizeof(float) * N * c->ffn),
 		.mlp = xmalloc(sizeof(float) * N * C),
 	};
+	int maxt = 1;
+#ifdef _OPENMP
+	maxt = omp_get_max_threads();
+#endif
+	claim_slot *slots = xmalloc(sizeof(claim_slot) * (size_t)(3 * c->n_layer + 1) * maxt);
 	/* a team only where the products are big enough to pay for it (the
 	 * threshold of the per-product regions) */
 #pragma omp parallel if (N * C * (size_t)qkv_out(c) > 100000)
@@ -210,15 +277,27 @@ void train_decode_bf16_step(const train_decode_bf16 *d, const float *x, float *l
 			.att = xmalloc(sizeof(float) * (size_t)d->cap),
 		};
 		memcpy(o.x, x, sizeof(float) * N * C);
+		/* the products' slots: 3 a layer (output projection, MLP up and
+		 * down), then the LM head's */
+		for (int l = 0; l < c->n_layer; l++) {
+			claim_slot *sl = slots + (size_t)l * 3 * nt;
+			claim_init(sl, (int)C, t, nt);
+			claim_init(sl + nt, fc_out(c), t, nt);
+			claim_init(sl + 2 * nt, (int)C, t, nt);
+		}
+		claim_init(slots + (size_t)c->n_layer * 3 * nt, c->vocab, t, nt);
+#pragma omp barrier
 		for (int l = 0; l < c->n_layer; l++)
-			layer(d, l, &s, &o, t, nt);
+			layer(d, l, &s, &o, slots + (size_t)l * 3 * nt, t, nt);
 		norm(c, o.ln, o.x, d->w->lnfw, d->w->lnfb, (int)N);
-		product(logits, o.ln, d->h->lm_head, NULL, (int)N, (int)C, c->vocab, t, nt);
+		product(logits, o.ln, d->h->lm_head, NULL, (int)N, (int)C, c->vocab,
+			slots + (size_t)c->n_layer * 3 * nt, t, nt, NULL);
 		free(o.x);
 		free(o.ln);
 		free(o.tmp);
 		free(o.att);
 	}
+	free(slots);
 	free(s.qkv);
 	free(s.atty);
 	free(s.attproj);

@@ -329,24 +329,29 @@ AVX512 static void groups_blocked(float *out, const float *inp, const uint16_t *
 	}
 }
 
-/* Output columns [o0, o1) only, in the calling thread: groups of 4 rows
- * a quarter of the range apart, as matmul_widen does over the whole matrix
- * (each output is computed exactly as there). */
+/* Groups [g0, g1) of output columns [o0, o1) (group g: columns o0 + g,
+ * o0 + g + Q, ... with Q = (o1 - o0) / 4), and with tail set the last
+ * (o1 - o0) % 4 columns, in the calling thread: as matmul_widen does over
+ * the whole matrix (each output is computed exactly as there). g0 and g1
+ * are multiples of BF16_KGROUPS (or g1 == Q), so that the blocks are those
+ * of the whole range. */
 AVX512 static void range_widen(float *out, const float *inp, const uint16_t *weight,
-			       const float *bias, int N, int C, int OC, int o0, int o1)
+			       const float *bias, int N, int C, int OC, int o0, int o1, int g0,
+			       int g1, int tail)
 {
 	int Q = (o1 - o0) / 4, n0 = 0;
 	if (C > 2 * BF16_KBLOCK)
 		for (; n0 + 4 <= N; n0 += 4)
-			for (int g0 = 0; g0 < Q; g0 += BF16_KGROUPS)
-				groups_blocked(out, inp, weight, bias, C, OC, o0, Q, n0, g0,
-					       g0 + BF16_KGROUPS < Q ? g0 + BF16_KGROUPS : Q);
+			for (int g = g0; g < g1; g += BF16_KGROUPS)
+				groups_blocked(out, inp, weight, bias, C, OC, o0, Q, n0, g,
+					       g + BF16_KGROUPS < g1 ? g + BF16_KGROUPS : g1);
 	if (n0 < N)
-		for (int g = 0; g < Q; g++)
+		for (int g = g0; g < g1; g++)
 			rows_widen(out + (size_t)n0 * OC, inp + (size_t)n0 * C, weight, bias,
 				   N - n0, C, OC, o0 + g, Q, 4);
-	for (int o = o0 + 4 * Q; o < o1; o++)
-		rows_widen(out, inp, weight, bias, N, C, OC, o, 1, 1);
+	if (tail)
+		for (int o = o0 + 4 * Q; o < o1; o++)
+			rows_widen(out, inp, weight, bias, N, C, OC, o, 1, 1);
 }
 
 /* vdpbf16ps: R weight rows against NT bf16 input rows (xb, rounded once). */
@@ -550,12 +555,58 @@ void train_matmul_bf16_range(float *out, const float *inp, const uint16_t *weigh
 {
 #ifdef BF16_X86
 	if (train_bf16_kernel != TRAIN_BF16_KERNEL_PLAIN && cpu_has_avx512()) {
-		range_widen(out, inp, weight, bias, N, C, OC, o0, o1);
+		range_widen(out, inp, weight, bias, N, C, OC, o0, o1, 0, (o1 - o0) / 4, 1);
 		return;
 	}
 #endif
 	for (int o = o0; o < o1; o++)
 		plain_col(out, inp, weight, bias, N, C, OC, o);
+}
+
+/* Groups of 4 output columns in a range's unit (BF16_KGROUPS, so that a
+ * unit is whole blocks of groups_blocked). */
+#define BF16_UNIT BF16_KGROUPS
+
+int train_matmul_bf16_range_units(int o0, int o1)
+{
+	int Q = (o1 - o0) / 4;
+	return (Q + BF16_UNIT - 1) / BF16_UNIT + (o1 - o0 > 4 * Q);
+}
+
+int train_matmul_bf16_unit_runs(int o0, int o1, int u, int start[4], int len[4])
+{
+	int Q = (o1 - o0) / 4, nq = (Q + BF16_UNIT - 1) / BF16_UNIT;
+	if (u >= nq) {
+		start[0] = o0 + 4 * Q;
+		len[0] = o1 - start[0];
+		return 1;
+	}
+	int g0 = u * BF16_UNIT, g1 = g0 + BF16_UNIT < Q ? g0 + BF16_UNIT : Q;
+	for (int k = 0; k < 4; k++) {
+		start[k] = o0 + g0 + k * Q;
+		len[k] = g1 - g0;
+	}
+	return 4;
+}
+
+void train_matmul_bf16_range_unit(float *out, const float *inp, const uint16_t *weight,
+				  const float *bias, int N, int C, int OC, int o0, int o1, int u)
+{
+#ifdef BF16_X86
+	if (train_bf16_kernel != TRAIN_BF16_KERNEL_PLAIN && cpu_has_avx512()) {
+		int Q = (o1 - o0) / 4, nq = (Q + BF16_UNIT - 1) / BF16_UNIT;
+		if (u >= nq)
+			range_widen(out, inp, weight, bias, N, C, OC, o0, o1, Q, Q, 1);
+		else
+			range_widen(out, inp, weight, bias, N, C, OC, o0, o1, u * BF16_UNIT,
+				    (u + 1) * BF16_UNIT < Q ? (u + 1) * BF16_UNIT : Q, 0);
+		return;
+	}
+#endif
+	int start[4], len[4], n = train_matmul_bf16_unit_runs(o0, o1, u, start, len);
+	for (int k = 0; k < n; k++)
+		for (int o = start[k]; o < start[k] + len[k]; o++)
+			plain_col(out, inp, weight, bias, N, C, OC, o);
 }
 
 /* ---- embedding ---- */

@@ -67,6 +67,18 @@ int train_matmul_bf16_splits(int N, int C, int OC);
 void train_matmul_bf16_range(float *out, const float *inp, const uint16_t *weight,
 			     const float *bias, int N, int C, int OC, int o0, int o1);
 
+/* The same range in units that threads can share out: a range's outputs
+ * fall in train_matmul_bf16_range_units(o0, o1) units (0 for an empty
+ * range), and train_matmul_bf16_range_unit computes unit u of them (each
+ * value as train_matmul_bf16_range does, bit for bit). Running a range's
+ * units in order reads the weights as train_matmul_bf16_range does. Unit u
+ * covers the columns of 1 to 4 runs, which train_matmul_bf16_unit_runs
+ * writes to start[]/len[] (returning their number). */
+int train_matmul_bf16_range_units(int o0, int o1);
+int train_matmul_bf16_unit_runs(int o0, int o1, int u, int start[4], int len[4]);
+void train_matmul_bf16_range_unit(float *out, const float *inp, const uint16_t *weight,
+				  const float *bias, int N, int C, int OC, int o0, int o1, int u);
+
 /* train_embedding_forward over bf16 tables: out [B, T, C] =
  * wte[ids[b,t]] + wpe[pos(b,t)] (wpe may be NULL), widened to float32. */
 void train_embedding_bf16_forward(float *out, const int *ids, const uint16_t *wte,
