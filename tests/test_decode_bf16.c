@@ -2,8 +2,8 @@
  * against the layer-by-layer path it replaces, on randomly initialised
  * models big enough for a team of 2 threads (GPT-2: layer norm, GELU,
  * biases, learned positions; Llama: GQA, RoPE, SwiGLU; Mistral with 3 KV
- * heads, which 2 threads cannot split evenly; Qwen3: q/k norms; Llama with
- * one KV head, fewer than the threads):
+ * heads, an odd number of (row, KV head) pairs at batch 1; Qwen3: q/k
+ * norms; Llama with one KV head, fewer than the threads):
  *   - each step's logits bit for bit equal to the layer-by-layer path's,
  *     at batch 4 with rows at different positions and in a shuffled cache
  *     order, with the AVX-512 (where the CPU has it) and the plain kernels;
@@ -34,15 +34,14 @@ static const char *const configs[] = {
 	"{\"model_type\":\"llama\",\"vocab_size\":700,\"hidden_size\":256,\"intermediate_size\":600,"
 	"\"num_hidden_layers\":2,\"num_attention_heads\":8,\"num_key_value_heads\":2,"
 	"\"max_position_embeddings\":64}",
-	/* 3 KV heads: not split evenly between 2 threads */
+	/* 3 KV heads: an odd number of attention pairs at batch 1 */
 	"{\"model_type\":\"mistral\",\"vocab_size\":700,\"hidden_size\":384,\"intermediate_size\":"
 	"500,\"num_hidden_layers\":2,\"num_attention_heads\":6,\"num_key_value_heads\":3,"
 	"\"max_position_embeddings\":64}",
 	"{\"model_type\":\"qwen3\",\"vocab_size\":700,\"hidden_size\":256,\"intermediate_size\":600,"
 	"\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2,\"head_dim\":"
 	"64,\"max_position_embeddings\":64}",
-	/* one KV head, fewer than the threads: q, k and v by columns, then
-	 * the attention by rows */
+	/* one KV head, fewer than the threads */
 	"{\"model_type\":\"llama\",\"vocab_size\":700,\"hidden_size\":256,\"intermediate_size\":600,"
 	"\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":1,"
 	"\"max_position_embeddings\":64}",

@@ -65,9 +65,10 @@ typedef struct claim_slot {
 	uint64_t w, pad[7];
 } claim_slot;
 
-/* A product's units (train_matmul_bf16_range_units), claimed: each thread
- * owns the units of its share of the output columns and takes them from the
- * front, in the order train_matmul_bf16_range would run them; then it
+/* A product's units (train_matmul_bf16_range_units) or the attention's
+ * (row, KV head) pairs, claimed: each thread owns the units of its share
+ * and takes them from the front, in the order train_matmul_bf16_range
+ * would run a product's; then it
  * takes the last unit left in another thread's share (the order of
  * train_decode_bf16_claim). slot[v]: share v's. Sets *v to the share and
  * *u to the first unit taken; returns how many were taken (0: none is
@@ -115,6 +116,14 @@ static void claim_init(claim_slot *slot, int OC, int t, int nt)
 	int lo, hi;
 	share(OC, t, nt, &lo, &hi);
 	slot[t].w = (uint64_t)train_matmul_bf16_range_units(lo, hi) << 32;
+}
+
+/* Thread t's slot of n items (the attention's pairs: one unit each). */
+static void claim_init_items(claim_slot *slot, int n, int t, int nt)
+{
+	int lo, hi;
+	share(n, t, nt, &lo, &hi);
+	slot[t].w = (uint64_t)(hi - lo) << 32;
 }
 
 /* out [N, OC] = inp . W^T + bias, the units this thread claims from slot;
@@ -208,38 +217,25 @@ static void layer(const train_decode_bf16 *d, int l, const struct shared *s, str
 	norm(c, o->ln, o->x, w->ln1w + (size_t)l * C, w->ln1b ? w->ln1b + (size_t)l * C : NULL, N);
 	const uint16_t *wqkv = h->wqkv + (size_t)l * QKV * C;
 	const float *bqkv = w->bqkv ? w->bqkv + (size_t)l * QKV : NULL;
-	int NKV = c->n_kv_head;
-	if (NKV % nt == 0) {
-		/* KV heads split evenly: each thread computes the q, k and v
-		 * columns of its own heads and attends with them at once */
-		int a, b, hd = c->head_dim, g = c->n_head / NKV;
-		share(NKV, t, nt, &a, &b);
-		train_matmul_bf16_range(s->qkv, o->ln, wqkv, bqkv, N, C, QKV, a * g * hd, b * g * hd);
-		for (int k = 1; k < 3; k++)
-			train_matmul_bf16_range(s->qkv, o->ln, wqkv, bqkv, N, C, QKV,
-						QD + (k - 1) * NKV * hd + a * hd,
-						QD + (k - 1) * NKV * hd + b * hd);
-		for (int r = 0; r < N; r++)
-			for (int kh = a; kh < b; kh++)
-				attend(d, l, s->qkv, s->atty, r, kh, o->tmp, o->att);
+	int NKV = c->n_kv_head, v, u0, taken;
+	product(s->qkv, o->ln, wqkv, bqkv, N, C, QKV, slots, t, nt, NULL);
 #pragma omp barrier
-	} else {
-		int lo, hi;
-		share(QKV, t, nt, &lo, &hi);
-		train_matmul_bf16_range(s->qkv, o->ln, wqkv, bqkv, N, C, QKV, lo, hi);
+	/* the attention of each (row, KV head) pair, claimed as the units */
+	while ((taken = claim(slots + nt, t, nt, &v, &u0)) > 0)
+		for (int u = u0; u < u0 + taken; u++) {
+			int lo, hi;
+			share(N * NKV, v, nt, &lo, &hi);
+			attend(d, l, s->qkv, s->atty, (lo + u) / NKV, (lo + u) % NKV, o->tmp, o->att);
+		}
 #pragma omp barrier
-#pragma omp for schedule(static)
-		for (int i = 0; i < N * NKV; i++)
-			attend(d, l, s->qkv, s->atty, i / NKV, i % NKV, o->tmp, o->att);
-	}
 	product(s->attproj, s->atty, h->wo + (size_t)l * C * QD, w->bo ? w->bo + (size_t)l * C : NULL,
-		N, QD, C, slots, t, nt, NULL);
+		N, QD, C, slots + 2 * nt, t, nt, NULL);
 #pragma omp barrier
 	add(o->x, s->attproj, n);
 	norm(c, o->ln, o->x, w->ln2w + (size_t)l * C, w->ln2b ? w->ln2b + (size_t)l * C : NULL, N);
 	/* GPT-2's GELU is elementwise: on the columns of each unit (F == I) */
 	product(s->fch, o->ln, h->wfc + (size_t)l * F * C, w->bfc ? w->bfc + (size_t)l * F : NULL,
-		N, C, F, slots + nt, t, nt, gpt2 ? s->act : NULL);
+		N, C, F, slots + 3 * nt, t, nt, gpt2 ? s->act : NULL);
 #pragma omp barrier
 	if (!gpt2) { /* gate and up halves come from different threads */
 #pragma omp for schedule(static)
@@ -247,7 +243,7 @@ static void layer(const train_decode_bf16 *d, int l, const struct shared *s, str
 			train_swiglu_forward_serial(s->act + (size_t)r * I, s->fch + (size_t)r * F, 1, I);
 	}
 	product(s->mlp, s->act, h->wproj + (size_t)l * C * I, w->bproj ? w->bproj + (size_t)l * C : NULL,
-		N, I, C, slots + 2 * nt, t, nt, NULL);
+		N, I, C, slots + 4 * nt, t, nt, NULL);
 #pragma omp barrier
 	add(o->x, s->mlp, n);
 }
@@ -268,7 +264,7 @@ void train_decode_bf16_step(const train_decode_bf16 *d, const float *x, float *l
 #ifdef _OPENMP
 	maxt = omp_get_max_threads();
 #endif
-	claim_slot *slots = xmalloc(sizeof(claim_slot) * (size_t)(3 * c->n_layer + 1) * maxt);
+	claim_slot *slots = xmalloc(sizeof(claim_slot) * (size_t)(5 * c->n_layer + 1) * maxt);
 	/* a team only where the products are big enough to pay for it (the
 	 * threshold of the per-product regions) */
 #pragma omp parallel if (N * C * (size_t)qkv_out(c) > 100000)
@@ -288,18 +284,20 @@ void train_decode_bf16_step(const train_decode_bf16 *d, const float *x, float *l
 		/* the products' slots: 3 a layer (output projection, MLP up and
 		 * down), then the LM head's */
 		for (int l = 0; l < c->n_layer; l++) {
-			claim_slot *sl = slots + (size_t)l * 3 * nt;
-			claim_init(sl, (int)C, t, nt);
-			claim_init(sl + nt, fc_out(c), t, nt);
+			claim_slot *sl = slots + (size_t)l * 5 * nt;
+			claim_init(sl, qkv_out(c), t, nt);
+			claim_init_items(sl + nt, (int)N * c->n_kv_head, t, nt);
 			claim_init(sl + 2 * nt, (int)C, t, nt);
+			claim_init(sl + 3 * nt, fc_out(c), t, nt);
+			claim_init(sl + 4 * nt, (int)C, t, nt);
 		}
-		claim_init(slots + (size_t)c->n_layer * 3 * nt, c->vocab, t, nt);
+		claim_init(slots + (size_t)c->n_layer * 5 * nt, c->vocab, t, nt);
 #pragma omp barrier
 		for (int l = 0; l < c->n_layer; l++)
-			layer(d, l, &s, &o, slots + (size_t)l * 3 * nt, t, nt);
+			layer(d, l, &s, &o, slots + (size_t)l * 5 * nt, t, nt);
 		norm(c, o.ln, o.x, d->w->lnfw, d->w->lnfb, (int)N);
 		product(logits, o.ln, d->h->lm_head, NULL, (int)N, (int)C, c->vocab,
-			slots + (size_t)c->n_layer * 3 * nt, t, nt, NULL);
+			slots + (size_t)c->n_layer * 5 * nt, t, nt, NULL);
 		free(o.x);
 		free(o.ln);
 		free(o.tmp);

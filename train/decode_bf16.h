@@ -3,20 +3,17 @@
  *
  * The layer-by-layer path (model.c: block_forward) opens a parallel region
  * for every matrix product, about 50 per GPT-2-124M step, each a fork and a
- * join of the team. Here the team is formed once per step; each thread
- * computes its own slice of every product's output columns
- * (train_matmul_bf16_range; for the output projection, the MLP and the LM
- * head in units, taking over the last units of a slower thread's slice:
- * train_decode_bf16_claim), the attention of its own (row, KV head) pairs,
- * and keeps its own copy of the residual stream and of the norms' outputs
- * (a few KiB, recomputed by every thread instead of shared), so the only
- * barriers left are the ones the data needs: after the attention (where
- * the KV heads split evenly between the threads, each computes the q, k
- * and v columns of its own heads and attends with them at once; else one
- * more barrier between the QKV product and the attention), after the
- * output projection, after the MLP up-projection (plus one for SwiGLU,
- * whose halves come from two threads' slices) and after the
- * down-projection: 4 to 6 per layer, and one at the start of the step (once
+ * join of the team. Here the team is formed once per step. Every product's
+ * output columns, and the attention's (row, KV head) pairs, are cut into
+ * units (train_matmul_bf16_range_units) over even shares, one a thread;
+ * each thread runs its own share's units and then takes over the last
+ * units of a slower thread's share (train_decode_bf16_claim). Each thread
+ * keeps its own copy of the residual stream and of the norms' outputs (a
+ * few KiB, recomputed by every thread instead of shared), so the only
+ * barriers left are the ones the data needs: after the QKV product, the
+ * attention, the output projection, the MLP up-projection (plus one for
+ * SwiGLU, whose halves come from two threads' units) and the
+ * down-projection: 5 or 6 per layer, and one at the start of the step (once
  * every thread has set its slots of the claims).
  *
  * Every value is computed by the same functions, in the same order, as the
@@ -48,15 +45,13 @@ typedef struct train_decode_bf16 {
  * while a decode runs). */
 extern int train_decode_bf16_off;
 
-/* How the threads share out the output projections, the MLP products
- * and the LM head of a step (tests compare them; not thread-safe to change
- * while a decode runs). Each product is cut into units
- * (train_matmul_bf16_range_units) over the threads' even shares of its
- * columns. TRAIN_DECODE_CLAIM_STEAL (0, the default): each thread runs the
- * units of its own share in order, then takes the last units left in the
- * others'. OWN: its own share only (the static split). OTHERS_FIRST: the
- * others' units first, from their ends, then its own (every thread runs
- * units of other shares). The logits are the same in each. */
+/* How the threads share out the products and the attention of a step
+ * (tests compare them; not thread-safe to change while a decode runs).
+ * TRAIN_DECODE_CLAIM_STEAL (0, the default): each thread runs the units of
+ * its own share in order, then takes the last units left in the others'.
+ * OWN: its own share only (the static split). OTHERS_FIRST: the others'
+ * units first, from their ends, then its own (every thread runs units of
+ * other shares). The logits are the same in each. */
 enum { TRAIN_DECODE_CLAIM_STEAL = 0, TRAIN_DECODE_CLAIM_OWN, TRAIN_DECODE_CLAIM_OTHERS_FIRST };
 extern int train_decode_bf16_claim;
 
