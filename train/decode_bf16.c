@@ -68,15 +68,15 @@ typedef struct claim_slot {
 /* A product's units (train_matmul_bf16_range_units) or the attention's
  * (row, KV head) pairs, claimed: each thread owns the units of its share
  * and takes them from the front, in the order train_matmul_bf16_range
- * would run a product's; then it
- * takes the last unit left in another thread's share (the order of
- * train_decode_bf16_claim). slot[v]: share v's. Sets *v to the share and
- * *u to the first unit taken; returns how many were taken (0: none is
- * left). From its own share a thread takes up to 4 at a time, while at
- * least 4 times as many are left: the slot's line has left the cache by
- * the next claim (a unit streams 96 KiB or more of weights through it), so
- * each claim waits for a miss (perf, GPT-2-124M at batch 1: 2.1% of the
- * samples in the claims when units were taken one by one, 1.2% now).
+ * would run a product's; then it takes the last unit left in another
+ * thread's share (the order of train_decode_bf16_claim). slot[v]: share
+ * v's. Sets *v to the share and *u to the first unit taken; returns how
+ * many were taken (0: none is left). From its own share a thread takes up
+ * to 4 at a time, while at least 4 times as many are left: the slot's line
+ * has left the cache by the next claim (a product's unit streams 96 KiB or
+ * more of weights), so each claim waits for a miss (perf, GPT-2-124M at
+ * batch 1: 2.1% of the samples in the claims when units were taken one by
+ * one, 1.2% now).
  *
  * Why: a static split leaves the threads waiting for the slowest at every
  * barrier, and on a shared machine one of them is often slowed for a while
@@ -281,8 +281,8 @@ void train_decode_bf16_step(const train_decode_bf16 *d, const float *x, float *l
 			.att = xmalloc(sizeof(float) * (size_t)d->cap),
 		};
 		memcpy(o.x, x, sizeof(float) * N * C);
-		/* the products' slots: 3 a layer (output projection, MLP up and
-		 * down), then the LM head's */
+		/* the slots: 5 a layer (QKV product, attention pairs, output
+		 * projection, MLP up and down), then the LM head's */
 		for (int l = 0; l < c->n_layer; l++) {
 			claim_slot *sl = slots + (size_t)l * 5 * nt;
 			claim_init(sl, qkv_out(c), t, nt);

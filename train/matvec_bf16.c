@@ -573,15 +573,28 @@ int train_matmul_bf16_range_units(int o0, int o1)
 	return (Q + BF16_UNIT - 1) / BF16_UNIT + (o1 - o0 > 4 * Q);
 }
 
+/* Unit u of range [o0, o1): its groups [*g0, *g1) of the range's Q; returns
+ * 1 for the tail unit (the last (o1 - o0) % 4 columns, no groups). */
+static int unit_groups(int o0, int o1, int u, int *Q, int *g0, int *g1)
+{
+	*Q = (o1 - o0) / 4;
+	if (u >= (*Q + BF16_UNIT - 1) / BF16_UNIT) {
+		*g0 = *g1 = *Q;
+		return 1;
+	}
+	*g0 = u * BF16_UNIT;
+	*g1 = *g0 + BF16_UNIT < *Q ? *g0 + BF16_UNIT : *Q;
+	return 0;
+}
+
 int train_matmul_bf16_unit_runs(int o0, int o1, int u, int start[4], int len[4])
 {
-	int Q = (o1 - o0) / 4, nq = (Q + BF16_UNIT - 1) / BF16_UNIT;
-	if (u >= nq) {
+	int Q, g0, g1;
+	if (unit_groups(o0, o1, u, &Q, &g0, &g1)) {
 		start[0] = o0 + 4 * Q;
 		len[0] = o1 - start[0];
 		return 1;
 	}
-	int g0 = u * BF16_UNIT, g1 = g0 + BF16_UNIT < Q ? g0 + BF16_UNIT : Q;
 	for (int k = 0; k < 4; k++) {
 		start[k] = o0 + g0 + k * Q;
 		len[k] = g1 - g0;
@@ -594,12 +607,8 @@ void train_matmul_bf16_range_unit(float *out, const float *inp, const uint16_t *
 {
 #ifdef BF16_X86
 	if (train_bf16_kernel != TRAIN_BF16_KERNEL_PLAIN && cpu_has_avx512()) {
-		int Q = (o1 - o0) / 4, nq = (Q + BF16_UNIT - 1) / BF16_UNIT;
-		if (u >= nq)
-			range_widen(out, inp, weight, bias, N, C, OC, o0, o1, Q, Q, 1);
-		else
-			range_widen(out, inp, weight, bias, N, C, OC, o0, o1, u * BF16_UNIT,
-				    (u + 1) * BF16_UNIT < Q ? (u + 1) * BF16_UNIT : Q, 0);
+		int Q, g0, g1, tail = unit_groups(o0, o1, u, &Q, &g0, &g1);
+		range_widen(out, inp, weight, bias, N, C, OC, o0, o1, g0, g1, tail);
 		return;
 	}
 #endif
