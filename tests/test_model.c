@@ -559,6 +559,145 @@ static void test_sampling(void)
 	TAP_OK(train_sampling_check(&s) != NULL, "temperature 0 rejected");
 }
 
+/* The sampler as it was before its radix sort (qsort by descending logit,
+ * ties by lower id): the reference the fast one must match draw for draw. */
+typedef struct ref_cand {
+	float logit;
+	int id;
+} ref_cand;
+
+static int ref_desc(const void *a, const void *b)
+{
+	const ref_cand *x = a, *y = b;
+	if (x->logit != y->logit)
+		return x->logit > y->logit ? -1 : 1;
+	return x->id - y->id;
+}
+
+static int ref_sample(const float *logits, int V, const train_sampling *s, train_rng *r)
+{
+	int best = 0;
+	for (int v = 1; v < V; v++)
+		if (logits[v] > logits[best])
+			best = v;
+	if (s->greedy || !isfinite(logits[best]))
+		return best;
+	ref_cand *c = xmalloc(sizeof *c * V);
+	double *p = xmalloc(sizeof *p * V), invt = 1.0 / s->temperature, mx = logits[best] * invt;
+	int sorted = s->top_k > 0 || s->top_p < 1.0, n = 0;
+	for (int v = 0; v < V; v++) {
+		double z = logits[v] * invt;
+		if (!(z > -INFINITY) || (sorted && z - mx < -27.6))
+			continue;
+		c[n].logit = (float)z;
+		c[n++].id = v;
+	}
+	if (sorted) {
+		qsort(c, n, sizeof *c, ref_desc);
+		if (s->top_k > 0 && s->top_k < n)
+			n = s->top_k;
+	}
+	double total = 0.0;
+	for (int i = 0; i < n; i++)
+		total += p[i] = exp((double)c[i].logit - mx);
+	if (s->top_p < 1.0) {
+		double cum = 0.0;
+		for (int i = 0; i < n; i++)
+			if ((cum += p[i] / total) >= s->top_p) {
+				n = i + 1;
+				break;
+			}
+	}
+	if (s->min_p > 0.0) {
+		int k = 0;
+		for (int i = 0; i < n; i++)
+			if (p[i] >= s->min_p) {
+				p[k] = p[i];
+				c[k++] = c[i];
+			}
+		n = k;
+	}
+	total = 0.0;
+	for (int i = 0; i < n; i++)
+		total += p[i];
+	int tok = best;
+	double u = train_rng_uniform(r) * total, acc = 0.0;
+	for (int i = 0; i < n; i++) {
+		acc += p[i];
+		tok = c[i].id;
+		if (u < acc)
+			break;
+	}
+	free(c);
+	free(p);
+	return tok;
+}
+
+/* train_sample_token against ref_sample over GPT-2's vocabulary size:
+ * near-uniform logits (a random model's), spread ones (a trained model's),
+ * logits on a grid of 0.25 (many ties, +0 and -0 among them), some -inf,
+ * and logits that overflow float at a tiny temperature; each with top-k,
+ * top-p, min-p and temperature settings, the same seeds. */
+static void test_sampling_fast(void)
+{
+	enum { V = 50257, DRAWS = 12 };
+	static const struct {
+		int top_k;
+		double top_p, min_p, temperature;
+	} set[] = {{0, 1, 0, 1},   {0, 0.9, 0, 1},    {40, 1, 0, 1},    {0, 0.5, 0, 0.7},
+		   {5, 0.95, 0, 1}, {0, 1, 0.05, 1},  {0, 0.9, 0.01, 1.3}, {1, 1, 0, 1}};
+	float *lg = xmalloc(sizeof(float) * V);
+	train_rng g;
+	train_rng_seed(&g, 11);
+	for (int kind = 0; kind < 5; kind++) {
+		for (int v = 0; v < V; v++) {
+			double u1 = train_rng_uniform(&g) + 1e-12, u2 = train_rng_uniform(&g);
+			double nrm = sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
+			lg[v] = kind == 0   ? (float)(0.1 * nrm)
+				: kind == 1 ? (float)(3.0 * nrm)
+				: kind == 2 ? (float)(0.25 * floor(4 * nrm)) * (v % 3 ? 1.0f : -1.0f)
+				: kind == 3 ? (v % 7 ? (float)(2.0 * nrm) : -INFINITY)
+					    : (float)(1e3 * nrm);
+		}
+		int same = 1, cases = 0;
+		for (size_t k = 0; k < sizeof set / sizeof set[0]; k++) {
+			train_sampling s;
+			train_sampling_default(&s);
+			s.top_k = set[k].top_k;
+			s.top_p = set[k].top_p;
+			s.min_p = set[k].min_p;
+			s.temperature = kind == 4 ? 1e-36 : set[k].temperature;
+			train_rng a, b;
+			train_rng_seed(&a, 100 + k);
+			train_rng_seed(&b, 100 + k);
+			for (int d = 0; d < DRAWS; d++, cases++) {
+				int x = train_sample_token(lg, V, &s, &a), y = ref_sample(lg, V, &s, &b);
+				if (x != y && same) {
+					tap_diag("logits %d, setting %zu, draw %d: %d, reference %d", kind, k,
+					     d, x, y);
+					same = 0;
+				}
+			}
+		}
+		static const char *const what[] = {"near-uniform", "spread", "on a grid (ties, -0)",
+						   "with -inf", "overflowing float at temperature 1e-36"};
+		TAP_OK(same, "%s logits, %d draws: the sampler draws what the qsort reference does",
+		       what[kind], cases);
+	}
+	/* all tied: top-k 5 keeps the 5 lowest ids */
+	for (int v = 0; v < V; v++)
+		lg[v] = 0.5f;
+	train_sampling s;
+	train_sampling_default(&s);
+	s.top_k = 5;
+	train_rng_seed(&g, 3);
+	int low = 1;
+	for (int d = 0; d < 200; d++)
+		low &= train_sample_token(lg, V, &s, &g) < 5;
+	TAP_OK(low, "all logits tied: top-k 5 keeps ids 0-4");
+	free(lg);
+}
+
 static int stop_at_3(void *ctx, int row, const int *ids, int n)
 {
 	(void)ctx;
@@ -640,6 +779,7 @@ int main(void)
 	test_errors();
 	test_sharded();
 	test_sampling();
+	test_sampling_fast();
 	test_generate();
 	return tap_done();
 }
