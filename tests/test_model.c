@@ -735,6 +735,27 @@ static void test_generate(void)
 		free(b[i].ids);
 		free(c[i].ids);
 	}
+	/* repeated prompts (K completions of one prompt; one a copy at
+	 * another address): prefilled once and the cache row copied, the
+	 * same output as each row alone */
+	{
+		int p0c[] = {5, 6, 7, 8};
+		const int *rep[] = {p0, p1, p0c, p0, p2, p1};
+		int rlen[] = {4, 1, 4, 4, 7, 1};
+		uint64_t rseed[] = {1, 2, 3, 4, 5, 6};
+		train_gen_result r6[6], r1[6];
+		o.batch = 0;
+		int ok = train_generate(m, 6, rep, rlen, rseed, &o, r6, &err) == 0;
+		o.batch = 1;
+		ok &= train_generate(m, 6, rep, rlen, rseed, &o, r1, &err) == 0;
+		o.batch = 0;
+		for (int i = 0; i < 6; i++) {
+			ok &= r6[i].n == r1[i].n && !memcmp(r6[i].ids, r1[i].ids, sizeof(int) * r6[i].n);
+			free(r6[i].ids);
+			free(r1[i].ids);
+		}
+		TAP_OK(ok, "repeated prompts in a batch: the same output as each row alone");
+	}
 	/* EOS: make the first sampled id an EOS */
 	o.sampling.greedy = 1;
 	TAP_OK(train_generate(m, 1, prompts, plen, seeds, &o, a, &err) == 0, "greedy");

@@ -14,6 +14,7 @@
 #include "util/sha256.h"
 #include "util/xmalloc.h"
 
+#include <assert.h>
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
@@ -1099,6 +1100,19 @@ void train_kv_reset(train_kv *kv, int b)
 int train_kv_len(const train_kv *kv, int b)
 {
 	return kv->len[b];
+}
+
+void train_kv_copy(train_kv *kv, int dst, int src)
+{
+	assert(dst >= 0 && dst < kv->B && src >= 0 && src < kv->B);
+	size_t row = (size_t)kv->cap * kv->kd, n = (size_t)kv->len[src] * kv->kd;
+	if (dst != src)
+		for (int l = 0; l < kv->L; l++) {
+			size_t base = (size_t)l * kv->B * row;
+			memcpy(kv->k + base + dst * row, kv->k + base + src * row, sizeof(float) * n);
+			memcpy(kv->v + base + dst * row, kv->v + base + src * row, sizeof(float) * n);
+		}
+	kv->len[dst] = kv->len[src];
 }
 
 /* One new token for each of nb rows of a bf16 model in one parallel region

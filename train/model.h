@@ -234,6 +234,10 @@ void train_kv_free(train_kv *kv);
 void train_kv_reset(train_kv *kv, int b);
 /* Tokens held by row b. */
 int train_kv_len(const train_kv *kv, int b);
+/* Row dst becomes a copy of row src (its tokens' keys and values and its
+ * length): what prefilling dst with src's tokens would give, bit for bit,
+ * without running the model again. */
+void train_kv_copy(train_kv *kv, int dst, int src);
 
 /* Append n tokens to row b of the cache and write the logits of the last
  * one to logits [V]. Returns 0 or TRAIN_EARG (id out of range, cache full). */

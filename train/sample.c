@@ -264,8 +264,20 @@ int train_generate(const train_model *m, int nb, const int32_t *const *prompts, 
 		train_kv *kv = train_kv_new(m, nrow, cap);
 		int active = 0;
 		for (int i = 0; i < nrow; i++) {
-			int p = b0 + i;
-			if (train_model_prefill(m, kv, i, prompts[p], plen[p], logits + (size_t)i * V)) {
+			int p = b0 + i, same = -1;
+			/* a prompt already prefilled in this batch (the K
+			 * completions of one prompt): its cache row and logits
+			 * copied, the same bits without reading every weight
+			 * again */
+			for (int e = 0; e < i && same < 0; e++)
+				if (plen[b0 + e] == plen[p] &&
+				    !memcmp(prompts[b0 + e], prompts[p], sizeof(int32_t) * plen[p]))
+					same = e;
+			if (same >= 0) {
+				train_kv_copy(kv, i, same);
+				memcpy(logits + (size_t)i * V, logits + (size_t)same * V, sizeof(float) * V);
+			} else if (train_model_prefill(m, kv, i, prompts[p], plen[p],
+						       logits + (size_t)i * V)) {
 				*err = xasprintf("prompt %d: token id out of range (vocabulary %d)", p, V);
 				rc = TRAIN_EARG;
 				train_kv_free(kv);
