@@ -68,8 +68,10 @@ typedef struct train_gen_result {
 
 /* Generate for nb prompts (prompts[i] of plen[i] >= 1 ids), row i sampling
  * with its own generator seeded by seeds[i], so a row's output does not
- * depend on the other rows. Rows are prefilled one by one and decoded in
- * batches of opts->batch. Results into out[nb] (caller frees each .ids).
+ * depend on the other rows. Rows are prefilled one by one (a prompt equal
+ * to an earlier row's of the same batch is not run again: that row's cache
+ * is copied) and decoded in batches of opts->batch. Results into out[nb]
+ * (caller frees each .ids).
  * Returns 0, or a negative TRAIN_E* code with *err (caller frees) for a bad
  * id or a prompt longer than the context. */
 int train_generate(const train_model *m, int nb, const int32_t *const *prompts, const int *plen,
