@@ -684,6 +684,45 @@ static void test_sampling_fast(void)
 		TAP_OK(same, "%s logits, %d draws: the sampler draws what the qsort reference does",
 		       what[kind], cases);
 	}
+	/* greedy: the first index of the greatest logit, NaN never chosen
+	 * (index 0 when it is NaN), over lengths that leave tails of the
+	 * 16-wide pass */
+	{
+		float nan = NAN, inf = INFINITY;
+		static float big[40];
+		for (int v = 0; v < 40; v++)
+			big[v] = (float)(v % 7);
+		big[33] = 9.0f;
+		big[38] = 9.0f;
+		const struct {
+			const float *x;
+			int n;
+		} g[] = {
+			{(float[]){nan, 1, 2}, 3},          {(float[]){1, nan, 3, 3}, 4},
+			{(float[]){-inf, -inf}, 2},         {(float[]){-0.0f, 0.0f, -1}, 3},
+			{(float[]){0.0f, -0.0f}, 2},        {(float[]){1, 5, 5, 2}, 4},
+			{(float[]){7}, 1},                  {(float[]){-inf, inf, 3, inf}, 4},
+			{big, 17},                          {big, 40},
+			{big + 1, 39},                      {(float[]){-1, -1, -1, -1, -1, -1}, 6},
+		};
+		int all = 1;
+		for (size_t k = 0; k < sizeof g / sizeof g[0]; k++) {
+			train_sampling sg;
+			train_sampling_default(&sg);
+			sg.greedy = 1;
+			train_rng a, b;
+			train_rng_seed(&a, 1);
+			train_rng_seed(&b, 1);
+			int x = train_sample_token(g[k].x, g[k].n, &sg, &a);
+			int y = ref_sample(g[k].x, g[k].n, &sg, &b);
+			if (x != y) {
+				tap_diag("greedy case %zu: %d, reference %d", k, x, y);
+				all = 0;
+			}
+		}
+		TAP_OK(all, "greedy: the index the reference's loop picks in 12 cases (NaN, ties, "
+			    "-0, infinities, tails)");
+	}
 	/* all tied: top-k 5 keeps the 5 lowest ids */
 	for (int v = 0; v < V; v++)
 		lg[v] = 0.5f;

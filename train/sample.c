@@ -128,13 +128,38 @@ static void sort_desc(cand *c, cand *tmp, int n)
  * second half for sorting), p [V] probabilities (reused across calls, so
  * that a draw does not map and fault in fresh pages for them each time:
  * that cost more than the draw). */
+/* The first index of the greatest logit, NaNs never chosen (0 when
+ * logits[0] is NaN), as `if (logits[v] > logits[best]) best = v` over v
+ * would give. Why not that loop: each step waits on the load of
+ * logits[best] it just chose (about 7 cycles a token, 0.1 ms over 50257
+ * tokens at every draw); here 16 running maxima are independent, then one
+ * pass finds the first index holding their maximum (equal floats compare
+ * equal, -0 and +0 too, as in the loop). */
+static int argmax(const float *logits, int V)
+{
+	if (V < 1 || isnan(logits[0]))
+		return 0;
+	float m[16];
+	for (int j = 0; j < 16; j++)
+		m[j] = logits[0];
+	int v = 0;
+	for (; v + 16 <= V; v += 16)
+		for (int j = 0; j < 16; j++)
+			m[j] = logits[v + j] > m[j] ? logits[v + j] : m[j];
+	for (; v < V; v++)
+		m[0] = logits[v] > m[0] ? logits[v] : m[0];
+	for (int j = 1; j < 16; j++)
+		m[0] = m[j] > m[0] ? m[j] : m[0];
+	for (v = 0; v < V; v++)
+		if (logits[v] == m[0])
+			break;
+	return v;
+}
+
 static int sample_token(const float *logits, int V, const train_sampling *s, train_rng *r,
 			cand *c, double *p)
 {
-	int best = 0;
-	for (int v = 1; v < V; v++)
-		if (logits[v] > logits[best])
-			best = v;
+	int best = argmax(logits, V);
 	if (s->greedy || !isfinite(logits[best]))
 		return best;
 	double invt = 1.0 / s->temperature;
