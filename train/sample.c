@@ -124,10 +124,6 @@ static void sort_desc(cand *c, cand *tmp, int n)
 	}
 }
 
-/* train_sample_token with caller-owned scratch: c [2 V] candidates (the
- * second half for sorting), p [V] probabilities (reused across calls, so
- * that a draw does not map and fault in fresh pages for them each time:
- * that cost more than the draw). */
 /* The first index of the greatest logit, NaNs never chosen (0 when
  * logits[0] is NaN), as `if (logits[v] > logits[best]) best = v` over v
  * would give. Why not that loop: each step waits on the load of
@@ -156,6 +152,10 @@ static int argmax(const float *logits, int V)
 	return v;
 }
 
+/* train_sample_token with caller-owned scratch: c [2 V] candidates (the
+ * second half for sorting), p [V] probabilities (reused across calls, so
+ * that a draw does not map and fault in fresh pages for them each time:
+ * that cost more than the draw). */
 static int sample_token(const float *logits, int V, const train_sampling *s, train_rng *r,
 			cand *c, double *p)
 {
