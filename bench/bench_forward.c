@@ -19,8 +19,10 @@
  *     the best probe of the run as above; goals as above, and about 2x the
  *     f32 batch-1 rate), with the GB/s the decode itself read; the same
  *     through one parallel region per product instead of one per step
- *     (train_decode_bf16_off) and with the vdpbf16ps kernel; the scoring
- *     forward.
+ *     (train_decode_bf16_off), with static shares instead of claimed units
+ *     (train_decode_bf16_claim: best and median of interleaved rounds) and
+ *     with the vdpbf16ps kernel; generation (train_generate: prefill, decode
+ *     steps and the draws) against decode batch 4; the scoring forward.
  * Usage: bench_forward [CONFIG.json] [--threads N] [--steps N] [--seq T] */
 #include "config.h"
 #include "train/decode_bf16.h"
