@@ -131,11 +131,10 @@ static void claim_init_items(claim_slot *slot, int n, int t, int nt)
 static void product(float *out, const float *inp, const uint16_t *w, const float *bias, int N,
 		    int C, int OC, claim_slot *slot, int t, int nt, float *act)
 {
-	int v, u0, taken;
-	while ((taken = claim(slot, t, nt, &v, &u0)) > 0)
+	int v, u0, taken, lo, hi;
+	while ((taken = claim(slot, t, nt, &v, &u0)) > 0) {
+		share(OC, v, nt, &lo, &hi); /* the columns of the share taken from */
 		for (int u = u0; u < u0 + taken; u++) {
-			int lo, hi;
-			share(OC, v, nt, &lo, &hi);
 			train_matmul_bf16_range_unit(out, inp, w, bias, N, C, OC, lo, hi, u);
 			if (!act)
 				continue;
@@ -146,6 +145,7 @@ static void product(float *out, const float *inp, const uint16_t *w, const float
 								 out + (size_t)r * OC + start[k],
 								 (size_t)len[k], 1);
 		}
+	}
 }
 
 /* Batch row b, KV head kh of layer l: its key (q/k-normed, rotated) and
@@ -217,16 +217,15 @@ static void layer(const train_decode_bf16 *d, int l, const struct shared *s, str
 	norm(c, o->ln, o->x, w->ln1w + (size_t)l * C, w->ln1b ? w->ln1b + (size_t)l * C : NULL, N);
 	const uint16_t *wqkv = h->wqkv + (size_t)l * QKV * C;
 	const float *bqkv = w->bqkv ? w->bqkv + (size_t)l * QKV : NULL;
-	int NKV = c->n_kv_head, v, u0, taken;
+	int NKV = c->n_kv_head, v, u0, taken, lo, hi;
 	product(s->qkv, o->ln, wqkv, bqkv, N, C, QKV, slots, t, nt, NULL);
 #pragma omp barrier
 	/* the attention of each (row, KV head) pair, claimed as the units */
-	while ((taken = claim(slots + nt, t, nt, &v, &u0)) > 0)
-		for (int u = u0; u < u0 + taken; u++) {
-			int lo, hi;
-			share(N * NKV, v, nt, &lo, &hi);
-			attend(d, l, s->qkv, s->atty, (lo + u) / NKV, (lo + u) % NKV, o->tmp, o->att);
-		}
+	while ((taken = claim(slots + nt, t, nt, &v, &u0)) > 0) {
+		share(N * NKV, v, nt, &lo, &hi); /* the pairs of the share taken from */
+		for (int i = lo + u0; i < lo + u0 + taken; i++)
+			attend(d, l, s->qkv, s->atty, i / NKV, i % NKV, o->tmp, o->att);
+	}
 #pragma omp barrier
 	product(s->attproj, s->atty, h->wo + (size_t)l * C * QD, w->bo ? w->bo + (size_t)l * C : NULL,
 		N, QD, C, slots + 2 * nt, t, nt, NULL);
